@@ -1,0 +1,54 @@
+// The kernelet binary as a user runs it.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+
+namespace {
+
+struct CliRun {
+  int status;
+  std::string output;  // stdout and stderr together
+};
+
+CliRun runKernelet(const std::string& args) {
+  std::string cmd = std::string(KERNELET_BINARY) + " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  CliRun r{-1, {}};
+  if (p == nullptr) {
+    return r;
+  }
+  std::array<char, 512> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) {
+    r.output.append(buf.data(), n);
+  }
+  int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+TEST(Cli, VersionPrintsTheVersion) {
+  CliRun r = runKernelet("--version");
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.output, "kernelet version " KERNELET_VERSION_STRING "\n");
+}
+
+TEST(Cli, UnknownFlagIsAUsageErrorWithExitCode2) {
+  CliRun r = runKernelet("--no-such-flag");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("--no-such-flag"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("kernelet --help"), std::string::npos) << r.output;
+}
+
+TEST(Cli, HelpListsTheSubcommands) {
+  CliRun r = runKernelet("--help");
+  EXPECT_EQ(r.status, 0);
+  for (const char* sub : {"run", "oci", "images"}) {
+    EXPECT_NE(r.output.find(sub), std::string::npos) << sub << " missing from:\n" << r.output;
+  }
+}
+
+}  // namespace
