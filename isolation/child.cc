@@ -1,0 +1,434 @@
+// The child side of a container start, top to bottom, like nsjail's
+// containProc: namespaces, stdio, rootfs and mounts, pivot_root, masked and
+// read-only paths, hostname, rlimits, user and capabilities, no_new_privs,
+// seccomp last, exec. Only syscalls here: the plan was built before clone3.
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/close_range.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+
+#include "isolation/channel.h"
+#include "isolation/child_plan.h"
+#include "sys/syscalls.h"
+
+namespace kernelet::isolation {
+
+namespace {
+
+int g_report_fd = -1;
+int g_start_fifo = -1;  // O_PATH handle, opened before pivot_root hides the host path
+
+[[noreturn]] void fail(const char* op, const char* path, int err = errno) {
+  sendReport(g_report_fd, ChildMessage::kFailed, err, op, path);
+  ::_exit(1);
+}
+
+// "/proc/self/fd/N" into buf, without snprintf.
+const char* fdPath(char (&buf)[32], int fd) {
+  char digits[12];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + fd % 10);
+    fd /= 10;
+  } while (fd > 0);
+  std::memcpy(buf, "/proc/self/fd/", 14);
+  int i = 14;
+  while (n > 0) {
+    buf[i++] = digits[--n];
+  }
+  buf[i] = '\0';
+  return buf;
+}
+
+// Opens `rel` inside the rootfs: symlinks resolve as if the rootfs were /, so
+// a hostile image cannot point a mount point outside of it.
+int openInRoot(int rootfd, const char* rel, int flags) {
+  open_how how{};
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  return static_cast<int>(::syscall(SYS_openat2, rootfd, rel, &how, sizeof how));
+}
+
+// Creates the missing directories of `rel` (and the last one as a file unless
+// is_dir), each one relative to its parent resolved inside the rootfs.
+void ensureMountpoint(int rootfd, const MountStep& m) {
+  char buf[4096];
+  size_t len = std::strlen(m.relative);
+  if (len >= sizeof buf) {
+    fail("mount point too long", m.destination, ENAMETOOLONG);
+  }
+  std::memcpy(buf, m.relative, len + 1);
+  for (size_t i = 0; i <= len; i++) {
+    if (buf[i] != '/' && buf[i] != '\0') {
+      continue;
+    }
+    bool last = i == len;
+    char saved = buf[i];
+    buf[i] = '\0';
+    int fd = openInRoot(rootfd, buf, O_PATH);
+    if (fd >= 0) {
+      ::close(fd);
+    } else if (errno == ENOENT) {
+      // Split into parent and name; the parent exists (created in the previous round).
+      char* slash = std::strrchr(buf, '/');
+      const char* name = slash == nullptr ? buf : slash + 1;
+      int parent;
+      if (slash == nullptr) {
+        parent = ::fcntl(rootfd, F_DUPFD_CLOEXEC, 0);
+      } else {
+        *slash = '\0';
+        parent = openInRoot(rootfd, buf, O_PATH | O_DIRECTORY);
+        *slash = '/';
+      }
+      if (parent < 0) {
+        fail("open mount point parent", m.destination);
+      }
+      int rc;
+      if (!last || m.source_is_dir) {
+        rc = ::mkdirat(parent, name, 0755);
+      } else {
+        rc = ::openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+        if (rc >= 0) {
+          ::close(rc);
+          rc = 0;
+        }
+      }
+      ::close(parent);
+      if (rc != 0 && errno != EEXIST) {
+        fail("create mount point", m.destination);
+      }
+    } else {
+      fail("open mount point", m.destination);
+    }
+    buf[i] = saved;
+  }
+}
+
+// The devices every container gets on its /dev tmpfs (OCI runtime-spec).
+void populateDev(int rootfd) {
+  int dev = openInRoot(rootfd, "dev", O_PATH | O_DIRECTORY);
+  if (dev < 0) {
+    fail("open", "/dev");
+  }
+  struct Node {
+    const char* name;
+    unsigned major, minor;
+  };
+  static const Node nodes[] = {{"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
+                               {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+  for (const Node& n : nodes) {
+    if (::mknodat(dev, n.name, S_IFCHR | 0666, makedev(n.major, n.minor)) != 0 && errno != EEXIST) {
+      fail("mknod /dev/", n.name);
+    }
+  }
+  static const char* const links[][2] = {
+      {"/proc/self/fd", "fd"},       {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
+      {"/proc/self/fd/2", "stderr"}, {"pts/ptmx", "ptmx"},         {"/proc/kcore", "core"}};
+  for (const auto& l : links) {
+    if (::symlinkat(l[0], dev, l[1]) != 0 && errno != EEXIST) {
+      fail("symlink /dev/", l[1]);
+    }
+  }
+  ::close(dev);
+}
+
+void mountOne(int rootfd, const MountStep& m) {
+  ensureMountpoint(rootfd, m);
+  int target = openInRoot(rootfd, m.relative, O_PATH);
+  if (target < 0) {
+    fail("open mount point", m.destination);
+  }
+  char tpath[32];
+  fdPath(tpath, target);
+  if (::mount(m.source, tpath, m.fstype, m.flags, m.data) != 0) {
+    fail("mount", m.destination);
+  }
+  ::close(target);
+  if (m.readonly_remount || m.propagation != 0) {
+    // The fd above names the directory under the new mount; reopen to get the mount.
+    target = openInRoot(rootfd, m.relative, O_PATH);
+    if (target < 0) {
+      fail("open mount", m.destination);
+    }
+    fdPath(tpath, target);
+    if (m.readonly_remount && ::mount(nullptr, tpath, nullptr,
+                                      MS_BIND | MS_REMOUNT | MS_RDONLY | m.flags, nullptr) != 0) {
+      fail("remount read-only", m.destination);
+    }
+    if (m.propagation != 0 && ::mount(nullptr, tpath, nullptr, m.propagation, nullptr) != 0) {
+      fail("set mount propagation", m.destination);
+    }
+    ::close(target);
+  }
+  if (m.is_dev) {
+    populateDev(rootfd);
+  }
+}
+
+void pivotInto(int rootfd) {
+  // pivot_root(".", ".") stacks the old root under the new one; detaching it
+  // leaves the container with only its own tree.
+  if (::fchdir(rootfd) != 0) {
+    fail("chdir", "rootfs");
+  }
+  if (sys::pivotRoot(".", ".") != 0) {
+    fail("pivot_root", "rootfs");
+  }
+  if (::umount2(".", MNT_DETACH) != 0) {
+    fail("umount old root", ".");
+  }
+  if (::chdir("/") != 0) {
+    fail("chdir", "/");
+  }
+}
+
+void maskPaths(const ChildPlan& plan) {
+  for (const char* p : plan.masked_paths) {
+    struct stat st {};
+    if (::lstat(p, &st) != 0) {
+      if (errno == ENOENT) {
+        continue;
+      }
+      fail("stat masked path", p);
+    }
+    int rc = S_ISDIR(st.st_mode) ? ::mount("tmpfs", p, "tmpfs", MS_RDONLY, "size=0")
+                                 : ::mount("/dev/null", p, nullptr, MS_BIND, nullptr);
+    if (rc != 0) {
+      fail("mask", p);
+    }
+  }
+  for (const char* p : plan.readonly_paths) {
+    if (::mount(p, p, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+      if (errno == ENOENT) {
+        continue;
+      }
+      fail("bind read-only path", p);
+    }
+    if (::mount(nullptr, p, nullptr,
+                MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                nullptr) != 0) {
+      fail("remount read-only", p);
+    }
+  }
+}
+
+void setupRootfs(const ChildPlan& plan) {
+  // Nothing we mount may propagate back to the host.
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    fail("make mounts private", "/");
+  }
+  // pivot_root needs the new root to be a mount point.
+  if (::mount(plan.rootfs, plan.rootfs, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+    fail("bind rootfs", plan.rootfs);
+  }
+  int rootfd = ::open(plan.rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) {
+    fail("open rootfs", plan.rootfs);
+  }
+  for (const MountStep& m : plan.mounts) {
+    mountOne(rootfd, m);
+  }
+  pivotInto(rootfd);
+  ::close(rootfd);
+  // /proc/sys is still writable here: sysctls before the read-only paths.
+  for (const SysctlStep& s : plan.sysctls) {
+    int fd = ::open(s.path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || ::write(fd, s.value, std::strlen(s.value)) < 0) {
+      fail("write sysctl", s.path);
+    }
+    ::close(fd);
+  }
+  maskPaths(plan);
+  if (plan.readonly_rootfs) {
+    struct statvfs vfs {};
+    ::statvfs("/", &vfs);
+    unsigned long keep = (vfs.f_flag & ST_NOSUID ? MS_NOSUID : 0) |
+                         (vfs.f_flag & ST_NODEV ? MS_NODEV : 0) |
+                         (vfs.f_flag & ST_NOEXEC ? MS_NOEXEC : 0);
+    if (::mount(nullptr, "/", nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, nullptr) != 0) {
+      fail("remount rootfs read-only", "/");
+    }
+  }
+}
+
+void switchUser(const ChildPlan& plan) {
+  // Keep the permitted set across the uid change; applySets() then sets exactly
+  // what the spec asks for.
+  if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) {
+    fail("prctl PR_SET_KEEPCAPS", "");
+  }
+  if (::setgroups(plan.additional_gids.size(), plan.additional_gids.data()) != 0) {
+    fail("setgroups", "");
+  }
+  if (::setresgid(plan.gid, plan.gid, plan.gid) != 0) {
+    fail("setresgid", "");
+  }
+  if (::setresuid(plan.uid, plan.uid, plan.uid) != 0) {
+    fail("setresuid", "");
+  }
+  if (::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) {
+    fail("prctl PR_SET_KEEPCAPS", "");
+  }
+}
+
+void loadSeccomp(const ChildPlan& plan) {
+  if (plan.seccomp.filter.empty()) {
+    return;
+  }
+  sock_fprog prog{static_cast<unsigned short>(plan.seccomp.filter.size()),
+                  const_cast<sock_filter*>(plan.seccomp.filter.data())};
+  if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
+    fail("seccomp", "");
+  }
+}
+
+// Waits until `kernelet oci start` opens the FIFO for reading.
+void waitForStart(const ChildPlan& plan) {
+  sendReport(g_report_fd, ChildMessage::kReady);
+  char path[32];
+  int fd = ::open(fdPath(path, g_start_fifo), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) {
+    fail("open start fifo", plan.start_fifo);
+  }
+  if (::write(fd, "0", 1) != 1) {
+    fail("write start fifo", plan.start_fifo);
+  }
+  ::close(fd);
+  ::close(g_start_fifo);
+}
+
+[[noreturn]] void execCommand(const ChildPlan& plan) {
+  const char* file = plan.argv[0];
+  if (std::strchr(file, '/') != nullptr) {
+    ::execve(file, plan.argv.data(), plan.envp.data());
+    fail("exec", file);
+  }
+  // execvpe's PATH search, with the container's PATH rather than ours.
+  int err = ENOENT;
+  char buf[4096];
+  size_t flen = std::strlen(file);
+  for (const char* p = plan.path_env; *p != '\0';) {
+    const char* end = std::strchr(p, ':');
+    size_t dlen = end == nullptr ? std::strlen(p) : static_cast<size_t>(end - p);
+    if (dlen > 0 && dlen + 1 + flen < sizeof buf) {
+      std::memcpy(buf, p, dlen);
+      buf[dlen] = '/';
+      std::memcpy(buf + dlen + 1, file, flen + 1);
+      ::execve(buf, plan.argv.data(), plan.envp.data());
+      if (errno != ENOENT && errno != ENOTDIR) {
+        err = errno;  // e.g. EACCES: remember it, as execvp does
+      }
+    }
+    if (end == nullptr) {
+      break;
+    }
+    p = end + 1;
+  }
+  fail("exec", file, err);
+}
+
+}  // namespace
+
+[[noreturn]] void runChild(const ChildPlan& plan, int report_fd) {
+  g_report_fd = report_fd;
+
+  // 1. A clean signal state: nothing blocked, nothing ignored.
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  for (int sig = 1; sig < NSIG; sig++) {
+    ::signal(sig, SIG_DFL);
+  }
+  ::umask(0);
+
+  // 2. Namespaces to join (those to create came with clone3).
+  for (const NamespaceJoin& j : plan.joins) {
+    if (::setns(j.fd.get(), j.type) != 0) {
+      fail("setns", j.path);
+    }
+  }
+
+  // 3. A session of its own, and the stdio it was given.
+  ::setsid();
+  for (int i = 0; i < 3; i++) {
+    if (plan.stdio[i] >= 0 && ::dup2(plan.stdio[i], i) < 0) {
+      fail("dup2 stdio", "");
+    }
+  }
+
+  // 4. The filesystem: rootfs, mounts, pivot_root, masked and read-only paths.
+  if (plan.start_fifo != nullptr) {
+    g_start_fifo = ::open(plan.start_fifo, O_PATH | O_CLOEXEC);
+    if (g_start_fifo < 0) {
+      fail("open start fifo", plan.start_fifo);
+    }
+  }
+  setupRootfs(plan);
+
+  // 5. Hostname, rlimits, OOM score: while still privileged.
+  if (plan.hostname != nullptr && ::sethostname(plan.hostname, std::strlen(plan.hostname)) != 0) {
+    fail("sethostname", plan.hostname);
+  }
+  for (const auto& [resource, limit] : plan.rlimits) {
+    if (::setrlimit(static_cast<__rlimit_resource>(resource), &limit) != 0) {
+      fail("setrlimit", "");
+    }
+  }
+  if (plan.oom_score_adj != nullptr) {
+    int fd = ::open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || ::write(fd, plan.oom_score_adj, std::strlen(plan.oom_score_adj)) < 0) {
+      fail("write", "/proc/self/oom_score_adj");
+    }
+    ::close(fd);
+  }
+
+  // 6. Without no_new_privs the kernel only accepts a filter from a process
+  //    with CAP_SYS_ADMIN: load it now, before the capabilities go (as runc does).
+  if (!plan.no_new_privileges) {
+    loadSeccomp(plan);
+  }
+
+  // 7. User, groups and capabilities.
+  const char* op = "";
+  if (int err = plan.caps.dropBounding(&op); err != 0) {
+    fail(op, "", err);
+  }
+  switchUser(plan);
+  if (int err = plan.caps.applySets(&op); err != 0) {
+    fail(op, "", err);
+  }
+  if (::chdir(plan.cwd) != 0) {
+    fail("chdir", plan.cwd);
+  }
+  if (plan.no_new_privileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    fail("prctl PR_SET_NO_NEW_PRIVS", "");
+  }
+
+  // 8. OCI create: stop here until start.
+  if (plan.start_fifo != nullptr) {
+    waitForStart(plan);
+  }
+
+  // 9. Seccomp last, then exec. No descriptor of ours survives the exec.
+  if (plan.no_new_privileges) {
+    loadSeccomp(plan);
+  }
+  ::umask(022);
+  ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+  execCommand(plan);
+}
+
+}  // namespace kernelet::isolation

@@ -1,0 +1,93 @@
+#pragma once
+// What one container is, independent of any file format: the agent fills it
+// from a Pod, `kernelet oci` from an OCI config.json.
+
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kernelet::isolation {
+
+struct Mount {
+  std::string destination;  // absolute, inside the container
+  std::string type;         // "bind", "proc", "tmpfs", "sysfs", "devpts", "mqueue", "cgroup"...
+  std::string source;
+  std::vector<std::string> options;  // OCI/mount(8) words: "ro", "nosuid", "rbind", "mode=755"
+};
+
+enum class Namespace { kPid, kMount, kUts, kIpc, kNet, kCgroup, kUser };
+
+struct NamespaceRef {
+  Namespace type;
+  std::string path;  // empty: create a new one; else join this one (e.g. /proc/PID/ns/net)
+};
+
+struct Capabilities {
+  // Names as in the OCI spec and capabilities(7): "CAP_NET_BIND_SERVICE".
+  std::vector<std::string> bounding, effective, permitted, inheritable, ambient;
+};
+
+struct Rlimit {
+  std::string type;  // "RLIMIT_NOFILE"
+  uint64_t soft = 0;
+  uint64_t hard = 0;
+};
+
+struct SeccompProfile {
+  enum class Kind { kUnconfined, kRuntimeDefault, kJson } kind = Kind::kRuntimeDefault;
+  std::string json;    // for kJson: an OCI linux.seccomp object or a Docker profile
+  std::string origin;  // where the JSON came from, for error messages
+};
+
+struct Sysctl {
+  std::string key;  // "net.ipv4.ip_unprivileged_port_start"
+  std::string value;
+};
+
+struct ContainerSpec {
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // "KEY=value"
+  std::string cwd = "/";
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> additional_gids;
+  std::string hostname;
+
+  std::string rootfs;  // host path of the root filesystem
+  bool readonly_rootfs = false;
+  std::vector<Mount> mounts;
+  std::vector<NamespaceRef> namespaces;
+  std::vector<std::string> masked_paths;
+  std::vector<std::string> readonly_paths;
+
+  Capabilities capabilities;
+  bool no_new_privileges = false;
+  SeccompProfile seccomp;
+  std::vector<Rlimit> rlimits;
+  std::optional<int> oom_score_adj;
+  std::vector<Sysctl> sysctls;
+
+  // Descriptors the container gets as 0, 1, 2; -1 inherits ours.
+  int stdin_fd = -1;
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+
+  // The cgroup directory to start in (clone3 CLONE_INTO_CGROUP); -1: ours.
+  int cgroup_fd = -1;
+  // If set, the container stops after setup, before exec, until this FIFO is
+  // opened for reading (OCI create/start).
+  std::string start_fifo;
+};
+
+// The defaults containerd and Docker give a container.
+std::vector<std::string> defaultCapabilities();
+std::vector<std::string> defaultMaskedPaths();
+std::vector<std::string> defaultReadonlyPaths();
+// /proc, /dev (tmpfs), /dev/pts, /dev/shm, /dev/mqueue, /sys (ro), /sys/fs/cgroup (ro).
+std::vector<Mount> defaultMounts();
+
+}  // namespace kernelet::isolation

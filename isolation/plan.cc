@@ -1,0 +1,282 @@
+// Parent side of a container start: everything that allocates or can fail for
+// a reason of the input happens here, before clone3.
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include <map>
+
+#include "isolation/child_plan.h"
+
+namespace kernelet::isolation {
+
+namespace {
+
+struct MountFlag {
+  bool clear;
+  unsigned long flag;
+};
+
+const std::map<std::string, MountFlag>& mountFlags() {
+  static const std::map<std::string, MountFlag> flags = {
+      {"ro", {false, MS_RDONLY}},
+      {"rw", {true, MS_RDONLY}},
+      {"nosuid", {false, MS_NOSUID}},
+      {"suid", {true, MS_NOSUID}},
+      {"nodev", {false, MS_NODEV}},
+      {"dev", {true, MS_NODEV}},
+      {"noexec", {false, MS_NOEXEC}},
+      {"exec", {true, MS_NOEXEC}},
+      {"sync", {false, MS_SYNCHRONOUS}},
+      {"async", {true, MS_SYNCHRONOUS}},
+      {"dirsync", {false, MS_DIRSYNC}},
+      {"remount", {false, MS_REMOUNT}},
+      {"mand", {false, MS_MANDLOCK}},
+      {"nomand", {true, MS_MANDLOCK}},
+      {"atime", {true, MS_NOATIME}},
+      {"noatime", {false, MS_NOATIME}},
+      {"diratime", {true, MS_NODIRATIME}},
+      {"nodiratime", {false, MS_NODIRATIME}},
+      {"relatime", {false, MS_RELATIME}},
+      {"norelatime", {true, MS_RELATIME}},
+      {"strictatime", {false, MS_STRICTATIME}},
+      {"nostrictatime", {true, MS_STRICTATIME}},
+  };
+  return flags;
+}
+
+const std::map<std::string, unsigned long>& propagationFlags() {
+  static const std::map<std::string, unsigned long> flags = {
+      {"private", MS_PRIVATE},       {"rprivate", MS_PRIVATE | MS_REC},
+      {"shared", MS_SHARED},         {"rshared", MS_SHARED | MS_REC},
+      {"slave", MS_SLAVE},           {"rslave", MS_SLAVE | MS_REC},
+      {"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC},
+  };
+  return flags;
+}
+
+Result<void> planMount(ChildPlan& plan, const Mount& m, size_t index) {
+  std::string field = "mounts[" + std::to_string(index) + "]";
+  if (m.destination.empty() || m.destination[0] != '/') {
+    return makeError("container spec", field + ".destination",
+                     "must be an absolute path, got \"" + m.destination + "\"");
+  }
+  if (m.destination.find("/../") != std::string::npos || m.destination.ends_with("/..")) {
+    return makeError("container spec", field + ".destination", "must not contain '..'");
+  }
+  MountStep s{};
+  s.destination = plan.keep(m.destination);
+  std::string rel = m.destination.substr(1);
+  while (rel.ends_with("/")) {
+    rel.pop_back();
+  }
+  s.relative = plan.keep(rel.empty() ? "." : rel);
+  std::string data;
+  for (const std::string& o : m.options) {
+    if (auto f = mountFlags().find(o); f != mountFlags().end()) {
+      s.flags = f->second.clear ? s.flags & ~f->second.flag : s.flags | f->second.flag;
+    } else if (auto p = propagationFlags().find(o); p != propagationFlags().end()) {
+      s.propagation = p->second;
+    } else if (o == "bind" || o == "rbind") {
+      s.bind = true;
+      s.flags |= MS_BIND | (o == "rbind" ? MS_REC : 0);
+    } else if (o == "tmpcopyup" || o == "idmap" || o == "ridmap" || o.starts_with("X-")) {
+      return makeError("container spec", field + ".options", "unsupported option \"" + o + "\"");
+    } else {
+      data += (data.empty() ? "" : ",") + o;  // filesystem-specific: mode=755, size=...
+    }
+  }
+  std::string type = m.type;
+  if (type == "bind") {
+    s.bind = true;
+    s.flags |= MS_BIND;
+  }
+  if (s.bind) {
+    if (m.source.empty()) {
+      return makeError("container spec", field + ".source", "a bind mount needs a source");
+    }
+    struct stat st {};
+    if (::stat(m.source.c_str(), &st) != 0) {
+      return addContext<void>(sysError("stat", m.source), field + ".source");
+    }
+    s.source_is_dir = S_ISDIR(st.st_mode);
+    s.readonly_remount = (s.flags & MS_RDONLY) != 0;
+    s.flags &= ~MS_RDONLY;  // the kernel ignores ro on the bind itself
+    s.fstype = nullptr;
+  } else {
+    if (type.empty()) {
+      return makeError("container spec", field + ".type", "missing");
+    }
+    // On a cgroup v2 host the "cgroup" filesystem of the OCI spec is cgroup2.
+    s.fstype = plan.keep(type == "cgroup" ? "cgroup2" : type);
+    s.source_is_dir = true;
+    s.is_dev = m.destination == "/dev" && type == "tmpfs";
+  }
+  s.source = plan.keep(m.source.empty() ? type : m.source);
+  s.data = data.empty() ? nullptr : plan.keep(data);
+  plan.mounts.push_back(s);
+  return {};
+}
+
+int cloneFlag(Namespace n) {
+  switch (n) {
+    case Namespace::kPid:
+      return CLONE_NEWPID;
+    case Namespace::kMount:
+      return CLONE_NEWNS;
+    case Namespace::kUts:
+      return CLONE_NEWUTS;
+    case Namespace::kIpc:
+      return CLONE_NEWIPC;
+    case Namespace::kNet:
+      return CLONE_NEWNET;
+    case Namespace::kCgroup:
+      return CLONE_NEWCGROUP;
+    case Namespace::kUser:
+      return CLONE_NEWUSER;
+  }
+  return 0;
+}
+
+Result<int> rlimitResource(const std::string& name) {
+  static const std::map<std::string, int> names = {
+      {"RLIMIT_AS", RLIMIT_AS},
+      {"RLIMIT_CORE", RLIMIT_CORE},
+      {"RLIMIT_CPU", RLIMIT_CPU},
+      {"RLIMIT_DATA", RLIMIT_DATA},
+      {"RLIMIT_FSIZE", RLIMIT_FSIZE},
+      {"RLIMIT_LOCKS", RLIMIT_LOCKS},
+      {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},
+      {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
+      {"RLIMIT_NICE", RLIMIT_NICE},
+      {"RLIMIT_NOFILE", RLIMIT_NOFILE},
+      {"RLIMIT_NPROC", RLIMIT_NPROC},
+      {"RLIMIT_RSS", RLIMIT_RSS},
+      {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},
+      {"RLIMIT_RTTIME", RLIMIT_RTTIME},
+      {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+      {"RLIMIT_STACK", RLIMIT_STACK},
+  };
+  auto it = names.find(name);
+  if (it == names.end()) {
+    return makeError("container spec", "rlimits", "unknown rlimit \"" + name + "\"");
+  }
+  return it->second;
+}
+
+}  // namespace
+
+Result<ChildPlan> buildPlan(const ContainerSpec& spec) {
+  ChildPlan plan;
+  if (spec.argv.empty()) {
+    return makeError("container spec", "process.args", "no command to run");
+  }
+  for (const std::string& a : spec.argv) {
+    plan.argv.push_back(const_cast<char*>(plan.keep(a)));
+  }
+  plan.argv.push_back(nullptr);
+  for (const std::string& e : spec.env) {
+    plan.envp.push_back(const_cast<char*>(plan.keep(e)));
+    if (e.starts_with("PATH=")) {
+      plan.path_env = plan.keep(e.substr(5));
+    }
+  }
+  plan.envp.push_back(nullptr);
+  if (spec.cwd.empty() || spec.cwd[0] != '/') {
+    return makeError("container spec", "process.cwd", "must be an absolute path");
+  }
+  plan.cwd = plan.keep(spec.cwd);
+
+  for (const NamespaceRef& ns : spec.namespaces) {
+    int flag = cloneFlag(ns.type);
+    if (ns.type == Namespace::kUser) {
+      return makeError("container spec", "namespaces", "user namespaces are not supported yet");
+    }
+    if (ns.path.empty()) {
+      plan.clone_flags |= static_cast<uint64_t>(flag);
+      continue;
+    }
+    if (ns.type == Namespace::kPid) {
+      // setns(CLONE_NEWPID) only moves the caller's future children.
+      return makeError("container spec", "namespaces",
+                       "joining a pid namespace by path is not supported yet: " + ns.path);
+    }
+    int fd = ::open(ns.path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      return addContext<ChildPlan>(sysError("open namespace", ns.path), "namespaces");
+    }
+    plan.joins.push_back({UniqueFd(fd), flag, plan.keep(ns.path)});
+    if (ns.type == Namespace::kMount) {
+      plan.new_mount_ns = false;
+    }
+  }
+  plan.new_mount_ns = (plan.clone_flags & CLONE_NEWNS) != 0;
+
+  if (spec.rootfs.empty()) {
+    return makeError("container spec", "root.path", "missing");
+  }
+  struct stat st {};
+  if (::stat(spec.rootfs.c_str(), &st) != 0) {
+    return addContext<ChildPlan>(sysError("stat", spec.rootfs), "root.path");
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return makeError("container spec", "root.path", spec.rootfs + " is not a directory");
+  }
+  if (!plan.new_mount_ns) {
+    return makeError("container spec", "namespaces",
+                     "a container needs its own mount namespace for its rootfs");
+  }
+  plan.rootfs = plan.keep(spec.rootfs);
+  plan.readonly_rootfs = spec.readonly_rootfs;
+  for (size_t i = 0; i < spec.mounts.size(); i++) {
+    TRY_VOID(planMount(plan, spec.mounts[i], i));
+  }
+  for (const std::string& p : spec.masked_paths) {
+    plan.masked_paths.push_back(plan.keep(p));
+  }
+  for (const std::string& p : spec.readonly_paths) {
+    plan.readonly_paths.push_back(plan.keep(p));
+  }
+  for (const Sysctl& s : spec.sysctls) {
+    std::string path = "/proc/sys/" + s.key;
+    for (size_t i = 10; i < path.size(); i++) {
+      path[i] = path[i] == '.' ? '/' : path[i];
+    }
+    plan.sysctls.push_back({plan.keep(path), plan.keep(s.value)});
+  }
+
+  if (!spec.hostname.empty()) {
+    if ((plan.clone_flags & CLONE_NEWUTS) == 0) {
+      return makeError("container spec", "hostname", "needs a new UTS namespace");
+    }
+    plan.hostname = plan.keep(spec.hostname);
+  }
+  for (const Rlimit& r : spec.rlimits) {
+    TRY(int resource, rlimitResource(r.type));
+    plan.rlimits.push_back({resource, rlimit{r.soft, r.hard}});
+  }
+  if (spec.oom_score_adj) {
+    if (*spec.oom_score_adj < -1000 || *spec.oom_score_adj > 1000) {
+      return makeError("container spec", "process.oomScoreAdj", "must be in [-1000, 1000]");
+    }
+    plan.oom_score_adj = plan.keep(std::to_string(*spec.oom_score_adj));
+  }
+
+  plan.uid = spec.uid;
+  plan.gid = spec.gid;
+  plan.additional_gids = spec.additional_gids;
+  TRY(plan.caps, CapabilityPlan::build(spec.capabilities));
+  plan.no_new_privileges = spec.no_new_privileges;
+  TRY(plan.seccomp, compileSeccomp(spec.seccomp, spec.capabilities.bounding));
+
+  plan.stdio[0] = spec.stdin_fd;
+  plan.stdio[1] = spec.stdout_fd;
+  plan.stdio[2] = spec.stderr_fd;
+  if (!spec.start_fifo.empty()) {
+    plan.start_fifo = plan.keep(spec.start_fifo);
+  }
+  return plan;
+}
+
+}  // namespace kernelet::isolation

@@ -1,0 +1,343 @@
+// isolation/ for real, in the test VM: containers from the busybox fixture
+// rootfs, each behaviour checked from inside the container.
+#include "isolation/isolation.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "cgroups/cgroups.h"
+#include "isolation/container_exit.h"
+#include "support/privileged.h"
+
+namespace kernelet::isolation {
+namespace {
+
+ContainerSpec baseSpec(std::vector<std::string> argv) {
+  ContainerSpec s;
+  s.argv = std::move(argv);
+  s.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+  s.rootfs = KERNELET_FIXTURE_ROOTFS;
+  s.hostname = "ctr";
+  for (Namespace n : {Namespace::kPid, Namespace::kMount, Namespace::kUts, Namespace::kIpc,
+                      Namespace::kNet, Namespace::kCgroup}) {
+    s.namespaces.push_back({n, ""});
+  }
+  s.mounts = defaultMounts();
+  std::vector<std::string> caps = defaultCapabilities();
+  s.capabilities = {caps, caps, caps, {}, {}};
+  s.masked_paths = defaultMaskedPaths();
+  s.readonly_paths = defaultReadonlyPaths();
+  return s;
+}
+
+struct Outcome {
+  ExitStatus status;
+  std::string output;  // stdout and stderr
+};
+
+// Runs a container to completion, collecting its output.
+Result<Outcome> run(ContainerSpec spec) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) {
+    return sysError("pipe2");
+  }
+  UniqueFd r(p[0]), w(p[1]);
+  spec.stdout_fd = spec.stderr_fd = w.get();
+  auto proc = start(spec);
+  w.reset();
+  if (!proc) {
+    return std::unexpected(proc.error());
+  }
+  Outcome o;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(r.get(), buf, sizeof buf)) > 0) {
+    o.output.append(buf, static_cast<size_t>(n));
+  }
+  TRY(o.status, proc->wait());
+  return o;
+}
+
+int countFds() {
+  int n = 0;
+  DIR* d = ::opendir("/proc/self/fd");
+  while (dirent* e = ::readdir(d)) {
+    n += e->d_name[0] != '.';
+  }
+  ::closedir(d);
+  return n - 1;  // the DIR's own fd
+}
+
+int countLines(const std::string& path) {
+  std::ifstream in(path);
+  int n = 0;
+  for (std::string l; std::getline(in, l);) {
+    n++;
+  }
+  return n;
+}
+
+int countChildren() {
+  // Zombies or live children of this test process.
+  int n = 0;
+  DIR* d = ::opendir("/proc");
+  std::string me = std::to_string(::getpid());
+  while (dirent* e = ::readdir(d)) {
+    std::ifstream st(std::string("/proc/") + e->d_name + "/stat");
+    std::string pid, comm, state, ppid;
+    if (st >> pid >> comm >> state >> ppid && ppid == me) {
+      n++;
+    }
+  }
+  ::closedir(d);
+  return n;
+}
+
+class IsolationTest : public ::testing::Test {
+ protected:
+  void SetUp() override { KERNELET_REQUIRE_PRIVILEGED(); }
+};
+
+TEST_F(IsolationTest, PidOneAndNoHostProcessVisible) {
+  auto o = run(baseSpec({"sh", "-c", "echo pid=$$; ls /proc | grep -c '^[0-9]'"}));
+  ASSERT_TRUE(o) << o.error().message();
+  EXPECT_EQ(o->status.code, 0) << o->output;
+  std::istringstream in(o->output);
+  std::string first;
+  int procs = 0;
+  in >> first >> procs;
+  EXPECT_EQ(first, "pid=1");
+  // sh, ls and grep at most: nothing of the host.
+  EXPECT_LE(procs, 3) << o->output;
+}
+
+TEST_F(IsolationTest, HostnameIsTheContainers) {
+  auto o = run(baseSpec({"hostname"}));
+  ASSERT_TRUE(o) << o.error().message();
+  EXPECT_EQ(o->output, "ctr\n");
+}
+
+TEST_F(IsolationTest, NoHostMountIsVisible) {
+  auto o = run(baseSpec({"cat", "/proc/self/mountinfo"}));
+  ASSERT_TRUE(o) << o.error().message();
+  EXPECT_EQ(o->output.find(" 9p "), std::string::npos) << o->output;
+  EXPECT_EQ(o->output.find("/run/kernelet-vm"), std::string::npos) << o->output;
+  EXPECT_EQ(o->output.find("/var/lib/kernelet"), std::string::npos) << o->output;
+  // The container's own root and /proc are there (mount point in field 5).
+  EXPECT_TRUE(std::regex_search(o->output, std::regex(R"(^\d+ \d+ \d+:\d+ \S+ / )"))) << o->output;
+  EXPECT_NE(o->output.find(" /proc rw,"), std::string::npos) << o->output;
+  // Nothing but what the spec mounts: the root, 7 default mounts, masked and read-only paths.
+  EXPECT_LE(std::count(o->output.begin(), o->output.end(), '\n'), 30) << o->output;
+}
+
+TEST_F(IsolationTest, ReadonlyRootfsWhenAsked) {
+  ContainerSpec ro = baseSpec({"sh", "-c", "touch /probe && echo wrote"});
+  ro.readonly_rootfs = true;
+  auto o = run(ro);
+  ASSERT_TRUE(o) << o.error().message();
+  EXPECT_NE(o->status.code, 0);
+  EXPECT_NE(o->output.find("Read-only file system"), std::string::npos) << o->output;
+
+  ContainerSpec rw = baseSpec({"sh", "-c", "touch /tmp/probe && echo wrote"});
+  auto w = run(rw);
+  ASSERT_TRUE(w) << w.error().message();
+  EXPECT_EQ(w->output, "wrote\n");
+}
+
+TEST_F(IsolationTest, MaskedAndReadonlyPaths) {
+  auto o = run(baseSpec({"sh", "-c",
+                         "wc -c < /proc/kcore; wc -c < /proc/keys; ls /sys/firmware | wc -l; "
+                         "echo 1 > /proc/sys/kernel/panic_on_oops || echo procsys-ro"}));
+  ASSERT_TRUE(o) << o.error().message();
+  EXPECT_NE(o->output.find("procsys-ro"), std::string::npos) << o->output;
+  std::istringstream in(o->output);
+  int kcore = -1, keys = -1, firmware = -1;
+  in >> kcore >> keys >> firmware;
+  EXPECT_EQ(kcore, 0) << o->output;
+  EXPECT_EQ(keys, 0) << o->output;
+  EXPECT_EQ(firmware, 0) << o->output;
+}
+
+TEST_F(IsolationTest, CapEffIsTheDefaultSet) {
+  auto o = run(baseSpec({"grep", "-E", "^Cap(Eff|Bnd|Amb)", "/proc/self/status"}));
+  ASSERT_TRUE(o) << o.error().message();
+  // Docker's and containerd's default set.
+  EXPECT_NE(o->output.find("CapEff:\t00000000a80425fb"), std::string::npos) << o->output;
+  EXPECT_NE(o->output.find("CapBnd:\t00000000a80425fb"), std::string::npos) << o->output;
+  EXPECT_NE(o->output.find("CapAmb:\t0000000000000000"), std::string::npos) << o->output;
+}
+
+TEST_F(IsolationTest, UserAndGroupsAreApplied) {
+  ContainerSpec s = baseSpec({"id"});
+  s.uid = 1000;
+  s.gid = 1000;
+  s.additional_gids = {1000, 2000};  // as OCI: exactly what setgroups gets
+  s.capabilities.effective.clear();
+  s.capabilities.permitted.clear();
+  auto o = run(s);
+  ASSERT_TRUE(o) << o.error().message();
+  EXPECT_EQ(o->output, "uid=1000(app) gid=1000(app) groups=1000(app),2000(extra)\n");
+}
+
+TEST_F(IsolationTest, DefaultSeccompBlocksWhatDockerBlocks) {
+  for (const char* call : {"unshare", "mount", "keyctl"}) {
+    auto o = run(baseSpec({"kt-syscall", call}));
+    ASSERT_TRUE(o) << o.error().message();
+    EXPECT_EQ(o->status.code, 1) << o->output;
+    EXPECT_NE(o->output.find("errno=1"), std::string::npos) << call << ": " << o->output;
+  }
+  // clone3 answers ENOSYS only because of the profile (libc then falls back to clone).
+  auto c3 = run(baseSpec({"kt-syscall", "clone3"}));
+  ASSERT_TRUE(c3);
+  EXPECT_NE(c3->output.find("errno=38"), std::string::npos) << c3->output;
+  // Ordinary programs work.
+  auto ok = run(baseSpec({"sh", "-c", "echo hi | grep hi && ls / > /dev/null"}));
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status.code, 0) << ok->output;
+}
+
+TEST_F(IsolationTest, UnconfinedAllowsWhatTheProfileBlocks) {
+  ContainerSpec s = baseSpec({"kt-syscall", "clone3"});
+  s.seccomp.kind = SeccompProfile::Kind::kUnconfined;
+  auto o = run(s);
+  ASSERT_TRUE(o) << o.error().message();
+  EXPECT_EQ(o->output, "clone3: ok\n");
+}
+
+TEST_F(IsolationTest, MissingBinaryIsAClearErrorAndLeavesNothing) {
+  int fds = countFds();
+  int mounts = countLines("/proc/self/mountinfo");
+  auto o = run(baseSpec({"/bin/nope"}));
+  ASSERT_FALSE(o);
+  EXPECT_EQ(o.error().message(), "exec `/bin/nope`: No such file or directory");
+  auto p = run(baseSpec({"nope-in-path"}));
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().message(), "exec `nope-in-path`: No such file or directory");
+  EXPECT_EQ(countFds(), fds);
+  EXPECT_EQ(countLines("/proc/self/mountinfo"), mounts);
+  EXPECT_EQ(countChildren(), 0);
+}
+
+TEST_F(IsolationTest, BadSpecIsRefusedBeforeAnythingStarts) {
+  ContainerSpec s = baseSpec({"true"});
+  s.mounts.push_back({"relative/path", "tmpfs", "tmpfs", {}});
+  auto r = start(s);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(),
+            "container spec `mounts[7].destination`: must be an absolute path, got "
+            "\"relative/path\"");
+}
+
+class CgroupContainerTest : public IsolationTest {
+ protected:
+  void SetUp() override {
+    IsolationTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) {
+      return;
+    }
+    auto h = cgroups::detect();
+    ASSERT_TRUE(h);
+    mount_ = h->mount;
+    root_ = "kernelet-iso-" + std::to_string(::getpid());
+    ASSERT_TRUE(cgroups::ensureQosTree(mount_, root_));
+    std::string pod = cgroups::podCgroupPath(root_, cgroups::QosClass::kBurstable, "p");
+    auto p = cgroups::Cgroup::create(mount_, pod);
+    ASSERT_TRUE(p);
+    ASSERT_TRUE(p->enableControllers({"cpu", "memory", "pids"}));
+    auto g = cgroups::Cgroup::create(mount_, pod + "/c");
+    ASSERT_TRUE(g);
+    group_ = std::move(*g);
+  }
+  void TearDown() override {
+    if (!root_.empty()) {
+      auto top = cgroups::Cgroup::open(mount_, root_);
+      ASSERT_TRUE(top);
+      auto r = top->remove();
+      EXPECT_TRUE(r) << r.error().message();
+    }
+  }
+  // Starts in the group and waits through an event loop, as the agent does.
+  Result<ContainerExit> runInGroup(std::vector<std::string> argv) {
+    ContainerSpec s = baseSpec(std::move(argv));
+    s.cgroup_fd = group_.fd();
+    int devnull = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    s.stdout_fd = s.stderr_fd = devnull;
+    auto proc = start(s);
+    ::close(devnull);
+    if (!proc) {
+      return std::unexpected(proc.error());
+    }
+    TRY(EventLoop loop, EventLoop::create());
+    std::optional<Result<ContainerExit>> result;
+    TRY_VOID(watchExit(loop, *proc, &group_, [&](Result<ContainerExit> r) { result = r; }));
+    TRY_VOID(loop.run(std::chrono::steady_clock::now() + std::chrono::seconds(60)));
+    if (!result) {
+      return makeError("wait", "", "container did not exit in 60 s");
+    }
+    return *result;
+  }
+  std::string mount_, root_;
+  cgroups::Cgroup group_;
+};
+
+TEST_F(CgroupContainerTest, MemoryLimitExceededIsOomKilled) {
+  ASSERT_TRUE(group_.apply({.memory_max = 16 << 20, .memory_oom_group = true}));
+  auto e = runInGroup({"kt-alloc", "64"});
+  ASSERT_TRUE(e) << e.error().message();
+  EXPECT_EQ(e->status.signal, SIGKILL);
+  EXPECT_TRUE(e->oom_killed);
+  EXPECT_EQ(e->reason(), "OOMKilled");
+}
+
+TEST_F(CgroupContainerTest, ExitCodesAndReasons) {
+  auto ok = runInGroup({"kt-exit", "0"});
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->reason(), "Completed");
+  auto bad = runInGroup({"kt-exit", "3"});
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status.code, 3);
+  EXPECT_EQ(bad->reason(), "Error");
+}
+
+TEST_F(CgroupContainerTest, CpuMaxThrottlesASpinningContainer) {
+  ASSERT_TRUE(group_.apply({.cpu_max = cgroups::CpuMax{cgroups::milliCpuToQuota(100), 100000}}));
+  auto e = runInGroup({"kt-spin", "1"});
+  ASSERT_TRUE(e) << e.error().message();
+  EXPECT_EQ(e->status.code, 0);
+  EXPECT_GT(group_.stats()->cpu_nr_throttled, 0u);
+}
+
+TEST_F(CgroupContainerTest, PidsMaxMakesForkFail) {
+  ASSERT_TRUE(group_.apply({.pids_max = 5}));
+  auto e = runInGroup({"kt-fork", "20"});
+  ASSERT_TRUE(e) << e.error().message();
+  EXPECT_EQ(e->status.code, 1);  // kt-fork: not all forks succeeded
+}
+
+TEST_F(CgroupContainerTest, HundredContainersLeakNothing) {
+  int fds = countFds();
+  int mounts = countLines("/proc/self/mountinfo");
+  for (int i = 0; i < 100; i++) {
+    auto e = runInGroup({"true"});
+    ASSERT_TRUE(e) << "container " << i << ": " << e.error().message();
+    ASSERT_EQ(e->status.code, 0);
+  }
+  EXPECT_EQ(countFds(), fds);
+  EXPECT_EQ(countLines("/proc/self/mountinfo"), mounts);
+  EXPECT_EQ(countChildren(), 0);
+  EXPECT_FALSE(group_.populated().value());
+  // No cgroup left below the container's group.
+  auto procs = group_.processes();
+  ASSERT_TRUE(procs);
+  EXPECT_TRUE(procs->empty());
+}
+
+}  // namespace
+}  // namespace kernelet::isolation

@@ -1,0 +1,100 @@
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <regex>
+#include <sstream>
+
+#include "isolation/container_exit.h"
+#include "isolation/cri_log.h"
+
+namespace kernelet::isolation {
+namespace {
+
+struct Line {
+  std::string stream, tag, content;
+};
+
+// Writes through a pipe and parses what the kubelet would read back.
+class CriLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(::pipe(p_), 0);
+    writer_.emplace(UniqueFd(p_[1]));
+  }
+  void TearDown() override { ::close(p_[0]); }
+  std::vector<Line> lines() {
+    writer_.reset();  // closes the write end
+    std::string all;
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::read(p_[0], buf, sizeof buf)) > 0) {
+      all.append(buf, static_cast<size_t>(n));
+    }
+    std::vector<Line> out;
+    std::istringstream in(all);
+    static const std::regex re(
+        R"(^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z) (stdout|stderr) ([PF]) (.*)$)");
+    for (std::string l; std::getline(in, l);) {
+      std::smatch m;
+      EXPECT_TRUE(std::regex_match(l, m, re)) << "not a CRI log line: " << l.substr(0, 80);
+      if (m.size() == 6) {
+        out.push_back({m[3], m[4], m[5]});
+      }
+    }
+    return out;
+  }
+  int p_[2];
+  std::optional<CriLogWriter> writer_;
+};
+
+TEST_F(CriLogTest, WholeLinesAreFull) {
+  ASSERT_TRUE(writer_->feed(Stream::kStdout, "hello\nwor"));
+  ASSERT_TRUE(writer_->feed(Stream::kStderr, "oops\r\n"));
+  ASSERT_TRUE(writer_->feed(Stream::kStdout, "ld\n\n"));
+  auto l = lines();
+  ASSERT_EQ(l.size(), 4u);
+  EXPECT_EQ(l[0].content, "hello");
+  EXPECT_EQ(l[0].tag, "F");
+  EXPECT_EQ(l[1].stream, "stderr");
+  EXPECT_EQ(l[1].content, "oops");
+  EXPECT_EQ(l[2].content, "world");
+  EXPECT_EQ(l[3].content, "");
+}
+
+TEST_F(CriLogTest, LongLinesAreSplitIntoPartials) {
+  std::string big(CriLogWriter::kMaxLine * 2 + 100, 'x');
+  ASSERT_TRUE(writer_->feed(Stream::kStdout, big + "\n"));
+  auto l = lines();
+  ASSERT_EQ(l.size(), 3u);
+  EXPECT_EQ(l[0].tag, "P");
+  EXPECT_EQ(l[0].content.size(), CriLogWriter::kMaxLine);
+  EXPECT_EQ(l[1].tag, "P");
+  EXPECT_EQ(l[2].tag, "F");
+  EXPECT_EQ(l[2].content.size(), 100u);
+}
+
+TEST_F(CriLogTest, UnterminatedOutputIsFullAtClose) {
+  ASSERT_TRUE(writer_->feed(Stream::kStdout, "no newline"));
+  ASSERT_TRUE(writer_->close(Stream::kStdout));
+  auto l = lines();
+  ASSERT_EQ(l.size(), 1u);
+  EXPECT_EQ(l[0].tag, "F");
+  EXPECT_EQ(l[0].content, "no newline");
+}
+
+TEST(Rfc3339Nano, TrimsTrailingZerosLikeGo) {
+  EXPECT_EQ(rfc3339Nano({1475713029, 669794202}), "2016-10-06T00:17:09.669794202Z");
+  EXPECT_EQ(rfc3339Nano({1475713029, 500000000}), "2016-10-06T00:17:09.5Z");
+  EXPECT_EQ(rfc3339Nano({1475713029, 0}), "2016-10-06T00:17:09Z");
+}
+
+TEST(ContainerExit, ReasonsAsTheKubeletReportsThem) {
+  EXPECT_EQ((ContainerExit{{0, 0}, false}).reason(), "Completed");
+  EXPECT_EQ((ContainerExit{{1, 0}, false}).reason(), "Error");
+  EXPECT_EQ((ContainerExit{{0, 9}, false}).reason(), "Error");
+  EXPECT_EQ((ContainerExit{{0, 9}, true}).reason(), "OOMKilled");
+  EXPECT_EQ((ContainerExit{{0, 9}, false}).status.shellStatus(), 137);
+}
+
+}  // namespace
+}  // namespace kernelet::isolation
