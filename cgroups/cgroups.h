@@ -59,6 +59,22 @@ uint64_t sharesToWeight(uint64_t shares);
 // CPU limit in millicores -> cpu.max quota for `period_us` (at least 1000 us).
 int64_t milliCpuToQuota(int64_t milli_cpu, int64_t period_us = 100000);
 
+// ---- Devices --------------------------------------------------------------
+
+// One device cgroup rule, as the OCI spec and the v1 devices.allow file write
+// it: "c 1:3 rwm". type 'a' matches block and char; -1 is the wildcard.
+struct DeviceRule {
+  bool allow = false;
+  char type = 'a';  // 'a', 'c' or 'b'
+  int64_t major = -1;
+  int64_t minor = -1;
+  std::string access = "rwm";
+};
+
+// The devices every container may use (runc's and containerd's list): mknod of
+// any, /dev/null, zero, full, random, urandom, tty, ptmx and /dev/pts/*.
+std::vector<DeviceRule> defaultAllowedDevices();
+
 // ---- Stats ----------------------------------------------------------------
 
 struct Stats {
@@ -94,6 +110,10 @@ class Cgroup {
   // Lets the children of this group use these controllers (cgroup.subtree_control).
   Result<void> enableControllers(const std::vector<std::string>& controllers);
   Result<void> apply(const Limits& limits);
+  // cgroup v2 has no devices.allow: the rules become an eBPF program attached to
+  // the group (BPF_CGROUP_DEVICE), replacing the one before. The last rule that
+  // matches decides; no match denies.
+  Result<void> applyDeviceRules(const std::vector<DeviceRule>& rules);
   Result<Stats> stats() const;
   Result<bool> populated() const;
   Result<void> addProcess(pid_t pid);

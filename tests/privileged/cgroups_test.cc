@@ -157,6 +157,33 @@ TEST_F(CgroupsTest, PidsMaxMakesForkFail) {
   EXPECT_EQ(WEXITSTATUS(status), 1) << "kt-fork forked all 10 under pids.max 4";
 }
 
+TEST_F(CgroupsTest, DeviceRulesAreEnforcedAndReplaceable) {
+  // Deny everything, then allow /dev/null only: the last matching rule decides.
+  std::vector<DeviceRule> rules = {{false, 'a', -1, -1, "rwm"}, {true, 'c', 1, 3, "rw"}};
+  auto r = group_.applyDeviceRules(rules);
+  ASSERT_TRUE(r) << r.error().message();
+  auto run = [&](const char* script) {
+    pid_t pid = spawnIn(group_, {"/bin/busybox", "sh", "-c", script});
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  EXPECT_EQ(run("echo x > /dev/null"), 0);
+  EXPECT_NE(run("head -c1 /dev/zero > /dev/null"), 0);
+  EXPECT_NE(run("echo x > /dev/full 2>/dev/null; test -r /dev/zero && head -c1 /dev/zero"), 0);
+  // The defaults replace the previous program: /dev/zero opens again.
+  rules = {{false, 'a', -1, -1, "rwm"}};
+  for (auto& d : defaultAllowedDevices()) {
+    rules.push_back(d);
+  }
+  ASSERT_TRUE(group_.applyDeviceRules(rules));
+  EXPECT_EQ(run("head -c1 /dev/zero > /dev/null"), 0);
+  // A bad rule is an error before anything is attached.
+  auto bad = group_.applyDeviceRules({{true, 'x', -1, -1, "rwm"}});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message(), "device rule `x`: type must be a, c or b");
+}
+
 TEST_F(CgroupsTest, RemoveKillsEverythingInside) {
   pid_t a = spawnIn(group_, {helper("kt-sleep")});
   pid_t b = spawnIn(group_, {helper("kt-sleep")});
