@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "agent/version.h"
+#include "isolation/oci_cli.h"
 
 namespace kernelet::agent {
 namespace {
@@ -28,8 +29,10 @@ int runCli(int argc, char** argv) {
   run->allow_extras(false);
   auto* oci = app.add_subcommand("oci", "the OCI runtime interface (runc/crun arguments)");
   oci->prefix_command();
+  oci->set_help_flag();  // `kernelet oci --help` is answered by the oci parser
   auto* images = app.add_subcommand("images", "pull, import, list, inspect and remove images");
   images->prefix_command();
+  images->set_help_flag();
 
   try {
     app.parse(argc, argv);
@@ -48,7 +51,13 @@ int runCli(int argc, char** argv) {
     return notYet("run", "the standalone-agent issue");
   }
   if (*oci) {
-    return notYet("oci", "the isolation+cgroups issue");
+    // The rest of the line belongs to `kernelet oci`, which has its own parser.
+    std::vector<std::string> rest = oci->remaining();
+    std::vector<char*> args = {const_cast<char*>("oci")};
+    for (auto& a : rest) {
+      args.push_back(a.data());
+    }
+    return isolation::ociMain(static_cast<int>(args.size()), args.data());
   }
   if (*images) {
     return notYet("images", "the images issue");

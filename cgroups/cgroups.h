@@ -44,8 +44,10 @@ struct Limits {
   std::optional<CpuMax> cpu_max;
   std::optional<int64_t> memory_max;  // bytes, -1: "max"
   std::optional<int64_t> memory_min;
+  std::optional<int64_t> memory_low;
   std::optional<int64_t> memory_high;
-  std::optional<int64_t> pids_max;  // -1: "max"
+  std::optional<int64_t> memory_swap_max;  // memory.swap.max: swap alone, not memory+swap
+  std::optional<int64_t> pids_max;         // -1: "max"
   std::optional<bool> memory_oom_group;
 };
 

@@ -11,9 +11,9 @@ namespace kernelet::cgroups {
 
 std::vector<DeviceRule> defaultAllowedDevices() {
   return {
-      {true, 'c', -1, -1, "m"},  {true, 'b', -1, -1, "m"},   {true, 'c', 1, 3, "rwm"},
-      {true, 'c', 1, 5, "rwm"},  {true, 'c', 1, 7, "rwm"},   {true, 'c', 1, 8, "rwm"},
-      {true, 'c', 1, 9, "rwm"},  {true, 'c', 5, 0, "rwm"},   {true, 'c', 5, 2, "rwm"},
+      {true, 'c', -1, -1, "m"},    {true, 'b', -1, -1, "m"}, {true, 'c', 1, 3, "rwm"},
+      {true, 'c', 1, 5, "rwm"},    {true, 'c', 1, 7, "rwm"}, {true, 'c', 1, 8, "rwm"},
+      {true, 'c', 1, 9, "rwm"},    {true, 'c', 5, 0, "rwm"}, {true, 'c', 5, 2, "rwm"},
       {true, 'c', 136, -1, "rwm"},
   };
 }
@@ -22,22 +22,36 @@ namespace {
 
 // Just the instructions we need, spelled as the kernel's filter.h macros do.
 bpf_insn ldxW(int dst, int src, int16_t off) {
-  return {.code = BPF_LDX | BPF_W | BPF_MEM, .dst_reg = static_cast<uint8_t>(dst),
-          .src_reg = static_cast<uint8_t>(src), .off = off, .imm = 0};
+  return {.code = BPF_LDX | BPF_W | BPF_MEM,
+          .dst_reg = static_cast<uint8_t>(dst),
+          .src_reg = static_cast<uint8_t>(src),
+          .off = off,
+          .imm = 0};
 }
 bpf_insn alu(uint8_t op, int dst, int32_t imm) {
-  return {.code = static_cast<uint8_t>(BPF_ALU64 | op | BPF_K), .dst_reg = static_cast<uint8_t>(dst),
-          .src_reg = 0, .off = 0, .imm = imm};
+  return {.code = static_cast<uint8_t>(BPF_ALU64 | op | BPF_K),
+          .dst_reg = static_cast<uint8_t>(dst),
+          .src_reg = 0,
+          .off = 0,
+          .imm = imm};
 }
 bpf_insn movReg(int dst, int src) {
-  return {.code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = static_cast<uint8_t>(dst),
-          .src_reg = static_cast<uint8_t>(src), .off = 0, .imm = 0};
+  return {.code = BPF_ALU64 | BPF_MOV | BPF_X,
+          .dst_reg = static_cast<uint8_t>(dst),
+          .src_reg = static_cast<uint8_t>(src),
+          .off = 0,
+          .imm = 0};
 }
 bpf_insn jne(int dst, int32_t imm, int16_t off) {
-  return {.code = BPF_JMP | BPF_JNE | BPF_K, .dst_reg = static_cast<uint8_t>(dst), .src_reg = 0,
-          .off = off, .imm = imm};
+  return {.code = BPF_JMP | BPF_JNE | BPF_K,
+          .dst_reg = static_cast<uint8_t>(dst),
+          .src_reg = 0,
+          .off = off,
+          .imm = imm};
 }
-bpf_insn exitInsn() { return {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0}; }
+bpf_insn exitInsn() {
+  return {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0};
+}
 
 Result<uint32_t> accessBits(const std::string& access) {
   uint32_t bits = 0;
@@ -63,9 +77,12 @@ Result<uint32_t> accessBits(const std::string& access) {
 // block per rule, the last rule first, each returning its verdict on a match.
 Result<std::vector<bpf_insn>> compile(const std::vector<DeviceRule>& rules) {
   std::vector<bpf_insn> prog = {
-      ldxW(2, 1, offsetof(bpf_cgroup_dev_ctx, access_type)), alu(BPF_AND, 2, 0xFFFF),
-      ldxW(3, 1, offsetof(bpf_cgroup_dev_ctx, access_type)), alu(BPF_RSH, 3, 16),
-      ldxW(4, 1, offsetof(bpf_cgroup_dev_ctx, major)),       ldxW(5, 1, offsetof(bpf_cgroup_dev_ctx, minor)),
+      ldxW(2, 1, offsetof(bpf_cgroup_dev_ctx, access_type)),
+      alu(BPF_AND, 2, 0xFFFF),
+      ldxW(3, 1, offsetof(bpf_cgroup_dev_ctx, access_type)),
+      alu(BPF_RSH, 3, 16),
+      ldxW(4, 1, offsetof(bpf_cgroup_dev_ctx, major)),
+      ldxW(5, 1, offsetof(bpf_cgroup_dev_ctx, minor)),
   };
   for (auto it = rules.rbegin(); it != rules.rend(); ++it) {
     const DeviceRule& r = *it;
@@ -127,7 +144,8 @@ Result<void> Cgroup::applyDeviceRules(const std::vector<DeviceRule>& rules) {
   UniqueFd prog_fd(static_cast<int>(bpf(BPF_PROG_LOAD, load)));
   if (!prog_fd) {
     Error e{.errnum = errno, .op = "load device filter", .path = path_};
-    e.detail = std::string(log).substr(0, std::string(log).find('\n'));  // the verifier's first line
+    e.detail =
+        std::string(log).substr(0, std::string(log).find('\n'));  // the verifier's first line
     return std::unexpected(std::move(e));
   }
   // bpf() does not take O_PATH descriptors: open the directory for reading.

@@ -53,11 +53,17 @@ Result<void> Cgroup::apply(const Limits& l) {
   if (l.memory_min) {
     TRY_VOID(write("memory.min", maxOr(*l.memory_min)));
   }
+  if (l.memory_low) {
+    TRY_VOID(write("memory.low", maxOr(*l.memory_low)));
+  }
   if (l.memory_high) {
     TRY_VOID(write("memory.high", maxOr(*l.memory_high)));
   }
   if (l.memory_max) {
     TRY_VOID(write("memory.max", maxOr(*l.memory_max)));
+  }
+  if (l.memory_swap_max) {
+    TRY_VOID(write("memory.swap.max", maxOr(*l.memory_swap_max)));
   }
   if (l.memory_oom_group) {
     TRY_VOID(write("memory.oom.group", *l.memory_oom_group ? "1" : "0"));

@@ -2,6 +2,7 @@
 
 #include <sys/prctl.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <set>
 
@@ -30,7 +31,15 @@ Result<CapabilityPlan> CapabilityPlan::build(const Capabilities& caps) {
   TRY(auto effective, resolve(caps.effective, "effective"));
   TRY(auto permitted, resolve(caps.permitted, "permitted"));
   TRY(auto inheritable, resolve(caps.inheritable, "inheritable"));
-  TRY(p.ambient_, resolve(caps.ambient, "ambient"));
+  TRY(auto ambient, resolve(caps.ambient, "ambient"));
+  // The kernel admits an ambient capability only if it is permitted and
+  // inheritable; crun and runc skip the others (`crun spec` lists ambient
+  // capabilities with an empty inheritable set), and so do we.
+  for (cap_value_t c : ambient) {
+    if (std::ranges::count(permitted, c) > 0 && std::ranges::count(inheritable, c) > 0) {
+      p.ambient_.push_back(c);
+    }
+  }
 
   std::set<cap_value_t> keep(bounding.begin(), bounding.end());
   for (cap_value_t c = 0; c <= CAP_LAST_CAP; c++) {

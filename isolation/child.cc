@@ -226,9 +226,12 @@ void maskPaths(const ChildPlan& plan) {
 }
 
 void setupRootfs(const ChildPlan& plan) {
-  // Nothing we mount may propagate back to the host.
-  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
-    fail("make mounts private", "/");
+  // Nothing we mount may propagate back to the host (unless the spec asks for
+  // shared mounts, as rootfsPropagation may).
+  unsigned long propagation =
+      plan.rootfs_propagation != 0 ? plan.rootfs_propagation : MS_REC | MS_PRIVATE;
+  if (::mount(nullptr, "/", nullptr, propagation, nullptr) != 0) {
+    fail("set mount propagation", "/");
   }
   // pivot_root needs the new root to be a mount point.
   if (::mount(plan.rootfs, plan.rootfs, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
@@ -426,7 +429,7 @@ void waitForStart(const ChildPlan& plan) {
   if (plan.no_new_privileges) {
     loadSeccomp(plan);
   }
-  ::umask(022);
+  ::umask(plan.umask);
   ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
   execCommand(plan);
 }

@@ -57,6 +57,7 @@ struct ChildPlan {
   bool new_mount_ns = false;
   const char* rootfs = nullptr;
   bool readonly_rootfs = false;
+  unsigned long rootfs_propagation = 0;
   std::vector<MountStep> mounts;
   std::vector<const char*> masked_paths;
   std::vector<const char*> readonly_paths;
@@ -69,6 +70,7 @@ struct ChildPlan {
   uid_t uid = 0;
   gid_t gid = 0;
   std::vector<gid_t> additional_gids;
+  mode_t umask = 022;
   CapabilityPlan caps;
   bool no_new_privileges = false;
   SeccompProgram seccomp;

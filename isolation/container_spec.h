@@ -55,10 +55,13 @@ struct ContainerSpec {
   uid_t uid = 0;
   gid_t gid = 0;
   std::vector<gid_t> additional_gids;
+  mode_t umask = 022;
   std::string hostname;
 
   std::string rootfs;  // host path of the root filesystem
   bool readonly_rootfs = false;
+  // How the container's mounts propagate: MS_PRIVATE, MS_SLAVE or MS_SHARED (| MS_REC).
+  unsigned long rootfs_propagation = 0;  // 0: private, recursively
   std::vector<Mount> mounts;
   std::vector<NamespaceRef> namespaces;
   std::vector<std::string> masked_paths;

@@ -229,6 +229,7 @@ Result<ChildPlan> buildPlan(const ContainerSpec& spec) {
   }
   plan.rootfs = plan.keep(spec.rootfs);
   plan.readonly_rootfs = spec.readonly_rootfs;
+  plan.rootfs_propagation = spec.rootfs_propagation;
   for (size_t i = 0; i < spec.mounts.size(); i++) {
     TRY_VOID(planMount(plan, spec.mounts[i], i));
   }
@@ -266,6 +267,7 @@ Result<ChildPlan> buildPlan(const ContainerSpec& spec) {
   plan.uid = spec.uid;
   plan.gid = spec.gid;
   plan.additional_gids = spec.additional_gids;
+  plan.umask = spec.umask;
   TRY(plan.caps, CapabilityPlan::build(spec.capabilities));
   plan.no_new_privileges = spec.no_new_privileges;
   TRY(plan.seccomp, compileSeccomp(spec.seccomp, spec.capabilities.bounding));

@@ -1,0 +1,220 @@
+// `kernelet oci` as crun's and runc's users drive it, in the test VM.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "support/privileged.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Ran {
+  int status = -1;
+  std::string out, err;
+};
+
+// Runs kernelet with `args`, capturing stdout and stderr apart. Files, not
+// pipes: a created container keeps the stdio it inherited open after
+// `kernelet oci create` exits, as with runc.
+Ran kernelet(const std::vector<std::string>& args, pid_t* started = nullptr) {
+  char out_tmpl[] = "/tmp/kernelet-out.XXXXXX";
+  char err_tmpl[] = "/tmp/kernelet-err.XXXXXX";
+  int out = ::mkstemp(out_tmpl);
+  int err = ::mkstemp(err_tmpl);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    std::vector<char*> argv = {const_cast<char*>(KERNELET_BINARY)};
+    for (const auto& a : args) {
+      argv.push_back(const_cast<char*>(a.c_str()));
+    }
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  if (started != nullptr) {
+    *started = pid;
+  }
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  Ran r;
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  auto slurp = [](int fd, const char* path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    ::close(fd);
+    ::unlink(path);
+    return ss.str();
+  };
+  r.out = slurp(out, out_tmpl);
+  r.err = slurp(err, err_tmpl);
+  return r;
+}
+
+std::string quote(const std::vector<std::string>& args) {
+  std::string out;
+  for (const auto& a : args) {
+    out += (out.empty() ? "\"" : ", \"") + a + "\"";
+  }
+  return out;
+}
+
+class OciCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    KERNELET_REQUIRE_PRIVILEGED();
+    char tmpl[] = "/tmp/kernelet-oci-test.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    root_ = dir_ + "/state";
+    bundle_ = dir_ + "/bundle";
+    fs::create_directories(bundle_);
+    fs::create_directory_symlink(KERNELET_FIXTURE_ROOTFS, bundle_ + "/rootfs");
+  }
+  void TearDown() override {
+    if (!dir_.empty()) {
+      fs::remove_all(dir_);
+    }
+  }
+  void writeConfig(const std::vector<std::string>& args, const std::string& resources = "{}",
+                   const std::string& extra_linux = "") {
+    std::ofstream(bundle_ + "/config.json") << R"({
+      "ociVersion": "1.0.2",
+      "process": {"terminal": false, "user": {"uid": 0, "gid": 0}, "args": [)" +
+                                                   quote(args) + R"(],
+        "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "cwd": "/",
+        "capabilities": {"bounding": ["CAP_KILL", "CAP_MKNOD"], "effective": ["CAP_KILL", "CAP_MKNOD"],
+                         "permitted": ["CAP_KILL", "CAP_MKNOD"]},
+        "noNewPrivileges": true},
+      "root": {"path": "rootfs", "readonly": true},
+      "hostname": "oci",
+      "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+                 {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
+                 {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}],
+      "linux": {"resources": )" + resources + extra_linux +
+                                                   R"(,
+        "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]}
+    })";
+  }
+  std::vector<std::string> oci(std::vector<std::string> args) {
+    args.insert(args.begin(), {"oci", "--root", root_});
+    return args;
+  }
+  std::string stateOf(const std::string& id) {
+    Ran r = kernelet(oci({"state", id}));
+    auto at = r.out.find("\"status\": \"");
+    return at == std::string::npos ? r.err
+                                   : r.out.substr(at + 11, r.out.find('"', at + 11) - at - 11);
+  }
+  bool nothingLeftOf(const std::string& id) {
+    return !fs::exists(root_ + "/" + id) && !fs::exists("/sys/fs/cgroup/kernelet-oci/" + id);
+  }
+  std::string dir_, root_, bundle_;
+};
+
+TEST_F(OciCli, RunIsForegroundWithTheContainersOutputAndStatus) {
+  writeConfig({"sh", "-c", "echo hello from $(hostname); echo err >&2; exit 7"});
+  Ran r = kernelet(oci({"run", "--bundle", bundle_, "c1"}));
+  EXPECT_EQ(r.status, 7);
+  EXPECT_EQ(r.out, "hello from oci\n");
+  EXPECT_EQ(r.err, "err\n");
+  EXPECT_TRUE(nothingLeftOf("c1"));
+}
+
+TEST_F(OciCli, CreateStartStateKillDelete) {
+  writeConfig({"kt-sleep"});
+  std::string pidfile = dir_ + "/pid";
+  Ran c = kernelet(oci({"create", "--bundle", bundle_, "--pid-file", pidfile, "c2"}));
+  ASSERT_EQ(c.status, 0) << c.err;
+  EXPECT_EQ(stateOf("c2"), "created");
+  std::string pid;
+  std::ifstream(pidfile) >> pid;
+  EXPECT_NE(kernelet(oci({"state", "c2"})).out.find("\"pid\": " + pid), std::string::npos);
+
+  ASSERT_EQ(kernelet(oci({"start", "c2"})).status, 0);
+  EXPECT_EQ(stateOf("c2"), "running");
+  Ran busy = kernelet(oci({"delete", "c2"}));
+  EXPECT_EQ(busy.status, 1);
+  EXPECT_EQ(busy.err,
+            "kernelet oci: delete container `c2`: cannot delete a container that is "
+            "running (use --force)\n");
+
+  ASSERT_EQ(kernelet(oci({"kill", "c2", "KILL"})).status, 0);
+  for (int i = 0; i < 200 && stateOf("c2") != "stopped"; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(stateOf("c2"), "stopped");
+  EXPECT_EQ(kernelet(oci({"delete", "c2"})).status, 0);
+  EXPECT_TRUE(nothingLeftOf("c2"));
+  EXPECT_EQ(kernelet(oci({"state", "c2"})).err, "kernelet oci: container `c2`: does not exist\n");
+}
+
+TEST_F(OciCli, ForceDeleteKillsACreatedContainer) {
+  writeConfig({"true"});
+  ASSERT_EQ(kernelet(oci({"create", "--bundle", bundle_, "c3"})).status, 0);
+  EXPECT_EQ(kernelet(oci({"delete", "--force", "c3"})).status, 0);
+  EXPECT_TRUE(nothingLeftOf("c3"));
+}
+
+TEST_F(OciCli, AFailedStartIsReportedAndLeavesNothing) {
+  writeConfig({"/bin/nope"});
+  Ran r = kernelet(oci({"run", "--bundle", bundle_, "c4"}));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err, "kernelet oci: exec `/bin/nope`: No such file or directory\n");
+  EXPECT_TRUE(nothingLeftOf("c4"));
+  // The same id is free again.
+  writeConfig({"true"});
+  EXPECT_EQ(kernelet(oci({"run", "--bundle", bundle_, "c4"})).status, 0);
+}
+
+TEST_F(OciCli, UnsupportedFieldIsRefusedWithItsName) {
+  writeConfig({"true"}, "{}", R"(, "intelRdt": {"closID": "x"})");
+  Ran r = kernelet(oci({"run", "--bundle", bundle_, "c5"}));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err, "kernelet oci: config.json `" + bundle_ +
+                       "/config.json`: linux.intelRdt: not supported by kernelet\n");
+  EXPECT_TRUE(nothingLeftOf("c5"));
+}
+
+TEST_F(OciCli, ResourcesAreEnforced) {
+  writeConfig({"kt-alloc", "64"}, R"({"memory": {"limit": 16777216}})");
+  EXPECT_EQ(kernelet(oci({"run", "--bundle", bundle_, "c6"})).status, 128 + SIGKILL);
+  writeConfig({"kt-fork", "20"}, R"({"pids": {"limit": 5}})");
+  Ran r = kernelet(oci({"run", "--bundle", bundle_, "c7"}));
+  EXPECT_EQ(r.status, 1) << r.out;
+  // Devices: the config denies all, the defaults add the standard ones back;
+  // a block device can be made (mknod is allowed) but not opened.
+  writeConfig({"sh", "-c", "echo x > /dev/null && mknod /tmp/disk b 8 0 && head -c1 /tmp/disk"},
+              R"({"devices": [{"allow": false, "access": "rwm"}]})");
+  Ran d = kernelet(oci({"run", "--bundle", bundle_, "c9"}));
+  EXPECT_EQ(d.status, 1);
+  EXPECT_NE(d.err.find("/tmp/disk: Operation not permitted"), std::string::npos) << d.err;
+}
+
+TEST_F(OciCli, SignalsAreForwardedToTheContainer) {
+  writeConfig({"kt-sleep"});
+  pid_t runner = -1;
+  Ran r;
+  std::thread t([&] { r = kernelet(oci({"run", "--bundle", bundle_, "c8"}), &runner); });
+  for (int i = 0; i < 500 && stateOf("c8") != "running"; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_GT(runner, 0);
+  ::kill(runner, SIGTERM);
+  t.join();
+  EXPECT_EQ(r.status, 0);  // kt-sleep exits 0 on SIGTERM
+  EXPECT_EQ(r.out, "kt-sleep: got SIGTERM\n");
+  EXPECT_TRUE(nothingLeftOf("c8"));
+}
+
+}  // namespace

@@ -1,0 +1,123 @@
+#include <gtest/gtest.h>
+#include <sys/mount.h>
+
+#include "isolation/oci_config.h"
+
+namespace kernelet::isolation {
+namespace {
+
+// What `crun spec` writes, with terminal off and resources added.
+const char* kConfig = R"({
+  "ociVersion": "1.0.0",
+  "process": {
+    "terminal": false,
+    "user": {"uid": 1000, "gid": 1000, "additionalGids": [2000]},
+    "args": ["sh", "-c", "true"],
+    "env": ["PATH=/usr/bin:/bin", "TERM=xterm"],
+    "cwd": "/work",
+    "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "inheritable": [],
+                     "permitted": ["CAP_KILL"], "ambient": ["CAP_KILL"]},
+    "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 512}],
+    "noNewPrivileges": true,
+    "oomScoreAdj": 100
+  },
+  "root": {"path": "rootfs", "readonly": true},
+  "hostname": "box",
+  "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+             {"destination": "/data", "source": "/srv", "options": ["rbind", "ro"]}],
+  "annotations": {"a": "b"},
+  "linux": {
+    "resources": {
+      "devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"}],
+      "memory": {"limit": 67108864, "reservation": 33554432, "swap": 134217728},
+      "cpu": {"shares": 1024, "quota": 50000, "period": 100000},
+      "pids": {"limit": 64},
+      "unified": {"memory.high": "60000000"}
+    },
+    "namespaces": [{"type": "pid"}, {"type": "network", "path": "/proc/1/ns/net"}, {"type": "mount"}],
+    "cgroupsPath": "/box/c1",
+    "rootfsPropagation": "rslave",
+    "sysctl": {"net.ipv4.ip_forward": "1"},
+    "maskedPaths": ["/proc/kcore"],
+    "readonlyPaths": ["/proc/sys"]
+  }
+})";
+
+TEST(OciConfig, ReadsWhatCrunSpecWrites) {
+  auto b = parseOciConfig(kConfig, "/bundles/x");
+  ASSERT_TRUE(b) << b.error().message();
+  const ContainerSpec& s = b->spec;
+  EXPECT_EQ(s.argv, (std::vector<std::string>{"sh", "-c", "true"}));
+  EXPECT_EQ(s.cwd, "/work");
+  EXPECT_EQ(s.uid, 1000u);
+  EXPECT_EQ(s.additional_gids, std::vector<gid_t>{2000});
+  EXPECT_EQ(s.rootfs, "/bundles/x/rootfs");
+  EXPECT_TRUE(s.readonly_rootfs);
+  EXPECT_EQ(s.hostname, "box");
+  ASSERT_EQ(s.mounts.size(), 2u);
+  EXPECT_EQ(s.mounts[1].options, (std::vector<std::string>{"rbind", "ro"}));
+  EXPECT_EQ(s.capabilities.ambient, std::vector<std::string>{"CAP_KILL"});
+  ASSERT_EQ(s.rlimits.size(), 1u);
+  EXPECT_EQ(s.rlimits[0].soft, 512u);
+  EXPECT_TRUE(s.no_new_privileges);
+  EXPECT_EQ(s.oom_score_adj, 100);
+  ASSERT_EQ(s.namespaces.size(), 3u);
+  EXPECT_EQ(s.namespaces[1].path, "/proc/1/ns/net");
+  EXPECT_EQ(s.rootfs_propagation, static_cast<unsigned long>(MS_SLAVE | MS_REC));
+  EXPECT_EQ(s.seccomp.kind, SeccompProfile::Kind::kUnconfined);  // none asked: none applied
+  EXPECT_EQ(b->cgroups_path, "/box/c1");
+  EXPECT_EQ(b->limits.memory_max, 67108864);
+  EXPECT_EQ(b->limits.memory_low, 33554432);
+  EXPECT_EQ(b->limits.memory_swap_max, 134217728 - 67108864);
+  EXPECT_EQ(b->limits.cpu_weight, 100u);
+  EXPECT_EQ(b->limits.cpu_max->quota_us, 50000);
+  EXPECT_EQ(b->limits.pids_max, 64);
+  EXPECT_EQ(b->unified.at("memory.high"), "60000000");
+  ASSERT_EQ(b->devices.size(), 2u);
+  EXPECT_FALSE(b->devices[0].allow);
+  EXPECT_EQ(b->devices[0].type, 'a');
+  EXPECT_EQ(b->devices[1].major, 1);
+  EXPECT_EQ(b->annotations.at("a"), "b");
+}
+
+std::string withReplaced(const std::string& from, const std::string& to) {
+  std::string s = kConfig;
+  size_t at = s.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return s.replace(at, from.size(), to);
+}
+
+void expectError(const std::string& json, const std::string& message) {
+  auto b = parseOciConfig(json, "/bundles/x");
+  ASSERT_FALSE(b) << "accepted: " << message;
+  EXPECT_EQ(b.error().message(), "config.json `/bundles/x/config.json`: " + message);
+}
+
+TEST(OciConfig, UnsupportedFieldsAreNamedNeverIgnored) {
+  expectError(withReplaced(R"("cgroupsPath")", R"("intelRdt": {}, "cgroupsPath")"),
+              "linux.intelRdt: not supported by kernelet");
+  expectError(withReplaced(R"("pids": {"limit": 64},)", R"("pids": {"limit": 64}, "blockIO": {},)"),
+              "linux.resources.blockIO: not supported by kernelet");
+  expectError(withReplaced(R"("terminal": false)", R"("terminal": true)"),
+              "process.terminal: true is not supported (no console socket); set it to false");
+  expectError(
+      withReplaced(R"("annotations")", R"("hooks": {"prestart": [{"path": "/x"}]}, "annotations")"),
+      "hooks: not supported by kernelet");
+  expectError(withReplaced(R"({"type": "pid"})", R"({"type": "time"})"),
+              "linux.namespaces[0].type: unsupported namespace type \"time\"");
+  expectError(withReplaced(R"("memory": {"limit")", R"("memory": {"kernel": 1, "limit")"),
+              "linux.resources.memory.kernel: not supported by kernelet");
+}
+
+TEST(OciConfig, BrokenInputIsAClearError) {
+  expectError("{\"ociVersion\": ", "offset 15: Invalid value.");
+  expectError(withReplaced(R"("ociVersion": "1.0.0")", R"("ociVersion": "2.0")"),
+              "ociVersion: unsupported version \"2.0\"");
+  expectError(withReplaced(R"("args": ["sh", "-c", "true"])", R"("args": [])"),
+              "process.args: missing or empty");
+  expectError(withReplaced(R"("uid": 1000)", R"("uid": "root")"),
+              "process.user.uid: must be an integer");
+}
+
+}  // namespace
+}  // namespace kernelet::isolation
