@@ -107,17 +107,24 @@ int main(int argc, char** argv) {
   int seq = 0;
   auto id = [&] { return "bench" + std::to_string(seq++); };
   std::vector<std::pair<std::string, std::function<int()>>> runners = {
-      {"crun run", [&] { return runCommand({"crun", "--root", dir + "/crun", "run", "-b", bundle, id()}); }},
-      {"runc run", [&] { return runCommand({"runc", "--root", dir + "/runc", "run", "-b", bundle, id()}); }},
+      {"crun run",
+       [&] {
+         return runCommand({"crun", "--root", dir + "/crun", "run", "-b", bundle, id()});
+       }},
+      {"runc run",
+       [&] {
+         return runCommand({"runc", "--root", dir + "/runc", "run", "-b", bundle, id()});
+       }},
       {"kernelet oci run",
        [&] {
-         return runCommand({kernelet, "oci", "--root", dir + "/kernelet", "run", "-b", bundle, id()});
+         return runCommand(
+             {kernelet, "oci", "--root", dir + "/kernelet", "run", "-b", bundle, id()});
        }},
       {"kernelet library",
        [&] {
          // What the agent does per container: no CLI, no fork of a runtime.
          std::string cid = id();
-         auto c = kernelet::isolation::oci::create(dir + "/lib", cid, bundle, false);
+         auto c = kernelet::isolation::oci::create(dir + "/lib", cid, bundle);
          if (!c) {
            std::cerr << c.error().message() << "\n";
            return 1;

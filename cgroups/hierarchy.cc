@@ -48,8 +48,8 @@ Result<void> requireControllers(const Hierarchy& h, const std::vector<std::strin
       "check cgroup v2 controllers", h.mount,
       "missing " + missing + " (offered: " + (offered.empty() ? "none" : offered) +
           "); this host binds them to cgroup v1 (hybrid mode). Boot with cgroup v2 only "
-          "(systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all), or run in the test VM "
-          "(scripts/vm-run); --limits-unenforced runs without limits");
+          "(systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all) or run in the test VM "
+          "(scripts/vm-run); --limits-unenforced runs without these limits");
 }
 
 }  // namespace kernelet::cgroups

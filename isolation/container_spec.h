@@ -23,7 +23,9 @@ enum class Namespace { kPid, kMount, kUts, kIpc, kNet, kCgroup, kUser };
 
 struct NamespaceRef {
   Namespace type;
-  std::string path;  // empty: create a new one; else join this one (e.g. /proc/PID/ns/net)
+  // Empty: create a new one. Else join this one: /proc/PID/ns/net, a bind-mounted
+  // ns file, or /proc/self/fd/N for a namespace held as an fd.
+  std::string path;
 };
 
 struct Capabilities {

@@ -31,7 +31,7 @@ Result<void> writePidFile(const std::string& path, pid_t pid) {
 // signals a terminal or a supervisor sends us, and exit with the container's
 // status once it is gone and cleaned up (crun's contract).
 Result<int> runForeground(const std::string& root, const std::string& id, const std::string& bundle,
-                          const std::string& pid_file) {
+                          const std::string& pid_file, oci::CreateOptions options) {
   sigset_t forward;
   sigemptyset(&forward);
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2}) {
@@ -44,7 +44,8 @@ Result<int> runForeground(const std::string& root, const std::string& id, const 
   if (!sigfd) {
     return sysError("signalfd");
   }
-  TRY(oci::Created c, oci::create(root, id, bundle, /*wait_for_start=*/false));
+  options.wait_for_start = false;
+  TRY(oci::Created c, oci::create(root, id, bundle, options));
   auto cleanup = [&]() { return oci::remove(root, id, /*force=*/true); };
   if (auto r = writePidFile(pid_file, c.process.pid()); !r) {
     (void)cleanup();
@@ -84,6 +85,9 @@ int ociMain(int argc, char** argv) {
   app.require_subcommand(1);
   std::string root = "/run/kernelet/oci";
   app.add_option("--root", root, "directory for container state")->capture_default_str();
+  oci::CreateOptions options;
+  app.add_flag("--limits-unenforced", options.limits_unenforced,
+               "run without the limits whose cgroup v2 controller is missing, with a warning");
 
   std::string id, bundle = ".", pid_file, signal = "SIGTERM";
   bool force = false, all = false;
@@ -118,12 +122,13 @@ int ociMain(int argc, char** argv) {
   }
 
   if (*run) {
-    auto status = runForeground(root, id, bundle, pid_file);
+    auto status = runForeground(root, id, bundle, pid_file, options);
     return status ? *status : report(status.error());
   }
   Result<void> r;
   if (*create) {
-    auto c = oci::create(root, id, bundle, /*wait_for_start=*/true);
+    options.wait_for_start = true;
+    auto c = oci::create(root, id, bundle, options);
     r = c ? writePidFile(pid_file, c->process.pid()) : std::unexpected(c.error());
   } else if (*start) {
     r = oci::start(root, id);

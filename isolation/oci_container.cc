@@ -8,6 +8,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <iostream>
 #include <sstream>
 
 #include "cgroups/cgroups.h"
@@ -52,6 +53,24 @@ std::vector<std::string> neededControllers(const cgroups::Limits& l) {
     out.push_back("pids");
   }
   return out;
+}
+
+// Forgets the limits whose controller the hierarchy does not offer.
+void dropUnavailable(cgroups::Limits& l, const cgroups::Hierarchy& h) {
+  if (!h.controllers.contains("cpu")) {
+    l.cpu_weight.reset();
+    l.cpu_max.reset();
+  }
+  if (!h.controllers.contains("memory")) {
+    l.memory_max.reset();
+    l.memory_min.reset();
+    l.memory_low.reset();
+    l.memory_high.reset();
+    l.memory_swap_max.reset();
+  }
+  if (!h.controllers.contains("pids")) {
+    l.pids_max.reset();
+  }
 }
 
 // Creates the group and every missing ancestor, each delegating the needed
@@ -100,12 +119,25 @@ Error undo(Error e, cgroups::Cgroup* group, const std::string& dir) {
 }  // namespace
 
 Result<Created> create(const std::string& root, const std::string& id, const std::string& bundle,
-                       bool wait_for_start) {
+                       const CreateOptions& options) {
   TRY_VOID(validId(id));
   TRY(OciBundle b, loadOciBundle(bundle));
   TRY(cgroups::Hierarchy h, cgroups::detect());
   std::vector<std::string> controllers = neededControllers(b.limits);
-  TRY_VOID(addContext(cgroups::requireControllers(h, controllers), "container " + id));
+  if (auto ok = cgroups::requireControllers(h, controllers); !ok) {
+    if (!options.limits_unenforced) {
+      return std::unexpected(withContext(ok.error(), "container " + id));
+    }
+    std::string offered;
+    for (const auto& c : h.controllers) {
+      offered += " " + c;
+    }
+    std::cerr << "kernelet oci: warning: container " << id
+              << ": cpu/memory/pids limits NOT enforced: the cgroup v2 hierarchy at " << h.mount
+              << " offers only:" << (offered.empty() ? " nothing" : offered) << "\n";
+    dropUnavailable(b.limits, h);
+    controllers = neededControllers(b.limits);
+  }
 
   std::error_code ec;
   std::filesystem::create_directories(root, ec);
@@ -131,9 +163,15 @@ Result<Created> create(const std::string& root, const std::string& id, const std
     for (const auto& d : cgroups::defaultAllowedDevices()) {
       rules.push_back(d);
     }
-    TRY_VOID(group->applyDeviceRules(rules));
+    if (auto d = group->applyDeviceRules(rules); !d) {
+      if (!options.limits_unenforced) {
+        return std::unexpected(d.error());
+      }
+      std::cerr << "kernelet oci: warning: container " << id
+                << ": device rules NOT enforced: " << d.error().message() << "\n";
+    }
     b.spec.cgroup_fd = group->fd();
-    if (wait_for_start) {
+    if (options.wait_for_start) {
       b.spec.start_fifo = dir + "/exec.fifo";
       if (::mkfifo(b.spec.start_fifo.c_str(), 0600) != 0) {
         return sysError("mkfifo", b.spec.start_fifo);

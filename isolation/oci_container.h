@@ -16,11 +16,18 @@ struct Created {
   std::string dir;  // ROOT/ID
 };
 
+struct CreateOptions {
+  // Stop the process before exec until start() (OCI create); else exec at once.
+  bool wait_for_start = false;
+  // Where the cgroup v2 hierarchy lacks a controller the limits need, run
+  // without those limits and warn on stderr, instead of refusing.
+  bool limits_unenforced = false;
+};
+
 // Sets the container up from its bundle: state dir, cgroup with limits and
-// device rules, the process. With `wait_for_start` the process stops before
-// exec until start(). On any failure everything made so far is removed.
+// device rules, the process. On any failure everything made so far is removed.
 Result<Created> create(const std::string& root, const std::string& id, const std::string& bundle,
-                       bool wait_for_start);
+                       const CreateOptions& options = {});
 Result<void> start(const std::string& root, const std::string& id);
 Result<OciState> state(const std::string& root, const std::string& id);
 // With `all`, every process in the container's cgroup gets the signal.

@@ -8,12 +8,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <regex>
 #include <sstream>
 
 #include "cgroups/cgroups.h"
 #include "isolation/container_exit.h"
+#include "isolation/cri_log.h"
 #include "support/privileged.h"
 
 namespace kernelet::isolation {
@@ -223,6 +225,35 @@ TEST_F(IsolationTest, MissingBinaryIsAClearErrorAndLeavesNothing) {
   EXPECT_EQ(countFds(), fds);
   EXPECT_EQ(countLines("/proc/self/mountinfo"), mounts);
   EXPECT_EQ(countChildren(), 0);
+}
+
+TEST_F(IsolationTest, StdoutAndStderrGoToACriLog) {
+  int out[2], err[2];
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(err, O_CLOEXEC), 0);
+  ContainerSpec s = baseSpec({"sh", "-c", "echo one; echo two >&2; printf tail"});
+  s.stdout_fd = out[1];
+  s.stderr_fd = err[1];
+  auto proc = start(s);
+  ::close(out[1]);
+  ::close(err[1]);
+  ASSERT_TRUE(proc) << proc.error().message();
+  std::string path = "/tmp/kernelet-cri-" + std::to_string(::getpid()) + ".log";
+  auto writer = CriLogWriter::open(path);
+  ASSERT_TRUE(writer);
+  auto loop = EventLoop::create();
+  ASSERT_TRUE(loop);
+  ASSERT_TRUE(writer->pump(*loop, UniqueFd(out[0]), UniqueFd(err[0])));
+  ASSERT_TRUE(loop->run(std::chrono::steady_clock::now() + std::chrono::seconds(30)));
+  ASSERT_TRUE(proc->wait());
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(in, l);) {
+    lines.push_back(l.substr(l.find(' ') + 1));  // without the timestamp
+  }
+  ::unlink(path.c_str());
+  std::sort(lines.begin(), lines.end());  // the two streams interleave freely
+  EXPECT_EQ(lines, (std::vector<std::string>{"stderr F two", "stdout F one", "stdout F tail"}));
 }
 
 TEST_F(IsolationTest, BadSpecIsRefusedBeforeAnythingStarts) {
