@@ -1,0 +1,70 @@
+#pragma once
+// images: the agent's image store under ROOT (default /var/lib/kernelet/images):
+//   ROOT/content/blobs/sha256/<hex>   verified blobs
+//   ROOT/layers/<diff_id hex>/        each layer unpacked once, an overlay lower dir
+//   ROOT/images.json                  name -> manifest, config, layers, last use
+// Import (and later pull) verifies every blob and unpacks every layer before it
+// succeeds, so a bad image fails there, not at first use.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "images/content_store.h"
+#include "sys/result.h"
+
+namespace kernelet::images {
+
+struct LayerRecord {
+  std::string digest;   // the compressed blob
+  std::string diff_id;  // the uncompressed tar, the unpacked dir's name
+  int64_t size = 0;
+  std::string media_type;
+};
+
+struct ImageRecord {
+  std::string name;                 // normalized reference: docker.io/library/busybox:latest
+  std::string manifest_digest;      // the image's digest (RepoDigest)
+  std::string config_digest;        // the image id
+  std::vector<LayerRecord> layers;  // lowest first
+  int64_t size = 0;                 // compressed bytes of all layers
+  int64_t last_used = 0;            // unix seconds, for garbage collection
+};
+
+class ImageStore {
+ public:
+  static Result<ImageStore> open(const std::string& root);
+
+  // Imports an OCI image layout (a directory, or a tar of one). Each manifest
+  // of index.json is named by its org.opencontainers.image.ref.name annotation,
+  // or by `name` when given (then the layout must hold exactly one image). An
+  // index of several platforms yields its linux/amd64 image.
+  Result<std::vector<ImageRecord>> importLayout(const std::string& path,
+                                                const std::string& name = {});
+
+  Result<std::vector<ImageRecord>> list() const;
+  // By name (normalized: "busybox" finds docker.io/library/busybox:latest), or
+  // by config or manifest digest.
+  Result<ImageRecord> find(const std::string& ref) const;
+  Result<void> remove(const std::string& ref);
+  Result<void> touch(const std::string& ref, int64_t now);
+  // Removes blobs and layer dirs no image refers to.
+  Result<void> collectGarbage();
+
+  // The unpacked layer dirs of an image, highest first: overlayfs lowerdir order.
+  std::vector<std::string> lowerDirs(const ImageRecord& image) const;
+  Result<std::string> configJson(const ImageRecord& image) const;
+  const std::string& root() const { return root_; }
+  ContentStore& content() { return content_; }
+
+ private:
+  ImageStore(std::string root, ContentStore content)
+      : root_(std::move(root)), content_(std::move(content)) {}
+  Result<void> save(const std::vector<ImageRecord>& images) const;
+  Result<ImageRecord> importManifest(const std::string& layout, const std::string& digest,
+                                     const std::string& name);
+  std::string root_;
+  ContentStore content_;
+};
+
+}  // namespace kernelet::images

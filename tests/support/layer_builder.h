@@ -1,0 +1,63 @@
+#pragma once
+// Builds small tar (optionally gzip) layers for image tests, entry by entry,
+// including the malicious ones a real builder would never write.
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include <string>
+#include <vector>
+
+namespace kernelet::testing {
+
+struct TarEntry {
+  std::string path;
+  char type = 'f';      // 'f' file, 'd' dir, 'l' symlink, 'h' hard link
+  std::string content;  // file content, or the link target
+  int mode = 0644;
+};
+
+inline bool writeLayer(const std::string& out, const std::vector<TarEntry>& entries,
+                       bool gzip = true) {
+  archive* a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  if (gzip) {
+    archive_write_add_filter_gzip(a);
+  }
+  if (archive_write_open_filename(a, out.c_str()) != ARCHIVE_OK) {
+    archive_write_free(a);
+    return false;
+  }
+  for (const auto& t : entries) {
+    archive_entry* e = archive_entry_new();
+    archive_entry_set_pathname(e, t.path.c_str());
+    archive_entry_set_perm(e, static_cast<mode_t>(t.mode));
+    archive_entry_set_mtime(e, 0, 0);
+    switch (t.type) {
+      case 'd':
+        archive_entry_set_filetype(e, AE_IFDIR);
+        break;
+      case 'l':
+        archive_entry_set_filetype(e, AE_IFLNK);
+        archive_entry_set_symlink(e, t.content.c_str());
+        break;
+      case 'h':
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_hardlink(e, t.content.c_str());
+        break;
+      default:
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_size(e, static_cast<la_int64_t>(t.content.size()));
+    }
+    archive_write_header(a, e);
+    if (t.type == 'f' && !t.content.empty()) {
+      archive_write_data(a, t.content.data(), t.content.size());
+    }
+    archive_entry_free(e);
+  }
+  bool ok = archive_write_close(a) == ARCHIVE_OK;
+  archive_write_free(a);
+  return ok;
+}
+
+}  // namespace kernelet::testing
