@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "agent/version.h"
+#include "images/images_cli.h"
 #include "isolation/oci_cli.h"
 
 namespace kernelet::agent {
@@ -50,17 +51,20 @@ int runCli(int argc, char** argv) {
   if (*run) {
     return notYet("run", "the standalone-agent issue");
   }
-  if (*oci) {
-    // The rest of the line belongs to `kernelet oci`, which has its own parser.
-    std::vector<std::string> rest = oci->remaining();
-    std::vector<char*> args = {const_cast<char*>("oci")};
+  // The rest of the line belongs to the subcommand, which has its own parser.
+  auto forward = [](CLI::App* sub, const char* name, int (*main)(int, char**)) {
+    std::vector<std::string> rest = sub->remaining();
+    std::vector<char*> args = {const_cast<char*>(name)};
     for (auto& a : rest) {
       args.push_back(a.data());
     }
-    return isolation::ociMain(static_cast<int>(args.size()), args.data());
+    return main(static_cast<int>(args.size()), args.data());
+  };
+  if (*oci) {
+    return forward(oci, "oci", isolation::ociMain);
   }
   if (*images) {
-    return notYet("images", "the images issue");
+    return forward(images, "images", images::imagesMain);
   }
   std::cout << app.help();
   return 0;

@@ -47,7 +47,8 @@ std::string str(const Value& v, const char* key) {
 // Extracts a tar of an OCI layout into `dir` (plain files and dirs only).
 Result<void> extractLayoutTar(const std::string& tar, const std::string& dir) {
   std::unique_ptr<archive, int (*)(archive*)> a(archive_read_new(), archive_read_free);
-  archive_read_support_filter_all(a.get());
+  archive_read_support_filter_gzip(a.get());
+  archive_read_support_filter_none(a.get());
   archive_read_support_format_tar(a.get());
   if (archive_read_open_filename(a.get(), tar.c_str(), 1 << 20) != ARCHIVE_OK) {
     return makeError("open image archive", tar, archive_error_string(a.get()));

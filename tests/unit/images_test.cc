@@ -8,6 +8,7 @@
 #include "images/content_store.h"
 #include "images/digest.h"
 #include "images/image_config.h"
+#include "images/policy.h"
 #include "images/reference.h"
 #include "images/unpack.h"
 #include "support/layer_builder.h"
@@ -230,6 +231,41 @@ TEST_F(UserTest, ResolvedThroughTheImagesPasswdAndGroup) {
   EXPECT_EQ(missing.error().message(),
             "resolve user `nobody-here`: no such user in " + dir_ + "/etc/passwd");
   EXPECT_FALSE(resolveUser(dir_, "app:nogroup"));
+}
+
+}  // namespace
+}  // namespace kernelet::images
+
+namespace kernelet::images {
+namespace {
+
+TEST(PullPolicy, DefaultsAsTheKubeletSetsThem) {
+  EXPECT_EQ(pullPolicy("", "busybox").value(), PullPolicy::kAlways);
+  EXPECT_EQ(pullPolicy("", "busybox:latest").value(), PullPolicy::kAlways);
+  EXPECT_EQ(pullPolicy("", "busybox:1.36").value(), PullPolicy::kIfNotPresent);
+  EXPECT_EQ(pullPolicy("", "busybox@sha256:" + std::string(64, 'a')).value(),
+            PullPolicy::kIfNotPresent);
+  EXPECT_EQ(pullPolicy("Never", "busybox").value(), PullPolicy::kNever);
+  EXPECT_EQ(pullPolicy("sometimes", "busybox").error().message(),
+            "image pull policy `sometimes`: must be Always, IfNotPresent or Never");
+  EXPECT_EQ(decidePull(PullPolicy::kNever, false), PullDecision::kNeverPullAbsent);
+  EXPECT_EQ(decidePull(PullPolicy::kIfNotPresent, true), PullDecision::kUsePresent);
+  EXPECT_EQ(decidePull(PullPolicy::kAlways, true), PullDecision::kPull);
+}
+
+TEST(ImageGc, LeastRecentlyUsedFirstNeverInUse) {
+  std::vector<ImageRecord> images = {
+      {.name = "old", .size = 30, .last_used = 100},
+      {.name = "used", .size = 50, .last_used = 50},
+      {.name = "mid", .size = 30, .last_used = 200},
+      {.name = "new", .size = 30, .last_used = 300},
+  };
+  // 84% used: below the high threshold, nothing happens.
+  EXPECT_TRUE(imagesToCollect(images, {"used"}, 1000, 840).empty());
+  // 90% used: free down to 80% (100 bytes): old and mid go, "used" stays.
+  EXPECT_EQ(imagesToCollect(images, {"used"}, 1000, 900),
+            (std::vector<std::string>{"old", "mid", "new"}));
+  EXPECT_EQ(imagesToCollect(images, {"used"}, 1000, 860), (std::vector<std::string>{"old", "mid"}));
 }
 
 }  // namespace
