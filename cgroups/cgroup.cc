@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "cgroups/cgroups.h"
-#include "sys/file.h"
+#include "sys/fileio.h"
 
 namespace kernelet::cgroups {
 

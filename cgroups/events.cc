@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "cgroups/cgroups.h"
-#include "sys/file.h"
+#include "sys/fileio.h"
 
 namespace kernelet::cgroups {
 

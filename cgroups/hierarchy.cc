@@ -4,7 +4,7 @@
 #include <sstream>
 
 #include "cgroups/cgroups.h"
-#include "sys/file.h"
+#include "sys/fileio.h"
 
 namespace kernelet::cgroups {
 

@@ -9,7 +9,7 @@
 #include <memory>
 
 #include "images/digest.h"
-#include "sys/file.h"
+#include "sys/fileio.h"
 #include "sys/unique_fd.h"
 
 namespace kernelet::images {

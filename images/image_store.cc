@@ -6,17 +6,23 @@
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
+#include <future>
+#include <map>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "images/digest.h"
 #include "images/reference.h"
 #include "images/unpack.h"
-#include "sys/file.h"
+#include "sys/fileio.h"
 #include "sys/unique_fd.h"
 
 namespace kernelet::images {
@@ -162,11 +168,10 @@ Result<void> ImageStore::save(const std::vector<ImageRecord>& images) const {
   return writeFileAtomic(root_ + "/images.json", buf.GetString(), 0644);
 }
 
-Result<ImageRecord> ImageStore::importManifest(const std::string& layout, const std::string& digest,
-                                               const std::string& name) {
-  auto blob = [&](const std::string& d) { return layout + "/blobs/sha256/" + digestHex(d); };
+Result<ImageRecord> ImageStore::recordManifest(const std::string& digest, const std::string& name,
+                                               BlobSource& source) {
   TRY_VOID(validateDigest(digest));
-  TRY_VOID(content_.putFile(digest, blob(digest)));
+  TRY_VOID(source.fetch(digest, -1));
   TRY(std::string text, content_.read(digest));
   TRY(Document m, parseJson(text, "manifest " + digest));
   std::string media = str(m, "mediaType");
@@ -175,7 +180,7 @@ Result<ImageRecord> ImageStore::importManifest(const std::string& layout, const 
     for (const auto& entry : m["manifests"].GetArray()) {
       const Value& p = entry.HasMember("platform") ? entry["platform"] : entry;
       if (str(p, "os") == "linux" && str(p, "architecture") == "amd64") {
-        return importManifest(layout, str(entry, "digest"), name);
+        return recordManifest(str(entry, "digest"), name, source);
       }
     }
     return makeError("import image", name, "the index " + digest + " has no linux/amd64 image");
@@ -185,10 +190,11 @@ Result<ImageRecord> ImageStore::importManifest(const std::string& layout, const 
   }
   ImageRecord r{.name = name, .manifest_digest = digest};
   r.config_digest = str(m["config"], "digest");
-  TRY_VOID(addContext(
-      content_.putFile(r.config_digest, blob(r.config_digest),
-                       m["config"].HasMember("size") ? m["config"]["size"].GetInt64() : -1),
-      "config of " + name));
+  TRY_VOID(validateDigest(r.config_digest));
+  TRY_VOID(
+      addContext(source.fetch(r.config_digest,
+                              m["config"].HasMember("size") ? m["config"]["size"].GetInt64() : -1),
+                 "config of " + name));
   TRY(std::string config_text, content_.read(r.config_digest));
   TRY(Document config, parseJson(config_text, "config " + r.config_digest));
   if (!config.HasMember("rootfs") || !config["rootfs"].HasMember("diff_ids") ||
@@ -196,20 +202,30 @@ Result<ImageRecord> ImageStore::importManifest(const std::string& layout, const 
     return makeError("import image", name, "config diff_ids do not match the manifest's layers");
   }
   size_t i = 0;
+  std::vector<std::pair<std::string, int64_t>> blobs;
   for (const auto& l : m["layers"].GetArray()) {
     LayerRecord layer{str(l, "digest"), config["rootfs"]["diff_ids"][i++].GetString(),
                       l.HasMember("size") ? l["size"].GetInt64() : -1, str(l, "mediaType")};
+    TRY_VOID(validateDigest(layer.digest));
     TRY_VOID(validateDigest(layer.diff_id));
-    TRY_VOID(addContext(content_.putFile(layer.digest, blob(layer.digest), layer.size),
-                        "layer of " + name));
+    blobs.push_back({layer.digest, layer.size});
+    r.size += layer.size;
+    r.layers.push_back(std::move(layer));
+  }
+  if (source.fetchAll) {
+    TRY_VOID(addContext(source.fetchAll(blobs), "layers of " + name));
+  } else {
+    for (const auto& [d, size] : blobs) {
+      TRY_VOID(addContext(source.fetch(d, size), "layer of " + name));
+    }
+  }
+  for (const auto& layer : r.layers) {
     std::string dir = root_ + "/layers/" + digestHex(layer.diff_id);
     if (::access(dir.c_str(), F_OK) != 0) {
       TRY(auto unpacked,
           unpackLayerAtomically(content_.path(layer.digest), dir, layer.digest, layer.diff_id));
       (void)unpacked;
     }
-    r.size += layer.size;
-    r.layers.push_back(std::move(layer));
   }
   return r;
 }
@@ -261,15 +277,18 @@ Result<std::vector<ImageRecord>> ImageStore::importLayout(const std::string& pat
                          "a manifest has no " + std::string(kRefName) + " annotation; pass --name");
       }
       TRY(Reference parsed, parseReference(ref));
-      TRY(ImageRecord r, importManifest(layout, str(entry, "digest"), parsed.str()));
+      BlobSource from_layout{.fetch = [&](const std::string& d, int64_t size) {
+        return content_.putFile(d, layout + "/blobs/sha256/" + digestHex(d), size);
+      }};
+      TRY(ImageRecord r, recordManifest(str(entry, "digest"), parsed.str(), from_layout));
       imported.push_back(std::move(r));
     }
-    TRY(std::vector<ImageRecord> all, list());
-    for (const auto& r : imported) {
-      std::erase_if(all, [&](const ImageRecord& x) { return x.name == r.name; });
-      all.push_back(r);
-    }
-    TRY_VOID(save(all));
+    TRY_VOID(update([&](std::vector<ImageRecord>& all) {
+      for (const auto& r : imported) {
+        std::erase_if(all, [&](const ImageRecord& x) { return x.name == r.name; });
+        all.push_back(r);
+      }
+    }));
     return imported;
   };
   auto result = run();
@@ -298,21 +317,124 @@ Result<ImageRecord> ImageStore::find(const std::string& ref) const {
 
 Result<void> ImageStore::remove(const std::string& ref) {
   TRY(ImageRecord r, find(ref));
-  TRY(std::vector<ImageRecord> all, list());
-  std::erase_if(all, [&](const ImageRecord& x) { return x.name == r.name; });
-  TRY_VOID(save(all));
+  TRY_VOID(update([&](std::vector<ImageRecord>& all) {
+    std::erase_if(all, [&](const ImageRecord& x) { return x.name == r.name; });
+  }));
   return collectGarbage();
 }
 
 Result<void> ImageStore::touch(const std::string& ref, int64_t now) {
   TRY(ImageRecord r, find(ref));
+  return update([&](std::vector<ImageRecord>& all) {
+    for (auto& x : all) {
+      if (x.name == r.name) {
+        x.last_used = now;
+      }
+    }
+  });
+}
+
+Result<void> ImageStore::update(const std::function<void(std::vector<ImageRecord>&)>& change) {
+  static std::mutex threads;
+  std::lock_guard lock(threads);
+  std::string path = root_ + "/images.lock";
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd || ::flock(fd.get(), LOCK_EX) != 0) {
+    return sysError("lock", path);
+  }
   TRY(std::vector<ImageRecord> all, list());
-  for (auto& x : all) {
-    if (x.name == r.name) {
-      x.last_used = now;
+  change(all);
+  return save(all);
+}
+
+Result<ImageRecord> ImageStore::pull(const std::string& ref, const RegistryOptions& options,
+                                     const Progress& progress) {
+  TRY(Reference parsed, parseReference(ref));
+  // One download per reference at a time: later callers wait for the first.
+  static std::mutex mu;
+  static std::map<std::string, std::shared_future<Result<ImageRecord>>> inflight;
+  std::string key = root_ + "|" + parsed.str();
+  std::promise<Result<ImageRecord>> promise;
+  std::shared_future<Result<ImageRecord>> future;
+  bool mine = false;
+  {
+    std::lock_guard lock(mu);
+    auto it = inflight.find(key);
+    if (it != inflight.end()) {
+      future = it->second;
+    } else {
+      future = promise.get_future().share();
+      inflight[key] = future;
+      mine = true;
     }
   }
-  return save(all);
+  if (!mine) {
+    return future.get();
+  }
+  auto result = pullOnce(parsed.str(), options, progress);
+  promise.set_value(result);
+  std::lock_guard lock(mu);
+  inflight.erase(key);
+  return result;
+}
+
+Result<ImageRecord> ImageStore::pullOnce(const std::string& ref, const RegistryOptions& options,
+                                         const Progress& progress) {
+  TRY(Reference parsed, parseReference(ref));
+  TRY(Registry registry, Registry::open(parsed, options));
+  auto say = [&](const std::string& what) {
+    if (progress) {
+      progress(what);
+    }
+  };
+  say("resolving " + parsed.str());
+  TRY(FetchedManifest top, registry.manifest(parsed.digest.empty() ? parsed.tag : parsed.digest));
+  TRY_VOID(content_.put(top.digest, top.body));
+  std::atomic<int> done{0};
+  BlobSource from_registry;
+  from_registry.fetch = [&](const std::string& d, int64_t size) -> Result<void> {
+    if (content_.has(d)) {
+      return {};
+    }
+    // Manifests (of an index) come through the manifests endpoint, blobs through blobs.
+    if (size < 0) {
+      TRY(FetchedManifest m, registry.manifest(d));
+      return content_.put(d, m.body);
+    }
+    return registry.blob(d, size, content_);
+  };
+  from_registry.fetchAll = [&](const std::vector<std::pair<std::string, int64_t>>& blobs) {
+    // A few layers at a time, each on its own connection.
+    std::vector<Result<void>> results(blobs.size());
+    std::atomic<size_t> next{0};
+    std::vector<std::thread> workers;
+    for (size_t w = 0; w < std::min<size_t>(4, blobs.size()); w++) {
+      workers.emplace_back([&] {
+        for (size_t i; (i = next++) < blobs.size();) {
+          results[i] = registry.blob(blobs[i].first, blobs[i].second, content_);
+          say("layers " + std::to_string(++done) + "/" + std::to_string(blobs.size()));
+        }
+      });
+    }
+    for (auto& w : workers) {
+      w.join();
+    }
+    for (auto& r : results) {
+      if (!r) {
+        return r;
+      }
+    }
+    return Result<void>{};
+  };
+  TRY(ImageRecord r, recordManifest(top.digest, parsed.str(), from_registry));
+  // An image pulled by tag is known by its top digest (the index's, if any).
+  r.manifest_digest = top.digest;
+  TRY_VOID(update([&](std::vector<ImageRecord>& all) {
+    std::erase_if(all, [&](const ImageRecord& x) { return x.name == r.name; });
+    all.push_back(r);
+  }));
+  say("pulled " + parsed.str());
+  return r;
 }
 
 Result<void> ImageStore::collectGarbage() {

@@ -7,10 +7,12 @@
 // succeeds, so a bad image fails there, not at first use.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "images/content_store.h"
+#include "images/registry.h"
 #include "sys/result.h"
 
 namespace kernelet::images {
@@ -42,6 +44,14 @@ class ImageStore {
   Result<std::vector<ImageRecord>> importLayout(const std::string& path,
                                                 const std::string& name = {});
 
+  // Pulls from the image's registry: the manifest (by tag or digest; an index
+  // yields its linux/amd64 image), then the config and the layers not already
+  // stored, several at a time, each verified, then unpacked. Pulls of one
+  // reference at the same time in this process share one download.
+  using Progress = std::function<void(const std::string& what)>;
+  Result<ImageRecord> pull(const std::string& ref, const RegistryOptions& options,
+                           const Progress& progress = {});
+
   Result<std::vector<ImageRecord>> list() const;
   // By name (normalized: "busybox" finds docker.io/library/busybox:latest), or
   // by config or manifest digest.
@@ -60,9 +70,20 @@ class ImageStore {
  private:
   ImageStore(std::string root, ContentStore content)
       : root_(std::move(root)), content_(std::move(content)) {}
+  // Where an image's blobs come from while it is recorded: each call puts a
+  // verified blob into the content store.
+  struct BlobSource {
+    std::function<Result<void>(const std::string& digest, int64_t size)> fetch;
+    // Several at once (a registry fetches them in parallel); default: one by one.
+    std::function<Result<void>(const std::vector<std::pair<std::string, int64_t>>&)> fetchAll;
+  };
+  Result<ImageRecord> recordManifest(const std::string& digest, const std::string& name,
+                                     BlobSource& source);
+  Result<ImageRecord> pullOnce(const std::string& ref, const RegistryOptions& options,
+                               const Progress& progress);
+  // Read-modify-write of images.json under a lock (threads and processes).
+  Result<void> update(const std::function<void(std::vector<ImageRecord>&)>& change);
   Result<void> save(const std::vector<ImageRecord>& images) const;
-  Result<ImageRecord> importManifest(const std::string& layout, const std::string& digest,
-                                     const std::string& name);
   std::string root_;
   ContentStore content_;
 };

@@ -3,10 +3,12 @@
 #include <rapidjson/document.h>
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
+#include <mutex>
 
 #include "images/digest.h"
 #include "images/image_store.h"
@@ -99,6 +101,12 @@ int imagesMain(int argc, char** argv) {
   rm->add_option("image", ref, "name or id")->required();
   auto* pull = app.add_subcommand("pull", "pull an image from a registry");
   pull->add_option("image", ref, "reference")->required();
+  RegistryOptions registry;
+  pull->add_option("--registry-config", registry.docker_config,
+                   "Docker config.json with registry credentials (default: ~/.docker/config.json "
+                   "if it exists)");
+  pull->add_option("--ca-file", registry.tls.ca_file, "PEM bundle to verify the registry with");
+  pull->add_flag("--plain-http", registry.plain_http, "talk HTTP, not HTTPS, to the registry");
 
   try {
     app.parse(argc, argv);
@@ -108,14 +116,36 @@ int imagesMain(int argc, char** argv) {
     std::cerr << "kernelet images: " << e.what() << "\nRun 'kernelet images --help' for usage.\n";
     return 2;
   }
-  if (*pull) {
-    std::cerr << "kernelet images pull: registry pull is not implemented yet (tracked in the "
-                 "images issue); use `kernelet images import` with an OCI layout\n";
-    return 1;
-  }
   auto store = ImageStore::open(root_dir + "/images");
   if (!store) {
     return report(store.error());
+  }
+  if (*pull) {
+    if (registry.docker_config.empty()) {
+      const char* home = std::getenv("HOME");
+      std::string guess = std::string(home ? home : "/root") + "/.docker/config.json";
+      if (::access(guess.c_str(), R_OK) == 0) {
+        registry.docker_config = guess;
+      }
+    }
+    // A progress line on a terminal, rewritten in place; nothing in a pipe.
+    bool tty = ::isatty(2) != 0;
+    std::mutex out;
+    auto progress = [&](const std::string& what) {
+      if (tty) {
+        std::lock_guard lock(out);
+        std::cerr << "\r\033[K" << what << std::flush;
+      }
+    };
+    auto r = store->pull(ref, registry, progress);
+    if (tty) {
+      std::cerr << "\r\033[K";
+    }
+    if (!r) {
+      return report(r.error());
+    }
+    std::cout << "pulled " << r->name << " " << r->manifest_digest << "\n";
+    return 0;
   }
   if (*import) {
     auto r = store->importLayout(path, name);

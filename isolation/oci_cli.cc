@@ -9,7 +9,7 @@
 
 #include "isolation/oci_container.h"
 #include "sys/event_loop.h"
-#include "sys/file.h"
+#include "sys/fileio.h"
 
 namespace kernelet::isolation {
 

@@ -12,7 +12,7 @@
 #include <set>
 #include <type_traits>
 
-#include "sys/file.h"
+#include "sys/fileio.h"
 
 namespace kernelet::isolation {
 

@@ -13,7 +13,7 @@
 
 #include "cgroups/cgroups.h"
 #include "isolation/oci_config.h"
-#include "sys/file.h"
+#include "sys/fileio.h"
 #include "sys/syscalls.h"
 
 namespace kernelet::isolation::oci {

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "sys/file.h"
+#include "sys/fileio.h"
 
 namespace kernelet::isolation {
 

@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <sstream>
 
-#include "sys/file.h"
+#include "sys/fileio.h"
 
 namespace kernelet::netns {
 

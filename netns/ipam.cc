@@ -6,7 +6,7 @@
 
 #include <filesystem>
 
-#include "sys/file.h"
+#include "sys/fileio.h"
 #include "sys/unique_fd.h"
 
 namespace kernelet::netns {

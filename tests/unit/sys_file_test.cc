@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "sys/file.h"
+#include "sys/fileio.h"
 
 namespace kernelet {
 namespace {

@@ -1,0 +1,254 @@
+#include "images/registry.h"
+
+#include <openssl/evp.h>
+#include <rapidjson/document.h>
+
+#include <regex>
+
+#include "images/digest.h"
+#include "sys/fileio.h"
+
+namespace kernelet::images {
+
+namespace {
+
+constexpr const char* kManifestAccept =
+    "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "
+    "application/vnd.docker.distribution.manifest.list.v2+json, "
+    "application/vnd.docker.distribution.manifest.v2+json";
+
+std::string base64(const std::string& in) {
+  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(in.data()),
+                          static_cast<int>(in.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+Result<std::string> unbase64(const std::string& in, const std::string& what) {
+  std::string out(3 * in.size() / 4 + 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(in.data()),
+                          static_cast<int>(in.size()));
+  if (n < 0) {
+    return makeError("decode base64", what, "invalid");
+  }
+  size_t pad = in.ends_with("==") ? 2 : in.ends_with("=") ? 1 : 0;
+  out.resize(static_cast<size_t>(n) - pad);
+  return out;
+}
+
+// key="value" pairs of a WWW-Authenticate challenge.
+std::map<std::string, std::string> challengeParams(const std::string& header) {
+  std::map<std::string, std::string> out;
+  static const std::regex re(R"re(([a-zA-Z_]+)="([^"]*)")re");
+  for (std::sregex_iterator it(header.begin(), header.end(), re), end; it != end; ++it) {
+    out[(*it)[1]] = (*it)[2];
+  }
+  return out;
+}
+
+std::string urlEncode(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+std::string statusError(const apiclient::HttpResponse& r) {
+  std::string body = r.body.substr(0, 200);
+  return "HTTP " + std::to_string(r.status) + (body.empty() ? "" : ": " + body);
+}
+
+}  // namespace
+
+Result<std::map<std::string, RegistryCredentials>> loadDockerConfig(const std::string& path) {
+  TRY(std::string text, readFile(path));
+  rapidjson::Document d;
+  d.Parse(text.c_str(), text.size());
+  if (d.HasParseError() || !d.IsObject()) {
+    return makeError("parse registry auth file", path, "not a JSON object");
+  }
+  std::map<std::string, RegistryCredentials> out;
+  if (!d.HasMember("auths") || !d["auths"].IsObject()) {
+    return out;
+  }
+  for (auto m = d["auths"].MemberBegin(); m != d["auths"].MemberEnd(); ++m) {
+    std::string host = m->name.GetString();
+    const auto& v = m->value;
+    RegistryCredentials c;
+    if (v.HasMember("auth") && v["auth"].IsString()) {
+      TRY(std::string plain, unbase64(v["auth"].GetString(), path + " auths." + host + ".auth"));
+      size_t colon = plain.find(':');
+      if (colon == std::string::npos) {
+        return makeError("parse registry auth file", path,
+                         "auths." + host + ".auth: expected base64 of user:password");
+      }
+      c = {plain.substr(0, colon), plain.substr(colon + 1)};
+    } else if (v.HasMember("username") && v.HasMember("password")) {
+      c = {v["username"].GetString(), v["password"].GetString()};
+    } else {
+      continue;
+    }
+    // "https://index.docker.io/v1/" is how docker login names Docker Hub.
+    if (host.find("index.docker.io") != std::string::npos) {
+      host = "docker.io";
+    }
+    if (host.starts_with("https://")) {
+      host = host.substr(8);
+    }
+    out[host.substr(0, host.find('/'))] = c;
+  }
+  return out;
+}
+
+Result<Registry> Registry::open(const Reference& ref, const RegistryOptions& options) {
+  std::optional<RegistryCredentials> creds;
+  if (!options.docker_config.empty()) {
+    TRY(auto all, loadDockerConfig(options.docker_config));
+    if (auto it = all.find(ref.domain); it != all.end()) {
+      creds = it->second;
+    }
+  }
+  return Registry(ref, options, creds);
+}
+
+std::string Registry::base() const {
+  // Docker Hub's API lives on another host than its name.
+  std::string host = ref_.domain == "docker.io" ? "registry-1.docker.io" : ref_.domain;
+  return (options_.plain_http ? "http://" : "https://") + host + "/v2/" + ref_.repository;
+}
+
+Result<void> Registry::authenticate(const std::string& challenge) {
+  std::string scheme = challenge.substr(0, challenge.find(' '));
+  for (auto& c : scheme) {
+    c = static_cast<char>(std::tolower(c));
+  }
+  std::string basic =
+      creds_ ? "Basic " + base64(creds_->username + ":" + creds_->password) : std::string();
+  if (scheme == "basic") {
+    if (!creds_) {
+      return makeError("authenticate to", ref_.domain,
+                       "the registry wants credentials (Basic) and "
+                       "the auth file has none for this host");
+    }
+    std::lock_guard lock(*auth_mutex_);
+    authorization_ = basic;
+    return {};
+  }
+  if (scheme != "bearer") {
+    return makeError("authenticate to", ref_.domain, "unsupported scheme in: " + challenge);
+  }
+  auto params = challengeParams(challenge);
+  if (params["realm"].empty()) {
+    return makeError("authenticate to", ref_.domain, "Bearer challenge without realm");
+  }
+  std::string url = params["realm"] + (params["realm"].find('?') == std::string::npos ? "?" : "&");
+  if (!params["service"].empty()) {
+    url += "service=" + urlEncode(params["service"]) + "&";
+  }
+  url += "scope=" + urlEncode(params["scope"].empty() ? "repository:" + ref_.repository + ":pull"
+                                                      : params["scope"]);
+  apiclient::HttpRequest req{.url = url};
+  if (creds_) {
+    req.headers.push_back({"Authorization", basic});
+  }
+  TRY(auto resp, http_.send(req));
+  if (resp.status != 200) {
+    return makeError("get token from", params["realm"], statusError(resp));
+  }
+  rapidjson::Document d;
+  d.Parse(resp.body.c_str(), resp.body.size());
+  std::string token;
+  for (const char* k : {"token", "access_token"}) {
+    if (!d.HasParseError() && d.IsObject() && d.HasMember(k) && d[k].IsString()) {
+      token = d[k].GetString();
+      break;
+    }
+  }
+  if (token.empty()) {
+    return makeError("get token from", params["realm"], "no token in the answer");
+  }
+  std::lock_guard lock(*auth_mutex_);
+  authorization_ = "Bearer " + token;
+  return {};
+}
+
+Result<apiclient::HttpResponse> Registry::get(const std::string& path, const std::string& accept,
+                                              const apiclient::BodySink& sink) {
+  std::string url = base() + path;
+  bool retried_auth = false;
+  bool same_host = true;
+  for (int hop = 0; hop < 8; hop++) {
+    apiclient::HttpRequest req{.url = url};
+    if (!accept.empty()) {
+      req.headers.push_back({"Accept", accept});
+    }
+    {
+      std::lock_guard lock(*auth_mutex_);
+      // Credentials go to the registry only, never to where a blob redirects.
+      if (same_host && !authorization_.empty()) {
+        req.headers.push_back({"Authorization", authorization_});
+      }
+    }
+    TRY(auto resp, http_.send(req, sink));
+    if (resp.status == 401 && same_host && !retried_auth) {
+      retried_auth = true;
+      TRY_VOID(authenticate(resp.header("www-authenticate")));
+      continue;
+    }
+    if (resp.status == 301 || resp.status == 302 || resp.status == 303 || resp.status == 307 ||
+        resp.status == 308) {
+      TRY(apiclient::Url from, apiclient::parseUrl(url));
+      TRY(apiclient::Url to, apiclient::resolveUrl(from, resp.header("location")));
+      same_host = same_host && to.host == from.host && to.port == from.port;
+      url = to.str();
+      continue;
+    }
+    return resp;
+  }
+  return makeError("GET", url, "too many redirects");
+}
+
+Result<FetchedManifest> Registry::manifest(const std::string& tag_or_digest) {
+  TRY(auto resp, get("/manifests/" + tag_or_digest, kManifestAccept));
+  std::string what =
+      ref_.name() + (tag_or_digest.starts_with("sha256:") ? "@" : ":") + tag_or_digest;
+  if (resp.status == 404) {
+    return makeError("pull", what, "manifest not found in the registry");
+  }
+  if (resp.status == 401 || resp.status == 403) {
+    return makeError("pull", what, "access denied: " + statusError(resp));
+  }
+  if (resp.status != 200) {
+    return makeError("pull", what, statusError(resp));
+  }
+  FetchedManifest m{sha256Of(resp.body), resp.header("content-type"), std::move(resp.body)};
+  if (tag_or_digest.starts_with("sha256:") && m.digest != tag_or_digest) {
+    return makeError("verify manifest", what, "the registry sent content with digest " + m.digest);
+  }
+  return m;
+}
+
+Result<void> Registry::blob(const std::string& digest, int64_t size, ContentStore& store) {
+  if (store.has(digest)) {
+    return {};
+  }
+  TRY(ContentStore::Writer w, store.writer());
+  TRY(auto resp,
+      get("/blobs/" + digest, "", [&](std::string_view piece) { return w.write(piece); }));
+  if (resp.status != 200) {
+    return makeError("fetch blob", ref_.name() + "@" + digest, statusError(resp));
+  }
+  return addContext(w.commit(digest, size), "fetch blob from " + ref_.domain);
+}
+
+}  // namespace kernelet::images

@@ -1,0 +1,177 @@
+// Registry pull against a real registry (Debian's docker-registry) on a
+// loopback port with TLS and Basic auth: no root needed, runs on the host.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include "images/digest.h"
+#include "images/image_store.h"
+#include "support/registry_server.h"
+
+namespace kernelet::images {
+namespace {
+
+namespace fs = std::filesystem;
+
+int countMatches(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) {
+    n++;
+  }
+  return n;
+}
+
+class PullTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (::geteuid() != 0) {
+      return;  // SetUp() skips every test
+    }
+    char tmpl[] = "/tmp/kernelet-registry.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = new std::string(tmpl);
+    auto r = kernelet::testing::RegistryServer::start(*dir_ + "/registry");
+    ASSERT_TRUE(r) << r.error().message();
+    registry_ = new kernelet::testing::RegistryServer(std::move(*r));
+    for (const char* name : {"busybox", "layered"}) {
+      auto pushed = registry_->push(std::string(KERNELET_FIXTURES) + "/oci/" + name,
+                                    std::string("fixtures/") + name, "v1");
+      ASSERT_TRUE(pushed) << pushed.error().message();
+    }
+  }
+  static void TearDownTestSuite() {
+    delete registry_;
+    registry_ = nullptr;
+    if (dir_ != nullptr) {
+      fs::remove_all(*dir_);
+      delete dir_;
+    }
+  }
+  void SetUp() override {
+    if (::geteuid() != 0) {
+      GTEST_SKIP() << "needs root: unpacking layers with whiteouts and owners";
+    }
+    ASSERT_NE(registry_, nullptr);
+    store_dir_ = *dir_ + "/store" + std::to_string(n_++);
+    auto s = ImageStore::open(store_dir_);
+    ASSERT_TRUE(s);
+    store_.emplace(std::move(*s));
+    options_.tls.ca_file = registry_->caFile();
+    options_.docker_config = registry_->authFile();
+  }
+  std::string ref(const std::string& name) { return registry_->host() + "/fixtures/" + name; }
+
+  static inline std::string* dir_ = nullptr;
+  static inline kernelet::testing::RegistryServer* registry_ = nullptr;
+  static inline int n_ = 0;
+  std::string store_dir_;
+  std::optional<ImageStore> store_;
+  RegistryOptions options_;
+};
+
+TEST_F(PullTest, ByTagThenByDigestWithBasicAuth) {
+  auto img = store_->pull(ref("layered:v1"), options_);
+  ASSERT_TRUE(img) << img.error().message();
+  EXPECT_EQ(img->name, ref("layered:v1"));
+  EXPECT_EQ(img->layers.size(), 2u);
+  for (const auto& dir : store_->lowerDirs(*img)) {
+    EXPECT_TRUE(fs::is_directory(dir)) << dir;
+  }
+  auto by_digest = store_->pull(ref("layered@") + img->manifest_digest, options_);
+  ASSERT_TRUE(by_digest) << by_digest.error().message();
+  EXPECT_EQ(by_digest->config_digest, img->config_digest);
+}
+
+TEST_F(PullTest, APresentImageCostsOnlyTheManifest) {
+  ASSERT_TRUE(store_->pull(ref("busybox:v1"), options_));
+  std::string before = registry_->log();
+  ASSERT_TRUE(store_->pull(ref("busybox:v1"), options_));
+  std::string after = registry_->log().substr(before.size());
+  EXPECT_EQ(countMatches(after, "/blobs/sha256:"), 0) << after;
+  EXPECT_GE(countMatches(after, "/manifests/v1"), 1) << after;
+}
+
+TEST_F(PullTest, ConcurrentPullsOfOneImageDownloadOnce) {
+  std::string before = registry_->log();
+  std::vector<std::thread> threads;
+  std::vector<Result<ImageRecord>> results(4, makeError("", "", "not run"));
+  for (int i = 0; i < 4; i++) {
+    threads.emplace_back([&, i] { results[i] = store_->pull(ref("layered:v1"), options_); });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  for (auto& r : results) {
+    ASSERT_TRUE(r) << r.error().message();
+  }
+  std::string after = registry_->log().substr(before.size());
+  // Each blob (config and two layers) once; the 401 challenge adds unauthenticated tries.
+  std::string layer = results[0]->layers[1].digest;
+  int gets = 0;
+  std::istringstream lines(after);
+  for (std::string l; std::getline(lines, l);) {
+    if (l.find("/blobs/" + layer) != std::string::npos && l.find("\" 200 ") != std::string::npos) {
+      gets++;
+    }
+  }
+  EXPECT_EQ(gets, 1) << after;
+}
+
+TEST_F(PullTest, MissingCredentialsAreAClearError) {
+  options_.docker_config.clear();
+  auto r = store_->pull(ref("busybox:v1"), options_);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(),
+            "authenticate to `" + registry_->host() +
+                "`: the registry wants credentials (Basic) and the auth file has none for this "
+                "host");
+}
+
+TEST_F(PullTest, AWrongCaFailsTheHandshake) {
+  options_.tls.ca_file = "/etc/ssl/certs/ca-certificates.crt";
+  auto r = store_->pull(ref("busybox:v1"), options_);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("TLS handshake with"), std::string::npos)
+      << r.error().message();
+  EXPECT_NE(r.error().message().find("certificate"), std::string::npos) << r.error().message();
+}
+
+TEST_F(PullTest, UnknownImageOrTagSaysNotFound) {
+  auto r = store_->pull(ref("busybox:nope"), options_);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(),
+            "pull `" + ref("busybox:nope") + "`: manifest not found in the registry");
+}
+
+TEST_F(PullTest, ACorruptedBlobIsRefusedAndNothingStored) {
+  // Push a copy under another name, then damage its layer in the registry's storage.
+  ASSERT_TRUE(
+      registry_->push(std::string(KERNELET_FIXTURES) + "/oci/busybox", "fixtures/broken", "v1"));
+  auto good = store_->pull(ref("broken:v1"), options_);
+  ASSERT_TRUE(good);
+  std::string layer = good->layers[0].digest;
+  ASSERT_TRUE(store_->remove(ref("broken:v1")));
+  std::string data = registry_->storage() + "/docker/registry/v2/blobs/sha256/" +
+                     layer.substr(7, 2) + "/" + layer.substr(7) + "/data";
+  ASSERT_TRUE(fs::exists(data));
+  {
+    std::fstream f(data, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(1000);
+    f.put('\x13');
+  }
+  auto bad = store_->pull(ref("broken:v1"), options_);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("verify blob `" + layer + "`: content has digest"),
+            std::string::npos)
+      << bad.error().message();
+  EXPECT_FALSE(store_->content().has(layer));
+  EXPECT_TRUE(fs::is_empty(store_dir_ + "/content/ingest"));
+  EXPECT_FALSE(store_->find(ref("broken:v1")));
+}
+
+}  // namespace
+}  // namespace kernelet::images
