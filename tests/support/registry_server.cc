@@ -59,7 +59,7 @@ std::string run(const std::string& cmd) {
 
 }  // namespace
 
-Result<RegistryServer> RegistryServer::start(const std::string& dir) {
+Result<RegistryServer> RegistryServer::start(const std::string& dir, Auth auth) {
   RegistryServer s;
   s.dir_ = dir;
   s.ca_ = dir + "/cert.pem";
@@ -81,8 +81,30 @@ Result<RegistryServer> RegistryServer::start(const std::string& dir) {
          "http: {addr: 127.0.0.1:"
       << s.port_ << ", tls: {certificate: " << s.ca_ << ", key: " << dir
       << "/key.pem}}\n"
-         "auth: {htpasswd: {realm: kernelet-test, path: "
-      << dir << "/htpasswd}}\n";
+         "";
+  if (auth == Auth::kBasic) {
+    std::ofstream(dir + "/config.yml", std::ios::app)
+        << "auth: {htpasswd: {realm: kernelet-test, path: " << dir << "/htpasswd}}\n";
+  } else {
+    int token_port = freePort();
+    run("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=token-signer -keyout " + dir +
+        "/token-key.pem -out " + dir + "/token-cert.pem");
+    std::ofstream(dir + "/config.yml", std::ios::app)
+        << "auth: {token: {realm: http://127.0.0.1:" << token_port
+        << "/token, service: kernelet-registry, issuer: kernelet-test, rootcertbundle: " << dir
+        << "/token-cert.pem}}\n";
+    s.token_pid_ = ::fork();
+    if (s.token_pid_ == 0) {
+      std::string port = std::to_string(token_port);
+      ::execlp("python3", "python3", KERNELET_TOKEN_SERVER, port.c_str(),
+               (dir + "/token-key.pem").c_str(), (dir + "/token-cert.pem").c_str(), "kernelet-test",
+               nullptr);
+      ::_exit(127);
+    }
+    for (int i = 0; i < 200 && !portOpen(token_port); i++) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
   s.pid_ = ::fork();
   if (s.pid_ == 0) {
     int log = ::open((dir + "/registry.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -105,12 +127,15 @@ RegistryServer::RegistryServer(RegistryServer&& o) noexcept
       ca_(std::move(o.ca_)),
       auth_(std::move(o.auth_)),
       port_(o.port_),
-      pid_(std::exchange(o.pid_, -1)) {}
+      pid_(std::exchange(o.pid_, -1)),
+      token_pid_(std::exchange(o.token_pid_, -1)) {}
 
 RegistryServer::~RegistryServer() {
-  if (pid_ > 0) {
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
+  for (pid_t p : {pid_, token_pid_}) {
+    if (p > 0) {
+      ::kill(p, SIGTERM);
+      ::waitpid(p, nullptr, 0);
+    }
   }
 }
 

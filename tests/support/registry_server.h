@@ -13,8 +13,10 @@ namespace kernelet::testing {
 
 class RegistryServer {
  public:
-  // Starts the registry under `dir`; "user"/"secret" are its only credentials.
-  static Result<RegistryServer> start(const std::string& dir);
+  enum class Auth { kBasic, kToken };
+  // Starts the registry under `dir`; "user"/"secret" are its only credentials,
+  // checked by the registry itself (Basic) or by a token service (Bearer).
+  static Result<RegistryServer> start(const std::string& dir, Auth auth = Auth::kBasic);
   RegistryServer(RegistryServer&& o) noexcept;
   ~RegistryServer();
 
@@ -34,6 +36,7 @@ class RegistryServer {
   std::string dir_, ca_, auth_;
   int port_ = 0;
   pid_t pid_ = -1;
+  pid_t token_pid_ = -1;
 };
 
 }  // namespace kernelet::testing

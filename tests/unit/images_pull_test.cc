@@ -173,5 +173,33 @@ TEST_F(PullTest, ACorruptedBlobIsRefusedAndNothingStored) {
   EXPECT_FALSE(store_->find(ref("broken:v1")));
 }
 
+TEST_F(PullTest, BearerTokenFromTheRealmTheChallengeNames) {
+  auto token_registry = kernelet::testing::RegistryServer::start(
+      *dir_ + "/token-registry", kernelet::testing::RegistryServer::Auth::kToken);
+  ASSERT_TRUE(token_registry) << token_registry.error().message();
+  // It starts empty, and the push helper speaks Basic only: give it the
+  // images of the Basic registry by copying that registry's storage.
+  fs::copy(registry_->storage(), token_registry->storage(),
+           fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  options_.tls.ca_file = token_registry->caFile();
+  // Credentials for the token service, keyed by the registry's host.
+  options_.docker_config = *dir_ + "/token-auth.json";
+  std::ofstream(options_.docker_config)
+      << R"({"auths":{")" << token_registry->host() << R"(":{"auth":"dXNlcjpzZWNyZXQ="}}})";
+  std::string name = token_registry->host() + "/fixtures/busybox:v1";
+  auto img = store_->pull(name, options_);
+  ASSERT_TRUE(img) << img.error().message() << "\n" << token_registry->log();
+  EXPECT_EQ(img->layers.size(), 1u);
+  // Without credentials the token service refuses, and the error says where.
+  options_.docker_config.clear();
+  ASSERT_TRUE(store_->remove(name));
+  auto denied = store_->pull(name, options_);
+  ASSERT_FALSE(denied);
+  EXPECT_NE(denied.error().message().find("get token from `http://127.0.0.1:"), std::string::npos)
+      << denied.error().message();
+  EXPECT_NE(denied.error().message().find("HTTP 401"), std::string::npos)
+      << denied.error().message();
+}
+
 }  // namespace
 }  // namespace kernelet::images
