@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <regex>
 #include <thread>
 
@@ -158,11 +159,22 @@ TEST_F(PullTest, ACorruptedBlobIsRefusedAndNothingStored) {
   std::string data = registry_->storage() + "/docker/registry/v2/blobs/sha256/" +
                      layer.substr(7, 2) + "/" + layer.substr(7) + "/data";
   ASSERT_TRUE(fs::exists(data));
-  {
+  // The blob is shared with the other images of the registry: put the byte
+  // back whatever happens, so the tests after this one see a sound registry.
+  auto flip = [&](char value) {
     std::fstream f(data, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(1000);
+    char old = static_cast<char>(f.get());
     f.seekp(1000);
-    f.put('\x13');
-  }
+    f.put(value);
+    return old;
+  };
+  char original = flip(0);
+  flip(static_cast<char>(original ^ 0x5a));  // surely different from what was there
+  struct Restore {
+    std::function<void()> fn;
+    ~Restore() { fn(); }
+  } restore{[&] { flip(original); }};
   auto bad = store_->pull(ref("broken:v1"), options_);
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message().find("verify blob `" + layer + "`: content has digest"),
