@@ -128,6 +128,46 @@ TEST_F(ImagesTest, ACorruptBlobIsRefusedAndNothingIsStored) {
   EXPECT_TRUE(fs::is_empty(dir_ + "/store/content/ingest"));
 }
 
+TEST_F(ImagesTest, AMultiPlatformIndexYieldsItsLinuxAmd64Image) {
+  std::string copy = dir_ + "/multi";
+  fs::copy(fixture("busybox"), copy, fs::copy_options::recursive);
+  std::ifstream in(copy + "/index.json");
+  std::string top((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t at = top.find("sha256:");
+  std::string amd64 = top.substr(at, 71);
+  std::string size = top.substr(top.find("\"size\":") + 7);
+  size = size.substr(0, size.find_first_of(",}"));
+  auto index_for = [&](const std::string& platforms) {
+    std::string body =
+        R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[)" +
+        platforms + "]}";
+    std::string digest = sha256Of(body);
+    std::ofstream(copy + "/blobs/sha256/" + digest.substr(7)) << body;
+    std::ofstream(copy + "/index.json")
+        << R"({"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.index.v1+json","digest":")"
+        << digest << R"(","size":)" << body.size()
+        << R"(,"annotations":{"org.opencontainers.image.ref.name":"multi:1"}}]})";
+    return digest;
+  };
+  std::string arm =
+      R"({"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:)" +
+      std::string(64, '0') + R"(","size":1,"platform":{"architecture":"arm64","os":"linux"}})";
+  std::string x86 = R"({"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
+                    amd64 + R"(","size":)" + size +
+                    R"(,"platform":{"architecture":"amd64","os":"linux"}})";
+  index_for(arm + "," + x86);
+  auto r = store_->importLayout(copy);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ((*r)[0].name, "docker.io/library/multi:1");
+  EXPECT_EQ(store_->find("multi:1")->layers.size(), 1u);
+
+  std::string only_arm = index_for(arm);
+  auto none = store_->importLayout(copy);
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().message(), "import image `docker.io/library/multi:1`: the index " +
+                                        only_arm + " has no linux/amd64 image");
+}
+
 TEST_F(ImagesTest, AMissingAnnotationNeedsAName) {
   std::string copy = dir_ + "/noname";
   fs::copy(fixture("busybox"), copy, fs::copy_options::recursive);

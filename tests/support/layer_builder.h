@@ -4,6 +4,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <sys/types.h>
 
 #include <string>
 #include <vector>
@@ -17,12 +18,16 @@ struct TarEntry {
   int mode = 0644;
 };
 
+enum class Compression { kNone, kGzip, kZstd };
+
 inline bool writeLayer(const std::string& out, const std::vector<TarEntry>& entries,
-                       bool gzip = true) {
+                       Compression compression = Compression::kGzip) {
   archive* a = archive_write_new();
   archive_write_set_format_pax_restricted(a);
-  if (gzip) {
+  if (compression == Compression::kGzip) {
     archive_write_add_filter_gzip(a);
+  } else if (compression == Compression::kZstd) {
+    archive_write_add_filter_zstd(a);
   }
   if (archive_write_open_filename(a, out.c_str()) != ARCHIVE_OK) {
     archive_write_free(a);
@@ -40,6 +45,12 @@ inline bool writeLayer(const std::string& out, const std::vector<TarEntry>& entr
       case 'l':
         archive_entry_set_filetype(e, AE_IFLNK);
         archive_entry_set_symlink(e, t.content.c_str());
+        break;
+      case 'c':  // content is "major:minor"
+        archive_entry_set_filetype(e, AE_IFCHR);
+        archive_entry_set_rdevmajor(e, static_cast<dev_t>(std::stoi(t.content)));
+        archive_entry_set_rdevminor(
+            e, static_cast<dev_t>(std::stoi(t.content.substr(t.content.find(':') + 1))));
         break;
       case 'h':
         archive_entry_set_filetype(e, AE_IFREG);

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -139,8 +140,8 @@ TEST_F(UnpackTest, EscapingEntriesAreRefusedAndNothingIsWrittenOutside) {
 TEST_F(UnpackTest, DiffIdIsTheUncompressedDigestAndMismatchLeavesNothing) {
   std::string gz = dir_ + "/l.tar.gz", plain = dir_ + "/l.tar";
   std::vector<TarEntry> entries = {{"dir", 'd', "", 0755}, {"dir/file", 'f', "content"}};
-  ASSERT_TRUE(writeLayer(gz, entries, true));
-  ASSERT_TRUE(writeLayer(plain, entries, false));
+  ASSERT_TRUE(writeLayer(gz, entries, kernelet::testing::Compression::kGzip));
+  ASSERT_TRUE(writeLayer(plain, entries, kernelet::testing::Compression::kNone));
   std::ifstream in(plain, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::string diff_id = sha256Of(bytes);
@@ -157,6 +158,32 @@ TEST_F(UnpackTest, DiffIdIsTheUncompressedDigestAndMismatchLeavesNothing) {
   EXPECT_NE(wrong.error().message().find("is not the diff_id"), std::string::npos);
   EXPECT_FALSE(fs::exists(dir_ + "/bad"));
   EXPECT_FALSE(fs::exists(dir_ + "/bad.tmp"));
+}
+
+TEST_F(UnpackTest, ZstdLayersKeepOwnersModesHardLinksAndDevices) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "needs root: owners and device nodes";
+  }
+  std::string zst = dir_ + "/l.tar.zst";
+  ASSERT_TRUE(writeLayer(zst,
+                         {{"bin", 'd', "", 0755},
+                          {"bin/tool", 'f', "#!/bin/sh\n", 04755},
+                          {"bin/alias", 'h', "bin/tool"},
+                          {"dev", 'd', "", 0755},
+                          {"dev/null", 'c', "1:3", 0666}},
+                         kernelet::testing::Compression::kZstd));
+  auto r = unpackLayerAtomically(zst, dir_ + "/z", "zstd", "");
+  ASSERT_TRUE(r) << r.error().message();
+  struct stat tool {
+  }, alias{}, null{};
+  ASSERT_EQ(::stat((dir_ + "/z/bin/tool").c_str(), &tool), 0);
+  ASSERT_EQ(::stat((dir_ + "/z/bin/alias").c_str(), &alias), 0);
+  ASSERT_EQ(::stat((dir_ + "/z/dev/null").c_str(), &null), 0);
+  EXPECT_EQ(tool.st_mode & 07777, 04755u);  // setuid kept
+  EXPECT_EQ(tool.st_ino, alias.st_ino);     // one file, two names
+  EXPECT_TRUE(S_ISCHR(null.st_mode));
+  EXPECT_EQ(major(null.st_rdev), 1u);
+  EXPECT_EQ(minor(null.st_rdev), 3u);
 }
 
 TEST_F(UnpackTest, TruncatedGzipIsAnErrorAndLeavesNothing) {
