@@ -239,8 +239,11 @@ Result<std::vector<ImageRecord>> ImageStore::importLayout(const std::string& pat
     return sysError("open image layout", path);
   }
   if (!S_ISDIR(st.st_mode)) {
-    scratch = root_ + "/import-" + std::to_string(::getpid());
-    fs::create_directories(scratch);
+    std::string tmpl = root_ + "/import-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      return sysError("create", tmpl);
+    }
+    scratch = tmpl;
     auto extracted = extractLayoutTar(path, scratch);
     if (!extracted) {
       fs::remove_all(scratch);
