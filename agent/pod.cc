@@ -1,0 +1,342 @@
+#include "agent/pod.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <regex>
+#include <set>
+
+namespace kernelet::agent {
+
+namespace {
+
+// Where we are in the file, for errors like
+//   parse manifest `/etc/pods/web.yaml`: line 12: spec.containers[0].image: required
+struct Ctx {
+  std::string file;
+  std::unexpected<Error> error(const YAML::Node& at, const std::string& field,
+                               const std::string& what) const {
+    return makeError("parse manifest", file,
+                     "line " + std::to_string(at.Mark().line + 1) + ": " + field + ": " + what);
+  }
+};
+
+template <typename T>
+Result<std::optional<T>> opt(const Ctx& c, const YAML::Node& parent, const char* key,
+                             const std::string& field) {
+  const YAML::Node n = parent[key];
+  if (!n || n.IsNull()) {
+    return std::optional<T>();
+  }
+  try {
+    if (!n.IsScalar()) {
+      throw YAML::Exception(n.Mark(), "not a scalar");
+    }
+    return std::optional<T>(n.as<T>());
+  } catch (const YAML::Exception&) {
+    return c.error(n, field + "." + key, "wrong type");
+  }
+}
+
+Result<std::string> str(const Ctx& c, const YAML::Node& parent, const char* key,
+                        const std::string& field) {
+  TRY(auto v, opt<std::string>(c, parent, key, field));
+  return v.value_or("");
+}
+
+Result<std::vector<std::string>> strings(const Ctx& c, const YAML::Node& parent, const char* key,
+                                         const std::string& field) {
+  std::vector<std::string> out;
+  const YAML::Node n = parent[key];
+  if (!n || n.IsNull()) {
+    return out;
+  }
+  if (!n.IsSequence()) {
+    return c.error(n, field + "." + key, "must be a list of strings");
+  }
+  for (const auto& s : n) {
+    if (!s.IsScalar()) {
+      return c.error(s, field + "." + key, "must be a list of strings");
+    }
+    out.push_back(s.as<std::string>());
+  }
+  return out;
+}
+
+bool dnsLabel(const std::string& s) {
+  static const std::regex re("[a-z0-9]([-a-z0-9]*[a-z0-9])?");
+  return s.size() <= 63 && std::regex_match(s, re);
+}
+
+bool dnsSubdomain(const std::string& s) {
+  static const std::regex re("[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*");
+  return s.size() <= 253 && std::regex_match(s, re);
+}
+
+Result<ResourceList> resources(const Ctx& c, const YAML::Node& n, const std::string& field) {
+  ResourceList out;
+  if (!n || n.IsNull()) {
+    return out;
+  }
+  if (!n.IsMap()) {
+    return c.error(n, field, "must be a map of quantities");
+  }
+  for (const auto& kv : n) {
+    std::string name = kv.first.as<std::string>();
+    auto q = apiclient::Quantity::parse(kv.second.IsScalar() ? kv.second.as<std::string>() : "");
+    if (!q) {
+      return c.error(kv.second, field + "." + name, q.error().detail);
+    }
+    out.emplace(name, *q);
+  }
+  return out;
+}
+
+Result<SecurityContext> securityContext(const Ctx& c, const YAML::Node& n,
+                                        const std::string& field) {
+  SecurityContext s;
+  if (!n || n.IsNull()) {
+    return s;
+  }
+  TRY(s.run_as_user, opt<int64_t>(c, n, "runAsUser", field));
+  TRY(s.run_as_group, opt<int64_t>(c, n, "runAsGroup", field));
+  TRY(s.run_as_non_root, opt<bool>(c, n, "runAsNonRoot", field));
+  TRY(s.privileged, opt<bool>(c, n, "privileged", field));
+  TRY(s.read_only_root_filesystem, opt<bool>(c, n, "readOnlyRootFilesystem", field));
+  TRY(s.allow_privilege_escalation, opt<bool>(c, n, "allowPrivilegeEscalation", field));
+  if (n["capabilities"]) {
+    TRY(s.capabilities_add, strings(c, n["capabilities"], "add", field + ".capabilities"));
+    TRY(s.capabilities_drop, strings(c, n["capabilities"], "drop", field + ".capabilities"));
+  }
+  if (n["seccompProfile"]) {
+    TRY(s.seccomp_type, str(c, n["seccompProfile"], "type", field + ".seccompProfile"));
+    TRY(s.seccomp_localhost_profile,
+        str(c, n["seccompProfile"], "localhostProfile", field + ".seccompProfile"));
+    static const std::set<std::string> types = {"RuntimeDefault", "Unconfined", "Localhost"};
+    if (!types.contains(s.seccomp_type)) {
+      return c.error(n["seccompProfile"], field + ".seccompProfile.type",
+                     "must be RuntimeDefault, Unconfined or Localhost");
+    }
+  }
+  return s;
+}
+
+Result<Container> container(const Ctx& c, const YAML::Node& n, const std::string& field) {
+  Container k;
+  if (!n.IsMap()) {
+    return c.error(n, field, "must be a map");
+  }
+  TRY(k.name, str(c, n, "name", field));
+  if (!dnsLabel(k.name)) {
+    return c.error(n, field + ".name",
+                   k.name.empty() ? "required" : "\"" + k.name + "\" is not a DNS label");
+  }
+  TRY(k.image, str(c, n, "image", field));
+  if (k.image.empty()) {
+    return c.error(n, field + ".image", "required");
+  }
+  TRY(k.command, strings(c, n, "command", field));
+  TRY(k.args, strings(c, n, "args", field));
+  TRY(k.working_dir, str(c, n, "workingDir", field));
+  TRY(k.image_pull_policy, str(c, n, "imagePullPolicy", field));
+  TRY(k.restart_policy, str(c, n, "restartPolicy", field));
+  if (n["env"] && n["env"].IsSequence()) {
+    size_t i = 0;
+    for (const auto& e : n["env"]) {
+      std::string ef = field + ".env[" + std::to_string(i++) + "]";
+      EnvVar v;
+      TRY(v.name, str(c, e, "name", ef));
+      if (v.name.empty()) {
+        return c.error(e, ef + ".name", "required");
+      }
+      TRY(v.value, str(c, e, "value", ef));
+      if (e["valueFrom"]) {
+        const YAML::Node from = e["valueFrom"];
+        if (from["fieldRef"]) {
+          TRY(v.field_path, str(c, from["fieldRef"], "fieldPath", ef + ".valueFrom.fieldRef"));
+        } else if (from["resourceFieldRef"]) {
+          TRY(v.resource,
+              str(c, from["resourceFieldRef"], "resource", ef + ".valueFrom.resourceFieldRef"));
+          TRY(v.resource_container, str(c, from["resourceFieldRef"], "containerName",
+                                        ef + ".valueFrom.resourceFieldRef"));
+        } else {
+          return c.error(from, ef + ".valueFrom",
+                         "only fieldRef and resourceFieldRef work without an API server");
+        }
+      }
+      k.env.push_back(std::move(v));
+    }
+  }
+  if (n["resources"]) {
+    TRY(k.resources.requests,
+        resources(c, n["resources"]["requests"], field + ".resources.requests"));
+    TRY(k.resources.limits, resources(c, n["resources"]["limits"], field + ".resources.limits"));
+    for (const auto& [name, request] : k.resources.requests) {
+      auto limit = k.resources.limits.find(name);
+      if (limit != k.resources.limits.end() && limit->second < request) {
+        return c.error(n["resources"], field + ".resources.requests." + name,
+                       "must be less than or equal to the " + name + " limit");
+      }
+    }
+  }
+  if (n["volumeMounts"] && n["volumeMounts"].IsSequence()) {
+    size_t i = 0;
+    for (const auto& m : n["volumeMounts"]) {
+      std::string mf = field + ".volumeMounts[" + std::to_string(i++) + "]";
+      VolumeMount vm;
+      TRY(vm.name, str(c, m, "name", mf));
+      TRY(vm.mount_path, str(c, m, "mountPath", mf));
+      TRY(auto ro, opt<bool>(c, m, "readOnly", mf));
+      vm.read_only = ro.value_or(false);
+      if (vm.mount_path.empty() || vm.mount_path[0] != '/') {
+        return c.error(m, mf + ".mountPath", "must be an absolute path");
+      }
+      k.volume_mounts.push_back(std::move(vm));
+    }
+  }
+  TRY(k.security_context, securityContext(c, n["securityContext"], field + ".securityContext"));
+  return k;
+}
+
+Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
+  if (!doc.IsMap()) {
+    return c.error(doc, "(document)", "not a mapping");
+  }
+  TRY(std::string kind, str(c, doc, "kind", ""));
+  TRY(std::string api, str(c, doc, "apiVersion", ""));
+  if (kind != "Pod" || api != "v1") {
+    return c.error(doc, "kind",
+                   "expected apiVersion v1, kind Pod; got " + (api.empty() ? "(none)" : api) +
+                       ", " + (kind.empty() ? "(none)" : kind));
+  }
+  Pod p;
+  const YAML::Node meta = doc["metadata"];
+  if (!meta || !meta.IsMap()) {
+    return c.error(doc, "metadata", "required");
+  }
+  TRY(p.name, str(c, meta, "name", "metadata"));
+  if (!dnsSubdomain(p.name)) {
+    return c.error(meta, "metadata.name",
+                   p.name.empty() ? "required" : "\"" + p.name + "\" is not a DNS subdomain");
+  }
+  TRY(auto ns, opt<std::string>(c, meta, "namespace", "metadata"));
+  p.namespace_ = ns.value_or("default");
+  TRY(p.uid, str(c, meta, "uid", "metadata"));
+  for (const char* which : {"labels", "annotations"}) {
+    if (meta[which] && meta[which].IsMap()) {
+      for (const auto& kv : meta[which]) {
+        (std::string(which) == "labels" ? p.labels : p.annotations)[kv.first.as<std::string>()] =
+            kv.second.as<std::string>();
+      }
+    }
+  }
+  const YAML::Node spec = doc["spec"];
+  if (!spec || !spec.IsMap()) {
+    return c.error(doc, "spec", "required");
+  }
+  std::set<std::string> names;
+  for (const char* list : {"initContainers", "containers"}) {
+    const YAML::Node cs = spec[list];
+    if (cs && !cs.IsSequence()) {
+      return c.error(cs, std::string("spec.") + list, "must be a list");
+    }
+    size_t i = 0;
+    for (const auto& n : cs) {
+      std::string f = std::string("spec.") + list + "[" + std::to_string(i++) + "]";
+      TRY(Container k, container(c, n, f));
+      if (!names.insert(k.name).second) {
+        return c.error(n, f + ".name", "duplicate container name \"" + k.name + "\"");
+      }
+      (std::string(list) == "containers" ? p.containers : p.init_containers)
+          .push_back(std::move(k));
+    }
+  }
+  if (p.containers.empty()) {
+    return c.error(spec, "spec.containers", "at least one container is required");
+  }
+  TRY(auto restart, opt<std::string>(c, spec, "restartPolicy", "spec"));
+  p.restart_policy = restart.value_or("Always");
+  if (p.restart_policy != "Always" && p.restart_policy != "OnFailure" &&
+      p.restart_policy != "Never") {
+    return c.error(spec, "spec.restartPolicy", "must be Always, OnFailure or Never");
+  }
+  TRY(auto grace, opt<int64_t>(c, spec, "terminationGracePeriodSeconds", "spec"));
+  p.termination_grace_period_seconds = grace.value_or(30);
+  if (p.termination_grace_period_seconds < 0) {
+    return c.error(spec, "spec.terminationGracePeriodSeconds", "must not be negative");
+  }
+  TRY(auto host_net, opt<bool>(c, spec, "hostNetwork", "spec"));
+  p.host_network = host_net.value_or(false);
+  TRY(auto share, opt<bool>(c, spec, "shareProcessNamespace", "spec"));
+  p.share_process_namespace = share.value_or(false);
+  TRY(auto dns, opt<std::string>(c, spec, "dnsPolicy", "spec"));
+  p.dns_policy = dns.value_or("ClusterFirst");
+  TRY(p.hostname, str(c, spec, "hostname", "spec"));
+  TRY(p.subdomain, str(c, spec, "subdomain", "spec"));
+  TRY(p.node_name, str(c, spec, "nodeName", "spec"));
+  TRY(p.security_context, securityContext(c, spec["securityContext"], "spec.securityContext"));
+  if (spec["securityContext"]) {
+    TRY(p.fs_group, opt<int64_t>(c, spec["securityContext"], "fsGroup", "spec.securityContext"));
+  }
+  if (spec["volumes"] && spec["volumes"].IsSequence()) {
+    size_t i = 0;
+    for (const auto& v : spec["volumes"]) {
+      std::string vf = "spec.volumes[" + std::to_string(i++) + "]";
+      Volume vol;
+      TRY(vol.name, str(c, v, "name", vf));
+      if (v["emptyDir"]) {
+        vol.kind = Volume::Kind::kEmptyDir;
+        TRY(vol.medium, str(c, v["emptyDir"], "medium", vf + ".emptyDir"));
+        TRY(vol.size_limit, str(c, v["emptyDir"], "sizeLimit", vf + ".emptyDir"));
+      } else if (v["hostPath"]) {
+        vol.kind = Volume::Kind::kHostPath;
+        TRY(vol.path, str(c, v["hostPath"], "path", vf + ".hostPath"));
+        TRY(vol.host_path_type, str(c, v["hostPath"], "type", vf + ".hostPath"));
+      } else if (v["downwardAPI"]) {
+        vol.kind = Volume::Kind::kDownwardApi;
+      }
+      p.volumes.push_back(std::move(vol));
+    }
+  }
+  // Every mount names a volume of the pod.
+  for (const auto* list : {&p.init_containers, &p.containers}) {
+    for (const auto& k : *list) {
+      for (const auto& m : k.volume_mounts) {
+        if (std::none_of(p.volumes.begin(), p.volumes.end(),
+                         [&](const Volume& v) { return v.name == m.name; })) {
+          return c.error(spec, "container " + k.name + " volumeMounts",
+                         "no volume named \"" + m.name + "\"");
+        }
+      }
+    }
+  }
+  return p;
+}
+
+}  // namespace
+
+Result<std::vector<ManifestPod>> parseManifests(const std::string& text, const std::string& file) {
+  Ctx c{file};
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(text);
+  } catch (const YAML::Exception& e) {
+    return makeError("parse manifest", file,
+                     "line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  std::vector<ManifestPod> out;
+  for (const auto& d : docs) {
+    if (!d || d.IsNull()) {
+      continue;  // an empty document between separators
+    }
+    try {
+      TRY(Pod p, pod(c, d));
+      out.push_back({std::move(p), d.Mark().line + 1});
+    } catch (const YAML::Exception& e) {
+      return makeError("parse manifest", file,
+                       "line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
+    }
+  }
+  return out;
+}
+
+}  // namespace kernelet::agent
