@@ -137,12 +137,21 @@ Result<void> Cgroup::remove(int timeout_ms) {
   return {};
 }
 
-std::string podCgroupPath(const std::string& cgroup_root, QosClass qos, const std::string& uid) {
-  std::string base =
-      cgroup_root.empty() || cgroup_root == "/" ? "kubepods" : cgroup_root + "/kubepods";
+namespace {
+
+// "kubepods" under the configured cgroup root, relative to the mount.
+std::string kubepods(const std::string& cgroup_root) {
+  std::string base = cgroup_root + "/kubepods";
   while (base.starts_with("/")) {
     base.erase(0, 1);
   }
+  return base;
+}
+
+}  // namespace
+
+std::string podCgroupPath(const std::string& cgroup_root, QosClass qos, const std::string& uid) {
+  std::string base = kubepods(cgroup_root);
   switch (qos) {
     case QosClass::kGuaranteed:
       return base + "/pod" + uid;
@@ -157,19 +166,20 @@ std::string podCgroupPath(const std::string& cgroup_root, QosClass qos, const st
 Result<void> ensureQosTree(const std::string& mount, const std::string& cgroup_root) {
   const std::vector<std::string> controllers = {"cpu", "memory", "pids"};
   // Each level must delegate the controllers to the next one.
-  std::string root = podCgroupPath(cgroup_root, QosClass::kGuaranteed, "");
-  root.resize(root.size() - std::string("/pod").size());
-  std::string walked;
   TRY(Cgroup top, Cgroup::open(mount, ""));
   TRY_VOID(top.enableControllers(controllers));
-  std::istringstream parts(root);
+  std::string walked;
+  std::istringstream parts(kubepods(cgroup_root));
   for (std::string part; std::getline(parts, part, '/');) {
+    if (part.empty()) {
+      continue;
+    }
     walked += (walked.empty() ? "" : "/") + part;
     TRY(Cgroup level, Cgroup::create(mount, walked));
     TRY_VOID(level.enableControllers(controllers));
   }
   for (const char* q : {"burstable", "besteffort"}) {
-    TRY(Cgroup g, Cgroup::create(mount, root + "/" + q));
+    TRY(Cgroup g, Cgroup::create(mount, walked + "/" + q));
     TRY_VOID(g.enableControllers(controllers));
   }
   return {};

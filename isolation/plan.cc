@@ -207,9 +207,6 @@ Result<ChildPlan> buildPlan(const ContainerSpec& spec) {
       return addContext<ChildPlan>(sysError("open namespace", ns.path), "namespaces");
     }
     plan.joins.push_back({UniqueFd(fd), flag, plan.keep(ns.path)});
-    if (ns.type == Namespace::kMount) {
-      plan.new_mount_ns = false;
-    }
   }
   plan.new_mount_ns = (plan.clone_flags & CLONE_NEWNS) != 0;
 
