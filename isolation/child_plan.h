@@ -48,6 +48,8 @@ struct ChildPlan {
 
   uint64_t clone_flags = 0;  // the CLONE_NEW* of namespaces to create
   std::vector<NamespaceJoin> joins;
+  UniqueFd pid_ns;  // a pid namespace to start in (shareProcessNamespace), or none
+  const char* pid_ns_path = nullptr;
 
   std::vector<char*> argv;  // nullptr-terminated
   std::vector<char*> envp;  // nullptr-terminated

@@ -197,14 +197,16 @@ Result<ChildPlan> buildPlan(const ContainerSpec& spec) {
       plan.clone_flags |= static_cast<uint64_t>(flag);
       continue;
     }
-    if (ns.type == Namespace::kPid) {
-      // setns(CLONE_NEWPID) only moves the caller's future children.
-      return makeError("container spec", "namespaces",
-                       "joining a pid namespace by path is not supported yet: " + ns.path);
-    }
     int fd = ::open(ns.path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       return addContext<ChildPlan>(sysError("open namespace", ns.path), "namespaces");
+    }
+    if (ns.type == Namespace::kPid) {
+      // Entered by the parent around clone3 (see start()): setns(CLONE_NEWPID)
+      // only places the caller's future children.
+      plan.pid_ns = UniqueFd(fd);
+      plan.pid_ns_path = plan.keep(ns.path);
+      continue;
     }
     plan.joins.push_back({UniqueFd(fd), flag, plan.keep(ns.path)});
   }

@@ -1,8 +1,10 @@
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
 
 #include "isolation/channel.h"
 #include "isolation/child_plan.h"
@@ -30,12 +32,30 @@ Result<Process> start(const ContainerSpec& spec) {
     args.flags |= CLONE_INTO_CGROUP;
     args.cgroup = static_cast<uint64_t>(spec.cgroup_fd);
   }
-  pid_t pid = sys::clone3(args);
-  if (pid < 0) {
-    return sysError("clone3", spec.rootfs);
+  // Joining a pid namespace: this thread's children are born in it while the
+  // thread has entered it; the thread itself stays where it is and comes back
+  // right after (setns into one's own active pid namespace is always allowed).
+  UniqueFd own_pid_ns;
+  if (plan.pid_ns) {
+    own_pid_ns.reset(::open("/proc/thread-self/ns/pid", O_RDONLY | O_CLOEXEC));
+    if (!own_pid_ns) {
+      return sysError("open", "/proc/thread-self/ns/pid");
+    }
+    if (::setns(plan.pid_ns.get(), CLONE_NEWPID) != 0) {
+      return sysError("setns", plan.pid_ns_path);
+    }
   }
+  pid_t pid = sys::clone3(args);
   if (pid == 0) {
     runChild(plan, report[1]);
+  }
+  int clone_errno = errno;
+  if (own_pid_ns && ::setns(own_pid_ns.get(), CLONE_NEWPID) != 0) {
+    // Later children of this thread would land in the container's namespace.
+    std::abort();
+  }
+  if (pid < 0) {
+    return sysError(clone_errno, "clone3", spec.rootfs);
   }
   Process proc(pid, UniqueFd(pidfd));
   report_write.reset();

@@ -257,6 +257,28 @@ TEST_F(IsolationTest, StdoutAndStderrGoToACriLog) {
   EXPECT_EQ(lines, (std::vector<std::string>{"stderr F two", "stdout F one", "stdout F tail"}));
 }
 
+TEST_F(IsolationTest, ASecondContainerCanJoinThePidNamespaceOfTheFirst) {
+  // shareProcessNamespace: the second container sees the first's processes.
+  auto first = start(baseSpec({"kt-sleep"}));
+  ASSERT_TRUE(first) << first.error().message();
+  ContainerSpec second = baseSpec({"sh", "-c", "echo pid=$$; cat /proc/1/cmdline | tr '\\0' ' '"});
+  for (auto& ns : second.namespaces) {
+    if (ns.type == Namespace::kPid) {
+      ns.path = "/proc/" + std::to_string(first->pid()) + "/ns/pid";
+    }
+  }
+  auto o = run(second);
+  ASSERT_TRUE(o) << o.error().message();
+  EXPECT_NE(o->output.find("pid="), std::string::npos);
+  EXPECT_EQ(o->output.find("pid=1\n"), std::string::npos) << o->output;  // not the init
+  EXPECT_NE(o->output.find("kt-sleep"), std::string::npos) << o->output;
+  // This process is still in its own pid namespace afterwards.
+  EXPECT_EQ(std::filesystem::read_symlink("/proc/self/ns/pid"),
+            std::filesystem::read_symlink("/proc/thread-self/ns/pid_for_children"));
+  ASSERT_TRUE(first->signal(SIGKILL));
+  ASSERT_TRUE(first->wait());
+}
+
 TEST_F(IsolationTest, BadSpecIsRefusedBeforeAnythingStarts) {
   ContainerSpec s = baseSpec({"true"});
   s.mounts.push_back({"relative/path", "tmpfs", "tmpfs", {}});
