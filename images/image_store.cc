@@ -4,6 +4,7 @@
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <rapidjson/document.h>
+#include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 #include <sys/file.h>
@@ -131,41 +132,68 @@ Result<std::vector<ImageRecord>> ImageStore::list() const {
   return out;
 }
 
+namespace {
+
+// One record, as images.json keeps it and `kernelet images inspect` shows it.
+template <typename Writer>
+void writeRecord(Writer& w, const ImageRecord& r) {
+  w.Key("name");
+  w.String(r.name.c_str());
+  w.Key("manifest");
+  w.String(r.manifest_digest.c_str());
+  w.Key("config");
+  w.String(r.config_digest.c_str());
+  w.Key("size");
+  w.Int64(r.size);
+  w.Key("lastUsed");
+  w.Int64(r.last_used);
+  w.Key("layers");
+  w.StartArray();
+  for (const auto& l : r.layers) {
+    w.StartObject();
+    w.Key("digest");
+    w.String(l.digest.c_str());
+    w.Key("diffID");
+    w.String(l.diff_id.c_str());
+    w.Key("size");
+    w.Int64(l.size);
+    w.Key("mediaType");
+    w.String(l.media_type.c_str());
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+}  // namespace
+
 Result<void> ImageStore::save(const std::vector<ImageRecord>& images) const {
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   w.StartArray();
   for (const auto& r : images) {
     w.StartObject();
-    w.Key("name");
-    w.String(r.name.c_str());
-    w.Key("manifest");
-    w.String(r.manifest_digest.c_str());
-    w.Key("config");
-    w.String(r.config_digest.c_str());
-    w.Key("size");
-    w.Int64(r.size);
-    w.Key("lastUsed");
-    w.Int64(r.last_used);
-    w.Key("layers");
-    w.StartArray();
-    for (const auto& l : r.layers) {
-      w.StartObject();
-      w.Key("digest");
-      w.String(l.digest.c_str());
-      w.Key("diffID");
-      w.String(l.diff_id.c_str());
-      w.Key("size");
-      w.Int64(l.size);
-      w.Key("mediaType");
-      w.String(l.media_type.c_str());
-      w.EndObject();
-    }
-    w.EndArray();
+    writeRecord(w, r);
     w.EndObject();
   }
   w.EndArray();
   return writeFileAtomic(root_ + "/images.json", buf.GetString(), 0644);
+}
+
+Result<std::string> ImageStore::inspectJson(const ImageRecord& image) const {
+  TRY(std::string config, configJson(image));
+  Document doc;
+  doc.Parse(config.c_str(), config.size());
+  rapidjson::StringBuffer buf;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buf);
+  w.SetIndent(' ', 2);
+  w.StartObject();
+  writeRecord(w, image);
+  if (!doc.HasParseError()) {
+    w.Key("imageConfig");
+    doc.Accept(w);
+  }
+  w.EndObject();
+  return std::string(buf.GetString()) + "\n";
 }
 
 Result<ImageRecord> ImageStore::recordManifest(const std::string& digest, const std::string& name,

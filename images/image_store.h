@@ -64,6 +64,8 @@ class ImageStore {
   // The unpacked layer dirs of an image, highest first: overlayfs lowerdir order.
   std::vector<std::string> lowerDirs(const ImageRecord& image) const;
   Result<std::string> configJson(const ImageRecord& image) const;
+  // The record and the image's config, pretty-printed (`kernelet images inspect`).
+  Result<std::string> inspectJson(const ImageRecord& image) const;
   const std::string& root() const { return root_; }
   ContentStore& content() { return content_; }
 

@@ -1,8 +1,5 @@
 #include "images/images_cli.h"
 
-#include <rapidjson/document.h>
-#include <rapidjson/prettywriter.h>
-#include <rapidjson/stringbuffer.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -45,42 +42,6 @@ void list(const std::vector<ImageRecord>& images) {
     std::printf("%-50s %-16s %-13s %s\n", repo.c_str(), tag.c_str(),
                 digestHex(r.config_digest).substr(0, 13).c_str(), humanSize(r.size).c_str());
   }
-}
-
-std::string inspect(const ImageRecord& r, const std::string& config) {
-  rapidjson::StringBuffer buf;
-  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buf);
-  w.SetIndent(' ', 2);
-  w.StartObject();
-  w.Key("name");
-  w.String(r.name.c_str());
-  w.Key("id");
-  w.String(r.config_digest.c_str());
-  w.Key("digest");
-  w.String(r.manifest_digest.c_str());
-  w.Key("size");
-  w.Int64(r.size);
-  w.Key("layers");
-  w.StartArray();
-  for (const auto& l : r.layers) {
-    w.StartObject();
-    w.Key("digest");
-    w.String(l.digest.c_str());
-    w.Key("diffID");
-    w.String(l.diff_id.c_str());
-    w.Key("size");
-    w.Int64(l.size);
-    w.EndObject();
-  }
-  w.EndArray();
-  rapidjson::Document doc;
-  doc.Parse(config.c_str(), config.size());
-  if (!doc.HasParseError()) {
-    w.Key("config");
-    doc.Accept(w);
-  }
-  w.EndObject();
-  return std::string(buf.GetString()) + "\n";
 }
 
 }  // namespace
@@ -170,8 +131,11 @@ int imagesMain(int argc, char** argv) {
     return report(r.error());
   }
   if (*insp) {
-    auto config = store->configJson(*r);
-    std::cout << inspect(*r, config ? *config : "");
+    auto json = store->inspectJson(*r);
+    if (!json) {
+      return report(json.error());
+    }
+    std::cout << *json;
     return 0;
   }
   auto removed = store->remove(ref);
