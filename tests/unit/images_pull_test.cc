@@ -1,13 +1,16 @@
 // Registry pull against a real registry (Debian's docker-registry) on a
 // loopback port with TLS and Basic auth: no root needed, runs on the host.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include "images/digest.h"
@@ -226,6 +229,57 @@ TEST_F(PullTest, BearerTokenFromTheRealmTheChallengeNames) {
       << denied.error().message();
   EXPECT_NE(denied.error().message().find("HTTP 401"), std::string::npos)
       << denied.error().message();
+}
+
+// Blobs often come from storage the registry redirects to; credentials must not
+// follow them there. No root needed: no unpacking.
+TEST(BlobRedirect, FollowedWithoutTheRegistrysCredentials) {
+  char tmpl[] = "/tmp/kernelet-redirect.XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl;
+  std::string blob = "layer bytes";
+  std::ofstream(dir + "/blob") << blob;
+  // Two free ports in a row are likely enough on loopback in a test run.
+  int port = 20000 + (::getpid() % 20000);
+  std::ofstream(dir + "/docker.json")
+      << R"({"auths":{"127.0.0.1:)" << port << R"(":{"auth":"dXNlcjpzZWNyZXQ="}}})";
+  pid_t server = ::fork();
+  if (server == 0) {
+    ::execlp("python3", "python3", KERNELET_REDIRECT_SERVER, std::to_string(port).c_str(),
+             (dir + "/blob").c_str(), (dir + "/storage.log").c_str(), nullptr);
+    ::_exit(127);
+  }
+  auto ref = parseReference("127.0.0.1:" + std::to_string(port) + "/team/app:v1");
+  ASSERT_TRUE(ref);
+  RegistryOptions options{.docker_config = dir + "/docker.json", .plain_http = true};
+  auto registry = Registry::open(*ref, options);
+  ASSERT_TRUE(registry);
+  auto store = ContentStore::open(dir + "/content");
+  ASSERT_TRUE(store);
+  Result<void> r = makeError("", "", "not tried");
+  for (int i = 0; i < 100 && !r; i++) {  // until the servers listen
+    r = registry->blob(sha256Of(blob), static_cast<int64_t>(blob.size()), *store);
+    if (!r) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  ::kill(server, SIGTERM);
+  ::waitpid(server, nullptr, 0);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(store->read(sha256Of(blob)).value(), blob);
+  std::ifstream log(dir + "/storage.log");
+  std::stringstream all;
+  all << log.rdbuf();
+  std::string blob_path = "/v2/team/app/blobs/" + sha256Of(blob);
+  EXPECT_NE(all.str().find("registry GET " + blob_path + " auth=none"), std::string::npos);
+  EXPECT_NE(all.str().find("registry GET " + blob_path + " auth=Basic dXNlcjpzZWNyZXQ="),
+            std::string::npos)
+      << all.str();
+  EXPECT_NE(all.str().find("storage GET /storage/blob?sig=x auth=none"), std::string::npos)
+      << all.str();
+  EXPECT_EQ(all.str().find("storage GET /storage/blob?sig=x auth=Basic"), std::string::npos)
+      << all.str();
+  fs::remove_all(dir);
 }
 
 }  // namespace
