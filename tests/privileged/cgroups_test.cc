@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "support/privileged.h"
+#include "support/process_util.h"
 
 namespace kernelet::cgroups {
 namespace {
@@ -27,11 +28,7 @@ pid_t spawnIn(Cgroup& group, std::vector<std::string> argv) {
   if (pid == 0) {
     char go;
     (void)::read(ready[0], &go, 1);
-    std::vector<char*> args;
-    for (auto& a : argv) {
-      args.push_back(a.data());
-    }
-    args.push_back(nullptr);
+    std::vector<char*> args = kernelet::testing::argvOf(argv);
     ::execv(args[0], args.data());
     ::_exit(127);
   }

@@ -18,6 +18,7 @@
 #include "isolation/container_exit.h"
 #include "isolation/cri_log.h"
 #include "support/privileged.h"
+#include "support/process_util.h"
 
 namespace kernelet::isolation {
 namespace {
@@ -51,41 +52,21 @@ Result<Outcome> run(ContainerSpec spec) {
   if (::pipe2(p, O_CLOEXEC) != 0) {
     return sysError("pipe2");
   }
-  UniqueFd r(p[0]), w(p[1]);
+  UniqueFd w(p[1]);
   spec.stdout_fd = spec.stderr_fd = w.get();
   auto proc = start(spec);
   w.reset();
+  Outcome o;
+  o.output = kernelet::testing::readAll(p[0]);  // closes the read end on every path
   if (!proc) {
     return std::unexpected(proc.error());
-  }
-  Outcome o;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(r.get(), buf, sizeof buf)) > 0) {
-    o.output.append(buf, static_cast<size_t>(n));
   }
   TRY(o.status, proc->wait());
   return o;
 }
 
-int countFds() {
-  int n = 0;
-  DIR* d = ::opendir("/proc/self/fd");
-  while (dirent* e = ::readdir(d)) {
-    n += e->d_name[0] != '.';
-  }
-  ::closedir(d);
-  return n - 1;  // the DIR's own fd
-}
-
-int countLines(const std::string& path) {
-  std::ifstream in(path);
-  int n = 0;
-  for (std::string l; std::getline(in, l);) {
-    n++;
-  }
-  return n;
-}
+int countFds() { return kernelet::testing::countEntries("/proc/self/fd"); }
+using kernelet::testing::countLines;
 
 int countChildren() {
   // Zombies or live children of this test process.

@@ -21,11 +21,16 @@
 #include "netns/dns_files.h"
 #include "netns/netlink.h"
 #include "support/privileged.h"
+#include "support/process_util.h"
 
 namespace kernelet::netns {
 namespace {
 
 namespace fs = std::filesystem;
+using kernelet::testing::argvOf;
+using kernelet::testing::countEntries;
+using kernelet::testing::countLines;
+using kernelet::testing::readAll;
 
 // Runs the host's static busybox inside the namespace at `ns`; returns its exit status.
 int inPod(const std::string& ns, std::vector<std::string> args, std::string* out = nullptr) {
@@ -40,22 +45,12 @@ int inPod(const std::string& ns, std::vector<std::string> args, std::string* out
     ::dup2(p[1], 1);
     ::dup2(p[1], 2);
     args.insert(args.begin(), "/bin/busybox");
-    std::vector<char*> argv;
-    for (auto& a : args) {
-      argv.push_back(a.data());
-    }
-    argv.push_back(nullptr);
+    std::vector<char*> argv = argvOf(args);
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
   ::close(p[1]);
-  std::string text;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(p[0], buf, sizeof buf)) > 0) {
-    text.append(buf, static_cast<size_t>(n));
-  }
-  ::close(p[0]);
+  std::string text = readAll(p[0]);
   int st = 0;
   ::waitpid(pid, &st, 0);
   if (out != nullptr) {
@@ -74,11 +69,7 @@ pid_t spawnInPod(const std::string& ns, std::vector<std::string> argv) {
     }
     int devnull = ::open("/dev/null", O_WRONLY);
     ::dup2(devnull, 1);
-    std::vector<char*> args;
-    for (auto& a : argv) {
-      args.push_back(a.data());
-    }
-    args.push_back(nullptr);
+    std::vector<char*> args = argvOf(argv);
     ::execv(args[0], args.data());
     ::_exit(127);
   }
@@ -109,24 +100,6 @@ std::string httpGet(const std::string& ip, int port) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return "(no answer)";
-}
-
-int countEntries(const std::string& dir) {
-  int n = 0;
-  std::error_code ec;
-  for ([[maybe_unused]] auto& e : fs::directory_iterator(dir, ec)) {
-    n++;
-  }
-  return n;
-}
-
-int countLines(const std::string& path) {
-  std::ifstream in(path);
-  int n = 0;
-  for (std::string l; std::getline(in, l);) {
-    n++;
-  }
-  return n;
 }
 
 class NetnsTest : public ::testing::Test {
@@ -325,13 +298,7 @@ TEST_F(NetnsTest, ContainersOfAPodShareItsNetwork) {
   auto c = isolation::start(client);
   ::close(pipefd[1]);
   ASSERT_TRUE(c) << c.error().message();
-  std::string out;
-  char buf[256];
-  ssize_t n;
-  while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) {
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(pipefd[0]);
+  std::string out = readAll(pipefd[0]);
   EXPECT_EQ(c->wait()->code, 0);
   EXPECT_EQ(out, p->ip + "\tshared\nnameserver 10.96.0.10\nsame-pod\n");
   ASSERT_TRUE(server->signal(SIGKILL));

@@ -1,0 +1,48 @@
+#include "support/process_util.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace kernelet::testing {
+
+std::vector<char*> argvOf(std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (auto& a : args) {
+    argv.push_back(a.data());
+  }
+  argv.push_back(nullptr);
+  return argv;
+}
+
+std::string readAll(int fd) {
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+int countLines(const std::string& path) {
+  std::ifstream in(path);
+  int n = 0;
+  for (std::string l; std::getline(in, l);) {
+    n++;
+  }
+  return n;
+}
+
+int countEntries(const std::string& dir) {
+  int n = 0;
+  std::error_code ec;
+  for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    n++;
+  }
+  return n;
+}
+
+}  // namespace kernelet::testing

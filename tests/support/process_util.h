@@ -1,0 +1,18 @@
+#pragma once
+// Small helpers the privileged tests share: argv for execv, draining a pipe,
+// and the counts that leak checks compare before and after.
+
+#include <string>
+#include <vector>
+
+namespace kernelet::testing {
+
+// A nullptr-terminated argv pointing into `args` (which must outlive it).
+std::vector<char*> argvOf(std::vector<std::string>& args);
+// Reads `fd` to its end and closes it.
+std::string readAll(int fd);
+// Lines of a file (e.g. /proc/self/mountinfo), entries of a directory (e.g. /proc/self/fd).
+int countLines(const std::string& path);
+int countEntries(const std::string& dir);
+
+}  // namespace kernelet::testing
