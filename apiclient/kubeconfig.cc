@@ -1,11 +1,11 @@
 #include "apiclient/kubeconfig.h"
 
-#include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
 #include <filesystem>
 
+#include "apiclient/base64.h"
 #include "sys/fileio.h"
 
 namespace kernelet::apiclient {
@@ -21,21 +21,12 @@ struct Reader {
   }
 };
 
-Result<std::string> decodeBase64(const Reader& r, const std::string& field, std::string in) {
-  std::erase_if(in, [](char c) { return c == '\n' || c == '\r' || c == ' '; });
-  if (in.size() % 4 != 0) {
+Result<std::string> decodeBase64(const Reader& r, const std::string& field, const std::string& in) {
+  auto out = base64Decode(in);
+  if (!out) {
     return r.error(field, "invalid base64");
   }
-  std::string out(in.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  if (n < 0) {
-    return r.error(field, "invalid base64");
-  }
-  size_t pad = in.ends_with("==") ? 2 : in.ends_with("=") ? 1 : 0;
-  out.resize(static_cast<size_t>(n) - pad);
-  return out;
+  return *out;
 }
 
 // A PEM from FIELD-data (base64) or FIELD (a path, relative to the kubeconfig).

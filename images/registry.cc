@@ -1,10 +1,10 @@
 #include "images/registry.h"
 
-#include <openssl/evp.h>
 #include <rapidjson/document.h>
 
 #include <regex>
 
+#include "apiclient/base64.h"
 #include "images/digest.h"
 #include "sys/fileio.h"
 
@@ -16,28 +16,6 @@ constexpr const char* kManifestAccept =
     "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "
     "application/vnd.docker.distribution.manifest.list.v2+json, "
     "application/vnd.docker.distribution.manifest.v2+json";
-
-std::string base64(const std::string& in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
-Result<std::string> unbase64(const std::string& in, const std::string& what) {
-  std::string out(3 * in.size() / 4 + 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  if (n < 0) {
-    return makeError("decode base64", what, "invalid");
-  }
-  size_t pad = in.ends_with("==") ? 2 : in.ends_with("=") ? 1 : 0;
-  out.resize(static_cast<size_t>(n) - pad);
-  return out;
-}
 
 // key="value" pairs of a WWW-Authenticate challenge.
 std::map<std::string, std::string> challengeParams(const std::string& header) {
@@ -86,13 +64,13 @@ Result<std::map<std::string, RegistryCredentials>> loadDockerConfig(const std::s
     const auto& v = m->value;
     RegistryCredentials c;
     if (v.HasMember("auth") && v["auth"].IsString()) {
-      TRY(std::string plain, unbase64(v["auth"].GetString(), path + " auths." + host + ".auth"));
-      size_t colon = plain.find(':');
+      auto plain = apiclient::base64Decode(v["auth"].GetString());
+      size_t colon = plain ? plain->find(':') : std::string::npos;
       if (colon == std::string::npos) {
         return makeError("parse registry auth file", path,
                          "auths." + host + ".auth: expected base64 of user:password");
       }
-      c = {plain.substr(0, colon), plain.substr(colon + 1)};
+      c = {plain->substr(0, colon), plain->substr(colon + 1)};
     } else if (v.HasMember("username") && v.HasMember("password")) {
       c = {v["username"].GetString(), v["password"].GetString()};
     } else {
@@ -133,7 +111,8 @@ Result<void> Registry::authenticate(const std::string& challenge) {
     c = static_cast<char>(std::tolower(c));
   }
   std::string basic =
-      creds_ ? "Basic " + base64(creds_->username + ":" + creds_->password) : std::string();
+      creds_ ? "Basic " + apiclient::base64Encode(creds_->username + ":" + creds_->password)
+             : std::string();
   if (scheme == "basic") {
     if (!creds_) {
       return makeError("authenticate to", ref_.domain,
