@@ -1,6 +1,7 @@
 #pragma once
-// The kubelet's container restart back-off (CrashLoopBackOff): 10 s, doubling
-// to at most 300 s, forgotten once a container has run 10 minutes.
+// The kubelet's container restart back-off (CrashLoopBackOff): the first
+// failure restarts at once, then the waits are 10 s, doubling to at most 300 s;
+// a container that ran 10 minutes starts over.
 
 #include <chrono>
 #include <map>
@@ -17,7 +18,7 @@ class Backoff {
       : initial_(initial), max_(max), reset_after_(reset_after) {}
 
   // The container `key` exited at `now` after running since `started`: how
-  // long to wait before the next start.
+  // long to wait before the next start (0: at once).
   std::chrono::seconds next(const std::string& key, Clock::time_point started,
                             Clock::time_point now);
   void forget(const std::string& key) { entries_.erase(key); }

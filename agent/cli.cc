@@ -3,6 +3,10 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "agent/agent.h"
+#include "agent/config.h"
+#include "agent/log.h"
+#include "agent/pods_cli.h"
 #include "agent/version.h"
 #include "images/images_cli.h"
 #include "isolation/oci_cli.h"
@@ -12,11 +16,89 @@ namespace {
 
 constexpr int kUsageError = 2;
 
-// A subcommand whose implementation has not landed yet: it is listed in --help
-// so the command line's shape is fixed, and says plainly that it cannot run.
-int notYet(const std::string& name, const std::string& issue) {
-  std::cerr << "kernelet " << name << ": not implemented yet (tracked in " << issue << ")\n";
-  return 1;
+// The kubelet's flags that apply; the config file is read first and flags
+// given on the command line win, as with the kubelet.
+struct RunFlags {
+  std::string config_file, kubeconfig;
+  AgentConfig config;
+};
+
+void addRunFlags(CLI::App* run, RunFlags& f) {
+  AgentConfig& c = f.config;
+  run->add_option("--config", f.config_file,
+                  "a KubeletConfiguration file (kubelet.config.k8s.io/v1beta1)");
+  run->add_option("--kubeconfig", f.kubeconfig, "join the cluster this kubeconfig names");
+  run->add_option("--pod-manifest-path", c.pod_manifest_path,
+                  "directory of static pod manifests (staticPodPath)");
+  run->add_option("--root-dir", c.root_dir, "agent state: images, pod volumes, status")
+      ->capture_default_str();
+  run->add_option("--pod-log-dir", c.pod_log_dir, "where container logs go")->capture_default_str();
+  run->add_option("--run-dir", c.run_dir, "runtime state: network namespaces")
+      ->capture_default_str();
+  run->add_option("--hostname-override", c.node_name, "the node's name instead of the hostname");
+  run->add_option("--node-ip", c.node_ip, "the node's address (hostIP of pods)");
+  run->add_option("--max-pods", c.max_pods, "pods this node runs at most")->capture_default_str();
+  run->add_option("--cgroup-root", c.cgroup_root, "parent cgroup of kubepods")
+      ->capture_default_str();
+  run->add_option("--pod-cidr", c.pod_cidr, "addresses for pods on the node bridge")
+      ->capture_default_str();
+  run->add_option("--cluster-dns", c.cluster_dns, "DNS server addresses for ClusterFirst pods")
+      ->delimiter(',');
+  run->add_option("--cluster-domain", c.cluster_domain, "the cluster's DNS domain")
+      ->capture_default_str();
+  run->add_option("--resolv-conf", c.resolv_conf, "the node resolv.conf for dnsPolicy Default")
+      ->capture_default_str();
+  run->add_option("-v,--v", c.verbosity, "log verbosity");
+  run->add_flag(
+      "--limits-unenforced", c.limits_unenforced,
+      "run pods even where cgroup v2 lacks cpu, memory or pids (limits are NOT enforced)");
+}
+
+int runAgent(CLI::App* run, RunFlags& flags) {
+  AgentConfig config;
+  if (!flags.config_file.empty()) {
+    if (auto r = loadKubeletConfiguration(flags.config_file, config); !r) {
+      std::cerr << "kernelet run: " << r.error().message() << "\n";
+      return 1;
+    }
+  }
+  // Only the flags given on the command line override the file.
+  const AgentConfig& f = flags.config;
+  auto given = [run](const char* name) { return run->count(name) > 0; };
+  if (given("--pod-manifest-path")) config.pod_manifest_path = f.pod_manifest_path;
+  if (given("--root-dir")) config.root_dir = f.root_dir;
+  if (given("--pod-log-dir")) config.pod_log_dir = f.pod_log_dir;
+  if (given("--run-dir")) config.run_dir = f.run_dir;
+  if (given("--hostname-override")) config.node_name = f.node_name;
+  if (given("--node-ip")) config.node_ip = f.node_ip;
+  if (given("--max-pods")) config.max_pods = f.max_pods;
+  if (given("--cgroup-root")) config.cgroup_root = f.cgroup_root;
+  if (given("--pod-cidr")) config.pod_cidr = f.pod_cidr;
+  if (given("--cluster-dns")) config.cluster_dns = f.cluster_dns;
+  if (given("--cluster-domain")) config.cluster_domain = f.cluster_domain;
+  if (given("--resolv-conf")) config.resolv_conf = f.resolv_conf;
+  if (given("-v")) config.verbosity = f.verbosity;
+  config.limits_unenforced = f.limits_unenforced;
+  if (!flags.kubeconfig.empty()) {
+    std::cerr << "kernelet run: --kubeconfig: joining a cluster is not implemented yet (tracked "
+                 "in the join-a-cluster issue); run standalone with --pod-manifest-path\n";
+    return 1;
+  }
+  if (config.pod_manifest_path.empty()) {
+    std::cerr << "kernelet run: no pod source: give --pod-manifest-path DIR (or staticPodPath in "
+                 "--config)\n";
+    return kUsageError;
+  }
+  auto agent = Agent::create(config);
+  if (!agent) {
+    std::cerr << "kernelet run: " << agent.error().message() << "\n";
+    return 1;
+  }
+  if (auto r = (*agent)->run(); !r) {
+    std::cerr << "kernelet run: " << r.error().message() << "\n";
+    return 1;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -28,6 +110,24 @@ int runCli(int argc, char** argv) {
 
   auto* run = app.add_subcommand("run", "run the node agent (kubelet)");
   run->allow_extras(false);
+  RunFlags run_flags;
+  addRunFlags(run, run_flags);
+  auto* pods = app.add_subcommand("pods", "list the pods this node runs, like kubectl get pods");
+  std::string pods_root = "/var/lib/kernelet";
+  pods->add_option("--root-dir", pods_root, "the agent's --root-dir")->capture_default_str();
+  auto* logs = app.add_subcommand("logs", "print a container's log, like kubectl logs");
+  LogsRequest logs_req{.root_dir = "/var/lib/kernelet", .pod_log_dir = "/var/log/pods"};
+  logs->add_option("POD", logs_req.pod, "the pod's name")->required();
+  logs->add_option("CONTAINER", logs_req.container,
+                   "the container (needed when the pod has several)");
+  logs->add_option("-c,--container", logs_req.container, "the container");
+  logs->add_option("-n,--namespace", logs_req.namespace_, "the pod's namespace")
+      ->capture_default_str();
+  logs->add_flag("-p,--previous", logs_req.previous, "the previous run of the container");
+  logs->add_option("--root-dir", logs_req.root_dir, "the agent's --root-dir")
+      ->capture_default_str();
+  logs->add_option("--pod-log-dir", logs_req.pod_log_dir, "the agent's --pod-log-dir")
+      ->capture_default_str();
   auto* oci = app.add_subcommand("oci", "the OCI runtime interface (runc/crun arguments)");
   oci->prefix_command();
   oci->set_help_flag();  // `kernelet oci --help` is answered by the oci parser
@@ -49,7 +149,13 @@ int runCli(int argc, char** argv) {
   }
 
   if (*run) {
-    return notYet("run", "the standalone-agent issue");
+    return runAgent(run, run_flags);
+  }
+  if (*pods) {
+    return listPods(pods_root, std::cout, std::cerr, ::time(nullptr));
+  }
+  if (*logs) {
+    return printLogs(logs_req, std::cout, std::cerr);
   }
   // The rest of the line belongs to the subcommand, which has its own parser.
   auto forward = [](CLI::App* sub, const char* name, int (*main)(int, char**)) {

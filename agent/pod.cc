@@ -293,6 +293,34 @@ Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
         TRY(vol.host_path_type, str(c, v["hostPath"], "type", vf + ".hostPath"));
       } else if (v["downwardAPI"]) {
         vol.kind = Volume::Kind::kDownwardApi;
+        const YAML::Node items = v["downwardAPI"]["items"];
+        size_t j = 0;
+        for (const auto& it : items ? items : YAML::Node(YAML::NodeType::Sequence)) {
+          std::string itf = vf + ".downwardAPI.items[" + std::to_string(j++) + "]";
+          DownwardItem item;
+          TRY(item.path, str(c, it, "path", itf));
+          if (item.path.empty() || item.path[0] == '/' ||
+              item.path.find("..") != std::string::npos) {
+            return c.error(it, itf + ".path", "must be a relative path without '..'");
+          }
+          if (it["fieldRef"]) {
+            TRY(item.field_path, str(c, it["fieldRef"], "fieldPath", itf + ".fieldRef"));
+          } else if (it["resourceFieldRef"]) {
+            TRY(item.resource,
+                str(c, it["resourceFieldRef"], "resource", itf + ".resourceFieldRef"));
+            TRY(item.resource_container,
+                str(c, it["resourceFieldRef"], "containerName", itf + ".resourceFieldRef"));
+          } else {
+            return c.error(it, itf, "needs fieldRef or resourceFieldRef");
+          }
+          vol.items.push_back(std::move(item));
+        }
+      } else {
+        for (const auto& kv : v) {
+          if (kv.first.as<std::string>() != "name") {
+            vol.source = kv.first.as<std::string>();
+          }
+        }
       }
       p.volumes.push_back(std::move(vol));
     }
@@ -330,7 +358,9 @@ Result<std::vector<ManifestPod>> parseManifests(const std::string& text, const s
     }
     try {
       TRY(Pod p, pod(c, d));
-      out.push_back({std::move(p), d.Mark().line + 1});
+      YAML::Emitter canonical;
+      canonical << d;
+      out.push_back({std::move(p), d.Mark().line + 1, canonical.c_str()});
     } catch (const YAML::Exception& e) {
       return makeError("parse manifest", file,
                        "line " + std::to_string(e.mark.line + 1) + ": " + e.msg);

@@ -51,12 +51,20 @@ struct Container {
   std::string restart_policy;  // init containers: "Always" makes a sidecar
 };
 
+struct DownwardItem {
+  std::string path;
+  std::string field_path;  // fieldRef.fieldPath
+  std::string resource, resource_container;
+};
+
 struct Volume {
   std::string name;
   enum class Kind { kEmptyDir, kHostPath, kDownwardApi, kOther } kind = Kind::kOther;
   std::string medium;      // emptyDir: "" or "Memory"
   std::string size_limit;  // emptyDir
   std::string path, host_path_type;
+  std::vector<DownwardItem> items;  // downwardAPI
+  std::string source;               // kOther: the kind named in the manifest ("configMap")
 };
 
 struct Pod {
@@ -75,7 +83,8 @@ struct Pod {
 
 struct ManifestPod {
   Pod pod;
-  int line = 0;  // where its document starts, 1-based
+  int line = 0;          // where its document starts, 1-based
+  std::string document;  // the document as parsed, re-emitted: what a change is judged by
 };
 
 // Decodes every document of `text` (read from `file`, named in errors).

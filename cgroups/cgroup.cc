@@ -163,11 +163,13 @@ std::string podCgroupPath(const std::string& cgroup_root, QosClass qos, const st
   return base + "/pod" + uid;
 }
 
-Result<void> ensureQosTree(const std::string& mount, const std::string& cgroup_root) {
-  const std::vector<std::string> controllers = {"cpu", "memory", "pids"};
+Result<void> ensureQosTree(const std::string& mount, const std::string& cgroup_root,
+                           const std::vector<std::string>& controllers) {
   // Each level must delegate the controllers to the next one.
   TRY(Cgroup top, Cgroup::open(mount, ""));
-  TRY_VOID(top.enableControllers(controllers));
+  if (!controllers.empty()) {
+    TRY_VOID(top.enableControllers(controllers));
+  }
   std::string walked;
   std::istringstream parts(kubepods(cgroup_root));
   for (std::string part; std::getline(parts, part, '/');) {
@@ -176,11 +178,15 @@ Result<void> ensureQosTree(const std::string& mount, const std::string& cgroup_r
     }
     walked += (walked.empty() ? "" : "/") + part;
     TRY(Cgroup level, Cgroup::create(mount, walked));
-    TRY_VOID(level.enableControllers(controllers));
+    if (!controllers.empty()) {
+      TRY_VOID(level.enableControllers(controllers));
+    }
   }
   for (const char* q : {"burstable", "besteffort"}) {
     TRY(Cgroup g, Cgroup::create(mount, walked + "/" + q));
-    TRY_VOID(g.enableControllers(controllers));
+    if (!controllers.empty()) {
+      TRY_VOID(g.enableControllers(controllers));
+    }
   }
   return {};
 }

@@ -140,9 +140,10 @@ class Cgroup {
 // kubepods/besteffort/pod<uid>.
 enum class QosClass { kGuaranteed, kBurstable, kBestEffort };
 std::string podCgroupPath(const std::string& cgroup_root, QosClass qos, const std::string& uid);
-// Creates kubepods, kubepods/burstable and kubepods/besteffort with cpu, memory
-// and pids delegated to them.
-Result<void> ensureQosTree(const std::string& mount, const std::string& cgroup_root);
+// Creates kubepods, kubepods/burstable and kubepods/besteffort with the
+// controllers (cpu, memory and pids unless told otherwise) delegated to them.
+Result<void> ensureQosTree(const std::string& mount, const std::string& cgroup_root,
+                           const std::vector<std::string>& controllers = kRequiredControllers);
 
 // ---- Events ---------------------------------------------------------------
 

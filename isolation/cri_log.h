@@ -37,17 +37,30 @@ class CriLogWriter {
   // The stream closed: what is pending becomes an F line.
   Result<void> close(Stream s);
 
-  // Reads both pipes from `loop` until they close. The writer must outlive the loop's use.
+  // Reads both pipes from `loop` until they close. The writer must outlive the
+  // loop's use (or call finish()) and must not move after this.
   Result<void> pump(EventLoop& loop, UniqueFd stdout_pipe, UniqueFd stderr_pipe);
+  // The container has exited: reads what is left in the pipes without blocking,
+  // writes pending partial lines and takes the pipes off `loop`.
+  void finish(EventLoop& loop);
+
+  // Rotates by size as the kubelet's containerLogMaxSize/MaxFiles do: before a
+  // line would take the file past `max_size`, it is renamed to PATH.YYYYMMDD-hhmmss
+  // and a new one begun; at most `max_files` files (the live one included) are kept.
+  void rotateAt(int64_t max_size, int max_files);
 
  private:
   Result<void> emit(Stream s, char tag, std::string_view content);
+  Result<void> rotate();
+  void readPipe(EventLoop& loop, int i, bool until_empty);
   std::string& pending(Stream s) { return s == Stream::kStdout ? out_ : err_; }
 
   UniqueFd fd_;
   std::string path_;
   std::string out_, err_;
   UniqueFd pipes_[2];
+  int64_t size_ = 0, max_size_ = 0;
+  int max_files_ = 0;
 };
 
 }  // namespace kernelet::isolation

@@ -32,7 +32,7 @@ TEST(Qos, OomScoreAdjPerClass) {
   EXPECT_EQ(oomScoreAdj(QosClass::kBurstable, {{{"cpu", q("1")}}, {}}, node), 999);
 }
 
-TEST(Backoff, DoublesFromTenSecondsToFiveMinutesAndResetsAfterTenMinutesOfRunning) {
+TEST(Backoff, FirstRestartAtOnceThenTenSecondsDoublingToFiveMinutesResetAfterTenMinutes) {
   using namespace std::chrono;
   Backoff b;
   auto t = Backoff::Clock::now();
@@ -40,9 +40,11 @@ TEST(Backoff, DoublesFromTenSecondsToFiveMinutesAndResetsAfterTenMinutesOfRunnin
   for (int i = 0; i < 8; i++) {
     delays.push_back(static_cast<int>(b.next("pod/app", t, t + seconds(1)).count()));
   }
-  EXPECT_EQ(delays, (std::vector<int>{10, 20, 40, 80, 160, 300, 300, 300}));
-  EXPECT_EQ(b.next("pod/app", t, t + minutes(10)).count(), 10);
-  EXPECT_EQ(b.next("pod/other", t, t + seconds(1)).count(), 10);  // per container
+  EXPECT_EQ(delays, (std::vector<int>{0, 10, 20, 40, 80, 160, 300, 300}));
+  // After ten minutes of running: at once again, then 10 s.
+  EXPECT_EQ(b.next("pod/app", t, t + minutes(10)).count(), 0);
+  EXPECT_EQ(b.next("pod/app", t, t + seconds(1)).count(), 10);
+  EXPECT_EQ(b.next("pod/other", t, t + seconds(1)).count(), 0);  // per container
 }
 
 }  // namespace

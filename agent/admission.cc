@@ -1,0 +1,91 @@
+#include "agent/admission.h"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+namespace kernelet::agent {
+namespace {
+
+int64_t request(const Container& c, const char* resource, bool milli) {
+  // An unset request defaults to the limit, as the API server defaults it.
+  for (const auto* list : {&c.resources.requests, &c.resources.limits}) {
+    if (auto it = list->find(resource); it != list->end()) {
+      return milli ? it->second.milliValue() : it->second.value();
+    }
+  }
+  return 0;
+}
+
+int64_t podRequest(const Pod& pod, const char* resource, bool milli) {
+  int64_t sum = 0, init_max = 0, sidecars = 0;
+  for (const auto& c : pod.init_containers) {
+    if (c.restart_policy == "Always") {
+      sidecars += request(c, resource, milli);
+    }
+    // An init container runs beside the sidecars started before it.
+    init_max = std::max(init_max, sidecars + request(c, resource, milli));
+  }
+  for (const auto& c : pod.containers) {
+    sum += request(c, resource, milli);
+  }
+  return std::max(sum + sidecars, init_max);
+}
+
+Admission outOf(const std::string& resource, int64_t requested, int64_t used, int64_t capacity) {
+  return {false, "OutOf" + resource,
+          "Node didn't have enough resource: " + resource +
+              ", requested: " + std::to_string(requested) + ", used: " + std::to_string(used) +
+              ", capacity: " + std::to_string(capacity)};
+}
+
+}  // namespace
+
+int64_t podRequestMilliCpu(const Pod& pod) { return podRequest(pod, "cpu", true); }
+int64_t podRequestMemory(const Pod& pod) { return podRequest(pod, "memory", false); }
+
+NodeResources readNodeResources(int64_t reserved_milli_cpu, int64_t reserved_memory, int max_pods) {
+  NodeResources n;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  int cpus = ::sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+  n.capacity_milli_cpu = static_cast<int64_t>(cpus) * 1000;
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  int64_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit) {
+    if (key == "MemTotal:") {
+      n.capacity_memory = kib * 1024;
+      break;
+    }
+  }
+  constexpr int64_t kEvictionHard = 100 << 20;  // memory.available<100Mi
+  n.allocatable_milli_cpu = std::max<int64_t>(n.capacity_milli_cpu - reserved_milli_cpu, 0);
+  n.allocatable_memory = std::max<int64_t>(n.capacity_memory - reserved_memory - kEvictionHard, 0);
+  n.max_pods = max_pods;
+  return n;
+}
+
+Admission admit(const Pod& pod, const std::vector<const Pod*>& running, const NodeResources& node) {
+  if (static_cast<int>(running.size()) + 1 > node.max_pods) {
+    return outOf("pods", 1, static_cast<int64_t>(running.size()), node.max_pods);
+  }
+  int64_t cpu = 0, memory = 0;
+  for (const Pod* p : running) {
+    cpu += podRequestMilliCpu(*p);
+    memory += podRequestMemory(*p);
+  }
+  int64_t want_cpu = podRequestMilliCpu(pod), want_memory = podRequestMemory(pod);
+  if (want_cpu > 0 && cpu + want_cpu > node.allocatable_milli_cpu) {
+    return outOf("cpu", want_cpu, cpu, node.allocatable_milli_cpu);
+  }
+  if (want_memory > 0 && memory + want_memory > node.allocatable_memory) {
+    return outOf("memory", want_memory, memory, node.allocatable_memory);
+  }
+  return {};
+}
+
+}  // namespace kernelet::agent

@@ -1,0 +1,38 @@
+#pragma once
+// Whether a pod fits the node: the kubelet's admission of cpu and memory
+// requests against allocatable, and of the pod count against maxPods.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "agent/pod.h"
+
+namespace kernelet::agent {
+
+struct NodeResources {
+  int64_t capacity_milli_cpu = 0, capacity_memory = 0;
+  int64_t allocatable_milli_cpu = 0, allocatable_memory = 0;
+  int max_pods = 110;
+};
+
+// Capacity from the CPUs this process may run on and /proc/meminfo's MemTotal;
+// allocatable subtracts the reservations and the kubelet's default hard
+// eviction threshold for memory (100Mi).
+NodeResources readNodeResources(int64_t reserved_milli_cpu, int64_t reserved_memory, int max_pods);
+
+// What a pod asks the scheduler for: the larger of the regular containers'
+// (and sidecars') sum and any single init container's request.
+int64_t podRequestMilliCpu(const Pod& pod);
+int64_t podRequestMemory(const Pod& pod);
+
+struct Admission {
+  bool admitted = true;
+  std::string reason;   // OutOfcpu, OutOfmemory, OutOfpods
+  std::string message;  // "Node didn't have enough resource: cpu, requested: 500, used: ..."
+};
+
+// `running`: the pods already admitted and not terminated.
+Admission admit(const Pod& pod, const std::vector<const Pod*>& running, const NodeResources& node);
+
+}  // namespace kernelet::agent

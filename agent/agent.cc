@@ -1,0 +1,268 @@
+#include "agent/agent.h"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "agent/log.h"
+#include "agent/recovery.h"
+#include "agent/version.h"
+#include "cgroups/cgroups.h"
+#include "sys/fileio.h"
+
+namespace kernelet::agent {
+namespace {
+
+// --node-ip, else the first IPv4 address of an interface that is up and not
+// loopback or one of ours, else loopback (a node without a network).
+std::string pickNodeIp(const std::string& flag, const std::string& bridge) {
+  if (!flag.empty()) {
+    return flag;
+  }
+  ifaddrs* list = nullptr;
+  std::string found;
+  if (::getifaddrs(&list) == 0) {
+    for (ifaddrs* a = list; a != nullptr && found.empty(); a = a->ifa_next) {
+      if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET ||
+          (a->ifa_flags & IFF_LOOPBACK) || !(a->ifa_flags & IFF_UP) || bridge == a->ifa_name) {
+        continue;
+      }
+      char buf[INET_ADDRSTRLEN];
+      auto* in = reinterpret_cast<sockaddr_in*>(a->ifa_addr);
+      found = ::inet_ntop(AF_INET, &in->sin_addr, buf, sizeof buf);
+    }
+    ::freeifaddrs(list);
+  }
+  return found.empty() ? "127.0.0.1" : found;
+}
+
+std::string readOr(const std::string& path, const std::string& fallback) {
+  auto r = readFile(path);
+  return r ? *r : fallback;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
+  std::unique_ptr<Agent> a(new Agent());
+  log::setVerbosity(config.verbosity);
+  config.node_name = nodeName(config.node_name);
+  log::info("Starting kernelet", {{"version", KERNELET_VERSION}, {"node", config.node_name}});
+
+  TRY(cgroups::Hierarchy h, cgroups::detect());
+  bool enforce = true;
+  if (auto ok = cgroups::requireControllers(h); !ok) {
+    if (!config.limits_unenforced) {
+      return std::unexpected(withContext(
+          ok.error(),
+          "kernelet run needs cgroup v2 with cpu, memory and pids to enforce pod resources "
+          "(run it in the test VM: scripts/vm-run, or pass --limits-unenforced to run "
+          "without limits)"));
+    }
+    enforce = false;
+    log::warning("POD RESOURCE LIMITS ARE NOT ENFORCED: " + ok.error().message() +
+                 " (--limits-unenforced)");
+    std::fprintf(stderr,
+                 "kernelet: WARNING: cpu, memory and pids limits of pods are NOT enforced on this "
+                 "host (--limits-unenforced)\n");
+  }
+  TRY_VOID(addContext(
+      cgroups::ensureQosTree(h.mount, config.cgroup_root,
+                             enforce ? cgroups::kRequiredControllers : std::vector<std::string>{}),
+      "create the QoS cgroups"));
+
+  TRY(EventLoop loop, EventLoop::create());
+  a->loop_ = std::make_unique<EventLoop>(std::move(loop));
+  TRY(a->timers_, TimerQueue::create(*a->loop_));
+
+  netns::NetworkConfig net;
+  net.pod_cidr = config.pod_cidr;
+  net.run_dir = config.run_dir + "/netns";
+  net.state_dir = config.root_dir + "/ipam";
+  TRY(netns::Network network, addContext(netns::Network::open(net), "set up the pod network"));
+  a->network_ = std::make_unique<netns::Network>(std::move(network));
+
+  Recovered rec = cleanUpLeftovers({h.mount, config.cgroup_root, config.root_dir, config.run_dir},
+                                   a->network_.get());
+  if (rec.cgroups + rec.mounts + rec.networks > 0) {
+    log::info("Removed what a previous agent left", {{"cgroups", std::to_string(rec.cgroups)},
+                                                     {"mounts", std::to_string(rec.mounts)},
+                                                     {"networks", std::to_string(rec.networks)}});
+  }
+  for (const auto& e : rec.errors) {
+    log::error("Clean up leftovers", {{"err", e}});
+  }
+
+  TRY(images::ImageStore store, images::ImageStore::open(config.root_dir + "/images"));
+  a->images_ = std::make_unique<images::ImageStore>(std::move(store));
+  images::RegistryOptions registry;
+  if (const char* home = ::getenv("HOME"); home != nullptr) {
+    std::string docker = std::string(home) + "/.docker/config.json";
+    if (::access(docker.c_str(), R_OK) == 0) {
+      registry.docker_config = docker;
+    }
+  }
+  TRY(a->puller_, ImagePuller::create(*a->loop_, *a->images_, registry));
+
+  NodeContext& ctx = a->ctx_;
+  ctx.config = config;
+  ctx.loop = a->loop_.get();
+  ctx.timers = a->timers_.get();
+  ctx.images = a->images_.get();
+  ctx.puller = a->puller_.get();
+  ctx.sandbox = {.config = &ctx.config,
+                 .cgroup_mount = h.mount,
+                 .enforce_limits = enforce,
+                 .network = a->network_.get(),
+                 .node_resolv_conf = readOr(config.resolv_conf, ""),
+                 .node_hosts = readOr("/etc/hosts", "")};
+  ctx.node = readNodeResources(config.system_reserved_milli_cpu, config.system_reserved_memory,
+                               config.max_pods);
+  ctx.node_ip = pickNodeIp(config.node_ip, net.bridge);
+  Agent* self = a.get();
+  ctx.status_changed = [self](const std::string& uid) { self->writeStatus(uid); };
+
+  // SIGTERM and SIGINT arrive on the loop; SIGPIPE must not kill the agent.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  ::sigprocmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  int sfd = ::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) {
+    return sysError("signalfd");
+  }
+  a->signals_.reset(sfd);
+  TRY_VOID(a->loop_->add(sfd, EPOLLIN, [self](uint32_t) { self->onSignal(); }));
+
+  if (!config.pod_manifest_path.empty()) {
+    TRY(a->manifests_,
+        addContext(ManifestSource::open(
+                       *a->loop_, config.pod_manifest_path, config.node_name,
+                       [self] { self->reconcile(); },
+                       [](const Error& e) {
+                         log::error("Could not process manifest file", {{"err", e.message()}});
+                       }),
+                   "--pod-manifest-path"));
+  }
+  log::info("Node ready", {{"node", config.node_name},
+                           {"nodeIP", ctx.node_ip},
+                           {"allocatableCPU", std::to_string(ctx.node.allocatable_milli_cpu) + "m"},
+                           {"allocatableMemory", std::to_string(ctx.node.allocatable_memory)},
+                           {"limitsEnforced", enforce ? "true" : "false"}});
+  return a;
+}
+
+Agent::~Agent() {
+  manifests_.reset();
+  workers_.clear();  // a worker's destructor kills what is still running
+}
+
+Result<void> Agent::run() {
+  reconcile();
+  while (!(stopping_ && workers_.empty())) {
+    TRY_VOID(loop_->runOnce(std::chrono::milliseconds(-1)));
+  }
+  log::info("All pods stopped, exiting");
+  return {};
+}
+
+void Agent::onSignal() {
+  signalfd_siginfo si{};
+  while (::read(signals_.get(), &si, sizeof si) == sizeof si) {
+  }
+  if (stopping_) {
+    log::info("Second stop signal: killing every pod now");
+    for (auto& [uid, w] : workers_) {
+      w->terminate({}, 0);
+    }
+    return;
+  }
+  stopping_ = true;
+  log::info("Stop signal: terminating every pod", {{"signal", std::to_string(si.ssi_signo)}});
+  reconcile();
+}
+
+void Agent::reconcile() {
+  std::map<std::string, StaticPod> desired;
+  if (manifests_ && !stopping_) {
+    desired = manifests_->pods();
+  }
+  // Pods no longer wanted, or wanted with another spec, are stopped first.
+  for (auto& [uid, w] : workers_) {
+    auto it = desired.find(uid);
+    if ((it == desired.end() || it->second.hash != w->hash()) && !terminating_.contains(uid)) {
+      terminating_.insert(uid);
+      log::v(2, it == desired.end() ? "SyncLoop REMOVE" : "SyncLoop UPDATE",
+             {{"pod", w->pod().namespace_ + "/" + w->pod().name}});
+      std::string id = uid;
+      w->terminate([this, id] {
+        // Off the worker's own stack: the worker is destroyed here.
+        timers_->after(std::chrono::seconds(0), [this, id] {
+          removePod(id);
+          reconcile();
+        });
+      });
+    }
+  }
+  for (auto& [uid, sp] : desired) {
+    if (workers_.contains(uid)) {
+      continue;  // running, or still terminating its previous spec
+    }
+    log::v(2, "SyncLoop ADD", {{"pod", sp.pod.namespace_ + "/" + sp.pod.name}, {"uid", uid}});
+    auto w = std::make_shared<PodWorker>(ctx_, sp.pod, sp.hash);
+    workers_[uid] = w;
+    std::vector<const Pod*> active;
+    for (const auto& [other, ow] : workers_) {
+      if (other != uid && ow->active()) {
+        active.push_back(&ow->pod());
+      }
+    }
+    Admission adm = admit(w->pod(), active, ctx_.node);
+    if (!adm.admitted) {
+      w->reject(adm.reason, adm.message);
+    } else {
+      w->start();
+    }
+  }
+}
+
+void Agent::writeStatus(const std::string& uid) {
+  auto it = workers_.find(uid);
+  if (it == workers_.end()) {
+    return;
+  }
+  const PodWorker& w = *it->second;
+  std::string dir = ctx_.config.root_dir + "/pods/" + uid;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (auto r = writeFileAtomic(dir + "/status.json", podJson(w.pod(), w.status(), w.created()));
+      !r) {
+    log::error("Write pod status", {{"err", r.error().message()}});
+  }
+  log::v(3, "Pod status",
+         {{"pod", w.pod().namespace_ + "/" + w.pod().name}, {"phase", w.status().phase}});
+}
+
+void Agent::removePod(const std::string& uid) {
+  auto it = workers_.find(uid);
+  if (it == workers_.end()) {
+    return;
+  }
+  const Pod& pod = it->second->pod();
+  std::error_code ec;
+  std::filesystem::remove_all(ctx_.config.root_dir + "/pods/" + uid, ec);
+  std::filesystem::remove_all(
+      ctx_.config.pod_log_dir + "/" + pod.namespace_ + "_" + pod.name + "_" + uid, ec);
+  workers_.erase(it);
+  terminating_.erase(uid);
+}
+
+}  // namespace kernelet::agent

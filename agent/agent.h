@@ -1,0 +1,55 @@
+#pragma once
+// The standalone agent (`kernelet run`): one event loop that watches the pod
+// sources, keeps a PodWorker per desired pod, and writes each pod's status to
+// ROOT/pods/<uid>/status.json for `kernelet pods`. SIGTERM or SIGINT stops
+// every pod gracefully and exits; a second one kills them at once.
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "agent/config.h"
+#include "agent/image_puller.h"
+#include "agent/manifest_source.h"
+#include "agent/pod_worker.h"
+#include "images/image_store.h"
+#include "netns/netns.h"
+#include "sys/event_loop.h"
+#include "sys/timer_queue.h"
+#include "sys/unique_fd.h"
+
+namespace kernelet::agent {
+
+class Agent {
+ public:
+  // Checks the node (cgroup v2 controllers, or --limits-unenforced with a
+  // warning), removes what a dead predecessor left, opens the image store and
+  // the pod network, and loads the manifests. Nothing runs until run().
+  static Result<std::unique_ptr<Agent>> create(AgentConfig config);
+  ~Agent();
+
+  // Until a stop signal and every pod has terminated.
+  Result<void> run();
+
+ private:
+  Agent() = default;
+  void reconcile();
+  void writeStatus(const std::string& uid);
+  void removePod(const std::string& uid);
+  void onSignal();
+
+  NodeContext ctx_;
+  std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<TimerQueue> timers_;
+  std::unique_ptr<images::ImageStore> images_;
+  std::unique_ptr<ImagePuller> puller_;
+  std::unique_ptr<netns::Network> network_;
+  std::unique_ptr<ManifestSource> manifests_;
+  std::map<std::string, std::shared_ptr<PodWorker>> workers_;  // by uid
+  std::set<std::string> terminating_;                          // uids being stopped
+  UniqueFd signals_;
+  bool stopping_ = false;
+};
+
+}  // namespace kernelet::agent

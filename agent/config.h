@@ -1,0 +1,44 @@
+#pragma once
+// The agent's settings: the kubelet's flags and the fields of a
+// KubeletConfiguration file (kubelet.config.k8s.io/v1beta1) that apply to
+// kernelet, with the kubelet's defaults. Flags given on the command line win
+// over the file, as with the kubelet.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sys/result.h"
+
+namespace kernelet::agent {
+
+struct AgentConfig {
+  std::string pod_manifest_path;  // staticPodPath; empty: no static pods
+  std::string root_dir = "/var/lib/kernelet";
+  std::string pod_log_dir = "/var/log/pods";
+  std::string run_dir = "/run/kernelet";  // network namespace files, the agent's socket
+  std::string node_name;                  // --hostname-override, else the hostname lowercased
+  std::string node_ip;
+  int max_pods = 110;
+  std::string cgroup_root = "/";
+  int64_t container_log_max_size = 10 << 20;  // containerLogMaxSize 10Mi
+  int container_log_max_files = 5;
+  std::vector<std::string> cluster_dns;
+  std::string cluster_domain = "cluster.local";
+  std::string resolv_conf = "/etc/resolv.conf";
+  std::string pod_cidr = "10.88.0.0/16";
+  int64_t system_reserved_milli_cpu = 0, system_reserved_memory = 0;
+  int verbosity = 0;
+  // On a host whose cgroup v2 lacks cpu, memory or pids: run pods without their
+  // limits, warning loudly, instead of refusing to start.
+  bool limits_unenforced = false;
+};
+
+// Reads a KubeletConfiguration (YAML or JSON) over `config`. Errors name the
+// file and the field; a kind or apiVersion that is not the kubelet's is refused.
+Result<void> loadKubeletConfiguration(const std::string& file, AgentConfig& config);
+
+// The node's name as the kubelet picks it: the override, else the hostname, lowercased.
+std::string nodeName(const std::string& override_name);
+
+}  // namespace kernelet::agent

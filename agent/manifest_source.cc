@@ -1,0 +1,134 @@
+#include "agent/manifest_source.h"
+
+#include <dirent.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "images/digest.h"
+#include "sys/fileio.h"
+
+namespace kernelet::agent {
+
+StaticPod staticPod(const ManifestPod& m, const std::string& file, const std::string& node_name) {
+  StaticPod s{m.pod, file, {}};
+  // The kubelet hashes the decoded pod, the host and the source into the uid;
+  // the re-emitted document stands in for the decoded pod here.
+  std::string digest =
+      images::digestHex(images::sha256Of(m.document + "\nhost:" + node_name + "\nfile:" + file));
+  s.hash = digest.substr(0, 32);
+  if (s.pod.uid.empty()) {
+    s.pod.uid = s.hash;
+  }
+  s.pod.name += "-" + node_name;
+  s.pod.node_name = node_name;
+  s.pod.annotations["kubernetes.io/config.source"] = "file";
+  s.pod.annotations["kubernetes.io/config.hash"] = s.hash;
+  return s;
+}
+
+Result<std::unique_ptr<ManifestSource>> ManifestSource::open(EventLoop& loop,
+                                                             const std::string& dir,
+                                                             const std::string& node_name,
+                                                             Changed changed, Report report) {
+  std::unique_ptr<ManifestSource> s(
+      new ManifestSource(loop, dir, node_name, std::move(changed), std::move(report)));
+  int in = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  if (in < 0) {
+    return sysError("inotify_init1", dir);
+  }
+  s->inotify_.reset(in);
+  // Watch before the first scan, so a file written in between is not missed.
+  if (::inotify_add_watch(in, dir.c_str(),
+                          IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR) <
+      0) {
+    return sysError("watch pod manifest dir", dir);
+  }
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) {
+    return sysError("opendir", dir);
+  }
+  std::set<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    names.insert(e->d_name);
+  }
+  ::closedir(d);
+  for (const auto& n : names) {
+    s->load(n);
+  }
+  ManifestSource* self = s.get();
+  TRY_VOID(loop.add(in, EPOLLIN, [self](uint32_t) { self->onEvents(); }));
+  return s;
+}
+
+ManifestSource::~ManifestSource() { loop_.remove(inotify_.get()); }
+
+bool ManifestSource::load(const std::string& name) {
+  if (name.empty() || name[0] == '.') {
+    return false;
+  }
+  std::string path = dir_ + "/" + name;
+  struct stat st {};
+  bool present = ::stat(path.c_str(), &st) == 0;
+  if (!present || !S_ISREG(st.st_mode)) {
+    return by_file_.erase(name) > 0;
+  }
+  auto text = readFile(path);
+  Result<std::vector<ManifestPod>> parsed =
+      text ? parseManifests(*text, path) : std::unexpected(text.error());
+  if (!parsed) {
+    report_(parsed.error());
+    return false;
+  }
+  std::vector<StaticPod> pods;
+  for (const auto& m : *parsed) {
+    pods.push_back(staticPod(m, path, node_));
+  }
+  auto& slot = by_file_[name];
+  bool same = slot.size() == pods.size();
+  for (size_t i = 0; same && i < pods.size(); i++) {
+    same = slot[i].hash == pods[i].hash;
+  }
+  slot = std::move(pods);
+  return !same;
+}
+
+void ManifestSource::onEvents() {
+  alignas(inotify_event) char buf[8192];
+  std::set<std::string> names;
+  for (;;) {
+    ssize_t n = ::read(inotify_.get(), buf, sizeof buf);
+    if (n <= 0) {
+      break;
+    }
+    for (char* p = buf; p < buf + n;) {
+      auto* e = reinterpret_cast<inotify_event*>(p);
+      if (e->len > 0) {
+        names.insert(e->name);
+      }
+      p += sizeof(inotify_event) + e->len;
+    }
+  }
+  bool changed = false;
+  for (const auto& name : names) {
+    changed = load(name) || changed;
+  }
+  if (changed) {
+    changed_();
+  }
+}
+
+std::map<std::string, StaticPod> ManifestSource::pods() const {
+  std::map<std::string, StaticPod> out;
+  for (const auto& [file, pods] : by_file_) {
+    for (const auto& p : pods) {
+      out.emplace(p.pod.uid, p);
+    }
+  }
+  return out;
+}
+
+}  // namespace kernelet::agent

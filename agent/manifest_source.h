@@ -1,0 +1,68 @@
+#pragma once
+// Static pods from a directory of manifests (the kubelet's staticPodPath),
+// watched with inotify: a file written or moved in (re)loads its pods, a file
+// removed or moved out drops them. A file that fails to parse is reported and
+// its previous pods, if any, stay as they were; other files are unaffected.
+// Hidden files (".name") are ignored, as the kubelet ignores them.
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/pod.h"
+#include "sys/event_loop.h"
+#include "sys/result.h"
+#include "sys/unique_fd.h"
+
+namespace kernelet::agent {
+
+struct StaticPod {
+  Pod pod;
+  std::string file;
+  // What decides whether a running pod matches its manifest: a changed hash
+  // means the pod is stopped and started again.
+  std::string hash;
+};
+
+// The kubelet's defaults for a static pod: name suffixed with "-<node>", uid
+// from a hash of the document, node and file when the manifest sets none,
+// spec.nodeName set, config.source/hash annotations.
+StaticPod staticPod(const ManifestPod& m, const std::string& file, const std::string& node_name);
+
+class ManifestSource {
+ public:
+  using Changed = std::function<void()>;
+  using Report = std::function<void(const Error&)>;
+
+  // Loads every file of `dir` now, then watches it on `loop`. `changed` runs
+  // (from the loop) after the set of pods changed; `report` for each bad file.
+  static Result<std::unique_ptr<ManifestSource>> open(EventLoop& loop, const std::string& dir,
+                                                      const std::string& node_name, Changed changed,
+                                                      Report report);
+  ~ManifestSource();
+
+  // Every pod of every file that parsed, by uid.
+  std::map<std::string, StaticPod> pods() const;
+
+ private:
+  ManifestSource(EventLoop& loop, std::string dir, std::string node, Changed c, Report r)
+      : loop_(loop),
+        dir_(std::move(dir)),
+        node_(std::move(node)),
+        changed_(std::move(c)),
+        report_(std::move(r)) {}
+  // Re-reads one file; true when its pods changed.
+  bool load(const std::string& name);
+  void onEvents();
+
+  EventLoop& loop_;
+  std::string dir_, node_;
+  Changed changed_;
+  Report report_;
+  UniqueFd inotify_;
+  std::map<std::string, std::vector<StaticPod>> by_file_;
+};
+
+}  // namespace kernelet::agent

@@ -1,0 +1,58 @@
+#pragma once
+// What the containers of one pod share, made before the first container and
+// taken down after the last (the kubelet's "sandbox", without a pause process):
+// the pod cgroup under its QoS class, the network namespace with its address,
+// IPC and UTS namespaces held by bind mounts, and the pod's /etc/hosts,
+// /etc/resolv.conf and /etc/hostname files.
+
+#include <string>
+
+#include "agent/config.h"
+#include "agent/pod.h"
+#include "agent/qos.h"
+#include "cgroups/cgroups.h"
+#include "netns/netns.h"
+#include "sys/result.h"
+
+namespace kernelet::agent {
+
+struct SandboxEnv {
+  const AgentConfig* config = nullptr;
+  std::string cgroup_mount;  // the cgroup v2 mount
+  bool enforce_limits = true;
+  netns::Network* network = nullptr;  // the node bridge; unused for hostNetwork pods
+  std::string node_resolv_conf, node_hosts;
+};
+
+class PodSandbox {
+ public:
+  // All or nothing: on failure everything made so far is removed again.
+  static Result<PodSandbox> create(const Pod& pod, QosClass qos, const SandboxEnv& env);
+  // Kills whatever is left in the pod cgroup, then removes the cgroup, the
+  // namespaces, the address and the pod's run dir. Safe to call twice.
+  Result<void> destroy();
+
+  cgroups::Cgroup& cgroup() { return cgroup_; }
+  const std::string& ip() const { return ip_; }
+  const std::string& netnsPath() const { return netns_path_; }  // empty: the host's
+  std::string ipcPath() const { return run_dir_ + "/ipc"; }
+  std::string utsPath() const { return run_dir_ + "/uts"; }
+  const std::string& hostname() const { return hostname_; }
+  std::string hostsFile() const { return run_dir_ + "/hosts"; }
+  std::string resolvConf() const { return run_dir_ + "/resolv.conf"; }
+  std::string hostnameFile() const { return run_dir_ + "/hostname"; }
+
+ private:
+  std::string pod_id_, run_dir_, netns_path_, ip_, hostname_;
+  netns::Network* network_ = nullptr;
+  cgroups::Cgroup cgroup_;
+  bool has_cgroup_ = false, has_ns_ = false;
+};
+
+// The pod-level cgroup limits the kubelet sets: cpu.weight from the sum of the
+// requests, cpu.max and memory.max when every container sets that limit.
+cgroups::Limits podCgroupLimits(const Pod& pod);
+// A container's limits: cpu.weight, cpu.max, memory.max, memory.oom.group.
+cgroups::Limits containerCgroupLimits(const ContainerResources& r);
+
+}  // namespace kernelet::agent

@@ -1,0 +1,769 @@
+#include "agent/pod_worker.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "agent/container_builder.h"
+#include "agent/log.h"
+#include "images/policy.h"
+#include "isolation/oci_container.h"
+
+namespace kernelet::agent {
+namespace {
+
+using Kind = ContainerState::Kind;
+
+std::string nowRfc3339() {
+  time_t t = ::time(nullptr);
+  tm utc{};
+  ::gmtime_r(&t, &utc);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return buf;
+}
+
+// 64 hex digits, like a containerd container id.
+std::string newContainerId() {
+  unsigned char bytes[32];
+  size_t got = 0;
+  while (got < sizeof bytes) {
+    ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
+    if (n > 0) {
+      got += static_cast<size_t>(n);
+    }
+  }
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : bytes) {
+    out += hex[b >> 4];
+    out += hex[b & 15];
+  }
+  return out;
+}
+
+// docker.io/library/busybox:latest + sha256:... -> docker.io/library/busybox@sha256:...
+std::string imageId(const images::ImageRecord& r) {
+  std::string repo = r.name;
+  size_t slash = repo.rfind('/');
+  size_t colon = repo.rfind(':');
+  if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
+    repo.resize(colon);
+  }
+  return repo + "@" + r.manifest_digest;
+}
+
+}  // namespace
+
+// One run of a container: what must be taken down when it exits.
+struct PodWorker::Instance {
+  std::string id;
+  images::Rootfs rootfs;
+  cgroups::Cgroup cgroup;
+  bool has_cgroup = false;
+  isolation::Process proc;
+  std::unique_ptr<isolation::CriLogWriter> log;
+  std::chrono::steady_clock::time_point started;
+  std::string started_at;
+
+  // Everything but the process, which has been reaped (or never started).
+  void release(EventLoop& loop, const std::string& what) {
+    if (log) {
+      log->finish(loop);
+    }
+    if (has_cgroup) {
+      if (auto r = cgroup.remove(); !r) {
+        log::error("Remove container cgroup", {{"container", what}, {"err", r.error().message()}});
+      }
+      has_cgroup = false;
+    }
+    if (auto r = rootfs.remove(); !r) {
+      log::error("Remove container rootfs", {{"container", what}, {"err", r.error().message()}});
+    }
+  }
+};
+
+PodWorker::PodWorker(NodeContext& ctx, Pod pod, std::string hash)
+    : ctx_(ctx), pod_(std::move(pod)), hash_(std::move(hash)), created_(nowRfc3339()) {
+  std::vector<ContainerResources> resources;
+  for (const auto* list : {&pod_.init_containers, &pod_.containers}) {
+    for (const auto& c : *list) {
+      resources.push_back(c.resources);
+    }
+  }
+  qos_ = podQos(resources);
+  for (const auto& c : pod_.init_containers) {
+    Ctr k;
+    k.spec = &c;
+    k.init = true;
+    k.sidecar = c.restart_policy == "Always";
+    ctrs_.push_back(std::move(k));
+  }
+  for (const auto& c : pod_.containers) {
+    Ctr k;
+    k.spec = &c;
+    ctrs_.push_back(std::move(k));
+  }
+  for (auto& c : ctrs_) {
+    c.status.name = c.spec->name;
+    c.status.image = c.spec->image;
+    c.status.started = false;
+    bool waits_for_init = c.init || !pod_.init_containers.empty();
+    c.status.state = {.kind = Kind::kWaiting,
+                      .reason = waits_for_init ? "PodInitializing" : "ContainerCreating"};
+  }
+}
+
+PodWorker::~PodWorker() {
+  // The agent terminates pods before dropping them; this is the last resort
+  // that still leaves nothing behind.
+  for (auto& c : ctrs_) {
+    ctx_.timers->cancel(c.restart_timer);
+    if (c.running) {
+      ctx_.loop->remove(c.running->proc.pidfd());
+      (void)c.running->cgroup.write("cgroup.kill", "1");
+      (void)c.running->proc.wait();
+      c.running->release(*ctx_.loop, c.spec->name);
+    }
+  }
+  ctx_.timers->cancel(kill_timer_);
+  ctx_.timers->cancel(retry_timer_);
+  if (sandbox_) {
+    (void)sandbox_->destroy();
+  }
+  if (volumes_) {
+    (void)volumes_->tearDown();
+  }
+}
+
+void PodWorker::reject(const std::string& reason, const std::string& message) {
+  rejected_ = true;
+  status_ = PodStatus{};
+  status_.phase = "Failed";
+  status_.reason = reason;
+  status_.message = "Pod was rejected: " + message;
+  status_.host_ip = ctx_.node_ip;
+  status_.qos_class = qosName(qos_);
+  log::warning(
+      "Pod rejected",
+      {{"pod", pod_.namespace_ + "/" + pod_.name}, {"reason", reason}, {"message", message}});
+  ctx_.status_changed(pod_.uid);
+}
+
+void PodWorker::start() {
+  status_.start_time = created_;
+  std::string who = pod_.namespace_ + "/" + pod_.name;
+  if (!sandbox_) {
+    auto sb = PodSandbox::create(pod_, qos_, ctx_.sandbox);
+    if (!sb) {
+      // The kubelet's FailedCreatePodSandBox: retried with back-off.
+      status_.message = sb.error().message();
+      log::error("Failed to create pod sandbox", {{"pod", who}, {"err", status_.message}});
+      auto delay = std::max(backoff_.next("sandbox", Backoff::Clock::now(), Backoff::Clock::now()),
+                            std::chrono::seconds(1));
+      std::weak_ptr<PodWorker> self = weak_from_this();
+      retry_timer_ = ctx_.timers->after(delay, [self] {
+        if (auto w = self.lock()) {
+          w->retry_timer_ = 0;
+          w->start();
+        }
+      });
+      publish();
+      return;
+    }
+    sandbox_ = std::move(*sb);
+    status_.pod_ip = sandbox_->ip();
+  }
+  if (!volumes_) {
+    PodRuntimeInfo info{sandbox_->ip(), ctx_.node_ip, ctx_.node.allocatable_milli_cpu,
+                        ctx_.node.allocatable_memory};
+    auto v = PodVolumes::setUp(pod_, ctx_.config.root_dir + "/pods/" + pod_.uid, info);
+    if (!v) {
+      // FailedMount: the containers wait, the mount is retried.
+      status_.message = v.error().message();
+      log::error("Unable to attach or mount volumes", {{"pod", who}, {"err", status_.message}});
+      std::weak_ptr<PodWorker> self = weak_from_this();
+      auto delay = std::max(backoff_.next("volumes", Backoff::Clock::now(), Backoff::Clock::now()),
+                            std::chrono::seconds(1));
+      retry_timer_ = ctx_.timers->after(delay, [self] {
+        if (auto w = self.lock()) {
+          w->retry_timer_ = 0;
+          w->start();
+        }
+      });
+      publish();
+      return;
+    }
+    volumes_ = std::move(*v);
+  }
+  status_.message.clear();
+  log::v(2, "Pod sandbox ready", {{"pod", who}, {"podIP", sandbox_->ip()}});
+  sync();
+}
+
+bool PodWorker::shouldRestart(const Ctr& c) const {
+  if (c.sidecar) {
+    return true;
+  }
+  bool failed = c.status.state.exit_code != 0;
+  if (c.init) {
+    return failed && pod_.restart_policy != "Never";
+  }
+  return pod_.restart_policy == "Always" || (pod_.restart_policy == "OnFailure" && failed);
+}
+
+void PodWorker::sync() {
+  if (syncing_) {
+    resync_ = true;
+    return;
+  }
+  syncing_ = true;
+  do {
+    resync_ = false;
+    syncOnce();
+  } while (resync_);
+  syncing_ = false;
+  publish();
+}
+
+void PodWorker::syncOnce() {
+  if (rejected_ || finished_ || terminating_ || !sandbox_ || !volumes_) {
+    return;
+  }
+  auto busy = [](const Ctr& c) { return c.running || c.creating || c.restart_timer != 0; };
+  // Init containers in order; a sidecar is started and left running.
+  for (auto& c : ctrs_) {
+    if (!c.init) {
+      break;
+    }
+    if (c.sidecar) {
+      if (busy(c)) {
+        if (c.creating) {
+          return;  // the next init container waits until the sidecar has started
+        }
+        continue;
+      }
+      if (!c.ever_started) {
+        startContainer(c);
+        if (c.creating) {
+          return;
+        }
+        continue;
+      }
+      scheduleRestart(c);
+      continue;
+    }
+    if (busy(c)) {
+      return;
+    }
+    if (!c.ever_started) {
+      startContainer(c);
+      return;
+    }
+    if (c.status.state.kind == Kind::kTerminated && c.status.state.exit_code == 0) {
+      continue;
+    }
+    if (!shouldRestart(c)) {
+      finishPod();  // a failed init container and restartPolicy Never: the pod failed
+      return;
+    }
+    scheduleRestart(c);
+    return;
+  }
+  bool alive = false;
+  for (auto& c : ctrs_) {
+    if (c.init) {
+      continue;
+    }
+    if (busy(c)) {
+      alive = true;
+      continue;
+    }
+    if (c.status.state.kind == Kind::kWaiting && c.status.state.reason == "PodInitializing") {
+      c.status.state.reason = "ContainerCreating";
+    }
+    if (!c.ever_started) {
+      startContainer(c);
+      alive = true;
+    } else if (shouldRestart(c)) {
+      scheduleRestart(c);
+      alive = true;
+    }
+  }
+  if (!alive) {
+    finishPod();
+  }
+}
+
+void PodWorker::setWaiting(Ctr& c, const std::string& reason, const std::string& message) {
+  if (c.status.state.kind == Kind::kTerminated) {
+    c.status.last_state = c.status.state;
+  }
+  c.status.state = {.kind = Kind::kWaiting, .reason = reason, .message = message};
+  c.status.ready = false;
+}
+
+void PodWorker::restartNow(Ctr& c) {
+  c.restart_timer = 0;
+  if (c.ever_started) {
+    c.status.restart_count++;
+  }
+  startContainer(c);
+}
+
+void PodWorker::scheduleRestart(Ctr& c) {
+  auto delay = backoff_.next(c.spec->name, c.last_started, Backoff::Clock::now());
+  if (c.status.state.kind == Kind::kTerminated) {
+    c.status.last_state = c.status.state;
+  }
+  if (delay.count() == 0) {
+    restartNow(c);
+    return;
+  }
+  setWaiting(c, "CrashLoopBackOff",
+             "back-off " + std::to_string(delay.count()) + "s restarting failed container=" +
+                 c.spec->name + " pod=" + pod_.name + "_" + pod_.namespace_ + "(" + pod_.uid + ")");
+  log::v(2, "Back-off restarting failed container",
+         {{"pod", pod_.namespace_ + "/" + pod_.name},
+          {"container", c.spec->name},
+          {"delay", std::to_string(delay.count()) + "s"}});
+  armRetry(c, delay, true);
+}
+
+void PodWorker::retryLater(Ctr& c) {
+  auto now = Backoff::Clock::now();
+  auto delay = std::max(backoff_.next("create/" + c.spec->name, now, now), std::chrono::seconds(1));
+  armRetry(c, delay, false);
+}
+
+void PodWorker::armRetry(Ctr& c, std::chrono::seconds delay, bool restart) {
+  std::weak_ptr<PodWorker> self = weak_from_this();
+  size_t index = static_cast<size_t>(&c - ctrs_.data());
+  c.restart_timer = ctx_.timers->after(delay, [self, index, restart] {
+    auto w = self.lock();
+    if (!w) {
+      return;
+    }
+    Ctr& k = w->ctrs_[index];
+    k.restart_timer = 0;
+    if (w->terminating_ || w->finished_) {
+      return;
+    }
+    if (restart) {
+      w->restartNow(k);
+    }
+    // A retried creation is started by sync, in init order.
+    w->sync();
+  });
+}
+
+void PodWorker::startContainer(Ctr& c) {
+  c.creating = true;
+  ensureImage(c);
+}
+
+void PodWorker::ensureImage(Ctr& c) {
+  const std::string& ref = c.spec->image;
+  auto fail = [&](const std::string& reason, const std::string& message) {
+    c.creating = false;
+    setWaiting(c, reason, message);
+    log::error("Failed to get image", {{"pod", pod_.namespace_ + "/" + pod_.name},
+                                       {"container", c.spec->name},
+                                       {"reason", reason},
+                                       {"message", message}});
+    retryLater(c);
+    resync_ = true;
+  };
+  auto policy = images::pullPolicy(c.spec->image_pull_policy, ref);
+  if (!policy) {
+    return fail("InvalidImageName", policy.error().message());
+  }
+  auto present = ctx_.images->find(ref);
+  switch (images::decidePull(*policy, present.has_value())) {
+    case images::PullDecision::kUsePresent:
+      c.image = *present;
+      runContainer(c);
+      return;
+    case images::PullDecision::kNeverPullAbsent:
+      return fail("ErrImageNeverPull",
+                  "Container image \"" + ref + "\" is not present with pull policy of Never");
+    case images::PullDecision::kPull:
+      break;
+  }
+  log::info("Pulling image", {{"pod", pod_.namespace_ + "/" + pod_.name}, {"image", ref}});
+  std::weak_ptr<PodWorker> self = weak_from_this();
+  size_t index = static_cast<size_t>(&c - ctrs_.data());
+  ctx_.puller->pull(ref, [self, index](Result<images::ImageRecord> r) {
+    auto w = self.lock();
+    if (!w) {
+      return;
+    }
+    Ctr& k = w->ctrs_[index];
+    if (w->terminating_ || w->finished_) {
+      k.creating = false;
+      w->maybeCleanUp();
+      return;
+    }
+    if (!r) {
+      k.creating = false;
+      // ErrImagePull now, ImagePullBackOff while the retry waits (shown the same way here).
+      w->setWaiting(k, "ErrImagePull", r.error().message());
+      log::error("Failed to pull image", {{"image", k.spec->image}, {"err", r.error().message()}});
+      w->retryLater(k);
+      w->publish();
+      return;
+    }
+    log::info("Successfully pulled image", {{"image", k.spec->image}});
+    k.image = *r;
+    w->runContainer(k);
+    w->sync();
+  });
+}
+
+std::string PodWorker::logDir(const Ctr& c) const {
+  return ctx_.config.pod_log_dir + "/" + pod_.namespace_ + "_" + pod_.name + "_" + pod_.uid + "/" +
+         c.spec->name;
+}
+
+void PodWorker::runContainer(Ctr& c) {
+  std::string who = pod_.namespace_ + "/" + pod_.name;
+  auto inst = std::make_unique<Instance>();
+  inst->id = newContainerId();
+  // Errors before the process exists: CreateContainerConfigError (the spec) or
+  // CreateContainerError (the node); both wait and are retried.
+  auto create_error = [&](const std::string& reason, const Error& e) {
+    inst->release(*ctx_.loop, c.spec->name);
+    c.creating = false;
+    setWaiting(c, reason, e.message());
+    log::error("Failed to create container",
+               {{"pod", who}, {"container", c.spec->name}, {"err", e.message()}});
+    retryLater(c);
+    resync_ = true;
+  };
+  auto config = ctx_.images->configJson(*c.image);
+  auto image_config =
+      config ? images::parseImageConfig(*config, c.image->name) : std::unexpected(config.error());
+  if (!image_config) {
+    return create_error("CreateContainerError", image_config.error());
+  }
+  c.image_config = *image_config;
+  if (!c.image_config.stop_signal.empty()) {
+    if (auto sig = isolation::oci::parseSignal(c.image_config.stop_signal)) {
+      c.stop_signal = *sig;
+    }
+  }
+  auto rootfs = images::Rootfs::mount(ctx_.images->lowerDirs(*c.image),
+                                      ctx_.config.root_dir + "/containers/" + inst->id);
+  if (!rootfs) {
+    return create_error("CreateContainerError", rootfs.error());
+  }
+  inst->rootfs = std::move(*rootfs);
+  auto group = cgroups::Cgroup::create(sandbox_->cgroup().path(), inst->id);
+  if (!group) {
+    return create_error("CreateContainerError", group.error());
+  }
+  inst->cgroup = std::move(*group);
+  inst->has_cgroup = true;
+  if (ctx_.sandbox.enforce_limits) {
+    if (auto r = inst->cgroup.apply(containerCgroupLimits(c.spec->resources)); !r) {
+      return create_error("CreateContainerError", r.error());
+    }
+  }
+
+  ContainerInput in;
+  in.pod = &pod_;
+  in.container = c.spec;
+  in.sandbox = &*sandbox_;
+  in.volumes = &*volumes_;
+  in.image = c.image_config;
+  in.rootfs = inst->rootfs.path();
+  in.qos = qos_;
+  in.node_memory = ctx_.node.capacity_memory;
+  in.info = {sandbox_->ip(), ctx_.node_ip, ctx_.node.allocatable_milli_cpu,
+             ctx_.node.allocatable_memory};
+  in.seccomp_dir = ctx_.config.root_dir + "/seccomp";
+  if (pod_.share_process_namespace) {
+    for (const auto& k : ctrs_) {
+      if (k.running) {
+        in.pid_ns = "/proc/" + std::to_string(k.running->proc.pid()) + "/ns/pid";
+        break;
+      }
+    }
+  }
+  auto spec = buildContainerSpec(in);
+  if (!spec) {
+    return create_error("CreateContainerConfigError", spec.error());
+  }
+
+  // The log: DIR/<restartCount>.log; the previous run's stays for --previous.
+  std::string dir = logDir(c);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  for (int old = c.status.restart_count - 2; old >= 0; old--) {
+    std::string stale = dir + "/" + std::to_string(old) + ".log";
+    if (::unlink(stale.c_str()) != 0) {
+      break;
+    }
+  }
+  auto writer =
+      isolation::CriLogWriter::open(dir + "/" + std::to_string(c.status.restart_count) + ".log");
+  if (!writer) {
+    return create_error("CreateContainerError", writer.error());
+  }
+  inst->log = std::make_unique<isolation::CriLogWriter>(std::move(*writer));
+  inst->log->rotateAt(ctx_.config.container_log_max_size, ctx_.config.container_log_max_files);
+  int out[2], err[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    return create_error("CreateContainerError", sysError("pipe", dir).error());
+  }
+  if (::pipe2(err, O_CLOEXEC) != 0) {
+    ::close(out[0]);
+    ::close(out[1]);
+    return create_error("CreateContainerError", sysError("pipe", dir).error());
+  }
+  UniqueFd out_r(out[0]), out_w(out[1]), err_r(err[0]), err_w(err[1]);
+  UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  spec->stdin_fd = devnull.get();
+  spec->stdout_fd = out_w.get();
+  spec->stderr_fd = err_w.get();
+  spec->cgroup_fd = inst->cgroup.fd();
+
+  c.last_started = std::chrono::steady_clock::now();
+  c.ever_started = true;
+  c.creating = false;
+  if (c.status.state.kind == Kind::kTerminated) {
+    c.status.last_state = c.status.state;
+  }
+  auto proc = isolation::start(*spec);
+  out_w.reset();
+  err_w.reset();
+  if (!proc) {
+    // The runtime's StartError: a run that failed, counted and backed off like a crash.
+    inst->release(*ctx_.loop, c.spec->name);
+    std::string now = nowRfc3339();
+    c.status.state = {.kind = Kind::kTerminated,
+                      .reason = "StartError",
+                      .message = proc.error().message(),
+                      .exit_code = 128,
+                      .started_at = now,
+                      .finished_at = now,
+                      .container_id = "kernelet://" + inst->id};
+    c.status.container_id = "kernelet://" + inst->id;
+    log::error("Failed to start container",
+               {{"pod", who}, {"container", c.spec->name}, {"err", proc.error().message()}});
+    resync_ = true;
+    return;
+  }
+  inst->proc = std::move(*proc);
+  inst->started = c.last_started;
+  inst->started_at = nowRfc3339();
+  (void)inst->log->pump(*ctx_.loop, std::move(out_r), std::move(err_r));
+  std::weak_ptr<PodWorker> self = weak_from_this();
+  size_t index = static_cast<size_t>(&c - ctrs_.data());
+  Instance* raw = inst.get();
+  auto watched = isolation::watchExit(*ctx_.loop, raw->proc, &raw->cgroup,
+                                      [self, index](Result<isolation::ContainerExit> e) {
+                                        if (auto w = self.lock()) {
+                                          w->onExit(w->ctrs_[index], std::move(e));
+                                        }
+                                      });
+  c.status.state = {.kind = Kind::kRunning, .started_at = inst->started_at};
+  c.status.container_id = "kernelet://" + inst->id;
+  c.status.image = c.image->name;
+  c.status.image_id = imageId(*c.image);
+  // No probes: a running container is started and ready.
+  c.status.ready = true;
+  c.status.started = true;
+  c.running = std::move(inst);
+  log::v(2, "Container started",
+         {{"pod", who},
+          {"container", c.spec->name},
+          {"containerID", c.running->id},
+          {"pid", std::to_string(c.running->proc.pid())}});
+  if (!watched) {
+    log::error("Watch container exit", {{"err", watched.error().message()}});
+  }
+  resync_ = true;
+}
+
+void PodWorker::onExit(Ctr& c, Result<isolation::ContainerExit> exit) {
+  std::unique_ptr<Instance> inst = std::move(c.running);
+  if (!inst) {
+    return;
+  }
+  inst->log->finish(*ctx_.loop);
+  ContainerState t{.kind = Kind::kTerminated,
+                   .started_at = inst->started_at,
+                   .finished_at = nowRfc3339(),
+                   .container_id = "kernelet://" + inst->id};
+  if (exit) {
+    t.exit_code = exit->status.shellStatus();
+    t.reason = exit->reason();
+  } else {
+    t.exit_code = 128;
+    t.reason = "Error";
+    t.message = exit.error().message();
+  }
+  inst->release(*ctx_.loop, c.spec->name);
+  c.status.state = t;
+  c.status.ready = false;
+  c.status.started = false;
+  log::v(2, "Container exited",
+         {{"pod", pod_.namespace_ + "/" + pod_.name},
+          {"container", c.spec->name},
+          {"exitCode", std::to_string(t.exit_code)},
+          {"reason", t.reason}});
+  if (terminating_ || finished_) {
+    bool regular_left = false;
+    for (const auto& k : ctrs_) {
+      regular_left = regular_left || (k.running && !k.sidecar);
+    }
+    if (!regular_left) {
+      stopContainers(true);  // sidecars go after the regular containers
+    }
+    maybeCleanUp();
+    publish();
+    return;
+  }
+  sync();
+}
+
+void PodWorker::stopContainers(bool sidecars) {
+  for (auto it = ctrs_.rbegin(); it != ctrs_.rend(); ++it) {
+    Ctr& c = *it;
+    if (c.running && c.sidecar == sidecars && !c.running->id.empty()) {
+      log::v(2, "Killing container with a grace period",
+             {{"pod", pod_.namespace_ + "/" + pod_.name}, {"container", c.spec->name}});
+      (void)c.running->proc.signal(c.stop_signal);
+    }
+  }
+}
+
+void PodWorker::finishPod() {
+  if (finished_) {
+    return;
+  }
+  finished_ = true;
+  log::v(2, "Pod finished", {{"pod", pod_.namespace_ + "/" + pod_.name}});
+  // Sidecars and init containers still running go now, with the pod's grace.
+  stopContainers(false);
+  stopContainers(true);
+  std::weak_ptr<PodWorker> self = weak_from_this();
+  kill_timer_ =
+      ctx_.timers->after(std::chrono::seconds(pod_.termination_grace_period_seconds), [self] {
+        if (auto w = self.lock()) {
+          w->kill_timer_ = 0;
+          w->killAll();
+        }
+      });
+  maybeCleanUp();
+}
+
+void PodWorker::killAll() {
+  for (auto& c : ctrs_) {
+    if (c.running) {
+      (void)c.running->cgroup.write("cgroup.kill", "1");
+      (void)c.running->proc.signal(SIGKILL);
+    }
+  }
+}
+
+void PodWorker::terminate(std::function<void()> done, std::optional<int64_t> grace_seconds) {
+  if (done) {
+    on_done_.push_back(std::move(done));
+  }
+  if (terminating_) {
+    if (grace_seconds && *grace_seconds <= 0) {
+      killAll();  // a shorter grace than the one running, as a second delete asks
+    }
+    maybeCleanUp();
+    return;
+  }
+  terminating_ = true;
+  ctx_.timers->cancel(retry_timer_);
+  retry_timer_ = 0;
+  for (auto& c : ctrs_) {
+    ctx_.timers->cancel(c.restart_timer);
+    c.restart_timer = 0;
+  }
+  int64_t grace = grace_seconds.value_or(pod_.termination_grace_period_seconds);
+  log::info("Killing pod",
+            {{"pod", pod_.namespace_ + "/" + pod_.name}, {"gracePeriod", std::to_string(grace)}});
+  if (grace <= 0) {
+    killAll();
+  } else {
+    bool regular = false;
+    for (const auto& c : ctrs_) {
+      regular = regular || (c.running && !c.sidecar);
+    }
+    stopContainers(!regular);
+    ctx_.timers->cancel(kill_timer_);
+    std::weak_ptr<PodWorker> self = weak_from_this();
+    kill_timer_ = ctx_.timers->after(std::chrono::seconds(grace), [self] {
+      if (auto w = self.lock()) {
+        w->kill_timer_ = 0;
+        w->killAll();
+      }
+    });
+  }
+  maybeCleanUp();
+}
+
+void PodWorker::maybeCleanUp() {
+  for (const auto& c : ctrs_) {
+    if (c.running || c.creating) {
+      return;
+    }
+  }
+  ctx_.timers->cancel(kill_timer_);
+  kill_timer_ = 0;
+  if (sandbox_) {
+    if (auto r = sandbox_->destroy(); !r) {
+      log::error("Remove pod sandbox",
+                 {{"pod", pod_.namespace_ + "/" + pod_.name}, {"err", r.error().message()}});
+    }
+    sandbox_.reset();
+  }
+  if (volumes_) {
+    if (auto r = volumes_->tearDown(); !r) {
+      log::error("Remove pod volumes",
+                 {{"pod", pod_.namespace_ + "/" + pod_.name}, {"err", r.error().message()}});
+    }
+    volumes_.reset();
+  }
+  publish();
+  if (terminating_ && !done_) {
+    done_ = true;
+    log::v(2, "Pod terminated", {{"pod", pod_.namespace_ + "/" + pod_.name}});
+    auto callbacks = std::move(on_done_);
+    for (auto& cb : callbacks) {
+      cb();
+    }
+  }
+}
+
+void PodWorker::publish() {
+  if (rejected_) {
+    return;
+  }
+  PodStatus s;
+  s.host_ip = ctx_.node_ip;
+  s.pod_ip = status_.pod_ip;
+  s.start_time = status_.start_time;
+  s.message = status_.message;
+  s.qos_class = qosName(qos_);
+  for (const auto& c : ctrs_) {
+    (c.init ? s.init_container_statuses : s.container_statuses).push_back(c.status);
+  }
+  computeConditions(pod_, s, sandbox_.has_value(), &status_, nowRfc3339());
+  if (podStatusJson(s) == podStatusJson(status_)) {
+    return;
+  }
+  status_ = std::move(s);
+  ctx_.status_changed(pod_.uid);
+}
+
+}  // namespace kernelet::agent

@@ -1,0 +1,127 @@
+#pragma once
+// One pod's life on the node, driven by events on the agent's loop (container
+// exits through pidfds, log pipes, timers), never by polling:
+//   sandbox (cgroup, namespaces, network, volumes)
+//   -> init containers one at a time (sidecars, restartPolicy Always, are
+//      started and kept running before the next one)
+//   -> the regular containers
+//   -> restarts per restartPolicy with the CrashLoopBackOff back-off
+//   -> graceful termination: stop signal, grace period, SIGKILL, then the
+//      sidecars, then the sandbox.
+// Each change recomputes the PodStatus and hands it to the agent.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/admission.h"
+#include "agent/backoff.h"
+#include "agent/config.h"
+#include "agent/image_puller.h"
+#include "agent/pod.h"
+#include "agent/pod_sandbox.h"
+#include "agent/pod_status.h"
+#include "agent/volumes.h"
+#include "images/image_config.h"
+#include "images/image_store.h"
+#include "images/rootfs.h"
+#include "isolation/container_exit.h"
+#include "isolation/cri_log.h"
+#include "sys/event_loop.h"
+#include "sys/timer_queue.h"
+
+namespace kernelet::agent {
+
+// What every worker shares: the agent owns it and outlives the workers.
+struct NodeContext {
+  AgentConfig config;
+  EventLoop* loop = nullptr;
+  TimerQueue* timers = nullptr;
+  images::ImageStore* images = nullptr;
+  ImagePuller* puller = nullptr;
+  SandboxEnv sandbox;
+  NodeResources node;
+  std::string node_ip;
+  // Called after a pod's status changed.
+  std::function<void(const std::string& uid)> status_changed;
+};
+
+class PodWorker : public std::enable_shared_from_this<PodWorker> {
+ public:
+  PodWorker(NodeContext& ctx, Pod pod, std::string hash);
+  ~PodWorker();
+
+  // Sets the sandbox up and starts the first containers.
+  void start();
+  // Admission failed: the pod ends Failed with the kubelet's reason, nothing runs.
+  void reject(const std::string& reason, const std::string& message);
+  // Stops every container within the grace period (the pod's unless given),
+  // then removes the sandbox; `done` runs once nothing of the pod is left.
+  void terminate(std::function<void()> done, std::optional<int64_t> grace_seconds = {});
+
+  const Pod& pod() const { return pod_; }
+  const std::string& hash() const { return hash_; }
+  const PodStatus& status() const { return status_; }
+  const std::string& created() const { return created_; }
+  // Admitted and not yet terminated: counts against allocatable.
+  bool active() const { return !rejected_ && !done_; }
+
+ private:
+  struct Instance;
+  struct Ctr {
+    const Container* spec = nullptr;
+    bool init = false, sidecar = false;
+    ContainerStatus status;
+    std::unique_ptr<Instance> running;  // the live run, if any
+    bool creating = false;              // image pull or start in progress
+    bool ever_started = false;
+    TimerQueue::Id restart_timer = 0;  // a restart or retried creation is due
+    std::chrono::steady_clock::time_point last_started;
+    std::optional<images::ImageRecord> image;
+    images::ImageConfig image_config;
+    int stop_signal = 15;  // SIGTERM, or the image's StopSignal
+  };
+
+  // Decides what to start or restart next (the kubelet's computePodActions);
+  // re-entrant calls from a synchronous start are folded into one more round.
+  void sync();
+  void syncOnce();
+  void startContainer(Ctr& c);
+  void runContainer(Ctr& c);
+  void ensureImage(Ctr& c);
+  void onExit(Ctr& c, Result<isolation::ContainerExit> exit);
+  // An exited container: restart after the back-off, CrashLoopBackOff meanwhile.
+  void scheduleRestart(Ctr& c);
+  void restartNow(Ctr& c);
+  // A container that could not be created (image, config): try again later,
+  // keeping its waiting reason.
+  void retryLater(Ctr& c);
+  void armRetry(Ctr& c, std::chrono::seconds delay, bool restart);
+  void setWaiting(Ctr& c, const std::string& reason, const std::string& message);
+  bool shouldRestart(const Ctr& c) const;
+  void finishPod();
+  void killAll();
+  void stopContainers(bool sidecars);
+  void maybeCleanUp();
+  void publish();
+  std::string logDir(const Ctr& c) const;
+
+  NodeContext& ctx_;
+  Pod pod_;
+  std::string hash_, created_;
+  QosClass qos_;
+  PodStatus status_;
+  std::optional<PodSandbox> sandbox_;
+  std::optional<PodVolumes> volumes_;
+  std::vector<Ctr> ctrs_;  // init containers first, in order, then the regular ones
+  Backoff backoff_;
+  bool rejected_ = false, finished_ = false, terminating_ = false, done_ = false;
+  bool syncing_ = false, resync_ = false;
+  TimerQueue::Id kill_timer_ = 0, retry_timer_ = 0;
+  std::vector<std::function<void()>> on_done_;
+};
+
+}  // namespace kernelet::agent
