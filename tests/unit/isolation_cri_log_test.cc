@@ -1,6 +1,10 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <regex>
 #include <sstream>
 
@@ -100,6 +104,40 @@ TEST(ContainerExit, ReasonsAsTheKubeletReportsThem) {
   EXPECT_EQ((ContainerExit{{0, 9}, false}).reason(), "Error");
   EXPECT_EQ((ContainerExit{{0, 9}, true}).reason(), "OOMKilled");
   EXPECT_EQ((ContainerExit{{0, 9}, false}).status.shellStatus(), 137);
+}
+
+}  // namespace
+}  // namespace kernelet::isolation
+
+namespace kernelet::isolation {
+namespace {
+
+TEST(CriLogRotation, KeepsAtMostMaxFilesAndNeverSplitsALine) {
+  char tmpl[] = "/tmp/kernelet-rot-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl;
+  auto w = CriLogWriter::open(dir + "/0.log");
+  ASSERT_TRUE(w) << w.error().message();
+  w->rotateAt(1000, 3);
+  std::string line(100, 'x');
+  for (int i = 0; i < 60; i++) {
+    ASSERT_TRUE(w->feed(Stream::kStdout, line + "\n"));
+  }
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    files.push_back(e.path().filename().string());
+    struct stat st {};
+    ASSERT_EQ(::stat(e.path().c_str(), &st), 0);
+    EXPECT_LE(st.st_size, 1000) << e.path();
+    // Every file holds whole CRI lines only.
+    std::ifstream in(e.path());
+    for (std::string l; std::getline(in, l);) {
+      EXPECT_TRUE(l.ends_with(" stdout F " + line)) << l;
+    }
+  }
+  EXPECT_EQ(files.size(), 3u);
+  EXPECT_TRUE(std::find(files.begin(), files.end(), "0.log") != files.end());
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
