@@ -1,0 +1,600 @@
+// End-to-end tests of `kernelet run` with static pod manifests: the real
+// binary, the fixture images, pods observed through the status files the agent
+// writes and `kernelet logs`, as a user would. Runs in the test VM.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <thread>
+
+#include "agent/pod_status.h"
+#include "support/privileged.h"
+#include "support/process_util.h"
+#include "sys/fileio.h"
+
+namespace kernelet::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono;
+using Kind = ContainerState::Kind;
+
+const std::string kImage = "fixtures.kernelet.test/busybox:latest";
+
+struct Cmd {
+  int status = -1;
+  std::string out, err;
+};
+
+Cmd runCommand(std::vector<std::string> args) {
+  int out[2], err[2];
+  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
+    return {};
+  }
+  auto argv = testing::argvOf(args);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out[1], 1);
+    ::dup2(err[1], 2);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  ::close(err[1]);
+  Cmd r;
+  r.out = testing::readAll(out[0]);
+  r.err = testing::readAll(err[0]);
+  ::waitpid(pid, &r.status, 0);
+  return r;
+}
+
+class AgentE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    KERNELET_REQUIRE_PRIVILEGED();
+    std::string id = std::to_string(::getpid()) + "-" +
+                     ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    base_ = "/tmp/kernelet-e2e-" + id;
+    root_ = base_ + "/root";
+    manifests_ = base_ + "/manifests";
+    logs_ = base_ + "/logs";
+    run_ = "/run/kernelet-e2e-" + std::to_string(::getpid());
+    cgroup_root_ = "/kernelet-e2e-" + std::to_string(::getpid());
+    fs::create_directories(manifests_);
+    Cmd imp = runCommand({KERNELET_BINARY, "images", "--root-dir", root_, "import",
+                          std::string(KERNELET_FIXTURES) + "/oci/busybox"});
+    ASSERT_EQ(imp.status, 0) << imp.err;
+    started_ = true;
+  }
+
+  void TearDown() override {
+    if (!started_) {
+      return;
+    }
+    if (agent_ > 0) {
+      stopAgent();
+    }
+    expectNothingLeft();
+    fs::remove_all(base_);
+    std::string top = "/sys/fs/cgroup" + cgroup_root_;
+    for (const char* q : {"/kubepods/burstable", "/kubepods/besteffort", "/kubepods", ""}) {
+      ::rmdir((top + q).c_str());
+    }
+  }
+
+  void startAgent(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {KERNELET_BINARY,
+                                     "run",
+                                     "--pod-manifest-path",
+                                     manifests_,
+                                     "--root-dir",
+                                     root_,
+                                     "--pod-log-dir",
+                                     logs_,
+                                     "--run-dir",
+                                     run_,
+                                     "--cgroup-root",
+                                     cgroup_root_,
+                                     "--hostname-override",
+                                     "node1",
+                                     "-v",
+                                     "3"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto argv = testing::argvOf(args);
+    int log =
+        ::open((base_ + "/agent.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    agent_ = ::fork();
+    if (agent_ == 0) {
+      ::dup2(log, 1);
+      ::dup2(log, 2);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    ::close(log);
+  }
+
+  // SIGTERM, then the agent's exit status (it terminates every pod first).
+  int stopAgent(int sig = SIGTERM) {
+    ::kill(agent_, sig);
+    int status = -1;
+    auto deadline = steady_clock::now() + seconds(90);
+    while (::waitpid(agent_, &status, WNOHANG) == 0) {
+      if (steady_clock::now() > deadline) {
+        ::kill(agent_, SIGKILL);
+        ::waitpid(agent_, &status, 0);
+        ADD_FAILURE() << "agent did not stop in 90 s\n" << agentLog();
+        break;
+      }
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    agent_ = -1;
+    return status;
+  }
+
+  std::string agentLog() const { return readFile(base_ + "/agent.log").value_or(""); }
+
+  void writeManifest(const std::string& name, const std::string& yaml) {
+    std::string tmp = manifests_ + "/." + name + ".tmp";
+    std::ofstream(tmp) << yaml;
+    fs::rename(tmp, manifests_ + "/" + name);
+  }
+
+  std::optional<PodSummary> pod(const std::string& name) const {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(root_ + "/pods", ec)) {
+      auto text = readFile(e.path().string() + "/status.json");
+      if (!text) {
+        continue;
+      }
+      auto p = parsePodJson(*text, e.path().string());
+      if (p && p->name == name + "-node1") {
+        return *p;
+      }
+    }
+    return std::nullopt;
+  }
+
+  // Waits until `ok` holds for the pod; fails with its last status and the agent log.
+  PodSummary waitFor(const std::string& name, const std::function<bool(const PodSummary&)>& ok,
+                     const std::string& what, seconds timeout = seconds(60)) {
+    auto deadline = steady_clock::now() + timeout;
+    std::optional<PodSummary> last;
+    while (steady_clock::now() < deadline) {
+      last = pod(name);
+      if (last && ok(*last)) {
+        return *last;
+      }
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    ADD_FAILURE() << name << ": " << what << " not reached in " << timeout.count() << " s; phase "
+                  << (last ? last->status.phase : "(no status)") << "\n"
+                  << agentLog();
+    return last.value_or(PodSummary{});
+  }
+
+  static const ContainerStatus* statusOf(const PodSummary& p, const std::string& name) {
+    for (const auto* list : {&p.status.init_container_statuses, &p.status.container_statuses}) {
+      for (const auto& c : *list) {
+        if (c.name == name) {
+          return &c;
+        }
+      }
+    }
+    return nullptr;
+  }
+
+  Cmd logs(const std::string& pod, const std::string& container, bool previous = false) {
+    std::vector<std::string> args = {KERNELET_BINARY, "logs", "--root-dir",   root_,
+                                     "--pod-log-dir", logs_,  pod + "-node1", container};
+    if (previous) {
+      args.push_back("--previous");
+    }
+    return runCommand(args);
+  }
+
+  void expectNothingLeft() {
+    std::string kubepods = "/sys/fs/cgroup" + cgroup_root_ + "/kubepods";
+    for (const char* q : {"", "/burstable", "/besteffort"}) {
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(kubepods + q, ec)) {
+        EXPECT_FALSE(e.path().filename().string().starts_with("pod"))
+            << "cgroup left: " << e.path();
+      }
+    }
+    std::ifstream mounts("/proc/self/mountinfo");
+    for (std::string line; std::getline(mounts, line);) {
+      EXPECT_EQ(line.find(base_), std::string::npos) << "mount left: " << line;
+      EXPECT_EQ(line.find(run_ + "/"), std::string::npos) << "mount left: " << line;
+    }
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator("/sys/class/net", ec)) {
+      EXPECT_FALSE(e.path().filename().string().starts_with("kv")) << "veth left: " << e.path();
+    }
+    EXPECT_EQ(testing::countEntries(run_ + "/netns"), 0);
+  }
+
+  std::string base_, root_, manifests_, logs_, run_, cgroup_root_;
+  pid_t agent_ = -1;
+  bool started_ = false;
+};
+
+std::string podYaml(const std::string& name, const std::string& spec) {
+  return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + name + "\nspec:\n" + spec;
+}
+
+std::string ctr(const std::string& name, const std::string& script, const std::string& extra = "") {
+  return "  - name: " + name + "\n    image: " + kImage +
+         "\n    imagePullPolicy: Never\n    command: [sh, -c, '" + script + "']\n" + extra;
+}
+
+TEST_F(AgentE2E, APodRunsAndItsContainersMeetOnLocalhost) {
+  writeManifest("web.yaml",
+                podYaml("web",
+                        "  terminationGracePeriodSeconds: 2\n  containers:\n"
+                        "  - name: server\n    image: " +
+                            kImage +
+                            "\n    imagePullPolicy: Never\n    command: [kt-http, '8080', 'hi "
+                            "from server']\n" +
+                            ctr("client",
+                                "trap \"exit 0\" TERM; while true; do wget -qO- "
+                                "http://127.0.0.1:8080/ && echo; sleep 1; done",
+                                "    env:\n    - name: MY_IP\n      valueFrom: {fieldRef: "
+                                "{fieldPath: status.podIP}}\n")));
+  startAgent();
+  PodSummary p = waitFor(
+      "web",
+      [](const PodSummary& s) {
+        return s.status.phase == "Running" && s.status.container_statuses.size() == 2 &&
+               s.status.container_statuses[0].ready && s.status.container_statuses[1].ready;
+      },
+      "Running with both containers ready");
+  EXPECT_TRUE(p.status.pod_ip.starts_with("10.88.")) << p.status.pod_ip;
+  EXPECT_EQ(p.namespace_, "default");
+  EXPECT_EQ(statusOf(p, "server")->state.kind, Kind::kRunning);
+  EXPECT_TRUE(statusOf(p, "server")->container_id.starts_with("kernelet://"));
+  auto deadline = steady_clock::now() + seconds(30);
+  Cmd l;
+  while (steady_clock::now() < deadline) {
+    l = logs("web", "client");
+    if (l.out.find("hi from server") != std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(milliseconds(200));
+  }
+  EXPECT_NE(l.out.find("hi from server"), std::string::npos) << l.out << l.err;
+  Cmd table = runCommand({KERNELET_BINARY, "pods", "--root-dir", root_});
+  EXPECT_NE(table.out.find("web-node1"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("2/2"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("Running"), std::string::npos) << table.out;
+  EXPECT_EQ(stopAgent(), 0);
+}
+
+TEST_F(AgentE2E, ACrashingContainerBacksOffIntoCrashLoopBackOff) {
+  writeManifest("crash.yaml", podYaml("crash", "  containers:\n" + ctr("app", "echo run; exit 1")));
+  startAgent();
+  // The first restart is immediate, then the waits are 10 s, 20 s, ...
+  PodSummary p = waitFor(
+      "crash",
+      [](const PodSummary& s) {
+        const auto& c = s.status.container_statuses;
+        return !c.empty() && c[0].restart_count == 1 && c[0].state.reason == "CrashLoopBackOff";
+      },
+      "CrashLoopBackOff after one restart");
+  const ContainerStatus* c = statusOf(p, "app");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(p.status.phase, "Running");
+  EXPECT_EQ(c->last_state.kind, Kind::kTerminated);
+  EXPECT_EQ(c->last_state.exit_code, 1);
+  EXPECT_EQ(c->last_state.reason, "Error");
+  EXPECT_NE(c->state.message.find("back-off 10s restarting failed container=app"),
+            std::string::npos)
+      << c->state.message;
+  auto at_one = steady_clock::now();
+  p = waitFor(
+      "crash",
+      [](const PodSummary& s) {
+        const auto& c = s.status.container_statuses;
+        return !c.empty() && c[0].restart_count == 2 && c[0].state.reason == "CrashLoopBackOff";
+      },
+      "the second restart", seconds(60));
+  // Not before the 10 s back-off ran out.
+  EXPECT_GE(steady_clock::now() - at_one, seconds(9));
+  EXPECT_NE(statusOf(p, "app")->state.message.find("back-off 20s"), std::string::npos)
+      << statusOf(p, "app")->state.message;
+  Cmd prev = logs("crash", "app", true);
+  EXPECT_EQ(prev.out, "run\n") << prev.err;
+  Cmd table = runCommand({KERNELET_BINARY, "pods", "--root-dir", root_});
+  EXPECT_NE(table.out.find("CrashLoopBackOff"), std::string::npos) << table.out;
+}
+
+TEST_F(AgentE2E, NeverAndOnFailurePodsEndSucceededOrFailed) {
+  writeManifest("ok.yaml",
+                podYaml("ok", "  restartPolicy: Never\n  containers:\n" + ctr("app", "exit 0")));
+  writeManifest("bad.yaml",
+                podYaml("bad", "  restartPolicy: Never\n  containers:\n" + ctr("app", "exit 3")));
+  // Fails once, then succeeds: OnFailure restarts it, the pod ends Succeeded.
+  writeManifest("retry.yaml",
+                podYaml("retry", "  restartPolicy: OnFailure\n  containers:\n" +
+                                     ctr("app",
+                                         "if [ -f /w/once ]; then exit 0; fi; touch "
+                                         "/w/once; exit 1",
+                                         "    volumeMounts: [{name: w, mountPath: /w}]\n") +
+                                     "  volumes: [{name: w, emptyDir: {}}]\n"));
+  startAgent();
+  PodSummary ok = waitFor(
+      "ok", [](const PodSummary& s) { return s.status.phase == "Succeeded"; }, "Succeeded");
+  EXPECT_EQ(statusOf(ok, "app")->state.reason, "Completed");
+  PodSummary bad = waitFor(
+      "bad", [](const PodSummary& s) { return s.status.phase == "Failed"; }, "Failed");
+  EXPECT_EQ(statusOf(bad, "app")->state.exit_code, 3);
+  EXPECT_EQ(statusOf(bad, "app")->state.reason, "Error");
+  EXPECT_EQ(statusOf(bad, "app")->restart_count, 0);
+  PodSummary retry = waitFor(
+      "retry", [](const PodSummary& s) { return s.status.phase == "Succeeded"; }, "Succeeded");
+  EXPECT_EQ(statusOf(retry, "app")->restart_count, 1);
+  EXPECT_EQ(statusOf(retry, "app")->last_state.exit_code, 1);
+  // Finished pods keep their status, not their sandbox.
+  EXPECT_EQ(testing::countEntries(run_ + "/netns"), 0);
+}
+
+TEST_F(AgentE2E, InitContainersRunInOrderAndAFailingOneBlocksTheApp) {
+  writeManifest("init.yaml",
+                podYaml("init", "  initContainers:\n" +
+                                    ctr("first", "echo first > /w/order",
+                                        "    volumeMounts: [{name: w, mountPath: /w}]\n") +
+                                    ctr("second", "echo second >> /w/order",
+                                        "    volumeMounts: [{name: w, mountPath: /w}]\n") +
+                                    "  containers:\n" +
+                                    ctr("app", "cat /w/order; exec kt-sleep 600",
+                                        "    volumeMounts: [{name: w, mountPath: /w}]\n") +
+                                    "  volumes: [{name: w, emptyDir: {}}]\n"));
+  writeManifest("blocked.yaml",
+                podYaml("blocked", "  initContainers:\n" + ctr("setup", "exit 1") +
+                                       "  containers:\n" + ctr("app", "exec kt-sleep 600")));
+  startAgent();
+  PodSummary p = waitFor(
+      "init",
+      [](const PodSummary& s) {
+        return s.status.phase == "Running" && !s.status.container_statuses.empty() &&
+               s.status.container_statuses[0].ready;
+      },
+      "Running after its init containers");
+  EXPECT_EQ(statusOf(p, "first")->state.reason, "Completed");
+  EXPECT_EQ(statusOf(p, "second")->state.reason, "Completed");
+  auto deadline = steady_clock::now() + seconds(20);
+  Cmd l;
+  while (steady_clock::now() < deadline && l.out.empty()) {
+    l = logs("init", "app");
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_EQ(l.out, "first\nsecond\n");
+
+  PodSummary b = waitFor(
+      "blocked",
+      [](const PodSummary& s) {
+        return !s.status.init_container_statuses.empty() &&
+               s.status.init_container_statuses[0].state.reason == "CrashLoopBackOff";
+      },
+      "Init:CrashLoopBackOff");
+  EXPECT_EQ(b.status.phase, "Pending");
+  EXPECT_EQ(statusOf(b, "app")->state.kind, Kind::kWaiting);
+  EXPECT_EQ(statusOf(b, "app")->state.reason, "PodInitializing");
+  EXPECT_EQ(statusOf(b, "app")->restart_count, 0);
+  Cmd table = runCommand({KERNELET_BINARY, "pods", "--root-dir", root_});
+  EXPECT_NE(table.out.find("Init:CrashLoopBackOff"), std::string::npos) << table.out;
+}
+
+TEST_F(AgentE2E, ASidecarRunsBesideTheAppAndStopsAfterIt) {
+  writeManifest(
+      "side.yaml",
+      podYaml("side", "  restartPolicy: Never\n  initContainers:\n" +
+                          ctr("proxy", "trap \"exit 0\" TERM; kt-http 9090 sidecar & wait",
+                              "    restartPolicy: Always\n") +
+                          "  containers:\n" +
+                          ctr("app", "sleep 1; wget -qO- http://127.0.0.1:9090/; echo")));
+  startAgent();
+  PodSummary p = waitFor(
+      "side", [](const PodSummary& s) { return s.status.phase == "Succeeded"; },
+      "Succeeded once the app is done, the sidecar stopped");
+  EXPECT_EQ(statusOf(p, "app")->state.exit_code, 0);
+  EXPECT_EQ(statusOf(p, "proxy")->state.kind, Kind::kTerminated);
+  Cmd l = logs("side", "app");
+  EXPECT_EQ(l.out, "sidecar\n") << l.err;
+}
+
+TEST_F(AgentE2E, AMemoryHogIsOomKilledAndReportedSo) {
+  writeManifest("hog.yaml",
+                podYaml("hog", "  restartPolicy: Never\n  containers:\n" +
+                                   ctr("app", "exec kt-alloc 64",
+                                       "    resources:\n      limits: {memory: 16Mi}\n")));
+  startAgent();
+  PodSummary p = waitFor(
+      "hog", [](const PodSummary& s) { return s.status.phase == "Failed"; }, "Failed");
+  EXPECT_EQ(statusOf(p, "app")->state.reason, "OOMKilled");
+  EXPECT_EQ(statusOf(p, "app")->state.exit_code, 137);
+}
+
+TEST_F(AgentE2E, RemovingTheManifestTerminatesWithinTheGracePeriodAndLeavesNothing) {
+  // kt-sleep exits on SIGTERM; the other ignores it and is killed when the grace ends.
+  writeManifest("polite.yaml",
+                podYaml("polite", "  containers:\n  - name: app\n    image: " + kImage +
+                                      "\n    imagePullPolicy: Never\n    command: [kt-sleep, "
+                                      "'600']\n    resources:\n      requests: {cpu: 100m}\n"));
+  writeManifest(
+      "stubborn.yaml",
+      podYaml("stubborn", "  terminationGracePeriodSeconds: 2\n  containers:\n" +
+                              ctr("app", "trap \"\" TERM; while true; do sleep 1; done")));
+  startAgent();
+  for (const char* name : {"polite", "stubborn"}) {
+    waitFor(
+        name,
+        [](const PodSummary& s) {
+          return s.status.phase == "Running" && s.status.container_statuses[0].ready;
+        },
+        "Running");
+  }
+  auto t0 = steady_clock::now();
+  fs::remove(manifests_ + "/polite.yaml");
+  fs::remove(manifests_ + "/stubborn.yaml");
+  auto deadline = t0 + seconds(30);
+  while ((pod("polite") || pod("stubborn")) && steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_FALSE(pod("polite"));
+  EXPECT_FALSE(pod("stubborn"));
+  auto took = steady_clock::now() - t0;
+  EXPECT_GE(took, seconds(2)) << "the stubborn pod got less than its grace period";
+  EXPECT_LT(took, seconds(10)) << "not killed when the grace period ended";
+  EXPECT_NE(agentLog().find("\"Killing pod\" pod=\"default/polite-node1\" gracePeriod=\"30\""),
+            std::string::npos);
+  expectNothingLeft();  // while the agent still runs
+  EXPECT_EQ(stopAgent(), 0);
+}
+
+TEST_F(AgentE2E, AMalformedManifestIsReportedAndTheOthersKeepRunning) {
+  writeManifest("good.yaml", podYaml("good", "  containers:\n" + ctr("app", "exec kt-sleep 600")));
+  startAgent();
+  waitFor(
+      "good", [](const PodSummary& s) { return s.status.phase == "Running"; }, "Running");
+  std::string before = pod("good")->status.container_statuses[0].container_id;
+  writeManifest("broken.yaml",
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: broken\nspec:\n  "
+                "containers:\n  - name: app\n");
+  auto deadline = steady_clock::now() + seconds(20);
+  while (agentLog().find("broken.yaml") == std::string::npos && steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  std::string log = agentLog();
+  EXPECT_NE(log.find("broken.yaml`: line 7: spec.containers[0].image: required"), std::string::npos)
+      << log;
+  EXPECT_FALSE(pod("broken"));
+  auto good = pod("good");
+  ASSERT_TRUE(good);
+  EXPECT_EQ(good->status.phase, "Running");
+  EXPECT_EQ(good->status.container_statuses[0].container_id, before);  // not restarted
+}
+
+TEST_F(AgentE2E, AChangedSpecRestartsThePod) {
+  writeManifest("v.yaml", podYaml("v", "  terminationGracePeriodSeconds: 1\n  containers:\n" +
+                                           ctr("app", "echo one; exec kt-sleep 600")));
+  startAgent();
+  PodSummary one = waitFor(
+      "v", [](const PodSummary& s) { return s.status.phase == "Running"; }, "Running");
+  writeManifest("v.yaml", podYaml("v", "  terminationGracePeriodSeconds: 1\n  containers:\n" +
+                                           ctr("app", "echo two; exec kt-sleep 600")));
+  PodSummary two = waitFor(
+      "v", [&](const PodSummary& s) { return s.uid != one.uid && s.status.phase == "Running"; },
+      "Running with the new spec");
+  auto deadline = steady_clock::now() + seconds(20);
+  Cmd l;
+  while (steady_clock::now() < deadline && l.out.empty()) {
+    l = logs("v", "app");
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_EQ(l.out, "two\n");
+  EXPECT_EQ(testing::countEntries(root_ + "/pods"), 1);  // the old pod is gone
+}
+
+TEST_F(AgentE2E, APodThatDoesNotFitIsRejectedWithOutOfcpu) {
+  writeManifest(
+      "huge.yaml",
+      podYaml("huge", "  containers:\n" +
+                          ctr("app", "true", "    resources:\n      requests: {cpu: '1000'}\n")));
+  startAgent();
+  PodSummary p = waitFor(
+      "huge", [](const PodSummary& s) { return s.status.phase == "Failed"; }, "Failed");
+  EXPECT_EQ(p.status.reason, "OutOfcpu");
+  EXPECT_NE(p.status.message.find("Node didn't have enough resource: cpu, requested: 1000000"),
+            std::string::npos)
+      << p.status.message;
+}
+
+TEST_F(AgentE2E, DownwardApiEnvAndFilesAndTheResourceLimitsReachTheContainer) {
+  writeManifest(
+      "env.yaml",
+      podYaml(
+          "env",
+          "  containers:\n" +
+              ctr("app",
+                  "echo $POD_NAME $POD_NS $GREETING; cat /info/labels; echo; "
+                  "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max; "
+                  "cat /proc/self/oom_score_adj; hostname; exec kt-sleep 600",
+                  "    env:\n"
+                  "    - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}\n"
+                  "    - {name: POD_NS, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}\n"
+                  "    - {name: GREETING, value: 'hello $(POD_NAME)'}\n"
+                  "    resources:\n      requests: {cpu: 250m, memory: 32Mi}\n"
+                  "      limits: {cpu: 500m, memory: 64Mi}\n"
+                  "    volumeMounts: [{name: info, mountPath: /info}]\n") +
+              "  volumes:\n  - name: info\n    downwardAPI:\n      items:\n"
+              "      - {path: labels, fieldRef: {fieldPath: metadata.labels}}\n") +
+          "");
+  std::string text = readFile(manifests_ + "/env.yaml").value_or("");
+  text.replace(text.find("  name: env\n"), 12, "  name: env\n  labels: {app: demo}\n");
+  writeManifest("env.yaml", text);
+  startAgent();
+  waitFor(
+      "env", [](const PodSummary& s) { return s.status.phase == "Running"; }, "Running");
+  auto deadline = steady_clock::now() + seconds(20);
+  Cmd l;
+  while (steady_clock::now() < deadline && l.out.find("\nenv-node1\n") == std::string::npos) {
+    l = logs("env", "app");
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  int64_t mem_total_kib = 0;
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  meminfo >> key >> mem_total_kib;
+  int64_t burstable_score =
+      std::clamp<int64_t>(1000 - (1000LL * (32 << 20)) / (mem_total_kib * 1024), 3, 999);
+  EXPECT_EQ(l.out,
+            "env-node1 default hello env-node1\n"
+            "app=\"demo\"\n\n" +
+                std::to_string(64 << 20) +
+                "\n"
+                "50000 100000\n" +
+                // Burstable: 1000 - 1000 * 32Mi / node memory (the kubelet's rule).
+                std::to_string(burstable_score) +
+                "\n"
+                "env-node1\n")
+      << l.err;
+}
+
+TEST_F(AgentE2E, AnAgentKilledHardIsCleanedUpAfterAndItsPodsStartAgain) {
+  writeManifest("survivor.yaml",
+                podYaml("survivor", "  containers:\n" + ctr("app", "exec kt-sleep 600")));
+  startAgent();
+  PodSummary first = waitFor(
+      "survivor", [](const PodSummary& s) { return s.status.phase == "Running"; }, "Running");
+  stopAgent(SIGKILL);  // the containers are orphans now, the cgroups and mounts still there
+  startAgent();
+  waitFor(
+      "survivor",
+      [&](const PodSummary& s) {
+        return s.status.phase == "Running" && !s.status.container_statuses.empty() &&
+               s.status.container_statuses[0].ready &&
+               s.status.container_statuses[0].container_id !=
+                   first.status.container_statuses[0].container_id;
+      },
+      "Running again in a fresh container");
+  EXPECT_NE(agentLog().find("Removed what a previous agent left"), std::string::npos);
+  // One container process: the orphan of the first agent was killed.
+  std::string kubepods = "/sys/fs/cgroup" + cgroup_root_ + "/kubepods/besteffort";
+  int groups = 0;
+  for (const auto& e : fs::directory_iterator(kubepods)) {
+    groups += e.path().filename().string().starts_with("pod") ? 1 : 0;
+  }
+  EXPECT_EQ(groups, 1);
+  EXPECT_EQ(stopAgent(), 0);
+}
+
+}  // namespace
+}  // namespace kernelet::agent
