@@ -18,9 +18,10 @@ configure: deps
 build: configure
 	cmake --build $(BUILD)
 
-# The main job. Until the standalone agent lands this shows the version.
+# The main job: kernelet runs the example pods (examples/manifests), here when
+# cgroup v2 has the controllers, else in the test VM (see scripts/run-demo).
 run: build
-	$(BUILD)/kernelet --version
+	scripts/run-demo
 
 # Every test: unit tests on the host, then one boot of the test VM that runs
 # the privileged tests (ctest label "vm").
