@@ -74,6 +74,7 @@ Result<void> loadKubeletConfiguration(const std::string& file, AgentConfig& conf
   TRY_VOID(read(file, root, "resolvConf", config.resolv_conf));
   TRY_VOID(read(file, root, "podCIDR", config.pod_cidr));
   TRY_VOID(read(file, root, "containerLogMaxFiles", config.container_log_max_files));
+  TRY_VOID(read(file, root, "seccompDefault", config.seccomp_default));
   if (YAML::Node n = root["containerLogMaxSize"]; n) {
     TRY(config.container_log_max_size, bytes(file, n, "containerLogMaxSize"));
   }

@@ -28,6 +28,7 @@ struct AgentConfig {
   std::string resolv_conf = "/etc/resolv.conf";
   std::string pod_cidr = "10.88.0.0/16";
   int64_t system_reserved_milli_cpu = 0, system_reserved_memory = 0;
+  bool seccomp_default = false;  // seccompDefault: RuntimeDefault for pods that set no profile
   int verbosity = 0;
   // On a host whose cgroup v2 lacks cpu, memory or pids: run pods without their
   // limits, warning loudly, instead of refusing to start.

@@ -485,6 +485,7 @@ void PodWorker::runContainer(Ctr& c) {
   in.info = {sandbox_->ip(), ctx_.node_ip, ctx_.node.allocatable_milli_cpu,
              ctx_.node.allocatable_memory};
   in.seccomp_dir = ctx_.config.root_dir + "/seccomp";
+  in.seccomp_default = ctx_.config.seccomp_default;
   if (pod_.share_process_namespace) {
     for (const auto& k : ctrs_) {
       if (k.running) {

@@ -568,6 +568,57 @@ TEST_F(AgentE2E, DownwardApiEnvAndFilesAndTheResourceLimitsReachTheContainer) {
       << l.err;
 }
 
+TEST_F(AgentE2E, SecurityContextAndVolumesApply) {
+  fs::create_directories(base_ + "/hostdata");
+  std::ofstream(base_ + "/hostdata/hello") << "from host\n";
+  writeManifest(
+      "sec.yaml",
+      podYaml("sec", "  securityContext: {runAsUser: 1000, runAsGroup: 3000}\n  containers:\n" +
+                         ctr("app",
+                             "id -u; id -g; touch /x 2>/dev/null && echo rw || echo ro; "
+                             "grep -E \"^(CapEff|NoNewPrivs|Seccomp):\" /proc/self/status; "
+                             "grep \" /mem \" /proc/mounts | cut -d\" \" -f3; cat /host/hello; "
+                             "exec kt-sleep 600",
+                             "    securityContext:\n      readOnlyRootFilesystem: true\n"
+                             "      allowPrivilegeEscalation: false\n"
+                             "      capabilities: {drop: [ALL]}\n"
+                             "      seccompProfile: {type: RuntimeDefault}\n"
+                             "    volumeMounts:\n    - {name: mem, mountPath: /mem}\n"
+                             "    - {name: host, mountPath: /host, readOnly: true}\n") +
+                         "  volumes:\n  - {name: mem, emptyDir: {medium: Memory, sizeLimit: 8Mi}}\n"
+                         "  - {name: host, hostPath: {path: " +
+                         base_ + "/hostdata, type: Directory}}\n"));
+  writeManifest(
+      "root.yaml",
+      podYaml("root", "  containers:\n" +
+                          ctr("app", "true", "    securityContext: {runAsNonRoot: true}\n")));
+  startAgent();
+  waitFor(
+      "sec", [](const PodSummary& s) { return s.status.phase == "Running"; }, "Running");
+  auto deadline = steady_clock::now() + seconds(20);
+  Cmd l;
+  while (steady_clock::now() < deadline && l.out.find("from host") == std::string::npos) {
+    l = logs("sec", "app");
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_EQ(l.out,
+            "1000\n3000\nro\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n"
+            "tmpfs\nfrom host\n")
+      << l.err;
+  PodSummary root = waitFor(
+      "root",
+      [](const PodSummary& s) {
+        return !s.status.container_statuses.empty() &&
+               s.status.container_statuses[0].state.reason == "CreateContainerConfigError";
+      },
+      "CreateContainerConfigError");
+  EXPECT_NE(statusOf(root, "app")
+                ->state.message.find("container has runAsNonRoot and image will run as root"),
+            std::string::npos)
+      << statusOf(root, "app")->state.message;
+  EXPECT_EQ(root.status.phase, "Pending");
+}
+
 TEST_F(AgentE2E, AnAgentKilledHardIsCleanedUpAfterAndItsPodsStartAgain) {
   writeManifest("survivor.yaml",
                 podYaml("survivor", "  containers:\n" + ctr("app", "exec kt-sleep 600")));

@@ -47,6 +47,7 @@ clusterDNS: [10.96.0.10]
 clusterDomain: example.local
 systemReserved: {cpu: 500m, memory: 1Gi}
 authentication: {anonymous: {enabled: false}}
+seccompDefault: true
 )");
   AgentConfig c;
   auto r = loadKubeletConfiguration(f, c);
@@ -60,6 +61,7 @@ authentication: {anonymous: {enabled: false}}
   EXPECT_EQ(c.cluster_domain, "example.local");
   EXPECT_EQ(c.system_reserved_milli_cpu, 500);
   EXPECT_EQ(c.system_reserved_memory, 1LL << 30);
+  EXPECT_TRUE(c.seccomp_default);
   EXPECT_EQ(c.root_dir, "/var/lib/kernelet");  // untouched defaults stay
 }
 
