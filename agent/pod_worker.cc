@@ -205,7 +205,8 @@ void PodWorker::start() {
 }
 
 bool PodWorker::shouldRestart(const Ctr& c) const {
-  if (c.sidecar) {
+  // Waiting after a run: a restart was decided and its creation is being retried.
+  if (c.sidecar || c.status.state.kind == Kind::kWaiting) {
     return true;
   }
   bool failed = c.status.state.exit_code != 0;

@@ -500,7 +500,12 @@ TEST_F(AgentE2E, AChangedSpecRestartsThePod) {
     std::this_thread::sleep_for(milliseconds(100));
   }
   EXPECT_EQ(l.out, "two\n");
-  EXPECT_EQ(testing::countEntries(root_ + "/pods"), 1);  // the old pod is gone
+  // The old pod (another uid) goes within its grace period, beside the new one.
+  deadline = steady_clock::now() + seconds(20);
+  while (testing::countEntries(root_ + "/pods") != 1 && steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_EQ(testing::countEntries(root_ + "/pods"), 1);
 }
 
 TEST_F(AgentE2E, APodThatDoesNotFitIsRejectedWithOutOfcpu) {
