@@ -159,20 +159,8 @@ void PodWorker::start() {
   if (!sandbox_) {
     auto sb = PodSandbox::create(pod_, qos_, ctx_.sandbox);
     if (!sb) {
-      // The kubelet's FailedCreatePodSandBox: retried with back-off.
-      status_.message = sb.error().message();
-      log::error("Failed to create pod sandbox", {{"pod", who}, {"err", status_.message}});
-      auto delay = std::max(backoff_.next("sandbox", Backoff::Clock::now(), Backoff::Clock::now()),
-                            std::chrono::seconds(1));
-      std::weak_ptr<PodWorker> self = weak_from_this();
-      retry_timer_ = ctx_.timers->after(delay, [self] {
-        if (auto w = self.lock()) {
-          w->retry_timer_ = 0;
-          w->start();
-        }
-      });
-      publish();
-      return;
+      // The kubelet's FailedCreatePodSandBox.
+      return retryStart("sandbox", "Failed to create pod sandbox", sb.error());
     }
     sandbox_ = std::move(*sb);
     status_.pod_ip = sandbox_->ip();
@@ -182,26 +170,31 @@ void PodWorker::start() {
                         ctx_.node.allocatable_memory};
     auto v = PodVolumes::setUp(pod_, ctx_.config.root_dir + "/pods/" + pod_.uid, info);
     if (!v) {
-      // FailedMount: the containers wait, the mount is retried.
-      status_.message = v.error().message();
-      log::error("Unable to attach or mount volumes", {{"pod", who}, {"err", status_.message}});
-      std::weak_ptr<PodWorker> self = weak_from_this();
-      auto delay = std::max(backoff_.next("volumes", Backoff::Clock::now(), Backoff::Clock::now()),
-                            std::chrono::seconds(1));
-      retry_timer_ = ctx_.timers->after(delay, [self] {
-        if (auto w = self.lock()) {
-          w->retry_timer_ = 0;
-          w->start();
-        }
-      });
-      publish();
-      return;
+      // FailedMount: the containers wait.
+      return retryStart("volumes", "Unable to attach or mount volumes", v.error());
     }
     volumes_ = std::move(*v);
   }
   status_.message.clear();
   log::v(2, "Pod sandbox ready", {{"pod", who}, {"podIP", sandbox_->ip()}});
   sync();
+}
+
+// A pod-level step failed: its error is the pod's message, and start() runs
+// again after a back-off of its own (at least a second).
+void PodWorker::retryStart(const std::string& step, const std::string& what, const Error& e) {
+  status_.message = e.message();
+  log::error(what, {{"pod", pod_.namespace_ + "/" + pod_.name}, {"err", status_.message}});
+  auto now = Backoff::Clock::now();
+  auto delay = std::max(backoff_.next(step, now, now), std::chrono::seconds(1));
+  std::weak_ptr<PodWorker> self = weak_from_this();
+  retry_timer_ = ctx_.timers->after(delay, [self] {
+    if (auto w = self.lock()) {
+      w->retry_timer_ = 0;
+      w->start();
+    }
+  });
+  publish();
 }
 
 bool PodWorker::shouldRestart(const Ctr& c) const {

@@ -102,6 +102,7 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   void armRetry(Ctr& c, std::chrono::seconds delay, bool restart);
   void setWaiting(Ctr& c, const std::string& reason, const std::string& message);
   bool shouldRestart(const Ctr& c) const;
+  void retryStart(const std::string& step, const std::string& what, const Error& e);
   void finishPod();
   void killAll();
   void stopContainers(bool sidecars);

@@ -25,41 +25,15 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_util.h"
+
 namespace {
 
+using kernelet::bench::median;
+using kernelet::bench::runCommand;
+using kernelet::bench::slurp;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-int runCommand(const std::vector<std::string>& argv, const std::string& out = "/dev/null") {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    std::vector<char*> args;
-    for (const auto& a : argv) {
-      args.push_back(const_cast<char*>(a.c_str()));
-    }
-    args.push_back(nullptr);
-    FILE* f = std::fopen(out.c_str(), "w");
-    ::dup2(fileno(f), 1);
-    ::dup2(fileno(f), 2);
-    ::execvp(args[0], args.data());
-    ::_exit(127);
-  }
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
 
 // Seconds since local midnight, the clock klog's header uses.
 double timeOfDayNow() {
@@ -88,27 +62,6 @@ std::string podYaml(const std::string& name) {
          "}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: app\n    image: "
          "fixtures.kernelet.test/busybox:latest\n    imagePullPolicy: Never\n    command: "
          "[kt-sleep, '600']\n";
-}
-
-void writeBundle(const std::string& bundle, const std::string& rootfs) {
-  fs::create_directories(bundle);
-  std::string cwd = fs::current_path();
-  fs::current_path(bundle);
-  runCommand({"crun", "spec"});
-  fs::current_path(cwd);
-  std::string config = slurp(bundle + "/config.json");
-  auto replace = [&](const std::string& from, const std::string& to) {
-    size_t at = config.find(from);
-    if (at == std::string::npos) {
-      std::cerr << "unexpected crun spec output: no " << from << "\n";
-      std::exit(1);
-    }
-    config.replace(at, from.size(), to);
-  };
-  replace("\"terminal\": true", "\"terminal\": false");
-  replace("\"sh\"", "\"kt-sleep\", \"600\"");
-  replace("\"path\": \"rootfs\"", "\"path\": \"" + rootfs + "\"");
-  std::ofstream(bundle + "/config.json") << config;
 }
 
 int countRunning(const std::string& root) {
@@ -174,12 +127,13 @@ int main(int argc, char** argv) {
   std::string root = base + "/root", manifests = base + "/manifests", log = base + "/agent.log";
   fs::remove_all(base);
   fs::create_directories(manifests);
-  if (runCommand({kernelet, "images", "--root-dir", root, "import", fixtures + "/oci/busybox"}) !=
-      0) {
+  if (runCommand({kernelet, "images", "--root-dir", root, "import", fixtures + "/oci/busybox"},
+                 "/dev/null") != 0) {
     std::cerr << "image import failed\n";
     return 1;
   }
-  writeBundle(base + "/bundle", fixtures + "/rootfs/busybox");
+  kernelet::bench::writeBundle(base + "/bundle", fixtures + "/rootfs/busybox",
+                               "\"kt-sleep\", \"600\"");
 
   pid_t agent = ::fork();
   if (agent == 0) {
@@ -214,13 +168,13 @@ int main(int argc, char** argv) {
 
     std::string id = "crun-bench-" + std::to_string(i);
     auto t0 = Clock::now();
-    int rc = runCommand({"crun", "run", "--detach", "--bundle", base + "/bundle", id});
+    int rc = runCommand({"crun", "run", "--detach", "--bundle", base + "/bundle", id}, "/dev/null");
     crun_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
     if (rc != 0) {
       std::cerr << "crun run failed: " << rc << "\n";
       return 1;
     }
-    runCommand({"crun", "delete", "--force", id});
+    runCommand({"crun", "delete", "--force", id}, "/dev/null");
   }
   // Take the sequential pods away before the burst.
   for (int i = 0; i < n; i++) {

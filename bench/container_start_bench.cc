@@ -19,63 +19,16 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "isolation/oci_container.h"
 
 namespace {
 
+using kernelet::bench::median;
+using kernelet::bench::runCommand;
+using kernelet::bench::writeBundle;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-int runCommand(const std::vector<std::string>& argv) {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    std::vector<char*> args;
-    for (const auto& a : argv) {
-      args.push_back(const_cast<char*>(a.c_str()));
-    }
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
-    ::_exit(127);
-  }
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-// The bundle `crun spec` writes, run without a terminal, the command /bin/true.
-// The rootfs is read-only (crun spec's default), so all runners share it.
-void writeBundle(const std::string& bundle, const std::string& rootfs) {
-  fs::create_directories(bundle);
-  std::string cwd = fs::current_path();
-  fs::current_path(bundle);
-  if (runCommand({"crun", "spec"}) != 0) {
-    std::cerr << "crun spec failed\n";
-    std::exit(1);
-  }
-  fs::current_path(cwd);
-  std::ifstream in(bundle + "/config.json");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string config = ss.str();
-  auto replace = [&](const std::string& from, const std::string& to) {
-    size_t at = config.find(from);
-    if (at == std::string::npos) {
-      std::cerr << "unexpected crun spec output: no " << from << "\n";
-      std::exit(1);
-    }
-    config.replace(at, from.size(), to);
-  };
-  replace("\"terminal\": true", "\"terminal\": false");
-  replace("\"sh\"", "\"/bin/true\"");
-  // runc refuses a rootfs behind a symlink: name the fixture directly.
-  replace("\"path\": \"rootfs\"", "\"path\": \"" + rootfs + "\"");
-  std::ofstream(bundle + "/config.json") << config;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
 
 }  // namespace
 
@@ -102,7 +55,7 @@ int main(int argc, char** argv) {
   char tmpl[] = "/tmp/kernelet-bench.XXXXXX";
   std::string dir = ::mkdtemp(tmpl);
   std::string bundle = dir + "/bundle";
-  writeBundle(bundle, fs::absolute(rootfs));
+  writeBundle(bundle, fs::absolute(rootfs), "\"/bin/true\"");
 
   int seq = 0;
   auto id = [&] { return "bench" + std::to_string(seq++); };

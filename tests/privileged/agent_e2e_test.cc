@@ -200,6 +200,17 @@ class AgentE2E : public ::testing::Test {
     return runCommand(args);
   }
 
+  // `kernelet logs` once its output holds `needle` (or after 30 s, as it is then).
+  Cmd logsWith(const std::string& pod, const std::string& container, const std::string& needle) {
+    auto deadline = steady_clock::now() + seconds(30);
+    Cmd l = logs(pod, container);
+    while (l.out.find(needle) == std::string::npos && steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(milliseconds(100));
+      l = logs(pod, container);
+    }
+    return l;
+  }
+
   void expectNothingLeft() {
     std::string kubepods = "/sys/fs/cgroup" + cgroup_root_ + "/kubepods";
     for (const char* q : {"", "/burstable", "/besteffort"}) {
@@ -260,15 +271,7 @@ TEST_F(AgentE2E, APodRunsAndItsContainersMeetOnLocalhost) {
   EXPECT_EQ(p.namespace_, "default");
   EXPECT_EQ(statusOf(p, "server")->state.kind, Kind::kRunning);
   EXPECT_TRUE(statusOf(p, "server")->container_id.starts_with("kernelet://"));
-  auto deadline = steady_clock::now() + seconds(30);
-  Cmd l;
-  while (steady_clock::now() < deadline) {
-    l = logs("web", "client");
-    if (l.out.find("hi from server") != std::string::npos) {
-      break;
-    }
-    std::this_thread::sleep_for(milliseconds(200));
-  }
+  Cmd l = logsWith("web", "client", "hi from server");
   EXPECT_NE(l.out.find("hi from server"), std::string::npos) << l.out << l.err;
   Cmd table = runCommand({KERNELET_BINARY, "pods", "--root-dir", root_});
   EXPECT_NE(table.out.find("web-node1"), std::string::npos) << table.out;
@@ -369,12 +372,7 @@ TEST_F(AgentE2E, InitContainersRunInOrderAndAFailingOneBlocksTheApp) {
       "Running after its init containers");
   EXPECT_EQ(statusOf(p, "first")->state.reason, "Completed");
   EXPECT_EQ(statusOf(p, "second")->state.reason, "Completed");
-  auto deadline = steady_clock::now() + seconds(20);
-  Cmd l;
-  while (steady_clock::now() < deadline && l.out.empty()) {
-    l = logs("init", "app");
-    std::this_thread::sleep_for(milliseconds(100));
-  }
+  Cmd l = logsWith("init", "app", "second\n");
   EXPECT_EQ(l.out, "first\nsecond\n");
 
   PodSummary b = waitFor(
@@ -493,15 +491,10 @@ TEST_F(AgentE2E, AChangedSpecRestartsThePod) {
   PodSummary two = waitFor(
       "v", [&](const PodSummary& s) { return s.uid != one.uid && s.status.phase == "Running"; },
       "Running with the new spec");
-  auto deadline = steady_clock::now() + seconds(20);
-  Cmd l;
-  while (steady_clock::now() < deadline && l.out.empty()) {
-    l = logs("v", "app");
-    std::this_thread::sleep_for(milliseconds(100));
-  }
+  Cmd l = logsWith("v", "app", "\n");
   EXPECT_EQ(l.out, "two\n");
   // The old pod (another uid) goes within its grace period, beside the new one.
-  deadline = steady_clock::now() + seconds(20);
+  auto deadline = steady_clock::now() + seconds(20);
   while (testing::countEntries(root_ + "/pods") != 1 && steady_clock::now() < deadline) {
     std::this_thread::sleep_for(milliseconds(50));
   }
@@ -548,12 +541,7 @@ TEST_F(AgentE2E, DownwardApiEnvAndFilesAndTheResourceLimitsReachTheContainer) {
   startAgent();
   waitFor(
       "env", [](const PodSummary& s) { return s.status.phase == "Running"; }, "Running");
-  auto deadline = steady_clock::now() + seconds(20);
-  Cmd l;
-  while (steady_clock::now() < deadline && l.out.find("\nenv-node1\n") == std::string::npos) {
-    l = logs("env", "app");
-    std::this_thread::sleep_for(milliseconds(100));
-  }
+  Cmd l = logsWith("env", "app", "\nenv-node1\n");
   int64_t mem_total_kib = 0;
   std::ifstream meminfo("/proc/meminfo");
   std::string key;
@@ -600,12 +588,7 @@ TEST_F(AgentE2E, SecurityContextAndVolumesApply) {
   startAgent();
   waitFor(
       "sec", [](const PodSummary& s) { return s.status.phase == "Running"; }, "Running");
-  auto deadline = steady_clock::now() + seconds(20);
-  Cmd l;
-  while (steady_clock::now() < deadline && l.out.find("from host") == std::string::npos) {
-    l = logs("sec", "app");
-    std::this_thread::sleep_for(milliseconds(100));
-  }
+  Cmd l = logsWith("sec", "app", "from host");
   EXPECT_EQ(l.out,
             "1000\n3000\nro\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n"
             "tmpfs\nfrom host\n")

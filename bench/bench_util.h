@@ -1,0 +1,85 @@
+#pragma once
+// What the benchmarks share: running a peer's command, a crun-spec bundle
+// around a fixture rootfs, medians.
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace kernelet::bench {
+
+// Runs argv (PATH lookup) and returns its exit status (128 + signal when
+// killed). Output goes to `out` when given, else where ours goes.
+inline int runCommand(const std::vector<std::string>& argv, const std::string& out = "") {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    std::vector<char*> args;
+    for (const auto& a : argv) {
+      args.push_back(const_cast<char*>(a.c_str()));
+    }
+    args.push_back(nullptr);
+    if (!out.empty()) {
+      FILE* f = std::fopen(out.c_str(), "w");
+      ::dup2(fileno(f), 1);
+      ::dup2(fileno(f), 2);
+    }
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+inline std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// The bundle `crun spec` writes, without a terminal, running `args_json` (the
+// elements of a JSON array, e.g. "\"/bin/true\""). The rootfs is named by its
+// absolute path (runc refuses one behind a symlink) and stays read-only, as
+// crun spec makes it, so several runners share it.
+inline void writeBundle(const std::string& bundle, const std::string& rootfs,
+                        const std::string& args_json) {
+  namespace fs = std::filesystem;
+  fs::create_directories(bundle);
+  std::string cwd = fs::current_path();
+  fs::current_path(bundle);
+  if (runCommand({"crun", "spec"}) != 0) {
+    std::cerr << "crun spec failed\n";
+    std::exit(1);
+  }
+  fs::current_path(cwd);
+  std::string config = slurp(bundle + "/config.json");
+  auto replace = [&](const std::string& from, const std::string& to) {
+    size_t at = config.find(from);
+    if (at == std::string::npos) {
+      std::cerr << "unexpected crun spec output: no " << from << "\n";
+      std::exit(1);
+    }
+    config.replace(at, from.size(), to);
+  };
+  replace("\"terminal\": true", "\"terminal\": false");
+  replace("\"sh\"", args_json);
+  replace("\"path\": \"rootfs\"", "\"path\": \"" + rootfs + "\"");
+  std::ofstream(bundle + "/config.json") << config;
+}
+
+}  // namespace kernelet::bench
