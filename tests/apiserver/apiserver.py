@@ -1,0 +1,904 @@
+#!/usr/bin/env python3
+"""A test Kubernetes API server: the subset kernelet and kubectl use, with the
+real semantics (resourceVersion, list/watch with bookmarks and the streaming
+list, 410 Expired, selectors, optimistic concurrency, graceful pod deletion,
+strategic merge patch from the official schema, status subresources,
+bearer-token and client-certificate authentication) and switches to fail or
+stall requests for fault tests. Written independently of kernelet's apiclient.
+
+    apiserver.py --cert C --key K [--port 0] [--client-ca CA] [--token T=USER]...
+                 [--readonly-token T=USER]... [--schemas DIR] [--validate-agent USER]
+                 [--state FILE] [--bookmark-seconds S]
+
+Prints "listening on PORT" once it accepts connections. Control endpoints for
+tests (no authentication): POST /__control/fail?code=503&count=N[&retryAfter=S],
+/__control/stall?seconds=S, /__control/compact, /__control/close-watches;
+GET /__control/violations, /__control/requests.
+"""
+
+import argparse
+import copy
+import datetime
+import gzip
+import json
+import os
+import re
+import socketserver
+import ssl
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import patch as patches  # noqa: E402
+import schema as schemas_mod  # noqa: E402
+import tables  # noqa: E402
+
+
+def now_rfc3339():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# group, version, plural -> kind, namespaced, short names
+RESOURCES = {
+    ("", "v1", "pods"): ("Pod", True, ["po"]),
+    ("", "v1", "nodes"): ("Node", False, ["no"]),
+    ("", "v1", "namespaces"): ("Namespace", False, ["ns"]),
+    ("", "v1", "events"): ("Event", True, ["ev"]),
+    ("", "v1", "configmaps"): ("ConfigMap", True, ["cm"]),
+    ("", "v1", "secrets"): ("Secret", True, []),
+    ("coordination.k8s.io", "v1", "leases"): ("Lease", True, []),
+}
+STATUS_SUBRESOURCE = {"pods", "nodes", "namespaces"}
+
+
+class ApiError(Exception):
+    def __init__(self, code, reason, message, details=None, retry_after=None):
+        super().__init__(message)
+        self.code, self.reason, self.message = code, reason, message
+        self.details, self.retry_after = details, retry_after
+
+    def status(self):
+        s = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+             "message": self.message, "reason": self.reason, "code": self.code}
+        if self.details:
+            s["details"] = self.details
+        return s
+
+
+def not_found(plural, name, group=""):
+    qualified = plural if not group else f"{plural}.{group}"
+    return ApiError(404, "NotFound", f'{qualified} "{name}" not found',
+                    {"name": name, "group": group, "kind": plural})
+
+
+# ---- selectors ------------------------------------------------------------
+
+def parse_label_selector(text):
+    reqs = []
+    for part in re.findall(r'[^,(]+(?:\([^)]*\))?[^,]*', text or ""):
+        part = part.strip()
+        if not part:
+            continue
+        m = re.match(r'^([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)$', part)
+        if m:
+            values = {v.strip() for v in m.group(3).split(",") if v.strip()}
+            reqs.append((m.group(1), m.group(2), values))
+            continue
+        m = re.match(r'^([\w./-]+)\s*(==|=|!=)\s*([\w./-]*)$', part)
+        if m:
+            reqs.append((m.group(1), "!=" if m.group(2) == "!=" else "=", {m.group(3)}))
+            continue
+        if part.startswith("!"):
+            reqs.append((part[1:].strip(), "!exists", set()))
+        else:
+            reqs.append((part, "exists", set()))
+    return reqs
+
+
+def labels_match(reqs, labels):
+    for key, op, values in reqs:
+        has = key in labels
+        v = labels.get(key)
+        if op == "=" and v not in values:
+            return False
+        if op == "!=" and has and v in values:
+            return False
+        if op == "in" and v not in values:
+            return False
+        if op == "notin" and has and v in values:
+            return False
+        if op == "exists" and not has:
+            return False
+        if op == "!exists" and has:
+            return False
+    return True
+
+
+def field_value(obj, path):
+    cur = obj
+    for p in path.split("."):
+        if not isinstance(cur, dict):
+            return ""
+        cur = cur.get(p)
+    return "" if cur is None else str(cur)
+
+
+SUPPORTED_FIELDS = {"metadata.name", "metadata.namespace", "spec.nodeName", "status.phase",
+                    "involvedObject.name", "involvedObject.kind", "involvedObject.namespace",
+                    "involvedObject.uid", "reason", "type"}
+
+
+def parse_field_selector(text):
+    reqs = []
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        m = re.match(r'^([\w.]+)\s*(==|=|!=)\s*(.*)$', part)
+        if not m or m.group(1) not in SUPPORTED_FIELDS:
+            raise ApiError(400, "BadRequest",
+                           f'"{part}" is not a known field selector: only "metadata.name", '
+                           f'"metadata.namespace", "spec.nodeName" and a few more')
+        reqs.append((m.group(1), m.group(2) != "!=", m.group(3)))
+    return reqs
+
+
+def fields_match(reqs, obj):
+    return all((field_value(obj, f) == v) == eq for f, eq, v in reqs)
+
+
+# ---- storage --------------------------------------------------------------
+
+class Store:
+    """Objects by (group, plural, namespace, name), a resourceVersion counter and
+    the history of changes that watches replay."""
+
+    def __init__(self, state_file):
+        self.lock = threading.Condition()
+        self.objects = {}
+        self.rv = 1
+        self.history = []  # (rv, type, key, object, the object before)
+        self.compacted = 1
+        self.state_file = state_file
+        self.closed_generation = 0
+        if state_file and os.path.exists(state_file):
+            with open(state_file) as f:
+                saved = json.load(f)
+            self.rv = saved["rv"]
+            self.compacted = self.rv  # history is gone after a restart, as etcd compacts
+            for entry in saved["objects"]:
+                self.objects[tuple(entry["key"])] = entry["object"]
+
+    def save(self):
+        if not self.state_file:
+            return
+        tmp = self.state_file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"rv": self.rv, "objects": [{"key": list(k), "object": o}
+                                                 for k, o in self.objects.items()]}, f)
+        os.replace(tmp, self.state_file)
+
+    def next_rv(self):
+        self.rv += 1
+        return self.rv
+
+    def record(self, kind, key, obj, prev=None):
+        self.history.append((self.rv, kind, key, copy.deepcopy(obj), copy.deepcopy(prev)))
+        if len(self.history) > 10000:
+            dropped = self.history[:5000]
+            self.history = self.history[5000:]
+            self.compacted = dropped[-1][0]
+        self.save()
+        self.lock.notify_all()
+
+
+# ---- the server -----------------------------------------------------------
+
+class Server:
+    def __init__(self, args):
+        self.args = args
+        self.store = Store(args.state)
+        self.schemas = schemas_mod.Schemas(args.schemas)
+        self.tokens = dict(t.split("=", 1) for t in args.token)
+        self.readonly = dict(t.split("=", 1) for t in args.readonly_token)
+        self.fail = None  # (code, count, retry_after)
+        self.stall = 0.0
+        self.violations = []
+        self.requests = []
+        self.control = threading.Lock()
+        for ns in ("default", "kube-node-lease", "kube-system"):
+            key = ("", "namespaces", "", ns)
+            if key not in self.store.objects:
+                with self.store.lock:
+                    rv = self.store.next_rv()
+                    self.store.objects[key] = self.new_meta(
+                        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns},
+                         "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}},
+                        "", rv)
+
+    def new_meta(self, obj, namespace, rv):
+        meta = obj.setdefault("metadata", {})
+        if namespace:
+            meta["namespace"] = namespace
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_rfc3339()
+        meta["resourceVersion"] = str(rv)
+        if "generation" not in meta and obj.get("kind") not in ("Event", "Lease"):
+            meta["generation"] = 1
+        return obj
+
+
+def pod_defaults(pod):
+    spec = pod.setdefault("spec", {})
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("enableServiceLinks", True)
+    spec.setdefault("securityContext", {})
+    for c in spec.get("containers", []) + spec.get("initContainers", []):
+        c.setdefault("terminationMessagePath", "/dev/termination-log")
+        c.setdefault("terminationMessagePolicy", "File")
+        image = c.get("image", "")
+        tag = image.rsplit("/", 1)[-1]
+        latest = "@" not in image and (":" not in tag or tag.endswith(":latest"))
+        c.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
+        c.setdefault("resources", {})
+    status = pod.setdefault("status", {})
+    status.setdefault("phase", "Pending")
+    status.setdefault("qosClass", qos_class(spec))
+
+
+def qos_class(spec):
+    containers = spec.get("containers", []) + spec.get("initContainers", [])
+    any_set, guaranteed = False, True
+    for c in containers:
+        r = c.get("resources", {})
+        for res in ("cpu", "memory"):
+            lim = r.get("limits", {}).get(res)
+            req = r.get("requests", {}).get(res, lim)
+            any_set = any_set or lim is not None or req is not None
+            if lim is None or req != lim:
+                guaranteed = False
+    if not any_set:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "kernelet-test-apiserver"
+
+    def log_message(self, fmt, *args):
+        if os.environ.get("APISERVER_VERBOSE"):
+            sys.stderr.write("apiserver: " + (fmt % args) + "\n")
+
+    @property
+    def api(self):
+        return self.server.api
+
+    # -- plumbing --
+
+    def send_json(self, code, obj, headers=None):
+        body = json.dumps(obj).encode()
+        accept_gzip = "gzip" in self.headers.get("Accept-Encoding", "")
+        extra = dict(headers or {})
+        if accept_gzip and len(body) > 128:
+            body = gzip.compress(body)
+            extra["Content-Encoding"] = "gzip"
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in extra.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def send_error_status(self, err):
+        headers = {}
+        if err.retry_after is not None:
+            headers["Retry-After"] = str(err.retry_after)
+        self.send_json(err.code, err.status(), headers)
+
+    def read_body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(n) if n else b""
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError as e:
+            raise ApiError(400, "BadRequest", f"the body of the request was in an unknown format: {e}")
+
+    def user(self):
+        auth = self.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            token = auth[7:].strip()
+            if token in self.api.tokens:
+                return self.api.tokens[token], False
+            if token in self.api.readonly:
+                return self.api.readonly[token], True
+            return None, False
+        cert = self.connection.getpeercert() if hasattr(self.connection, "getpeercert") else None
+        if cert:
+            for rdn in cert.get("subject", ()):
+                for k, v in rdn:
+                    if k == "commonName":
+                        return v, False
+        return None, False
+
+    def handle_any(self, method):
+        url = urllib.parse.urlsplit(self.path)
+        query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
+        path = url.path
+        if path.startswith("/__control/"):
+            return self.control(method, path, query)
+        with self.api.control:
+            self.api.requests.append({"method": method, "path": path, "query": url.query,
+                                      "time": time.time()})
+            fail = self.api.fail
+            if fail:
+                code, count, retry_after = fail
+                self.api.fail = (code, count - 1, retry_after) if count > 1 else None
+            stall = self.api.stall
+        try:
+            if self.headers.get("Content-Length") is None and method in ("POST", "PUT", "PATCH") \
+                    and self.headers.get("Transfer-Encoding") == "chunked":
+                raise ApiError(411, "BadRequest", "chunked request bodies are not supported here")
+            if stall:
+                time.sleep(stall)
+            if fail:
+                reasons = {429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable",
+                           504: "Timeout"}
+                raise ApiError(fail[0], reasons.get(fail[0], "InternalError"),
+                               "injected failure", retry_after=fail[2])
+            user, readonly = self.user()
+            if user is None:
+                raise ApiError(401, "Unauthorized", "Unauthorized")
+            return self.route(method, path, query, user, readonly)
+        except ApiError as e:
+            self.send_error_status(e)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def do_GET(self):
+        self.handle_any("GET")
+
+    def do_POST(self):
+        self.handle_any("POST")
+
+    def do_PUT(self):
+        self.handle_any("PUT")
+
+    def do_PATCH(self):
+        self.handle_any("PATCH")
+
+    def do_DELETE(self):
+        self.handle_any("DELETE")
+
+    # -- control --
+
+    def control(self, method, path, query):
+        api = self.api
+        what = path[len("/__control/"):]
+        with api.control:
+            if what == "fail":
+                api.fail = (int(query.get("code", "503")), int(query.get("count", "1")),
+                            int(query["retryAfter"]) if "retryAfter" in query else None)
+            elif what == "stall":
+                api.stall = float(query.get("seconds", "0"))
+            elif what == "violations":
+                return self.send_json(200, api.violations)
+            elif what == "requests":
+                return self.send_json(200, api.requests)
+        if what == "compact":
+            with api.store.lock:
+                api.store.compacted = api.store.rv
+                api.store.history = []
+        elif what == "close-watches":
+            with api.store.lock:
+                api.store.closed_generation += 1
+                api.store.lock.notify_all()
+        self.send_json(200, {"ok": True})
+
+    # -- routing --
+
+    def route(self, method, path, query, user, readonly):
+        parts = [p for p in path.split("/") if p]
+        if method == "GET" and parts in ([], ["healthz"], ["readyz"], ["livez"]):
+            return self.send_json(200, {"paths": ["/api", "/api/v1", "/apis", "/version"]})
+        if method == "GET" and parts == ["version"]:
+            return self.send_json(200, {"major": "1", "minor": "35", "gitVersion": "v1.35.0",
+                                        "platform": "linux/amd64"})
+        if method == "GET" and parts[:1] == ["openapi"]:
+            return self.openapi(parts)
+        if method == "GET" and parts == ["api"]:
+            return self.send_json(200, {"kind": "APIVersions", "versions": ["v1"],
+                                        "serverAddressByClientCIDRs": [
+                                            {"clientCIDR": "0.0.0.0/0",
+                                             "serverAddress": self.headers.get("Host", "")}]})
+        if method == "GET" and parts == ["apis"]:
+            return self.send_json(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+                {"name": "coordination.k8s.io",
+                 "versions": [{"groupVersion": "coordination.k8s.io/v1", "version": "v1"}],
+                 "preferredVersion": {"groupVersion": "coordination.k8s.io/v1", "version": "v1"}}]})
+        if parts[:1] == ["api"] and len(parts) >= 2:
+            group, version, rest = "", parts[1], parts[2:]
+        elif parts[:1] == ["apis"] and len(parts) >= 3:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if not rest and method == "GET":
+            return self.discovery(group, version)
+        namespace = None
+        # namespaces/NS/RESOURCE..., but namespaces/NAME/status is the namespace's own.
+        if rest[0] == "namespaces" and len(rest) >= 3 and not (len(rest) == 3 and
+                                                               rest[2] == "status"):
+            namespace, rest = rest[1], rest[2:]
+        if not rest:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        plural = rest[0]
+        if (group, version, plural) not in RESOURCES:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        kind, namespaced, _ = RESOURCES[(group, version, plural)]
+        if namespace is not None and not namespaced:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        if sub is not None and (sub != "status" or plural not in STATUS_SUBRESOURCE):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        verb = {"GET": "get" if name else ("watch" if query.get("watch") in ("true", "1")
+                                           else "list"),
+                "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[method]
+        if readonly and verb not in ("get", "list", "watch"):
+            where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
+            noun = f'{plural} "{name}"' if name else plural
+            raise ApiError(403, "Forbidden",
+                           f'{noun} is forbidden: User "{user}" cannot {verb} resource '
+                           f'"{plural}{"/" + sub if sub else ""}" in API group "{group}"{where}',
+                           {"name": name or "", "group": group, "kind": plural})
+        ctx = (group, version, plural, kind, namespaced, namespace, name, sub, user)
+        if verb == "watch":
+            return self.watch(ctx, query)
+        if verb == "list":
+            return self.list(ctx, query)
+        if verb == "get":
+            return self.send_json(200, self.get_obj(ctx))
+        if verb == "create":
+            return self.create(ctx, query)
+        if verb == "update":
+            return self.update(ctx)
+        if verb == "patch":
+            return self.patch(ctx)
+        return self.delete(ctx, query)
+
+    def discovery(self, group, version):
+        gv = f"{group}/{version}" if group else version
+        resources = []
+        for (g, v, plural), (kind, namespaced, short) in RESOURCES.items():
+            if g != group or v != version:
+                continue
+            verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update",
+                     "watch"]
+            r = {"name": plural, "singularName": kind.lower(), "namespaced": namespaced,
+                 "kind": kind, "verbs": verbs}
+            if short:
+                r["shortNames"] = short
+            if plural == "pods":
+                r["categories"] = ["all"]
+            resources.append(r)
+            if plural in STATUS_SUBRESOURCE:
+                resources.append({"name": plural + "/status", "singularName": "",
+                                  "namespaced": namespaced, "kind": kind,
+                                  "verbs": ["get", "patch", "update"]})
+        if not resources:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        self.send_json(200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
+                             "resources": resources})
+
+    def openapi(self, parts):
+        docs = {"api/v1": "api__v1_openapi.json",
+                "apis/coordination.k8s.io/v1": "apis__coordination.k8s.io__v1_openapi.json"}
+        if parts == ["openapi", "v3"]:
+            return self.send_json(200, {"paths": {
+                k: {"serverRelativeURL": f"/openapi/v3/{k}?hash=kernelet"}
+                for k, f in docs.items() if f in self.api.schemas.documents}})
+        key = "/".join(parts[2:])
+        doc = docs.get(key)
+        if parts[:2] == ["openapi", "v3"] and doc in self.api.schemas.documents:
+            body = self.api.schemas.documents[doc]
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+    # -- verbs --
+
+    def key(self, ctx, name=None):
+        group, _, plural, _, namespaced, namespace, obj_name, _, _ = ctx
+        return (group, plural, namespace or "" if namespaced else "", name or obj_name)
+
+    def get_obj(self, ctx):
+        group, _, plural, _, namespaced, namespace, name, _, _ = ctx
+        with self.api.store.lock:
+            obj = self.api.store.objects.get(self.key(ctx))
+            if obj is None:
+                raise not_found(plural, name, group)
+            return copy.deepcopy(obj)
+
+    def selected(self, ctx, query):
+        group, _, plural, _, namespaced, namespace, _, _, _ = ctx
+        labels = parse_label_selector(query.get("labelSelector"))
+        fields = parse_field_selector(query.get("fieldSelector"))
+
+        def match(key, obj):
+            if key[0] != group or key[1] != plural:
+                return False
+            if namespace and key[2] != namespace:
+                return False
+            return labels_match(labels, obj.get("metadata", {}).get("labels") or {}) and \
+                fields_match(fields, obj)
+        return match
+
+    def list(self, ctx, query):
+        group, version, plural, kind, _, _, _, _, _ = ctx
+        match = self.selected(ctx, query)
+        store = self.api.store
+        rv = query.get("resourceVersion", "")
+        with store.lock:
+            if rv not in ("", "0") and query.get("resourceVersionMatch") == "Exact" and \
+                    int(rv) < store.compacted:
+                raise ApiError(410, "Expired", f"too old resource version: {rv} ({store.rv})")
+            items = sorted(((k, copy.deepcopy(o)) for k, o in store.objects.items() if match(k, o)),
+                           key=lambda x: x[0])
+            list_rv = store.rv
+        cont = query.get("continue")
+        start = 0
+        if cont:
+            try:
+                token = json.loads(urllib.parse.unquote(cont))
+                start, list_rv = token["start"], token["rv"]
+            except (ValueError, KeyError):
+                raise ApiError(400, "BadRequest", "continue key is not valid")
+        limit = int(query.get("limit") or 0)
+        page = items[start:start + limit] if limit else items[start:]
+        meta = {"resourceVersion": str(list_rv)}
+        if limit and start + limit < len(items):
+            meta["continue"] = urllib.parse.quote(json.dumps({"start": start + limit,
+                                                               "rv": list_rv}))
+            meta["remainingItemCount"] = len(items) - start - limit
+        api_version = f"{group}/{version}" if group else version
+        objs = []
+        for _, o in page:
+            o.setdefault("apiVersion", api_version)
+            o.setdefault("kind", kind)
+            objs.append(o)
+        if "as=Table" in self.headers.get("Accept", ""):
+            return self.send_json(200, tables.table(kind, objs, meta,
+                                                    query.get("includeObject", "Metadata")))
+        self.send_json(200, {"kind": kind + "List", "apiVersion": api_version, "metadata": meta,
+                             "items": objs})
+
+    def validate(self, ctx, obj, status_only=False):
+        """Checks what the agent sends against the official schema (test mode)."""
+        group, version, _, kind, _, _, _, _, user = ctx
+        if user != self.api.args.validate_agent:
+            return
+        schema = self.api.schemas.for_kind(group, version, kind)
+        if schema is None:
+            return
+        problems = self.api.schemas.violations(obj, schema, kind, check_required=True)
+        if problems:
+            with self.api.control:
+                self.api.violations.extend(problems)
+            raise ApiError(422, "Invalid", f'{kind} is invalid: {"; ".join(problems)}')
+
+    def create(self, ctx, query):
+        group, version, plural, kind, namespaced, namespace, name, sub, user = ctx
+        obj = self.read_body()
+        if not isinstance(obj, dict):
+            raise ApiError(400, "BadRequest", "the body must be an object")
+        self.validate(ctx, obj)
+        meta = obj.setdefault("metadata", {})
+        if namespaced:
+            ns = namespace or meta.get("namespace") or "default"
+            if meta.get("namespace") and meta["namespace"] != ns:
+                raise ApiError(400, "BadRequest",
+                               "the namespace of the provided object does not match the "
+                               "namespace sent on the request")
+        else:
+            ns = ""
+        if not meta.get("name"):
+            if meta.get("generateName"):
+                meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+            else:
+                raise ApiError(422, "Invalid", f"{kind} is invalid: metadata.name: Required value")
+        obj["apiVersion"] = f"{group}/{version}" if group else version
+        obj["kind"] = kind
+        if kind == "Pod":
+            pod_defaults(obj)
+        store = self.api.store
+        key = (group, plural, ns, meta["name"])
+        with store.lock:
+            if namespaced and ("", "namespaces", "", ns) not in store.objects:
+                raise ApiError(404, "NotFound", f'namespaces "{ns}" not found',
+                               {"name": ns, "kind": "namespaces"})
+            if key in store.objects:
+                qualified = plural if not group else f"{plural}.{group}"
+                raise ApiError(409, "AlreadyExists",
+                               f'{qualified} "{meta["name"]}" already exists',
+                               {"name": meta["name"], "group": group, "kind": plural})
+            rv = store.next_rv()
+            meta.pop("resourceVersion", None)
+            self.api.new_meta(obj, ns, rv)
+            store.objects[key] = obj
+            store.record("ADDED", key, obj)
+            out = copy.deepcopy(obj)
+        self.send_json(201, out)
+
+    def write(self, ctx, new, expected_rv=None):
+        """Stores `new` over the current object, with optimistic concurrency."""
+        group, _, plural, kind, _, _, name, sub, _ = ctx
+        store = self.api.store
+        key = self.key(ctx)
+        with store.lock:
+            cur = store.objects.get(key)
+            if cur is None:
+                raise not_found(plural, name, group)
+            if expected_rv and expected_rv != cur["metadata"]["resourceVersion"]:
+                qualified = plural if not group else f"{plural}.{group}"
+                raise ApiError(409, "Conflict",
+                               f'Operation cannot be fulfilled on {qualified} "{name}": the '
+                               f'object has been modified; please apply your changes to the '
+                               f'latest version and try again',
+                               {"name": name, "group": group, "kind": plural})
+            merged = copy.deepcopy(cur)
+            if sub == "status":
+                merged["status"] = new.get("status", {})
+            else:
+                for k, v in new.items():
+                    if k in ("status",) and plural in STATUS_SUBRESOURCE:
+                        continue
+                    if k == "metadata":
+                        keep = {f: cur["metadata"][f] for f in
+                                ("uid", "creationTimestamp", "namespace", "name",
+                                 "deletionTimestamp", "deletionGracePeriodSeconds")
+                                if f in cur["metadata"]}
+                        v = dict(v)
+                        v.update(keep)
+                    merged[k] = v
+                if merged.get("spec") != cur.get("spec") and "generation" in cur["metadata"]:
+                    merged["metadata"]["generation"] = cur["metadata"]["generation"] + 1
+            if merged == cur:
+                return copy.deepcopy(cur)
+            merged["metadata"]["resourceVersion"] = str(store.next_rv())
+            store.objects[key] = merged
+            store.record("MODIFIED", key, merged, cur)
+            return copy.deepcopy(merged)
+
+    def update(self, ctx):
+        obj = self.read_body()
+        if not isinstance(obj, dict):
+            raise ApiError(400, "BadRequest", "the body must be an object")
+        self.validate(ctx, obj)
+        if obj.get("metadata", {}).get("name") not in (None, ctx[6]):
+            raise ApiError(400, "BadRequest", "the name of the object does not match the URL")
+        self.send_json(200, self.write(ctx, obj, obj.get("metadata", {}).get("resourceVersion")))
+
+    def patch(self, ctx):
+        group, version, plural, kind, _, _, name, sub, _ = ctx
+        content_type = self.headers.get("Content-Type", "").split(";")[0].strip()
+        body = self.read_body()
+        cur = self.get_obj(ctx)
+        schema = self.api.schemas.for_kind(group, version, kind)
+        try:
+            if content_type == "application/strategic-merge-patch+json":
+                if schema is None and group:
+                    raise ApiError(415, "UnsupportedMediaType",
+                                   "strategic merge patch is not supported for " + kind)
+                new = patches.strategic_merge(self.api.schemas, schema, cur, body)
+            elif content_type == "application/merge-patch+json":
+                new = patches.json_merge(cur, body)
+            elif content_type == "application/json-patch+json":
+                new = patches.json_patch(cur, body)
+            else:
+                raise ApiError(415, "UnsupportedMediaType",
+                               f'the body of the request was in an unknown format - accepted '
+                               f'media types include: application/json-patch+json, '
+                               f'application/merge-patch+json, '
+                               f'application/strategic-merge-patch+json')
+        except patches.PatchError as e:
+            raise ApiError(422, "Invalid", str(e))
+        # The uid in a patch is a precondition (the kubelet's guard).
+        patch_uid = (body or {}).get("metadata", {}).get("uid") if isinstance(body, dict) else None
+        if patch_uid and patch_uid != cur["metadata"]["uid"]:
+            raise ApiError(409, "Conflict",
+                           f'Precondition failed: UID in precondition: {patch_uid}, UID in object '
+                           f'meta: {cur["metadata"]["uid"]}')
+        self.validate(ctx, new)
+        expected = (body or {}).get("metadata", {}).get("resourceVersion") \
+            if isinstance(body, dict) else None
+        self.send_json(200, self.write(ctx, new, expected))
+
+    def delete(self, ctx, query):
+        group, _, plural, kind, _, _, name, _, _ = ctx
+        opts = self.read_body() or {}
+        grace = opts.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
+        pre = opts.get("preconditions") or {}
+        store = self.api.store
+        key = self.key(ctx)
+        with store.lock:
+            cur = store.objects.get(key)
+            if cur is None:
+                raise not_found(plural, name, group)
+            if pre.get("uid") and pre["uid"] != cur["metadata"]["uid"]:
+                raise ApiError(409, "Conflict",
+                               f'Precondition failed: UID in precondition: {pre["uid"]}, UID in '
+                               f'object meta: {cur["metadata"]["uid"]}')
+            if pre.get("resourceVersion") and pre["resourceVersion"] != \
+                    cur["metadata"]["resourceVersion"]:
+                raise ApiError(409, "Conflict", "Precondition failed: resourceVersion")
+            if kind == "Pod":
+                if grace is None:
+                    grace = cur.get("spec", {}).get("terminationGracePeriodSeconds", 30)
+                grace = int(grace)
+                bound = bool(cur.get("spec", {}).get("nodeName"))
+                phase = cur.get("status", {}).get("phase")
+                if bound and grace > 0 and phase not in ("Succeeded", "Failed"):
+                    before = copy.deepcopy(cur)
+                    meta = cur["metadata"]
+                    if "deletionTimestamp" not in meta or grace < meta.get(
+                            "deletionGracePeriodSeconds", grace + 1):
+                        deadline = datetime.datetime.now(datetime.timezone.utc) + \
+                            datetime.timedelta(seconds=grace)
+                        meta["deletionTimestamp"] = deadline.strftime("%Y-%m-%dT%H:%M:%SZ")
+                        meta["deletionGracePeriodSeconds"] = grace
+                        meta["resourceVersion"] = str(store.next_rv())
+                        store.record("MODIFIED", key, cur, before)
+                    return self.send_json(200, copy.deepcopy(cur))
+            del store.objects[key]
+            before = copy.deepcopy(cur)
+            cur["metadata"]["resourceVersion"] = str(store.next_rv())
+            store.record("DELETED", key, cur, before)
+        self.send_json(200, cur)
+
+    # -- watch --
+
+    def watch(self, ctx, query):
+        store = self.api.store
+        match = self.selected(ctx, query)
+        group, version, plural, kind, _, _, _, _, _ = ctx
+        api_version = f"{group}/{version}" if group else version
+        rv = query.get("resourceVersion", "")
+        streaming = query.get("sendInitialEvents") == "true"
+        bookmarks = query.get("allowWatchBookmarks") == "true"
+        as_table = "as=Table" in self.headers.get("Accept", "")
+        timeout = float(query.get("timeoutSeconds") or 1800)
+        deadline = time.time() + timeout
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def event(event_type, obj):
+            o = copy.deepcopy(obj)
+            o.setdefault("apiVersion", api_version)
+            o.setdefault("kind", kind)
+            if as_table and event_type in ("ADDED", "MODIFIED", "DELETED"):
+                o = tables.table(kind, [o], {"resourceVersion": o["metadata"]["resourceVersion"]},
+                                 include_object=query.get("includeObject", "Metadata"))
+            return (event_type, o)
+
+        def bookmark(at, initial_end=False):
+            meta = {"resourceVersion": str(at)}
+            if initial_end:
+                meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+            return ("BOOKMARK", {"kind": kind, "apiVersion": api_version, "metadata": meta})
+
+        def send(events):
+            for event_type, o in events:
+                line = json.dumps({"type": event_type, "object": o}).encode() + b"\n"
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+            self.wfile.flush()
+
+        try:
+            # Events are gathered under the store's lock and written without it,
+            # so a slow watcher holds nobody up.
+            with store.lock:
+                generation = store.closed_generation
+                out = []
+                if streaming or rv in ("", "0"):
+                    sent = store.rv
+                    for k, o in sorted(store.objects.items()):
+                        if match(k, o):
+                            out.append(event("ADDED", o))
+                    if streaming:
+                        out.append(bookmark(sent, True))
+                else:
+                    sent = int(rv)
+                    if sent < store.compacted:
+                        out.append(("ERROR", ApiError(410, "Expired",
+                                                      f"too old resource version: {sent} "
+                                                      f"({store.rv})").status()))
+                        sent = None
+            send(out)
+            if sent is None:
+                return self.end_chunks()
+            last_bookmark = time.time()
+            while time.time() < deadline:
+                with store.lock:
+                    if store.closed_generation != generation:
+                        break
+                    out = []
+                    for event_rv, event_type, k, o, prev in store.history:
+                        if event_rv <= sent:
+                            continue
+                        now_in = match(k, o)
+                        was_in = prev is not None and match(k, prev)
+                        if event_type == "DELETED":
+                            if was_in or now_in:
+                                out.append(event("DELETED", o))
+                        elif now_in:
+                            out.append(event("MODIFIED" if was_in else "ADDED", o))
+                        elif was_in:
+                            out.append(event("DELETED", o))  # it left the selection
+                    sent = store.rv
+                    if bookmarks and time.time() - last_bookmark >= self.api.args.bookmark_seconds:
+                        out.append(bookmark(store.rv))
+                        last_bookmark = time.time()
+                    if not out:
+                        store.lock.wait(timeout=min(0.5, max(0.0, deadline - time.time())))
+                send(out)
+            self.end_chunks()
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+            self.close_connection = True
+
+    def end_chunks(self):
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+        self.close_connection = True
+
+
+class ThreadingServer(socketserver.ThreadingMixIn, HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--cert", required=True)
+    p.add_argument("--key", required=True)
+    p.add_argument("--client-ca")
+    p.add_argument("--token", action="append", default=[])
+    p.add_argument("--readonly-token", action="append", default=[])
+    p.add_argument("--schemas")
+    p.add_argument("--validate-agent", default="")
+    p.add_argument("--state")
+    p.add_argument("--bookmark-seconds", type=float, default=60)
+    args = p.parse_args()
+    httpd = ThreadingServer(("127.0.0.1", args.port), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(args.cert, args.key)
+    if args.client_ca:
+        ctx.load_verify_locations(args.client_ca)
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    httpd.api = Server(args)
+    print(f"listening on {httpd.server_address[1]}", flush=True)
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
