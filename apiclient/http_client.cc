@@ -11,6 +11,8 @@
 #include <cctype>
 #include <limits>
 
+#include "apiclient/http_exchange.h"
+
 namespace kernelet::apiclient {
 
 namespace beast = boost::beast;
@@ -87,75 +89,6 @@ Result<Url> resolveUrl(const Url& base, const std::string& location) {
   return u;
 }
 
-namespace {
-
-template <typename Stream>
-Result<HttpResponse> exchange(Stream& stream, beast::tcp_stream& tcp, const Url& url,
-                              const HttpRequest& req, const BodySink& sink,
-                              std::chrono::seconds timeout) {
-  http::request<http::string_body> r{http::string_to_verb(req.method), url.target, 11};
-  // The port belongs in Host unless it is the scheme's default (servers build
-  // redirect Locations from it).
-  bool default_port = url.port == (url.scheme == "https" ? "443" : "80");
-  std::string host = url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
-  r.set(http::field::host, default_port ? host : host + ":" + url.port);
-  r.set(http::field::user_agent, "kernelet");
-  for (const auto& [k, v] : req.headers) {
-    r.set(k, v);
-  }
-  if (!req.body.empty() || req.method == "PUT" || req.method == "POST" || req.method == "PATCH") {
-    r.body() = req.body;
-    r.prepare_payload();
-  }
-  beast::error_code ec;
-  tcp.expires_after(timeout);
-  http::write(stream, r, ec);
-  if (ec) {
-    return makeError("send " + req.method, url.str(), ec.message());
-  }
-  beast::flat_buffer buffer;
-  http::response_parser<http::buffer_body> parser;
-  parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // blobs are large
-  tcp.expires_after(timeout);
-  http::read_header(stream, buffer, parser, ec);
-  if (ec) {
-    return makeError("read response to " + req.method, url.str(), ec.message());
-  }
-  HttpResponse resp;
-  resp.status = static_cast<int>(parser.get().result_int());
-  for (const auto& f : parser.get()) {
-    std::string name(f.name_string());
-    std::transform(name.begin(), name.end(), name.begin(), ::tolower);
-    resp.headers[name] = std::string(f.value());
-  }
-  bool stream_body = sink && resp.status >= 200 && resp.status < 300;
-  char chunk[64 * 1024];
-  while (!parser.is_done()) {
-    parser.get().body().data = chunk;
-    parser.get().body().size = sizeof chunk;
-    tcp.expires_after(timeout);  // an idle timeout: a slow but moving download goes on
-    http::read(stream, buffer, parser, ec);
-    if (ec == http::error::need_buffer) {
-      ec = {};
-    }
-    if (ec) {
-      return makeError("read body from", url.str(), ec.message());
-    }
-    size_t got = sizeof chunk - parser.get().body().size;
-    if (got == 0) {
-      continue;
-    }
-    if (stream_body) {
-      TRY_VOID(sink(std::string_view(chunk, got)));
-    } else {
-      resp.body.append(chunk, got);
-    }
-  }
-  return resp;
-}
-
-}  // namespace
-
 Result<HttpResponse> HttpClient::send(const HttpRequest& req, const BodySink& sink) const {
   TRY(Url url, parseUrl(req.url));
   try {
@@ -173,7 +106,8 @@ Result<HttpResponse> HttpClient::send(const HttpRequest& req, const BodySink& si
       if (ec) {
         return makeError("connect", url.str(), ec.message());
       }
-      auto r = exchange(tcp, tcp, url, req, sink, timeout_);
+      detail::setSocketTimeouts(tcp.socket().native_handle(), timeout_);
+      auto r = detail::exchange(tcp, url, req, sink);
       tcp.socket().shutdown(tcp::socket::shutdown_both, ec);
       return r;
     }
@@ -217,7 +151,8 @@ Result<HttpResponse> HttpClient::send(const HttpRequest& req, const BodySink& si
       }
       return makeError("TLS handshake with", url.str(), why);
     }
-    auto r = exchange(stream, tcp, url, req, sink, timeout_);
+    detail::setSocketTimeouts(tcp.socket().native_handle(), timeout_);
+    auto r = detail::exchange(stream, url, req, sink);
     stream.shutdown(ec);  // the server may just close: not an error worth reporting
     return r;
   } catch (const std::exception& e) {

@@ -46,6 +46,7 @@ struct HttpResponse {
   int status = 0;
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;                            // empty when streamed
+  bool keep_alive = false;                     // the connection may carry another request
   std::string header(const std::string& name) const {
     auto it = headers.find(name);
     return it == headers.end() ? "" : it->second;

@@ -11,7 +11,7 @@ stall requests for fault tests. Written independently of kernelet's apiclient.
                  [--state FILE] [--bookmark-seconds S]
 
 Prints "listening on PORT" once it accepts connections. Control endpoints for
-tests (no authentication): POST /__control/fail?code=503&count=N[&retryAfter=S],
+tests (no authentication): POST /__control/fail?code=503&count=N[&retryAfter=S][&only=watch],
 /__control/stall?seconds=S, /__control/compact, /__control/close-watches;
 GET /__control/violations, /__control/requests.
 """
@@ -205,7 +205,7 @@ class Server:
         self.schemas = schemas_mod.Schemas(args.schemas)
         self.tokens = dict(t.split("=", 1) for t in args.token)
         self.readonly = dict(t.split("=", 1) for t in args.readonly_token)
-        self.fail = None  # (code, count, retry_after)
+        self.fail = None  # (code, count, retry_after, watches only)
         self.stall = 0.0
         self.violations = []
         self.requests = []
@@ -341,9 +341,12 @@ class Handler(BaseHTTPRequestHandler):
             self.api.requests.append({"method": method, "path": path, "query": url.query,
                                       "time": time.time()})
             fail = self.api.fail
-            if fail:
-                code, count, retry_after = fail
-                self.api.fail = (code, count - 1, retry_after) if count > 1 else None
+            is_watch = query.get("watch") in ("true", "1")
+            if fail and (is_watch or not fail[3]):
+                code, count, retry_after, only_watch = fail
+                self.api.fail = (code, count - 1, retry_after, only_watch) if count > 1 else None
+            else:
+                fail = None
             stall = self.api.stall
         try:
             if self.headers.get("Content-Length") is None and method in ("POST", "PUT", "PATCH") \
@@ -388,7 +391,8 @@ class Handler(BaseHTTPRequestHandler):
         with api.control:
             if what == "fail":
                 api.fail = (int(query.get("code", "503")), int(query.get("count", "1")),
-                            int(query["retryAfter"]) if "retryAfter" in query else None)
+                            int(query["retryAfter"]) if "retryAfter" in query else None,
+                            query.get("only") == "watch")
             elif what == "stall":
                 api.stall = float(query.get("seconds", "0"))
             elif what == "violations":

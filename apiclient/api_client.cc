@@ -1,0 +1,307 @@
+#include "apiclient/api_client.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <thread>
+
+#include "apiclient/gzip.h"
+#include "sys/fileio.h"
+
+namespace kernelet::apiclient {
+namespace {
+
+std::string reasonForCode(int code) {
+  switch (code) {
+    case 400:
+      return "BadRequest";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "NotFound";
+    case 405:
+      return "MethodNotAllowed";
+    case 409:
+      return "Conflict";
+    case 410:
+      return "Gone";
+    case 415:
+      return "UnsupportedMediaType";
+    case 422:
+      return "Invalid";
+    case 429:
+      return "TooManyRequests";
+    case 500:
+      return "InternalError";
+    case 503:
+      return "ServiceUnavailable";
+    case 504:
+      return "Timeout";
+    default:
+      return "Unknown";
+  }
+}
+
+// The Status the server sent, or what the HTTP status alone says.
+ApiError decodeError(const HttpResponse& r, const std::string& method, const std::string& path) {
+  ApiError e{.code = r.status,
+             .reason = reasonForCode(r.status),
+             .message = r.body,
+             .method = method,
+             .path = path};
+  rapidjson::Document d;
+  d.Parse(r.body.c_str(), r.body.size());
+  if (!d.HasParseError() && d.IsObject() && d.HasMember("kind") && d["kind"].IsString() &&
+      std::string(d["kind"].GetString()) == "Status") {
+    if (d.HasMember("reason") && d["reason"].IsString() && d["reason"].GetStringLength() > 0) {
+      e.reason = d["reason"].GetString();
+    }
+    if (d.HasMember("message") && d["message"].IsString()) {
+      e.message = d["message"].GetString();
+    }
+  }
+  if (auto ra = r.header("retry-after"); !ra.empty()) {
+    e.retry_after = std::atoi(ra.c_str());
+  }
+  return e;
+}
+
+ApiError transport(const Error& err, const std::string& method, const std::string& path) {
+  return {
+      .code = 0, .reason = "Transport", .message = err.message(), .method = method, .path = path};
+}
+
+}  // namespace
+
+std::string ApiError::str() const {
+  if (code == 0) {
+    return method + " " + path + ": " + message;
+  }
+  return method + " " + path + ": " + std::to_string(code) + " " + reason + ": " + message;
+}
+
+std::string queryEscape(const std::string& s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string resourcePath(const std::string& group_version, const std::string& plural,
+                         const std::string& namespace_, const std::string& name,
+                         const std::string& subresource) {
+  std::string p = group_version == "v1" ? "/api/v1" : "/apis/" + group_version;
+  if (!namespace_.empty()) {
+    p += "/namespaces/" + namespace_;
+  }
+  p += "/" + plural;
+  if (!name.empty()) {
+    p += "/" + name;
+  }
+  if (!subresource.empty()) {
+    p += "/" + subresource;
+  }
+  return p;
+}
+
+Result<std::unique_ptr<ApiClient>> ApiClient::create(const ClusterAccess& access,
+                                                     ClientOptions options) {
+  PoolOptions po{.server = access.server,
+                 .ca_pem = access.ca_pem,
+                 .insecure_skip_verify = access.insecure_skip_tls_verify,
+                 .server_name = access.tls_server_name,
+                 .client_cert_pem = access.client_cert_pem,
+                 .client_key_pem = access.client_key_pem,
+                 .timeout = options.timeout};
+  TRY(auto pool, ConnectionPool::create(po));
+  return std::unique_ptr<ApiClient>(new ApiClient(access, options, std::move(pool)));
+}
+
+// client-go re-reads a token file every minute, so rotated tokens are picked up.
+std::string ApiClient::bearerToken() {
+  if (access_.token_file.empty()) {
+    return access_.token;
+  }
+  std::lock_guard lock(token_mu_);
+  auto now = std::chrono::steady_clock::now();
+  if (token_.empty() || now - token_read_ >= std::chrono::minutes(1)) {
+    if (auto t = readFile(access_.token_file)) {
+      token_ = *t;
+      while (!token_.empty() && std::isspace(static_cast<unsigned char>(token_.back()))) {
+        token_.pop_back();
+      }
+      token_read_ = now;
+    }
+  }
+  return token_;
+}
+
+std::vector<std::pair<std::string, std::string>> ApiClient::headers(
+    const std::string& content_type) {
+  std::vector<std::pair<std::string, std::string>> h = {{"Accept", "application/json"},
+                                                        {"Accept-Encoding", "gzip"},
+                                                        {"User-Agent", options_.user_agent}};
+  if (!content_type.empty()) {
+    h.emplace_back("Content-Type", content_type);
+  }
+  if (std::string t = bearerToken(); !t.empty()) {
+    h.emplace_back("Authorization", "Bearer " + t);
+  }
+  return h;
+}
+
+ApiResult<std::string> ApiClient::call(const std::string& method, const std::string& path,
+                                       const std::string& body, const std::string& content_type) {
+  for (int attempt = 0;; attempt++) {
+    limiter_.acquire();
+    requests_++;
+    HttpRequest req{.method = method, .url = path, .headers = headers(content_type), .body = body};
+    auto r = pool_->roundTrip(req);
+    if (!r) {
+      return std::unexpected(transport(r.error(), method, path));
+    }
+    if (r->header("content-encoding") == "gzip") {
+      auto plain = gunzip(r->body, method + " " + path);
+      if (!plain) {
+        return std::unexpected(transport(plain.error(), method, path));
+      }
+      r->body = std::move(*plain);
+    }
+    if (r->status >= 200 && r->status < 300) {
+      return std::move(r->body);
+    }
+    ApiError e = decodeError(*r, method, path);
+    // 429 and 5xx with Retry-After: the server asks to come back, as client-go does.
+    bool retryable = e.retry_after > 0 && (e.code == 429 || e.code >= 500);
+    if (!retryable || attempt + 1 >= options_.max_retries) {
+      return std::unexpected(e);
+    }
+    std::this_thread::sleep_for(
+        std::min<std::chrono::seconds>(std::chrono::seconds(e.retry_after), options_.timeout));
+  }
+}
+
+ApiResult<std::string> ApiClient::get(const std::string& path) { return call("GET", path, "", ""); }
+
+ApiResult<ListResult> ApiClient::list(const std::string& path, const ListOptions& o) {
+  ListResult out;
+  std::string cont;
+  for (;;) {
+    std::string q = "?limit=" + std::to_string(o.limit);
+    if (!o.label_selector.empty()) {
+      q += "&labelSelector=" + queryEscape(o.label_selector);
+    }
+    if (!o.field_selector.empty()) {
+      q += "&fieldSelector=" + queryEscape(o.field_selector);
+    }
+    if (!cont.empty()) {
+      q += "&continue=" + queryEscape(cont);
+    } else if (!o.resource_version.empty()) {
+      q += "&resourceVersion=" + queryEscape(o.resource_version);
+      if (!o.resource_version_match.empty()) {
+        q += "&resourceVersionMatch=" + o.resource_version_match;
+      }
+    }
+    auto body = call("GET", path + q, "", "");
+    if (!body) {
+      return std::unexpected(body.error());
+    }
+    rapidjson::Document d;
+    d.Parse(body->c_str(), body->size());
+    if (d.HasParseError() || !d.IsObject() || !d.HasMember("items") || !d["items"].IsArray()) {
+      return std::unexpected(ApiError{.code = 200,
+                                      .reason = "BadResponse",
+                                      .message = "not a list",
+                                      .method = "GET",
+                                      .path = path});
+    }
+    if (d.HasMember("kind") && d["kind"].IsString()) {
+      out.kind = d["kind"].GetString();
+    }
+    for (auto& item : d["items"].GetArray()) {
+      rapidjson::StringBuffer sb;
+      rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+      item.Accept(w);
+      out.items.emplace_back(sb.GetString(), sb.GetSize());
+    }
+    cont.clear();
+    if (d.HasMember("metadata") && d["metadata"].IsObject()) {
+      const auto& m = d["metadata"];
+      if (m.HasMember("resourceVersion") && m["resourceVersion"].IsString()) {
+        out.resource_version = m["resourceVersion"].GetString();
+      }
+      if (m.HasMember("continue") && m["continue"].IsString()) {
+        cont = m["continue"].GetString();
+      }
+    }
+    if (cont.empty()) {
+      return out;
+    }
+  }
+}
+
+ApiResult<std::string> ApiClient::create(const std::string& path, const std::string& object) {
+  return call("POST", path, object, "application/json");
+}
+
+ApiResult<std::string> ApiClient::update(const std::string& path, const std::string& object) {
+  return call("PUT", path, object, "application/json");
+}
+
+ApiResult<std::string> ApiClient::patch(const std::string& path, PatchType type,
+                                        const std::string& patch) {
+  const char* ct = type == PatchType::kStrategicMerge ? "application/strategic-merge-patch+json"
+                   : type == PatchType::kMerge        ? "application/merge-patch+json"
+                                                      : "application/json-patch+json";
+  return call("PATCH", path, patch, ct);
+}
+
+ApiResult<std::string> ApiClient::remove(const std::string& path, const DeleteOptions& o) {
+  std::string body = R"({"kind":"DeleteOptions","apiVersion":"v1")";
+  if (o.grace_period_seconds) {
+    body += ",\"gracePeriodSeconds\":" + std::to_string(*o.grace_period_seconds);
+  }
+  if (!o.precondition_uid.empty() || !o.precondition_resource_version.empty()) {
+    body += ",\"preconditions\":{";
+    if (!o.precondition_uid.empty()) {
+      body += "\"uid\":\"" + o.precondition_uid + "\"";
+    }
+    if (!o.precondition_resource_version.empty()) {
+      body += std::string(o.precondition_uid.empty() ? "" : ",") + "\"resourceVersion\":\"" +
+              o.precondition_resource_version + "\"";
+    }
+    body += "}";
+  }
+  body += "}";
+  return call("DELETE", path, body, "application/json");
+}
+
+ApiResult<void> ApiClient::stream(const std::string& path_and_query, const BodySink& sink,
+                                  std::atomic<int>* fd, std::chrono::seconds idle) {
+  limiter_.acquire();
+  requests_++;
+  auto h = headers("");
+  std::erase_if(h, [](const auto& kv) { return kv.first == "Accept-Encoding"; });
+  HttpRequest req{.method = "GET", .url = path_and_query, .headers = h};
+  auto r = pool_->roundTrip(req, sink, fd, idle);
+  if (!r) {
+    return std::unexpected(transport(r.error(), "GET", path_and_query));
+  }
+  if (r->status < 200 || r->status >= 300) {
+    return std::unexpected(decodeError(*r, "GET", path_and_query));
+  }
+  return {};
+}
+
+}  // namespace kernelet::apiclient

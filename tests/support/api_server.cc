@@ -1,0 +1,153 @@
+#include "support/api_server.h"
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include "apiclient/http_client.h"
+
+namespace kernelet::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+int freePort() {
+  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{.sin_family = AF_INET, .sin_port = 0, .sin_addr = {htonl(INADDR_LOOPBACK)}};
+  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(s);
+  return ntohs(a.sin_port);
+}
+
+Result<void> sh(const std::string& cmd) {
+  if (std::system((cmd + " >/dev/null 2>&1").c_str()) != 0) {
+    return makeError("run", cmd, "failed");
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<ApiServer> ApiServer::start(const std::string& dir, Options options) {
+  ApiServer s;
+  s.dir_ = dir;
+  s.options_ = options;
+  s.port_ = freePort();
+  fs::create_directories(dir);
+  std::string d = dir + "/";
+  TRY_VOID(sh("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout " + d +
+              "ca.key -out " + d + "ca.crt"));
+  TRY_VOID(sh("openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout " + d +
+              "server.key -out " + d + "server.csr"));
+  std::ofstream(d + "ext") << "subjectAltName=IP:127.0.0.1,DNS:localhost\n";
+  TRY_VOID(sh("openssl x509 -req -in " + d + "server.csr -CA " + d + "ca.crt -CAkey " + d +
+              "ca.key -CAcreateserial -days 2 -extfile " + d + "ext -out " + d + "server.crt"));
+  TRY_VOID(sh("openssl req -newkey rsa:2048 -nodes -subj /CN=admin -keyout " + d +
+              "client.key -out " + d + "client.csr"));
+  TRY_VOID(sh("openssl x509 -req -in " + d + "client.csr -CA " + d + "ca.crt -CAkey " + d +
+              "ca.key -CAcreateserial -days 2 -out " + d + "client.crt"));
+  std::ofstream(d + "kubeconfig")
+      << "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n"
+         "  cluster: {server: \""
+      << s.url() << "\", certificate-authority: " << d
+      << "ca.crt}\nusers:\n- name: admin\n  user: {token: admin-token}\n"
+         "contexts:\n- name: test\n  context: {cluster: test, user: "
+         "admin}\ncurrent-context: test\n";
+  TRY_VOID(s.launch());
+  return s;
+}
+
+Result<void> ApiServer::launch() {
+  std::string d = dir_ + "/";
+  std::vector<std::string> args = {"python3",
+                                   KERNELET_APISERVER,
+                                   "--port",
+                                   std::to_string(port_),
+                                   "--cert",
+                                   d + "server.crt",
+                                   "--key",
+                                   d + "server.key",
+                                   "--client-ca",
+                                   d + "ca.crt",
+                                   "--token",
+                                   "admin-token=admin",
+                                   "--readonly-token",
+                                   "reader-token=reader",
+                                   "--schemas",
+                                   KERNELET_OPENAPI,
+                                   "--state",
+                                   d + "state.json",
+                                   "--bookmark-seconds",
+                                   std::to_string(options_.bookmark_seconds)};
+  if (!options_.validate_agent.empty()) {
+    args.push_back("--validate-agent");
+    args.push_back(options_.validate_agent);
+  }
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    std::vector<char*> argv;
+    for (auto& a : args) {
+      argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
+    FILE* log = std::fopen((d + "apiserver.log").c_str(), "a");
+    ::dup2(fileno(log), 1);
+    ::dup2(fileno(log), 2);
+    ::execvp("python3", argv.data());
+    ::_exit(127);
+  }
+  // Ready once it answers.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (control("requests", "", false)) {
+      return {};
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return makeError("start test API server", d + "apiserver.log", "no answer in 20 s");
+}
+
+ApiServer::ApiServer(ApiServer&& o) noexcept
+    : dir_(std::move(o.dir_)), options_(o.options_), port_(o.port_), pid_(o.pid_) {
+  o.pid_ = -1;
+}
+
+ApiServer::~ApiServer() { kill(); }
+
+void ApiServer::kill() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+}
+
+Result<void> ApiServer::restart() {
+  kill();
+  return launch();
+}
+
+Result<std::string> ApiServer::control(const std::string& what, const std::string& query,
+                                       bool post) {
+  apiclient::HttpClient client(apiclient::TlsOptions{.ca_file = caFile()}, std::chrono::seconds(5));
+  TRY(auto r, client.send({.method = post ? "POST" : "GET",
+                           .url = url() + "/__control/" + what + (query.empty() ? "" : "?" + query),
+                           .body = post ? "{}" : ""}));
+  if (r.status != 200) {
+    return makeError("control", what, "status " + std::to_string(r.status));
+  }
+  return r.body;
+}
+
+}  // namespace kernelet::testing
