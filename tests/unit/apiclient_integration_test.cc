@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <chrono>
 #include <filesystem>
@@ -13,6 +15,7 @@
 #include <thread>
 
 #include "apiclient/api_client.h"
+#include "apiclient/merge_patch.h"
 #include "apiclient/reflector.h"
 #include "support/api_server.h"
 
@@ -241,6 +244,48 @@ TEST_F(ApiClientTest, TooManyRequestsWaitsForRetryAfter) {
   auto e = client_->list(kPods);
   ASSERT_FALSE(e);
   EXPECT_EQ(e.error().reason, "ServiceUnavailable");
+}
+
+// Our two-way patch, applied by the test server's independent strategic merge,
+// must turn the stored status into the new one exactly.
+TEST_F(ApiClientTest, OurStatusPatchesApplyToWhatWeComputedThemFrom) {
+  auto created = client_->create(kPods, pod("s"));
+  ASSERT_TRUE(created);
+  std::string uid = field(*created, "metadata", "uid");
+  const std::string v1 = R"({"status":{"phase":"Pending","qosClass":"BestEffort","conditions":[
+      {"type":"PodScheduled","status":"True"},{"type":"Ready","status":"False","reason":"ContainersNotReady"}],
+      "podIPs":[{"ip":"10.88.0.2"}],"podIP":"10.88.0.2",
+      "containerStatuses":[{"name":"c","ready":false,"restartCount":0,"image":"busybox","imageID":"",
+        "state":{"waiting":{"reason":"ContainerCreating"}}}]}})";
+  const std::string v2 = R"({"status":{"phase":"Running","qosClass":"BestEffort","conditions":[
+      {"type":"PodScheduled","status":"True"},{"type":"Ready","status":"True"}],
+      "podIPs":[{"ip":"10.88.0.2"}],"podIP":"10.88.0.2","startTime":"2026-01-01T00:00:00Z",
+      "containerStatuses":[{"name":"c","ready":true,"restartCount":0,"image":"busybox","imageID":"x",
+        "state":{"running":{"startedAt":"2026-01-01T00:00:01Z"}}}]}})";
+  std::string steps[] = {v1, v2, v1};
+  for (const auto& next : steps) {
+    // What the server holds now, as the kubelet reads it before patching.
+    auto current = client_->get(kPods + "/s");
+    ASSERT_TRUE(current);
+    rapidjson::Document cur;
+    cur.Parse(current->c_str());
+    rapidjson::Document want;
+    want.Parse(next.c_str());
+    rapidjson::StringBuffer a;
+    rapidjson::Writer<rapidjson::StringBuffer> wa(a);
+    rapidjson::Document only_status(rapidjson::kObjectType);
+    only_status.AddMember("status", cur["status"], only_status.GetAllocator());
+    only_status.Accept(wa);
+    auto p = twoWayMergePatch(a.GetString(), next, podStatusMergeKeys());
+    ASSERT_TRUE(p) << p.error().message();
+    std::string body = *p;
+    body.insert(1, R"("metadata":{"uid":")" + uid + R"("},)");
+    auto patched = client_->patch(kPods + "/s/status", PatchType::kStrategicMerge, body);
+    ASSERT_TRUE(patched) << patched.error().str() << "\n" << body;
+    rapidjson::Document got;
+    got.Parse(patched->c_str());
+    EXPECT_TRUE(got["status"] == want["status"]) << *patched << "\npatch: " << body;
+  }
 }
 
 TEST(RateLimiter, BurstThenQps) {
