@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "apiclient/api_client.h"
+#include "apiclient/objects.h"
 #include "support/api_server.h"
 
 namespace kernelet::apiclient {
@@ -151,6 +152,25 @@ TEST_F(KubectlTest, TheSchemaCheckRefusesWhatTheApiServerWould) {
   EXPECT_NE(missing.error().message.find("Event.involvedObject: required"), std::string::npos)
       << missing.error().message;
   EXPECT_NE(server_->control("violations", "", false).value_or("[]"), "[]");
+  // What kernelet writes passes.
+  timespec now{1767225600, 5000};
+  auto lease = client_->create("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+                               encodeNodeLease("node2", "uid-2", 40, formatMicroTime(now)));
+  EXPECT_TRUE(lease) << lease.error().str();
+  EventSpec ev{.namespace_ = "default",
+               .name = "web.1",
+               .involved_kind = "Pod",
+               .involved_name = "web",
+               .involved_namespace = "default",
+               .involved_uid = "u",
+               .involved_api_version = "v1",
+               .reason = "Started",
+               .message = "Started container app",
+               .host = "node1",
+               .first_timestamp = formatTime(now),
+               .last_timestamp = formatTime(now)};
+  auto event = client_->create("/api/v1/namespaces/default/events", encodeEvent(ev));
+  EXPECT_TRUE(event) << event.error().str();
   auto good = client_->create(
       "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
       R"({"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"node1"},
