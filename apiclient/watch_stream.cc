@@ -1,8 +1,6 @@
 #include "apiclient/watch_stream.h"
 
 #include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 namespace kernelet::apiclient {
 
@@ -10,6 +8,63 @@ namespace {
 
 std::string memberString(const rapidjson::Value& v, const char* key) {
   return v.IsObject() && v.HasMember(key) && v[key].IsString() ? v[key].GetString() : "";
+}
+
+// The exact bytes of the top-level member `key`'s value (an object) in the
+// event's text: what the server sent, unknown fields and all, without
+// serializing the DOM again. Empty when not found.
+std::string_view memberText(std::string_view line, std::string_view key) {
+  int depth = 0;
+  bool in_string = false;
+  size_t key_start = 0;
+  for (size_t i = 0; i < line.size(); i++) {
+    char c = line[i];
+    if (in_string) {
+      if (c == '\\') {
+        i++;
+      } else if (c == '"') {
+        in_string = false;
+        // A top-level key (depth 1) followed by ':' and an object.
+        if (depth == 1 && line.substr(key_start, i - key_start) == key) {
+          size_t j = i + 1;
+          while (j < line.size() && (line[j] == ' ' || line[j] == ':')) {
+            j++;
+          }
+          if (j < line.size() && line[j] == '{') {
+            int d = 0;
+            bool s = false;
+            for (size_t k = j; k < line.size(); k++) {
+              char ch = line[k];
+              if (s) {
+                if (ch == '\\') {
+                  k++;
+                } else if (ch == '"') {
+                  s = false;
+                }
+              } else if (ch == '"') {
+                s = true;
+              } else if (ch == '{' || ch == '[') {
+                d++;
+              } else if ((ch == '}' || ch == ']') && --d == 0) {
+                return line.substr(j, k - j + 1);
+              }
+            }
+            return {};
+          }
+        }
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      key_start = i + 1;
+    } else if (c == '{' || c == '[') {
+      depth++;
+    } else if (c == '}' || c == ']') {
+      depth--;
+    }
+  }
+  return {};
 }
 
 }  // namespace
@@ -47,11 +102,16 @@ Result<void> WatchStream::decodeLine(std::string_view line) {
   if (line.find_first_not_of(" \t\r") == std::string_view::npos) {
     return {};  // keep-alive blank lines
   }
-  std::string where = "event " + std::to_string(events_ + 1);
-  rapidjson::Document d;
-  d.Parse(line.data(), line.size());
-  if (d.HasParseError() || !d.IsObject() || !d.HasMember("object") || !d["object"].IsObject()) {
-    return makeError("decode watch event", where, "not a {\"type\", \"object\"} JSON object");
+  std::string_view object_text = memberText(line, "object");
+  // Parsed in place in a reused buffer, into reused memory: one pass, few allocations.
+  scratch_.assign(line);
+  pool_.Clear();
+  rapidjson::Document d(&pool_);
+  d.ParseInsitu(scratch_.data());
+  if (d.HasParseError() || !d.IsObject() || !d.HasMember("object") || !d["object"].IsObject() ||
+      object_text.empty()) {
+    return makeError("decode watch event", "event " + std::to_string(events_ + 1),
+                     "not a {\"type\", \"object\"} JSON object");
   }
   static const std::pair<const char*, WatchEvent::Type> types[] = {
       {"ADDED", WatchEvent::Type::kAdded},
@@ -69,7 +129,8 @@ Result<void> WatchStream::decodeLine(std::string_view line) {
     }
   }
   if (!known) {
-    return makeError("decode watch event", where, "unknown type \"" + type + "\"");
+    return makeError("decode watch event", "event " + std::to_string(events_ + 1),
+                     "unknown type \"" + type + "\"");
   }
   const rapidjson::Value& obj = d["object"];
   if (obj.HasMember("metadata") && obj["metadata"].IsObject()) {
@@ -84,10 +145,8 @@ Result<void> WatchStream::decodeLine(std::string_view line) {
     e.code = obj.HasMember("code") && obj["code"].IsInt() ? obj["code"].GetInt() : 0;
     e.reason = memberString(obj, "reason");
   }
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  obj.Accept(w);
-  e.object.assign(buf.GetString(), buf.GetSize());
+  e.object.assign(object_text);
+  e.parsed = &obj;
   events_++;
   handler_(std::move(e));
   return {};

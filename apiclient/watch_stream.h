@@ -4,6 +4,8 @@
 // fed as it arrives, in pieces of any size; every complete event is decoded at
 // once, nothing waits for the whole response.
 
+#include <rapidjson/document.h>
+
 #include <functional>
 #include <string>
 #include <string_view>
@@ -21,6 +23,9 @@ struct WatchEvent {
   std::string reason;
   // A BOOKMARK carrying the annotation k8s.io/initial-events-end: "true".
   bool initial_events_end = false;
+  // The object decoded, valid during the handler's call only (no second parse
+  // needed to read it).
+  const rapidjson::Value* parsed = nullptr;
 };
 
 class WatchStream {
@@ -40,6 +45,9 @@ class WatchStream {
   Handler handler_;
   std::string pending_;
   size_t events_ = 0;
+  // Reused for every event: the line parsed in place, and the DOM's memory.
+  std::string scratch_;
+  rapidjson::MemoryPoolAllocator<> pool_{64 * 1024};
 };
 
 }  // namespace kernelet::apiclient
