@@ -12,10 +12,8 @@ namespace kernelet::apiclient {
 namespace {
 
 // uid, namespace, name and resourceVersion of an object's metadata.
-bool readMeta(const std::string& json, ObjectEvent& e) {
-  rapidjson::Document d;
-  d.Parse(json.c_str(), json.size());
-  if (d.HasParseError() || !d.IsObject() || !d.HasMember("metadata") || !d["metadata"].IsObject()) {
+bool readMeta(const rapidjson::Value& d, const std::string& json, ObjectEvent& e) {
+  if (!d.IsObject() || !d.HasMember("metadata") || !d["metadata"].IsObject()) {
     return false;
   }
   const auto& m = d["metadata"];
@@ -30,6 +28,12 @@ bool readMeta(const std::string& json, ObjectEvent& e) {
   e.resource_version = str("resourceVersion");
   e.object = json;
   return !e.uid.empty();
+}
+
+bool readMeta(const std::string& json, ObjectEvent& e) {
+  rapidjson::Document d;
+  d.Parse(json.c_str(), json.size());
+  return !d.HasParseError() && readMeta(d, json, e);
 }
 
 }  // namespace
@@ -177,7 +181,7 @@ bool Reflector::watchOnce(bool& failed) {
       return;
     }
     ObjectEvent e{};
-    if (!readMeta(ev.object, e)) {
+    if (ev.parsed == nullptr || !readMeta(*ev.parsed, ev.object, e)) {
       return;
     }
     if (!initial_done) {
