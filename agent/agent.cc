@@ -13,6 +13,7 @@
 #include "agent/log.h"
 #include "agent/recovery.h"
 #include "agent/version.h"
+#include "apiclient/objects.h"
 #include "cgroups/cgroups.h"
 #include "sys/fileio.h"
 
@@ -142,6 +143,17 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
   a->signals_.reset(sfd);
   TRY_VOID(a->loop_->add(sfd, EPOLLIN, [self](uint32_t) { self->onSignal(); }));
 
+  if (!config.kubeconfig.empty()) {
+    TRY(apiclient::ClusterAccess access,
+        addContext(apiclient::loadKubeconfig(config.kubeconfig), "--kubeconfig"));
+    NodeFacts facts = readNodeFacts(ctx.config, ctx.node, ctx.node_ip);
+    TRY(a->cluster_, ClusterSync::start(ctx.config, access, *a->loop_, facts,
+                                        [self](const std::map<std::string, ApiPod>& pods) {
+                                          self->api_pods_ = pods;
+                                          self->reconcile();
+                                        }));
+    log::info("Joining the cluster", {{"server", access.server}, {"node", config.node_name}});
+  }
   if (!config.pod_manifest_path.empty()) {
     TRY(a->manifests_,
         addContext(ManifestSource::open(
@@ -161,6 +173,7 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
 }
 
 Agent::~Agent() {
+  cluster_.reset();  // its threads may post to the loop: stopped first
   manifests_.reset();
   workers_.clear();  // a worker's destructor kills what is still running
 }
@@ -191,33 +204,73 @@ void Agent::onSignal() {
 }
 
 void Agent::reconcile() {
-  std::map<std::string, StaticPod> desired;
-  if (manifests_ && !stopping_) {
-    desired = manifests_->pods();
+  // What should run: the static pods and the API's pods for this node.
+  struct Wanted {
+    const Pod* pod;
+    std::string hash;
+    bool from_api = false, deleting = false;
+    int64_t grace = 30;
+  };
+  std::map<std::string, StaticPod> statics;
+  std::map<std::string, Wanted> desired;
+  if (!stopping_) {
+    if (manifests_) {
+      statics = manifests_->pods();
+    }
+    for (const auto& [uid, sp] : statics) {
+      desired[uid] = {&sp.pod, sp.hash};
+    }
+    for (const auto& [uid, ap] : api_pods_) {
+      desired[uid] = {&ap.pod, ap.hash, true, !ap.deletion_timestamp.empty(),
+                      ap.deletion_grace_seconds};
+    }
   }
-  // Pods no longer wanted, or wanted with another spec, are stopped first.
+  if (cluster_ && !stopping_) {
+    publishStaticPods(statics);
+  }
+  // Pods no longer wanted, wanted with another spec, or being deleted in the
+  // API are stopped first.
   for (auto& [uid, w] : workers_) {
     auto it = desired.find(uid);
-    if ((it == desired.end() || it->second.hash != w->hash()) && !terminating_.contains(uid)) {
+    bool gone = it == desired.end();
+    bool deleting = !gone && it->second.deleting;
+    if ((gone || deleting || it->second.hash != w->hash()) && !terminating_.contains(uid)) {
       terminating_.insert(uid);
-      log::v(2, it == desired.end() ? "SyncLoop REMOVE" : "SyncLoop UPDATE",
+      log::v(2,
+             gone       ? "SyncLoop REMOVE"
+             : deleting ? "SyncLoop DELETE"
+                        : "SyncLoop UPDATE",
              {{"pod", w->pod().namespace_ + "/" + w->pod().name}});
-      std::string id = uid;
-      w->terminate([this, id] {
-        // Off the worker's own stack: the worker is destroyed here.
-        timers_->after(std::chrono::seconds(0), [this, id] {
-          removePod(id);
-          reconcile();
-        });
-      });
+      std::string id = uid, ns = w->pod().namespace_, name = w->pod().name;
+      bool final_delete = deleting && cluster_ != nullptr;
+      std::optional<int64_t> grace;
+      if (deleting) {
+        grace = it->second.grace;
+      }
+      w->terminate(
+          [this, id, ns, name, final_delete] {
+            auto finish = [this, id] {
+              // Off the worker's own stack: the worker is destroyed here.
+              timers_->after(std::chrono::seconds(0), [this, id] {
+                removePod(id);
+                reconcile();
+              });
+            };
+            if (final_delete) {
+              cluster_->finalDelete(id, ns, name, finish);
+            } else {
+              finish();
+            }
+          },
+          grace);
     }
   }
-  for (auto& [uid, sp] : desired) {
-    if (workers_.contains(uid)) {
-      continue;  // running, or still terminating its previous spec
+  for (auto& [uid, want] : desired) {
+    if (workers_.contains(uid) || want.deleting) {
+      continue;  // running, still terminating its previous spec, or on its way out
     }
-    log::v(2, "SyncLoop ADD", {{"pod", sp.pod.namespace_ + "/" + sp.pod.name}, {"uid", uid}});
-    auto w = std::make_shared<PodWorker>(ctx_, sp.pod, sp.hash);
+    log::v(2, "SyncLoop ADD", {{"pod", want.pod->namespace_ + "/" + want.pod->name}, {"uid", uid}});
+    auto w = std::make_shared<PodWorker>(ctx_, *want.pod, want.hash);
     workers_[uid] = w;
     std::vector<const Pod*> active;
     for (const auto& [other, ow] : workers_) {
@@ -232,6 +285,29 @@ void Agent::reconcile() {
       w->start();
     }
   }
+}
+
+// The static pods' mirror pods, as the manifests now are.
+void Agent::publishStaticPods(const std::map<std::string, StaticPod>& statics) {
+  std::vector<MirrorPod> mirrors;
+  for (const auto& [uid, sp] : statics) {
+    auto named = apiclient::withString(sp.json, {"metadata", "name"}, sp.pod.name);
+    if (named) {
+      named = apiclient::withString(*named, {"metadata", "namespace"}, sp.pod.namespace_);
+    }
+    if (named) {
+      named = apiclient::withString(*named, {"spec", "nodeName"}, sp.pod.node_name);
+    }
+    for (const auto& [k, v] : sp.pod.annotations) {
+      if (named) {
+        named = apiclient::withString(*named, {"metadata", "annotations", k}, v);
+      }
+    }
+    if (named) {
+      mirrors.push_back({sp.pod.namespace_, sp.pod.name, sp.hash, *named});
+    }
+  }
+  cluster_->setStaticPods(std::move(mirrors));
 }
 
 void Agent::writeStatus(const std::string& uid) {
@@ -249,6 +325,12 @@ void Agent::writeStatus(const std::string& uid) {
   }
   log::v(3, "Pod status",
          {{"pod", w.pod().namespace_ + "/" + w.pod().name}, {"phase", w.status().phase}});
+  if (cluster_) {
+    auto source = w.pod().annotations.find("kubernetes.io/config.source");
+    bool is_static = source != w.pod().annotations.end() && source->second == "file";
+    cluster_->podStatus(uid, w.pod().namespace_, w.pod().name, podStatusJson(w.status()),
+                        is_static);
+  }
 }
 
 void Agent::removePod(const std::string& uid) {

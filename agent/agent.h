@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 
+#include "agent/cluster_sync.h"
 #include "agent/config.h"
 #include "agent/image_puller.h"
 #include "agent/manifest_source.h"
@@ -35,6 +36,7 @@ class Agent {
  private:
   Agent() = default;
   void reconcile();
+  void publishStaticPods(const std::map<std::string, StaticPod>& statics);
   void writeStatus(const std::string& uid);
   void removePod(const std::string& uid);
   void onSignal();
@@ -46,6 +48,8 @@ class Agent {
   std::unique_ptr<ImagePuller> puller_;
   std::unique_ptr<netns::Network> network_;
   std::unique_ptr<ManifestSource> manifests_;
+  std::unique_ptr<ClusterSync> cluster_;    // with --kubeconfig
+  std::map<std::string, ApiPod> api_pods_;  // the API's pods for this node, by uid
   std::map<std::string, std::shared_ptr<PodWorker>> workers_;  // by uid
   std::set<std::string> terminating_;                          // uids being stopped
   UniqueFd signals_;

@@ -79,14 +79,10 @@ int runAgent(CLI::App* run, RunFlags& flags) {
   if (given("--resolv-conf")) config.resolv_conf = f.resolv_conf;
   if (given("-v")) config.verbosity = f.verbosity;
   config.limits_unenforced = f.limits_unenforced;
-  if (!flags.kubeconfig.empty()) {
-    std::cerr << "kernelet run: --kubeconfig: joining a cluster is not implemented yet (tracked "
-                 "in the join-a-cluster issue); run standalone with --pod-manifest-path\n";
-    return 1;
-  }
-  if (config.pod_manifest_path.empty()) {
+  config.kubeconfig = flags.kubeconfig;
+  if (config.pod_manifest_path.empty() && config.kubeconfig.empty()) {
     std::cerr << "kernelet run: no pod source: give --pod-manifest-path DIR (or staticPodPath in "
-                 "--config)\n";
+                 "--config) and/or --kubeconfig FILE\n";
     return kUsageError;
   }
   auto agent = Agent::create(config);

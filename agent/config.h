@@ -14,6 +14,7 @@ namespace kernelet::agent {
 
 struct AgentConfig {
   std::string pod_manifest_path;  // staticPodPath; empty: no static pods
+  std::string kubeconfig;         // join the cluster it names; empty: standalone
   std::string root_dir = "/var/lib/kernelet";
   std::string pod_log_dir = "/var/log/pods";
   std::string run_dir = "/run/kernelet";  // network namespace files, the agent's socket

@@ -12,6 +12,7 @@
 
 #include "images/image_store.h"
 #include "sys/event_loop.h"
+#include "sys/loop_queue.h"
 #include "sys/result.h"
 #include "sys/unique_fd.h"
 
@@ -31,19 +32,16 @@ class ImagePuller {
   void pull(const std::string& ref, Done done);
 
  private:
-  ImagePuller(EventLoop& loop, images::ImageStore& store, images::RegistryOptions options,
-              UniqueFd efd)
-      : loop_(loop), store_(store), options_(std::move(options)), efd_(std::move(efd)) {}
-  void drain();
+  ImagePuller(images::ImageStore& store, images::RegistryOptions options,
+              std::unique_ptr<LoopQueue> done)
+      : store_(store), options_(std::move(options)), done_(std::move(done)) {}
 
-  EventLoop& loop_;
   images::ImageStore& store_;
   images::RegistryOptions options_;
-  UniqueFd efd_;
+  std::unique_ptr<LoopQueue> done_;
   std::mutex mu_;
   std::condition_variable idle_;
-  std::vector<std::pair<Done, Result<images::ImageRecord>>> finished_;  // guarded by mu_
-  int running_ = 0;                                                     // guarded by mu_
+  int running_ = 0;  // guarded by mu_
 };
 
 }  // namespace kernelet::agent

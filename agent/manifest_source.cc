@@ -8,13 +8,14 @@
 
 #include <set>
 
+#include "apiclient/objects.h"
 #include "images/digest.h"
 #include "sys/fileio.h"
 
 namespace kernelet::agent {
 
 StaticPod staticPod(const ManifestPod& m, const std::string& file, const std::string& node_name) {
-  StaticPod s{m.pod, file, {}};
+  StaticPod s{m.pod, file, {}, m.json};
   // The kubelet hashes the decoded pod, the host and the source into the uid;
   // the re-emitted document stands in for the decoded pod here.
   std::string digest =
@@ -27,6 +28,9 @@ StaticPod staticPod(const ManifestPod& m, const std::string& file, const std::st
   s.pod.node_name = node_name;
   s.pod.annotations["kubernetes.io/config.source"] = "file";
   s.pod.annotations["kubernetes.io/config.hash"] = s.hash;
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  s.pod.annotations["kubernetes.io/config.seen"] = apiclient::formatTime(now);
   return s;
 }
 

@@ -24,6 +24,7 @@ struct StaticPod {
   // What decides whether a running pod matches its manifest: a changed hash
   // means the pod is stopped and started again.
   std::string hash;
+  std::string json;  // the manifest's document as JSON (for its mirror pod)
 };
 
 // The kubelet's defaults for a static pod: name suffixed with "-<node>", uid

@@ -5,6 +5,8 @@
 #include <regex>
 #include <set>
 
+#include "agent/yaml_json.h"
+
 namespace kernelet::agent {
 
 namespace {
@@ -360,7 +362,7 @@ Result<std::vector<ManifestPod>> parseManifests(const std::string& text, const s
       TRY(Pod p, pod(c, d));
       YAML::Emitter canonical;
       canonical << d;
-      out.push_back({std::move(p), d.Mark().line + 1, canonical.c_str()});
+      out.push_back({std::move(p), d.Mark().line + 1, canonical.c_str(), yamlNodeToJson(d)});
     } catch (const YAML::Exception& e) {
       return makeError("parse manifest", file,
                        "line " + std::to_string(e.mark.line + 1) + ": " + e.msg);

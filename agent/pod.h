@@ -85,6 +85,7 @@ struct ManifestPod {
   Pod pod;
   int line = 0;          // where its document starts, 1-based
   std::string document;  // the document as parsed, re-emitted: what a change is judged by
+  std::string json;      // the document as JSON, quoted scalars kept strings (mirror pods)
 };
 
 // Decodes every document of `text` (read from `file`, named in errors).

@@ -667,6 +667,12 @@ void PodWorker::killAll() {
 }
 
 void PodWorker::terminate(std::function<void()> done, std::optional<int64_t> grace_seconds) {
+  if (done_) {
+    if (done) {
+      done();  // nothing of it is left already
+    }
+    return;
+  }
   if (done) {
     on_done_.push_back(std::move(done));
   }
@@ -708,6 +714,9 @@ void PodWorker::terminate(std::function<void()> done, std::optional<int64_t> gra
 }
 
 void PodWorker::maybeCleanUp() {
+  if (done_) {
+    return;
+  }
   for (const auto& c : ctrs_) {
     if (c.running || c.creating) {
       return;
@@ -729,14 +738,16 @@ void PodWorker::maybeCleanUp() {
     }
     volumes_.reset();
   }
-  publish();
   if (terminating_ && !done_) {
     done_ = true;
+    publish();  // the final status, terminal phase included
     log::v(2, "Pod terminated", {{"pod", pod_.namespace_ + "/" + pod_.name}});
     auto callbacks = std::move(on_done_);
     for (auto& cb : callbacks) {
       cb();
     }
+  } else {
+    publish();  // a finished pod without its sandbox
   }
 }
 
@@ -754,6 +765,17 @@ void PodWorker::publish() {
     (c.init ? s.init_container_statuses : s.container_statuses).push_back(c.status);
   }
   computeConditions(pod_, s, sandbox_.has_value(), &status_, nowRfc3339());
+  if (done_) {
+    // A pod that was terminated ends in a terminal phase, as the kubelet
+    // reports it before the final delete: Succeeded only if every container
+    // exited 0.
+    bool all_ok = true;
+    for (const auto& c : s.container_statuses) {
+      all_ok =
+          all_ok && c.state.kind == ContainerState::Kind::kTerminated && c.state.exit_code == 0;
+    }
+    s.phase = all_ok ? "Succeeded" : "Failed";
+  }
   if (podStatusJson(s) == podStatusJson(status_)) {
     return;
   }

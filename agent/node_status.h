@@ -1,0 +1,48 @@
+#pragma once
+// The Node this agent registers and keeps reporting: what the machine is
+// (nodeInfo, capacity, addresses), what it offers (allocatable) and how it
+// is (the MemoryPressure, DiskPressure, PIDPressure and Ready conditions from
+// real signals), as JSON for the API.
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "agent/admission.h"
+#include "agent/config.h"
+
+namespace kernelet::agent {
+
+struct NodeFacts {
+  std::string name, ip, hostname;
+  std::string machine_id, system_uuid, boot_id, kernel_version, os_image, architecture;
+  NodeResources resources;
+  int64_t ephemeral_capacity = 0, ephemeral_allocatable = 0;
+  std::map<std::string, int64_t> hugepages;  // "hugepages-2Mi" -> bytes
+  int max_pods = 110;
+};
+
+// Reads /etc/machine-id, the boot id, uname, /etc/os-release, the root dir's
+// filesystem and the hugepage pools.
+NodeFacts readNodeFacts(const AgentConfig& config, const NodeResources& resources,
+                        const std::string& node_ip);
+
+struct NodeSignals {
+  bool memory_pressure = false;  // MemAvailable below the 100Mi hard eviction threshold
+  bool disk_pressure = false;    // the root dir's filesystem below 10% available
+  bool pid_pressure = false;     // more than 90% of kernel.pid_max in use
+  bool ready = true;
+};
+NodeSignals readNodeSignals(const std::string& root_dir);
+
+// A Node for POST /api/v1/nodes: labels, annotation, and the status.
+std::string nodeJson(const NodeFacts& f, const NodeSignals& s, const std::string& now);
+// {"status": {...}}: conditions (heartbeat = now, transition kept from
+// `previous` when unchanged), capacity, allocatable, addresses, nodeInfo,
+// daemonEndpoints.
+std::string nodeStatusJson(const NodeFacts& f, const NodeSignals& s, const std::string& now,
+                           const std::map<std::string, std::string>& transition_times);
+// The same with the heartbeat times blanked: what "changed" is judged by.
+std::string nodeStatusFingerprint(const NodeFacts& f, const NodeSignals& s);
+
+}  // namespace kernelet::agent
