@@ -84,14 +84,17 @@ ClusterSync::~ClusterSync() {
     stopping_ = true;
   }
   cv_.notify_all();
+  log::v(4, "Stopping the pod watch");
   if (reflector_) {
     reflector_->stop();
   }
+  log::v(4, "Stopping the heartbeat and the writer");
   for (auto* t : {&heartbeat_thread_, &writer_thread_}) {
     if (t->joinable()) {
       t->join();
     }
   }
+  log::v(4, "Cluster sync stopped");
 }
 
 bool ClusterSync::sleep(std::chrono::milliseconds d) {
@@ -127,6 +130,12 @@ void ClusterSync::onPodEvent(const apiclient::ObjectEvent& e) {
     } else {
       mirror_uid_[key] = e.uid;
       api_status_[e.uid] = statusOf(d);
+      if (!meta->deletion_timestamp.empty()) {
+        // Someone deleted the mirror: it goes at once and comes back fresh.
+        mirror_deletes_[key] = e.uid;
+        mirrors_dirty_ = true;
+        cv_.notify_all();
+      }
     }
     return;
   }
@@ -463,9 +472,14 @@ bool ClusterSync::syncMirrors() {
       ok = false;
     }
   }
-  // Mirrors of static pods that are gone.
+  // Mirrors of static pods that are gone, and mirrors being deleted.
+  std::map<std::string, std::string> deleting;
+  {
+    std::lock_guard lock(mu_);
+    deleting.swap(mirror_deletes_);
+  }
   for (const auto& [key, uid] : have) {
-    if (keys.contains(key)) {
+    if (keys.contains(key) && !deleting.contains(key)) {
       continue;
     }
     std::string ns = key.substr(0, key.find('/')), name = key.substr(key.find('/') + 1);

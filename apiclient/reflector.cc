@@ -40,19 +40,35 @@ bool readMeta(const std::string& json, ObjectEvent& e) {
 
 void Reflector::start() {
   stopping_ = false;
-  thread_ = std::thread([this] { run(); });
+  finished_ = false;
+  thread_ = std::thread([this] {
+    run();
+    std::lock_guard lock(mu_);
+    finished_ = true;
+    cv_.notify_all();
+  });
 }
 
 void Reflector::stop() {
-  stopping_ = true;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
   cv_.notify_all();
-  int fd = stream_fd_.load();
-  if (fd >= 0) {
-    ::shutdown(fd, SHUT_RDWR);  // the blocked read returns at once
+  if (!thread_.joinable()) {
+    return;
   }
-  if (thread_.joinable()) {
-    thread_.join();
+  // A blocked read returns once its socket is shut down; again and again, in
+  // case a request was just being started when we looked.
+  while (!finished_) {
+    int fd = stream_fd_.load();
+    if (fd >= 0) {
+      ::shutdown(fd, SHUT_RDWR);
+    }
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(50), [this] { return finished_.load(); });
   }
+  thread_.join();
 }
 
 std::string Reflector::lastError() const {
@@ -193,6 +209,9 @@ bool Reflector::watchOnce(bool& failed) {
                                       : ObjectEvent::Type::kAdded,
             std::move(e));
   });
+  if (stopping_) {
+    return false;
+  }
   auto r = client_.stream(
       q, [&](std::string_view piece) { return ws.feed(piece); }, &stream_fd_, options_.idle);
   if (!r) {

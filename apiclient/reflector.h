@@ -79,7 +79,7 @@ class Reflector {
   std::map<std::string, Cached> cache_;  // by uid; the reflector thread's own
   std::string resource_version_;
   std::thread thread_;
-  std::atomic<bool> stopping_{false};
+  std::atomic<bool> stopping_{false}, finished_{false};
   std::atomic<int> stream_fd_{-1};
   std::mutex mu_;
   std::condition_variable cv_;
