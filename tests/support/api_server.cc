@@ -108,14 +108,14 @@ Result<void> ApiServer::launch() {
     ::_exit(127);
   }
   // Ready once it answers.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline) {
     if (control("requests", "", false)) {
       return {};
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  return makeError("start test API server", d + "apiserver.log", "no answer in 20 s");
+  return makeError("start test API server", d + "apiserver.log", "no answer in 60 s");
 }
 
 ApiServer::ApiServer(ApiServer&& o) noexcept

@@ -1,0 +1,207 @@
+// `kernelet run --kubeconfig` against the test API server, in the test VM
+// (bench/run-cluster): pod start latency as the Kubernetes SLO defines it
+// (created in the API -> every container running, observed by a watch),
+// median and p99 over N pods created one after another, beside the standalone
+// case (a manifest written -> the agent's "Container started") with the same
+// agent; then the API requests per idle pod per minute, lease and node
+// status aside.
+//
+//   cluster_bench --kernelet PATH --fixtures DIR [-n N]
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "apiclient/api_client.h"
+#include "apiclient/objects.h"
+#include "apiclient/reflector.h"
+#include "bench/bench_util.h"
+#include "support/api_server.h"
+
+namespace {
+
+using namespace kernelet;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double nowReal() {
+  timespec t{};
+  ::clock_gettime(CLOCK_REALTIME, &t);
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9;
+}
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
+}
+
+std::string podJson(const std::string& name) {
+  return R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":")" + name +
+         R"("},"spec":{"nodeName":"node1","terminationGracePeriodSeconds":1,"containers":[{"name":"app","image":"fixtures.kernelet.test/busybox:latest","imagePullPolicy":"Never","command":["kt-sleep","600"]}]}})";
+}
+
+// Seconds since local midnight of the agent's klog line "Container started" for `pod`.
+double startedAt(const std::string& log, const std::string& pod) {
+  std::regex line(
+      "I\\d{4} (\\d\\d):(\\d\\d):(\\d\\d\\.\\d{6}) +\\d+ kernelet\\] \"Container "
+      "started\" pod=\"default/" +
+      pod + "\"");
+  std::smatch m;
+  if (!std::regex_search(log, m, line)) {
+    return -1;
+  }
+  return std::stoi(m[1]) * 3600 + std::stoi(m[2]) * 60 + std::stod(m[3]);
+}
+
+double timeOfDay() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  tm local{};
+  ::localtime_r(&ts.tv_sec, &local);
+  return local.tm_hour * 3600 + local.tm_min * 60 + local.tm_sec + ts.tv_nsec / 1e9;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string kernelet, fixtures;
+  int n = 100;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--kernelet") kernelet = argv[i + 1];
+    if (a == "--fixtures") fixtures = argv[i + 1];
+    if (a == "-n") n = std::stoi(argv[i + 1]);
+  }
+  std::string base = "/tmp/cluster-bench";
+  fs::remove_all(base);
+  fs::create_directories(base + "/manifests");
+  auto server = testing::ApiServer::start(base + "/api", {});
+  if (!server) {
+    std::fprintf(stderr, "%s\n", server.error().message().c_str());
+    return 1;
+  }
+  bench::runCommand(
+      {kernelet, "images", "--root-dir", base + "/root", "import", fixtures + "/oci/busybox"},
+      "/dev/null");
+  pid_t agent = ::fork();
+  if (agent == 0) {
+    FILE* f = std::fopen((base + "/agent.log").c_str(), "w");
+    ::dup2(fileno(f), 2);
+    ::execl(kernelet.c_str(), kernelet.c_str(), "run", "--kubeconfig", server->kubeconfig().c_str(),
+            "--pod-manifest-path", (base + "/manifests").c_str(), "--root-dir",
+            (base + "/root").c_str(), "--hostname-override", "node1", "--max-pods", "500", "-v",
+            "2", nullptr);
+    ::_exit(127);
+  }
+  apiclient::ClusterAccess access;
+  access.server = server->url();
+  access.ca_pem = bench::slurp(server->caFile());
+  access.token = "admin-token";
+  auto client = std::move(*apiclient::ApiClient::create(access, {.qps = 0}));
+  for (int i = 0; i < 200 && !client->get("/api/v1/nodes/node1"); i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+
+  // The user's watch: when is each pod seen with every container running.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::string, double> running_at;
+  apiclient::Reflector watch(
+      *client, {.path = "/api/v1/namespaces/default/pods"}, [&](const apiclient::ObjectEvent& e) {
+        bool ready = e.object.find("\"ready\": true") != std::string::npos ||
+                     e.object.find("\"ready\":true") != std::string::npos;
+        bool running = e.object.find("\"phase\": \"Running\"") != std::string::npos ||
+                       e.object.find("\"phase\":\"Running\"") != std::string::npos;
+        if (ready && running) {
+          std::lock_guard lock(mu);
+          running_at.emplace(e.name, nowReal());
+          cv.notify_all();
+        }
+      });
+  watch.start();
+
+  std::vector<double> slo, standalone;
+  for (int i = 0; i < n; i++) {
+    std::string name = "api" + std::to_string(i);
+    double t0 = nowReal();
+    auto made = client->create("/api/v1/namespaces/default/pods", podJson(name));
+    if (!made) {
+      std::fprintf(stderr, "%s\n", made.error().str().c_str());
+      return 1;
+    }
+    std::unique_lock lock(mu);
+    if (!cv.wait_for(lock, std::chrono::seconds(60), [&] { return running_at.contains(name); })) {
+      std::fprintf(stderr, "pod %s not seen running\n%s", name.c_str(),
+                   bench::slurp(base + "/agent.log").c_str());
+      return 1;
+    }
+    slo.push_back((running_at[name] - t0) * 1000);
+  }
+  for (int i = 0; i < n; i++) {
+    std::string name = "static" + std::to_string(i);
+    std::string tmp = base + "/" + name + ".yaml";
+    std::ofstream(tmp) << "apiVersion: v1\nkind: Pod\nmetadata: {name: " << name
+                       << "}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: "
+                          "app\n    image: fixtures.kernelet.test/busybox:latest\n    "
+                          "imagePullPolicy: Never\n    command: [kt-sleep, '600']\n";
+    double written = timeOfDay();
+    fs::rename(tmp, base + "/manifests/" + name + ".yaml");
+    double started = -1;
+    for (auto deadline = Clock::now() + std::chrono::seconds(60);
+         started < 0 && Clock::now() < deadline;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      started = startedAt(bench::slurp(base + "/agent.log"), name + "-node1");
+    }
+    standalone.push_back((started - written) * 1000);
+  }
+
+  // Idle: every pod running, nothing changing.
+  std::this_thread::sleep_for(std::chrono::seconds(15));
+  auto count = [&] {
+    auto body = server->control("requests", "", false);
+    int pods = 0, heartbeat = 0;
+    std::string s = body.value_or("");
+    for (size_t at = 0; (at = s.find("\"path\": \"", at)) != std::string::npos; at++) {
+      std::string path = s.substr(at + 9, s.find('"', at + 9) - at - 9);
+      (path.find("/leases") != std::string::npos || path.starts_with("/api/v1/nodes") ? heartbeat
+                                                                                      : pods)++;
+    }
+    return std::pair{pods, heartbeat};
+  };
+  auto before = count();
+  std::this_thread::sleep_for(std::chrono::seconds(60));
+  auto after = count();
+  watch.stop();
+  ::kill(agent, SIGTERM);
+  int st = 0;
+  ::waitpid(agent, &st, 0);
+
+  std::printf(
+      "pod start latency, %d pods created one after another (SLO: created in the API -> "
+      "all containers running, seen by a watch):\n",
+      n);
+  std::printf("  kernelet run --kubeconfig  median %7.1f ms  p99 %7.1f ms\n", percentile(slo, 0.5),
+              percentile(slo, 0.99));
+  std::printf(
+      "  standalone (manifest -> container started, same agent)  median %7.1f ms  p99 "
+      "%7.1f ms\n",
+      percentile(standalone, 0.5), percentile(standalone, 0.99));
+  std::printf("idle, %d API pods + %d static pods (mirrored), over 60 s:\n", n, n);
+  std::printf("  pod requests: %d (%.3f per idle pod per minute; target 0)\n",
+              after.first - before.first,
+              static_cast<double>(after.first - before.first) / (2.0 * n));
+  std::printf("  lease and node requests: %d\n", after.second - before.second);
+  return 0;
+}
