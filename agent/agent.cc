@@ -153,6 +153,17 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
                                           self->reconcile();
                                         }));
     log::info("Joining the cluster", {{"server", access.server}, {"node", config.node_name}});
+    ctx.event = [self](const Pod& pod, const std::string& container, const std::string& type,
+                       const std::string& reason, const std::string& message) {
+      self->cluster_->event(
+          {.involved_name = pod.name,
+           .involved_namespace = pod.namespace_,
+           .involved_uid = pod.uid,
+           .field_path = container.empty() ? "" : "spec.containers{" + container + "}",
+           .type = type,
+           .reason = reason,
+           .message = message});
+    };
   }
   if (!config.pod_manifest_path.empty()) {
     TRY(a->manifests_,

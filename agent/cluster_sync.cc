@@ -66,6 +66,7 @@ Result<std::unique_ptr<ClusterSync>> ClusterSync::start(const AgentConfig& confi
   TRY(s->client_, apiclient::ApiClient::create(
                       access, {.user_agent = std::string("kernelet/") + config.node_name}));
   TRY(s->to_loop_, LoopQueue::create(loop));
+  s->recorder_ = std::make_unique<EventRecorder>(*s->client_, config.node_name);
   ClusterSync* self = s.get();
   s->reflector_ = std::make_unique<apiclient::Reflector>(
       *s->client_,
@@ -175,6 +176,11 @@ bool ClusterSync::registerNode() {
     std::lock_guard lock(mu_);
     node_uid_ = uidOf(*created);
     log::info("Successfully registered node", {{"node", facts_.name}});
+    events_.push_back({.involved_kind = "Node",
+                       .involved_name = facts_.name,
+                       .involved_uid = facts_.name,
+                       .reason = "Starting",
+                       .message = "Starting kubelet."});
     return true;
   }
   if (created.error().reason != "AlreadyExists") {
@@ -327,6 +333,17 @@ void ClusterSync::finalDelete(const std::string& uid, const std::string& namespa
   {
     std::lock_guard lock(mu_);
     deletions_.push_back({uid, namespace_, name, std::move(done)});
+  }
+  cv_.notify_all();
+}
+
+void ClusterSync::event(EventRecord e) {
+  {
+    std::lock_guard lock(mu_);
+    if (events_.size() >= 1000) {
+      events_.pop_front();  // the oldest go first when the API is away long
+    }
+    events_.push_back(std::move(e));
   }
   cv_.notify_all();
 }
@@ -498,12 +515,14 @@ bool ClusterSync::syncMirrors() {
 void ClusterSync::writer() {
   for (;;) {
     std::vector<std::string> uids;
+    std::deque<EventRecord> events;
     bool mirrors = false;
     std::optional<Deletion> deletion;
     {
       std::unique_lock lock(mu_);
       cv_.wait_for(lock, std::chrono::seconds(1), [this] {
-        return stopping_ || !dirty_.empty() || !deletions_.empty() || mirrors_dirty_;
+        return stopping_ || !dirty_.empty() || !deletions_.empty() || mirrors_dirty_ ||
+               !events_.empty();
       });
       if (stopping_) {
         return;
@@ -512,12 +531,21 @@ void ClusterSync::writer() {
         uids.push_back(uid);
       }
       mirrors = mirrors_dirty_;
+      events.swap(events_);
       if (!deletions_.empty()) {
         deletion = std::move(deletions_.front());
         deletions_.pop_front();
       }
     }
     bool failed = false;
+    for (auto& e : events) {
+      if (!recorder_->record(e)) {
+        std::lock_guard lock(mu_);
+        events_.push_front(std::move(e));  // kept for when the API answers
+        failed = true;
+        break;
+      }
+    }
     if (mirrors) {
       failed = !syncMirrors() || failed;
     }

@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "agent/config.h"
+#include "agent/events.h"
 #include "agent/node_status.h"
 #include "agent/pod.h"
 #include "apiclient/api_client.h"
@@ -66,6 +67,8 @@ class ClusterSync {
                    std::function<void()> done);
   // From the loop: the static pods now wanted, for their mirror pods.
   void setStaticPods(std::vector<MirrorPod> pods);
+  // From any thread: an Event to record (kept at most 1000 while the API is away).
+  void event(EventRecord e);
 
   apiclient::ApiClient& client() { return *client_; }
 
@@ -111,6 +114,8 @@ class ClusterSync {
   };
   std::deque<Deletion> deletions_;
   std::vector<MirrorPod> static_pods_;
+  std::deque<EventRecord> events_;
+  std::unique_ptr<EventRecorder> recorder_;  // the writer thread's
   bool mirrors_dirty_ = false;
   std::string last_node_fingerprint_;
   std::chrono::steady_clock::time_point last_node_report_;

@@ -184,6 +184,8 @@ void PodWorker::start() {
 // again after a back-off of its own (at least a second).
 void PodWorker::retryStart(const std::string& step, const std::string& what, const Error& e) {
   status_.message = e.message();
+  emit(nullptr, "Warning", step == "sandbox" ? "FailedCreatePodSandBox" : "FailedMount",
+       e.message());
   log::error(what, {{"pod", pod_.namespace_ + "/" + pod_.name}, {"err", status_.message}});
   auto now = Backoff::Clock::now();
   auto delay = std::max(backoff_.next(step, now, now), std::chrono::seconds(1));
@@ -320,6 +322,9 @@ void PodWorker::scheduleRestart(Ctr& c) {
   setWaiting(c, "CrashLoopBackOff",
              "back-off " + std::to_string(delay.count()) + "s restarting failed container=" +
                  c.spec->name + " pod=" + pod_.name + "_" + pod_.namespace_ + "(" + pod_.uid + ")");
+  emit(&c, "Warning", "BackOff",
+       "Back-off restarting failed container " + c.spec->name + " in pod " + pod_.name + "_" +
+           pod_.namespace_ + "(" + pod_.uid + ")");
   log::v(2, "Back-off restarting failed container",
          {{"pod", pod_.namespace_ + "/" + pod_.name},
           {"container", c.spec->name},
@@ -379,6 +384,7 @@ void PodWorker::ensureImage(Ctr& c) {
   switch (images::decidePull(*policy, present.has_value())) {
     case images::PullDecision::kUsePresent:
       c.image = *present;
+      emit(&c, "Normal", "Pulled", "Container image \"" + ref + "\" already present on machine");
       runContainer(c);
       return;
     case images::PullDecision::kNeverPullAbsent:
@@ -388,6 +394,7 @@ void PodWorker::ensureImage(Ctr& c) {
       break;
   }
   log::info("Pulling image", {{"pod", pod_.namespace_ + "/" + pod_.name}, {"image", ref}});
+  emit(&c, "Normal", "Pulling", "Pulling image \"" + ref + "\"");
   std::weak_ptr<PodWorker> self = weak_from_this();
   size_t index = static_cast<size_t>(&c - ctrs_.data());
   ctx_.puller->pull(ref, [self, index](Result<images::ImageRecord> r) {
@@ -405,12 +412,15 @@ void PodWorker::ensureImage(Ctr& c) {
       k.creating = false;
       // ErrImagePull now, ImagePullBackOff while the retry waits (shown the same way here).
       w->setWaiting(k, "ErrImagePull", r.error().message());
+      w->emit(&k, "Warning", "Failed",
+              "Failed to pull image \"" + k.spec->image + "\": " + r.error().message());
       log::error("Failed to pull image", {{"image", k.spec->image}, {"err", r.error().message()}});
       w->retryLater(k);
       w->publish();
       return;
     }
     log::info("Successfully pulled image", {{"image", k.spec->image}});
+    w->emit(&k, "Normal", "Pulled", "Successfully pulled image \"" + k.spec->image + "\"");
     k.image = *r;
     w->runContainer(k);
     w->sync();
@@ -434,6 +444,7 @@ void PodWorker::runContainer(Ctr& c) {
     setWaiting(c, reason, e.message());
     log::error("Failed to create container",
                {{"pod", who}, {"container", c.spec->name}, {"err", e.message()}});
+    emit(&c, "Warning", "Failed", "Error: " + e.message());
     retryLater(c);
     resync_ = true;
   };
@@ -549,6 +560,7 @@ void PodWorker::runContainer(Ctr& c) {
     c.status.container_id = "kernelet://" + inst->id;
     log::error("Failed to start container",
                {{"pod", who}, {"container", c.spec->name}, {"err", proc.error().message()}});
+    emit(&c, "Warning", "Failed", "Error: " + proc.error().message());
     resync_ = true;
     return;
   }
@@ -573,6 +585,8 @@ void PodWorker::runContainer(Ctr& c) {
   c.status.ready = true;
   c.status.started = true;
   c.running = std::move(inst);
+  emit(&c, "Normal", "Created", "Created container: " + c.spec->name);
+  emit(&c, "Normal", "Started", "Started container " + c.spec->name);
   log::v(2, "Container started",
          {{"pod", who},
           {"container", c.spec->name},
@@ -633,6 +647,7 @@ void PodWorker::stopContainers(bool sidecars) {
       log::v(2, "Killing container with a grace period",
              {{"pod", pod_.namespace_ + "/" + pod_.name}, {"container", c.spec->name}});
       (void)c.running->proc.signal(c.stop_signal);
+      emit(&c, "Normal", "Killing", "Stopping container " + c.spec->name);
     }
   }
 }
@@ -748,6 +763,13 @@ void PodWorker::maybeCleanUp() {
     }
   } else {
     publish();  // a finished pod without its sandbox
+  }
+}
+
+void PodWorker::emit(const Ctr* c, const std::string& type, const std::string& reason,
+                     const std::string& message) {
+  if (ctx_.event) {
+    ctx_.event(pod_, c != nullptr ? c->spec->name : "", type, reason, message);
   }
 }
 

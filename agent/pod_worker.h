@@ -47,6 +47,10 @@ struct NodeContext {
   std::string node_ip;
   // Called after a pod's status changed.
   std::function<void(const std::string& uid)> status_changed;
+  // A Kubernetes Event about a pod (or one of its containers): Normal or Warning.
+  std::function<void(const Pod& pod, const std::string& container, const std::string& type,
+                     const std::string& reason, const std::string& message)>
+      event;
 };
 
 class PodWorker : public std::enable_shared_from_this<PodWorker> {
@@ -109,6 +113,8 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   void maybeCleanUp();
   void publish();
   std::string logDir(const Ctr& c) const;
+  void emit(const Ctr* c, const std::string& type, const std::string& reason,
+            const std::string& message);
 
   NodeContext& ctx_;
   Pod pod_;

@@ -197,6 +197,11 @@ TEST_F(ClusterE2E, APodRunsReportsItsStatusAndIsDeletedWithinItsGracePeriod) {
   EXPECT_NE(yaml.find("qosClass: BestEffort"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("containerID: kernelet://"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("type: PodReadyToStartContainers"), std::string::npos) << yaml;
+  // The kubelet's events, in order.
+  std::string events = waitKubectl(
+      "get events --field-selector involvedObject.name=web -o jsonpath={.items[*].reason}",
+      has("Started"), "the Started event");
+  EXPECT_EQ(events, "Pulled Created Started");
   auto t0 = steady_clock::now();
   std::string out = kubectl("delete pod web");  // waits until the object is gone
   EXPECT_NE(out.find("pod \"web\" deleted"), std::string::npos) << out;
@@ -209,6 +214,15 @@ TEST_F(ClusterE2E, ACrashingContainerShowsCrashLoopBackOffInKubectl) {
   apply("crash", podYaml("crash", "exit 1"));
   std::string out = waitKubectl("get pods", has("CrashLoopBackOff"), "CrashLoopBackOff");
   EXPECT_NE(out.find("crash   0/1     CrashLoopBackOff   1"), std::string::npos) << out;
+  std::string backoff = waitKubectl(
+      "get events --field-selector reason=BackOff -o jsonpath={.items[*].message}",
+      has("Back-off restarting failed container app in pod crash_default("), "a BackOff event");
+  // Repeats are one Event with a count, not many.
+  std::string started = waitKubectl(
+      "get events --field-selector involvedObject.name=crash,reason=Started "
+      "-o jsonpath={.items[*].count}",
+      [](const std::string& s) { return s == "2" || s == "3"; }, "Started counted twice");
+  EXPECT_EQ(started.find(' '), std::string::npos) << started;
 }
 
 TEST_F(ClusterE2E, AStaticPodHasAMirrorPodThatComesBackWhenDeleted) {
