@@ -396,7 +396,6 @@ bool ClusterSync::writeStatus(const std::string& uid) {
     return true;
   }
   log::v(4, "Pod status patch", {{"pod", p.namespace_ + "/" + p.name}, {"patch", *patch}});
-  bool sent = true;
   if (*patch != "{}") {
     std::string body = *patch;
     body.insert(1, R"("metadata":{"uid":")" + target_uid + R"("},)");  // the uid guard
@@ -413,14 +412,12 @@ bool ClusterSync::writeStatus(const std::string& uid) {
       std::lock_guard lock(mu_);
       api_status_[target_uid] = statusOf(d);
     }
-    sent = static_cast<bool>(r);
   }
   std::lock_guard lock(mu_);
   auto it = dirty_.find(uid);
   if (it != dirty_.end() && it->second.status == p.status) {
     dirty_.erase(it);  // unless a newer one came meanwhile
   }
-  (void)sent;
   return true;
 }
 

@@ -107,7 +107,6 @@ class ClusterSync {
     bool is_static = false;
   };
   std::map<std::string, PendingStatus> dirty_;  // uid -> latest status to send
-  std::map<std::string, PendingStatus> sent_;   // uid -> last status the API accepted
   struct Deletion {
     std::string uid, namespace_, name;
     std::function<void()> done;
