@@ -122,8 +122,8 @@ void ClusterSync::onPodEvent(const apiclient::ObjectEvent& e) {
   if (meta->annotations.contains(kMirrorAnnotation)) {
     // A mirror pod: ours to keep and to write the static pod's status to.
     if (deleted) {
-      if (mirror_uid_[key] == e.uid) {
-        mirror_uid_.erase(key);
+      if (auto m = mirror_uid_.find(key); m != mirror_uid_.end() && m->second == e.uid) {
+        mirror_uid_.erase(m);
       }
       api_status_.erase(e.uid);
       mirrors_dirty_ = true;  // recreate it if its static pod still runs
