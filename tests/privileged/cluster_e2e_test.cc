@@ -105,18 +105,7 @@ class ClusterE2E : public ::testing::Test {
     ::close(log);
   }
 
-  std::string kubectl(const std::string& args) {
-    std::string cmd = "KUBECONFIG=" + server_->kubeconfig() + " kubectl " + args + " 2>&1";
-    FILE* p = ::popen(cmd.c_str(), "r");
-    std::string out;
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) {
-      out.append(buf, n);
-    }
-    ::pclose(p);
-    return out;
-  }
+  std::string kubectl(const std::string& args) { return server_->kubectl(args); }
 
   // Polls `kubectl ARGS` until its output satisfies `ok`.
   std::string waitKubectl(const std::string& args,

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -136,6 +137,22 @@ void ApiServer::kill() {
 Result<void> ApiServer::restart() {
   kill();
   return launch();
+}
+
+std::string ApiServer::kubectl(const std::string& args) const {
+  std::string cmd = "KUBECONFIG=" + kubeconfig() + " kubectl " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) {
+    return "popen failed";
+  }
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) {
+    out.append(buf, n);
+  }
+  ::pclose(p);
+  return out;
 }
 
 Result<std::string> ApiServer::control(const std::string& what, const std::string& query,

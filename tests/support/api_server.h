@@ -30,6 +30,8 @@ class ApiServer {
   // A kubeconfig for this server with the admin token.
   std::string kubeconfig() const { return dir_ + "/kubeconfig"; }
 
+  // `kubectl ARGS` with this server's kubeconfig; stdout and stderr together.
+  std::string kubectl(const std::string& args) const;
   void kill();             // SIGKILL, as a crash
   Result<void> restart();  // same port, same state
   // POST /__control/WHAT?QUERY (fail, stall, compact, close-watches) or GET

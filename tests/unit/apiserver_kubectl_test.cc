@@ -46,18 +46,7 @@ class KubectlTest : public ::testing::Test {
     }
   }
   // kubectl ARGS with the server's kubeconfig; stdout and stderr together.
-  std::string kubectl(const std::string& args) {
-    std::string cmd = "KUBECONFIG=" + server_->kubeconfig() + " kubectl " + args + " 2>&1";
-    FILE* p = ::popen(cmd.c_str(), "r");
-    std::string out;
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) {
-      out.append(buf, n);
-    }
-    ::pclose(p);
-    return out;
-  }
+  std::string kubectl(const std::string& args) { return server_->kubectl(args); }
   std::string dir_;
   std::optional<testing::ApiServer> server_;
   std::unique_ptr<ApiClient> client_;
