@@ -8,21 +8,29 @@ stall requests for fault tests. Written independently of kernelet's apiclient.
 
     apiserver.py --cert C --key K [--port 0] [--client-ca CA] [--token T=USER]...
                  [--readonly-token T=USER]... [--schemas DIR] [--validate-agent USER]
-                 [--state FILE] [--bookmark-seconds S]
+                 [--state FILE] [--bookmark-seconds S] [--token-ttl S]
+
+Every namespace holds the "default" ServiceAccount and the kube-root-ca.crt
+ConfigMap; pods pass the ServiceAccount admission (the kube-api-access
+projected volume) and serviceaccounts/NAME/token issues bound tokens.
 
 Prints "listening on PORT" once it accepts connections. Control endpoints for
 tests (no authentication): POST /__control/fail?code=503&count=N[&retryAfter=S][&only=watch],
 /__control/stall?seconds=S, /__control/compact, /__control/close-watches;
-GET /__control/violations, /__control/requests.
+GET /__control/violations, /__control/requests, /__control/tokens (every token issued),
+/__control/watches (the watches open now).
 """
 
 import argparse
+import base64
 import copy
 import datetime
 import gzip
 import json
 import os
+import random
 import re
+import select
 import socketserver
 import ssl
 import sys
@@ -50,9 +58,12 @@ RESOURCES = {
     ("", "v1", "events"): ("Event", True, ["ev"]),
     ("", "v1", "configmaps"): ("ConfigMap", True, ["cm"]),
     ("", "v1", "secrets"): ("Secret", True, []),
+    ("", "v1", "serviceaccounts"): ("ServiceAccount", True, ["sa"]),
     ("coordination.k8s.io", "v1", "leases"): ("Lease", True, []),
 }
 STATUS_SUBRESOURCE = {"pods", "nodes", "namespaces"}
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 class ApiError(Exception):
@@ -209,7 +220,12 @@ class Server:
         self.stall = 0.0
         self.violations = []
         self.requests = []
+        self.issued_tokens = []
+        self.open_watches = {}
         self.control = threading.Lock()
+        # kube-root-ca.crt: the cluster's CA, which signed both sides' certificates here.
+        with open(args.client_ca or args.cert) as f:
+            self.ca_pem = f.read()
         for ns in ("default", "kube-node-lease", "kube-system"):
             key = ("", "namespaces", "", ns)
             if key not in self.store.objects:
@@ -219,6 +235,23 @@ class Server:
                         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns},
                          "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}},
                         "", rv)
+                    self.namespace_contents(ns)
+
+    def namespace_contents(self, ns):
+        """What the controller manager puts in every namespace: the "default"
+        ServiceAccount and the kube-root-ca.crt ConfigMap. Under the store lock."""
+        store = self.store
+        for plural, obj in (
+                ("serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount",
+                                     "metadata": {"name": "default"}}),
+                ("configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                "metadata": {"name": "kube-root-ca.crt"},
+                                "data": {"ca.crt": self.ca_pem}})):
+            key = ("", plural, ns, obj["metadata"]["name"])
+            if key not in store.objects:
+                self.new_meta(obj, ns, store.next_rv())
+                store.objects[key] = obj
+                store.record("ADDED", key, obj)
 
     def new_meta(self, obj, namespace, rv):
         meta = obj.setdefault("metadata", {})
@@ -309,6 +342,12 @@ class Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(n) if n else b""
         if not raw:
             return None
+        content_type = self.headers.get("Content-Type", "").split(";")[0].strip()
+        if content_type == "application/vnd.kubernetes.protobuf":
+            # Only JSON here; client-go retries such a request as JSON after a 415.
+            raise ApiError(415, "UnsupportedMediaType",
+                           f'the body of the request was in an unknown format - accepted media '
+                           f'types include: application/json, application/yaml')
         try:
             return json.loads(raw)
         except ValueError as e:
@@ -399,6 +438,10 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, api.violations)
             elif what == "requests":
                 return self.send_json(200, api.requests)
+            elif what == "tokens":
+                return self.send_json(200, api.issued_tokens)
+            elif what == "watches":
+                return self.send_json(200, list(api.open_watches.values()))
         if what == "compact":
             with api.store.lock:
                 api.store.compacted = api.store.rv
@@ -453,6 +496,8 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
+        if sub == "token" and plural == "serviceaccounts" and method == "POST":
+            return self.token_request(namespace, name, user)
         if sub is not None and (sub != "status" or plural not in STATUS_SUBRESOURCE):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         verb = {"GET": "get" if name else ("watch" if query.get("watch") in ("true", "1")
@@ -471,7 +516,12 @@ class Handler(BaseHTTPRequestHandler):
         if verb == "list":
             return self.list(ctx, query)
         if verb == "get":
-            return self.send_json(200, self.get_obj(ctx))
+            obj = self.get_obj(ctx)
+            if "as=Table" in self.headers.get("Accept", ""):  # kubectl get pod NAME
+                return self.send_json(200, tables.table(
+                    kind, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]},
+                    include_object=query.get("includeObject", "Metadata")))
+            return self.send_json(200, obj)
         if verb == "create":
             return self.create(ctx, query)
         if verb == "update":
@@ -631,6 +681,8 @@ class Handler(BaseHTTPRequestHandler):
         store = self.api.store
         key = (group, plural, ns, meta["name"])
         with store.lock:
+            if kind == "Pod":
+                self.admit_service_account(obj, ns)
             if namespaced and ("", "namespaces", "", ns) not in store.objects:
                 raise ApiError(404, "NotFound", f'namespaces "{ns}" not found',
                                {"name": ns, "kind": "namespaces"})
@@ -644,7 +696,100 @@ class Handler(BaseHTTPRequestHandler):
             self.api.new_meta(obj, ns, rv)
             store.objects[key] = obj
             store.record("ADDED", key, obj)
+            if kind == "Namespace":
+                self.api.namespace_contents(meta["name"])
             out = copy.deepcopy(obj)
+        self.send_json(201, out)
+
+    def admit_service_account(self, pod, ns):
+        """The ServiceAccount admission plugin: the pod runs as a ServiceAccount
+        that must exist, and unless automount is off it gets the kube-api-access
+        projected volume mounted in every container. Under the store lock."""
+        meta, spec = pod["metadata"], pod["spec"]
+        if MIRROR_ANNOTATION in meta.get("annotations", {}):
+            return
+        name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+        spec["serviceAccountName"] = spec["serviceAccount"] = name
+        sa = self.api.store.objects.get(("", "serviceaccounts", ns, name))
+        if sa is None:
+            raise ApiError(403, "Forbidden",
+                           f'pods "{meta["name"]}" is forbidden: error looking up service '
+                           f'account {ns}/{name}: serviceaccount "{name}" not found',
+                           {"name": meta["name"], "kind": "pods"})
+        automount = spec.get("automountServiceAccountToken",
+                             sa.get("automountServiceAccountToken", True))
+        containers = spec.get("containers", []) + spec.get("initContainers", [])
+        if not automount or any(m.get("mountPath") == SA_MOUNT_PATH
+                                for c in containers for m in c.get("volumeMounts", [])):
+            return
+        volume = "kube-api-access-" + "".join(random.choice("bcdfghjklmnpqrstvwxz2456789")
+                                              for _ in range(5))
+        spec.setdefault("volumes", []).append({"name": volume, "projected": {
+            "sources": [
+                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                {"configMap": {"name": "kube-root-ca.crt",
+                               "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {
+                    "apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}],
+            "defaultMode": 420}})
+        for c in containers:
+            c.setdefault("volumeMounts", []).append(
+                {"name": volume, "readOnly": True, "mountPath": SA_MOUNT_PATH})
+
+    def token_request(self, ns, name, user):
+        """POST serviceaccounts/NAME/token: a TokenRequest answered with a
+        JWT-shaped token bound to the pod it names."""
+        req = self.read_body()
+        if not isinstance(req, dict) or req.get("kind") != "TokenRequest":
+            raise ApiError(400, "BadRequest", "the body must be a TokenRequest")
+        spec = req.get("spec") or {}
+        seconds = spec.get("expirationSeconds", 3600)
+        if not isinstance(seconds, int) or seconds < 600:
+            raise ApiError(422, "Invalid", f'TokenRequest.authentication.k8s.io "{name}" is '
+                           f'invalid: spec.expirationSeconds: Invalid value: {seconds}: may not '
+                           f'specify a duration less than 10 minutes')
+        store = self.api.store
+        with store.lock:
+            sa = store.objects.get(("", "serviceaccounts", ns, name))
+            if sa is None:
+                raise not_found("serviceaccounts", name)
+            bound = spec.get("boundObjectRef") or {}
+            if bound:
+                pod = store.objects.get(("", "pods", ns, bound.get("name")))
+                if pod is None:
+                    raise not_found("pods", bound.get("name"))
+                if bound.get("uid") and bound["uid"] != pod["metadata"]["uid"]:
+                    raise ApiError(409, "Conflict",
+                                   f'the UID in the bound object reference ({bound["uid"]}) '
+                                   f'does not match the UID in record. The object might have '
+                                   f'been deleted and then recreated')
+            sa_uid = sa["metadata"]["uid"]
+        if self.api.args.token_ttl:
+            seconds = self.api.args.token_ttl  # the server's own maximum, as it may impose
+        now = datetime.datetime.now(datetime.timezone.utc)
+        expires = now + datetime.timedelta(seconds=seconds)
+        claims = {"aud": spec.get("audiences") or ["https://kubernetes.default.svc"],
+                  "exp": int(expires.timestamp()), "iat": int(now.timestamp()),
+                  "jti": str(uuid.uuid4()), "iss": "https://kubernetes.default.svc",
+                  "sub": f"system:serviceaccount:{ns}:{name}",
+                  "kubernetes.io": {"namespace": ns,
+                                    "serviceaccount": {"name": name, "uid": sa_uid}}}
+        if bound:
+            claims["kubernetes.io"]["pod"] = {"name": bound.get("name"), "uid": bound.get("uid")}
+
+        def b64(obj):
+            return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+        token = b64({"alg": "RS256", "kid": "test"}) + "." + b64(claims) + "." + \
+            b64({"signed-by": "kernelet-test-apiserver"})
+        with self.api.control:
+            self.api.issued_tokens.append({"namespace": ns, "serviceAccount": name,
+                                           "pod": bound.get("name"), "token": token})
+        out = {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+               "metadata": {"name": name, "namespace": ns,
+                            "creationTimestamp": None},
+               "spec": {**spec, "expirationSeconds": seconds},
+               "status": {"token": token,
+                          "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}}
         self.send_json(201, out)
 
     def write(self, ctx, new, expected_rv=None):
@@ -812,6 +957,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
             self.wfile.flush()
 
+        watch_id = object()
+        with self.api.control:
+            self.api.open_watches[watch_id] = {"path": self.path.split("?")[0],
+                                               "query": urllib.parse.urlsplit(self.path).query}
         try:
             # Events are gathered under the store's lock and written without it,
             # so a slow watcher holds nobody up.
@@ -860,9 +1009,24 @@ class Handler(BaseHTTPRequestHandler):
                     if not out:
                         store.lock.wait(timeout=min(0.5, max(0.0, deadline - time.time())))
                 send(out)
+                if self.client_gone():
+                    self.close_connection = True
+                    return
             self.end_chunks()
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
             self.close_connection = True
+        finally:
+            with self.api.control:
+                del self.api.open_watches[watch_id]
+
+    def client_gone(self):
+        """A watching client sends nothing: a readable socket means it closed."""
+        if not select.select([self.connection], [], [], 0)[0]:
+            return False
+        try:
+            return self.connection.recv(1) == b""
+        except ssl.SSLWantReadError:
+            return False
 
     def end_chunks(self):
         self.wfile.write(b"0\r\n\r\n")
@@ -887,6 +1051,8 @@ def main():
     p.add_argument("--validate-agent", default="")
     p.add_argument("--state")
     p.add_argument("--bookmark-seconds", type=float, default=60)
+    p.add_argument("--token-ttl", type=int, default=0,
+                   help="lifetime of every issued service-account token (default: as asked)")
     args = p.parse_args()
     httpd = ThreadingServer(("127.0.0.1", args.port), Handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -91,6 +91,10 @@ Result<void> ApiServer::launch() {
                                    d + "state.json",
                                    "--bookmark-seconds",
                                    std::to_string(options_.bookmark_seconds)};
+  if (options_.token_ttl > 0) {
+    args.push_back("--token-ttl");
+    args.push_back(std::to_string(options_.token_ttl));
+  }
   if (!options_.validate_agent.empty()) {
     args.push_back("--validate-agent");
     args.push_back(options_.validate_agent);

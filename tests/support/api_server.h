@@ -17,6 +17,7 @@ class ApiServer {
   struct Options {
     double bookmark_seconds = 60;
     std::string validate_agent;  // a user whose writes are checked against the schemas
+    int token_ttl = 0;           // seconds every service-account token lives; 0: as asked
   };
   static Result<ApiServer> start(const std::string& dir, Options options);
   ApiServer(ApiServer&& o) noexcept;
@@ -35,7 +36,7 @@ class ApiServer {
   void kill();             // SIGKILL, as a crash
   Result<void> restart();  // same port, same state
   // POST /__control/WHAT?QUERY (fail, stall, compact, close-watches) or GET
-  // (violations, requests); returns the body.
+  // (violations, requests, tokens, watches); returns the body.
   Result<std::string> control(const std::string& what, const std::string& query = "",
                               bool post = true);
 
