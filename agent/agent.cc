@@ -152,6 +152,12 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
                                           self->api_pods_ = pods;
                                           self->reconcile();
                                         }));
+    TRY(a->objects_, ObjectCache::create(a->cluster_->client(), *a->loop_, [self] {
+          for (auto& [uid, w] : self->workers_) {
+            w->objectsChanged();
+          }
+        }));
+    ctx.objects = a->objects_.get();
     log::info("Joining the cluster", {{"server", access.server}, {"node", config.node_name}});
     ctx.event = [self](const Pod& pod, const std::string& container, const std::string& type,
                        const std::string& reason, const std::string& message) {
@@ -184,6 +190,8 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
 }
 
 Agent::~Agent() {
+  ctx_.objects = nullptr;
+  objects_.reset();  // its watches use the cluster's client
   cluster_.reset();  // its threads may post to the loop: stopped first
   manifests_.reset();
   workers_.clear();  // a worker's destructor kills what is still running
@@ -296,6 +304,18 @@ void Agent::reconcile() {
       w->start();
     }
   }
+  retainObjects();
+}
+
+void Agent::retainObjects() {
+  if (!objects_) {
+    return;
+  }
+  std::vector<PodRefs> refs;
+  for (const auto& [uid, w] : workers_) {
+    refs.push_back(podRefs(w->pod()));
+  }
+  objects_->retain(refs);
 }
 
 // The static pods' mirror pods, as the manifests now are.
@@ -356,6 +376,7 @@ void Agent::removePod(const std::string& uid) {
       ctx_.config.pod_log_dir + "/" + pod.namespace_ + "_" + pod.name + "_" + uid, ec);
   workers_.erase(it);
   terminating_.erase(uid);
+  retainObjects();
 }
 
 }  // namespace kernelet::agent

@@ -13,6 +13,7 @@
 #include "agent/config.h"
 #include "agent/image_puller.h"
 #include "agent/manifest_source.h"
+#include "agent/object_cache.h"
 #include "agent/pod_worker.h"
 #include "images/image_store.h"
 #include "netns/netns.h"
@@ -39,6 +40,8 @@ class Agent {
   void publishStaticPods(const std::map<std::string, StaticPod>& statics);
   void writeStatus(const std::string& uid);
   void removePod(const std::string& uid);
+  // Watches and tokens only for what the pods still refer to.
+  void retainObjects();
   void onSignal();
 
   NodeContext ctx_;
@@ -49,6 +52,7 @@ class Agent {
   std::unique_ptr<netns::Network> network_;
   std::unique_ptr<ManifestSource> manifests_;
   std::unique_ptr<ClusterSync> cluster_;    // with --kubeconfig
+  std::unique_ptr<ObjectCache> objects_;    // with --kubeconfig: ConfigMaps, Secrets, tokens
   std::map<std::string, ApiPod> api_pods_;  // the API's pods for this node, by uid
   std::map<std::string, std::shared_ptr<PodWorker>> workers_;  // by uid
   std::set<std::string> terminating_;                          // uids being stopped

@@ -4,6 +4,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <random>
 
 #include "agent/log.h"
@@ -324,6 +325,9 @@ void ClusterSync::podStatus(const std::string& uid, const std::string& namespace
   {
     std::lock_guard lock(mu_);
     dirty_[uid] = {namespace_, name, status, is_static};
+    if (is_static) {
+      static_status_[namespace_ + "/" + name] = {uid, dirty_[uid]};
+    }
   }
   cv_.notify_all();
 }
@@ -352,6 +356,11 @@ void ClusterSync::setStaticPods(std::vector<MirrorPod> pods) {
   {
     std::lock_guard lock(mu_);
     static_pods_ = std::move(pods);
+    std::erase_if(static_status_, [&](const auto& kv) {
+      return std::none_of(static_pods_.begin(), static_pods_.end(), [&](const MirrorPod& m) {
+        return m.namespace_ + "/" + m.name == kv.first;
+      });
+    });
     mirrors_dirty_ = true;
   }
   cv_.notify_all();
@@ -480,6 +489,10 @@ bool ClusterSync::syncMirrors() {
       std::lock_guard lock(mu_);
       mirror_uid_[key] = uidOf(*made);
       api_status_[mirror_uid_[key]] = statusOf(r);
+      // A new mirror (maybe after someone deleted the old one) gets the status at once.
+      if (auto st = static_status_.find(key); st != static_status_.end()) {
+        dirty_[st->second.first] = st->second.second;
+      }
       log::v(2, "Created mirror pod", {{"pod", key}});
     } else if (made.error().reason != "AlreadyExists") {
       log::error("Failed creating a mirror pod", {{"pod", key}, {"err", made.error().str()}});

@@ -107,6 +107,8 @@ class ClusterSync {
     bool is_static = false;
   };
   std::map<std::string, PendingStatus> dirty_;  // uid -> latest status to send
+  // Static pods: "ns/name" -> (pod uid, latest status), for a mirror made anew.
+  std::map<std::string, std::pair<std::string, PendingStatus>> static_status_;
   struct Deletion {
     std::string uid, namespace_, name;
     std::function<void()> done;

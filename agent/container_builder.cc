@@ -89,9 +89,41 @@ Result<std::vector<std::string>> environment(const ContainerInput& in) {
   }
   set("HOSTNAME", in.sandbox->hostname());
   const Container& c = *in.container;
+  const std::string& ns = in.pod->namespace_;
+  // envFrom first, then env: an explicit variable wins over an imported one.
+  for (const auto& f : c.env_from) {
+    bool is_cm = !f.config_map.empty();
+    ObjectRef ref{is_cm ? ObjectRef::Kind::kConfigMap : ObjectRef::Kind::kSecret, ns,
+                  is_cm ? f.config_map : f.secret};
+    TRY(auto data, objectData(in.objects, ref, f.optional));
+    for (const auto& [key, value] : data) {
+      // Keys that cannot be variable names are skipped, as the kubelet skips them.
+      std::string name = f.prefix + key;
+      if (!name.empty() && name.find('=') == std::string::npos &&
+          std::all_of(name.begin(), name.end(), [](char ch) { return ch > ' ' && ch < 127; })) {
+        set(name, value);
+      }
+    }
+  }
   for (const auto& e : c.env) {
     std::string value;
-    if (!e.field_path.empty()) {
+    if (e.config_map_key || e.secret_key) {
+      const KeySelector& k = e.config_map_key ? *e.config_map_key : *e.secret_key;
+      ObjectRef ref{e.config_map_key ? ObjectRef::Kind::kConfigMap : ObjectRef::Kind::kSecret, ns,
+                    k.name};
+      TRY(auto data, objectData(in.objects, ref, k.optional));
+      auto it = data.find(k.key);
+      if (it == data.end()) {
+        if (k.optional) {
+          continue;
+        }
+        // The kubelet's words.
+        return std::unexpected(Error{.op = "couldn't find key " + k.key + " in " +
+                                           (e.config_map_key ? "ConfigMap " : "Secret ") + ns +
+                                           "/" + k.name});
+      }
+      value = it->second;
+    } else if (!e.field_path.empty()) {
       TRY(value, addContext(fieldRefValue(*in.pod, e.field_path, in.info), "env " + e.name));
     } else if (!e.resource.empty()) {
       std::string container = e.resource_container.empty() ? c.name : e.resource_container;

@@ -8,6 +8,7 @@
 
 #include "agent/field_refs.h"
 #include "agent/pod.h"
+#include "agent/pod_objects.h"
 #include "agent/pod_sandbox.h"
 #include "agent/qos.h"
 #include "agent/volumes.h"
@@ -27,13 +28,15 @@ struct ContainerInput {
   QosClass qos = QosClass::kBestEffort;
   int64_t node_memory = 0;
   PodRuntimeInfo info;
-  std::string seccomp_dir;       // where Localhost profiles live: ROOT/seccomp
-  bool seccomp_default = false;  // seccompDefault: RuntimeDefault when the pod sets none
-  std::string pid_ns;            // shareProcessNamespace: a running container's pid ns
+  std::string seccomp_dir;        // where Localhost profiles live: ROOT/seccomp
+  bool seccomp_default = false;   // seccompDefault: RuntimeDefault when the pod sets none
+  std::string pid_ns;             // shareProcessNamespace: a running container's pid ns
+  PodObjects* objects = nullptr;  // ConfigMaps and Secrets for env; null without an API server
 };
 
 // An error here is the kubelet's CreateContainerConfigError (runAsNonRoot
-// violated, a bad fieldRef, an unknown capability, a missing seccomp profile).
+// violated, a bad fieldRef, an unknown capability, a missing seccomp profile,
+// a ConfigMap or Secret key the env needs that is not there).
 Result<isolation::ContainerSpec> buildContainerSpec(const ContainerInput& in);
 
 }  // namespace kernelet::agent

@@ -122,6 +122,130 @@ Result<SecurityContext> securityContext(const Ctx& c, const YAML::Node& n,
   return s;
 }
 
+Result<KeySelector> keySelector(const Ctx& c, const YAML::Node& n, const std::string& field) {
+  KeySelector k;
+  TRY(k.name, str(c, n, "name", field));
+  TRY(k.key, str(c, n, "key", field));
+  TRY(auto optional, opt<bool>(c, n, "optional", field));
+  k.optional = optional.value_or(false);
+  if (k.name.empty() || k.key.empty()) {
+    return c.error(n, field + (k.name.empty() ? ".name" : ".key"), "required");
+  }
+  return k;
+}
+
+// A file's path inside a volume: relative, without '..'.
+Result<std::string> relativePath(const Ctx& c, const YAML::Node& n, const char* key,
+                                 const std::string& field) {
+  TRY(std::string path, str(c, n, key, field));
+  bool dotdot = false;
+  for (size_t at = 0; at <= path.size();) {
+    size_t end = std::min(path.find('/', at), path.size());
+    dotdot = dotdot || path.compare(at, end - at, "..") == 0;
+    at = end + 1;
+  }
+  if (path.empty() || path[0] == '/' || dotdot || path.starts_with("..")) {
+    return c.error(n, field + "." + key,
+                   "must be a relative path without '..' that does not start with '..'");
+  }
+  return path;
+}
+
+// A file mode: 0 to 0777 (YAML's 0644 is octal, JSON's 420 decimal).
+Result<std::optional<int>> fileMode(const Ctx& c, const YAML::Node& n, const char* key,
+                                    const std::string& field) {
+  TRY(auto mode, opt<int>(c, n, key, field));
+  if (mode && (*mode < 0 || *mode > 0777)) {
+    return c.error(n, field + "." + key, "must be a number between 0 and 0777 (octal)");
+  }
+  return mode;
+}
+
+Result<std::vector<DownwardItem>> downwardItems(const Ctx& c, const YAML::Node& items,
+                                                const std::string& field) {
+  std::vector<DownwardItem> out;
+  size_t j = 0;
+  for (const auto& it : items ? items : YAML::Node(YAML::NodeType::Sequence)) {
+    std::string itf = field + ".items[" + std::to_string(j++) + "]";
+    DownwardItem item;
+    TRY(item.path, relativePath(c, it, "path", itf));
+    TRY(item.mode, fileMode(c, it, "mode", itf));
+    if (it["fieldRef"]) {
+      TRY(item.field_path, str(c, it["fieldRef"], "fieldPath", itf + ".fieldRef"));
+    } else if (it["resourceFieldRef"]) {
+      TRY(item.resource, str(c, it["resourceFieldRef"], "resource", itf + ".resourceFieldRef"));
+      TRY(item.resource_container,
+          str(c, it["resourceFieldRef"], "containerName", itf + ".resourceFieldRef"));
+    } else {
+      return c.error(it, itf, "needs fieldRef or resourceFieldRef");
+    }
+    out.push_back(std::move(item));
+  }
+  return out;
+}
+
+// A configMap or secret source; `name_key` is "secretName" in a secret volume.
+Result<Projection> objectSource(const Ctx& c, const YAML::Node& n, Projection::Kind kind,
+                                const char* name_key, const std::string& field) {
+  Projection p{.kind = kind};
+  TRY(p.name, str(c, n, name_key, field));
+  if (p.name.empty()) {
+    return c.error(n, field + "." + name_key, "required");
+  }
+  TRY(auto optional, opt<bool>(c, n, "optional", field));
+  p.optional = optional.value_or(false);
+  size_t j = 0;
+  for (const auto& it : n["items"] ? n["items"] : YAML::Node(YAML::NodeType::Sequence)) {
+    std::string itf = field + ".items[" + std::to_string(j++) + "]";
+    KeyToPath k;
+    TRY(k.key, str(c, it, "key", itf));
+    if (k.key.empty()) {
+      return c.error(it, itf + ".key", "required");
+    }
+    TRY(k.path, relativePath(c, it, "path", itf));
+    TRY(k.mode, fileMode(c, it, "mode", itf));
+    p.items.push_back(std::move(k));
+  }
+  return p;
+}
+
+Result<std::vector<Projection>> projectedSources(const Ctx& c, const YAML::Node& n,
+                                                 const std::string& field) {
+  std::vector<Projection> out;
+  size_t j = 0;
+  for (const auto& s : n ? n : YAML::Node(YAML::NodeType::Sequence)) {
+    std::string sf = field + "[" + std::to_string(j++) + "]";
+    if (s["configMap"]) {
+      TRY(auto p,
+          objectSource(c, s["configMap"], Projection::Kind::kConfigMap, "name", sf + ".configMap"));
+      out.push_back(std::move(p));
+    } else if (s["secret"]) {
+      TRY(auto p, objectSource(c, s["secret"], Projection::Kind::kSecret, "name", sf + ".secret"));
+      out.push_back(std::move(p));
+    } else if (s["downwardAPI"]) {
+      Projection p{.kind = Projection::Kind::kDownwardApi};
+      TRY(p.fields, downwardItems(c, s["downwardAPI"]["items"], sf + ".downwardAPI"));
+      out.push_back(std::move(p));
+    } else if (s["serviceAccountToken"]) {
+      const YAML::Node t = s["serviceAccountToken"];
+      std::string tf = sf + ".serviceAccountToken";
+      Projection p{.kind = Projection::Kind::kServiceAccountToken};
+      TRY(p.audience, str(c, t, "audience", tf));
+      TRY(p.token_path, relativePath(c, t, "path", tf));
+      TRY(auto seconds, opt<int64_t>(c, t, "expirationSeconds", tf));
+      p.expiration_seconds = seconds.value_or(3600);
+      if (p.expiration_seconds < 600) {
+        return c.error(t, tf + ".expirationSeconds",
+                       "may not specify a duration less than 10 minutes");
+      }
+      out.push_back(std::move(p));
+    } else {
+      return c.error(s, sf, "needs configMap, secret, downwardAPI or serviceAccountToken");
+    }
+  }
+  return out;
+}
+
 Result<Container> container(const Ctx& c, const YAML::Node& n, const std::string& field) {
   Container k;
   if (!n.IsMap()) {
@@ -160,12 +284,37 @@ Result<Container> container(const Ctx& c, const YAML::Node& n, const std::string
               str(c, from["resourceFieldRef"], "resource", ef + ".valueFrom.resourceFieldRef"));
           TRY(v.resource_container, str(c, from["resourceFieldRef"], "containerName",
                                         ef + ".valueFrom.resourceFieldRef"));
+        } else if (from["configMapKeyRef"]) {
+          TRY(v.config_map_key,
+              keySelector(c, from["configMapKeyRef"], ef + ".valueFrom.configMapKeyRef"));
+        } else if (from["secretKeyRef"]) {
+          TRY(v.secret_key, keySelector(c, from["secretKeyRef"], ef + ".valueFrom.secretKeyRef"));
         } else {
           return c.error(from, ef + ".valueFrom",
-                         "only fieldRef and resourceFieldRef work without an API server");
+                         "needs fieldRef, resourceFieldRef, configMapKeyRef or secretKeyRef");
         }
       }
       k.env.push_back(std::move(v));
+    }
+  }
+  if (n["envFrom"] && n["envFrom"].IsSequence()) {
+    size_t i = 0;
+    for (const auto& e : n["envFrom"]) {
+      std::string ef = field + ".envFrom[" + std::to_string(i++) + "]";
+      EnvFromSource from;
+      TRY(from.prefix, str(c, e, "prefix", ef));
+      const char* ref = e["configMapRef"] ? "configMapRef" : "secretRef";
+      if (!e[ref]) {
+        return c.error(e, ef, "needs configMapRef or secretRef");
+      }
+      TRY(std::string name, str(c, e[ref], "name", ef + "." + ref));
+      if (name.empty()) {
+        return c.error(e[ref], ef + "." + ref + ".name", "required");
+      }
+      (std::string(ref) == "configMapRef" ? from.config_map : from.secret) = name;
+      TRY(auto optional, opt<bool>(c, e[ref], "optional", ef + "." + ref));
+      from.optional = optional.value_or(false);
+      k.env_from.push_back(std::move(from));
     }
   }
   if (n["resources"]) {
@@ -275,6 +424,10 @@ Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
   TRY(p.hostname, str(c, spec, "hostname", "spec"));
   TRY(p.subdomain, str(c, spec, "subdomain", "spec"));
   TRY(p.node_name, str(c, spec, "nodeName", "spec"));
+  TRY(p.service_account_name, str(c, spec, "serviceAccountName", "spec"));
+  if (p.service_account_name.empty()) {
+    TRY(p.service_account_name, str(c, spec, "serviceAccount", "spec"));  // deprecated alias
+  }
   TRY(p.security_context, securityContext(c, spec["securityContext"], "spec.securityContext"));
   if (spec["securityContext"]) {
     TRY(p.fs_group, opt<int64_t>(c, spec["securityContext"], "fsGroup", "spec.securityContext"));
@@ -295,29 +448,30 @@ Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
         TRY(vol.host_path_type, str(c, v["hostPath"], "type", vf + ".hostPath"));
       } else if (v["downwardAPI"]) {
         vol.kind = Volume::Kind::kDownwardApi;
-        const YAML::Node items = v["downwardAPI"]["items"];
-        size_t j = 0;
-        for (const auto& it : items ? items : YAML::Node(YAML::NodeType::Sequence)) {
-          std::string itf = vf + ".downwardAPI.items[" + std::to_string(j++) + "]";
-          DownwardItem item;
-          TRY(item.path, str(c, it, "path", itf));
-          if (item.path.empty() || item.path[0] == '/' ||
-              item.path.find("..") != std::string::npos) {
-            return c.error(it, itf + ".path", "must be a relative path without '..'");
-          }
-          if (it["fieldRef"]) {
-            TRY(item.field_path, str(c, it["fieldRef"], "fieldPath", itf + ".fieldRef"));
-          } else if (it["resourceFieldRef"]) {
-            TRY(item.resource,
-                str(c, it["resourceFieldRef"], "resource", itf + ".resourceFieldRef"));
-            TRY(item.resource_container,
-                str(c, it["resourceFieldRef"], "containerName", itf + ".resourceFieldRef"));
-          } else {
-            return c.error(it, itf, "needs fieldRef or resourceFieldRef");
-          }
-          vol.items.push_back(std::move(item));
+        Projection p{.kind = Projection::Kind::kDownwardApi};
+        TRY(p.fields, downwardItems(c, v["downwardAPI"]["items"], vf + ".downwardAPI"));
+        vol.sources.push_back(std::move(p));
+      } else if (v["configMap"]) {
+        vol.kind = Volume::Kind::kConfigMap;
+        TRY(auto p, objectSource(c, v["configMap"], Projection::Kind::kConfigMap, "name",
+                                 vf + ".configMap"));
+        vol.sources.push_back(std::move(p));
+      } else if (v["secret"]) {
+        vol.kind = Volume::Kind::kSecret;
+        TRY(auto p,
+            objectSource(c, v["secret"], Projection::Kind::kSecret, "secretName", vf + ".secret"));
+        vol.sources.push_back(std::move(p));
+      } else if (v["projected"]) {
+        vol.kind = Volume::Kind::kProjected;
+        TRY(vol.sources, projectedSources(c, v["projected"]["sources"], vf + ".projected.sources"));
+      }
+      for (const char* kind : {"downwardAPI", "configMap", "secret", "projected"}) {
+        if (v[kind]) {
+          TRY(auto mode, fileMode(c, v[kind], "defaultMode", vf + "." + kind));
+          vol.default_mode = mode.value_or(0644);
         }
-      } else {
+      }
+      if (vol.kind == Volume::Kind::kOther) {
         for (const auto& kv : v) {
           if (kv.first.as<std::string>() != "name") {
             vol.source = kv.first.as<std::string>();

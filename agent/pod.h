@@ -15,12 +15,25 @@
 
 namespace kernelet::agent {
 
+// valueFrom.configMapKeyRef / secretKeyRef: one key of an API object.
+struct KeySelector {
+  std::string name, key;
+  bool optional = false;
+};
+
 struct EnvVar {
   std::string name;
   std::string value;
   std::string field_path;  // valueFrom.fieldRef.fieldPath
   std::string resource;    // valueFrom.resourceFieldRef.resource
   std::string resource_container;
+  std::optional<KeySelector> config_map_key, secret_key;
+};
+
+// envFrom: every key of a ConfigMap or Secret (config_map or secret is set).
+struct EnvFromSource {
+  std::string prefix, config_map, secret;
+  bool optional = false;
 };
 
 struct VolumeMount {
@@ -44,6 +57,7 @@ struct Container {
   std::vector<std::string> command, args;
   std::string working_dir;
   std::vector<EnvVar> env;
+  std::vector<EnvFromSource> env_from;
   ContainerResources resources;
   std::vector<VolumeMount> volume_mounts;
   SecurityContext security_context;
@@ -55,16 +69,44 @@ struct DownwardItem {
   std::string path;
   std::string field_path;  // fieldRef.fieldPath
   std::string resource, resource_container;
+  std::optional<int> mode;
+};
+
+// items[] of a configMap or secret source: key -> relative path.
+struct KeyToPath {
+  std::string key, path;
+  std::optional<int> mode;
+};
+
+// One source of files in a configMap, secret, downwardAPI or projected volume.
+struct Projection {
+  enum class Kind { kConfigMap, kSecret, kDownwardApi, kServiceAccountToken } kind;
+  std::string name;              // the ConfigMap or Secret
+  std::vector<KeyToPath> items;  // empty: every key
+  bool optional = false;
+  std::vector<DownwardItem> fields;  // downwardAPI
+  std::string audience, token_path;  // serviceAccountToken
+  int64_t expiration_seconds = 3600;
 };
 
 struct Volume {
   std::string name;
-  enum class Kind { kEmptyDir, kHostPath, kDownwardApi, kOther } kind = Kind::kOther;
+  enum class Kind {
+    kEmptyDir,
+    kHostPath,
+    kDownwardApi,
+    kConfigMap,
+    kSecret,
+    kProjected,
+    kOther
+  } kind = Kind::kOther;
   std::string medium;      // emptyDir: "" or "Memory"
   std::string size_limit;  // emptyDir
   std::string path, host_path_type;
-  std::vector<DownwardItem> items;  // downwardAPI
-  std::string source;               // kOther: the kind named in the manifest ("configMap")
+  // downwardAPI, configMap, secret: one source; projected: its sources in order.
+  std::vector<Projection> sources;
+  int default_mode = 0644;
+  std::string source;  // kOther: the kind named in the manifest ("iscsi")
 };
 
 struct Pod {
@@ -76,6 +118,7 @@ struct Pod {
   int64_t termination_grace_period_seconds = 30;
   bool host_network = false, share_process_namespace = false;
   std::string dns_policy = "ClusterFirst", hostname, subdomain, node_name;
+  std::string service_account_name;
   SecurityContext security_context;  // pod level
   std::optional<int64_t> fs_group;
   std::vector<int64_t> supplemental_groups;

@@ -166,9 +166,18 @@ void PodWorker::start() {
     status_.pod_ip = sandbox_->ip();
   }
   if (!volumes_) {
-    PodRuntimeInfo info{sandbox_->ip(), ctx_.node_ip, ctx_.node.allocatable_milli_cpu,
-                        ctx_.node.allocatable_memory};
-    auto v = PodVolumes::setUp(pod_, ctx_.config.root_dir + "/pods/" + pod_.uid, info);
+    if (PodObjects* objects = this->objects()) {
+      // Nothing is set up with half of what the pod refers to; the objects'
+      // arrival calls objectsChanged(), which comes back here.
+      auto pending = pendingRefs(pod_, *objects);
+      waiting_for_objects_ = !pending.empty();
+      if (waiting_for_objects_) {
+        log::v(3, "Waiting for the pod's API objects", {{"pod", who}, {"first", pending[0]}});
+        return;
+      }
+    }
+    auto v = PodVolumes::setUp(pod_, ctx_.config.root_dir + "/pods/" + pod_.uid, runtimeInfo(),
+                               objects());
     if (!v) {
       // FailedMount: the containers wait.
       return retryStart("volumes", "Unable to attach or mount volumes", v.error());
@@ -178,6 +187,50 @@ void PodWorker::start() {
   status_.message.clear();
   log::v(2, "Pod sandbox ready", {{"pod", who}, {"podIP", sandbox_->ip()}});
   sync();
+}
+
+PodObjects* PodWorker::objects() const {
+  auto source = pod_.annotations.find("kubernetes.io/config.source");
+  bool is_static = source != pod_.annotations.end() && source->second == "file";
+  return is_static ? nullptr : ctx_.objects;
+}
+
+PodRuntimeInfo PodWorker::runtimeInfo() const {
+  return {sandbox_ ? sandbox_->ip() : "", ctx_.node_ip, ctx_.node.allocatable_milli_cpu,
+          ctx_.node.allocatable_memory};
+}
+
+void PodWorker::objectsChanged() {
+  if (rejected_ || terminating_ || finished_ || !objects()) {
+    return;
+  }
+  if (!volumes_) {
+    if (waiting_for_objects_ || retry_timer_ != 0) {
+      ctx_.timers->cancel(retry_timer_);
+      retry_timer_ = 0;
+      start();
+    }
+    return;
+  }
+  auto changed = volumes_->refresh(pod_, runtimeInfo(), objects());
+  if (!changed) {
+    log::error("Update volumes",
+               {{"pod", pod_.namespace_ + "/" + pod_.name}, {"err", changed.error().message()}});
+  } else if (*changed) {
+    log::v(3, "Updated volumes", {{"pod", pod_.namespace_ + "/" + pod_.name}});
+  }
+  bool retry = false;
+  for (auto& c : ctrs_) {
+    if (c.restart_timer != 0 && c.status.state.kind == Kind::kWaiting &&
+        c.status.state.reason == "CreateContainerConfigError") {
+      ctx_.timers->cancel(c.restart_timer);
+      c.restart_timer = 0;
+      retry = true;
+    }
+  }
+  if (retry) {
+    sync();
+  }
 }
 
 // A pod-level step failed: its error is the pod's message, and start() runs
@@ -487,8 +540,8 @@ void PodWorker::runContainer(Ctr& c) {
   in.rootfs = inst->rootfs.path();
   in.qos = qos_;
   in.node_memory = ctx_.node.capacity_memory;
-  in.info = {sandbox_->ip(), ctx_.node_ip, ctx_.node.allocatable_milli_cpu,
-             ctx_.node.allocatable_memory};
+  in.info = runtimeInfo();
+  in.objects = objects();
   in.seccomp_dir = ctx_.config.root_dir + "/seccomp";
   in.seccomp_default = ctx_.config.seccomp_default;
   if (pod_.share_process_namespace) {

@@ -22,6 +22,7 @@
 #include "agent/config.h"
 #include "agent/image_puller.h"
 #include "agent/pod.h"
+#include "agent/pod_objects.h"
 #include "agent/pod_sandbox.h"
 #include "agent/pod_status.h"
 #include "agent/volumes.h"
@@ -45,6 +46,8 @@ struct NodeContext {
   SandboxEnv sandbox;
   NodeResources node;
   std::string node_ip;
+  // ConfigMaps, Secrets and tokens from the API server; null when there is none.
+  PodObjects* objects = nullptr;
   // Called after a pod's status changed.
   std::function<void(const std::string& uid)> status_changed;
   // A Kubernetes Event about a pod (or one of its containers): Normal or Warning.
@@ -65,6 +68,10 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   // Stops every container within the grace period (the pod's unless given),
   // then removes the sandbox; `done` runs once nothing of the pod is left.
   void terminate(std::function<void()> done, std::optional<int64_t> grace_seconds = {});
+  // A ConfigMap, Secret or token changed or arrived: a pod waiting for its
+  // volumes tries again, one running gets its volumes rewritten, containers
+  // held by CreateContainerConfigError are retried now.
+  void objectsChanged();
 
   const Pod& pod() const { return pod_; }
   const std::string& hash() const { return hash_; }
@@ -112,6 +119,9 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   void stopContainers(bool sidecars);
   void maybeCleanUp();
   void publish();
+  // The API objects this pod may use: none for static pods, as with the kubelet.
+  PodObjects* objects() const;
+  PodRuntimeInfo runtimeInfo() const;
   std::string logDir(const Ctr& c) const;
   void emit(const Ctr* c, const std::string& type, const std::string& reason,
             const std::string& message);
@@ -127,6 +137,7 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   Backoff backoff_;
   bool rejected_ = false, finished_ = false, terminating_ = false, done_ = false;
   bool syncing_ = false, resync_ = false;
+  bool waiting_for_objects_ = false;  // start() waits for ConfigMaps, Secrets or tokens
   TimerQueue::Id kill_timer_ = 0, retry_timer_ = 0;
   std::vector<std::function<void()>> on_done_;
 };

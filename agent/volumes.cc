@@ -5,8 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
+#include "agent/atomic_writer.h"
 #include "apiclient/quantity.h"
 #include "sys/fileio.h"
 
@@ -69,47 +71,96 @@ Result<void> checkHostPath(const Volume& v) {
   return {};
 }
 
-// Writes the files into DIR/..<timestamp>, then points DIR/..data at it with a
-// rename and links each top-level name through ..data, so a reader never sees
-// half an update (the kubelet's AtomicWriter).
-Result<void> writeDownwardApi(const Pod& pod, const Volume& v, const std::string& dir,
-                              const PodRuntimeInfo& info) {
-  std::string stamp = "..kernelet_data";
-  std::string data = dir + "/" + stamp;
-  TRY_VOID(mkdirs(data, 0755));
-  for (const auto& item : v.items) {
-    std::string value;
-    if (!item.field_path.empty()) {
-      TRY(value, fieldRefValue(pod, item.field_path, info, true));
-    } else {
-      std::string container = item.resource_container;
-      TRY(value, resourceFieldValue(pod, container, item.resource, info));
+std::optional<gid_t> groupOf(const Pod& pod) {
+  if (!pod.fs_group) {
+    return std::nullopt;
+  }
+  return static_cast<gid_t>(*pod.fs_group);
+}
+
+// The files of a projected-kind volume, from its sources in order.
+Result<std::map<std::string, VolumeFile>> volumeFiles(const Pod& pod, const Volume& v,
+                                                      const PodRuntimeInfo& info,
+                                                      PodObjects* objects) {
+  std::map<std::string, VolumeFile> files;
+  for (const auto& s : v.sources) {
+    switch (s.kind) {
+      case Projection::Kind::kDownwardApi:
+        for (const auto& item : s.fields) {
+          std::string value;
+          if (!item.field_path.empty()) {
+            TRY(value, fieldRefValue(pod, item.field_path, info, true));
+          } else {
+            TRY(value, resourceFieldValue(pod, item.resource_container, item.resource, info));
+          }
+          files[item.path] = {value, item.mode.value_or(v.default_mode)};
+        }
+        break;
+      case Projection::Kind::kConfigMap:
+      case Projection::Kind::kSecret: {
+        bool is_cm = s.kind == Projection::Kind::kConfigMap;
+        ObjectRef ref{is_cm ? ObjectRef::Kind::kConfigMap : ObjectRef::Kind::kSecret,
+                      pod.namespace_, s.name};
+        TRY(auto data, objectData(objects, ref, s.optional));
+        if (s.items.empty()) {
+          for (const auto& [key, value] : data) {
+            files[key] = {value, v.default_mode};
+          }
+        }
+        for (const auto& item : s.items) {
+          auto it = data.find(item.key);
+          if (it == data.end()) {
+            if (s.optional) {
+              continue;
+            }
+            // The kubelet's words.
+            const char* what = is_cm ? "configmap references non-existent config key"
+                                     : "references non-existent secret key";
+            return std::unexpected(Error{.op = std::string(what) + ": " + item.key});
+          }
+          files[item.path] = {it->second, item.mode.value_or(v.default_mode)};
+        }
+        break;
+      }
+      case Projection::Kind::kServiceAccountToken: {
+        if (objects == nullptr) {
+          return makeError("request token", s.token_path,
+                           "service-account tokens come from an API server: run with "
+                           "--kubeconfig (static pods cannot use them)");
+        }
+        std::string sa = pod.service_account_name.empty() ? "default" : pod.service_account_name;
+        auto token = objects->token(
+            {pod.namespace_, sa, s.audience, s.expiration_seconds, pod.name, pod.uid});
+        if (!token) {
+          return makeError("request token", "serviceaccount " + pod.namespace_ + "/" + sa,
+                           "not yet issued");
+        }
+        TRY(std::string t, *token);
+        files[s.token_path] = {t, v.default_mode};
+        break;
+      }
     }
-    fs::path file = fs::path(data) / item.path;
-    TRY_VOID(mkdirs(file.parent_path().string(), 0755));
-    TRY_VOID(writeFileAtomic(file.string(), value, 0644));
-    std::string top = item.path.substr(0, item.path.find('/'));
-    std::string link = dir + "/" + top;
-    if (::access(link.c_str(), F_OK) != 0 &&
-        ::symlink(("..data/" + top).c_str(), link.c_str()) != 0) {
-      return sysError("symlink", link);
-    }
   }
-  std::string tmp = dir + "/..data_tmp";
-  ::unlink(tmp.c_str());
-  if (::symlink(stamp.c_str(), tmp.c_str()) != 0) {
-    return sysError("symlink", tmp);
+  return files;
+}
+
+const char* pluginDir(Volume::Kind kind) {
+  switch (kind) {
+    case Volume::Kind::kConfigMap:
+      return "kubernetes.io~configmap";
+    case Volume::Kind::kSecret:
+      return "kubernetes.io~secret";
+    case Volume::Kind::kProjected:
+      return "kubernetes.io~projected";
+    default:
+      return "kubernetes.io~downward-api";
   }
-  if (::rename(tmp.c_str(), (dir + "/..data").c_str()) != 0) {
-    return sysError("rename", dir + "/..data");
-  }
-  return {};
 }
 
 }  // namespace
 
 Result<PodVolumes> PodVolumes::setUp(const Pod& pod, const std::string& pod_dir,
-                                     const PodRuntimeInfo& info) {
+                                     const PodRuntimeInfo& info, PodObjects* objects) {
   PodVolumes pv;
   pv.dir_ = pod_dir + "/volumes";
   auto one = [&](const Volume& v) -> Result<void> {
@@ -146,11 +197,23 @@ Result<PodVolumes> PodVolumes::setUp(const Pod& pod, const std::string& pod_dir,
         TRY_VOID(checkHostPath(v));
         pv.paths_[v.name] = v.path;
         return {};
-      case Volume::Kind::kDownwardApi: {
-        std::string path = pv.dir_ + "/kubernetes.io~downward-api/" + v.name;
+      case Volume::Kind::kDownwardApi:
+      case Volume::Kind::kConfigMap:
+      case Volume::Kind::kSecret:
+      case Volume::Kind::kProjected: {
+        std::string path = pv.dir_ + "/" + pluginDir(v.kind) + "/" + v.name;
         TRY_VOID(mkdirs(path, 0755));
-        TRY_VOID(writeDownwardApi(pod, v, path, info));
+        if (v.kind != Volume::Kind::kConfigMap) {
+          // Secrets and tokens stay in memory, as the kubelet's wrapped emptyDir{Memory}.
+          if (::mount("tmpfs", path.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0) {
+            return sysError("mount tmpfs", path);
+          }
+          pv.tmpfs_.push_back(path);
+        }
         pv.paths_[v.name] = path;
+        TRY(auto files, volumeFiles(pod, v, info, objects));
+        TRY_VOID(writeAtomically(path, files, groupOf(pod)));
+        pv.projected_.push_back(v.name);
         return {};
       }
       case Volume::Kind::kOther:
@@ -170,6 +233,25 @@ Result<PodVolumes> PodVolumes::setUp(const Pod& pod, const std::string& pod_dir,
     }
   }
   return pv;
+}
+
+Result<bool> PodVolumes::refresh(const Pod& pod, const PodRuntimeInfo& info, PodObjects* objects) {
+  bool changed = false;
+  for (const auto& name : projected_) {
+    auto v = std::find_if(pod.volumes.begin(), pod.volumes.end(),
+                          [&](const Volume& x) { return x.name == name; });
+    if (v == pod.volumes.end()) {
+      continue;
+    }
+    auto files = volumeFiles(pod, *v, info, objects);
+    if (!files) {
+      return std::unexpected(withContext(files.error(), "volume \"" + name + "\""));
+    }
+    TRY(bool wrote,
+        addContext(writeAtomically(paths_[name], *files, groupOf(pod)), "volume \"" + name + "\""));
+    changed = changed || wrote;
+  }
+  return changed;
 }
 
 Result<void> PodVolumes::tearDown() {

@@ -43,7 +43,9 @@ class ClusterE2E : public ::testing::Test {
     run_ = "/run/kernelet-cluster-" + std::to_string(::getpid());
     cgroup_root_ = "/kernelet-cluster-" + std::to_string(::getpid());
     fs::create_directories(manifests_);
-    auto s = testing::ApiServer::start(base_ + "/api", {.validate_agent = "admin"});
+    // Tokens live 20 s (the agent renews them after 16), so a test sees a renewal.
+    auto s =
+        testing::ApiServer::start(base_ + "/api", {.validate_agent = "admin", .token_ttl = 20});
     ASSERT_TRUE(s) << s.error().message();
     server_.emplace(std::move(*s));
     ASSERT_EQ(sh(std::string(KERNELET_BINARY) + " images --root-dir " + root_ + " import " +
@@ -130,6 +132,35 @@ class ClusterE2E : public ::testing::Test {
     std::ofstream(file) << yaml;
     std::string out = kubectl("apply -f " + file);
     ASSERT_NE(out.find("created"), std::string::npos) << out;
+  }
+
+  // What the pod's containers wrote, from the CRI log files of every run.
+  std::string containerOutput(const std::string& pod) {
+    std::string out;
+    std::error_code ec;
+    for (const auto& e : fs::recursive_directory_iterator(base_ + "/logs", ec)) {
+      if (e.path().string().find("/default_" + pod + "_") != std::string::npos &&
+          e.path().extension() == ".log") {
+        out += readFile(e.path().string()).value_or("");
+      }
+    }
+    return out;
+  }
+
+  std::string waitOutput(const std::string& pod, const std::string& needle, seconds timeout) {
+    auto deadline = steady_clock::now() + timeout;
+    std::string out;
+    while (steady_clock::now() < deadline) {
+      out = containerOutput(pod);
+      if (out.find(needle) != std::string::npos) {
+        return out;
+      }
+      std::this_thread::sleep_for(milliseconds(300));
+    }
+    ADD_FAILURE() << "\"" << needle << "\" not in " << pod << "'s output after " << timeout.count()
+                  << " s: " << out << "\n"
+                  << readFile(base_ + "/agent.log").value_or("");
+    return out;
   }
 
   std::string base_, root_, manifests_, run_, cgroup_root_;
@@ -229,13 +260,20 @@ TEST_F(ClusterE2E, AStaticPodHasAMirrorPodThatComesBackWhenDeleted) {
       "get pod stat-node1 -o 'jsonpath={.metadata.annotations.kubernetes\\.io/config\\.mirror}'");
   EXPECT_EQ(mirror.size(), 32u) << mirror;
   std::string uid = kubectl("get pod stat-node1 -o jsonpath={.metadata.uid}");
+  std::string id =
+      kubectl("get pod stat-node1 -o jsonpath={.status.containerStatuses[0].containerID}");
+  ASSERT_NE(id.find("kernelet://"), std::string::npos) << id;
   kubectl("delete pod stat-node1 --wait=false");
   waitKubectl(
       "get pod stat-node1 -o jsonpath={.metadata.uid}",
       [&](const std::string& s) { return !s.empty() && s != uid && s.find("NotFound") == s.npos; },
       "a new mirror pod");
-  // The static pod itself kept running.
-  EXPECT_EQ(fs::exists(root_ + "/pods"), true);
+  // The static pod itself kept running: the new mirror reports the same container.
+  waitKubectl(
+      "get pod stat-node1 -o jsonpath={.status.containerStatuses[0].containerID}",
+      [&](const std::string& s) { return s == id; }, "the same container in the mirror");
+  // Static pods get no service-account volume: the admission leaves mirror pods alone.
+  EXPECT_EQ(kubectl("get pod stat-node1 -o jsonpath={.spec.volumes}"), "");
 }
 
 TEST_F(ClusterE2E, TheApiServerAwayRestartsNothingAndStatusesCatchUp) {
@@ -244,7 +282,7 @@ TEST_F(ClusterE2E, TheApiServerAwayRestartsNothingAndStatusesCatchUp) {
   waitKubectl("get pods", has("steady   1/1     Running"), "steady Running");
   std::string id = kubectl("get pod steady -o jsonpath={.status.containerStatuses[0].containerID}");
   server_->kill();
-  std::this_thread::sleep_for(seconds(30));
+  std::this_thread::sleep_for(seconds(60));
   ASSERT_TRUE(server_->restart());
   // A pod created after the return runs too: the watch came back.
   apply("late", podYaml("late", "trap \"exit 0\" TERM; while true; do sleep 1; done"));
@@ -255,6 +293,100 @@ TEST_F(ClusterE2E, TheApiServerAwayRestartsNothingAndStatusesCatchUp) {
   EXPECT_EQ(log.find("\"Container started\" pod=\"default/steady\"", log.find("steady") + 1),
             log.find("\"Container started\" pod=\"default/steady\""))
       << "steady's container started twice";
+}
+
+TEST_F(ClusterE2E, ConfigMapsSecretsAndTokensReachTheContainerAndStayCurrent) {
+  startAgent();
+  // (kubectl create configmap sends protobuf, which the test server does not speak.)
+  apply("settings",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {level: debug, "
+        "color: blue}\n");
+  apply("creds",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\ndata: {password: "
+        "aHVudGVyMg==}\n");
+  const std::string sa = "/var/run/secrets/kubernetes.io/serviceaccount";
+  // Prints the env, the files, and each new value of the level and the token.
+  std::string command =
+      "echo LEVEL=$LEVEL PASSWORD=$PASSWORD CFG_color=$CFG_color; echo secret=$(cat "
+      "/etc/sec/password) ns=$(cat " +
+      sa + "/namespace) ca=$(head -1 " + sa +
+      "/ca.crt); while true; do l=$(cat /etc/cfg/level); t=$(cat " + sa +
+      "/token); [ \"$l\" != \"$pl\" ] && echo level=$l; [ \"$t\" != \"$pt\" ] && echo "
+      "token=$t; pl=$l; pt=$t; sleep 0.5; done";
+  std::string yaml = podYaml("cfg", command,
+                             "  volumes:\n  - {name: cfg, configMap: {name: settings}}\n"
+                             "  - {name: sec, secret: {secretName: creds}}\n") +
+                     "    env:\n    - name: LEVEL\n      valueFrom: {configMapKeyRef: {name: "
+                     "settings, key: level}}\n    - name: PASSWORD\n      valueFrom: "
+                     "{secretKeyRef: {name: creds, key: password}}\n    envFrom:\n    - "
+                     "{prefix: CFG_, configMapRef: {name: settings}}\n    volumeMounts:\n    - "
+                     "{name: cfg, mountPath: /etc/cfg}\n    - {name: sec, mountPath: /etc/sec}\n";
+  apply("cfg", yaml);
+  waitKubectl("get pods", has("cfg    1/1     Running"), "cfg Running");
+  std::string out = waitOutput("cfg", "level=debug", seconds(30));
+  EXPECT_NE(out.find("LEVEL=debug PASSWORD=hunter2 CFG_color=blue"), std::string::npos) << out;
+  EXPECT_NE(out.find("secret=hunter2 ns=default ca=-----BEGIN CERTIFICATE-----"), std::string::npos)
+      << out;
+  // The token is the one the API server issued for this pod.
+  std::string tokens = server_->control("tokens", "", false).value_or("");
+  size_t at = out.find("token=");
+  ASSERT_NE(at, std::string::npos) << out;
+  std::string token = out.substr(at + 6, out.find('\n', at) - at - 6);
+  EXPECT_NE(tokens.find("\"pod\": \"cfg\", \"token\": \"" + token + "\""), std::string::npos)
+      << token << " not in " << tokens;
+
+  // A changed ConfigMap reaches the file (the env stays as it started).
+  kubectl("patch configmap settings -p '{\"data\":{\"level\":\"info\"}}'");
+  waitOutput("cfg", "level=info", seconds(20));
+  // The token is renewed before it expires (20 s here): a second one appears.
+  out = waitOutput("cfg", "token=", seconds(1));
+  auto renewed = [&] {
+    std::string o = containerOutput("cfg");
+    return o.find("token=", o.find("token=") + 1) != std::string::npos;
+  };
+  auto deadline = steady_clock::now() + seconds(40);
+  while (!renewed() && steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(500));
+  }
+  EXPECT_TRUE(renewed()) << containerOutput("cfg");
+  EXPECT_EQ(kubectl("get pod cfg -o jsonpath={.status.containerStatuses[0].restartCount}"), "0");
+
+  // A key that is not there yet: CreateContainerConfigError with the kubelet's
+  // message, then Running as soon as the ConfigMap has it.
+  apply("late", podYaml("late", "echo got=$K; sleep 600") +
+                    "    env:\n    - name: K\n      valueFrom: {configMapKeyRef: {name: later, "
+                    "key: k}}\n");
+  waitKubectl("get pods late", has("CreateContainerConfigError"), "CreateContainerConfigError");
+  EXPECT_EQ(
+      kubectl("get pod late -o jsonpath={.status.containerStatuses[0].state.waiting.message}"),
+      "configmap \"later\" not found");
+  apply("later", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: later}\ndata: {k: v}\n");
+  waitKubectl("get pods late", has("1/1     Running"), "late Running", seconds(30));
+  waitOutput("late", "got=v", seconds(10));
+
+  // A pod whose ServiceAccount does not exist is refused by the API, as admission does.
+  std::string refused = kubectl("run nosa --image=" + kImage +
+                                " --overrides='{\"spec\":{\"serviceAccountName\":\"nope\"}}'");
+  EXPECT_NE(refused.find("serviceaccount \"nope\" not found"), std::string::npos) << refused;
+
+  // Each object has a watch of its own while a pod refers to it, and no longer.
+  std::string watches = server_->control("watches", "", false).value_or("");
+  for (const char* name : {"settings", "creds", "later", "kube-root-ca.crt"}) {
+    EXPECT_NE(watches.find(std::string("metadata.name%3D") + name), std::string::npos)
+        << name << " not watched: " << watches;
+  }
+  kubectl("delete pod cfg late --wait=true");
+  auto gone = steady_clock::now() + seconds(10);
+  while (steady_clock::now() < gone) {
+    watches = server_->control("watches", "", false).value_or("");
+    if (watches.find("/configmaps") == std::string::npos &&
+        watches.find("/secrets") == std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(milliseconds(300));
+  }
+  EXPECT_EQ(watches.find("/configmaps"), std::string::npos) << watches;
+  EXPECT_EQ(watches.find("/secrets"), std::string::npos) << watches;
 }
 
 }  // namespace

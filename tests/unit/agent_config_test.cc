@@ -279,10 +279,11 @@ TEST(PodVolumes, HostPathTypesAndEmptyDirLayout) {
   host("newfile", d.path() + "/newfile", "FileOrCreate");
   p.volumes.push_back({.name = "scratch", .kind = Volume::Kind::kEmptyDir});
   Volume down{.name = "info", .kind = Volume::Kind::kDownwardApi};
-  down.items.push_back({.path = "name", .field_path = "metadata.name"});
+  down.sources.push_back({.kind = Projection::Kind::kDownwardApi,
+                          .fields = {{.path = "name", .field_path = "metadata.name"}}});
   p.name = "web";
   p.volumes.push_back(down);
-  auto v = PodVolumes::setUp(p, d.path() + "/pod", {});
+  auto v = PodVolumes::setUp(p, d.path() + "/pod", {}, nullptr);
   ASSERT_TRUE(v) << v.error().message();
   EXPECT_TRUE(fs::is_directory(d.path() + "/made/here"));
   EXPECT_TRUE(fs::is_regular_file(d.path() + "/newfile"));
@@ -306,17 +307,22 @@ TEST(PodVolumes, HostPathTypesAndEmptyDirLayout) {
                          .kind = Volume::Kind::kHostPath,
                          .path = d.path() + "/file",
                          .host_path_type = "Directory"});
-  auto e = PodVolumes::setUp(bad, d.path() + "/pod2", {});
+  auto e = PodVolumes::setUp(bad, d.path() + "/pod2", {}, nullptr);
   ASSERT_FALSE(e);
   EXPECT_NE(e.error().message().find("volume \"data\""), std::string::npos) << e.error().message();
   EXPECT_NE(e.error().message().find("type Directory"), std::string::npos);
   EXPECT_FALSE(fs::exists(d.path() + "/pod2/volumes"));  // nothing half made is left
 
   Pod cm;
-  cm.volumes.push_back({.name = "cfg", .kind = Volume::Kind::kOther, .source = "configMap"});
-  auto c = PodVolumes::setUp(cm, d.path() + "/pod3", {});
+  cm.volumes.push_back({.name = "cfg",
+                        .kind = Volume::Kind::kConfigMap,
+                        .sources = {{.kind = Projection::Kind::kConfigMap, .name = "settings"}}});
+  auto c = PodVolumes::setUp(cm, d.path() + "/pod3", {}, nullptr);
   ASSERT_FALSE(c);
-  EXPECT_NE(c.error().message().find("configMap volumes need an API server"), std::string::npos);
+  EXPECT_NE(c.error().message().find("come from an API server: run with --kubeconfig"),
+            std::string::npos)
+      << c.error().message();
+  EXPECT_FALSE(fs::exists(d.path() + "/pod3/volumes"));
 }
 
 }  // namespace
