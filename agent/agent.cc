@@ -43,6 +43,23 @@ std::string pickNodeIp(const std::string& flag, const std::string& bridge) {
   return found.empty() ? "127.0.0.1" : found;
 }
 
+// Images, labels or annotations differ (what a running pod takes without a restart).
+bool changedInPlace(const Pod& running, const Pod& wanted) {
+  if (running.labels != wanted.labels || running.annotations != wanted.annotations) {
+    return true;
+  }
+  auto images = [](const Pod& p) {
+    std::vector<std::string> out;
+    for (const auto* list : {&p.init_containers, &p.containers}) {
+      for (const auto& c : *list) {
+        out.push_back(c.image);
+      }
+    }
+    return out;
+  };
+  return images(running) != images(wanted);
+}
+
 std::string readOr(const std::string& path, const std::string& fallback) {
   auto r = readFile(path);
   return r ? *r : fallback;
@@ -158,6 +175,15 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
           }
         }));
     ctx.objects = a->objects_.get();
+    ctx.node_event = [self](const std::string& type, const std::string& reason,
+                            const std::string& message) {
+      self->cluster_->event({.involved_kind = "Node",
+                             .involved_name = self->ctx_.config.node_name,
+                             .involved_uid = self->ctx_.config.node_name,
+                             .type = type,
+                             .reason = reason,
+                             .message = message});
+    };
     log::info("Joining the cluster", {{"server", access.server}, {"node", config.node_name}});
     ctx.event = [self](const Pod& pod, const std::string& container, const std::string& type,
                        const std::string& reason, const std::string& message) {
@@ -253,6 +279,12 @@ void Agent::reconcile() {
     auto it = desired.find(uid);
     bool gone = it == desired.end();
     bool deleting = !gone && it->second.deleting;
+    if (!gone && !deleting && it->second.hash == w->hash() && !terminating_.contains(uid) &&
+        changedInPlace(w->pod(), *it->second.pod)) {
+      log::v(2, "SyncLoop UPDATE (in place)", {{"pod", w->pod().namespace_ + "/" + w->pod().name}});
+      w->update(*it->second.pod);
+      continue;
+    }
     if ((gone || deleting || it->second.hash != w->hash()) && !terminating_.contains(uid)) {
       terminating_.insert(uid);
       log::v(2,

@@ -154,8 +154,23 @@ void ClusterSync::onPodEvent(const apiclient::ObjectEvent& e) {
     }
     ApiPod p;
     p.pod = std::move((*parsed)[0].pod);
-    if (d.HasMember("spec")) {
-      p.hash = images::digestHex(images::sha256Of(serialize(d["spec"]))).substr(0, 32);
+    if (d.HasMember("spec") && d["spec"].IsObject()) {
+      // What the API lets change in a bound pod does not count: container
+      // images (the worker restarts just those containers), tolerations and
+      // activeDeadlineSeconds.
+      rapidjson::Value& spec = d["spec"];
+      spec.RemoveMember("tolerations");
+      spec.RemoveMember("activeDeadlineSeconds");
+      for (const char* list : {"initContainers", "containers"}) {
+        if (spec.HasMember(list) && spec[list].IsArray()) {
+          for (auto& c : spec[list].GetArray()) {
+            if (c.IsObject()) {
+              c.RemoveMember("image");
+            }
+          }
+        }
+      }
+      p.hash = images::digestHex(images::sha256Of(serialize(spec))).substr(0, 32);
     }
     p.deletion_timestamp = meta->deletion_timestamp;
     p.deletion_grace_seconds =
@@ -170,6 +185,14 @@ void ClusterSync::onPodEvent(const apiclient::ObjectEvent& e) {
 
 // ---- node, lease ----------------------------------------------------------
 
+EventRecord ClusterSync::startingEvent() const {
+  return {.involved_kind = "Node",
+          .involved_name = facts_.name,
+          .involved_uid = facts_.name,
+          .reason = "Starting",
+          .message = "Starting kubelet."};
+}
+
 bool ClusterSync::registerNode() {
   NodeSignals signals = readNodeSignals(config_.root_dir);
   auto created = client_->create("/api/v1/nodes", nodeJson(facts_, signals, nowTime()));
@@ -177,11 +200,7 @@ bool ClusterSync::registerNode() {
     std::lock_guard lock(mu_);
     node_uid_ = uidOf(*created);
     log::info("Successfully registered node", {{"node", facts_.name}});
-    events_.push_back({.involved_kind = "Node",
-                       .involved_name = facts_.name,
-                       .involved_uid = facts_.name,
-                       .reason = "Starting",
-                       .message = "Starting kubelet."});
+    events_.push_back(startingEvent());
     return true;
   }
   if (created.error().reason != "AlreadyExists") {
@@ -204,6 +223,7 @@ bool ClusterSync::registerNode() {
   std::lock_guard lock(mu_);
   node_uid_ = uidOf(*existing);
   log::info("Node already registered, reconciled", {{"node", facts_.name}});
+  events_.push_back(startingEvent());
   return true;
 }
 
@@ -271,14 +291,31 @@ void ClusterSync::reportNodeStatus(bool force) {
     return;  // nothing changed and the last report is recent: the lease says we live
   }
   std::string t = nowTime();
-  for (auto [type, status] : {std::pair{"MemoryPressure", signals.memory_pressure},
-                              {"DiskPressure", signals.disk_pressure},
-                              {"PIDPressure", signals.pid_pressure},
-                              {"Ready", signals.ready}}) {
-    std::string key = std::string(type) + "=" + (status ? "True" : "False");
-    std::string other = std::string(type) + "=" + (status ? "False" : "True");
+  struct Condition {
+    const char* type;
+    bool status;
+    const char* if_true;  // the kubelet's event reasons for the two states
+    const char* if_false;
+  };
+  for (const Condition& c : {Condition{"MemoryPressure", signals.memory_pressure,
+                                       "NodeHasInsufficientMemory", "NodeHasSufficientMemory"},
+                             Condition{"DiskPressure", signals.disk_pressure, "NodeHasDiskPressure",
+                                       "NodeHasNoDiskPressure"},
+                             Condition{"PIDPressure", signals.pid_pressure,
+                                       "NodeHasInsufficientPID", "NodeHasSufficientPID"},
+                             Condition{"Ready", signals.ready, "NodeReady", "NodeNotReady"}}) {
+    std::string key = std::string(c.type) + "=" + (c.status ? "True" : "False");
+    std::string other = std::string(c.type) + "=" + (c.status ? "False" : "True");
     node_transitions_.erase(other);
-    node_transitions_.emplace(key, t);
+    if (node_transitions_.emplace(key, t).second) {
+      // A condition seen for the first time or changed: the kubelet's node event.
+      std::string reason = c.status ? c.if_true : c.if_false;
+      event({.involved_kind = "Node",
+             .involved_name = facts_.name,
+             .involved_uid = facts_.name,
+             .reason = reason,
+             .message = "Node " + facts_.name + " status is now: " + reason});
+    }
   }
   auto r = client_->patch(resourcePath("v1", "nodes", "", facts_.name, "status"),
                           PatchType::kStrategicMerge,

@@ -36,7 +36,7 @@ namespace kernelet::agent {
 // A pod the API server binds to this node.
 struct ApiPod {
   Pod pod;
-  std::string hash;                // of its spec: a change restarts it
+  std::string hash;                // of its spec but images: a change restarts it
   std::string deletion_timestamp;  // set: terminate it
   int64_t deletion_grace_seconds = 30;
 };
@@ -77,6 +77,7 @@ class ClusterSync {
       : config_(std::move(config)), facts_(std::move(facts)) {}
   void heartbeat();
   bool registerNode();
+  EventRecord startingEvent() const;
   void renewLease();
   void reportNodeStatus(bool force);
   void writer();

@@ -122,6 +122,7 @@ PodWorker::~PodWorker() {
   // that still leaves nothing behind.
   for (auto& c : ctrs_) {
     ctx_.timers->cancel(c.restart_timer);
+    ctx_.timers->cancel(c.stop_timer);
     if (c.running) {
       ctx_.loop->remove(c.running->proc.pidfd());
       (void)c.running->cgroup.write("cgroup.kill", "1");
@@ -187,6 +188,58 @@ void PodWorker::start() {
   status_.message.clear();
   log::v(2, "Pod sandbox ready", {{"pod", who}, {"podIP", sandbox_->ip()}});
   sync();
+}
+
+void PodWorker::update(const Pod& pod) {
+  std::map<std::string, std::string> old_images;
+  for (const auto& c : ctrs_) {
+    old_images[c.spec->name] = c.spec->image;
+  }
+  pod_ = pod;
+  // ctrs_ point into pod_'s lists: point them at the new ones.
+  size_t i = 0;
+  for (const auto* list : {&pod_.init_containers, &pod_.containers}) {
+    for (const auto& spec : *list) {
+      ctrs_[i++].spec = &spec;
+    }
+  }
+  std::string who = pod_.namespace_ + "/" + pod_.name;
+  for (auto& c : ctrs_) {
+    if (c.spec->image == old_images[c.spec->name]) {
+      continue;
+    }
+    c.status.image = c.spec->image;
+    c.image.reset();
+    if (!c.running || c.replace || terminating_ || finished_) {
+      continue;  // one not running takes the new image at its next start
+    }
+    log::info("Container definition changed, will be restarted",
+              {{"pod", who}, {"container", c.spec->name}, {"image", c.spec->image}});
+    emit(&c, "Normal", "Killing",
+         "Container " + c.spec->name + " definition changed, will be restarted");
+    c.replace = true;
+    (void)c.running->proc.signal(c.stop_signal);
+    std::weak_ptr<PodWorker> self = weak_from_this();
+    size_t index = static_cast<size_t>(&c - ctrs_.data());
+    c.stop_timer = ctx_.timers->after(std::chrono::seconds(pod_.termination_grace_period_seconds),
+                                      [self, index] {
+                                        auto w = self.lock();
+                                        if (!w) {
+                                          return;
+                                        }
+                                        Ctr& k = w->ctrs_[index];
+                                        k.stop_timer = 0;
+                                        if (k.running) {
+                                          (void)k.running->cgroup.write("cgroup.kill", "1");
+                                        }
+                                      });
+  }
+  if (volumes_) {
+    if (auto r = volumes_->refresh(pod_, runtimeInfo(), objects()); !r) {
+      log::error("Update volumes", {{"pod", who}, {"err", r.error().message()}});
+    }
+  }
+  publish();
 }
 
 PodObjects* PodWorker::objects() const {
@@ -664,6 +717,12 @@ void PodWorker::onExit(Ctr& c, Result<isolation::ContainerExit> exit) {
   if (exit) {
     t.exit_code = exit->status.shellStatus();
     t.reason = exit->reason();
+    if (exit->oom_killed && ctx_.node_event) {
+      // The kubelet's OOM watcher reports the kernel's kill on the node.
+      ctx_.node_event("Warning", "OOMKilling",
+                      "Memory cgroup out of memory: killed a process of container " + c.spec->name +
+                          " in pod " + pod_.namespace_ + "/" + pod_.name);
+    }
   } else {
     t.exit_code = 128;
     t.reason = "Error";
@@ -678,6 +737,17 @@ void PodWorker::onExit(Ctr& c, Result<isolation::ContainerExit> exit) {
           {"container", c.spec->name},
           {"exitCode", std::to_string(t.exit_code)},
           {"reason", t.reason}});
+  ctx_.timers->cancel(c.stop_timer);
+  c.stop_timer = 0;
+  if (c.replace && !terminating_ && !finished_) {
+    // Stopped for its new image: started again at once, whatever the restart policy.
+    c.replace = false;
+    c.status.last_state = c.status.state;
+    restartNow(c);
+    sync();
+    return;
+  }
+  c.replace = false;
   if (terminating_ || finished_) {
     bool regular_left = false;
     for (const auto& k : ctrs_) {

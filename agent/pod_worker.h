@@ -54,6 +54,10 @@ struct NodeContext {
   std::function<void(const Pod& pod, const std::string& container, const std::string& type,
                      const std::string& reason, const std::string& message)>
       event;
+  // A Kubernetes Event about the node itself (OOMKilling).
+  std::function<void(const std::string& type, const std::string& reason,
+                     const std::string& message)>
+      node_event;
 };
 
 class PodWorker : public std::enable_shared_from_this<PodWorker> {
@@ -68,6 +72,11 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   // Stops every container within the grace period (the pod's unless given),
   // then removes the sandbox; `done` runs once nothing of the pod is left.
   void terminate(std::function<void()> done, std::optional<int64_t> grace_seconds = {});
+  // The API changed what it lets change in a running pod: container images
+  // (a running container with a new image is stopped and started again, as
+  // the kubelet does when a container's definition changed), labels and
+  // annotations (downwardAPI files follow). Same containers, same order.
+  void update(const Pod& pod);
   // A ConfigMap, Secret or token changed or arrived: a pod waiting for its
   // volumes tries again, one running gets its volumes rewritten, containers
   // held by CreateContainerConfigError are retried now.
@@ -93,7 +102,9 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
     std::chrono::steady_clock::time_point last_started;
     std::optional<images::ImageRecord> image;
     images::ImageConfig image_config;
-    int stop_signal = 15;  // SIGTERM, or the image's StopSignal
+    int stop_signal = 15;           // SIGTERM, or the image's StopSignal
+    bool replace = false;           // stopping for a new image: start again once exited
+    TimerQueue::Id stop_timer = 0;  // SIGKILL when its grace runs out
   };
 
   // Decides what to start or restart next (the kubelet's computePodActions);

@@ -204,6 +204,14 @@ TEST_F(ClusterE2E, TheNodeIsReadyWithItsCapacityAndRenewsItsLease) {
       [&](const std::string& s) { return s.find('Z') != std::string::npos && s != first; },
       "a renewed lease", seconds(30));
   EXPECT_NE(first, second);
+  // The kubelet's node events: starting, then each condition as first seen.
+  std::string events = waitKubectl(
+      "get events --field-selector involvedObject.kind=Node -o jsonpath={.items[*].reason}",
+      has("NodeReady"), "the NodeReady event");
+  for (const char* reason : {"Starting", "NodeHasSufficientMemory", "NodeHasNoDiskPressure",
+                             "NodeHasSufficientPID", "NodeReady"}) {
+    EXPECT_NE(events.find(reason), std::string::npos) << reason << " missing: " << events;
+  }
 }
 
 TEST_F(ClusterE2E, APodRunsReportsItsStatusAndIsDeletedWithinItsGracePeriod) {
@@ -243,6 +251,17 @@ TEST_F(ClusterE2E, ACrashingContainerShowsCrashLoopBackOffInKubectl) {
       "-o jsonpath={.items[*].count}",
       [](const std::string& s) { return s == "2" || s == "3"; }, "Started counted twice");
   EXPECT_EQ(started.find(' '), std::string::npos) << started;
+
+  // A container killed by the kernel for its memory limit: OOMKilled, and the
+  // node's OOMKilling event.
+  apply("hog", podYaml("hog", "exec kt-alloc 64", "  restartPolicy: Never\n") +
+                   "    resources:\n      limits: {memory: 16Mi}\n");
+  waitKubectl("get pods hog", has("OOMKilled"), "hog OOMKilled");
+  std::string oom = waitKubectl(
+      "get events --field-selector involvedObject.kind=Node,reason=OOMKilling "
+      "-o jsonpath={.items[*].message}",
+      has("container app in pod default/hog"), "the OOMKilling event");
+  EXPECT_NE(oom.find("Memory cgroup out of memory"), std::string::npos) << oom;
 }
 
 TEST_F(ClusterE2E, AStaticPodHasAMirrorPodThatComesBackWhenDeleted) {
@@ -293,6 +312,37 @@ TEST_F(ClusterE2E, TheApiServerAwayRestartsNothingAndStatusesCatchUp) {
   EXPECT_EQ(log.find("\"Container started\" pod=\"default/steady\"", log.find("steady") + 1),
             log.find("\"Container started\" pod=\"default/steady\""))
       << "steady's container started twice";
+}
+
+TEST_F(ClusterE2E, ANewImageRestartsJustThatContainerAndALabelNothing) {
+  ASSERT_EQ(sh(std::string(KERNELET_BINARY) + " images --root-dir " + root_ + " import " +
+               KERNELET_FIXTURES + "/oci/layered"),
+            0);
+  startAgent();
+  apply("swap", podYaml("swap",
+                        "[ -e /etc/fixture-upper ] && echo image=layered || echo image=busybox; "
+                        "trap \"exit 0\" TERM; while true; do sleep 1; done"));
+  waitKubectl("get pods swap", has("1/1     Running"), "swap Running");
+  waitOutput("swap", "image=busybox", seconds(10));
+  std::string ip = kubectl("get pod swap -o jsonpath={.status.podIP}");
+  kubectl("label pod swap tier=web");
+  kubectl(
+      "patch pod swap -p "
+      "'{\"spec\":{\"containers\":[{\"name\":\"app\",\"image\":\"fixtures.kernelet.test/"
+      "layered:latest\"}]}}'");
+  waitOutput("swap", "image=layered", seconds(30));
+  waitKubectl(
+      "get pod swap -o jsonpath={.status.containerStatuses[0].restartCount}",
+      [](const std::string& s) { return s == "1"; }, "restartCount 1");
+  EXPECT_EQ(kubectl("get pod swap -o jsonpath={.status.containerStatuses[0].image}"),
+            "fixtures.kernelet.test/layered:latest");
+  EXPECT_EQ(kubectl("get pod swap -o jsonpath={.status.podIP}"), ip);  // the sandbox stayed
+  std::string killing = waitKubectl(
+      "get events --field-selector involvedObject.name=swap,reason=Killing "
+      "-o jsonpath={.items[*].message}",
+      has("definition changed"), "the Killing event");
+  EXPECT_NE(killing.find("Container app definition changed, will be restarted"), std::string::npos)
+      << killing;
 }
 
 TEST_F(ClusterE2E, ConfigMapsSecretsAndTokensReachTheContainerAndStayCurrent) {
