@@ -379,7 +379,9 @@ void waitForStart(const ChildPlan& plan) {
       fail("open start fifo", plan.start_fifo);
     }
   }
-  setupRootfs(plan);
+  if (plan.rootfs != nullptr) {
+    setupRootfs(plan);  // else an exec: the joined mount namespace is the container's
+  }
 
   // 5. Hostname, rlimits, OOM score: while still privileged.
   if (plan.hostname != nullptr && ::sethostname(plan.hostname, std::strlen(plan.hostname)) != 0) {

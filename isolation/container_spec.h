@@ -86,6 +86,11 @@ struct ContainerSpec {
   // If set, the container stops after setup, before exec, until this FIFO is
   // opened for reading (OCI create/start).
   std::string start_fifo;
+  // Exec into a running container (crun exec, probes): every namespace is
+  // joined by path, its mount namespace included, whose root is the
+  // container's; rootfs, mounts, masked paths, sysctls and hostname are not
+  // set up again.
+  bool join_running = false;
 };
 
 // The defaults containerd and Docker give a container.

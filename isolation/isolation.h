@@ -5,6 +5,8 @@
 #include <sys/types.h>
 
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "isolation/container_spec.h"
 #include "sys/result.h"
@@ -44,5 +46,10 @@ class Process {
 // child comes back as its error, e.g. exec `/bin/nope`: No such file or
 // directory; the child is then reaped and nothing of it is left.
 Result<Process> start(const ContainerSpec& spec);
+
+// What `crun exec` runs: `argv` in the running container `pid` that `spec`
+// started - its namespaces joined, as its user, with its capabilities, no_new_privs
+// and seccomp profile. Set the stdio and cgroup_fd, then start() it.
+ContainerSpec execSpec(const ContainerSpec& spec, pid_t pid, std::vector<std::string> argv);
 
 }  // namespace kernelet::isolation

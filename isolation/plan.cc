@@ -5,6 +5,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <map>
 
 #include "isolation/child_plan.h"
@@ -165,6 +166,45 @@ Result<int> rlimitResource(const std::string& name) {
   return it->second;
 }
 
+// The root filesystem, mounts, masked and read-only paths and sysctls of a
+// new container.
+Result<void> planRootfs(ChildPlan& plan, const ContainerSpec& spec) {
+  if (spec.rootfs.empty()) {
+    return makeError("container spec", "root.path", "missing");
+  }
+  struct stat st {};
+  if (::stat(spec.rootfs.c_str(), &st) != 0) {
+    return addContext<void>(sysError("stat", spec.rootfs), "root.path");
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return makeError("container spec", "root.path", spec.rootfs + " is not a directory");
+  }
+  if (!plan.new_mount_ns) {
+    return makeError("container spec", "namespaces",
+                     "a container needs its own mount namespace for its rootfs");
+  }
+  plan.rootfs = plan.keep(spec.rootfs);
+  plan.readonly_rootfs = spec.readonly_rootfs;
+  plan.rootfs_propagation = spec.rootfs_propagation;
+  for (size_t i = 0; i < spec.mounts.size(); i++) {
+    TRY_VOID(planMount(plan, spec.mounts[i], i));
+  }
+  for (const std::string& p : spec.masked_paths) {
+    plan.masked_paths.push_back(plan.keep(p));
+  }
+  for (const std::string& p : spec.readonly_paths) {
+    plan.readonly_paths.push_back(plan.keep(p));
+  }
+  for (const Sysctl& s : spec.sysctls) {
+    std::string path = "/proc/sys/" + s.key;
+    for (size_t i = 10; i < path.size(); i++) {
+      path[i] = path[i] == '.' ? '/' : path[i];
+    }
+    plan.sysctls.push_back({plan.keep(path), plan.keep(s.value)});
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<ChildPlan> buildPlan(const ContainerSpec& spec) {
@@ -212,38 +252,16 @@ Result<ChildPlan> buildPlan(const ContainerSpec& spec) {
   }
   plan.new_mount_ns = (plan.clone_flags & CLONE_NEWNS) != 0;
 
-  if (spec.rootfs.empty()) {
-    return makeError("container spec", "root.path", "missing");
-  }
-  struct stat st {};
-  if (::stat(spec.rootfs.c_str(), &st) != 0) {
-    return addContext<ChildPlan>(sysError("stat", spec.rootfs), "root.path");
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    return makeError("container spec", "root.path", spec.rootfs + " is not a directory");
-  }
-  if (!plan.new_mount_ns) {
-    return makeError("container spec", "namespaces",
-                     "a container needs its own mount namespace for its rootfs");
-  }
-  plan.rootfs = plan.keep(spec.rootfs);
-  plan.readonly_rootfs = spec.readonly_rootfs;
-  plan.rootfs_propagation = spec.rootfs_propagation;
-  for (size_t i = 0; i < spec.mounts.size(); i++) {
-    TRY_VOID(planMount(plan, spec.mounts[i], i));
-  }
-  for (const std::string& p : spec.masked_paths) {
-    plan.masked_paths.push_back(plan.keep(p));
-  }
-  for (const std::string& p : spec.readonly_paths) {
-    plan.readonly_paths.push_back(plan.keep(p));
-  }
-  for (const Sysctl& s : spec.sysctls) {
-    std::string path = "/proc/sys/" + s.key;
-    for (size_t i = 10; i < path.size(); i++) {
-      path[i] = path[i] == '.' ? '/' : path[i];
+  if (spec.join_running) {
+    bool joins_mounts = std::any_of(plan.joins.begin(), plan.joins.end(),
+                                    [](const NamespaceJoin& j) { return j.type == CLONE_NEWNS; });
+    if (!joins_mounts || plan.clone_flags != 0 || !spec.hostname.empty()) {
+      return makeError("container spec", "namespaces",
+                       "exec joins the container's namespaces, its mount namespace included, "
+                       "and sets nothing of them up");
     }
-    plan.sysctls.push_back({plan.keep(path), plan.keep(s.value)});
+  } else {
+    TRY_VOID(planRootfs(plan, spec));
   }
 
   if (!spec.hostname.empty()) {
