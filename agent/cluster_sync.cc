@@ -77,6 +77,7 @@ Result<std::unique_ptr<ClusterSync>> ClusterSync::start(const AgentConfig& confi
   s->reflector_->start();
   s->heartbeat_thread_ = std::thread([self] { self->heartbeat(); });
   s->writer_thread_ = std::thread([self] { self->writer(); });
+  s->event_thread_ = std::thread([self] { self->eventWriter(); });
   return s;
 }
 
@@ -91,7 +92,7 @@ ClusterSync::~ClusterSync() {
     reflector_->stop();
   }
   log::v(4, "Stopping the heartbeat and the writer");
-  for (auto* t : {&heartbeat_thread_, &writer_thread_}) {
+  for (auto* t : {&heartbeat_thread_, &writer_thread_, &event_thread_}) {
     if (t->joinable()) {
       t->join();
     }
@@ -381,7 +382,7 @@ void ClusterSync::finalDelete(const std::string& uid, const std::string& namespa
 void ClusterSync::event(EventRecord e) {
   {
     std::lock_guard lock(mu_);
-    if (events_.size() >= 1000) {
+    if (events_.size() >= kMaxQueuedEvents) {
       events_.pop_front();  // the oldest go first when the API is away long
     }
     events_.push_back(std::move(e));
@@ -562,14 +563,12 @@ bool ClusterSync::syncMirrors() {
 void ClusterSync::writer() {
   for (;;) {
     std::vector<std::string> uids;
-    std::deque<EventRecord> events;
     bool mirrors = false;
     std::optional<Deletion> deletion;
     {
       std::unique_lock lock(mu_);
       cv_.wait_for(lock, std::chrono::seconds(1), [this] {
-        return stopping_ || !dirty_.empty() || !deletions_.empty() || mirrors_dirty_ ||
-               !events_.empty();
+        return stopping_ || !dirty_.empty() || !deletions_.empty() || mirrors_dirty_;
       });
       if (stopping_) {
         return;
@@ -578,21 +577,12 @@ void ClusterSync::writer() {
         uids.push_back(uid);
       }
       mirrors = mirrors_dirty_;
-      events.swap(events_);
       if (!deletions_.empty()) {
         deletion = std::move(deletions_.front());
         deletions_.pop_front();
       }
     }
     bool failed = false;
-    for (auto& e : events) {
-      if (!recorder_->record(e)) {
-        std::lock_guard lock(mu_);
-        events_.push_front(std::move(e));  // kept for when the API answers
-        failed = true;
-        break;
-      }
-    }
     if (mirrors) {
       failed = !syncMirrors() || failed;
     }
@@ -617,6 +607,39 @@ void ClusterSync::writer() {
     }
     if (failed && !sleep(std::chrono::seconds(1))) {
       return;  // the API is away: try again in a second
+    }
+  }
+}
+
+// Events go on a thread of their own, so a burst of them never holds up a
+// status patch (the kubelet's event broadcaster is apart from its status manager too).
+void ClusterSync::eventWriter() {
+  for (;;) {
+    std::deque<EventRecord> batch;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [this] { return stopping_ || !events_.empty(); });
+      if (stopping_) {
+        return;
+      }
+      batch.swap(events_);
+    }
+    for (auto it = batch.begin(); it != batch.end(); ++it) {
+      if (!recorder_->record(*it)) {
+        {
+          // This one and the rest are kept, in order, for when the API answers.
+          std::lock_guard lock(mu_);
+          events_.insert(events_.begin(), std::make_move_iterator(it),
+                         std::make_move_iterator(batch.end()));
+          while (events_.size() > kMaxQueuedEvents) {
+            events_.pop_front();
+          }
+        }
+        if (!sleep(std::chrono::seconds(1))) {
+          return;
+        }
+        break;
+      }
     }
   }
 }

@@ -8,7 +8,8 @@
 //     changes reach the loop as snapshots;
 //   - writer thread: pod status patches (only what changed, with the uid
 //     guard), mirror pods for static pods, and the final DELETE of pods that
-//     finished terminating.
+//     finished terminating;
+//   - event thread: Events, with the kubelet's aggregation of repeats.
 // The API server being away stops none of the pods: writes wait and retry.
 
 #include <condition_variable>
@@ -81,6 +82,7 @@ class ClusterSync {
   void renewLease();
   void reportNodeStatus(bool force);
   void writer();
+  void eventWriter();
   bool writeStatus(const std::string& uid);
   bool syncMirrors();
   void onPodEvent(const apiclient::ObjectEvent& e);
@@ -92,7 +94,8 @@ class ClusterSync {
   std::unique_ptr<LoopQueue> to_loop_;
   std::unique_ptr<apiclient::Reflector> reflector_;
   PodsChanged changed_;
-  std::thread heartbeat_thread_, writer_thread_;
+  std::thread heartbeat_thread_, writer_thread_, event_thread_;
+  static constexpr size_t kMaxQueuedEvents = 1000;  // while the API is away
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -117,7 +120,7 @@ class ClusterSync {
   std::deque<Deletion> deletions_;
   std::vector<MirrorPod> static_pods_;
   std::deque<EventRecord> events_;
-  std::unique_ptr<EventRecorder> recorder_;  // the writer thread's
+  std::unique_ptr<EventRecorder> recorder_;  // the event thread's
   bool mirrors_dirty_ = false;
   std::string last_node_fingerprint_;
   std::chrono::steady_clock::time_point last_node_report_;

@@ -246,6 +246,101 @@ Result<std::vector<Projection>> projectedSources(const Ctx& c, const YAML::Node&
   return out;
 }
 
+// One of a container's probes; `ports` resolves a named port.
+Result<std::optional<Probe>> probe(const Ctx& c, const YAML::Node& n, const std::string& field,
+                                   const std::vector<ContainerPort>& ports) {
+  if (!n || n.IsNull()) {
+    return std::optional<Probe>();
+  }
+  Probe p;
+  auto port = [&](const YAML::Node& h, const std::string& f) -> Result<int> {
+    const YAML::Node v = h["port"];
+    if (!v || !v.IsScalar()) {
+      return c.error(h, f + ".port", "required");
+    }
+    int number = 0;
+    if (YAML::convert<int>::decode(v, number)) {
+      if (number < 1 || number > 65535) {
+        return c.error(v, f + ".port", "must be between 1 and 65535");
+      }
+      return number;
+    }
+    std::string name = v.as<std::string>();
+    for (const auto& cp : ports) {
+      if (cp.name == name) {
+        return cp.container_port;
+      }
+    }
+    return c.error(v, f + ".port", "no container port named \"" + name + "\"");
+  };
+  int kinds = 0;
+  if (n["exec"]) {
+    kinds++;
+    p.kind = Probe::Kind::kExec;
+    TRY(p.command, strings(c, n["exec"], "command", field + ".exec"));
+    if (p.command.empty()) {
+      return c.error(n["exec"], field + ".exec.command", "required");
+    }
+  }
+  if (n["httpGet"]) {
+    kinds++;
+    const YAML::Node h = n["httpGet"];
+    std::string f = field + ".httpGet";
+    p.kind = Probe::Kind::kHttpGet;
+    TRY(p.port, port(h, f));
+    TRY(auto path, opt<std::string>(c, h, "path", f));
+    p.path = path.value_or("/");
+    if (p.path.empty() || p.path[0] != '/') {
+      p.path = "/" + p.path;
+    }
+    TRY(p.host, str(c, h, "host", f));
+    TRY(auto scheme, opt<std::string>(c, h, "scheme", f));
+    p.scheme = scheme.value_or("HTTP");
+    if (p.scheme != "HTTP") {
+      return c.error(h, f + ".scheme", "only HTTP probes are supported (HTTPS is not yet)");
+    }
+    size_t i = 0;
+    for (const auto& hd :
+         h["httpHeaders"] ? h["httpHeaders"] : YAML::Node(YAML::NodeType::Sequence)) {
+      std::string hf = f + ".httpHeaders[" + std::to_string(i++) + "]";
+      TRY(std::string name, str(c, hd, "name", hf));
+      TRY(std::string value, str(c, hd, "value", hf));
+      p.headers.emplace_back(name, value);
+    }
+  }
+  if (n["tcpSocket"]) {
+    kinds++;
+    p.kind = Probe::Kind::kTcpSocket;
+    TRY(p.port, port(n["tcpSocket"], field + ".tcpSocket"));
+  }
+  if (n["grpc"]) {
+    return c.error(n["grpc"], field + ".grpc", "gRPC probes are not supported");
+  }
+  if (kinds != 1) {
+    return c.error(n, field, "must have exactly one of exec, httpGet or tcpSocket");
+  }
+  struct Timing {
+    const char* key;
+    int* value;
+    int min;
+  };
+  for (const Timing& t : {Timing{"initialDelaySeconds", &p.initial_delay_seconds, 0},
+                          Timing{"periodSeconds", &p.period_seconds, 1},
+                          Timing{"timeoutSeconds", &p.timeout_seconds, 1},
+                          Timing{"successThreshold", &p.success_threshold, 1},
+                          Timing{"failureThreshold", &p.failure_threshold, 1}}) {
+    TRY(auto v, opt<int>(c, n, t.key, field));
+    if (v) {
+      if (*v < t.min) {
+        return c.error(n[t.key], field + "." + t.key,
+                       "must be greater than or equal to " + std::to_string(t.min));
+      }
+      *t.value = *v;
+    }
+  }
+  return std::optional<Probe>(std::move(p));
+}
+
 Result<Container> container(const Ctx& c, const YAML::Node& n, const std::string& field) {
   Container k;
   if (!n.IsMap()) {
@@ -345,6 +440,28 @@ Result<Container> container(const Ctx& c, const YAML::Node& n, const std::string
     }
   }
   TRY(k.security_context, securityContext(c, n["securityContext"], field + ".securityContext"));
+  if (n["ports"] && n["ports"].IsSequence()) {
+    size_t i = 0;
+    for (const auto& pn : n["ports"]) {
+      std::string pf = field + ".ports[" + std::to_string(i++) + "]";
+      ContainerPort cp;
+      TRY(cp.name, str(c, pn, "name", pf));
+      TRY(auto number, opt<int>(c, pn, "containerPort", pf));
+      cp.container_port = number.value_or(0);
+      k.ports.push_back(std::move(cp));
+    }
+  }
+  TRY(k.liveness_probe, probe(c, n["livenessProbe"], field + ".livenessProbe", k.ports));
+  TRY(k.readiness_probe, probe(c, n["readinessProbe"], field + ".readinessProbe", k.ports));
+  TRY(k.startup_probe, probe(c, n["startupProbe"], field + ".startupProbe", k.ports));
+  for (const auto* pr : {&k.liveness_probe, &k.startup_probe}) {
+    if (*pr && (*pr)->success_threshold != 1) {
+      return c.error(n,
+                     field + (pr == &k.liveness_probe ? ".livenessProbe" : ".startupProbe") +
+                         ".successThreshold",
+                     "must be 1");
+    }
+  }
   return k;
 }
 

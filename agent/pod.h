@@ -51,6 +51,23 @@ struct SecurityContext {
   std::string seccomp_localhost_profile;
 };
 
+struct ContainerPort {
+  std::string name;
+  int container_port = 0;
+};
+
+// livenessProbe, readinessProbe, startupProbe. A named port is resolved
+// against the container's ports when the manifest is decoded.
+struct Probe {
+  enum class Kind { kExec, kHttpGet, kTcpSocket } kind = Kind::kExec;
+  std::vector<std::string> command;               // exec
+  std::string path = "/", host, scheme = "HTTP";  // httpGet; host empty: the pod's IP
+  std::vector<std::pair<std::string, std::string>> headers;
+  int port = 0;  // httpGet, tcpSocket
+  int initial_delay_seconds = 0, period_seconds = 10, timeout_seconds = 1;
+  int success_threshold = 1, failure_threshold = 3;
+};
+
 struct Container {
   std::string name;
   std::string image;
@@ -63,6 +80,8 @@ struct Container {
   SecurityContext security_context;
   std::string image_pull_policy;
   std::string restart_policy;  // init containers: "Always" makes a sidecar
+  std::vector<ContainerPort> ports;
+  std::optional<Probe> liveness_probe, readiness_probe, startup_probe;
 };
 
 struct DownwardItem {

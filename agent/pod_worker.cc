@@ -65,6 +65,7 @@ struct PodWorker::Instance {
   cgroups::Cgroup cgroup;
   bool has_cgroup = false;
   isolation::Process proc;
+  isolation::ContainerSpec spec;  // what it was started from: exec probes run the same way
   std::unique_ptr<isolation::CriLogWriter> log;
   std::chrono::steady_clock::time_point started;
   std::string started_at;
@@ -123,6 +124,7 @@ PodWorker::~PodWorker() {
   for (auto& c : ctrs_) {
     ctx_.timers->cancel(c.restart_timer);
     ctx_.timers->cancel(c.stop_timer);
+    stopProbes(c);
     if (c.running) {
       ctx_.loop->remove(c.running->proc.pidfd());
       (void)c.running->cgroup.write("cgroup.kill", "1");
@@ -215,24 +217,7 @@ void PodWorker::update(const Pod& pod) {
     }
     log::info("Container definition changed, will be restarted",
               {{"pod", who}, {"container", c.spec->name}, {"image", c.spec->image}});
-    emit(&c, "Normal", "Killing",
-         "Container " + c.spec->name + " definition changed, will be restarted");
-    c.replace = true;
-    (void)c.running->proc.signal(c.stop_signal);
-    std::weak_ptr<PodWorker> self = weak_from_this();
-    size_t index = static_cast<size_t>(&c - ctrs_.data());
-    c.stop_timer = ctx_.timers->after(std::chrono::seconds(pod_.termination_grace_period_seconds),
-                                      [self, index] {
-                                        auto w = self.lock();
-                                        if (!w) {
-                                          return;
-                                        }
-                                        Ctr& k = w->ctrs_[index];
-                                        k.stop_timer = 0;
-                                        if (k.running) {
-                                          (void)k.running->cgroup.write("cgroup.kill", "1");
-                                        }
-                                      });
+    stopContainer(c, "Container " + c.spec->name + " definition changed, will be restarted", true);
   }
   if (volumes_) {
     if (auto r = volumes_->refresh(pod_, runtimeInfo(), objects()); !r) {
@@ -240,6 +225,177 @@ void PodWorker::update(const Pod& pod) {
     }
   }
   publish();
+}
+
+void PodWorker::stopContainer(Ctr& c, const std::string& why, bool replace) {
+  if (!c.running || c.stop_timer != 0) {
+    return;  // gone, or already on its way out
+  }
+  emit(&c, "Normal", "Killing", why);
+  c.replace = replace;
+  (void)c.running->proc.signal(c.stop_signal);
+  std::weak_ptr<PodWorker> self = weak_from_this();
+  size_t index = static_cast<size_t>(&c - ctrs_.data());
+  c.stop_timer = ctx_.timers->after(std::chrono::seconds(pod_.termination_grace_period_seconds),
+                                    [self, index] {
+                                      auto w = self.lock();
+                                      if (!w) {
+                                        return;
+                                      }
+                                      Ctr& k = w->ctrs_[index];
+                                      k.stop_timer = 0;
+                                      if (k.running) {
+                                        (void)k.running->cgroup.write("cgroup.kill", "1");
+                                      }
+                                    });
+}
+
+void PodWorker::startProbes(Ctr& c) {
+  using Type = Ctr::ProbeState::Type;
+  stopProbes(c);
+  const Container& spec = *c.spec;
+  if (spec.startup_probe) {
+    c.probes.push_back({Type::kStartup, *spec.startup_probe});
+  }
+  // Started once the startup probe passed (none: at once); ready once the
+  // readiness probe passed (none: when started).
+  c.status.started = !spec.startup_probe;
+  c.status.ready = c.status.started && !spec.readiness_probe;
+  if (c.status.started) {
+    scheduleProbes(c);
+  } else {
+    scheduleProbe(c, 0,
+                  std::max(std::chrono::seconds(spec.startup_probe->initial_delay_seconds) -
+                               (std::chrono::steady_clock::now() - c.last_started),
+                           std::chrono::steady_clock::duration::zero()));
+  }
+}
+
+// Readiness and liveness, each after its initialDelaySeconds since the start.
+void PodWorker::scheduleProbes(Ctr& c) {
+  using Type = Ctr::ProbeState::Type;
+  stopProbes(c);
+  if (c.spec->readiness_probe) {
+    c.probes.push_back({Type::kReadiness, *c.spec->readiness_probe});
+  }
+  if (c.spec->liveness_probe) {
+    c.probes.push_back({Type::kLiveness, *c.spec->liveness_probe});
+  }
+  auto since_start = std::chrono::steady_clock::now() - c.last_started;
+  for (size_t i = 0; i < c.probes.size(); i++) {
+    auto delay = std::chrono::seconds(c.probes[i].spec.initial_delay_seconds) - since_start;
+    scheduleProbe(c, i, std::max(delay, std::chrono::steady_clock::duration::zero()));
+  }
+}
+
+void PodWorker::scheduleProbe(Ctr& c, size_t i, std::chrono::steady_clock::duration delay) {
+  std::weak_ptr<PodWorker> self = weak_from_this();
+  size_t index = static_cast<size_t>(&c - ctrs_.data());
+  c.probes[i].timer = ctx_.timers->after(delay, [self, index, i] {
+    if (auto w = self.lock()) {
+      Ctr& k = w->ctrs_[index];
+      if (i < k.probes.size()) {
+        k.probes[i].timer = 0;
+        w->runProbe(k, i);
+      }
+    }
+  });
+}
+
+void PodWorker::runProbe(Ctr& c, size_t i) {
+  if (!c.running) {
+    return;
+  }
+  std::weak_ptr<PodWorker> self = weak_from_this();
+  size_t index = static_cast<size_t>(&c - ctrs_.data());
+  ProbeTarget target;
+  // httpGet and tcpSocket go to the pod's IP (the node's for host-network pods).
+  target.ip = pod_.host_network || !sandbox_ ? ctx_.node_ip : sandbox_->ip();
+  target.exec = [self, index](const std::vector<std::string>& argv,
+                              int out_fd) -> Result<isolation::Process> {
+    auto w = self.lock();
+    if (!w || !w->ctrs_[index].running) {
+      return makeError("exec probe", "", "the container is not running");
+    }
+    const Instance& inst = *w->ctrs_[index].running;
+    isolation::ContainerSpec e = isolation::execSpec(inst.spec, inst.proc.pid(), argv);
+    UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    e.stdin_fd = devnull.get();
+    e.stdout_fd = e.stderr_fd = out_fd;
+    e.cgroup_fd = inst.cgroup.fd();
+    return isolation::start(e);
+  };
+  c.probes[i].run = startProbe(*ctx_.loop, *ctx_.timers, c.probes[i].spec, target,
+                               [self, index, i](ProbeOutcome o) {
+                                 if (auto w = self.lock()) {
+                                   Ctr& k = w->ctrs_[index];
+                                   if (i < k.probes.size()) {
+                                     w->onProbe(k, i, o);
+                                   }
+                                 }
+                               });
+}
+
+void PodWorker::onProbe(Ctr& c, size_t i, const ProbeOutcome& o) {
+  using Type = Ctr::ProbeState::Type;
+  auto& p = c.probes[i];
+  static const char* names[] = {"Startup", "Readiness", "Liveness"};
+  const char* name = names[static_cast<int>(p.type)];
+  std::string who = pod_.namespace_ + "/" + pod_.name;
+  bool changed = false;
+  if (o.success) {
+    p.failures = 0;
+    p.successes++;
+    if (p.type == Type::kStartup) {
+      // Started: readiness and liveness take over (this replaces the run
+      // reporting now; nothing of it is used after).
+      c.status.started = true;
+      c.status.ready = !c.spec->readiness_probe;
+      scheduleProbes(c);
+      publish();
+      sync();  // a started sidecar lets the next init container go
+      return;
+    }
+    if (p.type == Type::kReadiness && !c.status.ready && p.successes >= p.spec.success_threshold) {
+      c.status.ready = true;
+      changed = true;
+    }
+  } else {
+    p.successes = 0;
+    p.failures++;
+    emit(&c, "Warning", "Unhealthy", std::string(name) + " probe failed: " + o.message);
+    log::v(2, "Probe failed",
+           {{"probeType", name}, {"pod", who}, {"container", c.spec->name}, {"output", o.message}});
+    if (p.failures >= p.spec.failure_threshold) {
+      if (p.type == Type::kReadiness) {
+        changed = c.status.ready;
+        c.status.ready = false;
+      } else {
+        // Liveness or startup: the container goes and its restart policy decides.
+        log::info("Container failed probe, will be restarted",
+                  {{"pod", who}, {"container", c.spec->name}, {"probeType", name}});
+        std::string why = "Container " + c.spec->name + " failed " +
+                          (p.type == Type::kLiveness ? "liveness" : "startup") +
+                          " probe, will be restarted";
+        stopProbes(c);  // replaces the reporting run; nothing of it is used after
+        stopContainer(c, why, false);
+        return;
+      }
+    }
+  }
+  scheduleProbe(c, i, std::chrono::seconds(p.spec.period_seconds));
+  if (changed) {
+    publish();
+  }
+}
+
+void PodWorker::stopProbes(Ctr& c) {
+  for (auto& p : c.probes) {
+    ctx_.timers->cancel(p.timer);
+  }
+  // Moved out, then dropped: a run destroyed here may be the one reporting now.
+  auto old = std::move(c.probes);
+  c.probes.clear();
 }
 
 PodObjects* PodWorker::objects() const {
@@ -649,6 +805,7 @@ void PodWorker::runContainer(Ctr& c) {
   if (c.status.state.kind == Kind::kTerminated) {
     c.status.last_state = c.status.state;
   }
+  inst->spec = *spec;
   auto proc = isolation::start(*spec);
   out_w.reset();
   err_w.reset();
@@ -687,10 +844,8 @@ void PodWorker::runContainer(Ctr& c) {
   c.status.container_id = "kernelet://" + inst->id;
   c.status.image = c.image->name;
   c.status.image_id = imageId(*c.image);
-  // No probes: a running container is started and ready.
-  c.status.ready = true;
-  c.status.started = true;
   c.running = std::move(inst);
+  startProbes(c);
   emit(&c, "Normal", "Created", "Created container: " + c.spec->name);
   emit(&c, "Normal", "Started", "Started container " + c.spec->name);
   log::v(2, "Container started",
@@ -739,6 +894,7 @@ void PodWorker::onExit(Ctr& c, Result<isolation::ContainerExit> exit) {
           {"reason", t.reason}});
   ctx_.timers->cancel(c.stop_timer);
   c.stop_timer = 0;
+  stopProbes(c);
   if (c.replace && !terminating_ && !finished_) {
     // Stopped for its new image: started again at once, whatever the restart policy.
     c.replace = false;
@@ -827,6 +983,7 @@ void PodWorker::terminate(std::function<void()> done, std::optional<int64_t> gra
   for (auto& c : ctrs_) {
     ctx_.timers->cancel(c.restart_timer);
     c.restart_timer = 0;
+    stopProbes(c);
   }
   int64_t grace = grace_seconds.value_or(pod_.termination_grace_period_seconds);
   log::info("Killing pod",

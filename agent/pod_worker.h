@@ -25,6 +25,7 @@
 #include "agent/pod_objects.h"
 #include "agent/pod_sandbox.h"
 #include "agent/pod_status.h"
+#include "agent/prober.h"
 #include "agent/volumes.h"
 #include "images/image_config.h"
 #include "images/image_store.h"
@@ -105,6 +106,14 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
     int stop_signal = 15;           // SIGTERM, or the image's StopSignal
     bool replace = false;           // stopping for a new image: start again once exited
     TimerQueue::Id stop_timer = 0;  // SIGKILL when its grace runs out
+    struct ProbeState {
+      enum class Type { kStartup, kReadiness, kLiveness } type;
+      Probe spec;
+      int successes = 0, failures = 0;
+      TimerQueue::Id timer = 0;
+      std::unique_ptr<ProbeRun> run;
+    };
+    std::vector<ProbeState> probes;  // of the running instance
   };
 
   // Decides what to start or restart next (the kubelet's computePodActions);
@@ -130,6 +139,17 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   void stopContainers(bool sidecars);
   void maybeCleanUp();
   void publish();
+  // Probes of a container that just started: startup first, then readiness
+  // and liveness; each outcome moves started/ready or kills the container.
+  void startProbes(Ctr& c);
+  void scheduleProbes(Ctr& c);
+  void scheduleProbe(Ctr& c, size_t i, std::chrono::steady_clock::duration delay);
+  void runProbe(Ctr& c, size_t i);
+  void onProbe(Ctr& c, size_t i, const ProbeOutcome& o);
+  void stopProbes(Ctr& c);
+  // Stops a running container with its grace period (SIGKILL after it);
+  // `replace` starts it again once it exited, whatever the restart policy.
+  void stopContainer(Ctr& c, const std::string& why, bool replace);
   // The API objects this pod may use: none for static pods, as with the kubelet.
   PodObjects* objects() const;
   PodRuntimeInfo runtimeInfo() const;

@@ -345,6 +345,64 @@ TEST_F(ClusterE2E, ANewImageRestartsJustThatContainerAndALabelNothing) {
       << killing;
 }
 
+TEST_F(ClusterE2E, ProbesDecideReadinessAndRestartAnUnhealthyContainer) {
+  startAgent();
+  std::string yaml =
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: probed}\nspec:\n  nodeName: node1\n"
+      "  terminationGracePeriodSeconds: 2\n  containers:\n"
+      // Serves HTTP: ready once its readiness probe passed.
+      "  - name: web\n    image: " +
+      kImage +
+      "\n    imagePullPolicy: Never\n    command: [kt-http, '8080']\n"
+      "    ports: [{name: http, containerPort: 8080}]\n"
+      "    readinessProbe: {httpGet: {path: /ready, port: http}, periodSeconds: 1}\n"
+      // Alive while /tmp/alive exists (3 s): the exec probe then fails twice.
+      "  - name: worker\n    image: " +
+      kImage +
+      "\n    imagePullPolicy: Never\n    command: [sh, -c, 'touch /tmp/alive; sleep 3; rm "
+      "/tmp/alive; exec kt-sleep 600']\n"
+      "    livenessProbe: {exec: {command: [cat, /tmp/alive]}, periodSeconds: 1, "
+      "failureThreshold: 2}\n"
+      // Nothing listens on 9999: never ready, never restarted.
+      "  - name: idle\n    image: " +
+      kImage +
+      "\n    imagePullPolicy: Never\n    command: [kt-sleep, '600']\n"
+      "    readinessProbe: {tcpSocket: {port: 9999}, periodSeconds: 1}\n";
+  apply("probed", yaml);
+  waitKubectl(
+      "get pod probed -o 'jsonpath={.status.containerStatuses[?(@.name==\"web\")].ready}'",
+      [](const std::string& s) { return s == "true"; }, "web ready");
+  std::string unhealthy = waitKubectl(
+      "get events --field-selector involvedObject.name=probed,reason=Unhealthy "
+      "-o jsonpath={.items[*].message}",
+      [](const std::string& s) {
+        return s.find("Liveness probe failed: cat: can't open '/tmp/alive'") != std::string::npos &&
+               s.find("Readiness probe failed: dial tcp 10.88.") != std::string::npos;
+      },
+      "the Unhealthy events");
+  EXPECT_NE(unhealthy.find(":9999: connect: connection refused"), std::string::npos) << unhealthy;
+  waitKubectl(
+      "get pod probed -o "
+      "'jsonpath={.status.containerStatuses[?(@.name==\"worker\")].restartCount}'",
+      [](const std::string& s) { return s != "" && s != "0"; }, "worker restarted");
+  std::string killing = kubectl(
+      "get events --field-selector involvedObject.name=probed,reason=Killing "
+      "-o jsonpath={.items[*].message}");
+  EXPECT_NE(killing.find("Container worker failed liveness probe, will be restarted"),
+            std::string::npos)
+      << killing;
+  EXPECT_EQ(
+      kubectl(
+          "get pod probed -o 'jsonpath={.status.containerStatuses[?(@.name==\"idle\")].ready}'"),
+      "false");
+  EXPECT_EQ(kubectl("get pod probed -o "
+                    "'jsonpath={.status.containerStatuses[?(@.name==\"idle\")].restartCount}'"),
+            "0");
+  std::string ready =
+      kubectl("get pod probed -o 'jsonpath={.status.conditions[?(@.type==\"Ready\")].status}'");
+  EXPECT_EQ(ready, "False");
+}
+
 TEST_F(ClusterE2E, ConfigMapsSecretsAndTokensReachTheContainerAndStayCurrent) {
   startAgent();
   // (kubectl create configmap sends protobuf, which the test server does not speak.)

@@ -5,14 +5,17 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "cgroups/cgroups.h"
 #include "isolation/container_exit.h"
@@ -100,6 +103,37 @@ TEST_F(IsolationTest, PidOneAndNoHostProcessVisible) {
   EXPECT_EQ(first, "pid=1");
   // sh, ls and grep at most: nothing of the host.
   EXPECT_LE(procs, 3) << o->output;
+}
+
+TEST_F(IsolationTest, ExecJoinsARunningContainerAsItsUser) {
+  ContainerSpec c = baseSpec({"sh", "-c", "echo inside > /tmp/mark; exec sleep 60"});
+  c.uid = 1000;
+  c.gid = 1000;
+  c.capabilities = {};  // a user without capabilities: the exec gets none either
+  auto proc = start(c);
+  ASSERT_TRUE(proc) << proc.error().message();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the mark is written
+  ContainerSpec e =
+      execSpec(c, proc->pid(),
+               {"sh", "-c",
+                "cat /tmp/mark; hostname; id -u; echo pid=$$; grep CapEff /proc/self/status"});
+  auto o = run(e);
+  ASSERT_TRUE(o) << o.error().message();
+  EXPECT_EQ(o->status.code, 0) << o->output;
+  // The container's files, hostname and user; a pid of its pid namespace.
+  EXPECT_NE(o->output.find("inside\nctr\n1000\npid="), std::string::npos) << o->output;
+  EXPECT_EQ(o->output.find("pid=1\n"), std::string::npos) << o->output;
+  EXPECT_NE(o->output.find("CapEff:\t0000000000000000"), std::string::npos) << o->output;
+  auto bad = start([&] {
+    ContainerSpec b = e;
+    b.namespaces.pop_back();
+    b.namespaces.erase(b.namespaces.begin() + 1);  // no mount namespace to join
+    return b;
+  }());
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("its mount namespace included"), std::string::npos);
+  (void)proc->signal(SIGKILL);
+  (void)proc->wait();
 }
 
 TEST_F(IsolationTest, HostnameIsTheContainers) {

@@ -44,6 +44,22 @@ TEST(WatchStream, DecodesTheSameEventsWhereverTheStreamIsSplit) {
   }
 }
 
+TEST(WatchStream, TheObjectTextIsExactlyWhatTheServerSentInEitherMemberOrder) {
+  std::vector<WatchEvent> events;
+  WatchStream w([&](WatchEvent e) { events.push_back(std::move(e)); });
+  const std::string inner =
+      R"({"kind":"ConfigMap","metadata":{"name":"x","resourceVersion":"7"},"data":{"object":"}{","k":"\"object\": {}"}})";
+  ASSERT_TRUE(w.feed("{ \"type\" : \"ADDED\" , \"object\" : " + inner + " }\r\n"));
+  ASSERT_TRUE(w.feed("{\"object\":" + inner + ",\"type\":\"MODIFIED\"}\n"));
+  ASSERT_TRUE(
+      w.feed("{\"type\":\"DELETED\",\"extra\":{\"object\":{}},\"object\":" + inner + "}\n"));
+  ASSERT_EQ(events.size(), 3u);
+  for (const auto& e : events) {
+    EXPECT_EQ(e.object, inner);
+    EXPECT_EQ(e.resource_version, "7");
+  }
+}
+
 TEST(WatchStream, ByteByByte) {
   std::vector<WatchEvent> events;
   WatchStream w([&](WatchEvent e) { events.push_back(std::move(e)); });
