@@ -296,8 +296,8 @@ Result<std::optional<Probe>> probe(const Ctx& c, const YAML::Node& n, const std:
     TRY(p.host, str(c, h, "host", f));
     TRY(auto scheme, opt<std::string>(c, h, "scheme", f));
     p.scheme = scheme.value_or("HTTP");
-    if (p.scheme != "HTTP") {
-      return c.error(h, f + ".scheme", "only HTTP probes are supported (HTTPS is not yet)");
+    if (p.scheme != "HTTP" && p.scheme != "HTTPS") {
+      return c.error(h, f + ".scheme", "must be HTTP or HTTPS");
     }
     size_t i = 0;
     for (const auto& hd :

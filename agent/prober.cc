@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -159,7 +160,8 @@ class SocketRun : public Run {
     std::string host = probe.host.empty() ? target.ip : probe.host;
     std::string hostport = host + ":" + std::to_string(probe.port);
     dial_ = "dial tcp " + hostport;
-    url_ = "http://" + hostport + probe.path;
+    tls_ = http_ && probe.scheme == "HTTPS";
+    url_ = (tls_ ? "https://" : "http://") + hostport + probe.path;
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(probe.port));
@@ -216,6 +218,13 @@ class SocketRun : public Run {
     if (!http_) {
       return finish(true, "");
     }
+    if (tls_) {
+      ssl_ = SSL_new(tlsContext());
+      if (ssl_ == nullptr || SSL_set_fd(ssl_, fd_.get()) != 1) {
+        return fail("tls: cannot set up a session");
+      }
+      return handshake();
+    }
     // A short request on a fresh connection: one send takes it.
     if (::send(fd_.get(), request_.data(), request_.size(), MSG_NOSIGNAL) !=
         static_cast<ssize_t>(request_.size())) {
@@ -223,10 +232,72 @@ class SocketRun : public Run {
     }
     watch(EPOLLIN, [this] { readable(); });
   }
+  // HTTPS: the kubelet does not verify a pod's certificate, neither do we.
+  static SSL_CTX* tlsContext() {
+    static SSL_CTX* ctx = [] {
+      SSL_CTX* c = SSL_CTX_new(TLS_client_method());
+      if (c != nullptr) {
+        SSL_CTX_set_verify(c, SSL_VERIFY_NONE, nullptr);
+      }
+      return c;
+    }();
+    return ctx;
+  }
+  // Runs `step` again when the TLS session wants the socket readable or
+  // writable; false when `r` was a real failure.
+  bool tlsAgain(int r, void (SocketRun::*step)()) {
+    int err = SSL_get_error(ssl_, r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      watch(err == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT, [this, step] { (this->*step)(); });
+      return true;
+    }
+    return false;
+  }
+  void handshake() {
+    int r = SSL_connect(ssl_);
+    if (r == 1) {
+      return sendTls();
+    }
+    if (!tlsAgain(r, &SocketRun::handshake)) {
+      fail("tls: handshake failure");
+    }
+  }
+  void sendTls() {
+    int r = SSL_write(ssl_, request_.data(), static_cast<int>(request_.size()));
+    if (r > 0) {
+      return watch(EPOLLIN, [this] { readable(); });
+    }
+    if (!tlsAgain(r, &SocketRun::sendTls)) {
+      fail("write: tls failure");
+    }
+  }
+  // One read: bytes, 0 at the end, -1 with errno EAGAIN for "later", else -1.
+  ssize_t readSome(char* buf, size_t size) {
+    if (!tls_) {
+      return ::recv(fd_.get(), buf, size, 0);
+    }
+    int r = SSL_read(ssl_, buf, static_cast<int>(size));
+    if (r > 0) {
+      return r;
+    }
+    int err = SSL_get_error(ssl_, r);
+    if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && errno == 0)) {
+      return 0;
+    }
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      if (err == SSL_ERROR_WANT_WRITE) {
+        watch(EPOLLOUT, [this] { readable(); });
+      }
+      errno = EAGAIN;
+      return -1;
+    }
+    errno = EPROTO;
+    return -1;
+  }
   void readable() {
     char buf[4096];
     for (;;) {
-      ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+      ssize_t n = readSome(buf, sizeof buf);
       if (n > 0) {
         answer_.append(buf, std::min(static_cast<size_t>(n), kMaxRead - answer_.size()));
         if (answer_.find("\r\n") != std::string::npos || answer_.size() >= kMaxRead) {
@@ -266,10 +337,15 @@ class SocketRun : public Run {
       loop_.remove(fd_.get());
       watching_ = false;
     }
+    if (ssl_ != nullptr) {
+      SSL_free(ssl_);
+      ssl_ = nullptr;
+    }
     fd_.reset();
   }
 
-  bool http_;
+  bool http_, tls_ = false;
+  SSL* ssl_ = nullptr;
   UniqueFd fd_;
   bool watching_ = false;
   std::string dial_, url_, request_, answer_;

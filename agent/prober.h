@@ -3,7 +3,8 @@
 // probe's timeout, as the kubelet's prober runs them:
 //   exec      the command in the container (its namespaces, cgroup, user,
 //             capabilities, seccomp), success on exit code 0;
-//   httpGet   GET from the node to the pod's IP, success on 200-399;
+//   httpGet   GET from the node to the pod's IP, success on 200-399 (HTTPS:
+//             the pod's certificate is not verified, as with the kubelet);
 //   tcpSocket a TCP connect to the pod's IP, success when it is accepted.
 // The failure messages are the kubelet's ("HTTP probe failed with statuscode:
 // 500", "dial tcp 10.88.0.5:8080: connect: connection refused").

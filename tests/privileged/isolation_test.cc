@@ -113,10 +113,9 @@ TEST_F(IsolationTest, ExecJoinsARunningContainerAsItsUser) {
   auto proc = start(c);
   ASSERT_TRUE(proc) << proc.error().message();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the mark is written
-  ContainerSpec e =
-      execSpec(c, proc->pid(),
-               {"sh", "-c",
-                "cat /tmp/mark; hostname; id -u; echo pid=$$; grep CapEff /proc/self/status"});
+  ContainerSpec e = execSpec(
+      c, proc->pid(),
+      {"sh", "-c", "cat /tmp/mark; hostname; id -u; echo pid=$$; grep CapEff /proc/self/status"});
   auto o = run(e);
   ASSERT_TRUE(o) << o.error().message();
   EXPECT_EQ(o->status.code, 0) << o->output;

@@ -10,29 +10,14 @@
 #include "agent/field_refs.h"
 #include "agent/manifest_source.h"
 #include "agent/volumes.h"
+#include "support/temp_dir.h"
 
 namespace kernelet::agent {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/kernelet-agent-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string write(const std::string& name, const std::string& text) const {
-    std::string p = path_ + "/" + name;
-    std::ofstream(p) << text;
-    return p;
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 TEST(KubeletConfiguration, ReadsTheFieldsThatApply) {
   TempDir d;

@@ -14,24 +14,14 @@
 #include "agent/pod.h"
 #include "agent/pod_objects.h"
 #include "agent/volumes.h"
+#include "support/temp_dir.h"
 
 namespace kernelet::agent {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/kernelet-objects-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 std::string slurp(const std::string& path) {
   std::ifstream f(path);

@@ -1,6 +1,7 @@
 // Probe runs against servers on loopback and a local process standing in for
 // an exec in a container: outcomes, the kubelet's failure messages, timeouts.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 
 #include "agent/pod.h"
 #include "agent/prober.h"
+#include "support/temp_dir.h"
 
 namespace kernelet::agent {
 namespace {
@@ -148,6 +150,47 @@ TEST_F(ProberTest, HttpGetJudgesTheStatusCodeAndSendsTheKubeletsRequest) {
   EXPECT_EQ(r->message, "Get \"http://127.0.0.1:" + std::to_string(closed) +
                             "/healthz\": dial tcp 127.0.0.1:" + std::to_string(closed) +
                             ": connect: connection refused");
+}
+
+TEST_F(ProberTest, HttpsIsSpokenWithoutVerifyingThePodsCertificate) {
+  testing::TempDir d;
+  std::string key = d.path() + "/k.pem", cert = d.path() + "/c.pem";
+  ASSERT_EQ(
+      std::system(("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=pod -keyout " +
+                   key + " -out " + cert + " >/dev/null 2>&1")
+                      .c_str()),
+      0);
+  int port = closedPort();
+  pid_t server = ::fork();
+  if (server == 0) {
+    int null = ::open("/dev/null", O_RDWR);
+    ::dup2(null, 0);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    std::string accept = "127.0.0.1:" + std::to_string(port);
+    ::execlp("openssl", "openssl", "s_server", "-quiet", "-www", "-accept", accept.c_str(), "-cert",
+             cert.c_str(), "-key", key.c_str(), nullptr);
+    ::_exit(127);
+  }
+  // Up once a TCP probe gets in.
+  for (int i = 0; i < 100; i++) {
+    auto up = probe({.kind = Probe::Kind::kTcpSocket, .port = port});
+    if (up && up->success) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  auto r = probe({.kind = Probe::Kind::kHttpGet, .scheme = "HTTPS", .port = port});
+  ::kill(server, SIGKILL);
+  ::waitpid(server, nullptr, 0);
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->success) << r->message;
+  // Plain HTTP to a TLS port is not an HTTP answer.
+  Server tls_only("\x16\x03\x01\x00\x02\x02\x46");
+  auto plain = probe({.kind = Probe::Kind::kHttpGet, .port = tls_only.port()});
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->success);
+  EXPECT_NE(plain->message.find("malformed HTTP response"), std::string::npos) << plain->message;
 }
 
 TEST_F(ProberTest, ASilentServerTimesOut) {
