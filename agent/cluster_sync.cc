@@ -198,10 +198,12 @@ bool ClusterSync::registerNode() {
   NodeSignals signals = readNodeSignals(config_.root_dir);
   auto created = client_->create("/api/v1/nodes", nodeJson(facts_, signals, nowTime()));
   if (created) {
-    std::lock_guard lock(mu_);
-    node_uid_ = uidOf(*created);
+    {
+      std::lock_guard lock(mu_);
+      node_uid_ = uidOf(*created);
+    }
     log::info("Successfully registered node", {{"node", facts_.name}});
-    events_.push_back(startingEvent());
+    event(startingEvent());
     return true;
   }
   if (created.error().reason != "AlreadyExists") {
@@ -221,10 +223,12 @@ bool ClusterSync::registerNode() {
   if (!labels) {
     return false;
   }
-  std::lock_guard lock(mu_);
-  node_uid_ = uidOf(*existing);
+  {
+    std::lock_guard lock(mu_);
+    node_uid_ = uidOf(*existing);
+  }
   log::info("Node already registered, reconciled", {{"node", facts_.name}});
-  events_.push_back(startingEvent());
+  event(startingEvent());
   return true;
 }
 
