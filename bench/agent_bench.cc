@@ -35,15 +35,6 @@ using kernelet::bench::slurp;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-// Seconds since local midnight, the clock klog's header uses.
-double timeOfDayNow() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  tm local{};
-  ::localtime_r(&ts.tv_sec, &local);
-  return local.tm_hour * 3600 + local.tm_min * 60 + local.tm_sec + ts.tv_nsec / 1e9;
-}
-
 // The klog time of the agent's "Container started" line for `pod`, or -1.
 double startedAt(const std::string& log, const std::string& pod) {
   std::regex line(
@@ -152,7 +143,7 @@ int main(int argc, char** argv) {
     std::string name = "seq" + std::to_string(i);
     std::string tmp = base + "/" + name + ".yaml";
     std::ofstream(tmp) << podYaml(name);
-    double written = timeOfDayNow();
+    double written = kernelet::bench::timeOfDay();
     fs::rename(tmp, manifests + "/" + name + ".yaml");
     double started = -1;
     auto deadline = Clock::now() + std::chrono::seconds(60);

@@ -67,14 +67,6 @@ double startedAt(const std::string& log, const std::string& pod, size_t from) {
          std::stod(clock.substr(6));
 }
 
-double timeOfDay() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  tm local{};
-  ::localtime_r(&ts.tv_sec, &local);
-  return local.tm_hour * 3600 + local.tm_min * 60 + local.tm_sec + ts.tv_nsec / 1e9;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -168,7 +160,7 @@ int main(int argc, char** argv) {
                        << "}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: "
                           "app\n    image: fixtures.kernelet.test/busybox:latest\n    "
                           "imagePullPolicy: Never\n    command: [kt-sleep, '600']\n";
-    double written = timeOfDay();
+    double written = bench::timeOfDay();
     fs::rename(tmp, base + "/manifests/" + name + ".yaml");
     double started = -1;
     for (auto deadline = Clock::now() + std::chrono::seconds(60);

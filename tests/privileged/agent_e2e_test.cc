@@ -108,17 +108,7 @@ class AgentE2E : public ::testing::Test {
                                      "-v",
                                      "3"};
     args.insert(args.end(), extra.begin(), extra.end());
-    auto argv = testing::argvOf(args);
-    int log =
-        ::open((base_ + "/agent.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    agent_ = ::fork();
-    if (agent_ == 0) {
-      ::dup2(log, 1);
-      ::dup2(log, 2);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    ::close(log);
+    agent_ = testing::spawnLogged(std::move(args), base_ + "/agent.log");
   }
 
   // SIGTERM, then the agent's exit status (it terminates every pod first).

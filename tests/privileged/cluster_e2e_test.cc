@@ -94,17 +94,7 @@ class ClusterE2E : public ::testing::Test {
                                      "node1",
                                      "-v",
                                      "2"};
-    auto argv = testing::argvOf(args);
-    int log =
-        ::open((base_ + "/agent.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    agent_ = ::fork();
-    if (agent_ == 0) {
-      ::dup2(log, 1);
-      ::dup2(log, 2);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    ::close(log);
+    agent_ = testing::spawnLogged(std::move(args), base_ + "/agent.log");
   }
 
   std::string kubectl(const std::string& args) { return server_->kubectl(args); }

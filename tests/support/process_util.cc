@@ -1,5 +1,6 @@
 #include "support/process_util.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -14,6 +15,20 @@ std::vector<char*> argvOf(std::vector<std::string>& args) {
   }
   argv.push_back(nullptr);
   return argv;
+}
+
+int spawnLogged(std::vector<std::string> args, const std::string& log) {
+  auto argv = argvOf(args);
+  int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::close(fd);
+  return pid;
 }
 
 std::string readAll(int fd) {

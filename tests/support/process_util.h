@@ -9,6 +9,9 @@ namespace kernelet::testing {
 
 // A nullptr-terminated argv pointing into `args` (which must outlive it).
 std::vector<char*> argvOf(std::vector<std::string>& args);
+// Starts `args` (args[0] an absolute path) as a child whose stdout and stderr
+// are appended to `log`; returns its pid.
+int spawnLogged(std::vector<std::string> args, const std::string& log);
 // Reads `fd` to its end and closes it.
 std::string readAll(int fd);
 // Lines of a file (e.g. /proc/self/mountinfo), entries of a directory (e.g. /proc/self/fd).
