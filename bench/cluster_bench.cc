@@ -67,6 +67,12 @@ double startedAt(const std::string& log, const std::string& pod, size_t from) {
          std::stod(clock.substr(6));
 }
 
+int openFds(pid_t pid) {
+  std::error_code ec;
+  auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+  return ec ? -1 : static_cast<int>(std::distance(it, fs::directory_iterator()));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -142,6 +148,10 @@ int main(int argc, char** argv) {
       return 1;
     }
     slo.push_back((running_at[name] - t0) * 1000);
+    if ((i + 1) % 10 == 0) {  // progress, and whether the latency grows with the pod count
+      std::fprintf(stderr, "%d API pods running, the last one in %.1f ms; the agent has %d fds\n",
+                   i + 1, slo.back(), openFds(agent));
+    }
   }
   // The agent's log as it grows: each look reads only what is new (reading it
   // whole every 5 ms made 100 pods take longer than the pods themselves).
@@ -169,7 +179,16 @@ int main(int argc, char** argv) {
       grow();
       started = startedAt(log, name + "-node1", from);
     }
+    if (started < 0) {
+      std::fprintf(stderr, "pod %s not started in 60 s\n%s", name.c_str(), log.c_str());
+      return 1;
+    }
     standalone.push_back((started - written) * 1000);
+    if ((i + 1) % 10 == 0) {
+      std::fprintf(stderr,
+                   "%d static pods started, the last one in %.1f ms; the agent has %d fds\n", i + 1,
+                   standalone.back(), openFds(agent));
+    }
   }
 
   // Idle: every pod running, nothing changing. The writer may still be sending
