@@ -10,6 +10,7 @@
 #include "agent/version.h"
 #include "images/images_cli.h"
 #include "isolation/oci_cli.h"
+#include "sys/open_files.h"
 
 namespace kernelet::agent {
 namespace {
@@ -84,6 +85,10 @@ int runAgent(CLI::App* run, RunFlags& flags) {
     std::cerr << "kernelet run: no pod source: give --pod-manifest-path DIR (or staticPodPath in "
                  "--config) and/or --kubeconfig FILE\n";
     return kUsageError;
+  }
+  if (auto r = raiseOpenFileLimit(); !r) {  // a node's worth of pods needs more than 1024
+    std::cerr << "kernelet run: " << r.error().message() << "\n";
+    return 1;
   }
   auto agent = Agent::create(config);
   if (!agent) {

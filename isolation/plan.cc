@@ -9,6 +9,7 @@
 #include <map>
 
 #include "isolation/child_plan.h"
+#include "sys/open_files.h"
 
 namespace kernelet::isolation {
 
@@ -273,6 +274,13 @@ Result<ChildPlan> buildPlan(const ContainerSpec& spec) {
   for (const Rlimit& r : spec.rlimits) {
     TRY(int resource, rlimitResource(r.type));
     plan.rlimits.push_back({resource, rlimit{r.soft, r.hard}});
+  }
+  // A container gets the open-file limit its runtime was started with, not
+  // the one the agent raised for itself (see sys/open_files.h).
+  bool sets_nofile = std::any_of(plan.rlimits.begin(), plan.rlimits.end(),
+                                 [](const auto& l) { return l.first == RLIMIT_NOFILE; });
+  if (auto original = originalOpenFileLimit(); original && !sets_nofile) {
+    plan.rlimits.push_back({RLIMIT_NOFILE, *original});
   }
   if (spec.oom_score_adj) {
     if (*spec.oom_score_adj < -1000 || *spec.oom_score_adj > 1000) {

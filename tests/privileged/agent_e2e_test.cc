@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -549,6 +550,34 @@ TEST_F(AgentE2E, DownwardApiEnvAndFilesAndTheResourceLimitsReachTheContainer) {
                 "\n"
                 "env-node1\n")
       << l.err;
+}
+
+// The agent holds descriptors for every container (a node of pods needs more
+// than the usual 1024); its containers keep the limit it was started with.
+TEST_F(AgentE2E, TheAgentRaisesItsOpenFileLimitAndContainersKeepTheOneItWasGiven) {
+  rlimit mine{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &mine), 0);
+  if (mine.rlim_max == RLIM_INFINITY || mine.rlim_max <= 256) {
+    GTEST_SKIP() << "the hard open-file limit leaves no room: " << mine.rlim_max;
+  }
+  rlimit given{256, mine.rlim_max};  // what the agent starts with
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &given), 0);
+  writeManifest("fds.yaml", podYaml("fds", "  containers:\n" +
+                                               ctr("app",
+                                                   "echo open files $(ulimit -Sn) $(ulimit -Hn); "
+                                                   "exec kt-sleep 600")));
+  startAgent();
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &mine), 0);
+  Cmd l = logsWith("fds", "app", "open files");
+  EXPECT_EQ(l.out, "open files 256 " + std::to_string(mine.rlim_max) + "\n") << l.err;
+  std::string limits = readFile("/proc/" + std::to_string(agent_) + "/limits").value_or("");
+  size_t at = limits.find("Max open files");
+  ASSERT_NE(at, std::string::npos) << limits;
+  std::istringstream line(limits.substr(at + 14));
+  std::string soft, hard;
+  line >> soft >> hard;
+  EXPECT_EQ(soft, std::to_string(mine.rlim_max)) << limits;
+  EXPECT_EQ(hard, std::to_string(mine.rlim_max)) << limits;
 }
 
 TEST_F(AgentE2E, SecurityContextAndVolumesApply) {
