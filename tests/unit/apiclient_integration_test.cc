@@ -385,6 +385,18 @@ TEST_F(ApiClientTest, ReflectorSeesEveryChangeOnceAcrossBreaksA410AndARestart) {
   EXPECT_EQ(rec.events(), (std::vector<std::string>{"ADDED a", "ADDED b", "MODIFIED b", "DELETED a",
                                                     "DELETED b", "ADDED c", "MODIFIED c"}));
   EXPECT_EQ(r.relists(), 2);
+  // What the server kept through the crash: the deletions too.
+  auto left = client_->list(kPods);
+  ASSERT_TRUE(left) << left.error().str();
+  std::vector<std::string> names;
+  for (const auto& item : left->items) {
+    size_t at = item.find(R"("metadata":{"name":")");
+    ASSERT_NE(at, std::string::npos) << item;
+    at += 20;
+    names.push_back(item.substr(at, item.find('"', at) - at));
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"c", "other"}));
 }
 
 TEST_F(ApiClientTest, ReflectorStreamingListEndsWithTheInitialEventsBookmark) {
