@@ -371,6 +371,17 @@ void waitForStart(const ChildPlan& plan) {
       fail("dup2 stdio", "");
     }
   }
+  // The agent's descriptors, inherited with its table, go now: from here on
+  // the child needs only stdio and the report pipe (as 3). A node's worth of
+  // them would otherwise count against the lower open-file limit the
+  // container gets below (rlimits), and every open() would fail with EMFILE.
+  if (g_report_fd != 3) {
+    if (::dup3(g_report_fd, 3, O_CLOEXEC) < 0) {
+      fail("dup3 report pipe", "");
+    }
+    g_report_fd = 3;
+  }
+  ::syscall(SYS_close_range, 4U, ~0U, 0U);
 
   // 4. The filesystem: rootfs, mounts, pivot_root, masked and read-only paths.
   if (plan.start_fifo != nullptr) {

@@ -560,16 +560,23 @@ TEST_F(AgentE2E, TheAgentRaisesItsOpenFileLimitAndContainersKeepTheOneItWasGiven
   if (mine.rlim_max == RLIM_INFINITY || mine.rlim_max <= 256) {
     GTEST_SKIP() << "the hard open-file limit leaves no room: " << mine.rlim_max;
   }
-  rlimit given{256, mine.rlim_max};  // what the agent starts with
+  // So low that the agent soon holds more descriptors than its containers may
+  // open: a container start must not count the agent's against its limit.
+  rlimit given{16, mine.rlim_max};
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &given), 0);
-  writeManifest("fds.yaml", podYaml("fds", "  containers:\n" +
-                                               ctr("app",
-                                                   "echo open files $(ulimit -Sn) $(ulimit -Hn); "
-                                                   "exec kt-sleep 600")));
+  for (const char* name : {"fds1", "fds2", "fds3"}) {
+    writeManifest(
+        std::string(name) + ".yaml",
+        podYaml(name, "  containers:\n" + ctr("app",
+                                              "echo open files $(ulimit -Sn) $(ulimit -Hn); "
+                                              "exec kt-sleep 600")));
+  }
   startAgent();
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &mine), 0);
-  Cmd l = logsWith("fds", "app", "open files");
-  EXPECT_EQ(l.out, "open files 256 " + std::to_string(mine.rlim_max) + "\n") << l.err;
+  for (const char* name : {"fds1", "fds2", "fds3"}) {
+    Cmd l = logsWith(name, "app", "open files");
+    EXPECT_EQ(l.out, "open files 16 " + std::to_string(mine.rlim_max) + "\n") << name << l.err;
+  }
   std::string limits = readFile("/proc/" + std::to_string(agent_) + "/limits").value_or("");
   size_t at = limits.find("Max open files");
   ASSERT_NE(at, std::string::npos) << limits;
