@@ -169,9 +169,12 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
                                           self->api_pods_ = pods;
                                           self->reconcile();
                                         }));
-    TRY(a->objects_, ObjectCache::create(a->cluster_->client(), *a->loop_, [self] {
+    TRY(a->objects_,
+        ObjectCache::create(a->cluster_->client(), *a->loop_, [self](const PodRefs& changed) {
           for (auto& [uid, w] : self->workers_) {
-            w->objectsChanged();
+            if (refersToAny(podRefs(w->pod()), changed)) {
+              w->objectsChanged();
+            }
           }
         }));
     ctx.objects = a->objects_.get();

@@ -4,6 +4,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <set>
 
 #include "agent/log.h"
@@ -57,9 +58,8 @@ constexpr auto kTokenRetry = std::chrono::seconds(10);
 
 }  // namespace
 
-Result<std::unique_ptr<ObjectCache>> ObjectCache::create(apiclient::ApiClient& client,
-                                                         EventLoop& loop,
-                                                         std::function<void()> changed) {
+Result<std::unique_ptr<ObjectCache>> ObjectCache::create(
+    apiclient::ApiClient& client, EventLoop& loop, std::function<void(const PodRefs&)> changed) {
   std::unique_ptr<ObjectCache> c(new ObjectCache(client, std::move(changed)));
   TRY(c->to_loop_, LoopQueue::create(loop));
   ObjectCache* self = c.get();
@@ -131,8 +131,8 @@ void ObjectCache::onEvent(const ObjectRef& ref, const apiclient::ObjectEvent& e)
       return;
     }
     it->second->data = std::move(d);
+    notify(ref);
   }
-  notify();
 }
 
 void ObjectCache::onSynced(const ObjectRef& ref) {
@@ -143,25 +143,40 @@ void ObjectCache::onSynced(const ObjectRef& ref) {
       return;
     }
     it->second->data = ObjectData{};  // listed and not there: not found
+    notify(ref);
   }
-  notify();
+}
+
+void ObjectCache::notify(const ObjectRef& ref) {
+  if (std::find(changed_refs_.objects.begin(), changed_refs_.objects.end(), ref) ==
+      changed_refs_.objects.end()) {
+    changed_refs_.objects.push_back(ref);
+  }
+  postChanged();
+}
+
+void ObjectCache::notify(const TokenRef& ref) {
+  if (std::find(changed_refs_.tokens.begin(), changed_refs_.tokens.end(), ref) ==
+      changed_refs_.tokens.end()) {
+    changed_refs_.tokens.push_back(ref);
+  }
+  postChanged();
 }
 
 // Many changes in a row reach the loop as one call.
-void ObjectCache::notify() {
-  {
-    std::lock_guard lock(mu_);
-    if (notify_posted_ || stopping_) {
-      return;
-    }
-    notify_posted_ = true;
+void ObjectCache::postChanged() {
+  if (notify_posted_ || stopping_) {
+    return;
   }
+  notify_posted_ = true;
   to_loop_->post([this] {
+    PodRefs changed;
     {
       std::lock_guard lock(mu_);
       notify_posted_ = false;
+      std::swap(changed, changed_refs_);
     }
-    changed_();
+    changed_(changed);
   });
 }
 
@@ -282,9 +297,7 @@ void ObjectCache::tokenLoop() {
                  {{"pod", ref.namespace_ + "/" + ref.pod_name}, {"err", err}});
     }
     if (ok || !had) {
-      lock.unlock();
-      notify();
-      lock.lock();
+      notify(ref);
     }
   }
 }

@@ -7,7 +7,8 @@
 //     pod), requested on a thread and renewed once 80% of their life has
 //     passed (or after 24 h), as the kubelet's token manager does.
 // The loop asks without blocking; `changed` runs on the loop after anything
-// arrived or changed.
+// arrived or changed, with what did (many changes in a row, one call), so
+// only the pods that refer to it need to look again.
 
 #include <chrono>
 #include <condition_variable>
@@ -28,7 +29,7 @@ namespace kernelet::agent {
 class ObjectCache : public PodObjects {
  public:
   static Result<std::unique_ptr<ObjectCache>> create(apiclient::ApiClient& client, EventLoop& loop,
-                                                     std::function<void()> changed);
+                                                     std::function<void(const PodRefs&)> changed);
   ~ObjectCache() override;  // stops the watches and the token thread
 
   // From the loop.
@@ -50,20 +51,24 @@ class ObjectCache : public PodObjects {
     std::optional<Result<std::string>> value;
     Clock::time_point refresh_at;  // a new one is requested from then on
   };
-  ObjectCache(apiclient::ApiClient& client, std::function<void()> changed)
+  ObjectCache(apiclient::ApiClient& client, std::function<void(const PodRefs&)> changed)
       : client_(client), changed_(std::move(changed)) {}
   void onEvent(const ObjectRef& ref, const apiclient::ObjectEvent& e);
   void onSynced(const ObjectRef& ref);
-  void notify();
+  // Under mu_: `ref` changed; the loop hears of it soon.
+  void notify(const ObjectRef& ref);
+  void notify(const TokenRef& ref);
+  void postChanged();
   void tokenLoop();
   Token request(const TokenRef& ref);
 
   apiclient::ApiClient& client_;
-  std::function<void()> changed_;
+  std::function<void(const PodRefs&)> changed_;
   std::unique_ptr<LoopQueue> to_loop_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false, notify_posted_ = false;
+  PodRefs changed_refs_;  // since the loop last heard
   std::map<ObjectRef, std::shared_ptr<Watch>> watches_;
   std::map<TokenRef, Token> tokens_;
   std::thread token_thread_;

@@ -61,6 +61,16 @@ PodRefs podRefs(const Pod& pod) {
   return refs;
 }
 
+bool refersToAny(const PodRefs& pod, const PodRefs& changed) {
+  auto in = [](const auto& list, const auto& x) {
+    return std::find(list.begin(), list.end(), x) != list.end();
+  };
+  return std::any_of(pod.objects.begin(), pod.objects.end(),
+                     [&](const ObjectRef& r) { return in(changed.objects, r); }) ||
+         std::any_of(pod.tokens.begin(), pod.tokens.end(),
+                     [&](const TokenRef& t) { return in(changed.tokens, t); });
+}
+
 std::vector<std::string> pendingRefs(const Pod& pod, PodObjects& objects) {
   std::vector<std::string> out;
   PodRefs refs = podRefs(pod);

@@ -52,6 +52,8 @@ struct PodRefs {
   std::vector<TokenRef> tokens;
 };
 PodRefs podRefs(const Pod& pod);
+// Whether `pod` refers to anything in `changed`.
+bool refersToAny(const PodRefs& pod, const PodRefs& changed);
 
 // What of `pod`'s references `objects` does not know yet ("configmap default/x");
 // empty when the pod can be set up. Asking starts the watches and token requests.

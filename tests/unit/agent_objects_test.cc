@@ -190,6 +190,23 @@ TEST(PodObjectsPending, APodWaitsUntilEveryObjectAndTokenIsKnown) {
   EXPECT_TRUE(pendingRefs(p, api).empty());
 }
 
+// A change reaches only the pods that name what changed (the agent's loop
+// asks every pod; re-reading volumes for the others grew with the node).
+TEST(PodObjectsChanged, APodHearsOfWhatItNamesOnly) {
+  Pod p = parse(kPod);
+  PodRefs mine = podRefs(p);
+  EXPECT_TRUE(refersToAny(mine, {{{ObjectRef::Kind::kSecret, "default", "creds"}}, {}}));
+  EXPECT_TRUE(refersToAny(mine, {{}, {mine.tokens[0]}}));
+  // Same name, other kind or namespace: somebody else's.
+  EXPECT_FALSE(refersToAny(mine, {{{ObjectRef::Kind::kConfigMap, "default", "creds"},
+                                   {ObjectRef::Kind::kSecret, "other", "creds"}},
+                                  {}}));
+  TokenRef another_pods = mine.tokens[0];
+  another_pods.pod_uid = "u-2";
+  EXPECT_FALSE(refersToAny(mine, {{}, {another_pods}}));
+  EXPECT_FALSE(refersToAny(mine, {}));
+}
+
 TEST(ObjectData, TheKubeletsErrorsForMissingObjects) {
   FakeObjects api;
   api.missing(ObjectRef::Kind::kConfigMap, "gone");
