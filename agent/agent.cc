@@ -165,8 +165,8 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
         addContext(apiclient::loadKubeconfig(config.kubeconfig), "--kubeconfig"));
     NodeFacts facts = readNodeFacts(ctx.config, ctx.node, ctx.node_ip);
     TRY(a->cluster_, ClusterSync::start(ctx.config, access, *a->loop_, facts,
-                                        [self](const std::map<std::string, ApiPod>& pods) {
-                                          self->api_pods_ = pods;
+                                        [self](std::map<std::string, ApiPod> pods) {
+                                          self->api_pods_ = std::move(pods);
                                           self->reconcile();
                                         }));
     TRY(a->objects_,
@@ -355,6 +355,14 @@ void Agent::retainObjects() {
 
 // The static pods' mirror pods, as the manifests now are.
 void Agent::publishStaticPods(const std::map<std::string, StaticPod>& statics) {
+  std::map<std::string, std::string> hashes;
+  for (const auto& [uid, sp] : statics) {
+    hashes[uid] = sp.hash;
+  }
+  if (published_statics_ == hashes) {
+    return;  // every reconcile comes here; the mirrors change only with the manifests
+  }
+  published_statics_ = std::move(hashes);
   std::vector<MirrorPod> mirrors;
   for (const auto& [uid, sp] : statics) {
     auto named = apiclient::withString(sp.json, {"metadata", "name"}, sp.pod.name);

@@ -6,6 +6,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -54,6 +55,9 @@ class Agent {
   std::unique_ptr<ClusterSync> cluster_;    // with --kubeconfig
   std::unique_ptr<ObjectCache> objects_;    // with --kubeconfig: ConfigMaps, Secrets, tokens
   std::map<std::string, ApiPod> api_pods_;  // the API's pods for this node, by uid
+  // The static pods last given to ClusterSync, uid -> hash (the hash covers the
+  // whole manifest): their mirror pods are built again only when this changes.
+  std::optional<std::map<std::string, std::string>> published_statics_;
   std::map<std::string, std::shared_ptr<PodWorker>> workers_;  // by uid
   std::set<std::string> terminating_;                          // uids being stopped
   UniqueFd signals_;

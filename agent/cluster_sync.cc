@@ -179,9 +179,20 @@ void ClusterSync::onPodEvent(const apiclient::ObjectEvent& e) {
     api_pods_[e.uid] = std::move(p);
     api_status_[e.uid] = statusOf(d);
   }
-  auto snapshot = api_pods_;
+  // One copy per loop wake-up, not per event: a status patch per pod comes
+  // back as an event, so copying here made a burst cost O(pods^2).
+  if (pods_posted_) {
+    return;
+  }
+  pods_posted_ = true;
   lock.unlock();
-  to_loop_->post([this, snapshot = std::move(snapshot)] { changed_(snapshot); });
+  to_loop_->post([this] {
+    std::unique_lock again(mu_);
+    pods_posted_ = false;
+    auto snapshot = api_pods_;
+    again.unlock();
+    changed_(std::move(snapshot));
+  });
 }
 
 // ---- node, lease ----------------------------------------------------------

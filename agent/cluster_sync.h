@@ -50,8 +50,9 @@ struct MirrorPod {
 
 class ClusterSync {
  public:
-  // Called on the loop with every API pod bound to the node, mirror pods excluded.
-  using PodsChanged = std::function<void(const std::map<std::string, ApiPod>&)>;
+  // Called on the loop with every API pod bound to the node, mirror pods
+  // excluded; a burst of changes is one call.
+  using PodsChanged = std::function<void(std::map<std::string, ApiPod>)>;
 
   static Result<std::unique_ptr<ClusterSync>> start(const AgentConfig& config,
                                                     const apiclient::ClusterAccess& access,
@@ -122,6 +123,7 @@ class ClusterSync {
   std::deque<EventRecord> events_;
   std::unique_ptr<EventRecorder> recorder_;  // the event thread's
   bool mirrors_dirty_ = false;
+  bool pods_posted_ = false;  // the loop has a call to changed_ coming
   std::string last_node_fingerprint_;
   std::chrono::steady_clock::time_point last_node_report_;
   std::map<std::string, std::string> node_transitions_;
