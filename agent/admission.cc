@@ -46,27 +46,38 @@ Admission outOf(const std::string& resource, int64_t requested, int64_t used, in
 int64_t podRequestMilliCpu(const Pod& pod) { return podRequest(pod, "cpu", true); }
 int64_t podRequestMemory(const Pod& pod) { return podRequest(pod, "memory", false); }
 
-NodeResources readNodeResources(int64_t reserved_milli_cpu, int64_t reserved_memory, int max_pods) {
+NodeResources nodeResources(int64_t capacity_milli_cpu, int64_t capacity_memory,
+                            const AgentConfig& config) {
   NodeResources n;
+  n.capacity_milli_cpu = capacity_milli_cpu;
+  n.capacity_memory = capacity_memory;
+  const Reserved &kube = config.kube_reserved, &system = config.system_reserved;
+  n.allocatable_milli_cpu =
+      std::max<int64_t>(capacity_milli_cpu - kube.milli_cpu - system.milli_cpu, 0);
+  auto threshold = config.eviction_hard.find("memory.available");
+  int64_t evict =
+      threshold == config.eviction_hard.end() ? 0 : threshold->second.of(capacity_memory);
+  n.allocatable_memory =
+      std::max<int64_t>(capacity_memory - kube.memory - system.memory - evict, 0);
+  n.max_pods = config.max_pods;
+  return n;
+}
+
+NodeResources readNodeResources(const AgentConfig& config) {
   cpu_set_t set;
   CPU_ZERO(&set);
   int cpus = ::sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-  n.capacity_milli_cpu = static_cast<int64_t>(cpus) * 1000;
   std::ifstream meminfo("/proc/meminfo");
   std::string key;
-  int64_t kib = 0;
+  int64_t kib = 0, memory = 0;
   std::string unit;
   while (meminfo >> key >> kib >> unit) {
     if (key == "MemTotal:") {
-      n.capacity_memory = kib * 1024;
+      memory = kib * 1024;
       break;
     }
   }
-  constexpr int64_t kEvictionHard = 100 << 20;  // memory.available<100Mi
-  n.allocatable_milli_cpu = std::max<int64_t>(n.capacity_milli_cpu - reserved_milli_cpu, 0);
-  n.allocatable_memory = std::max<int64_t>(n.capacity_memory - reserved_memory - kEvictionHard, 0);
-  n.max_pods = max_pods;
-  return n;
+  return nodeResources(static_cast<int64_t>(cpus) * 1000, memory, config);
 }
 
 Admission admit(const Pod& pod, const std::vector<const Pod*>& running, const NodeResources& node) {

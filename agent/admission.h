@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/config.h"
 #include "agent/pod.h"
 
 namespace kernelet::agent {
@@ -17,9 +18,12 @@ struct NodeResources {
 };
 
 // Capacity from the CPUs this process may run on and /proc/meminfo's MemTotal;
-// allocatable subtracts the reservations and the kubelet's default hard
-// eviction threshold for memory (100Mi).
-NodeResources readNodeResources(int64_t reserved_milli_cpu, int64_t reserved_memory, int max_pods);
+// allocatable is what the kubelet computes: capacity - kubeReserved -
+// systemReserved - the hard eviction threshold (memory.available for memory).
+NodeResources readNodeResources(const AgentConfig& config);
+// The same from a given capacity.
+NodeResources nodeResources(int64_t capacity_milli_cpu, int64_t capacity_memory,
+                            const AgentConfig& config);
 
 // What a pod asks the scheduler for: the larger of the regular containers'
 // (and sidecars') sum and any single init container's request.

@@ -140,8 +140,7 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
                  .network = a->network_.get(),
                  .node_resolv_conf = readOr(config.resolv_conf, ""),
                  .node_hosts = readOr("/etc/hosts", "")};
-  ctx.node = readNodeResources(config.system_reserved_milli_cpu, config.system_reserved_memory,
-                               config.max_pods);
+  ctx.node = readNodeResources(config);
   ctx.node_ip = pickNodeIp(config.node_ip, net.bridge);
   Agent* self = a.get();
   ctx.status_changed = [self](const std::string& uid) { self->writeStatus(uid); };

@@ -21,6 +21,7 @@ constexpr int kUsageError = 2;
 // given on the command line win, as with the kubelet.
 struct RunFlags {
   std::string config_file, kubeconfig;
+  std::string kube_reserved, system_reserved, eviction_hard;  // parsed after the file
   AgentConfig config;
 };
 
@@ -49,6 +50,14 @@ void addRunFlags(CLI::App* run, RunFlags& f) {
       ->capture_default_str();
   run->add_option("--resolv-conf", c.resolv_conf, "the node resolv.conf for dnsPolicy Default")
       ->capture_default_str();
+  run->add_option("--kube-reserved", f.kube_reserved,
+                  "resources set aside for Kubernetes daemons, e.g. cpu=100m,memory=256Mi,"
+                  "ephemeral-storage=1Gi (kubeReserved)");
+  run->add_option("--system-reserved", f.system_reserved,
+                  "resources set aside for the system, same form (systemReserved)");
+  run->add_option("--eviction-hard", f.eviction_hard,
+                  "hard eviction thresholds, e.g. memory.available<100Mi,nodefs.available<10% "
+                  "(evictionHard; the signals left out get none)");
   run->add_option("-v,--v", c.verbosity, "log verbosity");
   run->add_flag(
       "--limits-unenforced", c.limits_unenforced,
@@ -79,6 +88,25 @@ int runAgent(CLI::App* run, RunFlags& flags) {
   if (given("--cluster-domain")) config.cluster_domain = f.cluster_domain;
   if (given("--resolv-conf")) config.resolv_conf = f.resolv_conf;
   if (given("-v")) config.verbosity = f.verbosity;
+  // The kubelet's reservation and threshold flags, over the file's.
+  auto flagValue = [&](const char* name, const std::string& text, auto parse, auto& out) {
+    if (!given(name)) {
+      return true;
+    }
+    auto parsed = parse(text, name);
+    if (!parsed) {
+      std::cerr << "kernelet run: " << parsed.error().message() << "\n";
+      return false;
+    }
+    out = std::move(*parsed);
+    return true;
+  };
+  if (!flagValue("--kube-reserved", flags.kube_reserved, parseReserved, config.kube_reserved) ||
+      !flagValue("--system-reserved", flags.system_reserved, parseReserved,
+                 config.system_reserved) ||
+      !flagValue("--eviction-hard", flags.eviction_hard, parseEvictionHard, config.eviction_hard)) {
+    return kUsageError;
+  }
   config.limits_unenforced = f.limits_unenforced;
   config.kubeconfig = flags.kubeconfig;
   if (config.pod_manifest_path.empty() && config.kubeconfig.empty()) {

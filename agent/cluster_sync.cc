@@ -206,7 +206,7 @@ EventRecord ClusterSync::startingEvent() const {
 }
 
 bool ClusterSync::registerNode() {
-  NodeSignals signals = readNodeSignals(config_.root_dir);
+  NodeSignals signals = readNodeSignals(config_);
   auto created = client_->create("/api/v1/nodes", nodeJson(facts_, signals, nowTime()));
   if (created) {
     {
@@ -300,7 +300,7 @@ void ClusterSync::renewLease() {
 }
 
 void ClusterSync::reportNodeStatus(bool force) {
-  NodeSignals signals = readNodeSignals(config_.root_dir);
+  NodeSignals signals = readNodeSignals(config_);
   std::string fingerprint = nodeStatusFingerprint(facts_, signals);
   auto now = Clock::now();
   if (!force && fingerprint == last_node_fingerprint_ && now - last_node_report_ < kNodeReport) {

@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
+#include <set>
+#include <sstream>
 
 #include "apiclient/quantity.h"
 #include "sys/fileio.h"
@@ -31,6 +34,78 @@ Result<void> read(const std::string& file, const YAML::Node& root, const char* k
     out = n.as<T>();
   } catch (const YAML::Exception&) {
     return fieldError(file, n, key, "wrong type");
+  }
+  return {};
+}
+
+const std::set<std::string>& evictionSignals() {
+  static const std::set<std::string> signals = {"memory.available",   "nodefs.available",
+                                                "nodefs.inodesFree",  "imagefs.available",
+                                                "imagefs.inodesFree", "pid.available"};
+  return signals;
+}
+
+// "100Mi", "100000" or "10%"; errors say what was wrong, the caller where.
+Result<Threshold> parseThreshold(const std::string& value) {
+  Threshold t;
+  if (!value.empty() && value.back() == '%') {
+    char* end = nullptr;
+    double p = std::strtod(value.c_str(), &end);
+    if (end != value.c_str() + value.size() - 1 || p < 0 || p > 100) {
+      return makeError("parse threshold", value, "not a percentage between 0% and 100%");
+    }
+    t.percent = p;
+    return t;
+  }
+  auto q = apiclient::Quantity::parse(value);
+  if (!q || q->value() < 0) {
+    return makeError("parse threshold", value, "not a quantity or a percentage");
+  }
+  t.quantity = q->value();
+  return t;
+}
+
+Result<void> addThreshold(std::map<std::string, Threshold>& out, const std::string& signal,
+                          const std::string& value) {
+  if (!evictionSignals().contains(signal)) {
+    return makeError("parse eviction threshold", signal,
+                     "unknown signal (memory.available, nodefs.available, nodefs.inodesFree, "
+                     "imagefs.available, imagefs.inodesFree, pid.available)");
+  }
+  TRY(out[signal], parseThreshold(value));
+  return {};
+}
+
+Result<void> addReserved(Reserved& r, const std::string& name, const std::string& value) {
+  auto q = apiclient::Quantity::parse(value);
+  if (!q || q->value() < 0) {
+    return makeError("parse reservation", name + "=" + value, "not a quantity");
+  }
+  if (name == "cpu") {
+    r.milli_cpu = q->milliValue();
+  } else if (name == "memory") {
+    r.memory = q->value();
+  } else if (name == "ephemeral-storage") {
+    r.ephemeral_storage = q->value();
+  } else {
+    return makeError("parse reservation", name,
+                     "unknown resource (kernelet reserves cpu, memory and ephemeral-storage)");
+  }
+  return {};
+}
+
+// "a=1,b=2" (sep '=') or "a<1,b<2" (sep '<'), each pair handed to `add`.
+template <typename Add>
+Result<void> forEachPair(const std::string& text, char sep, const std::string& what, Add add) {
+  std::istringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    size_t at = item.find(sep);
+    if (at == std::string::npos || at == 0) {
+      return makeError("parse " + what, item, std::string("expected NAME") + sep + "VALUE");
+    }
+    if (auto r = add(item.substr(0, at), item.substr(at + 1)); !r) {
+      return makeError("parse " + what, item, r.error().detail);
+    }
   }
   return {};
 }
@@ -87,20 +162,40 @@ Result<void> loadKubeletConfiguration(const std::string& file, AgentConfig& conf
       config.cluster_dns.push_back(s.as<std::string>(""));
     }
   }
-  if (YAML::Node n = root["systemReserved"]; n) {
+  for (auto [key, out] : {std::pair{"systemReserved", &config.system_reserved},
+                          std::pair{"kubeReserved", &config.kube_reserved}}) {
+    YAML::Node n = root[key];
+    if (!n) {
+      continue;
+    }
     if (!n.IsMap()) {
-      return fieldError(file, n, "systemReserved", "must be a map of quantities");
+      return fieldError(file, n, key, "must be a map of quantities");
     }
-    if (n["memory"]) {
-      TRY(config.system_reserved_memory, bytes(file, n["memory"], "systemReserved.memory"));
-    }
-    if (n["cpu"]) {
-      auto q = apiclient::Quantity::parse(n["cpu"].as<std::string>(""));
-      if (!q) {
-        return fieldError(file, n["cpu"], "systemReserved.cpu", "not a quantity");
+    *out = Reserved{};
+    for (const auto& kv : n) {
+      std::string name = kv.first.as<std::string>("");
+      if (auto r = addReserved(*out, name, kv.second.as<std::string>("")); !r) {
+        return fieldError(file, kv.second, std::string(key) + "." + name, r.error().detail);
       }
-      config.system_reserved_milli_cpu = q->milliValue();
     }
+  }
+  // Without mergeDefaultEvictionSettings, an evictionHard replaces the
+  // defaults: a signal it leaves out has no threshold (the kubelet's rule).
+  bool merge = false;
+  TRY_VOID(read(file, root, "mergeDefaultEvictionSettings", merge));
+  if (YAML::Node n = root["evictionHard"]; n) {
+    if (!n.IsMap()) {
+      return fieldError(file, n, "evictionHard", "must be a map of signal to threshold");
+    }
+    std::map<std::string, Threshold> hard =
+        merge ? defaultEvictionHard() : std::map<std::string, Threshold>{};
+    for (const auto& kv : n) {
+      std::string signal = kv.first.as<std::string>("");
+      if (auto r = addThreshold(hard, signal, kv.second.as<std::string>("")); !r) {
+        return fieldError(file, kv.second, "evictionHard." + signal, r.error().detail);
+      }
+    }
+    config.eviction_hard = std::move(hard);
   }
   if (config.max_pods <= 0) {
     return fieldError(file, root["maxPods"], "maxPods", "must be positive");
@@ -110,6 +205,37 @@ Result<void> loadKubeletConfiguration(const std::string& file, AgentConfig& conf
                       "must be at least 2");
   }
   return {};
+}
+
+int64_t Threshold::of(int64_t capacity) const {
+  if (quantity) {
+    return *quantity;
+  }
+  return percent ? static_cast<int64_t>(static_cast<double>(capacity) * *percent / 100) : 0;
+}
+
+std::map<std::string, Threshold> defaultEvictionHard() {
+  return {{"memory.available", {.quantity = 100 << 20}},
+          {"nodefs.available", {.percent = 10}},
+          {"nodefs.inodesFree", {.percent = 5}},
+          {"imagefs.available", {.percent = 15}}};
+}
+
+Result<Reserved> parseReserved(const std::string& text, const std::string& what) {
+  Reserved r;
+  TRY_VOID(forEachPair(text, '=', what, [&](const std::string& name, const std::string& value) {
+    return addReserved(r, name, value);
+  }));
+  return r;
+}
+
+Result<std::map<std::string, Threshold>> parseEvictionHard(const std::string& text,
+                                                           const std::string& what) {
+  std::map<std::string, Threshold> out;
+  TRY_VOID(forEachPair(text, '<', what, [&](const std::string& signal, const std::string& value) {
+    return addThreshold(out, signal, value);
+  }));
+  return out;
 }
 
 std::string nodeName(const std::string& override_name) {

@@ -5,12 +5,33 @@
 // over the file, as with the kubelet.
 
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "sys/result.h"
 
 namespace kernelet::agent {
+
+// Resources set aside for the system or Kubernetes daemons (systemReserved,
+// kubeReserved): subtracted from capacity for allocatable.
+struct Reserved {
+  int64_t milli_cpu = 0, memory = 0, ephemeral_storage = 0;
+};
+
+// A hard eviction threshold ("100Mi" or "10%" of the signal's capacity).
+struct Threshold {
+  std::optional<int64_t> quantity;
+  std::optional<double> percent;
+  // How much of `capacity` it keeps free.
+  int64_t of(int64_t capacity) const;
+};
+
+// evictionHard by signal (memory.available, nodefs.available,
+// nodefs.inodesFree, imagefs.available, imagefs.inodesFree, pid.available):
+// the kubelet's defaults. A signal without a threshold never fires.
+std::map<std::string, Threshold> defaultEvictionHard();
 
 struct AgentConfig {
   std::string pod_manifest_path;  // staticPodPath; empty: no static pods
@@ -28,7 +49,8 @@ struct AgentConfig {
   std::string cluster_domain = "cluster.local";
   std::string resolv_conf = "/etc/resolv.conf";
   std::string pod_cidr = "10.88.0.0/16";
-  int64_t system_reserved_milli_cpu = 0, system_reserved_memory = 0;
+  Reserved system_reserved, kube_reserved;
+  std::map<std::string, Threshold> eviction_hard = defaultEvictionHard();
   bool seccomp_default = false;  // seccompDefault: RuntimeDefault for pods that set no profile
   int verbosity = 0;
   // On a host whose cgroup v2 lacks cpu, memory or pids: run pods without their
@@ -39,6 +61,12 @@ struct AgentConfig {
 // Reads a KubeletConfiguration (YAML or JSON) over `config`. Errors name the
 // file and the field; a kind or apiVersion that is not the kubelet's is refused.
 Result<void> loadKubeletConfiguration(const std::string& file, AgentConfig& config);
+
+// The flags' forms, as the kubelet's: "cpu=500m,memory=1Gi,ephemeral-storage=1Gi"
+// and "memory.available<100Mi,nodefs.available<10%". `what` names the flag.
+Result<Reserved> parseReserved(const std::string& text, const std::string& what);
+Result<std::map<std::string, Threshold>> parseEvictionHard(const std::string& text,
+                                                           const std::string& what);
 
 // The node's name as the kubelet picks it: the override, else the hostname, lowercased.
 std::string nodeName(const std::string& override_name);

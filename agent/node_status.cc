@@ -184,8 +184,14 @@ NodeFacts readNodeFacts(const AgentConfig& config, const NodeResources& resource
   struct statvfs st {};
   if (::statvfs(config.root_dir.c_str(), &st) == 0) {
     f.ephemeral_capacity = static_cast<int64_t>(st.f_blocks) * static_cast<int64_t>(st.f_frsize);
-    // nodefs.available<10%: the kubelet's default hard eviction threshold.
-    f.ephemeral_allocatable = f.ephemeral_capacity - f.ephemeral_capacity / 10;
+    // Less the reservations and the nodefs.available hard eviction threshold.
+    auto threshold = config.eviction_hard.find("nodefs.available");
+    int64_t evict =
+        threshold == config.eviction_hard.end() ? 0 : threshold->second.of(f.ephemeral_capacity);
+    f.ephemeral_allocatable =
+        std::max<int64_t>(f.ephemeral_capacity - config.kube_reserved.ephemeral_storage -
+                              config.system_reserved.ephemeral_storage - evict,
+                          0);
   }
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator("/sys/kernel/mm/hugepages", ec)) {
@@ -201,20 +207,44 @@ NodeFacts readNodeFacts(const AgentConfig& config, const NodeResources& resource
   return f;
 }
 
-NodeSignals readNodeSignals(const std::string& root_dir) {
-  NodeSignals s;
-  s.memory_pressure = meminfo("MemAvailable") < (100 << 20);
+NodeUsage readNodeUsage(const std::string& root_dir) {
+  NodeUsage u;
+  u.memory_total = meminfo("MemTotal");
+  u.memory_available = meminfo("MemAvailable");
   struct statvfs st {};
-  if (::statvfs(root_dir.c_str(), &st) == 0 && st.f_blocks > 0) {
-    s.disk_pressure = st.f_bavail * 10 < st.f_blocks;
+  if (::statvfs(root_dir.c_str(), &st) == 0) {
+    auto frsize = static_cast<int64_t>(st.f_frsize);
+    u.fs_total = static_cast<int64_t>(st.f_blocks) * frsize;
+    u.fs_available = static_cast<int64_t>(st.f_bavail) * frsize;
+    u.inodes_total = static_cast<int64_t>(st.f_files);
+    u.inodes_free = static_cast<int64_t>(st.f_ffree);
   }
-  int64_t pid_max = std::atoll(firstLine("/proc/sys/kernel/pid_max").c_str());
+  u.pid_max = std::atoll(firstLine("/proc/sys/kernel/pid_max").c_str());
   std::istringstream loadavg(firstLine("/proc/loadavg"));
   std::string a, b, c, running;
   loadavg >> a >> b >> c >> running;  // "1/234": runnable/total tasks
-  int64_t tasks = std::atoll(running.substr(running.find('/') + 1).c_str());
-  s.pid_pressure = pid_max > 0 && tasks * 10 > pid_max * 9;
+  u.pids = std::atoll(running.substr(running.find('/') + 1).c_str());
+  return u;
+}
+
+NodeSignals nodeSignals(const NodeUsage& u, const std::map<std::string, Threshold>& hard) {
+  // True when the signal's available amount is under its threshold.
+  auto under = [&](const char* signal, int64_t available, int64_t capacity) {
+    auto it = hard.find(signal);
+    return it != hard.end() && capacity > 0 && available < it->second.of(capacity);
+  };
+  NodeSignals s;
+  s.memory_pressure = under("memory.available", u.memory_available, u.memory_total);
+  s.disk_pressure = under("nodefs.available", u.fs_available, u.fs_total) ||
+                    under("nodefs.inodesFree", u.inodes_free, u.inodes_total) ||
+                    under("imagefs.available", u.fs_available, u.fs_total) ||
+                    under("imagefs.inodesFree", u.inodes_free, u.inodes_total);
+  s.pid_pressure = under("pid.available", u.pid_max - u.pids, u.pid_max);
   return s;
+}
+
+NodeSignals readNodeSignals(const AgentConfig& config) {
+  return nodeSignals(readNodeUsage(config.root_dir), config.eviction_hard);
 }
 
 std::string nodeJson(const NodeFacts& f, const NodeSignals& s, const std::string& now) {

@@ -27,13 +27,25 @@ struct NodeFacts {
 NodeFacts readNodeFacts(const AgentConfig& config, const NodeResources& resources,
                         const std::string& node_ip);
 
+// What the eviction signals are measured on: MemTotal/MemAvailable, the root
+// dir's filesystem (nodefs, and imagefs: the images live there too) and
+// kernel.pid_max against the tasks that exist.
+struct NodeUsage {
+  int64_t memory_total = 0, memory_available = 0;
+  int64_t fs_total = 0, fs_available = 0, inodes_total = 0, inodes_free = 0;
+  int64_t pid_max = 0, pids = 0;
+};
+NodeUsage readNodeUsage(const std::string& root_dir);
+
 struct NodeSignals {
-  bool memory_pressure = false;  // MemAvailable below the 100Mi hard eviction threshold
-  bool disk_pressure = false;    // the root dir's filesystem below 10% available
-  bool pid_pressure = false;     // more than 90% of kernel.pid_max in use
+  bool memory_pressure = false;  // memory.available under its hard eviction threshold
+  bool disk_pressure = false;    // nodefs/imagefs available or inodesFree under theirs
+  bool pid_pressure = false;     // pid.available under its threshold (none by default)
   bool ready = true;
 };
-NodeSignals readNodeSignals(const std::string& root_dir);
+// The conditions as the kubelet's eviction manager sets them from evictionHard.
+NodeSignals nodeSignals(const NodeUsage& u, const std::map<std::string, Threshold>& eviction_hard);
+NodeSignals readNodeSignals(const AgentConfig& config);
 
 // A Node for POST /api/v1/nodes: labels, annotation, and the status.
 std::string nodeJson(const NodeFacts& f, const NodeSignals& s, const std::string& now);

@@ -75,7 +75,7 @@ class ClusterE2E : public ::testing::Test {
 
   int sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
 
-  void startAgent() {
+  void startAgent(const std::vector<std::string>& extra = {}) {
     std::vector<std::string> args = {KERNELET_BINARY,
                                      "run",
                                      "--kubeconfig",
@@ -94,6 +94,7 @@ class ClusterE2E : public ::testing::Test {
                                      "node1",
                                      "-v",
                                      "2"};
+    args.insert(args.end(), extra.begin(), extra.end());
     agent_ = testing::spawnLogged(std::move(args), base_ + "/agent.log");
   }
 
@@ -172,7 +173,7 @@ auto has(const std::string& needle) {
 }
 
 TEST_F(ClusterE2E, TheNodeIsReadyWithItsCapacityAndRenewsItsLease) {
-  startAgent();
+  startAgent({"--kube-reserved", "cpu=100m,memory=100Mi", "--system-reserved", "memory=28Mi"});
   waitKubectl("get nodes", has("node1   Ready"), "node1 Ready");
   std::string cpu = kubectl("get node node1 -o jsonpath={.status.capacity.cpu}");
   EXPECT_EQ(cpu, std::to_string(std::thread::hardware_concurrency()));
@@ -184,6 +185,11 @@ TEST_F(ClusterE2E, TheNodeIsReadyWithItsCapacityAndRenewsItsLease) {
   meminfo >> key >> kib;
   EXPECT_EQ(kubectl("get node node1 -o jsonpath={.status.capacity.memory}"),
             std::to_string(kib) + "Ki");
+  // Allocatable: less both reservations and the 100Mi memory.available threshold.
+  EXPECT_EQ(kubectl("get node node1 -o jsonpath={.status.allocatable.memory}"),
+            std::to_string(kib - (228 << 10)) + "Ki");
+  EXPECT_EQ(kubectl("get node node1 -o jsonpath={.status.allocatable.cpu}"),
+            std::to_string(std::thread::hardware_concurrency() * 1000 - 100) + "m");
   EXPECT_EQ(kubectl("get node node1 -o jsonpath={.status.nodeInfo.containerRuntimeVersion}"),
             "kernelet://" KERNELET_VERSION_STRING);
   std::string lease_cmd = "get lease -n kube-node-lease node1 -o jsonpath={.spec.renewTime}";

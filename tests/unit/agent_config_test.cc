@@ -9,6 +9,7 @@
 #include "agent/config.h"
 #include "agent/field_refs.h"
 #include "agent/manifest_source.h"
+#include "agent/node_status.h"
 #include "agent/volumes.h"
 #include "support/temp_dir.h"
 
@@ -44,8 +45,8 @@ seccompDefault: true
   EXPECT_EQ(c.container_log_max_files, 3);
   EXPECT_EQ(c.cluster_dns, std::vector<std::string>{"10.96.0.10"});
   EXPECT_EQ(c.cluster_domain, "example.local");
-  EXPECT_EQ(c.system_reserved_milli_cpu, 500);
-  EXPECT_EQ(c.system_reserved_memory, 1LL << 30);
+  EXPECT_EQ(c.system_reserved.milli_cpu, 500);
+  EXPECT_EQ(c.system_reserved.memory, 1LL << 30);
   EXPECT_TRUE(c.seccomp_default);
   EXPECT_EQ(c.root_dir, "/var/lib/kernelet");  // untouched defaults stay
 }
@@ -107,9 +108,110 @@ TEST(Admission, RejectsWithTheKubeletsReasons) {
   i.resources.requests.insert_or_assign("cpu", *apiclient::Quantity::parse("1"));
   init.init_containers.push_back(i);
   EXPECT_EQ(podRequestMilliCpu(init), 1000);
-  NodeResources real = readNodeResources(0, 0, 110);
+  NodeResources real = readNodeResources(AgentConfig{});
   EXPECT_GT(real.capacity_milli_cpu, 0);
-  EXPECT_GT(real.capacity_memory, real.allocatable_memory);  // the 100Mi eviction threshold
+  EXPECT_EQ(real.capacity_memory - real.allocatable_memory, 100 << 20);  // memory.available<100Mi
+}
+
+// allocatable = capacity - kubeReserved - systemReserved - evictionHard, as
+// `kubectl describe node` shows it for the kubelet.
+TEST(KubeletConfiguration, ReservationsAndEvictionThresholdsMakeAllocatable) {
+  TempDir d;
+  AgentConfig c;
+  auto r =
+      loadKubeletConfiguration(d.write("config.yaml", R"(apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+kubeReserved: {cpu: 100m, memory: 256Mi, ephemeral-storage: 1Gi}
+systemReserved: {cpu: 200m, memory: 512Mi}
+evictionHard: {memory.available: 5%, nodefs.available: 2Gi}
+)"),
+                               c);
+  ASSERT_TRUE(r) << r.error().message();
+  NodeResources n = nodeResources(4000, 8LL << 30, c);
+  EXPECT_EQ(n.allocatable_milli_cpu, 3700);
+  EXPECT_EQ(n.allocatable_memory, (8LL << 30) - (256 << 20) - (512 << 20) - (8LL << 30) / 20);
+  EXPECT_EQ(c.kube_reserved.ephemeral_storage, 1LL << 30);
+  // The signals evictionHard leaves out have no threshold (the kubelet's rule
+  // without mergeDefaultEvictionSettings).
+  EXPECT_EQ(c.eviction_hard.size(), 2u);
+  EXPECT_FALSE(c.eviction_hard.contains("imagefs.available"));
+  EXPECT_EQ(c.eviction_hard["nodefs.available"].of(100LL << 30), 2LL << 30);
+
+  AgentConfig merged;
+  ASSERT_TRUE(
+      loadKubeletConfiguration(d.write("merge.yaml",
+                                       "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: "
+                                       "KubeletConfiguration\nmergeDefaultEvictionSettings: true\n"
+                                       "evictionHard: {memory.available: 1Gi}\n"),
+                               merged));
+  EXPECT_EQ(merged.eviction_hard["memory.available"].of(8LL << 30), 1LL << 30);
+  EXPECT_EQ(merged.eviction_hard["imagefs.available"].of(1000), 150);  // the default 15%
+
+  // The flags' forms.
+  auto reserved = parseReserved("cpu=1,memory=1Gi,ephemeral-storage=10G", "--kube-reserved");
+  ASSERT_TRUE(reserved) << reserved.error().message();
+  EXPECT_EQ(reserved->milli_cpu, 1000);
+  EXPECT_EQ(reserved->ephemeral_storage, 10'000'000'000);
+  auto hard = parseEvictionHard("memory.available<300Mi,nodefs.inodesFree<7%", "--eviction-hard");
+  ASSERT_TRUE(hard) << hard.error().message();
+  EXPECT_EQ((*hard)["memory.available"].of(0), 300 << 20);
+  EXPECT_EQ((*hard)["nodefs.inodesFree"].of(1000), 70);
+}
+
+TEST(KubeletConfiguration, BadReservationsAndThresholdsNameTheFieldOrFlag) {
+  TempDir d;
+  AgentConfig c;
+  auto load = [&](const std::string& body) {
+    auto r = loadKubeletConfiguration(
+        d.write("c.yaml",
+                "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n" + body),
+        c);
+    return r ? std::string("loaded") : r.error().message();
+  };
+  EXPECT_NE(load("kubeReserved: {pid: 100}\n").find("line 3: kubeReserved.pid: unknown resource"),
+            std::string::npos)
+      << load("kubeReserved: {pid: 100}\n");
+  EXPECT_NE(load("evictionHard: {memory.free: 1Gi}\n")
+                .find("line 3: evictionHard.memory.free: unknown signal"),
+            std::string::npos);
+  EXPECT_NE(load("evictionHard: {nodefs.available: 120%}\n")
+                .find("evictionHard.nodefs.available: not a percentage between 0% and 100%"),
+            std::string::npos);
+  EXPECT_NE(load("systemReserved: {memory: lots}\n").find("systemReserved.memory: not a quantity"),
+            std::string::npos);
+  auto flag = parseReserved("cpu=1,memory", "--system-reserved");
+  ASSERT_FALSE(flag);
+  EXPECT_EQ(flag.error().message(), "parse --system-reserved `memory`: expected NAME=VALUE");
+  auto op = parseEvictionHard("memory.available>1Gi", "--eviction-hard");
+  ASSERT_FALSE(op);
+  EXPECT_EQ(op.error().message(),
+            "parse --eviction-hard `memory.available>1Gi`: expected NAME<VALUE");
+}
+
+// The conditions follow evictionHard: the kubelet's defaults, then none.
+TEST(NodeConditions, PressureIsTheThresholdsCrossed) {
+  NodeUsage u{.memory_total = 8LL << 30,
+              .memory_available = 50 << 20,
+              .fs_total = 100LL << 30,
+              .fs_available = 12LL << 30,
+              .inodes_total = 1000,
+              .inodes_free = 500,
+              .pid_max = 1000,
+              .pids = 990};
+  NodeSignals s = nodeSignals(u, defaultEvictionHard());
+  EXPECT_TRUE(s.memory_pressure);  // 50Mi < 100Mi
+  EXPECT_TRUE(s.disk_pressure);    // 12% free < imagefs.available 15% (images share the fs)
+  EXPECT_FALSE(s.pid_pressure);    // no pid.available threshold by default
+  u.memory_available = 1LL << 30;
+  u.fs_available = 20LL << 30;
+  s = nodeSignals(u, defaultEvictionHard());
+  EXPECT_FALSE(s.memory_pressure);
+  EXPECT_FALSE(s.disk_pressure);
+  u.inodes_free = 10;  // 1% < nodefs.inodesFree 5%
+  EXPECT_TRUE(nodeSignals(u, defaultEvictionHard()).disk_pressure);
+  auto pid = *parseEvictionHard("pid.available<5%", "--eviction-hard");
+  EXPECT_TRUE(nodeSignals(u, pid).pid_pressure);  // 10 left of 1000
+  EXPECT_FALSE(nodeSignals(u, pid).disk_pressure);
 }
 
 TEST(FieldRefs, DownwardApiValues) {

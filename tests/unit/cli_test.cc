@@ -51,4 +51,18 @@ TEST(Cli, HelpListsTheSubcommands) {
   }
 }
 
+// Checked before anything starts: nothing is set up for a bad flag.
+TEST(Cli, ABadReservationOrThresholdFlagIsAUsageErrorNamingIt) {
+  CliRun r = runKernelet("run --pod-manifest-path /nonexistent --kube-reserved cpu=1,pid=100");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.output,
+            "kernelet run: parse --kube-reserved `pid=100`: unknown resource (kernelet reserves "
+            "cpu, memory and ephemeral-storage)\n");
+  r = runKernelet("run --pod-manifest-path /nonexistent --eviction-hard 'memory.available<1x'");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.output,
+            "kernelet run: parse --eviction-hard `memory.available<1x`: not a quantity or a "
+            "percentage\n");
+}
+
 }  // namespace
