@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "agent/log.h"
+#include "agent/node_allocatable.h"
 #include "agent/recovery.h"
 #include "agent/version.h"
 #include "apiclient/objects.h"
@@ -94,6 +95,9 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
       cgroups::ensureQosTree(h.mount, config.cgroup_root,
                              enforce ? cgroups::kRequiredControllers : std::vector<std::string>{}),
       "create the QoS cgroups"));
+  if (enforce) {
+    TRY_VOID(enforceNodeAllocatable(h.mount, config, readNodeResources(config)));
+  }
 
   TRY(EventLoop loop, EventLoop::create());
   a->loop_ = std::make_unique<EventLoop>(std::move(loop));

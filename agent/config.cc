@@ -87,9 +87,11 @@ Result<void> addReserved(Reserved& r, const std::string& name, const std::string
     r.memory = q->value();
   } else if (name == "ephemeral-storage") {
     r.ephemeral_storage = q->value();
+  } else if (name == "pid") {
+    r.pids = q->value();
   } else {
     return makeError("parse reservation", name,
-                     "unknown resource (kernelet reserves cpu, memory and ephemeral-storage)");
+                     "unknown resource (cpu, memory, ephemeral-storage or pid)");
   }
   return {};
 }

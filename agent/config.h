@@ -18,6 +18,7 @@ namespace kernelet::agent {
 // kubeReserved): subtracted from capacity for allocatable.
 struct Reserved {
   int64_t milli_cpu = 0, memory = 0, ephemeral_storage = 0;
+  int64_t pids = 0;  // "pid": kept from the pods' kubepods pids.max
 };
 
 // A hard eviction threshold ("100Mi" or "10%" of the signal's capacity).
@@ -62,7 +63,7 @@ struct AgentConfig {
 // file and the field; a kind or apiVersion that is not the kubelet's is refused.
 Result<void> loadKubeletConfiguration(const std::string& file, AgentConfig& config);
 
-// The flags' forms, as the kubelet's: "cpu=500m,memory=1Gi,ephemeral-storage=1Gi"
+// The flags' forms, as the kubelet's: "cpu=500m,memory=1Gi,ephemeral-storage=1Gi,pid=1000"
 // and "memory.available<100Mi,nodefs.available<10%". `what` names the flag.
 Result<Reserved> parseReserved(const std::string& text, const std::string& what);
 Result<std::map<std::string, Threshold>> parseEvictionHard(const std::string& text,

@@ -140,7 +140,9 @@ Result<void> Cgroup::remove(int timeout_ms) {
 namespace {
 
 // "kubepods" under the configured cgroup root, relative to the mount.
-std::string kubepods(const std::string& cgroup_root) {
+}  // namespace
+
+std::string kubepodsPath(const std::string& cgroup_root) {
   std::string base = cgroup_root + "/kubepods";
   while (base.starts_with("/")) {
     base.erase(0, 1);
@@ -148,10 +150,8 @@ std::string kubepods(const std::string& cgroup_root) {
   return base;
 }
 
-}  // namespace
-
 std::string podCgroupPath(const std::string& cgroup_root, QosClass qos, const std::string& uid) {
-  std::string base = kubepods(cgroup_root);
+  std::string base = kubepodsPath(cgroup_root);
   switch (qos) {
     case QosClass::kGuaranteed:
       return base + "/pod" + uid;
@@ -171,7 +171,7 @@ Result<void> ensureQosTree(const std::string& mount, const std::string& cgroup_r
     TRY_VOID(top.enableControllers(controllers));
   }
   std::string walked;
-  std::istringstream parts(kubepods(cgroup_root));
+  std::istringstream parts(kubepodsPath(cgroup_root));
   for (std::string part; std::getline(parts, part, '/');) {
     if (part.empty()) {
       continue;

@@ -139,6 +139,8 @@ class Cgroup {
 // cgroup root: kubepods/pod<uid> (Guaranteed), kubepods/burstable/pod<uid>,
 // kubepods/besteffort/pod<uid>.
 enum class QosClass { kGuaranteed, kBurstable, kBestEffort };
+// "kubepods" under the cgroup root, relative to the mount.
+std::string kubepodsPath(const std::string& cgroup_root);
 std::string podCgroupPath(const std::string& cgroup_root, QosClass qos, const std::string& uid);
 // Creates kubepods, kubepods/burstable and kubepods/besteffort with the
 // controllers (cpu, memory and pids unless told otherwise) delegated to them.

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "agent/pod_status.h"
+#include "cgroups/cgroups.h"
 #include "support/privileged.h"
 #include "support/process_util.h"
 #include "sys/fileio.h"
@@ -504,6 +505,36 @@ TEST_F(AgentE2E, APodThatDoesNotFitIsRejectedWithOutOfcpu) {
   EXPECT_NE(p.status.message.find("Node didn't have enough resource: cpu, requested: 1000000"),
             std::string::npos)
       << p.status.message;
+}
+
+// Node allocatable is enforced on kubepods, as the kubelet does by default:
+// pods together cannot use what the reservations set aside.
+TEST_F(AgentE2E, ReservationsLimitTheKubepodsCgroupAndAPodThatAsksTooMuchIsRejected) {
+  int64_t cpus = std::thread::hardware_concurrency();
+  // Fits the capacity, not what the 200m reserved leave.
+  std::string request = std::to_string(cpus * 1000 - 100) + "m";
+  writeManifest(
+      "big.yaml",
+      podYaml("big",
+              "  containers:\n" +
+                  ctr("app", "true", "    resources:\n      requests: {cpu: " + request + "}\n")));
+  startAgent(
+      {"--kube-reserved", "cpu=200m,memory=64Mi,pid=100", "--system-reserved", "memory=32Mi"});
+  PodSummary p = waitFor(
+      "big", [](const PodSummary& s) { return s.status.phase == "Failed"; }, "Failed");
+  EXPECT_EQ(p.status.reason, "OutOfcpu");
+  std::string kubepods = "/sys/fs/cgroup" + cgroup_root_ + "/kubepods/";
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  int64_t kib = 0;
+  meminfo >> key >> kib;
+  EXPECT_EQ(readFile(kubepods + "memory.max").value_or(""),
+            std::to_string(kib * 1024 - (96 << 20)) + "\n");
+  int64_t pid_max = std::stoll(readFile("/proc/sys/kernel/pid_max").value_or("0"));
+  EXPECT_EQ(readFile(kubepods + "pids.max").value_or(""), std::to_string(pid_max - 100) + "\n");
+  EXPECT_EQ(
+      readFile(kubepods + "cpu.weight").value_or(""),
+      std::to_string(cgroups::sharesToWeight(cgroups::milliCpuToShares(cpus * 1000 - 200))) + "\n");
 }
 
 TEST_F(AgentE2E, DownwardApiEnvAndFilesAndTheResourceLimitsReachTheContainer) {

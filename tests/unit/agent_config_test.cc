@@ -9,6 +9,7 @@
 #include "agent/config.h"
 #include "agent/field_refs.h"
 #include "agent/manifest_source.h"
+#include "agent/node_allocatable.h"
 #include "agent/node_status.h"
 #include "agent/volumes.h"
 #include "support/temp_dir.h"
@@ -148,10 +149,23 @@ evictionHard: {memory.available: 5%, nodefs.available: 2Gi}
   EXPECT_EQ(merged.eviction_hard["imagefs.available"].of(1000), 150);  // the default 15%
 
   // The flags' forms.
-  auto reserved = parseReserved("cpu=1,memory=1Gi,ephemeral-storage=10G", "--kube-reserved");
+  auto reserved =
+      parseReserved("cpu=1,memory=1Gi,ephemeral-storage=10G,pid=1000", "--kube-reserved");
   ASSERT_TRUE(reserved) << reserved.error().message();
   EXPECT_EQ(reserved->milli_cpu, 1000);
   EXPECT_EQ(reserved->ephemeral_storage, 10'000'000'000);
+  EXPECT_EQ(reserved->pids, 1000);
+
+  // Pods together get what the reservations leave (not less the eviction threshold).
+  AgentConfig enforce;
+  enforce.kube_reserved = *reserved;
+  enforce.system_reserved.memory = 1LL << 30;
+  cgroups::Limits kubepods =
+      kubepodsLimits(nodeResources(4000, 8LL << 30, enforce), enforce, 32768);
+  EXPECT_EQ(kubepods.cpu_weight, cgroups::sharesToWeight(cgroups::milliCpuToShares(3000)));
+  EXPECT_EQ(kubepods.memory_max, 6LL << 30);
+  EXPECT_EQ(kubepods.pids_max, 31768);
+  EXPECT_FALSE(kubepods.cpu_max);  // cpu is shared by weight, never capped
   auto hard = parseEvictionHard("memory.available<300Mi,nodefs.inodesFree<7%", "--eviction-hard");
   ASSERT_TRUE(hard) << hard.error().message();
   EXPECT_EQ((*hard)["memory.available"].of(0), 300 << 20);
@@ -168,9 +182,9 @@ TEST(KubeletConfiguration, BadReservationsAndThresholdsNameTheFieldOrFlag) {
         c);
     return r ? std::string("loaded") : r.error().message();
   };
-  EXPECT_NE(load("kubeReserved: {pid: 100}\n").find("line 3: kubeReserved.pid: unknown resource"),
+  EXPECT_NE(load("kubeReserved: {gpu: 1}\n").find("line 3: kubeReserved.gpu: unknown resource"),
             std::string::npos)
-      << load("kubeReserved: {pid: 100}\n");
+      << load("kubeReserved: {gpu: 1}\n");
   EXPECT_NE(load("evictionHard: {memory.free: 1Gi}\n")
                 .find("line 3: evictionHard.memory.free: unknown signal"),
             std::string::npos);

@@ -53,11 +53,11 @@ TEST(Cli, HelpListsTheSubcommands) {
 
 // Checked before anything starts: nothing is set up for a bad flag.
 TEST(Cli, ABadReservationOrThresholdFlagIsAUsageErrorNamingIt) {
-  CliRun r = runKernelet("run --pod-manifest-path /nonexistent --kube-reserved cpu=1,pid=100");
+  CliRun r = runKernelet("run --pod-manifest-path /nonexistent --kube-reserved cpu=1,gpu=1");
   EXPECT_EQ(r.status, 2);
   EXPECT_EQ(r.output,
-            "kernelet run: parse --kube-reserved `pid=100`: unknown resource (kernelet reserves "
-            "cpu, memory and ephemeral-storage)\n");
+            "kernelet run: parse --kube-reserved `gpu=1`: unknown resource (cpu, memory, "
+            "ephemeral-storage or pid)\n");
   r = runKernelet("run --pod-manifest-path /nonexistent --eviction-hard 'memory.available<1x'");
   EXPECT_EQ(r.status, 2);
   EXPECT_EQ(r.output,
