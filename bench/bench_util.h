@@ -57,6 +57,37 @@ inline std::string slurp(const std::string& path) {
   return ss.str();
 }
 
+// A process's CPU time so far and its resident memory now.
+struct ProcStat {
+  double cpu_seconds = 0;
+  long rss_kib = 0;
+};
+
+inline ProcStat procStat(pid_t pid) {
+  ProcStat p;
+  std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::string f;
+  long utime = 0, stime = 0;
+  for (int i = 3; fields >> f; i++) {
+    if (i == 14) {
+      utime = std::stol(f);
+    }
+    if (i == 15) {
+      stime = std::stol(f);
+      break;
+    }
+  }
+  p.cpu_seconds = static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  std::istringstream status(slurp("/proc/" + std::to_string(pid) + "/status"));
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("VmRSS:")) {
+      p.rss_kib = std::stol(line.substr(6));
+    }
+  }
+  return p;
+}
+
 inline double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];

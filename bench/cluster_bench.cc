@@ -223,7 +223,9 @@ int main(int argc, char** argv) {
     }
   }
   size_t mark = requests().size();
+  bench::ProcStat before = bench::procStat(agent);
   std::this_thread::sleep_for(std::chrono::seconds(60));
+  bench::ProcStat after = bench::procStat(agent);
   auto idle_list = requests();
   auto idle = count(idle_list, mark);
   std::map<std::string, int> by_kind;  // what the pod requests were, for the notes
@@ -255,5 +257,8 @@ int main(int argc, char** argv) {
     std::printf("    %4d x %s\n", times, what.c_str());
   }
   std::printf("  lease and node requests: %d\n", idle.second);
+  std::printf("  the agent: %.2f s CPU in the minute (%.2f%% of a core), RSS %.1f MiB\n",
+              after.cpu_seconds - before.cpu_seconds,
+              (after.cpu_seconds - before.cpu_seconds) / 60 * 100, after.rss_kib / 1024.0);
   return 0;
 }
