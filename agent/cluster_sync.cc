@@ -43,6 +43,19 @@ std::string serialize(const rapidjson::Value& v) {
   return {sb.GetString(), sb.GetSize()};
 }
 
+// A pod object less what changes without the pod changing (status,
+// resourceVersion, managedFields): equal fingerprints decode to the same Pod.
+std::string fingerprint(const rapidjson::Document& pod) {
+  rapidjson::Document copy;
+  copy.CopyFrom(pod, copy.GetAllocator());
+  copy.RemoveMember("status");
+  if (copy.HasMember("metadata") && copy["metadata"].IsObject()) {
+    copy["metadata"].RemoveMember("resourceVersion");
+    copy["metadata"].RemoveMember("managedFields");
+  }
+  return serialize(copy);
+}
+
 // {"status": ...} of an object, "{}" when it has none.
 std::string statusOf(const rapidjson::Value& obj) {
   if (obj.IsObject() && obj.HasMember("status")) {
@@ -145,7 +158,14 @@ void ClusterSync::onPodEvent(const apiclient::ObjectEvent& e) {
   if (deleted) {
     api_pods_.erase(e.uid);
     api_status_.erase(e.uid);
+    pod_fingerprint_.erase(e.uid);
+  } else if (std::string fp = fingerprint(d); pod_fingerprint_[e.uid] == fp) {
+    // Only the status (or resourceVersion) moved, as after each of our own
+    // patches: the pod as decoded stays, and the loop need not hear of it.
+    api_status_[e.uid] = statusOf(d);
+    return;
   } else {
+    pod_fingerprint_[e.uid] = std::move(fp);
     auto parsed = parseManifests(e.object, "pod " + key);
     if (!parsed || parsed->size() != 1) {
       lock.unlock();

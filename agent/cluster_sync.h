@@ -103,10 +103,11 @@ class ClusterSync {
   bool stopping_ = false;
   // Guarded by mu_:
   std::string node_uid_, lease_json_;
-  std::map<std::string, ApiPod> api_pods_;             // by uid
-  std::map<std::string, std::string> api_status_;      // uid -> the API's {"status":...}
-  std::map<std::string, std::string> mirror_uid_;      // "ns/name" -> uid of the mirror
-  std::map<std::string, std::string> mirror_deletes_;  // mirrors someone deleted: "ns/name" -> uid
+  std::map<std::string, ApiPod> api_pods_;              // by uid
+  std::map<std::string, std::string> api_status_;       // uid -> the API's {"status":...}
+  std::map<std::string, std::string> pod_fingerprint_;  // uid -> what its Pod was decoded from
+  std::map<std::string, std::string> mirror_uid_;       // "ns/name" -> uid of the mirror
+  std::map<std::string, std::string> mirror_deletes_;   // mirrors someone deleted: "ns/name" -> uid
   struct PendingStatus {
     std::string namespace_, name, status;
     bool is_static = false;
