@@ -19,7 +19,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -36,19 +35,6 @@ using kernelet::bench::runCommand;
 using kernelet::bench::slurp;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-// The klog time of the agent's "Container started" line for `pod`, or -1.
-double startedAt(const std::string& log, const std::string& pod) {
-  std::regex line(
-      "I\\d{4} (\\d\\d):(\\d\\d):(\\d\\d\\.\\d{6}) +\\d+ kernelet\\] \"Container "
-      "started\" pod=\"default/" +
-      pod + "\"");
-  std::smatch m;
-  if (!std::regex_search(log, m, line)) {
-    return -1;
-  }
-  return std::stoi(m[1]) * 3600 + std::stoi(m[2]) * 60 + std::stod(m[3]);
-}
 
 std::string podYaml(const std::string& name) {
   return "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name +
@@ -110,6 +96,7 @@ int main(int argc, char** argv) {
   std::this_thread::sleep_for(std::chrono::seconds(2));
 
   // 1. One pod at a time, interleaved with crun.
+  kernelet::bench::AgentLog agent_log(log);
   std::vector<double> agent_ms, crun_ms;
   for (int i = 0; i < n; i++) {
     std::string name = "seq" + std::to_string(i);
@@ -121,7 +108,7 @@ int main(int argc, char** argv) {
     auto deadline = Clock::now() + std::chrono::seconds(60);
     while (started < 0 && Clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      started = startedAt(slurp(log), name + "-bench");
+      started = agent_log.startedAt(name + "-bench");
     }
     if (started < 0) {
       std::cerr << "pod " << name << " did not start\n" << slurp(log);

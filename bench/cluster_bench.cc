@@ -52,21 +52,6 @@ std::string podJson(const std::string& name) {
          R"("},"spec":{"nodeName":"node1","terminationGracePeriodSeconds":1,"containers":[{"name":"app","image":"fixtures.kernelet.test/busybox:latest","imagePullPolicy":"Never","command":["kt-sleep","600"]}]}})";
 }
 
-// Seconds since local midnight of the agent's klog line "Container started" for
-// `pod` ("I1128 15:49:07.385221 ..."), found by plain search: a regex over a
-// log that grows with every pod would be the slowest part of the benchmark.
-double startedAt(const std::string& log, const std::string& pod, size_t from) {
-  size_t at = log.find("\"Container started\" pod=\"default/" + pod + "\"", from);
-  if (at == std::string::npos) {
-    return -1;
-  }
-  size_t line = log.rfind('\n', at);
-  line = line == std::string::npos ? 0 : line + 1;
-  std::string clock = log.substr(line + 6, 15);  // hh:mm:ss.uuuuuu
-  return std::stoi(clock.substr(0, 2)) * 3600 + std::stoi(clock.substr(3, 2)) * 60 +
-         std::stod(clock.substr(6));
-}
-
 int openFds(pid_t pid) {
   std::error_code ec;
   auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
@@ -155,18 +140,10 @@ int main(int argc, char** argv) {
     }
   }
   double api_cpu = bench::procStat(agent).cpu_seconds - api_start.cpu_seconds;
-  // The agent's log as it grows: each look reads only what is new (reading it
-  // whole every 5 ms made 100 pods take longer than the pods themselves).
-  std::string log;
-  auto grow = [&] {
-    std::ifstream f(base + "/agent.log", std::ios::binary);
-    f.seekg(static_cast<std::streamoff>(log.size()));
-    log.append(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-  };
+  bench::AgentLog log(base + "/agent.log");
   for (int i = 0; i < n; i++) {
     std::string name = "static" + std::to_string(i);
-    grow();
-    size_t from = log.size();
+    size_t from = log.text().size();
     std::string tmp = base + "/" + name + ".yaml";
     std::ofstream(tmp) << "apiVersion: v1\nkind: Pod\nmetadata: {name: " << name
                        << "}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: "
@@ -178,11 +155,10 @@ int main(int argc, char** argv) {
     for (auto deadline = Clock::now() + std::chrono::seconds(60);
          started < 0 && Clock::now() < deadline;) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      grow();
-      started = startedAt(log, name + "-node1", from);
+      started = log.startedAt(name + "-node1", from);
     }
     if (started < 0) {
-      std::fprintf(stderr, "pod %s not started in 60 s\n%s", name.c_str(), log.c_str());
+      std::fprintf(stderr, "pod %s not started in 60 s\n%s", name.c_str(), log.text().c_str());
       return 1;
     }
     standalone.push_back((started - written) * 1000);
