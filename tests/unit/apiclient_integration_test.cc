@@ -399,6 +399,33 @@ TEST_F(ApiClientTest, ReflectorSeesEveryChangeOnceAcrossBreaksA410AndARestart) {
   EXPECT_EQ(names, (std::vector<std::string>{"c", "other"}));
 }
 
+// The test server keeps its state as a snapshot plus a journal of changes,
+// snapshotted again once the journal passes 1000 lines: a crash on either side
+// of that keeps every change.
+TEST_F(ApiClientTest, TheTestServerKeepsEveryChangeThroughACrashPastItsJournalSnapshot) {
+  auto fast = ApiClient::create(access("admin-token"), {.qps = 0});  // not the kubelet's 50/s
+  ASSERT_TRUE(fast);
+  ASSERT_TRUE(client_->create(kPods, pod("untouched")));  // only in the snapshot by the end
+  ASSERT_TRUE(client_->create(kPods, pod("kept")));
+  ASSERT_TRUE(client_->create(kPods, pod("gone")));
+  for (int i = 0; i < 1100; i++) {  // past the snapshot, then more journal
+    auto patched =
+        (*fast)->patch(kPods + "/kept", PatchType::kMerge,
+                       R"({"metadata":{"labels":{"n":")" + std::to_string(i) + R"("}}})");
+    ASSERT_TRUE(patched) << patched.error().str();
+  }
+  ASSERT_TRUE(client_->remove(kPods + "/gone", {.grace_period_seconds = 0}));
+  server_->kill();
+  ASSERT_TRUE(server_->restart());
+  auto kept = client_->get(kPods + "/kept");
+  ASSERT_TRUE(kept) << kept.error().str();
+  EXPECT_NE(kept->find(R"("n": "1099")"), std::string::npos) << *kept;
+  EXPECT_TRUE(client_->get(kPods + "/untouched"));
+  auto gone = client_->get(kPods + "/gone");
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code, 404);
+}
+
 TEST_F(ApiClientTest, ReflectorStreamingListEndsWithTheInitialEventsBookmark) {
   ASSERT_TRUE(client_->create(kPods, pod("a")));
   ASSERT_TRUE(client_->create(kPods, pod("b")));
