@@ -118,6 +118,7 @@ Result<std::unique_ptr<ConnectionPool::Conn>> ConnectionPool::dial() {
     return makeError("connect", url_.str(), last);
   }
   sock.non_blocking(false, ec);
+  sock.set_option(tcp::no_delay(true), ec);  // as Go's net/http: no wait for a delayed ACK
   detail::setSocketTimeouts(sock.native_handle(), options_.timeout);
   if (c->is_tls) {
     std::string name = options_.server_name.empty() ? url_.host : options_.server_name;
