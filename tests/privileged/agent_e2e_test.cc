@@ -431,6 +431,23 @@ TEST_F(AgentE2E, RemovingTheManifestTerminatesWithinTheGracePeriodAndLeavesNothi
         },
         "Running");
   }
+  // Running means exec'ed, not that kt-sleep has its SIGTERM handler yet: as
+  // its namespace's PID 1 it would drop a SIGTERM that came first (the kernel
+  // ignores unhandled signals for an init), as under any runtime.
+  size_t at = agentLog().find("\"Container started\" pod=\"default/polite-node1\"");
+  ASSERT_NE(at, std::string::npos);
+  std::string pid = agentLog().substr(agentLog().find("pid=\"", at) + 5);
+  pid = pid.substr(0, pid.find('"'));
+  auto handled = [&] {
+    std::string status = readFile("/proc/" + pid + "/status").value_or("");
+    size_t cgt = status.find("SigCgt:");
+    return cgt != std::string::npos &&
+           (std::stoull(status.substr(cgt + 7, 17), nullptr, 16) & (1ULL << (SIGTERM - 1))) != 0;
+  };
+  for (auto until = steady_clock::now() + seconds(10); !handled() && steady_clock::now() < until;) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_TRUE(handled()) << "kt-sleep (pid " << pid << ") never caught SIGTERM";
   auto t0 = steady_clock::now();
   fs::remove(manifests_ + "/polite.yaml");
   fs::remove(manifests_ + "/stubborn.yaml");
