@@ -95,8 +95,9 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
       cgroups::ensureQosTree(h.mount, config.cgroup_root,
                              enforce ? cgroups::kRequiredControllers : std::vector<std::string>{}),
       "create the QoS cgroups"));
+  NodeResources node = readNodeResources(config);
   if (enforce) {
-    TRY_VOID(enforceNodeAllocatable(h.mount, config, readNodeResources(config)));
+    TRY_VOID(enforceNodeAllocatable(h.mount, config, node));
   }
 
   TRY(EventLoop loop, EventLoop::create());
@@ -144,7 +145,7 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
                  .network = a->network_.get(),
                  .node_resolv_conf = readOr(config.resolv_conf, ""),
                  .node_hosts = readOr("/etc/hosts", "")};
-  ctx.node = readNodeResources(config);
+  ctx.node = node;
   ctx.node_ip = pickNodeIp(config.node_ip, net.bridge);
   Agent* self = a.get();
   ctx.status_changed = [self](const std::string& uid) { self->writeStatus(uid); };

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "agent/version.h"
 #include "apiclient/quantity.h"
@@ -39,16 +40,20 @@ std::string osImage() {
   return "Linux";
 }
 
-int64_t meminfo(const std::string& key) {
+// MemTotal and MemAvailable in bytes, from one read of /proc/meminfo (both
+// come first in it).
+std::pair<int64_t, int64_t> memTotalAndAvailable() {
   std::ifstream in("/proc/meminfo");
   std::string k, unit;
-  int64_t kib = 0;
-  while (in >> k >> kib >> unit) {
-    if (k == key + ":") {
-      return kib * 1024;
+  int64_t kib = 0, total = 0, available = 0;
+  while (in >> k >> kib >> unit && (total == 0 || available == 0)) {
+    if (k == "MemTotal:") {
+      total = kib * 1024;
+    } else if (k == "MemAvailable:") {
+      available = kib * 1024;
     }
   }
-  return 0;
+  return {total, available};
 }
 
 void put(Writer& w, const char* k, const std::string& v) {
@@ -209,8 +214,7 @@ NodeFacts readNodeFacts(const AgentConfig& config, const NodeResources& resource
 
 NodeUsage readNodeUsage(const std::string& root_dir) {
   NodeUsage u;
-  u.memory_total = meminfo("MemTotal");
-  u.memory_available = meminfo("MemAvailable");
+  std::tie(u.memory_total, u.memory_available) = memTotalAndAvailable();
   struct statvfs st {};
   if (::statvfs(root_dir.c_str(), &st) == 0) {
     auto frsize = static_cast<int64_t>(st.f_frsize);

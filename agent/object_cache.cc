@@ -52,6 +52,13 @@ std::string collection(const ObjectRef& ref) {
          (ref.kind == ObjectRef::Kind::kConfigMap ? "/configmaps" : "/secrets");
 }
 
+template <typename T>
+void addOnce(std::vector<T>& list, const T& x) {
+  if (std::find(list.begin(), list.end(), x) == list.end()) {
+    list.push_back(x);
+  }
+}
+
 // A failed request is tried again after this long; a pod waiting for it
 // meanwhile shows the error.
 constexpr auto kTokenRetry = std::chrono::seconds(10);
@@ -148,18 +155,12 @@ void ObjectCache::onSynced(const ObjectRef& ref) {
 }
 
 void ObjectCache::notify(const ObjectRef& ref) {
-  if (std::find(changed_refs_.objects.begin(), changed_refs_.objects.end(), ref) ==
-      changed_refs_.objects.end()) {
-    changed_refs_.objects.push_back(ref);
-  }
+  addOnce(changed_refs_.objects, ref);
   postChanged();
 }
 
 void ObjectCache::notify(const TokenRef& ref) {
-  if (std::find(changed_refs_.tokens.begin(), changed_refs_.tokens.end(), ref) ==
-      changed_refs_.tokens.end()) {
-    changed_refs_.tokens.push_back(ref);
-  }
+  addOnce(changed_refs_.tokens, ref);
   postChanged();
 }
 

@@ -15,21 +15,12 @@
 #include <vector>
 
 #include "apiclient/http_client.h"
+#include "support/free_port.h"
 
 namespace kernelet::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-int freePort() {
-  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{.sin_family = AF_INET, .sin_port = 0, .sin_addr = {htonl(INADDR_LOOPBACK)}};
-  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(s);
-  return ntohs(a.sin_port);
-}
 
 Result<void> sh(const std::string& cmd) {
   if (std::system((cmd + " >/dev/null 2>&1").c_str()) != 0) {
@@ -44,7 +35,7 @@ Result<ApiServer> ApiServer::start(const std::string& dir, Options options) {
   ApiServer s;
   s.dir_ = dir;
   s.options_ = options;
-  s.port_ = freePort();
+  s.port_ = freeLoopbackPort();
   fs::create_directories(dir);
   std::string d = dir + "/";
   TRY_VOID(sh("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout " + d +

@@ -17,6 +17,7 @@
 
 #include "apiclient/http_client.h"
 #include "images/digest.h"
+#include "support/free_port.h"
 #include "sys/fileio.h"
 
 namespace kernelet::testing {
@@ -24,17 +25,6 @@ namespace kernelet::testing {
 namespace fs = std::filesystem;
 
 namespace {
-
-int freePort() {
-  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{.sin_family = AF_INET, .sin_port = 0};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(s);
-  return ntohs(a.sin_port);
-}
 
 bool portOpen(int port) {
   int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -64,7 +54,7 @@ Result<RegistryServer> RegistryServer::start(const std::string& dir, Auth auth) 
   s.dir_ = dir;
   s.ca_ = dir + "/cert.pem";
   s.auth_ = dir + "/docker-config.json";
-  s.port_ = freePort();
+  s.port_ = freeLoopbackPort();
   fs::create_directories(dir + "/storage");
   run("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost -keyout " + dir +
       "/key.pem -out " + s.ca_ + " -addext subjectAltName=IP:127.0.0.1,DNS:localhost");
@@ -86,7 +76,7 @@ Result<RegistryServer> RegistryServer::start(const std::string& dir, Auth auth) 
     std::ofstream(dir + "/config.yml", std::ios::app)
         << "auth: {htpasswd: {realm: kernelet-test, path: " << dir << "/htpasswd}}\n";
   } else {
-    int token_port = freePort();
+    int token_port = freeLoopbackPort();
     run("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=token-signer -keyout " + dir +
         "/token-key.pem -out " + dir + "/token-cert.pem");
     std::ofstream(dir + "/config.yml", std::ios::app)

@@ -15,6 +15,7 @@
 
 #include "agent/pod.h"
 #include "agent/prober.h"
+#include "support/free_port.h"
 #include "support/temp_dir.h"
 
 namespace kernelet::agent {
@@ -73,19 +74,6 @@ class Server {
   std::vector<int> held_;
 };
 
-// A port nothing listens on.
-int closedPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 class ProberTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -115,7 +103,7 @@ TEST_F(ProberTest, TcpSocketAcceptedOrRefused) {
   auto ok = probe({.kind = Probe::Kind::kTcpSocket, .port = s.port()});
   ASSERT_TRUE(ok);
   EXPECT_TRUE(ok->success) << ok->message;
-  int closed = closedPort();
+  int closed = testing::freeLoopbackPort();
   auto refused = probe({.kind = Probe::Kind::kTcpSocket, .port = closed});
   ASSERT_TRUE(refused);
   EXPECT_FALSE(refused->success);
@@ -143,7 +131,7 @@ TEST_F(ProberTest, HttpGetJudgesTheStatusCodeAndSendsTheKubeletsRequest) {
   EXPECT_FALSE(r->success);
   EXPECT_EQ(r->message, "HTTP probe failed with statuscode: 500");
 
-  int closed = closedPort();
+  int closed = testing::freeLoopbackPort();
   p.port = closed;
   r = probe(p);
   ASSERT_TRUE(r);
@@ -160,7 +148,7 @@ TEST_F(ProberTest, HttpsIsSpokenWithoutVerifyingThePodsCertificate) {
                    key + " -out " + cert + " >/dev/null 2>&1")
                       .c_str()),
       0);
-  int port = closedPort();
+  int port = testing::freeLoopbackPort();
   pid_t server = ::fork();
   if (server == 0) {
     int null = ::open("/dev/null", O_RDWR);
