@@ -1,10 +1,14 @@
 #include "sys/sealed_exe.h"
 
+#include <elf.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
 
 #include "sys/unique_fd.h"
 
@@ -27,6 +31,31 @@ int createMemfd() {
     fd = ::memfd_create("kernelet", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   }
   return fd;
+}
+
+// How much of the binary the kernel needs to run it: up to the end of the last
+// segment in its program headers. What follows (debug info, symbol and section
+// tables: 85 of the 94 MB of an -O2 -g build) is never mapped, and copying it
+// cost 2 s per `kernelet oci run` in the emulated test VM. A debugger attached
+// to the copy finds no symbols then: point it at the installed file. Anything
+// but a well-formed ELF64 file is copied whole.
+off_t executablePrefix(int fd, off_t size) {
+  Elf64_Ehdr eh{};
+  if (::pread(fd, &eh, sizeof eh, 0) != static_cast<ssize_t>(sizeof eh) ||
+      std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+      eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > 256) {
+    return size;
+  }
+  uint64_t end = eh.e_phoff + uint64_t{eh.e_phnum} * sizeof(Elf64_Phdr);
+  for (int i = 0; i < eh.e_phnum; i++) {
+    Elf64_Phdr ph{};
+    off_t at = static_cast<off_t>(eh.e_phoff + i * sizeof ph);
+    if (::pread(fd, &ph, sizeof ph, at) != static_cast<ssize_t>(sizeof ph)) {
+      return size;
+    }
+    end = std::max(end, ph.p_offset + ph.p_filesz);
+  }
+  return end < static_cast<uint64_t>(size) ? static_cast<off_t>(end) : size;
 }
 
 }  // namespace
@@ -59,10 +88,10 @@ Error reexecFromSealedCopy(char** argv, char** envp) {
   if (!copy) {
     return sysError("memfd_create", "kernelet").error();
   }
+  off_t size = executablePrefix(exe.get(), st.st_size);
   off_t offset = 0;
-  while (offset < st.st_size) {
-    ssize_t n =
-        ::sendfile(copy.get(), exe.get(), &offset, static_cast<size_t>(st.st_size - offset));
+  while (offset < size) {
+    ssize_t n = ::sendfile(copy.get(), exe.get(), &offset, static_cast<size_t>(size - offset));
     if (n < 0 && errno == EINTR) {
       continue;
     }
