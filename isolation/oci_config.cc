@@ -304,6 +304,8 @@ Result<void> readLinux(const Cursor& l, OciBundle& b) {
       {"rslave", MS_SLAVE | MS_REC},
       {"shared", MS_SHARED},
       {"rshared", MS_SHARED | MS_REC},
+      {"unbindable", MS_UNBINDABLE},
+      {"runbindable", MS_UNBINDABLE | MS_REC},
   };
   if (!props.contains(propagation)) {
     return l.errorAt("rootfsPropagation", "unknown value \"" + propagation + "\"");

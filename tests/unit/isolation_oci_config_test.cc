@@ -186,5 +186,27 @@ TEST(OciConfig, OnlyNamespacedSysctlsAreAccepted) {
               "linux.sysctl.net.ipv4.ip_forward: needs a private network namespace");
 }
 
+// Every propagation runc accepts, unbindable ones included (the child applies
+// them to the new root after pivot_root); anything else is refused by name.
+TEST(OciConfig, AcceptsEveryRootfsPropagationRuncDoes) {
+  const std::pair<const char*, unsigned long> cases[] = {
+      {"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC},
+      {"shared", MS_SHARED},         {"rshared", MS_SHARED | MS_REC},
+      {"private", MS_PRIVATE},       {"rslave", MS_SLAVE | MS_REC}};
+  for (const auto& [value, flags] : cases) {
+    std::string config = kConfig;
+    config.replace(config.find("\"rslave\""), 8, std::string("\"") + value + "\"");
+    auto b = parseOciConfig(config, "/bundles/x");
+    ASSERT_TRUE(b) << value << ": " << b.error().message();
+    EXPECT_EQ(b->spec.rootfs_propagation, flags) << value;
+  }
+  std::string bad = kConfig;
+  bad.replace(bad.find("\"rslave\""), 8, "\"sideways\"");
+  auto b = parseOciConfig(bad, "/bundles/x");
+  ASSERT_FALSE(b);
+  EXPECT_NE(b.error().message().find("rootfsPropagation"), std::string::npos)
+      << b.error().message();
+}
+
 }  // namespace
 }  // namespace kernelet::isolation
