@@ -734,6 +734,16 @@ void PodWorker::runContainer(Ctr& c) {
   }
   inst->cgroup = std::move(*group);
   inst->has_cgroup = true;
+  // The device filter goes on before the process is cloned into the group, so
+  // nothing runs there unfiltered; privileged containers get every device, as
+  // with containerd. It needs no controller, so --limits-unenforced keeps it, and
+  // a filter that fails to load or attach fails the start.
+  bool privileged = c.spec->security_context.privileged.value_or(false);
+  if (auto r = inst->cgroup.applyDeviceRules(privileged ? cgroups::allDevices()
+                                                        : cgroups::defaultAllowedDevices());
+      !r) {
+    return create_error("CreateContainerError", r.error());
+  }
   if (ctx_.sandbox.enforce_limits) {
     if (auto r = inst->cgroup.apply(containerCgroupLimits(c.spec->resources)); !r) {
       return create_error("CreateContainerError", r.error());

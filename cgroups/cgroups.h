@@ -74,8 +74,11 @@ struct DeviceRule {
 };
 
 // The devices every container may use (runc's and containerd's list): mknod of
-// any, /dev/null, zero, full, random, urandom, tty, ptmx and /dev/pts/*.
+// any, and reading and writing only /dev/null, zero, full, random, urandom,
+// tty, ptmx, /dev/pts/* and /dev/net/tun; not the node's console (5:1).
 std::vector<DeviceRule> defaultAllowedDevices();
+// Every device, for privileged containers ("a *:* rwm", as containerd gives them).
+std::vector<DeviceRule> allDevices();
 
 // ---- Stats ----------------------------------------------------------------
 
@@ -114,7 +117,8 @@ class Cgroup {
   Result<void> apply(const Limits& limits);
   // cgroup v2 has no devices.allow: the rules become an eBPF program attached to
   // the group (BPF_CGROUP_DEVICE), replacing the one before. The last rule that
-  // matches decides; no match denies.
+  // matches decides; no match denies. Needs no controller: it works on any v2
+  // group, also on a hybrid host's unified hierarchy.
   Result<void> applyDeviceRules(const std::vector<DeviceRule>& rules);
   Result<Stats> stats() const;
   Result<bool> populated() const;

@@ -1,22 +1,39 @@
 // The device cgroup of v2: a BPF_PROG_TYPE_CGROUP_DEVICE program that the kernel
 // runs on every open or mknod of a device node by a process of the group.
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <string>
 
 #include "cgroups/cgroups.h"
 
 namespace kernelet::cgroups {
 
 std::vector<DeviceRule> defaultAllowedDevices() {
+  // runc's specconv.AllowedDevices, in its order: what a containerd node
+  // enforces (CRI's spec denies all, runc appends these). Not /dev/console
+  // (5:1): runc dropped it in 1.0.0-rc95 (it opens the node's console; a
+  // container's terminal is a pty, 136:*); crun and containerd's
+  // WithDefaultUnixDevices (ctr, not CRI) still allow it.
   return {
-      {true, 'c', -1, -1, "m"},    {true, 'b', -1, -1, "m"}, {true, 'c', 1, 3, "rwm"},
-      {true, 'c', 1, 5, "rwm"},    {true, 'c', 1, 7, "rwm"}, {true, 'c', 1, 8, "rwm"},
-      {true, 'c', 1, 9, "rwm"},    {true, 'c', 5, 0, "rwm"}, {true, 'c', 5, 2, "rwm"},
-      {true, 'c', 136, -1, "rwm"},
+      {true, 'c', -1, -1, "m"},     // mknod of any char device
+      {true, 'b', -1, -1, "m"},     // mknod of any block device
+      {true, 'c', 1, 3, "rwm"},     // /dev/null
+      {true, 'c', 1, 8, "rwm"},     // /dev/random
+      {true, 'c', 1, 7, "rwm"},     // /dev/full
+      {true, 'c', 5, 0, "rwm"},     // /dev/tty
+      {true, 'c', 1, 5, "rwm"},     // /dev/zero
+      {true, 'c', 1, 9, "rwm"},     // /dev/urandom
+      {true, 'c', 136, -1, "rwm"},  // /dev/pts/*
+      {true, 'c', 5, 2, "rwm"},     // /dev/ptmx
+      {true, 'c', 10, 200, "rwm"},  // /dev/net/tun
   };
 }
+
+std::vector<DeviceRule> allDevices() { return {{true, 'a', -1, -1, "rwm"}}; }
 
 namespace {
 
@@ -128,24 +145,50 @@ Result<std::vector<bpf_insn>> compile(const std::vector<DeviceRule>& rules) {
 
 long bpf(int cmd, bpf_attr& attr) { return ::syscall(SYS_bpf, cmd, &attr, sizeof attr); }
 
-}  // namespace
-
-Result<void> Cgroup::applyDeviceRules(const std::vector<DeviceRule>& rules) {
-  TRY(std::vector<bpf_insn> prog, compile(rules));
-  char log[4096] = {};
+bpf_attr loadAttr(const std::vector<bpf_insn>& prog) {
   bpf_attr load{};
   load.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
   load.insn_cnt = static_cast<uint32_t>(prog.size());
   load.insns = reinterpret_cast<uint64_t>(prog.data());
   load.license = reinterpret_cast<uint64_t>("Apache");
-  load.log_buf = reinterpret_cast<uint64_t>(log);
-  load.log_size = sizeof log;
-  load.log_level = 1;
-  UniqueFd prog_fd(static_cast<int>(bpf(BPF_PROG_LOAD, load)));
+  return load;
+}
+
+// Loaded without a verifier log: the kernel then cannot fail for a log that
+// does not fit (with log_level 1 a 4 KiB buffer fails every program of more
+// than a rule or two with ENOSPC on 6.1).
+UniqueFd load(const std::vector<bpf_insn>& prog) {
+  bpf_attr attr = loadAttr(prog);
+  return UniqueFd(static_cast<int>(bpf(BPF_PROG_LOAD, attr)));
+}
+
+// Only once a load has failed: loads again with a log large enough for the
+// verifier's trace of our largest programs, for its last line, which says why.
+std::string verifierError(const std::vector<bpf_insn>& prog) {
+  std::string log(1 << 20, '\0');
+  bpf_attr attr = loadAttr(prog);
+  attr.log_buf = reinterpret_cast<uint64_t>(log.data());
+  attr.log_size = static_cast<uint32_t>(log.size());
+  attr.log_level = 1;
+  UniqueFd again(static_cast<int>(bpf(BPF_PROG_LOAD, attr)));
+  if (size_t end = log.find('\0'); end != std::string::npos) {
+    log.resize(end);
+  }
+  while (!log.empty() && log.back() == '\n') {
+    log.pop_back();
+  }
+  return log.substr(log.rfind('\n') + 1);
+}
+
+}  // namespace
+
+Result<void> Cgroup::applyDeviceRules(const std::vector<DeviceRule>& rules) {
+  TRY(std::vector<bpf_insn> prog, compile(rules));
+  UniqueFd prog_fd = load(prog);
   if (!prog_fd) {
-    Error e{.errnum = errno, .op = "load device filter", .path = path_};
-    e.detail =
-        std::string(log).substr(0, std::string(log).find('\n'));  // the verifier's first line
+    int errnum = errno;
+    Error e{.errnum = errnum, .op = "load device filter", .path = path_};
+    e.detail = verifierError(prog);
     return std::unexpected(std::move(e));
   }
   // bpf() does not take O_PATH descriptors: open the directory for reading.

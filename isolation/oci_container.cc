@@ -163,13 +163,9 @@ Result<Created> create(const std::string& root, const std::string& id, const std
     for (const auto& d : cgroups::defaultAllowedDevices()) {
       rules.push_back(d);
     }
-    if (auto d = group->applyDeviceRules(rules); !d) {
-      if (!options.limits_unenforced) {
-        return std::unexpected(d.error());
-      }
-      std::cerr << "kernelet oci: warning: container " << id
-                << ": device rules NOT enforced: " << d.error().message() << "\n";
-    }
+    // A device filter needs no controller (it attaches to any v2 group, also on
+    // a hybrid host), so --limits-unenforced is no reason to run without it.
+    TRY_VOID(group->applyDeviceRules(rules));
     b.spec.cgroup_fd = group->fd();
     if (options.wait_for_start) {
       b.spec.start_fifo = dir + "/exec.fifo";

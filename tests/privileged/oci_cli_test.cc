@@ -205,6 +205,34 @@ TEST_F(OciCli, ResourcesAreEnforced) {
   EXPECT_NE(d.err.find("/tmp/disk: Operation not permitted"), std::string::npos) << d.err;
 }
 
+// A config with device rules of its own, as a GPU container's (eight nodes of
+// major 195): the filter loads (6.1 refused it with ENOSPC when it was loaded
+// with a 4 KiB verifier log) and each rule holds: kmsg writable, the disk sdb
+// reaches its driver (no such device), sda and kmsg's read side do not.
+TEST_F(OciCli, DeviceRulesOfTheConfigAreEnforced) {
+  std::string devices = R"({"devices": [{"allow": false, "access": "rwm"},
+      {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"},
+      {"allow": true, "type": "b", "major": 8, "minor": 16, "access": "r"})";
+  for (int minor = 0; minor < 8; minor++) {
+    devices += R"(, {"allow": true, "type": "c", "major": 195, "minor": )" + std::to_string(minor) +
+               R"(, "access": "rw"})";
+  }
+  writeConfig({"sh", "-c",
+               "exec 2>&1; mknod /tmp/kmsg c 1 11 && mknod /tmp/sda b 8 0 && "
+               "mknod /tmp/sdb b 8 16 && echo made; "
+               "echo kernelet-oci-device-test >/tmp/kmsg && echo kmsg written; "
+               "(exec 3</tmp/sdb); (exec 3</tmp/sda); (exec 3</tmp/kmsg); true"},
+              devices + "]}");
+  Ran r = kernelet(oci({"run", "--bundle", bundle_, "c10"}));
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "made\nkmsg written\n"
+            "sh: can't open /tmp/sdb: No such device or address\n"
+            "sh: can't open /tmp/sda: Operation not permitted\n"
+            "sh: can't open /tmp/kmsg: Operation not permitted\n");
+  EXPECT_TRUE(nothingLeftOf("c10"));
+}
+
 TEST_F(OciCli, SignalsAreForwardedToTheContainer) {
   writeConfig({"kt-sleep"});
   pid_t runner = -1;
