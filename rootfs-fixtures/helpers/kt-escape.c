@@ -9,7 +9,8 @@
 //   hunt SECONDS            watch /proc for processes that are not this one (the
 //                           agent's exec and probe children) and try to read their
 //                           memory, open their exe for writing and ptrace them
-//                           before they exec; prints "ESCAPE ..." for each success
+//                           before they exec (or get a handle on the agent's
+//                           binary); prints "ESCAPE ..." for each success
 //                           and a summary line "hunt: ..."
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -198,11 +199,23 @@ static void attack(pid_t pid) {
       escape("process_vm_readv", pid, exe, buf, n);
     }
   }
+  // CVE-2019-5736: a handle on the binary the agent runs from, to write it
+  // once nothing executes it. A sealed memfd copy cannot be written at all.
   snprintf(path, sizeof path, "/proc/%d/exe", pid);
-  fd = open(path, O_RDWR | O_CLOEXEC);
+  fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
     if (classify(pid, exe, sizeof exe) == kForeign) {
-      escape("exe-open-for-write", pid, exe, NULL, 0);
+      int seals = fcntl(fd, F_GET_SEALS);
+      if (seals < 0 || (seals & F_SEAL_WRITE) == 0) {
+        escape("exe-handle", pid, exe, NULL, 0);
+      }
+      char self[64];
+      snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+      int w = open(self, O_RDWR | O_CLOEXEC);
+      if (w >= 0) {
+        escape("exe-open-for-write", pid, exe, NULL, 0);
+        close(w);
+      }
     }
     close(fd);
   }

@@ -68,6 +68,7 @@ std::string podYaml(const std::string& name, const std::string& spec) {
 // cgroup fs, device nodes. Ends with END and stays (so its cgroup can be checked).
 const std::string kLocalAttacks = R"SH(try mount-tmpfs mount -t tmpfs x /tmp
 try mount-bind mount -o bind /bin /home/app
+try mount-remount-root-rw mount -o remount,rw /
 try mount-remount-proc-sys-rw mount -o remount,rw /proc/sys
 try mount-cgroup2 mount -t cgroup2 none /home/app
 try mount-syscall kt-syscall mount
@@ -281,8 +282,8 @@ std::string kernelLog() {
 // without any fix: the default capabilities never held CAP_SYS_ADMIN.
 TEST_F(EscapeTest, MountsAreRefused) {
   std::string log = verdicts("attacker", "local");
-  expectDenied(log, {"mount-tmpfs", "mount-bind", "mount-remount-proc-sys-rw", "mount-cgroup2",
-                     "mount-syscall"});
+  expectDenied(log, {"mount-tmpfs", "mount-bind", "mount-remount-root-rw",
+                     "mount-remount-proc-sys-rw", "mount-cgroup2", "mount-syscall"});
   EXPECT_NE(verdictOf(log, "mount-syscall").find("errno=1"), std::string::npos)
       << verdictOf(log, "mount-syscall");
 }
