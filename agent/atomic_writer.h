@@ -22,6 +22,9 @@ struct VolumeFile {
 
 // `files`: relative path -> file. Returns false when DIR already holds exactly
 // these files (nothing written). `group`: fsGroup, owner group of every file.
+// A path that is absolute, has a ".." element or starts with ".." is refused
+// (the kubelet's validatePath). Whatever links were planted in DIR, nothing
+// outside it is read, written or removed; planted names are replaced.
 Result<bool> writeAtomically(const std::string& dir, const std::map<std::string, VolumeFile>& files,
                              std::optional<gid_t> group = {});
 

@@ -164,6 +164,27 @@ Result<isolation::SeccompProfile> seccomp(const ContainerInput& in, const Securi
   return isolation::SeccompProfile{.kind = Kind::kJson, .json = json, .origin = path};
 }
 
+// configMap, secret, downwardAPI and projected volumes are mounted read-only
+// whatever the volumeMount's readOnly says, as the kubelet does since 1.10:
+// the agent rewrites them, so a container's writes would be undone, and a
+// container that could write there could plant links for the writer.
+bool apiDataVolume(const Pod& pod, const std::string& name) {
+  auto v = std::find_if(pod.volumes.begin(), pod.volumes.end(),
+                        [&](const Volume& x) { return x.name == name; });
+  if (v == pod.volumes.end()) {
+    return false;
+  }
+  switch (v->kind) {
+    case Volume::Kind::kConfigMap:
+    case Volume::Kind::kSecret:
+    case Volume::Kind::kDownwardApi:
+    case Volume::Kind::kProjected:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 Result<isolation::ContainerSpec> buildContainerSpec(const ContainerInput& in) {
@@ -253,7 +274,8 @@ Result<isolation::ContainerSpec> buildContainerSpec(const ContainerInput& in) {
     if (!host) {
       return makeError("mount volume", m.name, "no such volume in the pod");
     }
-    std::vector<std::string> options = {"rbind", "rprivate", m.read_only ? "ro" : "rw"};
+    bool read_only = m.read_only || apiDataVolume(pod, m.name);
+    std::vector<std::string> options = {"rbind", "rprivate", read_only ? "ro" : "rw"};
     s.mounts.push_back({m.mount_path, "bind", *host, options});
   }
 

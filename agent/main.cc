@@ -1,3 +1,36 @@
-#include "agent/cli.h"
+#include <iostream>
+#include <string_view>
 
-int main(int argc, char** argv) { return kernelet::agent::runCli(argc, argv); }
+#include "agent/cli.h"
+#include "isolation/oci_cli.h"
+#include "sys/sealed_exe.h"
+
+namespace {
+
+// The commands whose children enter containers before they exec: the agent
+// (exec probes, containers) and `oci run|create`. They run from a sealed copy
+// of this binary so that no container can reach the host's file through its
+// /proc/PID/exe (see sys/sealed_exe.h). pods, logs and images do not.
+bool startsContainers(int argc, char** argv) {
+  if (argc < 2) {
+    return false;
+  }
+  std::string_view command = argv[1];
+  if (command == "run") {
+    return true;
+  }
+  return command == "oci" && kernelet::isolation::ociStartsContainer(argc - 1, argv + 1);
+}
+
+}  // namespace
+
+int main(int argc, char** argv, char** envp) {
+  if (startsContainers(argc, argv) && !kernelet::sys::runningFromSealedCopy()) {
+    // Fails loudly: running on without the copy would leave the host binary
+    // reachable from every container this process starts.
+    kernelet::Error e = kernelet::sys::reexecFromSealedCopy(argv, envp);
+    std::cerr << "kernelet: cannot run from a sealed copy of the binary: " << e.message() << "\n";
+    return 1;
+  }
+  return kernelet::agent::runCli(argc, argv);
+}

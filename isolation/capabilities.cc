@@ -1,6 +1,8 @@
 #include "isolation/capabilities.h"
 
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -15,7 +17,8 @@ Result<std::vector<cap_value_t>> resolve(const std::vector<std::string>& names,
   std::vector<cap_value_t> out;
   for (const std::string& n : names) {
     cap_value_t v;
-    if (cap_from_name(n.c_str(), &v) != 0) {
+    // capset(2) takes 64 bits: a number beyond them is no capability.
+    if (cap_from_name(n.c_str(), &v) != 0 || v < 0 || v >= 32 * _LINUX_CAPABILITY_U32S_3) {
       return makeError("capabilities", set, "unknown capability \"" + n + "\"");
     }
     out.push_back(v);
@@ -47,20 +50,14 @@ Result<CapabilityPlan> CapabilityPlan::build(const Capabilities& caps) {
       p.drop_bounding_.push_back(c);
     }
   }
-  p.state_ = cap_init();
-  if (p.state_ == nullptr) {
-    return sysError("cap_init");
-  }
-  auto set = [&](cap_flag_t flag, std::vector<cap_value_t>& v) -> Result<void> {
-    if (!v.empty() &&
-        cap_set_flag(p.state_, flag, static_cast<int>(v.size()), v.data(), CAP_SET) != 0) {
-      return sysError("cap_set_flag");
+  auto set = [&](__u32 __user_cap_data_struct::*field, const std::vector<cap_value_t>& v) {
+    for (cap_value_t c : v) {
+      p.sets_[CAP_TO_INDEX(c)].*field |= CAP_TO_MASK(c);
     }
-    return {};
   };
-  TRY_VOID(set(CAP_EFFECTIVE, effective));
-  TRY_VOID(set(CAP_PERMITTED, permitted));
-  TRY_VOID(set(CAP_INHERITABLE, inheritable));
+  set(&__user_cap_data_struct::effective, effective);
+  set(&__user_cap_data_struct::permitted, permitted);
+  set(&__user_cap_data_struct::inheritable, inheritable);
   return p;
 }
 
@@ -76,7 +73,8 @@ int CapabilityPlan::dropBounding(const char** op) const {
 }
 
 int CapabilityPlan::applySets(const char** op) const {
-  if (cap_set_proc(state_) != 0) {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  if (::syscall(SYS_capset, &header, sets_) != 0) {
     *op = "capset";
     return errno;
   }

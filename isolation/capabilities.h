@@ -1,10 +1,11 @@
 #pragma once
-// Capability sets by name -> libcap state, built in the parent; the child side
-// only applies it (no allocation after clone).
+// Capability sets by name -> the kernel's capset(2) words, built in the
+// parent; the child side only makes raw system calls (libcap's cap_set_proc
+// takes the cap_t's lock and, linked with libpsx, broadcasts to all threads:
+// neither may happen in a child cloned from a multi-threaded agent).
 
 #include <sys/capability.h>
 
-#include <utility>
 #include <vector>
 
 #include "isolation/container_spec.h"
@@ -14,23 +15,6 @@ namespace kernelet::isolation {
 
 class CapabilityPlan {
  public:
-  CapabilityPlan() = default;
-  CapabilityPlan(CapabilityPlan&& o) noexcept
-      : state_(std::exchange(o.state_, nullptr)),
-        drop_bounding_(std::move(o.drop_bounding_)),
-        ambient_(std::move(o.ambient_)) {}
-  CapabilityPlan& operator=(CapabilityPlan&& o) noexcept {
-    std::swap(state_, o.state_);
-    drop_bounding_ = std::move(o.drop_bounding_);
-    ambient_ = std::move(o.ambient_);
-    return *this;
-  }
-  ~CapabilityPlan() {
-    if (state_ != nullptr) {
-      cap_free(state_);
-    }
-  }
-
   // Unknown names are an error naming the set and the name.
   static Result<CapabilityPlan> build(const Capabilities& caps);
 
@@ -41,7 +25,9 @@ class CapabilityPlan {
   int applySets(const char** op) const;
 
  private:
-  cap_t state_ = nullptr;  // effective, permitted, inheritable
+  // Effective, permitted and inheritable as capset(2) takes them: 64 bits in
+  // two 32-bit words (_LINUX_CAPABILITY_VERSION_3).
+  __user_cap_data_struct sets_[_LINUX_CAPABILITY_U32S_3] = {};
   std::vector<cap_value_t> drop_bounding_;
   std::vector<cap_value_t> ambient_;
 };

@@ -1,7 +1,8 @@
 #pragma once
 // The parent/child handshake of one container start: the child writes named,
-// fixed-size messages on a CLOEXEC pipe. End of file without a message means the
-// exec succeeded (the pipe closed with the exec).
+// fixed-size messages on a CLOEXEC pipe. The pipe closes both when the child
+// execs and when it dies, so end of file alone says nothing: it is a
+// successful exec only after kExecing (and no kFailed), else a death in setup.
 
 #include <cstdint>
 #include <cstring>
@@ -9,8 +10,9 @@
 namespace kernelet::isolation {
 
 enum class ChildMessage : uint32_t {
-  kFailed = 1,  // setup or exec failed: errnum, op, path say what
-  kReady = 2,   // setup done, waiting on the start FIFO (OCI create)
+  kFailed = 1,   // setup or exec failed: errnum, op, path say what
+  kReady = 2,    // setup done, waiting on the start FIFO (OCI create)
+  kExecing = 3,  // setup done, about to execve: a kFailed may still follow
 };
 
 struct ChildReport {

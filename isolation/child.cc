@@ -2,16 +2,21 @@
 // containProc: namespaces, stdio, rootfs and mounts, pivot_root, masked and
 // read-only paths, hostname, rlimits, user and capabilities, no_new_privs,
 // seccomp last, exec. Only syscalls here: the plan was built before clone3.
+// The agent has threads; this child is a copy of one of them, so it must not
+// allocate or take a lock another thread may have held at clone time (glibc's
+// set*id wrappers do: they signal every thread of the process and wait).
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/close_range.h>
+#include <linux/keyctl.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>  // the ST_* flags statfs also reports
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -225,12 +230,18 @@ void maskPaths(const ChildPlan& plan) {
   }
 }
 
+// The propagation the old root gets before pivot_root. pivot_root refuses a
+// new root (or its parent) with shared propagation (EINVAL), so a requested
+// shared root starts as a slave, as does a slave one (host mounts still come
+// in); everything else is private, so nothing we mount reaches the host. The
+// requested propagation is set on the new root once the tree is complete.
+unsigned long propagationBeforePivot(unsigned long requested) {
+  return (requested & (MS_SHARED | MS_SLAVE)) != 0 ? MS_REC | MS_SLAVE : MS_REC | MS_PRIVATE;
+}
+
 void setupRootfs(const ChildPlan& plan) {
-  // Nothing we mount may propagate back to the host (unless the spec asks for
-  // shared mounts, as rootfsPropagation may).
-  unsigned long propagation =
-      plan.rootfs_propagation != 0 ? plan.rootfs_propagation : MS_REC | MS_PRIVATE;
-  if (::mount(nullptr, "/", nullptr, propagation, nullptr) != 0) {
+  if (::mount(nullptr, "/", nullptr, propagationBeforePivot(plan.rootfs_propagation), nullptr) !=
+      0) {
     fail("set mount propagation", "/");
   }
   // pivot_root needs the new root to be a mount point.
@@ -256,14 +267,22 @@ void setupRootfs(const ChildPlan& plan) {
   }
   maskPaths(plan);
   if (plan.readonly_rootfs) {
-    struct statvfs vfs {};
-    ::statvfs("/", &vfs);
-    unsigned long keep = (vfs.f_flag & ST_NOSUID ? MS_NOSUID : 0) |
-                         (vfs.f_flag & ST_NODEV ? MS_NODEV : 0) |
-                         (vfs.f_flag & ST_NOEXEC ? MS_NOEXEC : 0);
+    // statfs, not glibc's statvfs: the latter may read /proc/mounts with
+    // stdio, which allocates.
+    struct statfs fs {};
+    ::statfs("/", &fs);
+    unsigned long keep = (fs.f_flags & ST_NOSUID ? MS_NOSUID : 0) |
+                         (fs.f_flags & ST_NODEV ? MS_NODEV : 0) |
+                         (fs.f_flags & ST_NOEXEC ? MS_NOEXEC : 0);
     if (::mount(nullptr, "/", nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, nullptr) != 0) {
       fail("remount rootfs read-only", "/");
     }
+  }
+  // Last: the masks and read-only paths above are binds, which an unbindable
+  // tree would refuse.
+  if (plan.rootfs_propagation != 0 &&
+      ::mount(nullptr, "/", nullptr, plan.rootfs_propagation, nullptr) != 0) {
+    fail("set rootfs propagation", "/");
   }
 }
 
@@ -273,13 +292,16 @@ void switchUser(const ChildPlan& plan) {
   if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) {
     fail("prctl PR_SET_KEEPCAPS", "");
   }
-  if (::setgroups(plan.additional_gids.size(), plan.additional_gids.data()) != 0) {
+  // Raw system calls: they change this thread's credentials, which in the
+  // child is the whole process. glibc's wrappers would broadcast to threads
+  // that do not exist here, under a lock that may have been held at clone.
+  if (::syscall(SYS_setgroups, plan.additional_gids.size(), plan.additional_gids.data()) != 0) {
     fail("setgroups", "");
   }
-  if (::setresgid(plan.gid, plan.gid, plan.gid) != 0) {
+  if (::syscall(SYS_setresgid, plan.gid, plan.gid, plan.gid) != 0) {
     fail("setresgid", "");
   }
-  if (::setresuid(plan.uid, plan.uid, plan.uid) != 0) {
+  if (::syscall(SYS_setresuid, plan.uid, plan.uid, plan.uid) != 0) {
     fail("setresuid", "");
   }
   if (::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) {
@@ -295,6 +317,27 @@ void loadSeccomp(const ChildPlan& plan) {
                   const_cast<sock_filter*>(plan.seccomp.filter.data())};
   if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
     fail("seccomp", "");
+  }
+}
+
+// A new, anonymous session keyring: otherwise the container shares root's
+// session keyring with the node and every other root container, and could read
+// or plant keys there (runc gives each container its own too). Before the
+// capabilities and the uid change, and before seccomp, which blocks keyctl.
+void joinNewSessionKeyring() {
+  if (::syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, nullptr) < 0) {
+    if (errno == ENOSYS) {
+      return;  // a kernel without keys: there is nothing to share
+    }
+    fail("keyctl join session keyring", "");
+  }
+  // The possessor (this process and its descendants) may do anything with it;
+  // its owner uid (root) may only see, read and search it, as runc sets it.
+  // (KEY_POS_ALL | KEY_USR_VIEW | KEY_USR_READ | KEY_USR_SEARCH of keyutils.h,
+  // which the kernel's uapi headers do not carry.)
+  constexpr uint32_t kPerm = 0x3f000000 | 0x00010000 | 0x00020000 | 0x00080000;
+  if (::syscall(SYS_keyctl, KEYCTL_SETPERM, KEY_SPEC_SESSION_KEYRING, kPerm) < 0) {
+    fail("keyctl setperm session keyring", "");
   }
 }
 
@@ -346,15 +389,23 @@ void waitForStart(const ChildPlan& plan) {
 }  // namespace
 
 [[noreturn]] void runChild(const ChildPlan& plan, int report_fd) {
+  // 0. Not dumpable from the first instruction until execve (which sets it
+  //    again by the kernel's rules): this process is a copy of the agent, with
+  //    its memory and its /proc/PID/exe, and root in the container (same uid
+  //    once we switch, ptrace allowed by RuntimeDefault) must reach neither.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   g_report_fd = report_fd;
 
-  // 1. A clean signal state: nothing blocked, nothing ignored.
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  // 1. A clean signal state: nothing blocked, nothing ignored. The parent
+  //    blocked every signal around clone3 and CLONE_CLEAR_SIGHAND reset the
+  //    handlers, so no agent handler can run here; ignored ones go to default
+  //    before anything is unblocked.
   for (int sig = 1; sig < NSIG; sig++) {
     ::signal(sig, SIG_DFL);
   }
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
   ::umask(0);
 
   // 2. Namespaces to join (those to create came with clone3).
@@ -382,6 +433,9 @@ void waitForStart(const ChildPlan& plan) {
     g_report_fd = 3;
   }
   ::syscall(SYS_close_range, 4U, ~0U, 0U);
+
+  // A session keyring of its own, for a container and for an exec into one.
+  joinNewSessionKeyring();
 
   // 4. The filesystem: rootfs, mounts, pivot_root, masked and read-only paths.
   if (plan.start_fifo != nullptr) {
@@ -439,6 +493,13 @@ void waitForStart(const ChildPlan& plan) {
   }
 
   // 9. Seccomp last, then exec. No descriptor of ours survives the exec.
+  //    kExecing tells the parent that the end of file which follows is the
+  //    exec's, not a death in setup; sent before the filter, which could deny
+  //    write(2). After an OCI create nobody reads the pipe any more (and a
+  //    write would raise SIGPIPE): the start FIFO was our handshake.
+  if (plan.start_fifo == nullptr) {
+    sendReport(g_report_fd, ChildMessage::kExecing);
+  }
   if (plan.no_new_privileges) {
     loadSeccomp(plan);
   }

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -86,6 +87,10 @@ struct ContainerSpec {
   // If set, the container stops after setup, before exec, until this FIFO is
   // opened for reading (OCI create/start).
   std::string start_fifo;
+  // How long the child may take from clone3 to exec (or to waiting on the
+  // start FIFO). One that takes longer is killed and start() fails with
+  // "timed out": a child stuck in setup must not block its caller forever.
+  std::chrono::milliseconds setup_timeout = std::chrono::seconds(60);
   // Exec into a running container (crun exec, probes): every namespace is
   // joined by path, its mount namespace included, whose root is the
   // container's; rootfs, mounts, masked paths, sysctls and hostname are not

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <iostream>
+#include <string_view>
 
 #include "isolation/oci_container.h"
 #include "sys/event_loop.h"
@@ -79,6 +80,20 @@ Result<int> runForeground(const std::string& root, const std::string& id, const 
 }
 
 }  // namespace
+
+bool ociStartsContainer(int argc, char** argv) {
+  // The subcommand is the first word that is neither an option nor the value
+  // of --root (the only global option with a value).
+  for (int i = 1; i < argc; i++) {
+    std::string_view a = argv[i];
+    if (a == "--root") {
+      i++;
+    } else if (!a.starts_with("-")) {
+      return a == "run" || a == "create";
+    }
+  }
+  return false;
+}
 
 int ociMain(int argc, char** argv) {
   CLI::App app{"the OCI runtime interface (runc and crun arguments)", "kernelet oci"};

@@ -8,4 +8,9 @@ namespace kernelet::isolation {
 // otherwise, 2 for a usage error.
 int ociMain(int argc, char** argv);
 
+// Whether this `oci` command line (argv[0] is "oci") starts a container:
+// `run` and `create`, whose child waits unexec'd in the container (see
+// sys/sealed_exe.h). The other commands only read state or send signals.
+bool ociStartsContainer(int argc, char** argv);
+
 }  // namespace kernelet::isolation

@@ -5,14 +5,18 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/keyctl.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -228,6 +232,45 @@ TEST_F(IsolationTest, UnconfinedAllowsWhatTheProfileBlocks) {
   EXPECT_EQ(o->output, "clone3: ok\n");
 }
 
+TEST_F(IsolationTest, EachContainerHasItsOwnSessionKeyring) {
+  // A key in this (the node's) session keyring is not the containers' to find.
+  std::string host_key = "kernelet-host-" + std::to_string(::getpid());
+  long key =
+      ::syscall(SYS_add_key, "user", host_key.c_str(), "secret", 6, KEY_SPEC_SESSION_KEYRING);
+  ASSERT_GE(key, 0) << std::strerror(errno);
+  ContainerSpec find = baseSpec({"kt-syscall", "findkey", host_key});
+  find.seccomp.kind = SeccompProfile::Kind::kUnconfined;  // RuntimeDefault denies keyctl
+  auto o = run(find);
+  ::syscall(SYS_keyctl, KEYCTL_INVALIDATE, key);
+  ASSERT_TRUE(o) << o.error().message();
+  EXPECT_EQ(o->output, "findkey: Required key not available errno=126\n");
+
+  // Nor does a container find what another one (running) put in its own.
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  ContainerSpec first = baseSpec({"sh", "-c", "kt-syscall addkey planted && exec kt-sleep"});
+  first.seccomp.kind = SeccompProfile::Kind::kUnconfined;
+  first.stdout_fd = p[1];
+  auto a = start(first);
+  ::close(p[1]);
+  ASSERT_TRUE(a) << a.error().message();
+  char line[32] = {};
+  EXPECT_GT(::read(p[0], line, sizeof line - 1), 0);
+  ::close(p[0]);
+  EXPECT_STREQ(line, "addkey: ok\n");
+  ContainerSpec second = baseSpec({"kt-syscall", "findkey", "planted"});
+  second.seccomp.kind = SeccompProfile::Kind::kUnconfined;
+  auto b = run(second);
+  // Nor an exec into the first: it gets a keyring of its own too.
+  auto e = run(execSpec(first, a->pid(), {"kt-syscall", "findkey", "planted"}));
+  (void)a->signal(SIGKILL);
+  (void)a->wait();
+  ASSERT_TRUE(b) << b.error().message();
+  EXPECT_EQ(b->output, "findkey: Required key not available errno=126\n");
+  ASSERT_TRUE(e) << e.error().message();
+  EXPECT_EQ(e->output, "findkey: Required key not available errno=126\n");
+}
+
 TEST_F(IsolationTest, MissingBinaryIsAClearErrorAndLeavesNothing) {
   int fds = countFds();
   int mounts = countLines("/proc/self/mountinfo");
@@ -414,6 +457,73 @@ TEST_F(CgroupContainerTest, HundredContainersLeakNothing) {
     groups += e.is_directory();
   }
   EXPECT_EQ(groups, 1);
+}
+
+// A child that never gets through setup: born into a frozen cgroup, it stays
+// where clone3 left it, as one stuck in a mount or a lock would.
+class StuckChildTest : public CgroupContainerTest {
+ protected:
+  void SetUp() override {
+    CgroupContainerTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) {
+      return;
+    }
+    ASSERT_TRUE(group_.write("cgroup.freeze", "1"));
+  }
+  // Starts in the frozen group on a thread; the caller acts on the child.
+  std::future<Result<Process>> startFrozen(std::chrono::milliseconds timeout) {
+    ContainerSpec s = baseSpec({"true"});
+    s.cgroup_fd = group_.fd();
+    s.setup_timeout = timeout;
+    return std::async(std::launch::async, [s] { return start(s); });
+  }
+  pid_t childPid() {
+    for (int i = 0; i < 500; i++) {
+      auto procs = group_.processes();
+      if (procs && !procs->empty()) {
+        return procs->front();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return -1;
+  }
+  // Bounded, so that a start() which never returns fails the test instead of
+  // hanging it: the group is killed, which ends any wait on the child.
+  Result<Process> finish(std::future<Result<Process>>& f, std::chrono::seconds limit) {
+    if (f.wait_for(limit) != std::future_status::ready) {
+      ADD_FAILURE() << "start() did not return within " << limit.count() << " s";
+      (void)group_.write("cgroup.kill", "1");
+    }
+    return f.get();
+  }
+};
+
+TEST_F(StuckChildTest, AChildKilledDuringSetupIsAFailedStart) {
+  auto f = startFrozen(std::chrono::seconds(60));
+  pid_t pid = childPid();
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  auto r = finish(f, std::chrono::seconds(30));
+  ASSERT_FALSE(r) << "a child killed before exec was reported as started";
+  EXPECT_EQ(r.error().message(), std::string("start container `") + KERNELET_FIXTURE_ROOTFS +
+                                     "`: the child died during setup, before exec: killed by "
+                                     "signal 9 (SIGKILL)");
+  EXPECT_EQ(countChildren(), 0);
+}
+
+TEST_F(StuckChildTest, AChildStuckInSetupIsKilledAtTheDeadline) {
+  auto begin = std::chrono::steady_clock::now();
+  auto f = startFrozen(std::chrono::milliseconds(1500));
+  auto r = finish(f, std::chrono::seconds(30));
+  auto took = std::chrono::steady_clock::now() - begin;
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(), std::string("start container `") + KERNELET_FIXTURE_ROOTFS +
+                                     "`: setup timed out after 1.5 s, before exec of `true`; "
+                                     "the child was killed");
+  EXPECT_GE(took, std::chrono::milliseconds(1500));
+  EXPECT_LT(took, std::chrono::seconds(20));
+  EXPECT_EQ(countChildren(), 0);
+  EXPECT_TRUE(group_.processes()->empty());
 }
 
 }  // namespace

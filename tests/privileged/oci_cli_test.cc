@@ -1,6 +1,10 @@
 // `kernelet oci` as crun's and runc's users drive it, in the test VM.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/capability.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -215,6 +219,95 @@ TEST_F(OciCli, SignalsAreForwardedToTheContainer) {
   EXPECT_EQ(r.status, 0);  // kt-sleep exits 0 on SIGTERM
   EXPECT_EQ(r.out, "kt-sleep: got SIGTERM\n");
   EXPECT_TRUE(nothingLeftOf("c8"));
+}
+
+TEST_F(OciCli, RootfsPropagationSharedMakesTheRootShared) {
+  // pivot_root refuses a shared root (EINVAL): the propagation comes after it.
+  for (const char* propagation : {"shared", "rshared"}) {
+    writeConfig({"cat", "/proc/self/mountinfo"}, "{}",
+                std::string(R"(, "rootfsPropagation": ")") + propagation + "\"");
+    Ran r = kernelet(oci({"run", "--bundle", bundle_, "c10"}));
+    ASSERT_EQ(r.status, 0) << propagation << ": " << r.err;
+    // The root's line: mount point (field 5) "/", then options, then the
+    // optional fields, where a shared mount has "shared:N".
+    std::istringstream in(r.out);
+    std::string root_line;
+    for (std::string l; std::getline(in, l);) {
+      std::istringstream f(l);
+      std::string id, parent, dev, source, point;
+      if (f >> id >> parent >> dev >> source >> point && point == "/") {
+        root_line = l;
+      }
+    }
+    EXPECT_NE(root_line.find(" shared:"), std::string::npos) << propagation << ": " << r.out;
+    EXPECT_TRUE(nothingLeftOf("c10"));
+  }
+}
+
+// The init of a created container waits before its exec, a copy of kernelet
+// in the container's namespaces, as root with the container's capabilities.
+TEST_F(OciCli, AWaitingInitIsOutOfTheContainersReach) {
+  writeConfig({"kt-sleep"});
+  std::string pidfile = dir_ + "/pid";
+  Ran c = kernelet(oci({"create", "--bundle", bundle_, "--pid-file", pidfile, "c11"}));
+  ASSERT_EQ(c.status, 0) << c.err;
+  std::string pid;
+  std::ifstream(pidfile) >> pid;
+  ASSERT_FALSE(pid.empty());
+
+  // From the host: its binary is a sealed copy, not the host's file.
+  std::string exe = fs::read_symlink("/proc/" + pid + "/exe");
+  EXPECT_TRUE(exe.starts_with("/memfd:kernelet")) << exe;
+  for (int mode : {O_WRONLY, O_RDWR}) {
+    int fd = ::open(("/proc/" + pid + "/exe").c_str(), mode | O_CLOEXEC);
+    bool wrote = fd >= 0 && ::write(fd, "x", 1) == 1;
+    if (fd >= 0) {
+      ::close(fd);
+    }
+    EXPECT_FALSE(wrote) << "wrote into the binary of the container's init through its exe link";
+  }
+
+  // From inside: a process in its mount namespace, root with the container's
+  // capabilities (CAP_KILL, CAP_MKNOD; no CAP_SYS_PTRACE), opens its exe and mem.
+  int mnt = ::open(("/proc/" + pid + "/ns/mnt").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(mnt, 0);
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  pid_t child = ::fork();
+  if (child == 0) {
+    int results[3] = {-1, -1, -1};
+    if (::setns(mnt, CLONE_NEWNS) == 0 && ::chdir("/") == 0) {
+      for (int cap = 0; cap <= 63; cap++) {
+        if (cap != CAP_KILL && cap != CAP_MKNOD) {
+          ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+        }
+      }
+      __user_cap_header_struct h{_LINUX_CAPABILITY_VERSION_3, 0};
+      __user_cap_data_struct d[2] = {};
+      d[0].effective = d[0].permitted = (1U << CAP_KILL) | (1U << CAP_MKNOD);
+      if (::syscall(SYS_capset, &h, d) == 0) {
+        int i = 0;
+        for (const char* path : {"/proc/1/status", "/proc/1/exe", "/proc/1/mem"}) {
+          int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+          results[i++] = fd >= 0 ? 0 : errno;
+        }
+      }
+    }
+    (void)!::write(p[1], results, sizeof results);
+    ::_exit(0);
+  }
+  ::close(p[1]);
+  ::close(mnt);
+  int results[3] = {-1, -1, -1};
+  EXPECT_EQ(::read(p[0], results, sizeof results), static_cast<ssize_t>(sizeof results));
+  ::close(p[0]);
+  ::waitpid(child, nullptr, 0);
+  EXPECT_EQ(results[0], 0) << "the joined process sees the init's /proc/1";
+  EXPECT_EQ(results[1], EACCES) << "opened /proc/1/exe of the waiting init";
+  EXPECT_EQ(results[2], EACCES) << "opened /proc/1/mem of the waiting init";
+
+  EXPECT_EQ(kernelet(oci({"delete", "--force", "c11"})).status, 0);
+  EXPECT_TRUE(nothingLeftOf("c11"));
 }
 
 }  // namespace
