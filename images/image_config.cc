@@ -1,28 +1,14 @@
 #include "images/image_config.h"
 
-#include <rapidjson/document.h>
-
 #include <charconv>
 #include <fstream>
 #include <sstream>
 
+#include "sys/json.h"
+
 namespace kernelet::images {
 
 namespace {
-
-using rapidjson::Value;
-
-std::vector<std::string> strings(const Value& obj, const char* key) {
-  std::vector<std::string> out;
-  if (obj.HasMember(key) && obj[key].IsArray()) {
-    for (const auto& v : obj[key].GetArray()) {
-      if (v.IsString()) {
-        out.emplace_back(v.GetString());
-      }
-    }
-  }
-  return out;
-}
 
 std::optional<uint32_t> number(const std::string& s) {
   uint32_t v = 0;
@@ -54,29 +40,26 @@ std::vector<std::vector<std::string>> colonFile(const std::string& path) {
 }  // namespace
 
 Result<ImageConfig> parseImageConfig(const std::string& json, const std::string& where) {
-  rapidjson::Document d;
-  d.Parse(json.c_str(), json.size());
-  if (d.HasParseError() || !d.IsObject()) {
-    return makeError("parse image config", where, "not a JSON object");
-  }
+  TRY(rapidjson::Document d, json::parse(json, "parse image config", where));
+  json::Cursor top(d, "parse image config", where);
+  TRY_VOID(top.expectObject());
   ImageConfig c;
-  if (!d.HasMember("config") || !d["config"].IsObject()) {
+  TRY(std::optional<json::Cursor> cfg, top.optObject("config"));
+  if (!cfg) {
     return c;  // a config without "config" runs nothing by default
   }
-  const Value& cfg = d["config"];
-  c.entrypoint = strings(cfg, "Entrypoint");
-  c.cmd = strings(cfg, "Cmd");
-  c.env = strings(cfg, "Env");
-  auto str = [&](const char* k) {
-    return cfg.HasMember(k) && cfg[k].IsString() ? std::string(cfg[k].GetString()) : std::string();
-  };
-  c.working_dir = str("WorkingDir");
-  c.user = str("User");
-  c.stop_signal = str("StopSignal");
-  if (cfg.HasMember("ExposedPorts") && cfg["ExposedPorts"].IsObject()) {
-    for (auto m = cfg["ExposedPorts"].MemberBegin(); m != cfg["ExposedPorts"].MemberEnd(); ++m) {
-      c.exposed_ports.emplace_back(m->name.GetString());
-    }
+  TRY(c.entrypoint, cfg->optStrings("Entrypoint"));
+  TRY(c.cmd, cfg->optStrings("Cmd"));
+  TRY(c.env, cfg->optStrings("Env"));
+  TRY(c.working_dir, cfg->optStr("WorkingDir"));
+  TRY(c.user, cfg->optStr("User"));
+  TRY(c.stop_signal, cfg->optStr("StopSignal"));
+  TRY(std::optional<json::Cursor> ports, cfg->optObject("ExposedPorts"));
+  if (ports) {
+    TRY_VOID(ports->members([&](const std::string& port, const json::Cursor&) -> Result<void> {
+      c.exposed_ports.push_back(port);
+      return {};
+    }));
   }
   return c;
 }

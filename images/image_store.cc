@@ -24,13 +24,13 @@
 #include "images/reference.h"
 #include "images/unpack.h"
 #include "sys/fileio.h"
+#include "sys/json.h"
 #include "sys/unique_fd.h"
 
 namespace kernelet::images {
 
 namespace fs = std::filesystem;
 using rapidjson::Document;
-using rapidjson::Value;
 
 namespace {
 
@@ -38,17 +38,14 @@ constexpr const char* kOciIndex = "application/vnd.oci.image.index.v1+json";
 constexpr const char* kDockerList = "application/vnd.docker.distribution.manifest.list.v2+json";
 constexpr const char* kRefName = "org.opencontainers.image.ref.name";
 
-Result<Document> parseJson(const std::string& text, const std::string& what) {
-  Document d;
-  d.Parse(text.c_str(), text.size());
-  if (d.HasParseError() || !d.IsObject()) {
-    return makeError("parse", what, "not a JSON object");
+// A blob's size from its descriptor: required, and never negative (a
+// negative size means "a manifest" to a BlobSource).
+Result<int64_t> blobSize(const json::Cursor& descriptor) {
+  TRY(int64_t size, descriptor.int64("size"));
+  if (size < 0) {
+    return descriptor.error("size: must not be negative");
   }
-  return d;
-}
-
-std::string str(const Value& v, const char* key) {
-  return v.IsObject() && v.HasMember(key) && v[key].IsString() ? v[key].GetString() : "";
+  return size;
 }
 
 // Extracts a tar of an OCI layout into `dir` (plain files and dirs only).
@@ -110,25 +107,34 @@ Result<std::vector<ImageRecord>> ImageStore::list() const {
     return out;
   }
   TRY(std::string text, readFile(path));
-  Document d;
-  d.Parse(text.c_str(), text.size());
-  if (d.HasParseError() || !d.IsArray()) {
-    return makeError("read image list", path, "corrupt");
-  }
-  for (const auto& v : d.GetArray()) {
-    ImageRecord r{.name = str(v, "name"),
-                  .manifest_digest = str(v, "manifest"),
-                  .config_digest = str(v, "config"),
-                  .size = v.HasMember("size") ? v["size"].GetInt64() : 0,
-                  .last_used = v.HasMember("lastUsed") ? v["lastUsed"].GetInt64() : 0};
-    if (v.HasMember("layers") && v["layers"].IsArray()) {
-      for (const auto& l : v["layers"].GetArray()) {
-        r.layers.push_back({str(l, "digest"), str(l, "diffID"),
-                            l.HasMember("size") ? l["size"].GetInt64() : 0, str(l, "mediaType")});
-      }
+  // Our own file, but read as carefully as any: a damaged one is an error, not a crash.
+  TRY(Document d, json::parse(text, "read image list", path));
+  json::Cursor top(d, "read image list", path);
+  TRY_VOID(top.each([&](const json::Cursor& v) -> Result<void> {
+    ImageRecord r;
+    TRY(r.name, v.str("name"));
+    TRY(r.manifest_digest, v.str("manifest"));
+    TRY(r.config_digest, v.str("config"));
+    TRY(auto size, v.optInt64("size"));
+    TRY(auto last_used, v.optInt64("lastUsed"));
+    r.size = size.value_or(0);
+    r.last_used = last_used.value_or(0);
+    TRY(auto layers, v.optArray("layers"));
+    if (layers) {
+      TRY_VOID(layers->each([&](const json::Cursor& l) -> Result<void> {
+        LayerRecord layer;
+        TRY(layer.digest, l.str("digest"));
+        TRY(layer.diff_id, l.str("diffID"));
+        TRY(auto layer_size, l.optInt64("size"));
+        layer.size = layer_size.value_or(0);
+        TRY(layer.media_type, l.optStr("mediaType"));
+        r.layers.push_back(std::move(layer));
+        return {};
+      }));
     }
     out.push_back(std::move(r));
-  }
+    return {};
+  }));
   return out;
 }
 
@@ -181,16 +187,16 @@ Result<void> ImageStore::save(const std::vector<ImageRecord>& images) const {
 
 Result<std::string> ImageStore::inspectJson(const ImageRecord& image) const {
   TRY(std::string config, configJson(image));
-  Document doc;
-  doc.Parse(config.c_str(), config.size());
+  // Depth-limited like every read of a blob: the writer below recurses.
+  auto doc = json::parse(config, "decode", "config " + image.config_digest);
   rapidjson::StringBuffer buf;
   rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buf);
   w.SetIndent(' ', 2);
   w.StartObject();
   writeRecord(w, image);
-  if (!doc.HasParseError()) {
+  if (doc) {
     w.Key("imageConfig");
-    doc.Accept(w);
+    doc->Accept(w);
   }
   w.EndObject();
   return std::string(buf.GetString()) + "\n";
@@ -201,39 +207,54 @@ Result<ImageRecord> ImageStore::recordManifest(const std::string& digest, const 
   TRY_VOID(validateDigest(digest));
   TRY_VOID(source.fetch(digest, -1));
   TRY(std::string text, content_.read(digest));
-  TRY(Document m, parseJson(text, "manifest " + digest));
-  std::string media = str(m, "mediaType");
-  if (media == kOciIndex || media == kDockerList || m.HasMember("manifests")) {
+  const std::string where = "manifest " + digest;
+  TRY(Document m, json::parse(text, "decode", where));
+  json::Cursor manifest(m, "decode", where);
+  TRY(std::string media, manifest.optStr("mediaType"));
+  if (media == kOciIndex || media == kDockerList || manifest.has("manifests")) {
     // A multi-platform index: take linux/amd64.
-    for (const auto& entry : m["manifests"].GetArray()) {
-      const Value& p = entry.HasMember("platform") ? entry["platform"] : entry;
-      if (str(p, "os") == "linux" && str(p, "architecture") == "amd64") {
-        return recordManifest(str(entry, "digest"), name, source);
+    TRY(json::Cursor entries, manifest.array("manifests"));
+    for (size_t i = 0; i < entries.size(); i++) {
+      TRY(json::Cursor entry, entries.at(i));
+      TRY(std::optional<json::Cursor> platform, entry.optObject("platform"));
+      const json::Cursor& p = platform ? *platform : entry;
+      TRY(std::string os, p.optStr("os"));
+      TRY(std::string arch, p.optStr("architecture"));
+      if (os == "linux" && arch == "amd64") {
+        TRY(std::string chosen, entry.str("digest"));
+        return recordManifest(chosen, name, source);
       }
     }
     return makeError("import image", name, "the index " + digest + " has no linux/amd64 image");
   }
-  if (!m.HasMember("config") || !m.HasMember("layers") || !m["layers"].IsArray()) {
+  if (!manifest.has("config") || !manifest.has("layers")) {
     return makeError("import image", name, "manifest " + digest + " has no config or layers");
   }
+  TRY(json::Cursor config_ref, manifest.object("config"));
+  TRY(json::Cursor layers, manifest.array("layers"));
   ImageRecord r{.name = name, .manifest_digest = digest};
-  r.config_digest = str(m["config"], "digest");
+  TRY(r.config_digest, config_ref.str("digest"));
   TRY_VOID(validateDigest(r.config_digest));
-  TRY_VOID(
-      addContext(source.fetch(r.config_digest,
-                              m["config"].HasMember("size") ? m["config"]["size"].GetInt64() : -1),
-                 "config of " + name));
+  TRY(int64_t config_size, blobSize(config_ref));
+  TRY_VOID(addContext(source.fetch(r.config_digest, config_size), "config of " + name));
   TRY(std::string config_text, content_.read(r.config_digest));
-  TRY(Document config, parseJson(config_text, "config " + r.config_digest));
-  if (!config.HasMember("rootfs") || !config["rootfs"].HasMember("diff_ids") ||
-      config["rootfs"]["diff_ids"].Size() != m["layers"].Size()) {
+  const std::string config_where = "config " + r.config_digest;
+  TRY(Document config, json::parse(config_text, "decode", config_where));
+  json::Cursor image_config(config, "decode", config_where);
+  TRY(json::Cursor rootfs, image_config.object("rootfs"));
+  TRY(json::Cursor diff_ids, rootfs.array("diff_ids"));
+  if (diff_ids.size() != layers.size()) {
     return makeError("import image", name, "config diff_ids do not match the manifest's layers");
   }
-  size_t i = 0;
   std::vector<std::pair<std::string, int64_t>> blobs;
-  for (const auto& l : m["layers"].GetArray()) {
-    LayerRecord layer{str(l, "digest"), config["rootfs"]["diff_ids"][i++].GetString(),
-                      l.HasMember("size") ? l["size"].GetInt64() : -1, str(l, "mediaType")};
+  for (size_t i = 0; i < layers.size(); i++) {
+    TRY(json::Cursor l, layers.at(i));
+    TRY(json::Cursor diff_id, diff_ids.at(i));
+    LayerRecord layer;
+    TRY(layer.digest, l.str("digest"));
+    TRY(layer.diff_id, diff_id.asString());
+    TRY(layer.size, blobSize(l));
+    TRY(layer.media_type, l.optStr("mediaType"));
     TRY_VOID(validateDigest(layer.digest));
     TRY_VOID(validateDigest(layer.diff_id));
     blobs.push_back({layer.digest, layer.size});
@@ -286,22 +307,27 @@ Result<std::vector<ImageRecord>> ImageStore::importLayout(const std::string& pat
     }
   };
   auto run = [&]() -> Result<std::vector<ImageRecord>> {
-    TRY(std::string index_text, readFile(layout + "/index.json"));
-    TRY(Document index, parseJson(index_text, layout + "/index.json"));
-    if (!index.HasMember("manifests") || !index["manifests"].IsArray() ||
-        index["manifests"].Empty()) {
+    const std::string index_path = layout + "/index.json";
+    TRY(std::string index_text, readFile(index_path));
+    TRY(Document index, json::parse(index_text, "decode", index_path));
+    json::Cursor top(index, "decode", index_path);
+    TRY(std::optional<json::Cursor> manifests, top.optArray("manifests"));
+    if (!manifests || manifests->size() == 0) {
       return makeError("import image layout", layout, "index.json lists no manifests");
     }
-    if (!name.empty() && index["manifests"].Size() > 1) {
+    if (!name.empty() && manifests->size() > 1) {
       return makeError("import image layout", layout,
                        "--name needs a layout with one image; this one has " +
-                           std::to_string(index["manifests"].Size()));
+                           std::to_string(manifests->size()));
     }
     std::vector<ImageRecord> imported;
-    for (const auto& entry : index["manifests"].GetArray()) {
+    for (size_t i = 0; i < manifests->size(); i++) {
+      TRY(json::Cursor entry, manifests->at(i));
+      TRY(std::string digest, entry.str("digest"));
       std::string ref = name;
-      if (ref.empty() && entry.HasMember("annotations")) {
-        ref = str(entry["annotations"], kRefName);
+      if (ref.empty()) {
+        TRY(auto annotations, entry.optStringMap("annotations"));
+        ref = annotations[kRefName];
       }
       if (ref.empty()) {
         return makeError("import image layout", layout,
@@ -311,7 +337,7 @@ Result<std::vector<ImageRecord>> ImageStore::importLayout(const std::string& pat
       BlobSource from_layout{.fetch = [&](const std::string& d, int64_t size) {
         return content_.putFile(d, layout + "/blobs/sha256/" + digestHex(d), size);
       }};
-      TRY(ImageRecord r, recordManifest(str(entry, "digest"), parsed.str(), from_layout));
+      TRY(ImageRecord r, recordManifest(digest, parsed.str(), from_layout));
       imported.push_back(std::move(r));
     }
     TRY_VOID(update([&](std::vector<ImageRecord>& all) {

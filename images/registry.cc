@@ -1,12 +1,11 @@
 #include "images/registry.h"
 
-#include <rapidjson/document.h>
-
 #include <regex>
 
 #include "apiclient/base64.h"
 #include "images/digest.h"
 #include "sys/fileio.h"
+#include "sys/json.h"
 
 namespace kernelet::images {
 
@@ -50,31 +49,30 @@ std::string statusError(const apiclient::HttpResponse& r) {
 
 Result<std::map<std::string, RegistryCredentials>> loadDockerConfig(const std::string& path) {
   TRY(std::string text, readFile(path));
-  rapidjson::Document d;
-  d.Parse(text.c_str(), text.size());
-  if (d.HasParseError() || !d.IsObject()) {
-    return makeError("parse registry auth file", path, "not a JSON object");
-  }
+  TRY(rapidjson::Document d, json::parse(text, "parse registry auth file", path));
+  json::Cursor top(d, "parse registry auth file", path);
+  TRY_VOID(top.expectObject());
   std::map<std::string, RegistryCredentials> out;
-  if (!d.HasMember("auths") || !d["auths"].IsObject()) {
+  TRY(std::optional<json::Cursor> auths, top.optObject("auths"));
+  if (!auths) {
     return out;
   }
-  for (auto m = d["auths"].MemberBegin(); m != d["auths"].MemberEnd(); ++m) {
-    std::string host = m->name.GetString();
-    const auto& v = m->value;
+  auto add = [&](std::string host, const json::Cursor& v) -> Result<void> {
     RegistryCredentials c;
-    if (v.HasMember("auth") && v["auth"].IsString()) {
-      auto plain = apiclient::base64Decode(v["auth"].GetString());
+    TRY(std::optional<json::Cursor> auth, v.opt("auth"));
+    if (auth) {
+      TRY(std::string encoded, auth->asString());
+      auto plain = apiclient::base64Decode(encoded);
       size_t colon = plain ? plain->find(':') : std::string::npos;
       if (colon == std::string::npos) {
-        return makeError("parse registry auth file", path,
-                         "auths." + host + ".auth: expected base64 of user:password");
+        return auth->error("expected base64 of user:password");
       }
       c = {plain->substr(0, colon), plain->substr(colon + 1)};
-    } else if (v.HasMember("username") && v.HasMember("password")) {
-      c = {v["username"].GetString(), v["password"].GetString()};
+    } else if (v.has("username") && v.has("password")) {
+      TRY(c.username, v.str("username"));
+      TRY(c.password, v.str("password"));
     } else {
-      continue;
+      return {};
     }
     // "https://index.docker.io/v1/" is how docker login names Docker Hub.
     if (host.find("index.docker.io") != std::string::npos) {
@@ -84,7 +82,9 @@ Result<std::map<std::string, RegistryCredentials>> loadDockerConfig(const std::s
       host = host.substr(8);
     }
     out[host.substr(0, host.find('/'))] = c;
-  }
+    return {};
+  };
+  TRY_VOID(auths->members(add));
   return out;
 }
 
@@ -144,14 +144,12 @@ Result<void> Registry::authenticate(const std::string& challenge) {
   if (resp.status != 200) {
     return makeError("get token from", params["realm"], statusError(resp));
   }
-  rapidjson::Document d;
-  d.Parse(resp.body.c_str(), resp.body.size());
-  std::string token;
-  for (const char* k : {"token", "access_token"}) {
-    if (!d.HasParseError() && d.IsObject() && d.HasMember(k) && d[k].IsString()) {
-      token = d[k].GetString();
-      break;
-    }
+  // The token server's answer: {"token": ...} or OAuth2's {"access_token": ...}.
+  TRY(rapidjson::Document d, json::parse(resp.body, "get token from", params["realm"]));
+  json::Cursor answer(d, "get token from", params["realm"]);
+  TRY(std::string token, answer.optStr("token"));
+  if (token.empty()) {
+    TRY(token, answer.optStr("access_token"));
   }
   if (token.empty()) {
     return makeError("get token from", params["realm"], "no token in the answer");

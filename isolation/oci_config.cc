@@ -1,225 +1,161 @@
 #include "isolation/oci_config.h"
 
-#include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
+#include <cstring>
 #include <set>
 #include <type_traits>
 
+#include "isolation/sysctl.h"
 #include "sys/fileio.h"
+#include "sys/json.h"
 
 namespace kernelet::isolation {
 
 namespace {
 
-using rapidjson::Value;
+using json::Cursor;
 
-// Parsing context: where we are, for errors like
-//   config.json `/b/config.json`: linux.resources.blockIO: not supported
-struct Reader {
-  std::string file;
+// Errors name the file and the field, e.g.
+//   config.json `/b/config.json`: linux.resources.blockIO: not supported by kernelet
+constexpr const char* kOp = "config.json";
 
-  std::unexpected<Error> error(const std::string& field, const std::string& what) const {
-    return makeError("config.json", file, field + ": " + what);
-  }
+// Every member of `obj` must be one kernelet implements.
+Result<void> known(const Cursor& obj, const std::set<std::string>& supported) {
+  TRY_VOID(obj.expectObject());
+  return obj.onlyKeys(supported, "not supported by kernelet");
+}
 
-  // Every member of `obj` must be known; `ignored` ones are accepted as no-ops
-  // only where the spec lets a runtime ignore them.
-  Result<void> known(const Value& obj, const std::string& field,
-                     const std::set<std::string>& supported) const {
-    if (!obj.IsObject()) {
-      return error(field, "must be an object");
-    }
-    for (auto m = obj.MemberBegin(); m != obj.MemberEnd(); ++m) {
-      std::string name = m->name.GetString();
-      if (!supported.contains(name)) {
-        return error(field.empty() ? name : field + "." + name, "not supported by kernelet");
-      }
-    }
+// A field that may be present only if empty (null, "", [] or {}).
+Result<void> mustBeEmpty(const Cursor& obj, const char* key) {
+  TRY(std::optional<Cursor> c, obj.opt(key));
+  if (!c) {
     return {};
   }
-
-  // A field that may be present only if empty (null, "", [] or {}).
-  Result<void> mustBeEmpty(const Value& obj, const char* key, const std::string& field) const {
-    if (!obj.HasMember(key)) {
-      return {};
-    }
-    const Value& v = obj[key];
-    bool empty = v.IsNull() || (v.IsString() && v.GetStringLength() == 0) ||
-                 (v.IsArray() && v.Empty()) || (v.IsObject() && v.MemberCount() == 0);
-    if (!empty) {
-      return error(field.empty() ? key : field + "." + key, "not supported by kernelet");
-    }
-    return {};
+  const rapidjson::Value& v = c->value();
+  bool empty = (v.IsString() && v.GetStringLength() == 0) || (v.IsArray() && v.Empty()) ||
+               (v.IsObject() && v.MemberCount() == 0);
+  if (!empty) {
+    return c->error("not supported by kernelet");
   }
+  return {};
+}
 
-  Result<std::string> str(const Value& obj, const char* key, const std::string& field,
-                          bool required = false) const {
-    if (!obj.HasMember(key)) {
-      if (required) {
-        return error(field + "." + key, "missing");
-      }
-      return std::string();
-    }
-    if (!obj[key].IsString()) {
-      return error(field + "." + key, "must be a string");
-    }
-    return std::string(obj[key].GetString());
-  }
-
-  Result<std::vector<std::string>> strings(const Value& obj, const char* key,
-                                           const std::string& field) const {
-    std::vector<std::string> out;
-    if (!obj.HasMember(key) || obj[key].IsNull()) {
-      return out;
-    }
-    if (!obj[key].IsArray()) {
-      return error(field + "." + key, "must be an array of strings");
-    }
-    for (const auto& v : obj[key].GetArray()) {
-      if (!v.IsString()) {
-        return error(field + "." + key, "must be an array of strings");
-      }
-      out.emplace_back(v.GetString());
-    }
-    return out;
-  }
-
-  template <typename T>
-  Result<std::optional<T>> number(const Value& obj, const char* key,
-                                  const std::string& field) const {
-    if (!obj.HasMember(key) || obj[key].IsNull()) {
-      return std::optional<T>();
-    }
-    const Value& v = obj[key];
-    if constexpr (std::is_signed_v<T>) {
-      if (v.IsInt64()) {
-        return std::optional<T>(static_cast<T>(v.GetInt64()));
-      }
-    } else {
-      if (v.IsUint64()) {
-        return std::optional<T>(static_cast<T>(v.GetUint64()));
-      }
-    }
-    return error(field + "." + key, "must be an integer");
-  }
-};
-
-Result<void> readProcess(const Reader& r, const Value& p, ContainerSpec& s) {
+Result<void> readProcess(const Cursor& p, ContainerSpec& s) {
   TRY_VOID(
-      r.known(p, "process",
-              {"terminal", "consoleSize", "user", "args", "env", "cwd", "capabilities", "rlimits",
-               "noNewPrivileges", "oomScoreAdj", "apparmorProfile", "selinuxLabel"}));
-  if (p.HasMember("terminal") && p["terminal"].IsTrue()) {
-    return r.error("process.terminal",
-                   "true is not supported (no console socket); set it to false");
+      known(p, {"terminal", "consoleSize", "user", "args", "env", "cwd", "capabilities", "rlimits",
+                "noNewPrivileges", "oomScoreAdj", "apparmorProfile", "selinuxLabel"}));
+  TRY(bool terminal, p.optBool("terminal"));
+  if (terminal) {
+    TRY(Cursor t, p.field("terminal"));
+    return t.error("true is not supported (no console socket); set it to false");
   }
-  TRY_VOID(r.mustBeEmpty(p, "apparmorProfile", "process"));
-  TRY_VOID(r.mustBeEmpty(p, "selinuxLabel", "process"));
-  TRY(s.argv, r.strings(p, "args", "process"));
+  TRY_VOID(mustBeEmpty(p, "apparmorProfile"));
+  TRY_VOID(mustBeEmpty(p, "selinuxLabel"));
+  TRY(s.argv, p.optStrings("args"));
   if (s.argv.empty()) {
-    return r.error("process.args", "missing or empty");
+    return p.errorAt("args", "missing or empty");
   }
-  TRY(s.env, r.strings(p, "env", "process"));
-  TRY(s.cwd, r.str(p, "cwd", "process", /*required=*/true));
-  if (p.HasMember("user")) {
-    const Value& u = p["user"];
-    TRY_VOID(r.known(u, "process.user", {"uid", "gid", "umask", "additionalGids"}));
-    TRY(auto uid, r.number<uint32_t>(u, "uid", "process.user"));
-    TRY(auto gid, r.number<uint32_t>(u, "gid", "process.user"));
-    TRY(auto umask, r.number<uint32_t>(u, "umask", "process.user"));
+  TRY(s.env, p.optStrings("env"));
+  TRY(Cursor cwd, p.field("cwd"));
+  TRY(s.cwd, cwd.asString());
+  TRY(std::optional<Cursor> u, p.opt("user"));
+  if (u) {
+    TRY_VOID(known(*u, {"uid", "gid", "umask", "additionalGids"}));
+    TRY(auto uid, u->optNumber<uint32_t>("uid"));
+    TRY(auto gid, u->optNumber<uint32_t>("gid"));
+    TRY(auto umask, u->optNumber<uint32_t>("umask"));
     s.uid = uid.value_or(0);
     s.gid = gid.value_or(0);
     s.umask = umask.value_or(022);
-    if (u.HasMember("additionalGids") && u["additionalGids"].IsArray()) {
-      for (const auto& g : u["additionalGids"].GetArray()) {
-        s.additional_gids.push_back(g.GetUint());
-      }
+    TRY(std::optional<Cursor> gids, u->optArray("additionalGids"));
+    if (gids) {
+      TRY_VOID(gids->each([&](const Cursor& g) -> Result<void> {
+        TRY(gid_t v, g.asNumber<uint32_t>());
+        s.additional_gids.push_back(v);
+        return {};
+      }));
     }
   }
-  if (p.HasMember("capabilities")) {
-    const Value& c = p["capabilities"];
-    TRY_VOID(r.known(c, "process.capabilities",
-                     {"bounding", "effective", "inheritable", "permitted", "ambient"}));
-    TRY(s.capabilities.bounding, r.strings(c, "bounding", "process.capabilities"));
-    TRY(s.capabilities.effective, r.strings(c, "effective", "process.capabilities"));
-    TRY(s.capabilities.inheritable, r.strings(c, "inheritable", "process.capabilities"));
-    TRY(s.capabilities.permitted, r.strings(c, "permitted", "process.capabilities"));
-    TRY(s.capabilities.ambient, r.strings(c, "ambient", "process.capabilities"));
+  TRY(std::optional<Cursor> c, p.opt("capabilities"));
+  if (c) {
+    TRY_VOID(known(*c, {"bounding", "effective", "inheritable", "permitted", "ambient"}));
+    TRY(s.capabilities.bounding, c->optStrings("bounding"));
+    TRY(s.capabilities.effective, c->optStrings("effective"));
+    TRY(s.capabilities.inheritable, c->optStrings("inheritable"));
+    TRY(s.capabilities.permitted, c->optStrings("permitted"));
+    TRY(s.capabilities.ambient, c->optStrings("ambient"));
   }
-  if (p.HasMember("rlimits") && p["rlimits"].IsArray()) {
-    size_t i = 0;
-    for (const auto& l : p["rlimits"].GetArray()) {
-      std::string f = "process.rlimits[" + std::to_string(i++) + "]";
-      TRY_VOID(r.known(l, f, {"type", "soft", "hard"}));
-      TRY(std::string type, r.str(l, "type", f, true));
-      TRY(auto soft, r.number<uint64_t>(l, "soft", f));
-      TRY(auto hard, r.number<uint64_t>(l, "hard", f));
+  TRY(std::optional<Cursor> rlimits, p.optArray("rlimits"));
+  if (rlimits) {
+    TRY_VOID(rlimits->each([&](const Cursor& l) -> Result<void> {
+      TRY_VOID(known(l, {"type", "soft", "hard"}));
+      TRY(std::string type, l.str("type"));
+      TRY(auto soft, l.optUint64("soft"));
+      TRY(auto hard, l.optUint64("hard"));
       s.rlimits.push_back({type, soft.value_or(0), hard.value_or(0)});
-    }
+      return {};
+    }));
   }
-  s.no_new_privileges = p.HasMember("noNewPrivileges") && p["noNewPrivileges"].IsTrue();
-  TRY(auto oom, r.number<int>(p, "oomScoreAdj", "process"));
-  s.oom_score_adj = oom;
+  TRY(s.no_new_privileges, p.optBool("noNewPrivileges"));
+  TRY(s.oom_score_adj, p.optNumber<int>("oomScoreAdj"));
   return {};
 }
 
-Result<void> readMounts(const Reader& r, const Value& doc, ContainerSpec& s) {
-  if (!doc.HasMember("mounts") || !doc["mounts"].IsArray()) {
+Result<void> readMounts(const Cursor& doc, ContainerSpec& s) {
+  TRY(std::optional<Cursor> mounts, doc.optArray("mounts"));
+  if (!mounts) {
     return {};
   }
-  size_t i = 0;
-  for (const auto& m : doc["mounts"].GetArray()) {
-    std::string f = "mounts[" + std::to_string(i++) + "]";
-    TRY_VOID(r.known(m, f, {"destination", "type", "source", "options"}));
+  return mounts->each([&](const Cursor& m) -> Result<void> {
+    TRY_VOID(known(m, {"destination", "type", "source", "options"}));
     Mount mount;
-    TRY(mount.destination, r.str(m, "destination", f, true));
-    TRY(mount.type, r.str(m, "type", f));
-    TRY(mount.source, r.str(m, "source", f));
-    TRY(mount.options, r.strings(m, "options", f));
+    TRY(mount.destination, m.str("destination"));
+    TRY(mount.type, m.optStr("type"));
+    TRY(mount.source, m.optStr("source"));
+    TRY(mount.options, m.optStrings("options"));
     bool bind = std::ranges::any_of(
         mount.options, [](const std::string& o) { return o == "bind" || o == "rbind"; });
     if (mount.type.empty() && !bind) {
-      return r.error(f + ".type", "missing (and options have no bind)");
+      return m.errorAt("type", "missing (and options have no bind)");
     }
     s.mounts.push_back(std::move(mount));
-  }
-  return {};
+    return {};
+  });
 }
 
-Result<void> readResources(const Reader& r, const Value& res, OciBundle& b) {
-  const std::string f = "linux.resources";
-  TRY_VOID(r.known(res, f, {"devices", "memory", "cpu", "pids", "unified"}));
-  if (res.HasMember("devices") && res["devices"].IsArray()) {
-    size_t i = 0;
-    for (const auto& d : res["devices"].GetArray()) {
-      std::string df = f + ".devices[" + std::to_string(i++) + "]";
-      TRY_VOID(r.known(d, df, {"allow", "type", "major", "minor", "access"}));
+Result<void> readResources(const Cursor& res, OciBundle& b) {
+  TRY_VOID(known(res, {"devices", "memory", "cpu", "pids", "unified"}));
+  TRY(std::optional<Cursor> devices, res.optArray("devices"));
+  if (devices) {
+    TRY_VOID(devices->each([&](const Cursor& d) -> Result<void> {
+      TRY_VOID(known(d, {"allow", "type", "major", "minor", "access"}));
       cgroups::DeviceRule rule;
-      rule.allow = d.HasMember("allow") && d["allow"].IsTrue();
-      TRY(std::string type, r.str(d, "type", df));
+      TRY(rule.allow, d.optBool("allow"));
+      TRY(std::string type, d.optStr("type"));
       rule.type = type.empty() ? 'a' : type[0];
-      TRY(auto major, r.number<int64_t>(d, "major", df));
-      TRY(auto minor, r.number<int64_t>(d, "minor", df));
+      TRY(auto major, d.optInt64("major"));
+      TRY(auto minor, d.optInt64("minor"));
       rule.major = major.value_or(-1);
       rule.minor = minor.value_or(-1);
-      TRY(std::string access, r.str(d, "access", df));
+      TRY(std::string access, d.optStr("access"));
       rule.access = access.empty() ? "rwm" : access;
       b.devices.push_back(rule);
-    }
+      return {};
+    }));
   }
-  if (res.HasMember("memory")) {
-    const Value& m = res["memory"];
-    TRY_VOID(r.known(m, f + ".memory", {"limit", "reservation", "swap"}));
-    TRY(auto limit, r.number<int64_t>(m, "limit", f + ".memory"));
-    TRY(auto reservation, r.number<int64_t>(m, "reservation", f + ".memory"));
-    TRY(auto swap, r.number<int64_t>(m, "swap", f + ".memory"));
+  TRY(std::optional<Cursor> m, res.opt("memory"));
+  if (m) {
+    TRY_VOID(known(*m, {"limit", "reservation", "swap"}));
+    TRY(auto limit, m->optInt64("limit"));
+    TRY(auto reservation, m->optInt64("reservation"));
+    TRY(auto swap, m->optInt64("swap"));
     b.limits.memory_max = limit;
     b.limits.memory_low = reservation;  // runc's mapping on cgroup v2
     if (swap) {
@@ -227,85 +163,139 @@ Result<void> readResources(const Reader& r, const Value& res, OciBundle& b) {
       if (*swap == -1) {
         b.limits.memory_swap_max = -1;
       } else if (!limit || *limit < 0 || *swap < *limit) {
-        return r.error(f + ".memory.swap", "needs a memory limit no larger than it");
+        return m->errorAt("swap", "needs a memory limit no larger than it");
       } else {
         b.limits.memory_swap_max = *swap - *limit;
       }
     }
   }
-  if (res.HasMember("cpu")) {
-    const Value& c = res["cpu"];
-    TRY_VOID(r.known(c, f + ".cpu", {"shares", "quota", "period"}));
-    TRY(auto shares, r.number<uint64_t>(c, "shares", f + ".cpu"));
-    TRY(auto quota, r.number<int64_t>(c, "quota", f + ".cpu"));
-    TRY(auto period, r.number<uint64_t>(c, "period", f + ".cpu"));
+  TRY(std::optional<Cursor> c, res.opt("cpu"));
+  if (c) {
+    TRY_VOID(known(*c, {"shares", "quota", "period"}));
+    TRY(auto shares, c->optUint64("shares"));
+    TRY(auto quota, c->optInt64("quota"));
+    TRY(auto period, c->optNumber<int64_t>("period"));
+    if (period && *period <= 0) {
+      return c->errorAt("period", "must be positive");
+    }
     if (shares && *shares != 0) {
       b.limits.cpu_weight = cgroups::sharesToWeight(*shares);
     }
     if (quota || period) {
-      b.limits.cpu_max = cgroups::CpuMax{quota.value_or(-1) > 0 ? *quota : -1,
-                                         static_cast<int64_t>(period.value_or(100000))};
+      b.limits.cpu_max =
+          cgroups::CpuMax{quota.value_or(-1) > 0 ? *quota : -1, period.value_or(100000)};
     }
   }
-  if (res.HasMember("pids")) {
-    TRY_VOID(r.known(res["pids"], f + ".pids", {"limit"}));
-    TRY(auto limit, r.number<int64_t>(res["pids"], "limit", f + ".pids"));
+  TRY(std::optional<Cursor> pids, res.opt("pids"));
+  if (pids) {
+    TRY_VOID(known(*pids, {"limit"}));
+    TRY(auto limit, pids->optInt64("limit"));
     if (limit) {
       b.limits.pids_max = *limit <= 0 ? -1 : *limit;
     }
   }
-  if (res.HasMember("unified") && res["unified"].IsObject()) {
-    for (auto m = res["unified"].MemberBegin(); m != res["unified"].MemberEnd(); ++m) {
-      std::string file = m->name.GetString();
-      if (file.find('/') != std::string::npos || !m->value.IsString()) {
-        return r.error(f + ".unified." + file, "must be a cgroup file name with a string value");
+  TRY(std::optional<Cursor> unified, res.optObject("unified"));
+  if (unified) {
+    TRY_VOID(unified->members([&](const std::string& file, const Cursor& v) -> Result<void> {
+      if (file.empty() || file.find('/') != std::string::npos || !v.isString()) {
+        return v.error("must be a cgroup file name with a string value");
       }
-      b.unified[file] = m->value.GetString();
-    }
+      TRY(b.unified[file], v.asString());
+      return {};
+    }));
   }
   return {};
 }
 
-Result<Namespace> namespaceType(const Reader& r, const std::string& type,
-                                const std::string& field) {
+Result<Namespace> namespaceType(const Cursor& field) {
   static const std::map<std::string, Namespace> types = {
       {"pid", Namespace::kPid},       {"network", Namespace::kNet}, {"mount", Namespace::kMount},
       {"ipc", Namespace::kIpc},       {"uts", Namespace::kUts},     {"user", Namespace::kUser},
       {"cgroup", Namespace::kCgroup},
   };
+  TRY(std::string type, field.asString());
   auto it = types.find(type);
   if (it == types.end()) {
-    return r.error(field, "unsupported namespace type \"" + type + "\"");
+    return field.error("unsupported namespace type \"" + type + "\"");
   }
   return it->second;
 }
 
-Result<void> readLinux(const Reader& r, const Value& l, OciBundle& b) {
-  TRY_VOID(r.known(
-      l, "linux",
-      {"namespaces", "uidMappings", "gidMappings", "devices", "cgroupsPath", "resources",
-       "rootfsPropagation", "seccomp", "sysctl", "maskedPaths", "readonlyPaths", "mountLabel"}));
-  TRY_VOID(r.mustBeEmpty(l, "uidMappings", "linux"));
-  TRY_VOID(r.mustBeEmpty(l, "gidMappings", "linux"));
-  TRY_VOID(r.mustBeEmpty(l, "devices", "linux"));
-  TRY_VOID(r.mustBeEmpty(l, "mountLabel", "linux"));
-  ContainerSpec& s = b.spec;
-  if (l.HasMember("namespaces") && l["namespaces"].IsArray()) {
-    size_t i = 0;
-    for (const auto& n : l["namespaces"].GetArray()) {
-      std::string f = "linux.namespaces[" + std::to_string(i++) + "]";
-      TRY_VOID(r.known(n, f, {"type", "path"}));
-      TRY(std::string type, r.str(n, "type", f, true));
-      TRY(Namespace t, namespaceType(r, type, f + ".type"));
-      TRY(std::string path, r.str(n, "path", f));
-      s.namespaces.push_back({t, path});
+// Does the container get a namespace of its own of this type? A new one does;
+// one joined by path does unless it is the namespace kernelet itself runs in
+// (runc's isHostNetNS, applied to every type).
+Result<bool> privateNamespace(const Cursor& field, const ContainerSpec& s, Namespace type,
+                              const char* proc_name) {
+  for (const NamespaceRef& n : s.namespaces) {
+    if (n.type != type) {
+      continue;
     }
+    if (n.path.empty()) {
+      return true;
+    }
+    struct stat ours {
+    }, theirs{};
+    std::string self = std::string("/proc/self/ns/") + proc_name;
+    if (::stat(self.c_str(), &ours) != 0 || ::stat(n.path.c_str(), &theirs) != 0) {
+      int err = errno;
+      return field.error("cannot tell whether namespace " + n.path +
+                         " is the host's: " + std::strerror(err));
+    }
+    return ours.st_dev != theirs.st_dev || ours.st_ino != theirs.st_ino;
   }
-  TRY(b.cgroups_path, r.str(l, "cgroupsPath", "linux"));
-  if (l.HasMember("resources")) {
-    TRY_VOID(readResources(r, l["resources"], b));
+  return false;
+}
+
+Result<void> readSysctls(const Cursor& l, ContainerSpec& s) {
+  TRY(std::optional<Cursor> sysctls, l.optObject("sysctl"));
+  if (!sysctls) {
+    return {};
   }
-  TRY(std::string propagation, r.str(l, "rootfsPropagation", "linux"));
+  return sysctls->members([&](const std::string& name, const Cursor& v) -> Result<void> {
+    TRY(std::string value, v.asString());
+    // Only the namespace the name lives in is looked at (a joined one is stat'ed).
+    bool net = false, uts = false, ipc = false;
+    if (name.starts_with("net.")) {
+      TRY(net, privateNamespace(v, s, Namespace::kNet, "net"));
+    } else if (name == "kernel.hostname" || name == "kernel.domainname") {
+      TRY(uts, privateNamespace(v, s, Namespace::kUts, "uts"));
+    } else {
+      TRY(ipc, privateNamespace(v, s, Namespace::kIpc, "ipc"));
+    }
+    if (auto ok = validateSysctl(name, net, uts, ipc); !ok) {
+      return v.error(ok.error().detail);
+    }
+    s.sysctls.push_back({name, value});
+    return {};
+  });
+}
+
+Result<void> readLinux(const Cursor& l, OciBundle& b) {
+  TRY_VOID(known(
+      l, {"namespaces", "uidMappings", "gidMappings", "devices", "cgroupsPath", "resources",
+          "rootfsPropagation", "seccomp", "sysctl", "maskedPaths", "readonlyPaths", "mountLabel"}));
+  TRY_VOID(mustBeEmpty(l, "uidMappings"));
+  TRY_VOID(mustBeEmpty(l, "gidMappings"));
+  TRY_VOID(mustBeEmpty(l, "devices"));
+  TRY_VOID(mustBeEmpty(l, "mountLabel"));
+  ContainerSpec& s = b.spec;
+  TRY(std::optional<Cursor> namespaces, l.optArray("namespaces"));
+  if (namespaces) {
+    TRY_VOID(namespaces->each([&](const Cursor& n) -> Result<void> {
+      TRY_VOID(known(n, {"type", "path"}));
+      TRY(Cursor type, n.field("type"));
+      TRY(Namespace t, namespaceType(type));
+      TRY(std::string path, n.optStr("path"));
+      s.namespaces.push_back({t, path});
+      return {};
+    }));
+  }
+  TRY(b.cgroups_path, l.optStr("cgroupsPath"));
+  TRY(std::optional<Cursor> resources, l.opt("resources"));
+  if (resources) {
+    TRY_VOID(readResources(*resources, b));
+  }
+  TRY(std::string propagation, l.optStr("rootfsPropagation"));
   static const std::map<std::string, unsigned long> props = {
       {"", 0},
       {"private", MS_PRIVATE},
@@ -316,75 +306,56 @@ Result<void> readLinux(const Reader& r, const Value& l, OciBundle& b) {
       {"rshared", MS_SHARED | MS_REC},
   };
   if (!props.contains(propagation)) {
-    return r.error("linux.rootfsPropagation", "unknown value \"" + propagation + "\"");
+    return l.errorAt("rootfsPropagation", "unknown value \"" + propagation + "\"");
   }
   s.rootfs_propagation = props.at(propagation);
-  if (l.HasMember("seccomp") && !l["seccomp"].IsNull()) {
-    // The seccomp object keeps its own text; the seccomp compiler checks its fields.
-    const Value& sc = l["seccomp"];
+  TRY(std::optional<Cursor> seccomp, l.opt("seccomp"));
+  if (seccomp) {
+    // The seccomp object keeps its own text; the seccomp compiler checks its
+    // fields. The writer recurses, which the parser's depth limit keeps safe.
     rapidjson::StringBuffer buf;
     rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-    sc.Accept(w);
-    s.seccomp = {SeccompProfile::Kind::kJson, buf.GetString(), r.file + " linux.seccomp"};
+    seccomp->value().Accept(w);
+    s.seccomp = {SeccompProfile::Kind::kJson, std::string(buf.GetString(), buf.GetSize()),
+                 b.dir + "/config.json linux.seccomp"};
   } else {
     s.seccomp.kind = SeccompProfile::Kind::kUnconfined;  // OCI: no seccomp unless asked
   }
-  if (l.HasMember("sysctl") && l["sysctl"].IsObject()) {
-    for (auto m = l["sysctl"].MemberBegin(); m != l["sysctl"].MemberEnd(); ++m) {
-      if (!m->value.IsString()) {
-        return r.error(std::string("linux.sysctl.") + m->name.GetString(), "must be a string");
-      }
-      s.sysctls.push_back({m->name.GetString(), m->value.GetString()});
-    }
-  }
-  TRY(s.masked_paths, r.strings(l, "maskedPaths", "linux"));
-  TRY(s.readonly_paths, r.strings(l, "readonlyPaths", "linux"));
+  TRY_VOID(readSysctls(l, s));
+  TRY(s.masked_paths, l.optStrings("maskedPaths"));
+  TRY(s.readonly_paths, l.optStrings("readonlyPaths"));
   return {};
 }
 
 }  // namespace
 
 Result<OciBundle> parseOciConfig(const std::string& json, const std::string& dir) {
-  Reader r{dir + "/config.json"};
-  rapidjson::Document doc;
-  doc.Parse(json.c_str(), json.size());
-  if (doc.HasParseError()) {
-    return r.error("offset " + std::to_string(doc.GetErrorOffset()),
-                   rapidjson::GetParseError_En(doc.GetParseError()));
-  }
-  TRY_VOID(r.known(doc, "",
-                   {"ociVersion", "process", "root", "hostname", "domainname", "mounts", "hooks",
-                    "annotations", "linux"}));
+  const std::string file = dir + "/config.json";
+  TRY(rapidjson::Document doc, json::parse(json, kOp, file));
+  Cursor top(doc, kOp, file);
+  TRY_VOID(known(top, {"ociVersion", "process", "root", "hostname", "domainname", "mounts", "hooks",
+                       "annotations", "linux"}));
   OciBundle b;
   b.dir = dir;
-  TRY(b.oci_version, r.str(doc, "ociVersion", "", true));
+  TRY(b.oci_version, top.str("ociVersion"));
   if (!b.oci_version.starts_with("1.")) {
-    return r.error("ociVersion", "unsupported version \"" + b.oci_version + "\"");
+    return top.errorAt("ociVersion", "unsupported version \"" + b.oci_version + "\"");
   }
-  TRY_VOID(r.mustBeEmpty(doc, "hooks", ""));
-  TRY_VOID(r.mustBeEmpty(doc, "domainname", ""));
-  if (!doc.HasMember("process")) {
-    return r.error("process", "missing");
-  }
-  TRY_VOID(readProcess(r, doc["process"], b.spec));
-  if (!doc.HasMember("root")) {
-    return r.error("root", "missing");
-  }
-  TRY_VOID(r.known(doc["root"], "root", {"path", "readonly"}));
-  TRY(std::string root, r.str(doc["root"], "path", "root", true));
-  b.spec.rootfs = root.starts_with("/") ? root : dir + "/" + root;
-  b.spec.readonly_rootfs = doc["root"].HasMember("readonly") && doc["root"]["readonly"].IsTrue();
-  TRY(b.spec.hostname, r.str(doc, "hostname", ""));
-  TRY_VOID(readMounts(r, doc, b.spec));
-  if (doc.HasMember("annotations") && doc["annotations"].IsObject()) {
-    for (auto m = doc["annotations"].MemberBegin(); m != doc["annotations"].MemberEnd(); ++m) {
-      if (m->value.IsString()) {
-        b.annotations[m->name.GetString()] = m->value.GetString();
-      }
-    }
-  }
-  if (doc.HasMember("linux")) {
-    TRY_VOID(readLinux(r, doc["linux"], b));
+  TRY_VOID(mustBeEmpty(top, "hooks"));
+  TRY_VOID(mustBeEmpty(top, "domainname"));
+  TRY(Cursor process, top.field("process"));
+  TRY_VOID(readProcess(process, b.spec));
+  TRY(Cursor root, top.field("root"));
+  TRY_VOID(known(root, {"path", "readonly"}));
+  TRY(std::string root_path, root.str("path"));
+  b.spec.rootfs = root_path.starts_with("/") ? root_path : dir + "/" + root_path;
+  TRY(b.spec.readonly_rootfs, root.optBool("readonly"));
+  TRY(b.spec.hostname, top.optStr("hostname"));
+  TRY_VOID(readMounts(top, b.spec));
+  TRY(b.annotations, top.optStringMap("annotations"));
+  TRY(std::optional<Cursor> linux, top.opt("linux"));
+  if (linux) {
+    TRY_VOID(readLinux(*linux, b));
   } else {
     b.spec.seccomp.kind = SeccompProfile::Kind::kUnconfined;
   }

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "sys/fileio.h"
+#include "sys/json.h"
 
 namespace kernelet::isolation {
 
@@ -96,31 +97,30 @@ Result<void> saveState(const std::string& dir, const OciState& s) {
   return writeFileAtomic(dir + "/state.json", buf.GetString(), 0600);
 }
 
+Result<OciState> parseState(const std::string& json, const std::string& where) {
+  TRY(rapidjson::Document d, json::parse(json, "read state", where));
+  json::Cursor top(d, "read state", where);
+  OciState s;
+  TRY(s.id, top.str("id"));
+  // The pid is signalled later: a state file must not point anywhere but a process.
+  TRY(s.pid, top.number<pid_t>("pid"));
+  if (s.pid < 0) {
+    return top.error("pid: must not be negative");
+  }
+  TRY(s.oci_version, top.optStr("ociVersion"));
+  TRY(s.bundle, top.optStr("bundle"));
+  TRY(s.rootfs, top.optStr("rootfs"));
+  TRY(s.created, top.optStr("created"));
+  TRY(s.cgroup, top.optStr("cgroup"));
+  TRY(auto start_time, top.optUint64("startTime"));
+  s.start_time = start_time.value_or(0);
+  TRY(s.annotations, top.optStringMap("annotations"));
+  return s;
+}
+
 Result<OciState> loadState(const std::string& dir) {
   TRY(std::string text, readFile(dir + "/state.json"));
-  rapidjson::Document d;
-  d.Parse(text.c_str(), text.size());
-  if (d.HasParseError() || !d.IsObject() || !d.HasMember("id") || !d.HasMember("pid")) {
-    return makeError("read state", dir + "/state.json", "corrupt");
-  }
-  auto str = [&](const char* k) {
-    return d.HasMember(k) && d[k].IsString() ? std::string(d[k].GetString()) : std::string();
-  };
-  OciState s;
-  s.oci_version = str("ociVersion");
-  s.id = str("id");
-  s.bundle = str("bundle");
-  s.rootfs = str("rootfs");
-  s.created = str("created");
-  s.cgroup = str("cgroup");
-  s.pid = d["pid"].GetInt();
-  s.start_time = d.HasMember("startTime") ? d["startTime"].GetUint64() : 0;
-  if (d.HasMember("annotations") && d["annotations"].IsObject()) {
-    for (auto m = d["annotations"].MemberBegin(); m != d["annotations"].MemberEnd(); ++m) {
-      s.annotations[m->name.GetString()] = m->value.GetString();
-    }
-  }
-  return s;
+  return parseState(text, dir + "/state.json");
 }
 
 }  // namespace kernelet::isolation

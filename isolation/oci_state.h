@@ -33,5 +33,7 @@ uint64_t processStartTime(pid_t pid);
 
 Result<void> saveState(const std::string& dir, const OciState& s);
 Result<OciState> loadState(const std::string& dir);
+// The same from the text of a state.json; `where` names it in errors.
+Result<OciState> parseState(const std::string& json, const std::string& where);
 
 }  // namespace kernelet::isolation

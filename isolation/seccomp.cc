@@ -1,7 +1,5 @@
 #include "isolation/seccomp.h"
 
-#include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 #include <seccomp.h>
 #include <sys/mman.h>
 #include <sys/utsname.h>
@@ -12,13 +10,14 @@
 #include <memory>
 #include <set>
 
+#include "sys/json.h"
 #include "sys/unique_fd.h"
 
 namespace kernelet::isolation {
 
 namespace {
 
-using rapidjson::Value;
+using json::Cursor;
 
 // What every compile step needs to report a clear error.
 struct Ctx {
@@ -91,44 +90,28 @@ bool kernelAtLeast(const std::string& have, const std::string& want) {
   return h1 != w1 ? h1 > w1 : h2 >= w2;
 }
 
-// The strings of obj[key], when it is an array.
-std::vector<std::string> strings(const Value& obj, const char* key) {
-  std::vector<std::string> out;
-  if (obj.IsObject() && obj.HasMember(key) && obj[key].IsArray()) {
-    for (const auto& s : obj[key].GetArray()) {
-      if (s.IsString()) {
-        out.emplace_back(s.GetString());
-      }
-    }
-  }
-  return out;
-}
-
 // Docker's includes/excludes: does this rule apply to this container on amd64?
-Result<bool> applies(const Ctx& c, const Value& rule, const std::string& field) {
+Result<bool> applies(const Ctx& c, const Cursor& rule) {
   auto check = [&](const char* key, bool include) -> Result<bool> {
-    if (!rule.HasMember(key)) {
+    TRY(std::optional<Cursor> f, rule.optObject(key));
+    if (!f) {
       return true;
     }
-    const Value& f = rule[key];
-    for (auto m = f.MemberBegin(); m != f.MemberEnd(); ++m) {
-      std::string k = m->name.GetString();
-      if (k != "caps" && k != "arches" && k != "minKernel") {
-        return fieldError(c, field + "." + key + "." + k, "unknown field");
-      }
-    }
+    TRY_VOID(f->onlyKeys({"caps", "arches", "minKernel"}));
+    TRY(std::vector<std::string> caps, f->optStrings("caps"));
     bool all_caps = true, any_cap = false;
-    for (const auto& cap : strings(f, "caps")) {
+    for (const auto& cap : caps) {
       bool has = c.caps.contains(cap);
       all_caps = all_caps && has;
       any_cap = any_cap || has;
     }
-    auto arches = strings(f, "arches");
+    TRY(std::vector<std::string> arches, f->optStrings("arches"));
     bool arch_match = std::find(arches.begin(), arches.end(), "amd64") != arches.end();
     if (include) {
       bool ok = all_caps && (arches.empty() || arch_match);
-      if (f.HasMember("minKernel") && f["minKernel"].IsString()) {
-        ok = ok && kernelAtLeast(c.kernel, f["minKernel"].GetString());
+      TRY(std::string min_kernel, f->optStr("minKernel"));
+      if (!min_kernel.empty()) {
+        ok = ok && kernelAtLeast(c.kernel, min_kernel);
       }
       return ok;
     }
@@ -139,51 +122,62 @@ Result<bool> applies(const Ctx& c, const Value& rule, const std::string& field) 
   return inc && exc;
 }
 
-Result<void> addRule(const Ctx& c, scmp_filter_ctx ctx, const Value& rule, size_t i,
+// An errnoRet: the errno a rule returns, which the kernel carries in 16 bits.
+Result<int> errnoRet(const Cursor& obj, const char* key) {
+  TRY(std::optional<uint16_t> e, obj.optNumber<uint16_t>(key));
+  return e ? static_cast<int>(*e) : EPERM;
+}
+
+Result<void> addRule(const Ctx& c, scmp_filter_ctx ctx, const Cursor& rule,
                      uint32_t default_action) {
-  std::string field = "syscalls[" + std::to_string(i) + "]";
-  static const std::set<std::string> known = {"names", "name",     "action",   "errnoRet",
-                                              "args",  "includes", "excludes", "comment"};
-  for (auto m = rule.MemberBegin(); m != rule.MemberEnd(); ++m) {
-    if (!known.contains(m->name.GetString())) {
-      return fieldError(c, field + "." + m->name.GetString(), "unknown field");
-    }
-  }
-  TRY(bool use, applies(c, rule, field));
+  TRY_VOID(rule.expectObject());
+  TRY_VOID(rule.onlyKeys(
+      {"names", "name", "action", "errnoRet", "args", "includes", "excludes", "comment"}));
+  TRY(bool use, applies(c, rule));
   if (!use) {
     return {};
   }
-  if (!rule.HasMember("action") || !rule["action"].IsString()) {
-    return fieldError(c, field + ".action", "missing");
+  if (!rule.has("action")) {
+    return rule.errorAt("action", "missing");
   }
-  int errno_ret = rule.HasMember("errnoRet") ? rule["errnoRet"].GetInt() : EPERM;
-  TRY(uint32_t action, parseAction(c, field + ".action", rule["action"].GetString(), errno_ret));
+  TRY(Cursor action_field, rule.field("action"));
+  TRY(std::string action_name, action_field.asString());
+  TRY(int errno_ret, errnoRet(rule, "errnoRet"));
+  TRY(uint32_t action, parseAction(c, action_field.path(), action_name, errno_ret));
   if (action == default_action) {
     return {};  // libseccomp refuses rules that repeat the default
   }
-  std::vector<std::string> names = strings(rule, "names");
-  if (rule.HasMember("name") && rule["name"].IsString()) {
-    names.emplace_back(rule["name"].GetString());
+  TRY(std::vector<std::string> names, rule.optStrings("names"));
+  TRY(std::string name, rule.optStr("name"));
+  if (!name.empty()) {
+    names.push_back(name);
   }
   std::vector<scmp_arg_cmp> args;
   std::set<unsigned> indexes;
-  if (rule.HasMember("args") && rule["args"].IsArray()) {
-    size_t j = 0;
-    for (const auto& a : rule["args"].GetArray()) {
-      std::string af = field + ".args[" + std::to_string(j++) + "]";
-      if (!a.HasMember("index") || !a.HasMember("op") || !a["op"].IsString()) {
-        return fieldError(c, af, "needs index and op");
+  TRY(std::optional<Cursor> arg_list, rule.optArray("args"));
+  if (arg_list) {
+    TRY_VOID(arg_list->each([&](const Cursor& a) -> Result<void> {
+      TRY_VOID(a.expectObject());
+      if (!a.has("index") || !a.has("op")) {
+        return a.error("needs index and op");
       }
-      TRY(scmp_compare op, parseOp(c, af + ".op", a["op"].GetString()));
-      uint64_t value = a.HasMember("value") ? a["value"].GetUint64() : 0;
-      uint64_t two = a.HasMember("valueTwo") ? a["valueTwo"].GetUint64() : 0;
-      unsigned index = a["index"].GetUint();
-      args.push_back(scmp_arg_cmp{.arg = index, .op = op, .datum_a = value, .datum_b = two});
+      TRY(Cursor op_field, a.field("op"));
+      TRY(std::string op_name, op_field.asString());
+      TRY(scmp_compare op, parseOp(c, op_field.path(), op_name));
+      TRY(auto value, a.optUint64("value"));
+      TRY(auto two, a.optUint64("valueTwo"));
+      TRY(unsigned index, a.number<unsigned>("index"));
+      if (index >= 6) {
+        return a.errorAt("index", "a system call has 6 arguments (0 to 5)");
+      }
+      args.push_back(scmp_arg_cmp{
+          .arg = index, .op = op, .datum_a = value.value_or(0), .datum_b = two.value_or(0)});
       indexes.insert(index);
-    }
+      return {};
+    }));
   }
-  for (const std::string& name : names) {
-    int nr = seccomp_syscall_resolve_name(name.c_str());
+  for (const std::string& n : names) {
+    int nr = seccomp_syscall_resolve_name(n.c_str());
     if (nr == __NR_SCMP_ERROR) {
       continue;  // not a syscall of this architecture (e.g. chown32 on x86-64)
     }
@@ -202,7 +196,7 @@ Result<void> addRule(const Ctx& c, scmp_filter_ctx ctx, const Value& rule, size_
       }
     }
     if (rc != 0) {
-      return sysError(-rc, "seccomp_rule_add " + name, c.origin);
+      return sysError(-rc, "seccomp_rule_add " + n, c.origin);
     }
   }
   return {};
@@ -242,33 +236,22 @@ Result<SeccompProgram> compileSeccomp(const SeccompProfile& profile,
                                 ? runtimeDefaultSeccompJson()
                                 : profile.json;
 
-  rapidjson::Document doc;
-  doc.Parse(text.c_str(), text.size());
-  if (doc.HasParseError()) {
-    return fieldError(c, "offset " + std::to_string(doc.GetErrorOffset()),
-                      rapidjson::GetParseError_En(doc.GetParseError()));
+  TRY(rapidjson::Document doc, json::parse(text, "seccomp profile", c.origin));
+  Cursor top(doc, "seccomp profile", c.origin);
+  TRY_VOID(top.expectObject());
+  TRY_VOID(top.onlyKeys({"defaultAction", "defaultErrnoRet", "architectures", "archMap", "syscalls",
+                         "comment", "flags"},
+                        "unknown or unsupported field"));
+  TRY(std::vector<std::string> flags, top.optStrings("flags"));
+  if (!flags.empty()) {
+    return top.errorAt("flags", "seccomp filter flags are not supported");
   }
-  if (!doc.IsObject()) {
-    return fieldError(c, "(top)", "not a JSON object");
+  if (!top.has("defaultAction")) {
+    return top.errorAt("defaultAction", "missing");
   }
-  static const std::set<std::string> known = {"defaultAction", "defaultErrnoRet", "architectures",
-                                              "archMap",       "syscalls",        "comment",
-                                              "flags"};
-  for (auto m = doc.MemberBegin(); m != doc.MemberEnd(); ++m) {
-    std::string k = m->name.GetString();
-    if (!known.contains(k)) {
-      return fieldError(c, k, "unknown or unsupported field");
-    }
-  }
-  if (doc.HasMember("flags") && doc["flags"].IsArray() && !doc["flags"].Empty()) {
-    return fieldError(c, "flags", "seccomp filter flags are not supported");
-  }
-  if (!doc.HasMember("defaultAction") || !doc["defaultAction"].IsString()) {
-    return fieldError(c, "defaultAction", "missing");
-  }
-  int default_errno = doc.HasMember("defaultErrnoRet") ? doc["defaultErrnoRet"].GetInt() : EPERM;
-  TRY(uint32_t default_action,
-      parseAction(c, "defaultAction", doc["defaultAction"].GetString(), default_errno));
+  TRY(std::string default_name, top.str("defaultAction"));
+  TRY(int default_errno, errnoRet(top, "defaultErrnoRet"));
+  TRY(uint32_t default_action, parseAction(c, "defaultAction", default_name, default_errno));
 
   std::unique_ptr<void, void (*)(scmp_filter_ctx)> ctx(seccomp_init(default_action),
                                                        seccomp_release);
@@ -278,16 +261,17 @@ Result<SeccompProgram> compileSeccomp(const SeccompProfile& profile,
   // Syscalls made through the x86 and x32 ABIs get the same rules when the
   // profile lists those architectures; any other ABI is killed (libseccomp's
   // bad-arch action), so it cannot be used to slip past the rules.
-  std::vector<std::string> arch_names = strings(doc, "architectures");
-  if (doc.HasMember("archMap") && doc["archMap"].IsArray()) {
-    for (const auto& m : doc["archMap"].GetArray()) {
-      if (m.HasMember("architecture") &&
-          std::string(m["architecture"].GetString()) == "SCMP_ARCH_X86_64") {
-        for (auto& s : strings(m, "subArchitectures")) {
-          arch_names.push_back(s);
-        }
+  TRY(std::vector<std::string> arch_names, top.optStrings("architectures"));
+  TRY(std::optional<Cursor> arch_map, top.optArray("archMap"));
+  if (arch_map) {
+    TRY_VOID(arch_map->each([&](const Cursor& m) -> Result<void> {
+      TRY(std::string arch, m.optStr("architecture"));
+      TRY(std::vector<std::string> subs, m.optStrings("subArchitectures"));
+      if (arch == "SCMP_ARCH_X86_64") {
+        arch_names.insert(arch_names.end(), subs.begin(), subs.end());
       }
-    }
+      return {};
+    }));
   }
   for (const std::string& a : arch_names) {
     TRY(uint32_t arch, parseArch(c, "architectures", a));
@@ -299,11 +283,11 @@ Result<SeccompProgram> compileSeccomp(const SeccompProfile& profile,
       return sysError(-rc, "seccomp_arch_add " + a, c.origin);
     }
   }
-  if (doc.HasMember("syscalls") && doc["syscalls"].IsArray()) {
-    size_t i = 0;
-    for (const auto& rule : doc["syscalls"].GetArray()) {
-      TRY_VOID(addRule(c, ctx.get(), rule, i++, default_action));
-    }
+  TRY(std::optional<Cursor> syscalls, top.optArray("syscalls"));
+  if (syscalls) {
+    TRY_VOID(syscalls->each([&](const Cursor& rule) -> Result<void> {
+      return addRule(c, ctx.get(), rule, default_action);
+    }));
   }
   TRY(auto prog, exportBpf(ctx.get()));
   return SeccompProgram{std::move(prog)};

@@ -34,10 +34,10 @@ const char* kConfig = R"({
       "pids": {"limit": 64},
       "unified": {"memory.high": "60000000"}
     },
-    "namespaces": [{"type": "pid"}, {"type": "network", "path": "/proc/1/ns/net"}, {"type": "mount"}],
+    "namespaces": [{"type": "pid"}, {"type": "network", "path": "/proc/1/ns/net"}, {"type": "mount"}, {"type": "ipc"}],
     "cgroupsPath": "/box/c1",
     "rootfsPropagation": "rslave",
-    "sysctl": {"net.ipv4.ip_forward": "1"},
+    "sysctl": {"kernel.shm_rmid_forced": "1"},
     "maskedPaths": ["/proc/kcore"],
     "readonlyPaths": ["/proc/sys"]
   }
@@ -61,7 +61,9 @@ TEST(OciConfig, ReadsWhatCrunSpecWrites) {
   EXPECT_EQ(s.rlimits[0].soft, 512u);
   EXPECT_TRUE(s.no_new_privileges);
   EXPECT_EQ(s.oom_score_adj, 100);
-  ASSERT_EQ(s.namespaces.size(), 3u);
+  ASSERT_EQ(s.namespaces.size(), 4u);
+  ASSERT_EQ(s.sysctls.size(), 1u);
+  EXPECT_EQ(s.sysctls[0].key, "kernel.shm_rmid_forced");
   EXPECT_EQ(s.namespaces[1].path, "/proc/1/ns/net");
   EXPECT_EQ(s.rootfs_propagation, static_cast<unsigned long>(MS_SLAVE | MS_REC));
   EXPECT_EQ(s.seccomp.kind, SeccompProfile::Kind::kUnconfined);  // none asked: none applied
@@ -117,6 +119,71 @@ TEST(OciConfig, BrokenInputIsAClearError) {
               "process.args: missing or empty");
   expectError(withReplaced(R"("uid": 1000)", R"("uid": "root")"),
               "process.user.uid: must be an integer");
+}
+
+TEST(OciConfig, WrongTypesAreErrorsNamingTheField) {
+  expectError("[1]", "must be an object");
+  expectError(withReplaced(R"("additionalGids": [2000])", R"("additionalGids": ["wheel"])"),
+              "process.user.additionalGids[0]: must be an integer");
+  expectError(withReplaced(R"("additionalGids": [2000])", R"("additionalGids": [-1])"),
+              "process.user.additionalGids[0]: must not be negative");
+  expectError(withReplaced(R"("rlimits": [{)", R"("rlimits": [7, {)"),
+              "process.rlimits[0]: must be an object");
+  expectError(withReplaced(R"("mounts": [)", R"("mounts": [1, )"), "mounts[0]: must be an object");
+  expectError(withReplaced(R"("hostname": "box",)", R"("hostname": "box", "mounts": 5,)"),
+              "mounts: must be an array");
+  expectError(withReplaced(R"("namespaces": [{"type": "pid"})", R"("namespaces": [{"type": 1})"),
+              "linux.namespaces[0].type: must be a string");
+  expectError(withReplaced(R"("annotations": {"a": "b"})", R"("annotations": {"a": 1})"),
+              "annotations.a: must be a string");
+  expectError(withReplaced(R"("noNewPrivileges": true)", R"("noNewPrivileges": "yes")"),
+              "process.noNewPrivileges: must be true or false");
+  expectError(withReplaced(R"("devices": [{"allow": false)", R"("devices": [{"allow": 0)"),
+              "linux.resources.devices[0].allow: must be true or false");
+  expectError(withReplaced(R"("sysctl": {"kernel.shm_rmid_forced": "1"})",
+                           R"("sysctl": {"kernel.shm_rmid_forced": 1})"),
+              "linux.sysctl.kernel.shm_rmid_forced: must be a string");
+  expectError(
+      withReplaced(R"("root": {"path": "rootfs", "readonly": true})", R"("root": "rootfs")"),
+      "root: must be an object");
+  std::string deep =
+      withReplaced(R"("cgroupsPath": "/box/c1",)",
+                   R"("seccomp": )" + std::string(100000, '[') + std::string(100000, ']') + ",");
+  auto b = parseOciConfig(deep, "/bundles/x");
+  ASSERT_FALSE(b);
+  EXPECT_NE(b.error().message().find("nested deeper than"), std::string::npos);
+}
+
+TEST(OciConfig, OnlyNamespacedSysctlsAreAccepted) {
+  auto config = [](const std::string& sysctl, const std::string& namespaces) {
+    std::string s = withReplaced(R"("sysctl": {"kernel.shm_rmid_forced": "1"})",
+                                 R"("sysctl": {")" + sysctl + R"(": "1"})");
+    std::string from =
+        R"("namespaces": [{"type": "pid"}, {"type": "network", "path": "/proc/1/ns/net"}, {"type": "mount"}, {"type": "ipc"}])";
+    return s.replace(s.find(from), from.size(), R"("namespaces": [)" + namespaces + "]");
+  };
+  const std::string all = R"({"type": "network"}, {"type": "uts"}, {"type": "ipc"})";
+  for (const char* ok : {"net.ipv4.ip_forward", "kernel.msgmax", "kernel.shm_rmid_forced",
+                         "fs.mqueue.msg_max", "kernel.domainname", "kernel.hostname"}) {
+    auto b = parseOciConfig(config(ok, all), "/bundles/x");
+    EXPECT_TRUE(b) << ok << ": " << b.error().message();
+  }
+  expectError(config("kernel.core_pattern", all),
+              "linux.sysctl.kernel.core_pattern: not a namespaced sysctl");
+  expectError(config("vm.overcommit_memory", all),
+              "linux.sysctl.vm.overcommit_memory: not a namespaced sysctl");
+  expectError(config("net.ipv4.ip_forward", R"({"type": "uts"}, {"type": "ipc"})"),
+              "linux.sysctl.net.ipv4.ip_forward: needs a private network namespace");
+  expectError(config("kernel.msgmax", R"({"type": "network"})"),
+              "linux.sysctl.kernel.msgmax: needs a private IPC namespace");
+  expectError(config("kernel.hostname", R"({"type": "network"})"),
+              "linux.sysctl.kernel.hostname: needs a private UTS namespace");
+  expectError(config("net.ipv4/../../core_pattern", all),
+              "linux.sysctl.net.ipv4/../../core_pattern: not a valid sysctl name");
+  expectError(config("net..ipv4", all), "linux.sysctl.net..ipv4: not a valid sysctl name");
+  // Joining our own network namespace by path is not a private one.
+  expectError(config("net.ipv4.ip_forward", R"({"type": "network", "path": "/proc/self/ns/net"})"),
+              "linux.sysctl.net.ipv4.ip_forward: needs a private network namespace");
 }
 
 }  // namespace
