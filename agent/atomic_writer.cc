@@ -231,9 +231,16 @@ bool holdsExactly(int root, const std::string& ts, const Files& want) {
     return false;
   }
   for (const auto& [rel, f] : want) {
-    UniqueFd fd(openBeneath(tsfd.get(), rel, O_RDONLY));
+    // Listed as a regular file, but it may have been swapped since: a FIFO
+    // would block this open and the agent's loop with it, so never block and
+    // read only what is still a regular file.
+    UniqueFd fd(openBeneath(tsfd.get(), rel, O_RDONLY | O_NONBLOCK));
+    struct stat st {};
+    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      return false;
+    }
     std::string text(f.content.size() + 1, '\0');
-    ssize_t n = fd ? ::pread(fd.get(), text.data(), text.size(), 0) : -1;
+    ssize_t n = ::pread(fd.get(), text.data(), text.size(), 0);
     if (n < 0 || text.substr(0, static_cast<size_t>(n)) != f.content) {
       return false;
     }

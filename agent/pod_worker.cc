@@ -311,8 +311,9 @@ void PodWorker::runProbe(Ctr& c, size_t i) {
   ProbeTarget target;
   // httpGet and tcpSocket go to the pod's IP (the node's for host-network pods).
   target.ip = pod_.host_network || !sandbox_ ? ctx_.node_ip : sandbox_->ip();
-  target.exec = [self, index](const std::vector<std::string>& argv,
-                              int out_fd) -> Result<isolation::Process> {
+  target.exec = [self, index](
+                    const std::vector<std::string>& argv, int out_fd,
+                    std::chrono::milliseconds setup_timeout) -> Result<isolation::Process> {
     auto w = self.lock();
     if (!w || !w->ctrs_[index].running) {
       return makeError("exec probe", "", "the container is not running");
@@ -323,6 +324,7 @@ void PodWorker::runProbe(Ctr& c, size_t i) {
     e.stdin_fd = devnull.get();
     e.stdout_fd = e.stderr_fd = out_fd;
     e.cgroup_fd = inst.cgroup.fd();
+    e.setup_timeout = setup_timeout;
     return isolation::start(e);
   };
   c.probes[i].run = startProbe(*ctx_.loop, *ctx_.timers, c.probes[i].spec, target,

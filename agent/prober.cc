@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "sys/unique_fd.h"
@@ -91,7 +92,8 @@ class ExecRun : public Run {
     }
     out_.reset(p[0]);
     UniqueFd w(p[1]);
-    auto proc = target.exec(probe.command, w.get());
+    auto proc = target.exec(probe.command, w.get(),
+                            std::chrono::seconds(std::max(probe.timeout_seconds, 1)));
     w.reset();
     if (!proc) {
       return finishSoon(false, proc.error().message());

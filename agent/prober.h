@@ -9,6 +9,7 @@
 // The failure messages are the kubelet's ("HTTP probe failed with statuscode:
 // 500", "dial tcp 10.88.0.5:8080: connect: connection refused").
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -28,8 +29,13 @@ struct ProbeOutcome {
 
 struct ProbeTarget {
   std::string ip;  // where httpGet and tcpSocket go (the pod's, or the node's)
-  // exec: starts `argv` in the container with its output to `out_fd`.
-  std::function<Result<isolation::Process>(const std::vector<std::string>& argv, int out_fd)> exec;
+  // exec: starts `argv` in the container with its output to `out_fd`. The
+  // start runs on the agent's loop thread, so its setup (until execve) is
+  // bounded by `setup_timeout`, the probe's own timeoutSeconds: a container
+  // that starves its exec child of CPU stalls the node for no longer than that.
+  std::function<Result<isolation::Process>(const std::vector<std::string>& argv, int out_fd,
+                                           std::chrono::milliseconds setup_timeout)>
+      exec;
 };
 
 class ProbeRun {

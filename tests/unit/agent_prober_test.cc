@@ -198,7 +198,8 @@ TEST_F(ProberTest, ASilentServerTimesOut) {
 // An exec stand-in: `sh -c SCRIPT` on the host, its output to out_fd.
 ProbeTarget shell() {
   ProbeTarget t;
-  t.exec = [](const std::vector<std::string>& argv, int out_fd) -> Result<isolation::Process> {
+  t.exec = [](const std::vector<std::string>& argv, int out_fd,
+              std::chrono::milliseconds) -> Result<isolation::Process> {
     pid_t pid = ::fork();
     if (pid == 0) {
       ::dup2(out_fd, 1);
@@ -235,7 +236,8 @@ TEST_F(ProberTest, ExecPassesOnExitZeroAndReportsWhatItPrinted) {
 
 TEST_F(ProberTest, AnExecThatCannotStartFailsAfterStartProbeReturned) {
   ProbeTarget t;
-  t.exec = [](const std::vector<std::string>&, int) -> Result<isolation::Process> {
+  t.exec = [](const std::vector<std::string>&, int,
+              std::chrono::milliseconds) -> Result<isolation::Process> {
     return makeError("exec probe", "", "the container is not running");
   };
   bool returned = false, early = false;
@@ -252,6 +254,27 @@ TEST_F(ProberTest, AnExecThatCannotStartFailsAfterStartProbeReturned) {
   ASSERT_TRUE(out);
   EXPECT_FALSE(early);
   EXPECT_NE(out->message.find("the container is not running"), std::string::npos);
+}
+
+// An exec probe's start runs on the loop thread: its setup is bounded by the
+// probe's timeoutSeconds, not by the 60 s a container start gets.
+TEST_F(ProberTest, AnExecProbesSetupIsBoundedByItsTimeout) {
+  for (int timeout : {0, 1, 7}) {
+    std::optional<std::chrono::milliseconds> given;
+    ProbeTarget t;
+    t.exec = [&given](const std::vector<std::string>&, int,
+                      std::chrono::milliseconds setup) -> Result<isolation::Process> {
+      given = setup;
+      return makeError("exec probe", "", "not started");
+    };
+    std::optional<ProbeOutcome> out;
+    auto run =
+        startProbe(*loop_, *timers_,
+                   {.kind = Probe::Kind::kExec, .command = {"x"}, .timeout_seconds = timeout}, t,
+                   [&](ProbeOutcome o) { out = o; });
+    ASSERT_TRUE(given);
+    EXPECT_EQ(*given, std::chrono::seconds(std::max(timeout, 1))) << timeout;
+  }
 }
 
 TEST(ProbeManifest, ProbesDecodeWithNamedPortsAndTheirRules) {
