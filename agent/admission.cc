@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "agent/pod_names.h"
+
 namespace kernelet::agent {
 namespace {
 
@@ -81,6 +83,20 @@ NodeResources readNodeResources(const AgentConfig& config) {
 }
 
 Admission admit(const Pod& pod, const std::vector<const Pod*>& running, const NodeResources& node) {
+  // Static pods were checked when their file loaded; pods from the API are
+  // checked here, where a refusal shows in the pod's status, before any path
+  // is built from their names. "FailedValidation" is the kubelet's reason for
+  // a pod it refuses to run.
+  if (auto bad = invalidPodName(pod)) {
+    return {false, "FailedValidation", *bad};
+  }
+  size_t containers = pod.init_containers.size() + pod.containers.size();
+  if (containers > kMaxContainersPerPod) {
+    return {false, "FailedValidation",
+            "spec.containers: Too many: " + std::to_string(containers) +
+                " containers (init containers included): must have at most " +
+                std::to_string(kMaxContainersPerPod)};
+  }
   if (static_cast<int>(running.size()) + 1 > node.max_pods) {
     return outOf("pods", 1, static_cast<int64_t>(running.size()), node.max_pods);
   }

@@ -1,6 +1,8 @@
 #pragma once
 // Whether a pod fits the node: the kubelet's admission of cpu and memory
-// requests against allocatable, and of the pod count against maxPods.
+// requests against allocatable, and of the pod count against maxPods; before
+// that, whether it is a pod the agent may run at all: names the API server
+// would accept, and at most kMaxContainersPerPod containers.
 
 #include <cstdint>
 #include <string>
@@ -10,6 +12,13 @@
 #include "agent/pod.h"
 
 namespace kernelet::agent {
+
+// The API server sets no limit on the containers of a pod (only the object's
+// size bounds them); the agent holds about six descriptors and a share of its
+// loop per container, so one pod may have at most this many, init containers
+// and sidecars included. A pod of 10,000 containers exhausted the agent's
+// descriptors and starved every other pod.
+constexpr size_t kMaxContainersPerPod = 250;
 
 struct NodeResources {
   int64_t capacity_milli_cpu = 0, capacity_memory = 0;
@@ -32,7 +41,7 @@ int64_t podRequestMemory(const Pod& pod);
 
 struct Admission {
   bool admitted = true;
-  std::string reason;   // OutOfcpu, OutOfmemory, OutOfpods
+  std::string reason;   // FailedValidation, OutOfcpu, OutOfmemory, OutOfpods
   std::string message;  // "Node didn't have enough resource: cpu, requested: 500, used: ..."
 };
 

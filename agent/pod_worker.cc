@@ -134,6 +134,7 @@ PodWorker::~PodWorker() {
   }
   ctx_.timers->cancel(kill_timer_);
   ctx_.timers->cancel(retry_timer_);
+  ctx_.timers->cancel(pace_timer_);
   if (sandbox_) {
     (void)sandbox_->destroy();
   }
@@ -479,12 +480,26 @@ void PodWorker::sync() {
     return;
   }
   syncing_ = true;
+  starts_this_turn_ = 0;
   do {
     resync_ = false;
     syncOnce();
   } while (resync_);
   syncing_ = false;
   publish();
+}
+
+void PodWorker::paceStarts() {
+  if (pace_timer_ != 0) {
+    return;
+  }
+  std::weak_ptr<PodWorker> self = weak_from_this();
+  pace_timer_ = ctx_.timers->after(std::chrono::seconds(0), [self] {
+    if (auto w = self.lock()) {
+      w->pace_timer_ = 0;
+      w->sync();
+    }
+  });
 }
 
 void PodWorker::syncOnce() {
@@ -505,6 +520,11 @@ void PodWorker::syncOnce() {
         continue;
       }
       if (!c.ever_started) {
+        if (starts_this_turn_ >= kStartsPerTurn) {
+          paceStarts();
+          return;
+        }
+        starts_this_turn_++;
         startContainer(c);
         if (c.creating) {
           return;
@@ -544,6 +564,14 @@ void PodWorker::syncOnce() {
       c.status.state.reason = "ContainerCreating";
     }
     if (!c.ever_started) {
+      if (starts_this_turn_ >= kStartsPerTurn) {
+        // Enough for one turn of the loop: the rest start on the next turns,
+        // after the signals, exits and other pods that waited meanwhile.
+        alive = true;
+        paceStarts();
+        continue;
+      }
+      starts_this_turn_++;
       startContainer(c);
       alive = true;
     } else if (shouldRestart(c)) {
@@ -980,6 +1008,8 @@ void PodWorker::terminate(std::function<void()> done, std::optional<int64_t> gra
   terminating_ = true;
   ctx_.timers->cancel(retry_timer_);
   retry_timer_ = 0;
+  ctx_.timers->cancel(pace_timer_);
+  pace_timer_ = 0;
   for (auto& c : ctrs_) {
     ctx_.timers->cancel(c.restart_timer);
     c.restart_timer = 0;
