@@ -135,6 +135,7 @@ PodWorker::~PodWorker() {
   ctx_.timers->cancel(kill_timer_);
   ctx_.timers->cancel(retry_timer_);
   ctx_.timers->cancel(pace_timer_);
+  ctx_.timers->cancel(publish_timer_);
   if (sandbox_) {
     (void)sandbox_->destroy();
   }
@@ -941,7 +942,10 @@ void PodWorker::onExit(Ctr& c, Result<isolation::ContainerExit> exit) {
       stopContainers(true);  // sidecars go after the regular containers
     }
     maybeCleanUp();
-    publish();
+    // Hundreds of containers killed together exit in a burst: their statuses
+    // are written once for the burst, not once per exit (each write of the
+    // whole pod's status is fsync'd), so the pod ends with its grace period.
+    publishSoon();
     return;
   }
   sync();
@@ -1081,6 +1085,19 @@ void PodWorker::emit(const Ctr* c, const std::string& type, const std::string& r
   if (ctx_.event) {
     ctx_.event(pod_, c != nullptr ? c->spec->name : "", type, reason, message);
   }
+}
+
+void PodWorker::publishSoon() {
+  if (publish_timer_ != 0) {
+    return;
+  }
+  std::weak_ptr<PodWorker> self = weak_from_this();
+  publish_timer_ = ctx_.timers->after(std::chrono::seconds(0), [self] {
+    if (auto w = self.lock()) {
+      w->publish_timer_ = 0;
+      w->publish();
+    }
+  });
 }
 
 void PodWorker::publish() {

@@ -141,6 +141,8 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   void stopContainers(bool sidecars);
   void maybeCleanUp();
   void publish();
+  // publish() on the next turn of the loop, once for whatever changed by then.
+  void publishSoon();
   // Probes of a container that just started: startup first, then readiness
   // and liveness; each outcome moves started/ready or kills the container.
   void startProbes(Ctr& c);
@@ -178,6 +180,7 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   static constexpr int kStartsPerTurn = 8;
   int starts_this_turn_ = 0;
   TimerQueue::Id pace_timer_ = 0;
+  TimerQueue::Id publish_timer_ = 0;
   std::vector<std::function<void()>> on_done_;
 };
 
