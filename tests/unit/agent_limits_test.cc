@@ -1,6 +1,7 @@
 // What a hostile pod cannot do to the agent: names that become paths, too
 // many containers, two static pods with one identity; and the seccomp default.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <functional>
@@ -89,6 +90,37 @@ TEST(PodLimits, APodOverTheContainerCapIsRefusedByName) {
   EXPECT_EQ(a.message,
             "spec.containers: Too many: 251 containers (init containers included): "
             "must have at most 250");
+}
+
+// The agent holds about six descriptors per container: a pod that would take
+// it past its open-file limit is refused, not started into EMFILE errors.
+TEST(PodLimits, PodsBeyondTheAgentsOpenFileLimitAreRefused) {
+  NodeResources node = bigNode();
+  node.max_containers = 300;
+  Pod a = named("default", "a", "ua");
+  a.containers.clear();
+  for (int i = 0; i < 200; i++) {
+    a.containers.push_back({.name = "c" + std::to_string(i)});
+  }
+  Pod b = a;
+  b.name = "b";
+  b.uid = "ub";
+  EXPECT_TRUE(admit(a, {}, node).admitted);
+  Admission full = admit(b, {&a}, node);
+  EXPECT_FALSE(full.admitted);
+  EXPECT_EQ(full.reason, "OutOfdescriptors");
+  EXPECT_EQ(full.message,
+            "Node didn't have enough resource: descriptors, requested: 1200, used: 1200, "
+            "capacity: 1800");
+  Pod small = named("default", "s", "us");
+  EXPECT_TRUE(admit(small, {&a}, node).admitted);
+  // Read from the agent's hard RLIMIT_NOFILE.
+  rlimit files{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &files), 0);
+  if (files.rlim_max != RLIM_INFINITY) {
+    EXPECT_EQ(readNodeResources(AgentConfig{}).max_containers,
+              std::max<int64_t>((static_cast<int64_t>(files.rlim_max) - 100) / 6, 1));
+  }
 }
 
 // Runs the loop until `done` or 5 s.
