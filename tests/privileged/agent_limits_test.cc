@@ -252,6 +252,40 @@ TEST_F(AgentLimits, APodOverTheContainerCapIsRefusedWithAClearMessage) {
   EXPECT_EQ(stopAgent(), 0);
 }
 
+// Numbers no int64 or double holds, and one of 300,000 digits, in a static
+// manifest killed the agent with nothing in its log. Annotations are strings:
+// the pod runs with them; a field that wants a number names itself.
+TEST_F(AgentLimits, HugeNumbersInAManifestNeitherCrashTheAgentNorAreLost) {
+  std::string digits(300000, '7');
+  writeManifest("big.yaml",
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: big\n  annotations:\n"
+                "    digits: " +
+                    digits +
+                    "\n    int: 123456789012345678901234567890\n"
+                    "    float: 1e400\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  "
+                    "- {name: c, image: " +
+                    kImage + ", imagePullPolicy: Never, command: [sleep, '3600']}\n");
+  writeManifest("grace.yaml",
+                "apiVersion: v1\nkind: Pod\nmetadata: {name: grace}\nspec:\n"
+                "  terminationGracePeriodSeconds: 99999999999999999999\n"
+                "  containers: [{name: c, image: " +
+                    kImage + "}]\n");
+  startAgent();
+  waitFor(
+      "big", [](const PodSummary& p) { return p.status.phase == "Running"; }, "Running");
+  for (auto until = steady_clock::now() + seconds(10);
+       agentLog().find("grace.yaml") == std::string::npos && steady_clock::now() < until;) {
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_NE(agentLog().find("line 5: spec.terminationGracePeriodSeconds: must be an integer "
+                            "between -9223372036854775808 and 9223372036854775807"),
+            std::string::npos)
+      << agentLog();
+  int status = 0;
+  ASSERT_EQ(::waitpid(agent_, &status, WNOHANG), 0) << "the agent died: " << status << agentLog();
+  EXPECT_EQ(stopAgent(), 0);
+}
+
 // A user namespace gives CAP_SYS_ADMIN over namespaces of its own (here a UTS
 // namespace, as over a new mount namespace): RuntimeDefault refuses unshare
 // without CAP_SYS_ADMIN, and is kernelet's default.
