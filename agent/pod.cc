@@ -587,6 +587,15 @@ Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
         vol.kind = Volume::Kind::kEmptyDir;
         TRY(vol.medium, str(c, v["emptyDir"], "medium", vf + ".emptyDir"));
         TRY(vol.size_limit, str(c, v["emptyDir"], "sizeLimit", vf + ".emptyDir"));
+        if (!vol.size_limit.empty()) {
+          auto q = apiclient::Quantity::parse(vol.size_limit);
+          if (!q || *q < apiclient::Quantity::fromInt(0)) {
+            return c.error(
+                v["emptyDir"]["sizeLimit"], vf + ".emptyDir.sizeLimit",
+                q ? "Invalid value: \"" + vol.size_limit + "\": must be greater than or equal to 0"
+                  : q.error().detail);
+          }
+        }
       } else if (v["hostPath"]) {
         vol.kind = Volume::Kind::kHostPath;
         TRY(vol.path, str(c, v["hostPath"], "path", vf + ".hostPath"));

@@ -202,6 +202,11 @@ TEST(Manifest, NegativeQuantitiesAreRefusedAsTheApiServerDoes) {
       "  - {name: c, image: i, resources: {requests: {memory: 2Gi}, limits: {memory: 1Gi}}}\n",
       "line 6: spec.containers[0].resources.requests.memory: must be less than or equal to the "
       "memory limit");
+  expectError(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers: [{name: c, image: i}]\n"
+      "  volumes:\n  - name: v\n    emptyDir: {sizeLimit: -64Mi}\n",
+      "line 8: spec.volumes[0].emptyDir.sizeLimit: Invalid value: \"-64Mi\": must be greater than "
+      "or equal to 0");
   auto zero = parseManifests(
       "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n"
       "  - {name: c, image: i, resources: {requests: {cpu: 0}, limits: {memory: \"0\"}}}\n",
