@@ -1,10 +1,13 @@
 #include "agent/admission.h"
 
 #include <sched.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <fstream>
 #include <sstream>
+
+#include "agent/pod_names.h"
 
 namespace kernelet::agent {
 namespace {
@@ -77,17 +80,46 @@ NodeResources readNodeResources(const AgentConfig& config) {
       break;
     }
   }
-  return nodeResources(static_cast<int64_t>(cpus) * 1000, memory, config);
+  NodeResources n = nodeResources(static_cast<int64_t>(cpus) * 1000, memory, config);
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_max != RLIM_INFINITY) {
+    n.max_containers = std::max<int64_t>(
+        (static_cast<int64_t>(files.rlim_max) - kAgentDescriptors) / kDescriptorsPerContainer, 1);
+  }
+  return n;
 }
 
 Admission admit(const Pod& pod, const std::vector<const Pod*>& running, const NodeResources& node) {
+  // Static pods were checked when their file loaded; pods from the API are
+  // checked here, where a refusal shows in the pod's status, before any path
+  // is built from their names. "FailedValidation" is the kubelet's reason for
+  // a pod it refuses to run.
+  if (auto bad = invalidPodName(pod)) {
+    return {false, "FailedValidation", *bad};
+  }
+  size_t containers = pod.init_containers.size() + pod.containers.size();
+  if (containers > kMaxContainersPerPod) {
+    return {false, "FailedValidation",
+            "spec.containers: Too many: " + std::to_string(containers) +
+                " containers (init containers included): must have at most " +
+                std::to_string(kMaxContainersPerPod)};
+  }
   if (static_cast<int>(running.size()) + 1 > node.max_pods) {
     return outOf("pods", 1, static_cast<int64_t>(running.size()), node.max_pods);
   }
-  int64_t cpu = 0, memory = 0;
+  int64_t cpu = 0, memory = 0, containers_used = 0;
   for (const Pod* p : running) {
     cpu += podRequestMilliCpu(*p);
     memory += podRequestMemory(*p);
+    containers_used += static_cast<int64_t>(p->init_containers.size() + p->containers.size());
+  }
+  // Past its open-file limit the agent could neither start a container nor
+  // watch one; a pod that would take it there waits for none, it is refused.
+  if (node.max_containers > 0 &&
+      containers_used + static_cast<int64_t>(containers) > node.max_containers) {
+    return outOf("descriptors", static_cast<int64_t>(containers) * kDescriptorsPerContainer,
+                 containers_used * kDescriptorsPerContainer,
+                 node.max_containers * kDescriptorsPerContainer);
   }
   int64_t want_cpu = podRequestMilliCpu(pod), want_memory = podRequestMemory(pod);
   if (want_cpu > 0 && cpu + want_cpu > node.allocatable_milli_cpu) {

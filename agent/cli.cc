@@ -59,17 +59,28 @@ void addRunFlags(CLI::App* run, RunFlags& f) {
                   "hard eviction thresholds, e.g. memory.available<100Mi,nodefs.available<10% "
                   "(evictionHard; the signals left out get none)");
   run->add_option("-v,--v", c.verbosity, "log verbosity");
+  run->add_flag("--seccomp-default", c.seccomp_default,
+                "RuntimeDefault seccomp for containers that set no profile (seccompDefault; "
+                "kernelet's default is true, --seccomp-default=false leaves them Unconfined)");
   run->add_flag(
       "--limits-unenforced", c.limits_unenforced,
       "run pods even where cgroup v2 lacks cpu, memory or pids (limits are NOT enforced)");
 }
 
-int runAgent(CLI::App* run, RunFlags& flags) {
+// The settings `kernelet run` was given: the file, then the flags given. A
+// non-zero status is the exit status, with `error` to print.
+struct Configured {
   AgentConfig config;
+  int status = 0;
+  std::string error;
+};
+
+Configured configure(CLI::App* run, const RunFlags& flags) {
+  Configured out;
+  AgentConfig& config = out.config;
   if (!flags.config_file.empty()) {
     if (auto r = loadKubeletConfiguration(flags.config_file, config); !r) {
-      std::cerr << "kernelet run: " << r.error().message() << "\n";
-      return 1;
+      return {config, 1, r.error().message()};
     }
   }
   // Only the flags given on the command line override the file.
@@ -87,33 +98,46 @@ int runAgent(CLI::App* run, RunFlags& flags) {
   if (given("--cluster-dns")) config.cluster_dns = f.cluster_dns;
   if (given("--cluster-domain")) config.cluster_domain = f.cluster_domain;
   if (given("--resolv-conf")) config.resolv_conf = f.resolv_conf;
+  if (given("--seccomp-default")) config.seccomp_default = f.seccomp_default;
   if (given("-v")) config.verbosity = f.verbosity;
   // The kubelet's reservation and threshold flags, over the file's.
-  auto flagValue = [&](const char* name, const std::string& text, auto parse, auto& out) {
+  auto flagValue = [&](const char* name, const std::string& text, auto parse, auto& target) {
     if (!given(name)) {
       return true;
     }
     auto parsed = parse(text, name);
     if (!parsed) {
-      std::cerr << "kernelet run: " << parsed.error().message() << "\n";
+      out.error = parsed.error().message();
       return false;
     }
-    out = std::move(*parsed);
+    target = std::move(*parsed);
     return true;
   };
   if (!flagValue("--kube-reserved", flags.kube_reserved, parseReserved, config.kube_reserved) ||
       !flagValue("--system-reserved", flags.system_reserved, parseReserved,
                  config.system_reserved) ||
       !flagValue("--eviction-hard", flags.eviction_hard, parseEvictionHard, config.eviction_hard)) {
-    return kUsageError;
+    out.status = kUsageError;
+    return out;
   }
   config.limits_unenforced = f.limits_unenforced;
   config.kubeconfig = flags.kubeconfig;
   if (config.pod_manifest_path.empty() && config.kubeconfig.empty()) {
-    std::cerr << "kernelet run: no pod source: give --pod-manifest-path DIR (or staticPodPath in "
-                 "--config) and/or --kubeconfig FILE\n";
-    return kUsageError;
+    out.status = kUsageError;
+    out.error =
+        "no pod source: give --pod-manifest-path DIR (or staticPodPath in --config) and/or "
+        "--kubeconfig FILE";
   }
+  return out;
+}
+
+int runAgent(CLI::App* run, RunFlags& flags) {
+  Configured configured = configure(run, flags);
+  if (configured.status != 0) {
+    std::cerr << "kernelet run: " << configured.error << "\n";
+    return configured.status;
+  }
+  const AgentConfig& config = configured.config;
   if (auto r = raiseOpenFileLimit(); !r) {  // a node's worth of pods needs more than 1024
     std::cerr << "kernelet run: " << r.error().message() << "\n";
     return 1;
@@ -131,6 +155,28 @@ int runAgent(CLI::App* run, RunFlags& flags) {
 }
 
 }  // namespace
+
+Result<AgentConfig> runConfig(const std::vector<std::string>& args) {
+  CLI::App run{"run", "run"};
+  RunFlags flags;
+  addRunFlags(&run, flags);
+  std::vector<std::string> line = {"run"};
+  line.insert(line.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : line) {
+    argv.push_back(a.data());
+  }
+  try {
+    run.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const CLI::ParseError& e) {
+    return makeError("kernelet run", "", e.what());
+  }
+  Configured configured = configure(&run, flags);
+  if (configured.status != 0) {
+    return makeError("kernelet run", "", configured.error);
+  }
+  return configured.config;
+}
 
 int runCli(int argc, char** argv) {
   CLI::App app{"kernelet: a Kubernetes node agent that isolates containers itself", "kernelet"};

@@ -52,7 +52,11 @@ struct AgentConfig {
   std::string pod_cidr = "10.88.0.0/16";
   Reserved system_reserved, kube_reserved;
   std::map<std::string, Threshold> eviction_hard = defaultEvictionHard();
-  bool seccomp_default = false;  // seccompDefault: RuntimeDefault for pods that set no profile
+  // seccompDefault: RuntimeDefault for containers that set no profile.
+  // kernelet's default is true, unlike the kubelet's: Unconfined let any
+  // container create a user namespace with CAP_SYS_ADMIN over a new mount
+  // namespace. --seccomp-default=false gives the kubelet's Unconfined back.
+  bool seccomp_default = true;
   int verbosity = 0;
   // On a host whose cgroup v2 lacks cpu, memory or pids: run pods without their
   // limits, warning loudly, instead of refusing to start.

@@ -6,8 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <set>
 
+#include "agent/pod_names.h"
 #include "apiclient/objects.h"
 #include "images/digest.h"
 #include "sys/fileio.h"
@@ -78,6 +80,7 @@ bool ManifestSource::load(const std::string& name) {
   struct stat st {};
   bool present = ::stat(path.c_str(), &st) == 0;
   if (!present || !S_ISREG(st.st_mode)) {
+    first_seen_.erase(name);
     return by_file_.erase(name) > 0;
   }
   auto text = readFile(path);
@@ -90,7 +93,19 @@ bool ManifestSource::load(const std::string& name) {
   std::vector<StaticPod> pods;
   for (const auto& m : *parsed) {
     pods.push_back(staticPod(m, path, node_));
+    // Checked on the names as they will be used (with the node suffix), before
+    // any log or volume path is built from them; the kubelet refuses such a
+    // pod as the API server would.
+    if (auto bad = invalidPodName(pods.back().pod)) {
+      report_(makeError("parse manifest", path, "line " + std::to_string(m.line) + ": " + *bad)
+                  .error());
+      return false;
+    }
   }
+  if (!first_seen_.contains(name)) {
+    first_seen_[name] = next_seen_++;
+  }
+  reportDuplicates(name, pods);
   auto& slot = by_file_[name];
   bool same = slot.size() == pods.size();
   for (size_t i = 0; same && i < pods.size(); i++) {
@@ -125,10 +140,64 @@ void ManifestSource::onEvents() {
   }
 }
 
+// The files in the order they first loaded: of two pods with one uid or one
+// namespace/name, the one seen first runs, as with the kubelet.
+std::vector<std::string> ManifestSource::filesInLoadOrder() const {
+  std::vector<std::string> files;
+  for (const auto& [file, pods] : by_file_) {
+    files.push_back(file);
+  }
+  std::sort(files.begin(), files.end(), [this](const std::string& a, const std::string& b) {
+    return first_seen_.at(a) < first_seen_.at(b);
+  });
+  return files;
+}
+
+void ManifestSource::reportDuplicates(const std::string& name,
+                                      const std::vector<StaticPod>& pods) const {
+  auto clash = [](const StaticPod& a, const StaticPod& b) -> std::string {
+    if (a.pod.uid == b.pod.uid) {
+      return "uid \"" + a.pod.uid + "\"";
+    }
+    if (a.pod.namespace_ == b.pod.namespace_ && a.pod.name == b.pod.name) {
+      return "pod name \"" + a.pod.namespace_ + "/" + a.pod.name + "\"";
+    }
+    return "";
+  };
+  for (size_t i = 0; i < pods.size(); i++) {
+    for (size_t j = 0; j < i; j++) {
+      if (std::string what = clash(pods[i], pods[j]); !what.empty()) {
+        report_(makeError("static pod", pods[i].file,
+                          "duplicate " + what + " (also earlier in the same file): ignoring it")
+                    .error());
+      }
+    }
+    for (const std::string& other : filesInLoadOrder()) {
+      if (other == name) {
+        continue;
+      }
+      for (const auto& o : by_file_.at(other)) {
+        if (std::string what = clash(pods[i], o); !what.empty()) {
+          bool first = first_seen_.at(other) < first_seen_.at(name);
+          report_(makeError("static pod", pods[i].file,
+                            "duplicate " + what + " (also in `" + o.file +
+                                "`): ignoring the one in `" + (first ? pods[i].file : o.file) + "`")
+                      .error());
+        }
+      }
+    }
+  }
+}
+
 std::map<std::string, StaticPod> ManifestSource::pods() const {
   std::map<std::string, StaticPod> out;
-  for (const auto& [file, pods] : by_file_) {
-    for (const auto& p : pods) {
+  std::set<std::string> names;
+  for (const std::string& file : filesInLoadOrder()) {
+    for (const auto& p : by_file_.at(file)) {
+      // A duplicate was reported when its file loaded; the first one stays.
+      if (out.contains(p.pod.uid) || !names.insert(p.pod.namespace_ + "/" + p.pod.name).second) {
+        continue;
+      }
       out.emplace(p.pod.uid, p);
     }
   }

@@ -3,8 +3,11 @@
 // watched with inotify: a file written or moved in (re)loads its pods, a file
 // removed or moved out drops them. A file that fails to parse is reported and
 // its previous pods, if any, stay as they were; other files are unaffected.
+// So is a pod whose names the API server would refuse. Of two pods with one
+// uid or one namespace/name the first loaded runs and the other is reported.
 // Hidden files (".name") are ignored, as the kubelet ignores them.
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -57,6 +60,10 @@ class ManifestSource {
   // Re-reads one file; true when its pods changed.
   bool load(const std::string& name);
   void onEvents();
+  std::vector<std::string> filesInLoadOrder() const;
+  // Reports each pod of `pods` (the new content of file `name`) whose uid or
+  // namespace/name another pod already has, naming both files.
+  void reportDuplicates(const std::string& name, const std::vector<StaticPod>& pods) const;
 
   EventLoop& loop_;
   std::string dir_, node_;
@@ -64,6 +71,8 @@ class ManifestSource {
   Report report_;
   UniqueFd inotify_;
   std::map<std::string, std::vector<StaticPod>> by_file_;
+  std::map<std::string, uint64_t> first_seen_;  // file -> when it first loaded
+  uint64_t next_seen_ = 0;
 };
 
 }  // namespace kernelet::agent

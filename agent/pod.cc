@@ -2,9 +2,11 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <regex>
+#include <limits>
 #include <set>
+#include <type_traits>
 
+#include "agent/pod_names.h"
 #include "agent/yaml_json.h"
 
 namespace kernelet::agent {
@@ -35,6 +37,17 @@ Result<std::optional<T>> opt(const Ctx& c, const YAML::Node& parent, const char*
     }
     return std::optional<T>(n.as<T>());
   } catch (const YAML::Exception&) {
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      // A number too large for the field is named as such, not as a crash.
+      const std::string s = n.IsScalar() ? n.Scalar() : std::string();
+      size_t i = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
+      if (i < s.size() && s.find_first_not_of("0123456789", i) == std::string::npos) {
+        return c.error(n, field + "." + key,
+                       "must be an integer between " +
+                           std::to_string(std::numeric_limits<T>::min()) + " and " +
+                           std::to_string(std::numeric_limits<T>::max()));
+      }
+    }
     return c.error(n, field + "." + key, "wrong type");
   }
 }
@@ -64,16 +77,6 @@ Result<std::vector<std::string>> strings(const Ctx& c, const YAML::Node& parent,
   return out;
 }
 
-bool dnsLabel(const std::string& s) {
-  static const std::regex re("[a-z0-9]([-a-z0-9]*[a-z0-9])?");
-  return s.size() <= 63 && std::regex_match(s, re);
-}
-
-bool dnsSubdomain(const std::string& s) {
-  static const std::regex re("[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*");
-  return s.size() <= 253 && std::regex_match(s, re);
-}
-
 Result<ResourceList> resources(const Ctx& c, const YAML::Node& n, const std::string& field) {
   ResourceList out;
   if (!n || n.IsNull()) {
@@ -83,10 +86,22 @@ Result<ResourceList> resources(const Ctx& c, const YAML::Node& n, const std::str
     return c.error(n, field, "must be a map of quantities");
   }
   for (const auto& kv : n) {
-    std::string name = kv.first.as<std::string>();
-    auto q = apiclient::Quantity::parse(kv.second.IsScalar() ? kv.second.as<std::string>() : "");
+    if (!kv.first.IsScalar()) {
+      return c.error(kv.first, field, "a resource name must be a string");
+    }
+    std::string name = kv.first.Scalar();
+    if (!kv.second.IsScalar()) {
+      return c.error(kv.second, field + "." + name, "must be a quantity");
+    }
+    auto q = apiclient::Quantity::parse(kv.second.Scalar());
     if (!q) {
       return c.error(kv.second, field + "." + name, q.error().detail);
+    }
+    // The API server's rule: a negative limit would mean no limit at all.
+    if (*q < apiclient::Quantity::fromInt(0)) {
+      return c.error(
+          kv.second, field + "." + name,
+          "Invalid value: \"" + kv.second.Scalar() + "\": must be greater than or equal to 0");
     }
     out.emplace(name, *q);
   }
@@ -347,7 +362,7 @@ Result<Container> container(const Ctx& c, const YAML::Node& n, const std::string
     return c.error(n, field, "must be a map");
   }
   TRY(k.name, str(c, n, "name", field));
-  if (!dnsLabel(k.name)) {
+  if (!isDnsLabel(k.name)) {
     return c.error(n, field + ".name",
                    k.name.empty() ? "required" : "\"" + k.name + "\" is not a DNS label");
   }
@@ -482,19 +497,32 @@ Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
     return c.error(doc, "metadata", "required");
   }
   TRY(p.name, str(c, meta, "name", "metadata"));
-  if (!dnsSubdomain(p.name)) {
+  if (!isDnsSubdomain(p.name)) {
     return c.error(meta, "metadata.name",
                    p.name.empty() ? "required" : "\"" + p.name + "\" is not a DNS subdomain");
   }
   TRY(auto ns, opt<std::string>(c, meta, "namespace", "metadata"));
-  p.namespace_ = ns.value_or("default");
+  p.namespace_ = ns && !ns->empty() ? *ns : "default";
   TRY(p.uid, str(c, meta, "uid", "metadata"));
   for (const char* which : {"labels", "annotations"}) {
-    if (meta[which] && meta[which].IsMap()) {
-      for (const auto& kv : meta[which]) {
-        (std::string(which) == "labels" ? p.labels : p.annotations)[kv.first.as<std::string>()] =
-            kv.second.as<std::string>();
+    const YAML::Node m = meta[which];
+    if (!m || m.IsNull()) {
+      continue;
+    }
+    std::string f = std::string("metadata.") + which;
+    if (!m.IsMap()) {
+      return c.error(m, f, "must be a map of strings");
+    }
+    for (const auto& kv : m) {
+      // Strings by the schema, whatever they look like: `v: 1e400` is "1e400".
+      if (!kv.first.IsScalar()) {
+        return c.error(kv.first, f, "keys must be strings");
       }
+      if (!kv.second.IsScalar() && !kv.second.IsNull()) {
+        return c.error(kv.second, f + "." + kv.first.Scalar(), "must be a string");
+      }
+      (std::string(which) == "labels" ? p.labels : p.annotations)[kv.first.Scalar()] =
+          kv.second.IsNull() ? "" : kv.second.Scalar();
     }
   }
   const YAML::Node spec = doc["spec"];
@@ -559,6 +587,15 @@ Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
         vol.kind = Volume::Kind::kEmptyDir;
         TRY(vol.medium, str(c, v["emptyDir"], "medium", vf + ".emptyDir"));
         TRY(vol.size_limit, str(c, v["emptyDir"], "sizeLimit", vf + ".emptyDir"));
+        if (!vol.size_limit.empty()) {
+          auto q = apiclient::Quantity::parse(vol.size_limit);
+          if (!q || *q < apiclient::Quantity::fromInt(0)) {
+            return c.error(
+                v["emptyDir"]["sizeLimit"], vf + ".emptyDir.sizeLimit",
+                q ? "Invalid value: \"" + vol.size_limit + "\": must be greater than or equal to 0"
+                  : q.error().detail);
+          }
+        }
       } else if (v["hostPath"]) {
         vol.kind = Volume::Kind::kHostPath;
         TRY(vol.path, str(c, v["hostPath"], "path", vf + ".hostPath"));
@@ -623,6 +660,8 @@ Result<std::vector<ManifestPod>> parseManifests(const std::string& text, const s
   } catch (const YAML::Exception& e) {
     return makeError("parse manifest", file,
                      "line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  } catch (const std::exception& e) {
+    return makeError("parse manifest", file, e.what());
   }
   std::vector<ManifestPod> out;
   for (const auto& d : docs) {
@@ -637,6 +676,11 @@ Result<std::vector<ManifestPod>> parseManifests(const std::string& text, const s
     } catch (const YAML::Exception& e) {
       return makeError("parse manifest", file,
                        "line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
+    } catch (const std::exception& e) {
+      // Whatever a library throws on hostile input is this file's error, not
+      // the agent's end.
+      return makeError("parse manifest", file,
+                       "line " + std::to_string(d.Mark().line + 1) + ": " + e.what());
     }
   }
   return out;

@@ -134,6 +134,8 @@ PodWorker::~PodWorker() {
   }
   ctx_.timers->cancel(kill_timer_);
   ctx_.timers->cancel(retry_timer_);
+  ctx_.timers->cancel(pace_timer_);
+  ctx_.timers->cancel(publish_timer_);
   if (sandbox_) {
     (void)sandbox_->destroy();
   }
@@ -481,12 +483,26 @@ void PodWorker::sync() {
     return;
   }
   syncing_ = true;
+  starts_this_turn_ = 0;
   do {
     resync_ = false;
     syncOnce();
   } while (resync_);
   syncing_ = false;
   publish();
+}
+
+void PodWorker::paceStarts() {
+  if (pace_timer_ != 0) {
+    return;
+  }
+  std::weak_ptr<PodWorker> self = weak_from_this();
+  pace_timer_ = ctx_.timers->after(std::chrono::seconds(0), [self] {
+    if (auto w = self.lock()) {
+      w->pace_timer_ = 0;
+      w->sync();
+    }
+  });
 }
 
 void PodWorker::syncOnce() {
@@ -507,6 +523,11 @@ void PodWorker::syncOnce() {
         continue;
       }
       if (!c.ever_started) {
+        if (starts_this_turn_ >= kStartsPerTurn) {
+          paceStarts();
+          return;
+        }
+        starts_this_turn_++;
         startContainer(c);
         if (c.creating) {
           return;
@@ -546,6 +567,14 @@ void PodWorker::syncOnce() {
       c.status.state.reason = "ContainerCreating";
     }
     if (!c.ever_started) {
+      if (starts_this_turn_ >= kStartsPerTurn) {
+        // Enough for one turn of the loop: the rest start on the next turns,
+        // after the signals, exits and other pods that waited meanwhile.
+        alive = true;
+        paceStarts();
+        continue;
+      }
+      starts_this_turn_++;
       startContainer(c);
       alive = true;
     } else if (shouldRestart(c)) {
@@ -925,7 +954,10 @@ void PodWorker::onExit(Ctr& c, Result<isolation::ContainerExit> exit) {
       stopContainers(true);  // sidecars go after the regular containers
     }
     maybeCleanUp();
-    publish();
+    // Hundreds of containers killed together exit in a burst: their statuses
+    // are written once for the burst, not once per exit (each write of the
+    // whole pod's status is fsync'd), so the pod ends with its grace period.
+    publishSoon();
     return;
   }
   sync();
@@ -992,6 +1024,8 @@ void PodWorker::terminate(std::function<void()> done, std::optional<int64_t> gra
   terminating_ = true;
   ctx_.timers->cancel(retry_timer_);
   retry_timer_ = 0;
+  ctx_.timers->cancel(pace_timer_);
+  pace_timer_ = 0;
   for (auto& c : ctrs_) {
     ctx_.timers->cancel(c.restart_timer);
     c.restart_timer = 0;
@@ -1063,6 +1097,19 @@ void PodWorker::emit(const Ctr* c, const std::string& type, const std::string& r
   if (ctx_.event) {
     ctx_.event(pod_, c != nullptr ? c->spec->name : "", type, reason, message);
   }
+}
+
+void PodWorker::publishSoon() {
+  if (publish_timer_ != 0) {
+    return;
+  }
+  std::weak_ptr<PodWorker> self = weak_from_this();
+  publish_timer_ = ctx_.timers->after(std::chrono::seconds(0), [self] {
+    if (auto w = self.lock()) {
+      w->publish_timer_ = 0;
+      w->publish();
+    }
+  });
 }
 
 void PodWorker::publish() {

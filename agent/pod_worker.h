@@ -120,6 +120,8 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   // re-entrant calls from a synchronous start are folded into one more round.
   void sync();
   void syncOnce();
+  // More containers wait to start than one turn takes: sync again on the next.
+  void paceStarts();
   void startContainer(Ctr& c);
   void runContainer(Ctr& c);
   void ensureImage(Ctr& c);
@@ -139,6 +141,8 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   void stopContainers(bool sidecars);
   void maybeCleanUp();
   void publish();
+  // publish() on the next turn of the loop, once for whatever changed by then.
+  void publishSoon();
   // Probes of a container that just started: startup first, then readiness
   // and liveness; each outcome moves started/ready or kills the container.
   void startProbes(Ctr& c);
@@ -170,6 +174,13 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   bool syncing_ = false, resync_ = false;
   bool waiting_for_objects_ = false;  // start() waits for ConfigMaps, Secrets or tokens
   TimerQueue::Id kill_timer_ = 0, retry_timer_ = 0;
+  // Containers started in this turn of the loop: a pod of hundreds starts
+  // them kStartsPerTurn at a time, so that a SIGTERM or another pod's exit is
+  // not kept waiting behind all of them.
+  static constexpr int kStartsPerTurn = 8;
+  int starts_this_turn_ = 0;
+  TimerQueue::Id pace_timer_ = 0;
+  TimerQueue::Id publish_timer_ = 0;
   std::vector<std::function<void()>> on_done_;
 };
 

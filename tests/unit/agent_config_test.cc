@@ -80,7 +80,7 @@ TEST(KubeletConfiguration, ErrorsNameFileLineAndField) {
 }
 
 Pod withRequests(const std::string& cpu, const std::string& memory) {
-  Pod p;
+  Pod p{.name = "p", .uid = "6f1c1bd1-5a43-4a43-9a55-0d8f2f6f0b7e"};
   Container c{.name = "c"};
   c.resources.requests.insert_or_assign("cpu", *apiclient::Quantity::parse(cpu));
   c.resources.requests.insert_or_assign("memory", *apiclient::Quantity::parse(memory));
@@ -100,7 +100,7 @@ TEST(Admission, RejectsWithTheKubeletsReasons) {
             "Node didn't have enough resource: cpu, requested: 600, used: 1500, capacity: 2000");
   Pod big = withRequests("1m", "2Gi");
   EXPECT_EQ(admit(big, {}, node).reason, "OutOfmemory");
-  Pod none;
+  Pod none{.name = "none", .uid = "u-none"};
   none.containers.push_back({.name = "c"});
   EXPECT_EQ(admit(none, {&none, &none, &none}, node).reason, "OutOfpods");
   // Init containers count by the larger of their peak and the app's sum.

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <rapidjson/document.h>
 
 #include "agent/pod.h"
 
@@ -106,6 +107,111 @@ TEST(Manifest, ErrorsNameFileLineAndField) {
       "  - {name: c, image: i, resources: {requests: {cpu: 2}, limits: {cpu: 1}}}\n",
       "line 6: spec.containers[0].resources.requests.cpu: must be less than or equal to the cpu "
       "limit");
+}
+
+std::string podWithAnnotation(const std::string& value) {
+  return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  annotations:\n    big: " + value +
+         "\n  labels: {n: " + value +
+         "}\nspec:\n  containers:\n  - name: c\n    image: i\n"
+         "    args: [" +
+         value + "]\n  unknownField: " + value + "\n";
+}
+
+// Numbers that no int64 or double holds, and one of 300,000 digits, killed
+// the agent (an exception out of the JSON conversion, a stack overflow in
+// std::regex). Annotations, labels and args are strings by the schema: they
+// keep the text, in the decoded pod and in the mirror pod's JSON alike.
+TEST(Manifest, NumbersOfAnySizeAreStringsWhereTheSchemaSaysString) {
+  for (const std::string& value :
+       {std::string(300000, '7'), std::string("0.") + std::string(300000, '1'),
+        std::string("123456789012345678901234567890"), std::string("-99999999999999999999"),
+        std::string("1e400"), std::string("-1.5e-400")}) {
+    auto pods = parseManifests(podWithAnnotation(value), "/m/p.yaml");
+    ASSERT_TRUE(pods) << pods.error().message();
+    ASSERT_EQ(pods->size(), 1u);
+    const Pod& p = (*pods)[0].pod;
+    EXPECT_EQ(p.annotations.at("big"), value);
+    EXPECT_EQ(p.labels.at("n"), value);
+    EXPECT_EQ(p.containers[0].args, std::vector<std::string>{value});
+    rapidjson::Document d;
+    d.Parse((*pods)[0].json.c_str());
+    ASSERT_FALSE(d.HasParseError()) << value.substr(0, 40);
+    ASSERT_TRUE(d["metadata"]["annotations"]["big"].IsString());
+    EXPECT_EQ(d["metadata"]["annotations"]["big"].GetString(), value);
+    EXPECT_TRUE(d["metadata"]["labels"]["n"].IsString());
+    EXPECT_TRUE(d["spec"]["containers"][0]["args"][0].IsString());
+    // A field kernelet does not read keeps a number JSON can hold, else the text.
+    EXPECT_TRUE(d["spec"].HasMember("unknownField"));
+  }
+  auto small = parseManifests(podWithAnnotation("42"), "/m/p.yaml");
+  ASSERT_TRUE(small);
+  rapidjson::Document d;
+  d.Parse((*small)[0].json.c_str());
+  EXPECT_EQ(d["spec"]["unknownField"].GetInt64(), 42);
+  EXPECT_EQ(std::string(d["metadata"]["annotations"]["big"].GetString()), "42");
+}
+
+TEST(Manifest, ValuesOfTheWrongShapeAreErrorsNamingTheField) {
+  expectError(
+      "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  annotations:\n    x: {y: z}\n"
+      "spec: {containers: [{name: c, image: i}]}\n",
+      "line 6: metadata.annotations.x: must be a string");
+  expectError(
+      "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  labels: [x]\n"
+      "spec: {containers: [{name: c, image: i}]}\n",
+      "line 5: metadata.labels: must be a map of strings");
+  expectError(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n"
+      "  terminationGracePeriodSeconds: 99999999999999999999\n  containers: [{name: c, image: "
+      "i}]\n",
+      "line 5: spec.terminationGracePeriodSeconds: must be an integer between "
+      "-9223372036854775808 and 9223372036854775807");
+  expectError(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n"
+      "  - name: c\n    image: i\n    ports: [{containerPort: " +
+          std::string(300000, '9') + "}]\n",
+      "line 8: spec.containers[0].ports[0].containerPort: must be an integer between "
+      "-2147483648 and 2147483647");
+  expectError(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n"
+      "  - {name: c, image: i, resources: {limits: {memory: 1e400}}}\n",
+      "line 6: spec.containers[0].resources.limits.memory: out of range");
+}
+
+// The API server refuses negative quantities in requests and limits (a
+// negative limit ran the container unlimited), and requests above limits.
+TEST(Manifest, NegativeQuantitiesAreRefusedAsTheApiServerDoes) {
+  expectError(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n"
+      "  - {name: c, image: i, resources: {limits: {memory: -1, cpu: 1}}}\n",
+      "line 6: spec.containers[0].resources.limits.memory: Invalid value: \"-1\": must be greater "
+      "than or equal to 0");
+  expectError(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n"
+      "  - {name: c, image: i, resources: {limits: {cpu: -1}}}\n",
+      "line 6: spec.containers[0].resources.limits.cpu: Invalid value: \"-1\": must be greater "
+      "than or equal to 0");
+  expectError(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  initContainers:\n"
+      "  - {name: s, image: i, resources: {requests: {ephemeral-storage: -1Ki}}}\n"
+      "  containers: [{name: c, image: i}]\n",
+      "line 6: spec.initContainers[0].resources.requests.ephemeral-storage: Invalid value: "
+      "\"-1Ki\": must be greater than or equal to 0");
+  expectError(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n"
+      "  - {name: c, image: i, resources: {requests: {memory: 2Gi}, limits: {memory: 1Gi}}}\n",
+      "line 6: spec.containers[0].resources.requests.memory: must be less than or equal to the "
+      "memory limit");
+  expectError(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers: [{name: c, image: i}]\n"
+      "  volumes:\n  - name: v\n    emptyDir: {sizeLimit: -64Mi}\n",
+      "line 8: spec.volumes[0].emptyDir.sizeLimit: Invalid value: \"-64Mi\": must be greater than "
+      "or equal to 0");
+  auto zero = parseManifests(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n"
+      "  - {name: c, image: i, resources: {requests: {cpu: 0}, limits: {memory: \"0\"}}}\n",
+      "/m/p.yaml");
+  EXPECT_TRUE(zero) << zero.error().message();
 }
 
 }  // namespace
