@@ -12,6 +12,7 @@
 
 #include "agent/log.h"
 #include "agent/node_allocatable.h"
+#include "agent/pod_names.h"
 #include "agent/recovery.h"
 #include "agent/version.h"
 #include "apiclient/objects.h"
@@ -394,6 +395,9 @@ void Agent::writeStatus(const std::string& uid) {
     return;
   }
   const PodWorker& w = *it->second;
+  if (invalidPodName(w.pod())) {
+    return;  // rejected at admission: its uid is not fit to be a path component
+  }
   std::string dir = ctx_.config.root_dir + "/pods/" + uid;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);

@@ -583,6 +583,15 @@ Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
       std::string vf = "spec.volumes[" + std::to_string(i++) + "]";
       Volume vol;
       TRY(vol.name, str(c, v, "name", vf));
+      // The name is a path component of the volume's directory, and the one
+      // a mount refers to: a DNS label, unique in the pod (the API server's rules).
+      if (!isDnsLabel(vol.name)) {
+        return c.error(v, vf + ".name", "Invalid value: \"" + vol.name + "\": must be a DNS label");
+      }
+      if (std::any_of(p.volumes.begin(), p.volumes.end(),
+                      [&](const Volume& x) { return x.name == vol.name; })) {
+        return c.error(v, vf + ".name", "Duplicate value: \"" + vol.name + "\"");
+      }
       if (v["emptyDir"]) {
         vol.kind = Volume::Kind::kEmptyDir;
         TRY(vol.medium, str(c, v["emptyDir"], "medium", vf + ".emptyDir"));

@@ -180,6 +180,20 @@ TEST(Manifest, ValuesOfTheWrongShapeAreErrorsNamingTheField) {
 
 // The API server refuses negative quantities in requests and limits (a
 // negative limit ran the container unlimited), and requests above limits.
+// Volume names are path components of the pod's volume dirs and the keys its
+// mounts use: one emptyDir and one configMap both named x must not leave the
+// mount of x to whichever came last (read-write for a configMap).
+TEST(Manifest, VolumeNamesAreUniqueDnsLabels) {
+  expectError(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers: [{name: c, image: i}]\n"
+      "  volumes:\n  - {name: x, emptyDir: {}}\n  - {name: x, configMap: {name: cm}}\n",
+      "line 8: spec.volumes[1].name: Duplicate value: \"x\"");
+  expectError(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers: [{name: c, image: i}]\n"
+      "  volumes:\n  - {name: ../../etc, emptyDir: {}}\n",
+      "line 7: spec.volumes[0].name: Invalid value: \"../../etc\": must be a DNS label");
+}
+
 TEST(Manifest, NegativeQuantitiesAreRefusedAsTheApiServerDoes) {
   expectError(
       "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n"
