@@ -1,3 +1,6 @@
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <iostream>
 #include <string_view>
 
@@ -22,9 +25,26 @@ bool startsContainers(int argc, char** argv) {
   return command == "oci" && kernelet::isolation::ociStartsContainer(argc - 1, argv + 1);
 }
 
+// Started with 0, 1 or 2 closed, the next files we open would take those
+// numbers: output meant for stdout would land in them, and a container's log
+// pipe could sit where its child dup2()s another stream (one clobbering the
+// other). /dev/null holds each closed one, as daemons and runc do.
+void pinStdio() {
+  for (int fd = 0; fd < 3; fd++) {
+    if (::fcntl(fd, F_GETFD) >= 0 || errno != EBADF) {
+      continue;
+    }
+    // 0..fd-1 are open by now, so the lowest free number is `fd` itself.
+    if (::open("/dev/null", O_RDWR) != fd) {
+      ::_exit(1);  // with no stdio there is nowhere to say why
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv, char** envp) {
+  pinStdio();  // first: before the sealed copy or anything else opens a file
   if (startsContainers(argc, argv) && !kernelet::sys::runningFromSealedCopy()) {
     // Fails loudly: running on without the copy would leave the host binary
     // reachable from every container this process starts.

@@ -14,6 +14,7 @@
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>  // the ST_* flags statfs also reports
@@ -60,10 +61,10 @@ const char* fdPath(char (&buf)[32], int fd) {
 
 // Opens `rel` inside the rootfs: symlinks resolve as if the rootfs were /, so
 // a hostile image cannot point a mount point outside of it.
-int openInRoot(int rootfd, const char* rel, int flags) {
+int openInRoot(int rootfd, const char* rel, int flags, uint64_t resolve = 0) {
   open_how how{};
   how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
-  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | resolve;
   return static_cast<int>(::syscall(SYS_openat2, rootfd, rel, &how, sizeof how));
 }
 
@@ -150,11 +151,76 @@ void populateDev(int rootfd) {
   ::close(dev);
 }
 
+// The mount_setattr flags of a bind's options: the kernel ignores them on a
+// MS_BIND mount(2), so they are set on the detached tree instead.
+mount_attr bindAttributes(const MountStep& m) {
+  mount_attr attr{};
+  attr.attr_set =
+      (m.readonly ? MOUNT_ATTR_RDONLY : 0) | (m.flags & MS_NOSUID ? MOUNT_ATTR_NOSUID : 0) |
+      (m.flags & MS_NODEV ? MOUNT_ATTR_NODEV : 0) | (m.flags & MS_NOEXEC ? MOUNT_ATTR_NOEXEC : 0) |
+      (m.flags & MS_NODIRATIME ? MOUNT_ATTR_NODIRATIME : 0);
+  // The atime mode is one value of three: setting one clears the others.
+  uint64_t atime = m.flags & MS_NOATIME       ? MOUNT_ATTR_NOATIME
+                   : m.flags & MS_STRICTATIME ? MOUNT_ATTR_STRICTATIME
+                   : m.flags & MS_RELATIME    ? MOUNT_ATTR_RELATIME
+                                              : ~0ULL;
+  if (atime != ~0ULL) {
+    attr.attr_set |= atime;
+    attr.attr_clr |= MOUNT_ATTR__ATIME;
+  }
+  return attr;
+}
+
+// A bind mount built detached (open_tree), made read-only and nosuid/nodev/
+// noexec as asked before anyone can see it, then moved onto the mount point
+// held by `target`. Nothing is resolved by path after the move, so a sibling
+// container that swaps a directory of a shared volume cannot redirect the
+// read-only flag or the propagation to another mount (a bind then a remount
+// by path could be).
+void bindOnto(int target, const MountStep& m) {
+  unsigned recursive = (m.flags & MS_REC) != 0 ? AT_RECURSIVE : 0;
+  int tree = sys::openTree(AT_FDCWD, m.source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | recursive);
+  if (tree < 0) {
+    fail("open_tree", m.source);
+  }
+  mount_attr attr = bindAttributes(m);
+  if (attr.attr_set != 0 && sys::mountSetattr(tree, "", AT_EMPTY_PATH | recursive, &attr) != 0) {
+    fail("mount_setattr", m.destination);
+  }
+  if (sys::moveMount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) !=
+      0) {
+    fail("move_mount", m.destination);
+  }
+  // After the move `tree` names the attached mount itself: its propagation
+  // (a detached tree has none to change) is set through the same fd.
+  if (m.propagation != 0) {
+    mount_attr prop{};
+    prop.propagation = m.propagation & ~static_cast<unsigned long>(MS_REC);
+    unsigned rec = (m.propagation & MS_REC) != 0 ? AT_RECURSIVE : 0;
+    if (sys::mountSetattr(tree, "", AT_EMPTY_PATH | rec, &prop) != 0) {
+      fail("set mount propagation", m.destination);
+    }
+  }
+  ::close(tree);
+}
+
 void mountOne(int rootfd, const MountStep& m) {
   ensureMountpoint(rootfd, m);
-  int target = openInRoot(rootfd, m.relative, O_PATH);
+  // proc and sysfs only on a real directory, never through a symlink of the
+  // image (/proc -> /tmp/x would move them, and what is masked under them),
+  // as runc refuses them on anything but an ordinary directory.
+  bool plain_dir = m.fstype != nullptr &&
+                   (std::strcmp(m.fstype, "proc") == 0 || std::strcmp(m.fstype, "sysfs") == 0);
+  int target = plain_dir ? openInRoot(rootfd, m.relative, O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS)
+                         : openInRoot(rootfd, m.relative, O_PATH);
   if (target < 0) {
-    fail("open mount point", m.destination);
+    fail(plain_dir ? "open mount point (a directory, no symlink)" : "open mount point",
+         m.destination);
+  }
+  if (m.bind) {
+    bindOnto(target, m);
+    ::close(target);
+    return;
   }
   char tpath[32];
   fdPath(tpath, target);
@@ -162,18 +228,14 @@ void mountOne(int rootfd, const MountStep& m) {
     fail("mount", m.destination);
   }
   ::close(target);
-  if (m.readonly_remount || m.propagation != 0) {
+  if (m.propagation != 0) {
     // The fd above names the directory under the new mount; reopen to get the mount.
     target = openInRoot(rootfd, m.relative, O_PATH);
     if (target < 0) {
       fail("open mount", m.destination);
     }
     fdPath(tpath, target);
-    if (m.readonly_remount && ::mount(nullptr, tpath, nullptr,
-                                      MS_BIND | MS_REMOUNT | MS_RDONLY | m.flags, nullptr) != 0) {
-      fail("remount read-only", m.destination);
-    }
-    if (m.propagation != 0 && ::mount(nullptr, tpath, nullptr, m.propagation, nullptr) != 0) {
+    if (::mount(nullptr, tpath, nullptr, m.propagation, nullptr) != 0) {
       fail("set mount propagation", m.destination);
     }
     ::close(target);
@@ -257,20 +319,14 @@ void setupRootfs(const ChildPlan& plan) {
   }
   pivotInto(rootfd);
   ::close(rootfd);
-  // /proc/sys is still writable here: sysctls before the read-only paths.
-  for (const SysctlStep& s : plan.sysctls) {
-    int fd = ::open(s.path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || ::write(fd, s.value, std::strlen(s.value)) < 0) {
-      fail("write sysctl", s.path);
-    }
-    ::close(fd);
-  }
   maskPaths(plan);
   if (plan.readonly_rootfs) {
     // statfs, not glibc's statvfs: the latter may read /proc/mounts with
     // stdio, which allocates.
     struct statfs fs {};
-    ::statfs("/", &fs);
+    if (::statfs("/", &fs) != 0) {
+      fail("statfs", "/");
+    }
     unsigned long keep = (fs.f_flags & ST_NOSUID ? MS_NOSUID : 0) |
                          (fs.f_flags & ST_NODEV ? MS_NODEV : 0) |
                          (fs.f_flags & ST_NOEXEC ? MS_NOEXEC : 0);
@@ -283,6 +339,42 @@ void setupRootfs(const ChildPlan& plan) {
   if (plan.rootfs_propagation != 0 &&
       ::mount(nullptr, "/", nullptr, plan.rootfs_propagation, nullptr) != 0) {
     fail("set rootfs propagation", "/");
+  }
+}
+
+// Writes `value` to a file of the agent's /proc, before pivot_root: the
+// container's /proc could be redirected by its mounts or image. The files
+// follow the calling process (oom_score_adj) and its namespaces (sysctls of
+// net, ipc, uts), not the /proc mount they are reached through.
+void writeProcFile(const char* path, const char* value, const char* op) {
+  int fd = ::open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0 || ::write(fd, value, std::strlen(value)) < 0) {
+    fail(op, path);
+  }
+  ::close(fd);
+}
+
+// close_range(first, ~0U, flags), or where the kernel lacks it (ENOSYS before
+// 5.9, EINVAL for CLOSE_RANGE_CLOEXEC before 5.11) the same fd by fd up to
+// the open-file limit. Any other failure fails the start: a descriptor of the
+// agent must not reach the container.
+void closeFrom(unsigned first, unsigned flags) {
+  if (::syscall(SYS_close_range, first, ~0U, flags) == 0) {
+    return;
+  }
+  if (errno != ENOSYS && errno != EINVAL) {
+    fail("close_range", "");
+  }
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    fail("getrlimit", "RLIMIT_NOFILE");
+  }
+  for (rlim_t fd = first; fd < limit.rlim_cur; fd++) {
+    if ((flags & CLOSE_RANGE_CLOEXEC) != 0) {
+      ::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);  // EBADF: not open
+    } else {
+      ::close(static_cast<int>(fd));
+    }
   }
 }
 
@@ -408,11 +500,22 @@ void waitForStart(const ChildPlan& plan) {
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   ::umask(0);
 
+  // The OOM score through the agent's /proc, before a joined mount namespace
+  // (an exec's) puts the container's /proc in its place.
+  if (plan.oom_score_adj != nullptr) {
+    writeProcFile("/proc/self/oom_score_adj", plan.oom_score_adj, "write");
+  }
+
   // 2. Namespaces to join (those to create came with clone3).
   for (const NamespaceJoin& j : plan.joins) {
     if (::setns(j.fd.get(), j.type) != 0) {
       fail("setns", j.path);
     }
+  }
+  // Sysctls, now that every namespace is the container's, through the
+  // agent's /proc (see writeProcFile): before the container's mounts exist.
+  for (const SysctlStep& s : plan.sysctls) {
+    writeProcFile(s.path, s.value, "write sysctl");
   }
 
   // 3. A session of its own, and the stdio it was given.
@@ -432,7 +535,7 @@ void waitForStart(const ChildPlan& plan) {
     }
     g_report_fd = 3;
   }
-  ::syscall(SYS_close_range, 4U, ~0U, 0U);
+  closeFrom(4, 0);
 
   // A session keyring of its own, for a container and for an exec into one.
   joinNewSessionKeyring();
@@ -448,7 +551,7 @@ void waitForStart(const ChildPlan& plan) {
     setupRootfs(plan);  // else an exec: the joined mount namespace is the container's
   }
 
-  // 5. Hostname, rlimits, OOM score: while still privileged.
+  // 5. Hostname and rlimits: while still privileged.
   if (plan.hostname != nullptr && ::sethostname(plan.hostname, std::strlen(plan.hostname)) != 0) {
     fail("sethostname", plan.hostname);
   }
@@ -456,13 +559,6 @@ void waitForStart(const ChildPlan& plan) {
     if (::setrlimit(static_cast<__rlimit_resource>(resource), &limit) != 0) {
       fail("setrlimit", "");
     }
-  }
-  if (plan.oom_score_adj != nullptr) {
-    int fd = ::open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || ::write(fd, plan.oom_score_adj, std::strlen(plan.oom_score_adj)) < 0) {
-      fail("write", "/proc/self/oom_score_adj");
-    }
-    ::close(fd);
   }
 
   // 6. Without no_new_privs the kernel only accepts a filter from a process
@@ -479,6 +575,13 @@ void waitForStart(const ChildPlan& plan) {
   switchUser(plan);
   if (int err = plan.caps.applySets(&op); err != 0) {
     fail(op, "", err);
+  }
+  // Again: the kernel set dumpable back to fs.suid_dumpable when setresuid
+  // changed the effective uid (commit_creds), so with suid_dumpable=1 a
+  // non-root container's processes (same uid) could read our memory until
+  // the exec.
+  if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+    fail("prctl PR_SET_DUMPABLE", "");
   }
   if (::chdir(plan.cwd) != 0) {
     fail("chdir", plan.cwd);
@@ -504,7 +607,7 @@ void waitForStart(const ChildPlan& plan) {
     loadSeccomp(plan);
   }
   ::umask(plan.umask);
-  ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+  closeFrom(3, CLOSE_RANGE_CLOEXEC);
   execCommand(plan);
 }
 

@@ -21,18 +21,18 @@ struct MountStep {
   const char* destination;  // absolute inside the container, for messages
   const char* relative;     // the same without the leading '/', for openat2
   const char* source;
-  const char* fstype;  // nullptr for binds
-  unsigned long flags;
+  const char* fstype;         // nullptr for binds
+  unsigned long flags;        // for a bind: MS_BIND, MS_REC and the MS_* mount_setattr applies
   unsigned long propagation;  // MS_PRIVATE, MS_SHARED, ... with MS_REC, or 0
   const char* data;
   bool bind;
-  bool readonly_remount;  // a bind with "ro": remount after the bind
-  bool source_is_dir;     // creates a directory (else a file) as the mount point
-  bool is_dev;            // the /dev tmpfs: populate the standard devices
+  bool readonly;       // a bind with "ro": read-only before it is attached
+  bool source_is_dir;  // creates a directory (else a file) as the mount point
+  bool is_dev;         // the /dev tmpfs: populate the standard devices
 };
 
 struct SysctlStep {
-  const char* path;  // /proc/sys/net/ipv4/...
+  const char* path;  // /proc/sys/net/ipv4/..., written through the agent's /proc
   const char* value;
 };
 

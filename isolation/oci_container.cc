@@ -172,6 +172,12 @@ Result<Created> create(const std::string& root, const std::string& id, const std
       if (::mkfifo(b.spec.start_fifo.c_str(), 0600) != 0) {
         return sysError("mkfifo", b.spec.start_fifo);
       }
+      // Writable by the container's user, whom the init is by the time it
+      // opens the FIFO (through its O_PATH fd: the 0700 directory keeps
+      // everyone else away), as runc's 0622; chmod, past the umask.
+      if (::chmod(b.spec.start_fifo.c_str(), 0622) != 0) {
+        return sysError("chmod", b.spec.start_fifo);
+      }
     }
     return isolation::start(b.spec);
   };

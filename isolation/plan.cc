@@ -6,9 +6,12 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <iterator>
 #include <map>
+#include <string_view>
 
 #include "isolation/child_plan.h"
+#include "isolation/sysctl.h"
 #include "sys/open_files.h"
 
 namespace kernelet::isolation {
@@ -58,6 +61,56 @@ const std::map<std::string, unsigned long>& propagationFlags() {
   return flags;
 }
 
+// `path` without repeated slashes, "." components or a trailing slash:
+// "//proc/./self/" is "/proc/self", which is how the kernel resolves it.
+std::string cleanPath(const std::string& path) {
+  std::string out;
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t end = path.find('/', i);
+    end = end == std::string::npos ? path.size() : end;
+    std::string_view part(path.data() + i, end - i);
+    if (!part.empty() && part != ".") {
+      out += "/";
+      out += part;
+    }
+    i = end + 1;
+  }
+  return out.empty() ? "/" : out;
+}
+
+// runc's checkProcMount: under /proc only what cannot redirect the files the
+// runtime and the kernel use there (/proc/self/..., /proc/sys/...): a proc at
+// /proc itself, and binds onto the files lxcfs emulates.
+Result<void> checkProcDestination(const std::string& dest, const std::string& type, bool bind,
+                                  const std::string& field) {
+  if (dest == "/proc") {
+    if (!bind && type == "proc") {
+      return {};
+    }
+    return makeError("container spec", field + ".destination",
+                     "only a proc filesystem can be mounted at /proc");
+  }
+  if (!dest.starts_with("/proc/")) {
+    return {};
+  }
+  static const char* const kLxcfsFiles[] = {"cpuinfo", "diskstats", "meminfo", "stat",
+                                            "swaps",   "uptime",    "loadavg", "slabinfo"};
+  std::string name = dest.substr(6);
+  bool allowed =
+      std::any_of(std::begin(kLxcfsFiles), std::end(kLxcfsFiles),
+                  [&](const char* f) { return name == f; }) ||
+      (name.starts_with("pressure/") && name.size() > 9 && name.find('/', 9) == std::string::npos);
+  if (bind && allowed) {
+    return {};
+  }
+  return makeError("container spec", field + ".destination",
+                   "\"" + dest +
+                       "\" cannot be mounted because it is inside /proc (only binds onto "
+                       "/proc/cpuinfo, diskstats, meminfo, stat, swaps, uptime, loadavg, "
+                       "slabinfo and pressure/* are)");
+}
+
 Result<void> planMount(ChildPlan& plan, const Mount& m, size_t index) {
   std::string field = "mounts[" + std::to_string(index) + "]";
   if (m.destination.empty() || m.destination[0] != '/') {
@@ -68,12 +121,9 @@ Result<void> planMount(ChildPlan& plan, const Mount& m, size_t index) {
     return makeError("container spec", field + ".destination", "must not contain '..'");
   }
   MountStep s{};
-  s.destination = plan.keep(m.destination);
-  std::string rel = m.destination.substr(1);
-  while (rel.ends_with("/")) {
-    rel.pop_back();
-  }
-  s.relative = plan.keep(rel.empty() ? "." : rel);
+  std::string dest = cleanPath(m.destination);
+  s.destination = plan.keep(dest);
+  s.relative = plan.keep(dest == "/" ? "." : dest.substr(1));
   std::string data;
   for (const std::string& o : m.options) {
     if (auto f = mountFlags().find(o); f != mountFlags().end()) {
@@ -103,8 +153,8 @@ Result<void> planMount(ChildPlan& plan, const Mount& m, size_t index) {
       return addContext<void>(sysError("stat", m.source), field + ".source");
     }
     s.source_is_dir = S_ISDIR(st.st_mode);
-    s.readonly_remount = (s.flags & MS_RDONLY) != 0;
-    s.flags &= ~MS_RDONLY;  // the kernel ignores ro on the bind itself
+    s.readonly = (s.flags & MS_RDONLY) != 0;
+    s.flags &= ~MS_RDONLY;  // applied with mount_setattr, not mount(2)
     s.fstype = nullptr;
   } else {
     if (type.empty()) {
@@ -115,6 +165,7 @@ Result<void> planMount(ChildPlan& plan, const Mount& m, size_t index) {
     s.source_is_dir = true;
     s.is_dev = m.destination == "/dev" && type == "tmpfs";
   }
+  TRY_VOID(checkProcDestination(dest, type, s.bind, field));
   s.source = plan.keep(m.source.empty() ? type : m.source);
   s.data = data.empty() ? nullptr : plan.keep(data);
   plan.mounts.push_back(s);
@@ -196,7 +247,14 @@ Result<void> planRootfs(ChildPlan& plan, const ContainerSpec& spec) {
   for (const std::string& p : spec.readonly_paths) {
     plan.readonly_paths.push_back(plan.keep(p));
   }
+  // Written through the agent's /proc (runChild): a name must stay a name.
+  auto own = [&](int flag) {
+    return (plan.clone_flags & static_cast<uint64_t>(flag)) != 0 ||
+           std::any_of(plan.joins.begin(), plan.joins.end(),
+                       [&](const NamespaceJoin& j) { return j.type == flag; });
+  };
   for (const Sysctl& s : spec.sysctls) {
+    TRY_VOID(validateSysctl(s.key, own(CLONE_NEWNET), own(CLONE_NEWUTS), own(CLONE_NEWIPC)));
     std::string path = "/proc/sys/" + s.key;
     for (size_t i = 10; i < path.size(); i++) {
       path[i] = path[i] == '.' ? '/' : path[i];

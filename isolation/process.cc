@@ -58,23 +58,16 @@ Result<ExitStatus> reapWithin(Process& proc, Clock::time_point deadline) {
   return proc.wait();
 }
 
-// Every signal blocked in this thread while it lives, with the raw system
-// call: glibc's sigprocmask would leave its own two internal signals open.
+// Every signal blocked in this thread while it lives, glibc's internal ones
+// included (see sys::blockAllSignals).
 class AllSignalsBlocked {
  public:
-  AllSignalsBlocked() {
-    sigset_t all;
-    sigfillset(&all);
-    ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &saved_, kKernelSigsetSize);
-  }
-  ~AllSignalsBlocked() {
-    ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &saved_, nullptr, kKernelSigsetSize);
-  }
+  AllSignalsBlocked() { sys::blockAllSignals(&saved_); }
+  ~AllSignalsBlocked() { sys::restoreSignals(saved_); }
   AllSignalsBlocked(const AllSignalsBlocked&) = delete;
   AllSignalsBlocked& operator=(const AllSignalsBlocked&) = delete;
 
  private:
-  static constexpr size_t kKernelSigsetSize = _NSIG / 8;
   sigset_t saved_{};
 };
 

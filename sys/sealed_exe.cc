@@ -5,10 +5,13 @@
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>  // the ST_* flags statfs also reports
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "sys/unique_fd.h"
 
@@ -17,9 +20,17 @@ namespace kernelet::sys {
 namespace {
 
 constexpr int kSeals = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+// F_SEAL_EXEC (Linux 6.3): nor can the mode bits change. Older kernels refuse
+// the unknown seal with EINVAL; the four above are what must hold.
+#ifndef F_SEAL_EXEC
+constexpr int kSealExec = 0x0020;
+#else
+constexpr int kSealExec = F_SEAL_EXEC;
+#endif
 
-// MFD_EXEC (Linux 6.3) keeps the copy executable where vm.memfd_noexec would
-// otherwise make memfds noexec; older kernels refuse the flag with EINVAL.
+// MFD_EXEC (Linux 6.3) keeps the copy executable where vm.memfd_noexec=1
+// would otherwise make memfds noexec; older kernels refuse the flag with
+// EINVAL. vm.memfd_noexec=2 refuses it with EACCES: copyOfSelf falls back.
 int createMemfd() {
 #ifndef MFD_EXEC
   constexpr unsigned kMfdExec = 0x0010U;
@@ -67,7 +78,103 @@ bool runningFromSealedCopy() {
   }
   // A regular file answers EINVAL: only a memfd carries seals.
   int seals = ::fcntl(exe.get(), F_GET_SEALS);
-  return seals >= 0 && (seals & kSeals) == kSeals;
+  if (seals >= 0) {
+    return (seals & kSeals) == kSeals;
+  }
+  // The O_TMPFILE fallback: never linked anywhere, and no write bit.
+  struct stat st {};
+  return ::fstat(exe.get(), &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 0 &&
+         (st.st_mode & 0222) == 0;
+}
+
+namespace {
+
+// Copies the executable part of `exe` into `copy`.
+Result<void> copyInto(int exe, int copy) {
+  struct stat st {};
+  if (::fstat(exe, &st) != 0) {
+    return sysError("stat", "/proc/self/exe");
+  }
+  off_t size = executablePrefix(exe, st.st_size);
+  off_t offset = 0;
+  while (offset < size) {
+    ssize_t n = ::sendfile(copy, exe, &offset, static_cast<size_t>(size - offset));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      return n < 0 ? sysError("copy", "/proc/self/exe")
+                   : makeError("copy", "/proc/self/exe", "the binary shrank while copied");
+    }
+  }
+  return {};
+}
+
+Result<UniqueFd> sealedMemfd(int exe, UniqueFd copy) {
+  TRY_VOID(copyInto(exe, copy.get()));
+  if (::fcntl(copy.get(), F_ADD_SEALS, kSeals | kSealExec) != 0 &&
+      (errno != EINVAL || ::fcntl(copy.get(), F_ADD_SEALS, kSeals) != 0)) {
+    return sysError("seal", "memfd:kernelet");
+  }
+  return copy;
+}
+
+// An unnamed file in `dir`: O_EXCL, so not even linkat through /proc can ever
+// give it a name; mode 0500 once written; handed back as a read-only
+// descriptor, the writable one closed (execve refuses a file open for
+// writing). A directory mounted noexec could not run it: skipped.
+Result<UniqueFd> unnamedCopy(int exe, const std::string& dir) {
+  struct statfs fs {};
+  if (::statfs(dir.c_str(), &fs) != 0) {
+    return sysError("statfs", dir);
+  }
+  if ((fs.f_flags & ST_NOEXEC) != 0) {
+    return makeError("copy into", dir, "mounted noexec");
+  }
+  UniqueFd rw(::open(dir.c_str(), O_TMPFILE | O_EXCL | O_RDWR | O_CLOEXEC, 0700));
+  if (!rw) {
+    return sysError("open O_TMPFILE", dir);
+  }
+  TRY_VOID(copyInto(exe, rw.get()));
+  if (::fchmod(rw.get(), 0500) != 0) {
+    return sysError("chmod", dir + " (unnamed copy)");
+  }
+  std::string self = "/proc/self/fd/" + std::to_string(rw.get());
+  UniqueFd ro(::open(self.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ro) {
+    return sysError("reopen read-only", dir + " (unnamed copy)");
+  }
+  return ro;
+}
+
+}  // namespace
+
+Result<UniqueFd> copyOfSelf(const CopyOptions& options) {
+  UniqueFd exe(::open("/proc/self/exe", O_RDONLY | O_CLOEXEC));
+  if (!exe) {
+    return sysError("open", "/proc/self/exe");
+  }
+  Error why{.op = "copy", .path = "/proc/self/exe"};
+  if (options.memfd) {
+    UniqueFd memfd(createMemfd());
+    if (memfd) {
+      return sealedMemfd(exe.get(), std::move(memfd));
+    }
+    if (errno != EACCES) {
+      return sysError("memfd_create", "kernelet");
+    }
+    why = Error{.errnum = EACCES, .op = "memfd_create", .path = "kernelet"};
+  }
+  std::string tried;
+  for (const std::string& dir : options.tmpfile_dirs) {
+    auto copy = unnamedCopy(exe.get(), dir);
+    if (copy) {
+      return copy;
+    }
+    tried += (tried.empty() ? "" : "; ") + copy.error().message();
+  }
+  why.detail = "no unnamed copy either: " + (tried.empty() ? "no directory to try" : tried);
+  return std::unexpected(std::move(why));
 }
 
 // Why a sealed memfd and not runc's read-only bind mount of the binary: the
@@ -75,36 +182,13 @@ bool runningFromSealedCopy() {
 // container; it needs no mount in the host's namespace; and a sealed memfd
 // holds even against a write that pierces a read-only mount (page-cache bugs,
 // runc issue 5272), since F_SEAL_WRITE is enforced on the memory itself.
-Error reexecFromSealedCopy(char** argv, char** envp) {
-  UniqueFd exe(::open("/proc/self/exe", O_RDONLY | O_CLOEXEC));
-  if (!exe) {
-    return sysError("open", "/proc/self/exe").error();
-  }
-  struct stat st {};
-  if (::fstat(exe.get(), &st) != 0) {
-    return sysError("stat", "/proc/self/exe").error();
-  }
-  UniqueFd copy(createMemfd());
+Error reexecFromSealedCopy(char** argv, char** envp, const CopyOptions& options) {
+  auto copy = copyOfSelf(options);
   if (!copy) {
-    return sysError("memfd_create", "kernelet").error();
+    return copy.error();
   }
-  off_t size = executablePrefix(exe.get(), st.st_size);
-  off_t offset = 0;
-  while (offset < size) {
-    ssize_t n = ::sendfile(copy.get(), exe.get(), &offset, static_cast<size_t>(size - offset));
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      return n < 0 ? sysError("copy", "/proc/self/exe").error()
-                   : makeError("copy", "/proc/self/exe", "the binary shrank while copied").error();
-    }
-  }
-  if (::fcntl(copy.get(), F_ADD_SEALS, kSeals) != 0) {
-    return sysError("seal", "memfd:kernelet").error();
-  }
-  ::fexecve(copy.get(), argv, envp);
-  return sysError("fexecve", "memfd:kernelet").error();
+  ::fexecve(copy->get(), argv, envp);
+  return sysError("fexecve", "copy of /proc/self/exe").error();
 }
 
 }  // namespace kernelet::sys

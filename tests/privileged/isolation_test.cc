@@ -5,8 +5,13 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
 #include <linux/keyctl.h>
+#include <linux/seccomp.h>
 #include <signal.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,6 +31,7 @@
 #include "isolation/cri_log.h"
 #include "support/privileged.h"
 #include "support/process_util.h"
+#include "support/temp_dir.h"
 
 namespace kernelet::isolation {
 namespace {
@@ -334,6 +340,174 @@ TEST_F(IsolationTest, ASecondContainerCanJoinThePidNamespaceOfTheFirst) {
             std::filesystem::read_symlink("/proc/thread-self/ns/pid_for_children"));
   ASSERT_TRUE(first->signal(SIGKILL));
   ASSERT_TRUE(first->wait());
+}
+
+// Runs `spec` in a forked copy of this process in which system call `nr`
+// fails with `err` (a seccomp filter the container child inherits): the
+// container's output, or the error start() returned, as text.
+std::string runWithFailingSyscall(const ContainerSpec& spec, long nr, int err) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) {
+    return "pipe2 failed";
+  }
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(p[0]);
+#if defined(__x86_64__)
+    constexpr uint32_t kArch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+    constexpr uint32_t kArch = AUDIT_ARCH_AARCH64;
+#endif
+    sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kArch, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | static_cast<uint32_t>(err)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog prog{static_cast<unsigned short>(std::size(filter)), filter};
+    std::string out;
+    if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
+      out = "seccomp failed";
+    } else {
+      auto o = run(spec);
+      out = o ? "exit " + std::to_string(o->status.code) + "\n" + o->output
+              : "error: " + o.error().message();
+    }
+    (void)!::write(p[1], out.data(), out.size());
+    ::_exit(0);
+  }
+  ::close(p[1]);
+  std::string out = kernelet::testing::readAll(p[0]);
+  ::waitpid(pid, nullptr, 0);
+  return out;
+}
+
+// Where close_range does not exist (ENOSYS, before 5.9) the agent's
+// descriptors are closed one by one: none reaches the container.
+TEST_F(IsolationTest, WithoutCloseRangeNoDescriptorOfTheAgentLeaks) {
+  int leaked = ::open("/dev/null", O_RDONLY);  // not O_CLOEXEC: only an explicit close stops it
+  ASSERT_GE(leaked, 0);
+  ASSERT_EQ(::dup2(leaked, 42), 42);
+  ::close(leaked);
+  std::string out =
+      runWithFailingSyscall(baseSpec({"ls", "/proc/self/fd"}), SYS_close_range, ENOSYS);
+  ::close(42);
+  EXPECT_EQ(out, "exit 0\n0\n1\n2\n3\n") << "fd 42 of the agent reached the container";
+  // Any other failure fails the start.
+  out = runWithFailingSyscall(baseSpec({"true"}), SYS_close_range, EPERM);
+  EXPECT_EQ(out, "error: close_range: Operation not permitted");
+}
+
+TEST_F(IsolationTest, AFailedStatfsOfAReadonlyRootFailsTheStart) {
+  ContainerSpec ro = baseSpec({"true"});
+  ro.readonly_rootfs = true;
+  EXPECT_EQ(runWithFailingSyscall(ro, SYS_statfs, EIO), "error: statfs `/`: Input/output error");
+}
+
+// Written before pivot_root through the agent's /proc, the OOM score and the
+// sysctls of net, ipc and uts still land in the container's process and
+// namespaces, and not in the node's.
+TEST_F(IsolationTest, OomScoreAndSysctlsAreTheContainers) {
+  auto host = [](const char* path) {
+    std::string v;
+    std::getline(std::ifstream(path), v);
+    return v;
+  };
+  std::string port = host("/proc/sys/net/ipv4/ip_unprivileged_port_start");
+  std::string shmmni = host("/proc/sys/kernel/shmmni");
+  std::string domain = host("/proc/sys/kernel/domainname");
+  ContainerSpec s =
+      baseSpec({"cat", "/proc/self/oom_score_adj", "/proc/sys/net/ipv4/ip_unprivileged_port_start",
+                "/proc/sys/kernel/shmmni", "/proc/sys/kernel/domainname"});
+  s.oom_score_adj = 617;
+  s.sysctls = {{"net.ipv4.ip_unprivileged_port_start", "80"},
+               {"kernel.shmmni", "1234"},
+               {"kernel.domainname", "kernelet.test"}};
+  auto o = run(s);
+  ASSERT_TRUE(o) << o.error().message();
+  EXPECT_EQ(o->output, "617\n80\n1234\nkernelet.test\n");
+  EXPECT_EQ(host("/proc/sys/net/ipv4/ip_unprivileged_port_start"), port);
+  EXPECT_EQ(host("/proc/sys/kernel/shmmni"), shmmni);
+  EXPECT_EQ(host("/proc/sys/kernel/domainname"), domain);
+  EXPECT_NE(host("/proc/self/oom_score_adj"), "617");
+}
+
+// A volume at /proc/self (which is /proc/1 there) would take the writes meant
+// for the container's /proc/self/oom_score_adj and more: only what runc
+// allows goes under /proc.
+TEST_F(IsolationTest, MountsUnderProcAreRefusedButLxcfsFiles) {
+  kernelet::testing::TempDir dir;
+  std::string fake = dir.write("meminfo", "MemTotal: 42 kB\n");
+  for (const char* dest : {"/proc/self", "//proc/./self/", "/proc/sys/kernel", "/proc/1"}) {
+    ContainerSpec s = baseSpec({"true"});
+    s.oom_score_adj = 500;
+    s.mounts.push_back({dest, "bind", dir.path(), {"rbind"}});
+    auto r = start(s);
+    ASSERT_FALSE(r) << dest << " was mounted";
+    EXPECT_NE(r.error().message().find("cannot be mounted because it is inside /proc"),
+              std::string::npos)
+        << r.error().message();
+    if (r) {
+      (void)r->wait();
+    }
+  }
+  ContainerSpec tmpfs = baseSpec({"true"});
+  tmpfs.mounts[0] = {"/proc", "tmpfs", "tmpfs", {}};
+  auto t = start(tmpfs);
+  ASSERT_FALSE(t);
+  EXPECT_EQ(t.error().message(),
+            "container spec `mounts[0].destination`: only a proc filesystem can be mounted at "
+            "/proc");
+  // lxcfs's files are fine.
+  ContainerSpec lxcfs = baseSpec({"head", "-n1", "/proc/meminfo"});
+  lxcfs.mounts.push_back({"/proc/meminfo", "bind", fake, {"bind", "ro"}});
+  auto o = run(lxcfs);
+  ASSERT_TRUE(o) << o.error().message();
+  EXPECT_EQ(o->output, "MemTotal: 42 kB\n");
+}
+
+// An image whose /proc is a symlink would get proc (and what is masked in it)
+// somewhere else: refused as runc refuses it.
+TEST_F(IsolationTest, AnImageWhoseProcIsASymlinkIsRefused) {
+  kernelet::testing::TempDir dir;
+  // Setup stops at the first mount, /proc: the image needs nothing else.
+  std::string rootfs = dir.path() + "/rootfs";
+  std::filesystem::create_directories(rootfs + "/fake/proc");
+  std::filesystem::create_directory_symlink("/fake/proc", rootfs + "/proc");
+  ContainerSpec s = baseSpec({"true"});
+  s.rootfs = rootfs;
+  auto r = run(s);
+  ASSERT_FALSE(r) << "started with /proc a symlink";
+  EXPECT_EQ(r.error().message(),
+            "open mount point (a directory, no symlink) `/proc`: Too many levels of symbolic "
+            "links");
+}
+
+// Bind mounts are built detached: read-only with their nosuid/nodev/noexec
+// (which a MS_BIND mount(2) ignores) before they are attached, their
+// propagation set on the attached mount.
+TEST_F(IsolationTest, BindMountsGetTheirFlagsAndPropagation) {
+  kernelet::testing::TempDir dir;
+  dir.write("file", "x");
+  ContainerSpec s =
+      baseSpec({"sh", "-c", "grep -E ' /(ro|flags) ' /proc/self/mountinfo; touch /ro/new"});
+  s.mounts.push_back({"/ro", "bind", dir.path(), {"rbind", "ro", "rshared"}});
+  s.mounts.push_back({"/flags", "bind", dir.path(), {"bind", "nosuid", "nodev", "noexec"}});
+  auto o = run(s);
+  ASSERT_TRUE(o) << o.error().message();
+  std::istringstream in(o->output);
+  std::string ro, flags, touch;
+  std::getline(in, ro);
+  std::getline(in, flags);
+  std::getline(in, touch);
+  EXPECT_NE(ro.find(" /ro ro,"), std::string::npos) << o->output;
+  EXPECT_NE(ro.find(" shared:"), std::string::npos) << o->output;
+  EXPECT_NE(flags.find(" /flags rw,nosuid,nodev,noexec"), std::string::npos) << o->output;
+  EXPECT_EQ(flags.find(" shared:"), std::string::npos) << o->output;
+  EXPECT_NE(touch.find("Read-only file system"), std::string::npos) << o->output;
 }
 
 TEST_F(IsolationTest, BadSpecIsRefusedBeforeAnythingStarts) {

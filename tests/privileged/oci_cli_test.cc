@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -28,7 +29,9 @@ struct Ran {
 // Runs kernelet with `args`, capturing stdout and stderr apart. Files, not
 // pipes: a created container keeps the stdio it inherited open after
 // `kernelet oci create` exits, as with runc.
-Ran kernelet(const std::vector<std::string>& args, pid_t* started = nullptr) {
+// `closed`: descriptors kernelet is started without (as `>&-` in a shell).
+Ran kernelet(const std::vector<std::string>& args, pid_t* started = nullptr,
+             const std::vector<int>& closed = {}) {
   char out_tmpl[] = "/tmp/kernelet-out.XXXXXX";
   char err_tmpl[] = "/tmp/kernelet-err.XXXXXX";
   int out = ::mkstemp(out_tmpl);
@@ -37,6 +40,9 @@ Ran kernelet(const std::vector<std::string>& args, pid_t* started = nullptr) {
   if (pid == 0) {
     ::dup2(out, 1);
     ::dup2(err, 2);
+    for (int fd : closed) {
+      ::close(fd);
+    }
     std::vector<char*> argv = {const_cast<char*>(KERNELET_BINARY)};
     for (const auto& a : args) {
       argv.push_back(const_cast<char*>(a.c_str()));
@@ -109,6 +115,17 @@ class OciCli : public ::testing::Test {
                                                    R"(,
         "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]}
     })";
+  }
+  // Replaces `from` with `to` in the bundle's config.json.
+  void editConfig(const std::string& from, const std::string& to) {
+    std::string path = bundle_ + "/config.json";
+    std::stringstream text;
+    text << std::ifstream(path).rdbuf();
+    std::string s = text.str();
+    size_t at = s.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    s.replace(at, from.size(), to);
+    std::ofstream(path) << s;
   }
   std::vector<std::string> oci(std::vector<std::string> args) {
     args.insert(args.begin(), {"oci", "--root", root_});
@@ -336,6 +353,90 @@ TEST_F(OciCli, AWaitingInitIsOutOfTheContainersReach) {
 
   EXPECT_EQ(kernelet(oci({"delete", "--force", "c11"})).status, 0);
   EXPECT_TRUE(nothingLeftOf("c11"));
+}
+
+// Sets a /proc/sys file for the life of a test, then puts it back.
+class ProcSysSetting {
+ public:
+  ProcSysSetting(const std::string& path, const std::string& value) : path_(path) {
+    std::getline(std::ifstream(path_), saved_);
+    if (!saved_.empty()) {
+      std::ofstream(path_) << value;
+    }
+  }
+  ~ProcSysSetting() {
+    if (!saved_.empty()) {
+      std::ofstream(path_) << saved_;
+    }
+  }
+
+ private:
+  std::string path_, saved_;
+};
+
+// A non-root container: setresuid made the waiting init dumpable again
+// (fs.suid_dumpable=1), so a process of its uid in its namespaces could read
+// the agent's memory through /proc/1/mem until the exec.
+TEST_F(OciCli, ANonRootWaitingInitStaysUndumpable) {
+  ProcSysSetting dumpable("/proc/sys/fs/suid_dumpable", "1");
+  ProcSysSetting yama("/proc/sys/kernel/yama/ptrace_scope", "0");  // where there is Yama
+  writeConfig({"kt-sleep"});
+  editConfig(R"("user": {"uid": 0, "gid": 0})", R"("user": {"uid": 1000, "gid": 1000})");
+  // No capabilities: the same uid without any is all it takes.
+  editConfig(R"("effective": ["CAP_KILL", "CAP_MKNOD"])", R"("effective": [])");
+  editConfig(R"("permitted": ["CAP_KILL", "CAP_MKNOD"])", R"("permitted": [])");
+  std::string pidfile = dir_ + "/pid";
+  Ran c = kernelet(oci({"create", "--bundle", bundle_, "--pid-file", pidfile, "c12"}));
+  ASSERT_EQ(c.status, 0) << c.err;
+  std::string pid;
+  std::ifstream(pidfile) >> pid;
+  ASSERT_FALSE(pid.empty());
+
+  int mnt = ::open(("/proc/" + pid + "/ns/mnt").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(mnt, 0) << std::strerror(errno) << "; state: " << stateOf("c12");
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  pid_t child = ::fork();
+  if (child == 0) {
+    int results[2] = {-1, -1};
+    if (::setns(mnt, CLONE_NEWNS) == 0 && ::chdir("/") == 0 &&
+        ::syscall(SYS_setresgid, 1000, 1000, 1000) == 0 &&
+        ::syscall(SYS_setresuid, 1000, 1000, 1000) == 0) {
+      int i = 0;
+      for (const char* path : {"/proc/1/status", "/proc/1/mem"}) {
+        int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+        results[i++] = fd >= 0 ? 0 : errno;
+      }
+    }
+    (void)!::write(p[1], results, sizeof results);
+    ::_exit(0);
+  }
+  ::close(p[1]);
+  ::close(mnt);
+  int results[2] = {-1, -1};
+  EXPECT_EQ(::read(p[0], results, sizeof results), static_cast<ssize_t>(sizeof results));
+  ::close(p[0]);
+  ::waitpid(child, nullptr, 0);
+  EXPECT_EQ(results[0], 0) << "the joined process sees the init's /proc/1";
+  EXPECT_EQ(results[1], EACCES) << "opened /proc/1/mem of the waiting non-root init";
+
+  // And it starts, as its user (it opens the start FIFO as uid 1000).
+  ASSERT_EQ(kernelet(oci({"start", "c12"})).status, 0);
+  EXPECT_EQ(stateOf("c12"), "running");
+  EXPECT_EQ(kernelet(oci({"delete", "--force", "c12"})).status, 0);
+  EXPECT_TRUE(nothingLeftOf("c12"));
+}
+
+// Started without stdin and stdout (as by a careless init script), kernelet
+// holds them with /dev/null: no file it opens takes their numbers, and the
+// container (which inherits them) writes into nothing rather than failing.
+TEST_F(OciCli, RunWithStdinAndStdoutClosedBehaves) {
+  writeConfig({"sh", "-c", "echo out && ls /proc/self/fd >&2"});
+  Ran r = kernelet(oci({"run", "--bundle", bundle_, "c13"}), nullptr, {0, 1});
+  EXPECT_EQ(r.status, 0) << r.err;
+  // stdin, stdout, stderr and ls's own directory: nothing else of kernelet's.
+  EXPECT_EQ(r.err, "0\n1\n2\n3\n");
+  EXPECT_TRUE(nothingLeftOf("c13"));
 }
 
 }  // namespace
