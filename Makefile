@@ -3,6 +3,10 @@
 BUILD ?= build
 CMAKE_FLAGS ?=
 export CCACHE_DIR ?= $(HOME)/.cache/kernelet-ccache
+# Paths relative to the checkout and no working directory in the hash, so a
+# fresh clone elsewhere (CI's) hits what an earlier build here cached.
+export CCACHE_BASEDIR ?= $(CURDIR)
+export CCACHE_NOHASHDIR ?= 1
 
 .PHONY: all deps configure build run test clean
 
