@@ -93,6 +93,10 @@ echo END
 exec kt-sleep 600
 )SH";
 
+// The container-level securityContext of the pods that use keys (keyctl and
+// add_key are refused by RuntimeDefault, the agent's default).
+const std::string kKeyctlAllowed = "    securityContext: {seccompProfile: {type: Unconfined}}\n";
+
 // Attacks on what is outside the pod: the host's and another pod's keys, the
 // other pod's processes. Waits for the test's go (the victim's key is there).
 std::string crossAttacks(long host_serial) {
@@ -189,7 +193,8 @@ class EscapeTest : public ::testing::Test {
                                           "    resources:\n      limits: {memory: 64Mi}\n") +
                                 container("cross", kBusybox, crossAttacks(s.host_key),
                                           "    volumeMounts: [{name: ctl, mountPath: /ctl, "
-                                          "readOnly: true}]\n") +
+                                          "readOnly: true}]\n" +
+                                              kKeyctlAllowed) +
                                 "  volumes:\n  - {name: ctl, hostPath: {path: " + agent->base() +
                                 "/ctl, type: Directory}}\n"));
     agent->writeManifest(
@@ -197,7 +202,8 @@ class EscapeTest : public ::testing::Test {
         podYaml("victim", "  containers:\n" +
                               container("app", kBusybox,
                                         "kt-escape key-add kt-escape-victim-key victim-secret\n"
-                                        "exec kt-sleep 600\n")));
+                                        "exec kt-sleep 600\n",
+                                        kKeyctlAllowed)));
     // An exec probe every second: each is a copy of the agent entering the
     // container, which the hunter chases from clone to exec.
     agent->writeManifest(
@@ -298,7 +304,9 @@ TEST_F(EscapeTest, UserNamespacesCannotBeMadeToMountIn) {
 
 // The host's keys and another pod's. Depends on a session keyring per
 // container (issue item 13): before it, every root container shares the
-// agent's session keyring, and so its keys.
+// agent's session keyring, and so its keys. The victim and the attacker run
+// Unconfined: RuntimeDefault refuses keyctl and add_key outright, which would
+// hide whether the keyrings themselves are apart.
 TEST_F(EscapeTest, KeysOfTheHostAndOfAnotherPodCannotBeRead) {
   std::string log = crossVerdicts();
   expectDenied(
