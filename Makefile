@@ -4,7 +4,10 @@ BUILD ?= build
 CMAKE_FLAGS ?=
 export CCACHE_DIR ?= $(HOME)/.cache/kernelet-ccache
 
-.PHONY: all deps configure build run test clean
+# Seconds each fuzz target runs (scripts/run-fuzz).
+export FUZZ_SECONDS ?= 30
+
+.PHONY: all deps configure build run test fuzz clean
 
 all: build
 
@@ -24,9 +27,15 @@ run: build
 	scripts/run-demo
 
 # Every test: unit tests on the host, then one boot of the test VM that runs
-# the privileged tests (ctest label "vm").
+# the privileged tests (ctest label "vm"), then every fuzz target.
 test: build
 	ctest --test-dir $(BUILD) -LE privileged --output-on-failure
+	scripts/run-fuzz
+
+# Every fuzz target for FUZZ_SECONDS, with ASan and UBSan, built with clang in
+# build-fuzz/ (fails on a crash, naming the target and the reproducer).
+fuzz: deps
+	scripts/run-fuzz
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-fuzz
