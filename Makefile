@@ -8,7 +8,10 @@ export CCACHE_DIR ?= $(HOME)/.cache/kernelet-ccache
 export CCACHE_BASEDIR ?= $(CURDIR)
 export CCACHE_NOHASHDIR ?= 1
 
-.PHONY: all deps configure build run test clean
+# Seconds each fuzz target runs (scripts/run-fuzz).
+export FUZZ_SECONDS ?= 30
+
+.PHONY: all deps configure build run test fuzz clean
 
 all: build
 
@@ -28,9 +31,15 @@ run: build
 	scripts/run-demo
 
 # Every test: unit tests on the host, then one boot of the test VM that runs
-# the privileged tests (ctest label "vm").
+# the privileged tests (ctest label "vm"), then every fuzz target.
 test: build
 	ctest --test-dir $(BUILD) -LE privileged --output-on-failure
+	scripts/run-fuzz
+
+# Every fuzz target for FUZZ_SECONDS, with ASan and UBSan, built with clang in
+# build-fuzz/ (fails on a crash, naming the target and the reproducer).
+fuzz: deps
+	scripts/run-fuzz
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-fuzz

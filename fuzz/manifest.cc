@@ -1,0 +1,14 @@
+// Static pod manifests and API pods: YAML or JSON, several documents per text
+// (agent/pod.h). Whatever the text, decoding returns pods or an error.
+
+#include <cstdint>
+#include <string>
+
+#include "agent/pod.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string text(reinterpret_cast<const char*>(data), size);
+  auto pods = kernelet::agent::parseManifests(text, "/etc/kubernetes/manifests/fuzz.yaml");
+  (void)pods;
+  return 0;
+}
