@@ -135,6 +135,9 @@ Result<Quantity> Quantity::parse(const std::string& text) {
   }
   // nanos = mantissa * mul * 10^(exp10 + 9 - scale), rounded up.
   int e = exp10 + 9 - scale;
+  if (mantissa > kLimit / mul) {
+    return invalid(text, "out of range");  // "9...9Ti": the product would overflow
+  }
   i128 nanos = mantissa * mul;
   if (e >= 0) {
     if (e > 38 || nanos > kLimit / pow10(std::min(e, 38))) {

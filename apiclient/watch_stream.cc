@@ -136,6 +136,9 @@ Result<void> WatchStream::decodeLine(std::string_view line) {
     return {};  // keep-alive blank lines
   }
   // Parsed in place in a reused buffer, into reused memory: one pass, few allocations.
+  // RapidJSON's SSE2 string scan reads whole aligned 16-byte blocks, up to 15
+  // bytes past the terminator: keep them inside the buffer's allocation.
+  scratch_.reserve(line.size() + 16);
   scratch_.assign(line);
   pool_.Clear();
   rapidjson::Document d(&pool_);

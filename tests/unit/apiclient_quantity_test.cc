@@ -71,6 +71,9 @@ TEST(Quantity, InvalidFormsAreRefusedWithTheReason) {
       {"1e1.5", "unknown suffix \"e1.5\""},
       {"--1", "no number"},
       {"1kk", "unknown suffix \"kk\""},
+      // Found by the quantity fuzz target: the mantissa times 2^40 overflowed.
+      {"1000000000000000000000000000000Ti", "out of range"},
+      {"-171400000000000000000000000000000000Ti", "out of range"},
   };
   for (const auto& c : cases) {
     auto q = Quantity::parse(c.in);
