@@ -295,6 +295,9 @@ TEST(Manifest, StrayCommaAfterADocumentIsAnErrorNotAHang) {
   // A ',' inside a plain scalar or a flow collection is no such thing.
   EXPECT_EQ(parseInChild(std::string(kPod) + "status: {message: a, b}\n---\n" + json),
             "exit: parsed 2");
+  // Nor are empty documents, markers and directives, whose documents start apart.
+  EXPECT_EQ(parseInChild("%YAML 1.2\n---\n...\n---\n---\n" + std::string(kPod) + "...\n---\n"),
+            "exit: parsed 1");
 }
 
 // yaml-cpp shares an aliased node, but the decoder and the mirror pod's JSON
