@@ -8,6 +8,7 @@
 
 #include "agent/pod_names.h"
 #include "agent/yaml_json.h"
+#include "agent/yaml_stream.h"
 
 namespace kernelet::agent {
 
@@ -663,15 +664,7 @@ Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
 
 Result<std::vector<ManifestPod>> parseManifests(const std::string& text, const std::string& file) {
   Ctx c{file};
-  std::vector<YAML::Node> docs;
-  try {
-    docs = YAML::LoadAll(text);
-  } catch (const YAML::Exception& e) {
-    return makeError("parse manifest", file,
-                     "line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
-  } catch (const std::exception& e) {
-    return makeError("parse manifest", file, e.what());
-  }
+  TRY(std::vector<YAML::Node> docs, loadYamlDocuments(text, "parse manifest", file));
   std::vector<ManifestPod> out;
   for (const auto& d : docs) {
     if (!d || d.IsNull()) {

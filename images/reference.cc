@@ -23,6 +23,9 @@ const std::regex& tagRe() {
   return re;
 }
 
+// distribution/reference's NameTotalLengthMax.
+constexpr size_t kNameTotalLengthMax = 255;
+
 std::unexpected<Error> bad(const std::string& text, const std::string& why) {
   return makeError("parse image reference", text, why);
 }
@@ -44,7 +47,9 @@ Result<Reference> parseReference(const std::string& text) {
   if (text.empty()) {
     return bad(text, "empty");
   }
-  if (text.size() > 255 + 128 + 72) {
+  // A first bound before any regex runs: the longest name (as typed, "index."
+  // more than normalized), ':' and tag, '@' and sha256 digest.
+  if (text.size() > 6 + kNameTotalLengthMax + 1 + 128 + 1 + 71) {
     return bad(text, "too long");
   }
   Reference r;
@@ -106,6 +111,13 @@ Result<Reference> parseReference(const std::string& text) {
     rest = "library/" + rest;  // official images
   }
   r.repository = rest;
+  // Docker limits the normalized name (domain/repository, as ParseNormalizedNamed
+  // checks it after adding docker.io/library/), not the text as typed: a short
+  // name that grows past the limit would print as a reference that does not parse.
+  if (r.name().size() > kNameTotalLengthMax) {
+    return bad(text, "repository name must not be more than " +
+                         std::to_string(kNameTotalLengthMax) + " characters");
+  }
   if (r.tag.empty() && r.digest.empty()) {
     r.tag = "latest";
   }

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "agent/pod.h"
 
@@ -226,6 +229,108 @@ TEST(Manifest, NegativeQuantitiesAreRefusedAsTheApiServerDoes) {
       "  - {name: c, image: i, resources: {requests: {cpu: 0}, limits: {memory: \"0\"}}}\n",
       "/m/p.yaml");
   EXPECT_TRUE(zero) << zero.error().message();
+}
+
+}  // namespace
+}  // namespace kernelet::agent
+
+namespace kernelet::agent {
+namespace {
+
+// parseManifests in a child that has a few seconds and (outside ASan, which
+// needs its address space) 1 GiB: "exit: MESSAGE" or what ended the child.
+// A hang or a runaway allocation fails the test instead of the test run.
+std::string parseInChild(const std::string& text) {
+  int fds[2];
+  if (::pipe(fds) != 0) {
+    return "pipe failed";
+  }
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    ::alarm(5);
+#if !defined(__SANITIZE_ADDRESS__)
+    rlimit as{1ul << 30, 1ul << 30};
+    ::setrlimit(RLIMIT_AS, &as);
+#endif
+    auto pods = parseManifests(text, "/m/p.yaml");
+    std::string out = pods ? "parsed " + std::to_string(pods->size()) : pods.error().message();
+    (void)!::write(fds[1], out.data(), out.size());
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof buf)) > 0) {
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (WIFSIGNALED(status)) {
+    return "killed by signal " + std::to_string(WTERMSIG(status));
+  }
+  return "exit: " + out;
+}
+
+const char* kPod =
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n"
+    "spec: {containers: [{name: c, image: i}]}\n";
+
+// The manifest fuzzer's reproducer: a JSON pod followed by a stray ',' (there
+// "{}}_}", where the '}' closing the object left ",\"status\"..." behind) made
+// yaml-cpp 0.7's LoadAll add null documents for ever, gigabytes in seconds.
+TEST(Manifest, StrayCommaAfterADocumentIsAnErrorNotAHang) {
+  const std::string json = R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"},)"
+                           R"("spec":{"containers":[{"name":"c","image":"i"}]}})";
+  const std::string prefix = "exit: parse manifest `/m/p.yaml`: ";
+  EXPECT_EQ(parseInChild(json + R"(,"status":{"phase":"Pending"}})" + "\n---\n" + kPod),
+            prefix + "line 1, column " + std::to_string(json.size() + 1) +
+                ": \",\" cannot start a document (a ',' outside [] or {}?)");
+  EXPECT_EQ(parseInChild("{},"),
+            prefix + "line 1, column 3: \",\" cannot start a document (a ',' outside [] or {}?)");
+  EXPECT_EQ(parseInChild(std::string(kPod) + "---\n,\n"),
+            prefix + "line 6, column 1: \",\" cannot start a document (a ',' outside [] or {}?)");
+  // A ',' inside a plain scalar or a flow collection is no such thing.
+  EXPECT_EQ(parseInChild(std::string(kPod) + "status: {message: a, b}\n---\n" + json),
+            "exit: parsed 2");
+  // Nor are empty documents, markers and directives, whose documents start apart.
+  EXPECT_EQ(parseInChild("%YAML 1.2\n---\n...\n---\n---\n" + std::string(kPod) + "...\n---\n"),
+            "exit: parsed 1");
+}
+
+// yaml-cpp shares an aliased node, but the decoder and the mirror pod's JSON
+// walk it once per alias: nine levels of ten aliases are 10^9 nodes. And an
+// alias inside its own anchor makes the document a cycle, which a walk
+// follows until the stack overflows. Aliases that repeat a little still work.
+TEST(Manifest, AliasesCannotExpandWithoutBoundOrLoop) {
+  std::string laughs = std::string(kPod) + "status:\n  l0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i < 9; i++) {
+    std::string a = "*a" + std::to_string(i - 1);
+    laughs += "  l" + std::to_string(i) + ": &a" + std::to_string(i) + " [" + a;
+    for (int j = 1; j < 10; j++) {
+      laughs += ", " + a;
+    }
+    laughs += "]\n";
+  }
+  const std::string prefix = "exit: parse manifest `/m/p.yaml`: ";
+  EXPECT_EQ(parseInChild(laughs),
+            prefix +
+                "line 1: the document expands to more than 1048576 nodes (aliases count "
+                "what they repeat)");
+  EXPECT_EQ(parseInChild(std::string(kPod) + "status: &s {conditions: [*s]}\n"),
+            prefix + "line 5: an alias inside the node it refers to");
+
+  auto pods = parseManifests(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n"
+      "  - {name: c, image: i, env: &env [{name: A, value: x}, {name: B, value: y}]}\n"
+      "  - {name: d, image: i, env: *env}\n",
+      "/m/p.yaml");
+  ASSERT_TRUE(pods) << pods.error().message();
+  EXPECT_EQ((*pods)[0].pod.containers[1].env.size(), 2u);
+  EXPECT_NE((*pods)[0].json.find(R"("name":"d","image":"i","env":[{"name":"A")"), std::string::npos)
+      << (*pods)[0].json;
 }
 
 }  // namespace

@@ -72,6 +72,32 @@ TEST(Reference, BadOnesSayWhatIsWrong) {
   }
 }
 
+// Docker's 255-character limit is on the normalized name, docker.io/library/
+// included: a name that fits only as typed would print as a reference that no
+// longer parses (the image_reference fuzzer's round trip found one).
+TEST(Reference, NameLimitCountsTheNormalizedName) {
+  const std::string library = "docker.io/library/";
+  const std::string fits(255 - library.size(), 'a');
+  auto r = parseReference(fits);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->name(), library + fits);
+  auto again = parseReference(r->str());
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(again->str(), r->str());
+
+  const std::string why = ": repository name must not be more than 255 characters";
+  for (const std::string& in : {fits + "b", fits + "b:v1", "docker." + std::string(300, 'x'),
+                                "team/" + std::string(250, 'y')}) {
+    auto bad = parseReference(in);
+    ASSERT_FALSE(bad) << in << " -> " << bad->str();
+    EXPECT_EQ(bad.error().message(), "parse image reference `" + in + "`" + why);
+  }
+  // A registry name counts too, and index.docker.io counts as docker.io.
+  EXPECT_TRUE(parseReference("quay.io/" + std::string(255 - 8, 'q')));
+  EXPECT_FALSE(parseReference("quay.io/" + std::string(255 - 7, 'q')));
+  EXPECT_TRUE(parseReference("index.docker.io/" + library.substr(10) + fits + ":v1"));
+}
+
 class TempDir : public ::testing::Test {
  protected:
   void SetUp() override {
