@@ -4,183 +4,82 @@
 // refused, and containers run under RuntimeDefault seccomp unless
 // --seccomp-default=false. Runs in the test VM.
 
-#include <fcntl.h>
-#include <signal.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 #include <functional>
+#include <memory>
 #include <thread>
 
 #include "agent/admission.h"
 #include "agent/pod_status.h"
 #include "support/privileged.h"
-#include "support/process_util.h"
-#include "sys/fileio.h"
+#include "support/static_agent.h"
 
 namespace kernelet::agent {
 namespace {
 
-namespace fs = std::filesystem;
 using namespace std::chrono;
+using testing::CommandResult;
+using testing::StaticAgent;
 
 const std::string kImage = "fixtures.kernelet.test/busybox:latest";
 
-struct Cmd {
-  int status = -1;
-  std::string out, err;
-};
-
-Cmd runCommand(std::vector<std::string> args) {
-  int out[2], err[2];
-  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
-    return {};
-  }
-  auto argv = testing::argvOf(args);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(out[1], 1);
-    ::dup2(err[1], 2);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::close(out[1]);
-  ::close(err[1]);
-  Cmd r;
-  r.out = testing::readAll(out[0]);
-  r.err = testing::readAll(err[0]);
-  ::waitpid(pid, &r.status, 0);
-  return r;
-}
-
-// The agent_e2e_test fixture's essentials: a fresh root, log and cgroup root
-// per test, the busybox fixture imported, pods read from their status files.
+// A fresh agent (root, logs, cgroup root) per test with the busybox fixture
+// imported, at -v 2; failures name the pod's last phase and the agent's log.
 class AgentLimits : public ::testing::Test {
  protected:
   void SetUp() override {
     KERNELET_REQUIRE_PRIVILEGED();
-    std::string id = std::to_string(::getpid()) + "-" +
-                     ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    base_ = "/tmp/kernelet-limits-" + id;
-    root_ = base_ + "/root";
-    manifests_ = base_ + "/manifests";
-    logs_ = base_ + "/logs";
-    run_ = "/run/kernelet-limits-" + std::to_string(::getpid());
-    cgroup_root_ = "/kernelet-limits-" + std::to_string(::getpid());
-    fs::create_directories(manifests_);
-    Cmd imp = runCommand({KERNELET_BINARY, "images", "--root-dir", root_, "import",
-                          std::string(KERNELET_FIXTURES) + "/oci/busybox"});
-    ASSERT_EQ(imp.status, 0) << imp.err;
-    started_ = true;
+    agent_ = std::make_unique<StaticAgent>(KERNELET_BINARY, "limits");
+    auto err = agent_->importImage(std::string(KERNELET_FIXTURES) + "/oci/busybox");
+    ASSERT_FALSE(err) << *err;
   }
 
   void TearDown() override {
-    if (!started_) {
-      return;
-    }
-    if (agent_ > 0) {
+    if (agent_ && agent_->pid() > 0) {
       stopAgent();
     }
-    fs::remove_all(base_);
-    std::string top = "/sys/fs/cgroup" + cgroup_root_;
-    for (const char* q : {"/kubepods/burstable", "/kubepods/besteffort", "/kubepods", ""}) {
-      ::rmdir((top + q).c_str());
-    }
+    agent_.reset();
   }
 
-  void startAgent(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {KERNELET_BINARY,
-                                     "run",
-                                     "--pod-manifest-path",
-                                     manifests_,
-                                     "--root-dir",
-                                     root_,
-                                     "--pod-log-dir",
-                                     logs_,
-                                     "--run-dir",
-                                     run_,
-                                     "--cgroup-root",
-                                     cgroup_root_,
-                                     "--hostname-override",
-                                     "node1",
-                                     "-v",
-                                     "2"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    agent_ = testing::spawnLogged(std::move(args), base_ + "/agent.log");
-  }
+  void startAgent(std::vector<std::string> extra = {}) { agent_->start(std::move(extra), 2); }
 
   // SIGTERM, then the agent's exit status; `took` is how long it needed.
   int stopAgent(seconds limit = seconds(120), steady_clock::duration* took = nullptr) {
-    auto t0 = steady_clock::now();
-    ::kill(agent_, SIGTERM);
-    int status = -1;
-    while (::waitpid(agent_, &status, WNOHANG) == 0) {
-      if (steady_clock::now() > t0 + limit) {
-        ::kill(agent_, SIGKILL);
-        ::waitpid(agent_, &status, 0);
-        ADD_FAILURE() << "agent did not stop in " << limit.count() << " s\n" << agentLog();
-        break;
-      }
-      std::this_thread::sleep_for(milliseconds(20));
+    testing::StopResult r = agent_->stopWithin(limit);
+    if (r.killed) {
+      ADD_FAILURE() << "agent did not stop in " << limit.count() << " s\n" << agentLog();
     }
     if (took != nullptr) {
-      *took = steady_clock::now() - t0;
+      *took = r.took;
     }
-    agent_ = -1;
-    return status;
+    return r.status;
   }
 
-  std::string agentLog() const { return readFile(base_ + "/agent.log").value_or(""); }
+  std::string agentLog() const { return agent_->log(); }
 
   void writeManifest(const std::string& name, const std::string& yaml) {
-    std::string tmp = manifests_ + "/." + name + ".tmp";
-    std::ofstream(tmp) << yaml;
-    fs::rename(tmp, manifests_ + "/" + name);
-  }
-
-  std::optional<PodSummary> pod(const std::string& name) const {
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(root_ + "/pods", ec)) {
-      auto text = readFile(e.path().string() + "/status.json");
-      if (!text) {
-        continue;
-      }
-      auto p = parsePodJson(*text, e.path().string());
-      if (p && p->name == name + "-node1") {
-        return *p;
-      }
-    }
-    return std::nullopt;
+    agent_->writeManifest(name, yaml);
   }
 
   PodSummary waitFor(const std::string& name, const std::function<bool(const PodSummary&)>& ok,
                      const std::string& what, seconds timeout = seconds(60)) {
-    auto deadline = steady_clock::now() + timeout;
-    std::optional<PodSummary> last;
-    while (steady_clock::now() < deadline) {
-      last = pod(name);
-      if (last && ok(*last)) {
-        return *last;
-      }
-      std::this_thread::sleep_for(milliseconds(100));
+    if (auto p = agent_->waitFor(name, ok, timeout)) {
+      return *p;
     }
+    std::optional<PodSummary> last = agent_->pod(name);
     ADD_FAILURE() << name << ": " << what << " not reached in " << timeout.count() << " s; phase "
                   << (last ? last->status.phase : "(no status)") << "\n"
                   << agentLog().substr(0, 20000);
     return last.value_or(PodSummary{});
   }
 
-  Cmd logs(const std::string& pod, const std::string& container) {
-    return runCommand({KERNELET_BINARY, "logs", "--root-dir", root_, "--pod-log-dir", logs_,
-                       pod + "-node1", container});
+  CommandResult logs(const std::string& pod, const std::string& container) {
+    return agent_->logs(pod, container);
   }
 
-  std::string base_, root_, manifests_, logs_, run_, cgroup_root_;
-  pid_t agent_ = -1;
-  bool started_ = false;
+  std::unique_ptr<StaticAgent> agent_;
 };
 
 std::string manyContainers(const std::string& name, size_t n, int grace) {
@@ -282,7 +181,8 @@ TEST_F(AgentLimits, HugeNumbersInAManifestNeitherCrashTheAgentNorAreLost) {
             std::string::npos)
       << agentLog();
   int status = 0;
-  ASSERT_EQ(::waitpid(agent_, &status, WNOHANG), 0) << "the agent died: " << status << agentLog();
+  ASSERT_EQ(::waitpid(agent_->pid(), &status, WNOHANG), 0)
+      << "the agent died: " << status << agentLog();
   EXPECT_EQ(stopAgent(), 0);
 }
 
@@ -301,7 +201,7 @@ TEST_F(AgentLimits, ByDefaultAContainerCannotCreateAUserNamespace) {
   startAgent();
   PodSummary s = waitFor(
       "userns", [](const PodSummary& p) { return p.status.phase == "Failed"; }, "Failed");
-  Cmd l = logs("userns", "c");
+  CommandResult l = logs("userns", "c");
   EXPECT_EQ(l.out.find("unshare: ok"), std::string::npos) << l.out;
   EXPECT_NE(l.out.find("unshare"), std::string::npos) << l.out;  // busybox says why
   EXPECT_EQ(stopAgent(), 0);
@@ -312,7 +212,7 @@ TEST_F(AgentLimits, SeccompDefaultFalseLeavesContainersUnconfinedAsTheKubelet) {
   startAgent({"--seccomp-default=false"});
   waitFor(
       "userns", [](const PodSummary& p) { return p.status.phase == "Succeeded"; }, "Succeeded");
-  Cmd l = logs("userns", "c");
+  CommandResult l = logs("userns", "c");
   EXPECT_NE(l.out.find("unshare: ok"), std::string::npos) << l.out;
   EXPECT_EQ(stopAgent(), 0);
 }

@@ -5,18 +5,13 @@
 // alone takes minutes in a loaded TCG VM; the mount options do not depend on
 // where the files come from), in the test VM.
 
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <filesystem>
-#include <fstream>
-#include <functional>
+#include <memory>
 #include <thread>
 
 #include "support/privileged.h"
-#include "support/process_util.h"
+#include "support/static_agent.h"
 #include "sys/fileio.h"
 
 namespace kernelet {
@@ -24,6 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono;
+using testing::StaticAgent;
 
 const std::string kImage = "fixtures.kernelet.test/busybox:latest";
 
@@ -31,54 +27,25 @@ class AgentVolumes : public ::testing::Test {
  protected:
   void SetUp() override {
     KERNELET_REQUIRE_PRIVILEGED();
-    std::string id = std::to_string(::getpid()) + "-" +
-                     ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    base_ = "/tmp/kernelet-volumes-" + id;
-    root_ = base_ + "/root";
-    run_ = "/run/kernelet-volumes-" + std::to_string(::getpid());
-    cgroup_root_ = "/kernelet-volumes-" + std::to_string(::getpid());
-    fs::create_directories(base_ + "/manifests");
-    std::string import = std::string(KERNELET_BINARY) + " images --root-dir " + root_ + " import " +
-                         KERNELET_FIXTURES + "/oci/busybox >/dev/null 2>&1";
-    ASSERT_EQ(std::system(import.c_str()), 0);
-    started_ = true;
+    agent_ = std::make_unique<StaticAgent>(KERNELET_BINARY, "volumes");
+    root_ = agent_->root();
+    auto err = agent_->importImage(std::string(KERNELET_FIXTURES) + "/oci/busybox");
+    ASSERT_FALSE(err) << *err;
   }
 
-  void TearDown() override {
-    if (!started_) {
-      return;
-    }
-    if (agent_ > 0) {
-      ::kill(agent_, SIGTERM);
-      int st;
-      ::waitpid(agent_, &st, 0);
-    }
-    fs::remove_all(base_);
-    std::string top = "/sys/fs/cgroup" + cgroup_root_;
-    for (const char* q : {"/kubepods/burstable", "/kubepods/besteffort", "/kubepods", ""}) {
-      ::rmdir((top + q).c_str());
-    }
-  }
+  void TearDown() override { agent_.reset(); }
 
-  void startAgent() {
-    agent_ = testing::spawnLogged(
-        {KERNELET_BINARY, "run", "--pod-manifest-path", base_ + "/manifests", "--root-dir", root_,
-         "--pod-log-dir", base_ + "/logs", "--run-dir", run_, "--cgroup-root", cgroup_root_,
-         "--hostname-override", "node1", "-v", "2"},
-        base_ + "/agent.log");
-  }
+  void startAgent() { agent_->start({}, 2); }
 
   void writeManifest(const std::string& name, const std::string& yaml) {
-    std::string tmp = base_ + "/manifests/." + name + ".tmp";
-    std::ofstream(tmp) << yaml;
-    fs::rename(tmp, base_ + "/manifests/" + name);
+    agent_->writeManifest(name, yaml);
   }
 
   // What the pod's containers wrote, from its CRI log files.
   std::string output(const std::string& pod) {
     std::string out;
     std::error_code ec;
-    for (const auto& e : fs::recursive_directory_iterator(base_ + "/logs", ec)) {
+    for (const auto& e : fs::recursive_directory_iterator(agent_->logDir(), ec)) {
       if (e.path().string().find("/default_" + pod + "-node1_") != std::string::npos &&
           e.path().extension() == ".log") {
         out += readFile(e.path().string()).value_or("");
@@ -99,13 +66,12 @@ class AgentVolumes : public ::testing::Test {
     }
     ADD_FAILURE() << "\"" << needle << "\" not in " << pod << "'s output after " << timeout.count()
                   << " s: " << out << "\n"
-                  << readFile(base_ + "/agent.log").value_or("");
+                  << agent_->log();
     return out;
   }
 
-  std::string base_, root_, run_, cgroup_root_;
-  pid_t agent_ = -1;
-  bool started_ = false;
+  std::unique_ptr<StaticAgent> agent_;
+  std::string root_;
 };
 
 size_t count(const std::string& text, const std::string& needle) {

@@ -2,174 +2,90 @@
 // manifests in the test VM, a brd ramdisk (/dev/ram0, block 1:0) as the node's
 // disk, and what the containers' shells say when they open device nodes.
 
-#include <fcntl.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
-#include <functional>
-#include <thread>
+#include <memory>
 
 #include "agent/pod_status.h"
 #include "support/privileged.h"
-#include "support/process_util.h"
-#include "sys/fileio.h"
+#include "support/static_agent.h"
 
 namespace kernelet::agent {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono;
+using testing::CommandResult;
+using testing::StaticAgent;
 
 const std::string kImage = "fixtures.kernelet.test/busybox:latest";
-
-struct Cmd {
-  int status = -1;
-  std::string out, err;
-};
-
-Cmd runCommand(std::vector<std::string> args) {
-  int out[2], err[2];
-  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
-    return {};
-  }
-  auto argv = testing::argvOf(args);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(out[1], 1);
-    ::dup2(err[1], 2);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::close(out[1]);
-  ::close(err[1]);
-  Cmd r;
-  r.out = testing::readAll(out[0]);
-  r.err = testing::readAll(err[0]);
-  ::waitpid(pid, &r.status, 0);
-  return r;
-}
 
 // The agent on a manifest directory of its own, as agent_e2e_test.cc runs it.
 class PodDevices : public ::testing::Test {
  protected:
   void SetUp() override {
     KERNELET_REQUIRE_PRIVILEGED();
-    std::string id = std::to_string(::getpid()) + "-" +
-                     ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    base_ = "/tmp/kernelet-devices-" + id;
-    root_ = base_ + "/root";
-    manifests_ = base_ + "/manifests";
-    logs_ = base_ + "/logs";
-    run_ = "/run/kernelet-devices-" + std::to_string(::getpid());
-    cgroup_root_ = "/kernelet-devices-" + std::to_string(::getpid());
-    fs::create_directories(manifests_);
-    started_ = true;
+    agent_ = std::make_unique<StaticAgent>(KERNELET_BINARY, "devices");
+    base_ = agent_->base();
     // The node's disk: one small ramdisk (Debian builds brd as a module).
-    Cmd brd = runCommand({"/sbin/modprobe", "brd", "rd_nr=1", "rd_size=1024"});
+    CommandResult brd = testing::runCommand({"/sbin/modprobe", "brd", "rd_nr=1", "rd_size=1024"});
     struct stat st {};
     ASSERT_EQ(::stat("/dev/ram0", &st), 0) << "no /dev/ram0 after modprobe brd: " << brd.err;
     ASSERT_TRUE(S_ISBLK(st.st_mode));
     ASSERT_EQ(st.st_rdev, makedev(1, 0));
-    Cmd imp = runCommand({KERNELET_BINARY, "images", "--root-dir", root_, "import",
-                          std::string(KERNELET_FIXTURES) + "/oci/busybox"});
-    ASSERT_EQ(imp.status, 0) << imp.err;
+    auto err = agent_->importImage(std::string(KERNELET_FIXTURES) + "/oci/busybox");
+    ASSERT_FALSE(err) << *err;
   }
 
   void TearDown() override {
-    if (!started_) {
-      return;
-    }
-    if (agent_ > 0) {
+    if (agent_ && agent_->pid() > 0) {
       EXPECT_EQ(stopAgent(), 0);
     }
-    fs::remove_all(base_);
-    std::string top = "/sys/fs/cgroup" + cgroup_root_;
-    for (const char* q : {"/kubepods/burstable", "/kubepods/besteffort", "/kubepods", ""}) {
-      ::rmdir((top + q).c_str());
-    }
+    agent_.reset();
   }
 
-  void startAgent() {
-    agent_ = testing::spawnLogged(
-        {KERNELET_BINARY, "run", "--pod-manifest-path", manifests_, "--root-dir", root_,
-         "--pod-log-dir", logs_, "--run-dir", run_, "--cgroup-root", cgroup_root_,
-         "--hostname-override", "node1", "-v", "3"},
-        base_ + "/agent.log");
-  }
+  void startAgent() { agent_->start(); }
 
   int stopAgent() {
-    ::kill(agent_, SIGTERM);
-    int status = -1;
-    auto deadline = steady_clock::now() + seconds(90);
-    while (::waitpid(agent_, &status, WNOHANG) == 0) {
-      if (steady_clock::now() > deadline) {
-        ::kill(agent_, SIGKILL);
-        ::waitpid(agent_, &status, 0);
-        ADD_FAILURE() << "agent did not stop in 90 s\n" << agentLog();
-        break;
-      }
-      std::this_thread::sleep_for(milliseconds(20));
+    testing::StopResult r = agent_->stopWithin(seconds(90));
+    if (r.killed) {
+      ADD_FAILURE() << "agent did not stop in 90 s\n" << agentLog();
     }
-    agent_ = -1;
-    return status;
+    return r.status;
   }
 
-  std::string agentLog() const { return readFile(base_ + "/agent.log").value_or(""); }
+  std::string agentLog() const { return agent_->log(); }
 
   void writeManifest(const std::string& name, const std::string& yaml) {
-    std::string tmp = manifests_ + "/." + name + ".tmp";
-    std::ofstream(tmp) << yaml;
-    fs::rename(tmp, manifests_ + "/" + name);
-  }
-
-  std::optional<PodSummary> pod(const std::string& name) const {
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(root_ + "/pods", ec)) {
-      auto text = readFile(e.path().string() + "/status.json");
-      if (!text) {
-        continue;
-      }
-      auto p = parsePodJson(*text, e.path().string());
-      if (p && p->name == name + "-node1") {
-        return *p;
-      }
-    }
-    return std::nullopt;
+    agent_->writeManifest(name, yaml);
   }
 
   // The pod's phase once it is one of `phases` (or its last one after 90 s).
   std::string waitForPhase(const std::string& name, const std::vector<std::string>& phases) {
-    auto deadline = steady_clock::now() + seconds(90);
-    std::optional<PodSummary> last;
-    while (steady_clock::now() < deadline) {
-      last = pod(name);
-      if (last && std::find(phases.begin(), phases.end(), last->status.phase) != phases.end()) {
-        return last->status.phase;
-      }
-      std::this_thread::sleep_for(milliseconds(50));
+    auto final = [&](const PodSummary& p) {
+      return std::find(phases.begin(), phases.end(), p.status.phase) != phases.end();
+    };
+    if (auto p = agent_->waitFor(name, final, seconds(90))) {
+      return p->status.phase;
     }
     ADD_FAILURE() << name << ": no final phase in 90 s\n" << agentLog();
+    std::optional<PodSummary> last = agent_->pod(name);
     return last ? last->status.phase : "(no status)";
   }
 
   // The container's output (stderr is sent to stdout by the scripts, for order).
   std::string logs(const std::string& pod, const std::string& container) {
-    Cmd l = runCommand({KERNELET_BINARY, "logs", "--root-dir", root_, "--pod-log-dir", logs_,
-                        pod + "-node1", container});
+    CommandResult l = agent_->logs(pod, container);
     EXPECT_EQ(l.status, 0) << l.err;
     return l.out;
   }
 
-  std::string base_, root_, manifests_, logs_, run_, cgroup_root_;
-  pid_t agent_ = -1;
-  bool started_ = false;
+  std::unique_ptr<StaticAgent> agent_;
+  std::string base_;
 };
 
 // A run-to-completion pod with one container running `script` (no single quotes).

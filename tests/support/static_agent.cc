@@ -80,7 +80,7 @@ void StaticAgent::writeManifest(const std::string& file, const std::string& yaml
   fs::rename(tmp, manifests_ + "/" + file);
 }
 
-void StaticAgent::start(std::vector<std::string> extra) {
+void StaticAgent::start(std::vector<std::string> extra, int verbosity) {
   std::vector<std::string> args = {binary_,
                                    "run",
                                    "--pod-manifest-path",
@@ -96,28 +96,32 @@ void StaticAgent::start(std::vector<std::string> extra) {
                                    "--hostname-override",
                                    "node1",
                                    "-v",
-                                   "3"};
+                                   std::to_string(verbosity)};
   args.insert(args.end(), extra.begin(), extra.end());
   pid_ = spawnLogged(std::move(args), base_ + "/agent.log");
 }
 
-int StaticAgent::stop() {
+int StaticAgent::stop() { return stopWithin(seconds(120)).status; }
+
+StopResult StaticAgent::stopWithin(seconds limit) {
+  StopResult r;
   if (pid_ <= 0) {
-    return -1;
+    return r;
   }
+  auto t0 = steady_clock::now();
   ::kill(pid_, SIGTERM);
-  int status = -1;
-  auto deadline = steady_clock::now() + seconds(120);
-  while (::waitpid(pid_, &status, WNOHANG) == 0) {
-    if (steady_clock::now() > deadline) {
+  while (::waitpid(pid_, &r.status, WNOHANG) == 0) {
+    if (steady_clock::now() > t0 + limit) {
       ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status, 0);
+      ::waitpid(pid_, &r.status, 0);
+      r.killed = true;
       break;
     }
     std::this_thread::sleep_for(milliseconds(20));
   }
+  r.took = steady_clock::now() - t0;
   pid_ = -1;
-  return status;
+  return r;
 }
 
 std::string StaticAgent::log() const { return readFile(base_ + "/agent.log").value_or(""); }
@@ -163,17 +167,18 @@ const agent::ContainerStatus* StaticAgent::statusOf(const agent::PodSummary& p,
   return nullptr;
 }
 
+CommandResult StaticAgent::logs(const std::string& pod, const std::string& container) const {
+  return runCommand(
+      {binary_, "logs", "--root-dir", root_, "--pod-log-dir", logs_, pod + "-node1", container});
+}
+
 CommandResult StaticAgent::logsWith(const std::string& pod, const std::string& container,
                                     const std::string& needle, seconds timeout) const {
   auto deadline = steady_clock::now() + timeout;
-  auto logs = [&] {
-    return runCommand(
-        {binary_, "logs", "--root-dir", root_, "--pod-log-dir", logs_, pod + "-node1", container});
-  };
-  CommandResult l = logs();
+  CommandResult l = logs(pod, container);
   while (l.out.find(needle) == std::string::npos && steady_clock::now() < deadline) {
     std::this_thread::sleep_for(milliseconds(200));
-    l = logs();
+    l = logs(pod, container);
   }
   return l;
 }

@@ -25,6 +25,13 @@ struct CommandResult {
 // Runs args (args[0] an absolute path) to its end, capturing stdout and stderr.
 CommandResult runCommand(std::vector<std::string> args);
 
+// How `StaticAgent::stopWithin` ended.
+struct StopResult {
+  int status = -1;  // the waitpid status; -1 if the agent was not running
+  std::chrono::steady_clock::duration took{};
+  bool killed = false;  // it outlived the limit and got SIGKILL
+};
+
 class StaticAgent {
  public:
   // `name` makes the dirs and the cgroup root unique (with this process's pid).
@@ -36,9 +43,12 @@ class StaticAgent {
   // `kernelet images import` of an OCI layout directory; the error output if it fails.
   std::optional<std::string> importImage(const std::string& layout);
   void writeManifest(const std::string& file, const std::string& yaml);
-  void start(std::vector<std::string> extra = {});
+  // `verbosity` is the agent's -v: what its log (and so a test) sees.
+  void start(std::vector<std::string> extra = {}, int verbosity = 3);
   // SIGTERM (every pod terminates first), then the exit status; -1 if not running.
   int stop();
+  // stop() that waits `limit` before SIGKILL and says how long it took.
+  StopResult stopWithin(std::chrono::seconds limit);
 
   std::optional<agent::PodSummary> pod(const std::string& name) const;
   // Waits until `ok` holds for the pod; nullopt (after `timeout`) if it never did.
@@ -47,6 +57,8 @@ class StaticAgent {
                                            std::chrono::seconds timeout) const;
   static const agent::ContainerStatus* statusOf(const agent::PodSummary& p,
                                                 const std::string& container);
+  // `kernelet logs` of a container as it is now.
+  CommandResult logs(const std::string& pod, const std::string& container) const;
   // `kernelet logs` of a container once it holds `needle`, or as it is after `timeout`.
   CommandResult logsWith(const std::string& pod, const std::string& container,
                          const std::string& needle, std::chrono::seconds timeout) const;
@@ -55,6 +67,11 @@ class StaticAgent {
   std::string log() const;
 
   const std::string& base() const { return base_; }
+  const std::string& root() const { return root_; }
+  // The --pod-log-dir: the containers' CRI log files.
+  const std::string& logDir() const { return logs_; }
+  // The agent's pid while it runs, else -1.
+  pid_t pid() const { return pid_; }
   // The agent's top cgroup, e.g. /sys/fs/cgroup/kernelet-escape-123.
   std::string cgroupTop() const { return "/sys/fs/cgroup" + cgroup_root_; }
 
