@@ -87,13 +87,16 @@ std::string confineToScratch() {
   if (::mount_setattr(AT_FDCWD, cwd, 0, &rw, sizeof rw) != 0) {
     die("make writable", cwd);
   }
+  // In the working directory, not on /tmp: a tmpfs there would hide the
+  // checkout (corpus, artifacts) wherever it lives under /tmp, as CI's may.
   // nodev: a device node that an input makes cannot be opened.
-  if (::mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=512m,mode=1777") != 0) {
-    die("mount tmpfs on", "/tmp");
-  }
-  std::string scratch = "/tmp/scratch";
-  if (::mkdir(scratch.c_str(), 0755) != 0) {
+  std::string scratch = std::string(cwd) + "/scratch";
+  if (::mkdir(scratch.c_str(), 0755) != 0 && errno != EEXIST) {
     die("mkdir", scratch);
+  }
+  if (::mount("tmpfs", scratch.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=512m,mode=0755") !=
+      0) {
+    die("mount tmpfs on", scratch);
   }
   return scratch;
 }

@@ -17,9 +17,10 @@ namespace kernelet::fuzz {
 std::vector<std::string> splitParts(const uint8_t* data, size_t size, size_t count);
 
 // Confines this process' writes, then makes a scratch directory: as root, a
-// private mount namespace where every mount is read-only except a fresh tmpfs
-// on /tmp (which the kernel drops with the namespace, even after a crash) and
-// the working directory (libFuzzer's corpus and crash files); as another
+// private mount namespace where every mount is read-only except the working
+// directory (libFuzzer's corpus and crash files) and a fresh tmpfs on its
+// `scratch` subdirectory (which the kernel drops with the namespace, even after
+// a crash; not on /tmp, which may hold the checkout itself); as another
 // user, a user namespace with the same mounts. Aborts if it cannot: a target
 // that writes files must not run unconfined on a developer's machine.
 // Call once, from LLVMFuzzerInitialize. Returns the scratch directory.
