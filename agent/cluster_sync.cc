@@ -20,7 +20,6 @@ using apiclient::PatchType;
 using apiclient::resourcePath;
 using Clock = std::chrono::steady_clock;
 
-constexpr auto kHeartbeat = std::chrono::seconds(10);  // lease renewal, status check
 constexpr auto kNodeReport = std::chrono::minutes(5);  // nodeStatusReportFrequency
 constexpr const char* kMirrorAnnotation = "kubernetes.io/config.mirror";
 

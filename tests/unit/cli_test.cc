@@ -4,7 +4,10 @@
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <string>
+
+#include "support/temp_dir.h"
 
 namespace {
 
@@ -63,6 +66,31 @@ TEST(Cli, ABadReservationOrThresholdFlagIsAUsageErrorNamingIt) {
   EXPECT_EQ(r.output,
             "kernelet run: parse --eviction-hard `memory.available<1x`: not a quantity or a "
             "percentage\n");
+}
+
+// `kernelet images import` of a hostile layout: exit 1 with the document and
+// the JSON path in the message, never a crash (it was SIGSEGV, exit 139).
+TEST(ImagesCli, ImportOfAnIndexWithAWrongTypeFailsWithThePath) {
+  kernelet::testing::TempDir dir;
+  std::filesystem::create_directories(dir.path() + "/layout/blobs/sha256");
+  std::string index = dir.write("layout/index.json", R"({"manifests":[1]})");
+  CliRun r =
+      runKernelet("images --root-dir " + dir.path() + "/store import " + dir.path() + "/layout");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("decode `" + index + "`: manifests[0]: must be an object"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST(ImagesCli, ImportOfADeeplyNestedIndexFailsCleanly) {
+  kernelet::testing::TempDir dir;
+  std::filesystem::create_directories(dir.path() + "/layout/blobs/sha256");
+  dir.write("layout/index.json",
+            R"({"manifests":)" + std::string(100000, '[') + std::string(100000, ']') + "}");
+  CliRun r =
+      runKernelet("images --root-dir " + dir.path() + "/store import " + dir.path() + "/layout");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("nested deeper than"), std::string::npos) << r.output;
 }
 
 }  // namespace
