@@ -48,6 +48,12 @@ struct Limits {
 // "OP `NAME`: offset N: what". Trailing text after the value is an error.
 Result<rapidjson::Document> parse(std::string_view text, const std::string& op,
                                   const std::string& name, Limits limits = {});
+// The same in place, for a hot path that reuses its buffers: `text` is
+// NUL-terminated and overwritten, `doc` (with its own allocator, say a reused
+// pool) refers into it afterwards. On an error `doc` is left as it was.
+// max_bytes is not checked: the caller holds the text already.
+Result<void> parseInsitu(rapidjson::Document& doc, char* text, const std::string& op,
+                         const std::string& name, Limits limits = {});
 
 // One value in a parsed document with where it is: the document's name and
 // the path to it ("manifests[0].platform"). Cheap to copy; it refers to the
