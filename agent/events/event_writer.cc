@@ -3,47 +3,27 @@
 namespace kernelet::agent {
 
 EventWriter::EventWriter(apiclient::ApiClient& client, const std::string& node_name)
-    : recorder_(client, node_name), thread_([this] { run(); }) {}
-
-EventWriter::~EventWriter() {
-  stop();
-  if (thread_.joinable()) {
-    thread_.join();
-  }
-}
-
-void EventWriter::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
+    : recorder_(client, node_name) {
+  thread_.start([this] { run(); });
 }
 
 void EventWriter::record(EventRecord e) {
   {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(thread_.mutex());
     if (queue_.size() >= kMaxQueued) {
       queue_.pop_front();  // the oldest go first when the API is away long
     }
     queue_.push_back(std::move(e));
   }
-  cv_.notify_all();
-}
-
-bool EventWriter::sleep(std::chrono::milliseconds d) {
-  std::unique_lock lock(mu_);
-  cv_.wait_for(lock, d, [this] { return stopping_; });
-  return !stopping_;
+  thread_.notify();
 }
 
 void EventWriter::run() {
   for (;;) {
     std::deque<EventRecord> batch;
     {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (stopping_) {
+      std::unique_lock lock(thread_.mutex());
+      if (!thread_.wait(lock, [this] { return !queue_.empty(); })) {
         return;
       }
       batch.swap(queue_);
@@ -52,14 +32,14 @@ void EventWriter::run() {
       if (!recorder_.record(*it)) {
         {
           // This one and the rest are kept, in order, for when the API answers.
-          std::lock_guard lock(mu_);
+          std::lock_guard lock(thread_.mutex());
           queue_.insert(queue_.begin(), std::make_move_iterator(it),
                         std::make_move_iterator(batch.end()));
           while (queue_.size() > kMaxQueued) {
             queue_.pop_front();
           }
         }
-        if (!sleep(std::chrono::seconds(1))) {
+        if (!thread_.sleep(std::chrono::seconds(1))) {
           return;
         }
         break;

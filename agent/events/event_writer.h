@@ -4,14 +4,12 @@
 // too). While the API is away they wait, at most kMaxQueued of them, oldest
 // dropped first, and go out in order when it answers.
 
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <string>
-#include <thread>
 
 #include "agent/events.h"
 #include "apiclient/api_client.h"
+#include "sys/stoppable_thread.h"
 
 namespace kernelet::agent {
 
@@ -22,7 +20,7 @@ class EventWriter {
   // Starts the thread.
   EventWriter(apiclient::ApiClient& client, const std::string& node_name);
   // Stops the thread; what is still queued is dropped.
-  ~EventWriter();
+  ~EventWriter() = default;
   EventWriter(const EventWriter&) = delete;
   EventWriter& operator=(const EventWriter&) = delete;
 
@@ -30,18 +28,14 @@ class EventWriter {
   void record(EventRecord e);
   // Lets the thread go soon (the destructor waits for it): stopping several
   // writers this way first overlaps their last API calls.
-  void stop();
+  void stop() { thread_.stop(); }
 
  private:
   void run();
-  bool sleep(std::chrono::milliseconds d);
 
-  EventRecorder recorder_;  // the thread's alone
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;          // guarded by mu_
-  std::deque<EventRecord> queue_;  // guarded by mu_
-  std::thread thread_;             // last: started once the rest is built
+  EventRecorder recorder_;         // the thread's alone
+  std::deque<EventRecord> queue_;  // guarded by thread_.mutex()
+  StoppableThread thread_;         // last: stopped and joined first
 };
 
 }  // namespace kernelet::agent

@@ -32,28 +32,8 @@ NodeHeartbeat::NodeHeartbeat(apiclient::ApiClient& client, AgentConfig config, N
       facts_(std::move(facts)),
       events_(events),
       beat_(std::move(beat)),
-      lease_(client, facts_.name),
-      thread_([this] { run(); }) {}
-
-NodeHeartbeat::~NodeHeartbeat() {
-  stop();
-  if (thread_.joinable()) {
-    thread_.join();
-  }
-}
-
-void NodeHeartbeat::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-}
-
-bool NodeHeartbeat::sleep(std::chrono::milliseconds d) {
-  std::unique_lock lock(mu_);
-  cv_.wait_for(lock, d, [this] { return stopping_; });
-  return !stopping_;
+      lease_(client, facts_.name) {
+  thread_.start([this] { run(); });
 }
 
 EventRecord NodeHeartbeat::nodeEvent(const std::string& reason, const std::string& message) const {
@@ -141,7 +121,7 @@ void NodeHeartbeat::run() {
   // Registration: back-off 100 ms doubling to 7 s, as the kubelet.
   auto backoff = std::chrono::milliseconds(100);
   while (!registerNode()) {
-    if (!sleep(backoff)) {
+    if (!thread_.sleep(backoff)) {
       return;
     }
     backoff = std::min(backoff * 2, std::chrono::milliseconds(7000));
@@ -154,7 +134,7 @@ void NodeHeartbeat::run() {
     beat_(node_uid_);
     // 10 s with the kubelet's 4% jitter.
     auto jitter = std::uniform_int_distribution<int>(0, 400)(rng);
-    if (!sleep(std::chrono::milliseconds(10000 - 200 + jitter))) {
+    if (!thread_.sleep(std::chrono::milliseconds(10000 - 200 + jitter))) {
       return;
     }
   }

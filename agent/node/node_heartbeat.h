@@ -6,18 +6,16 @@
 // node events (Starting, NodeReady, NodeHasSufficientMemory, ...).
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <string>
-#include <thread>
 
 #include "agent/config.h"
 #include "agent/events/event_writer.h"
 #include "agent/node/node_lease.h"
 #include "agent/node_status.h"
 #include "apiclient/api_client.h"
+#include "sys/stoppable_thread.h"
 
 namespace kernelet::agent {
 
@@ -28,19 +26,18 @@ class NodeHeartbeat {
   using Beat = std::function<void(const std::string& node_uid)>;
   NodeHeartbeat(apiclient::ApiClient& client, AgentConfig config, NodeFacts facts,
                 EventWriter& events, Beat beat);
-  ~NodeHeartbeat();
+  ~NodeHeartbeat() = default;
   NodeHeartbeat(const NodeHeartbeat&) = delete;
   NodeHeartbeat& operator=(const NodeHeartbeat&) = delete;
 
   // Lets the thread go soon; the destructor waits for it.
-  void stop();
+  void stop() { thread_.stop(); }
 
  private:
   void run();
   bool registerNode();
   void reportStatus(bool force);
   EventRecord nodeEvent(const std::string& reason, const std::string& message) const;
-  bool sleep(std::chrono::milliseconds d);
 
   apiclient::ApiClient& client_;
   AgentConfig config_;
@@ -54,11 +51,7 @@ class NodeHeartbeat {
   std::string last_fingerprint_;
   std::chrono::steady_clock::time_point last_report_;
   std::map<std::string, std::string> transitions_;
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;  // guarded by mu_
-  std::thread thread_;     // last: started once the rest is built
+  StoppableThread thread_;  // last: stopped and joined first
 };
 
 }  // namespace kernelet::agent

@@ -1,6 +1,7 @@
 #include "agent/status/status_writer.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "agent/log.h"
 #include "apiclient/json_fields.h"
@@ -12,57 +13,38 @@ namespace kernelet::agent {
 using apiclient::resourcePath;
 
 StatusWriter::StatusWriter(apiclient::ApiClient& client, MirrorPods& mirrors, LoopQueue& to_loop)
-    : client_(client), mirrors_(mirrors), to_loop_(to_loop), thread_([this] { run(); }) {}
-
-StatusWriter::~StatusWriter() {
-  stop();
-  if (thread_.joinable()) {
-    thread_.join();
-  }
-}
-
-void StatusWriter::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-}
-
-bool StatusWriter::sleep(std::chrono::milliseconds d) {
-  std::unique_lock lock(mu_);
-  cv_.wait_for(lock, d, [this] { return stopping_; });
-  return !stopping_;
+    : client_(client), mirrors_(mirrors), to_loop_(to_loop) {
+  thread_.start([this] { run(); });
 }
 
 void StatusWriter::podStatus(const std::string& uid, const std::string& namespace_,
                              const std::string& name, const std::string& status, bool is_static) {
   {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(thread_.mutex());
     dirty_[uid] = {namespace_, name, status, is_static};
     if (is_static) {
       static_status_[namespace_ + "/" + name] = {uid, dirty_[uid]};
     }
   }
-  cv_.notify_all();
+  thread_.notify();
 }
 
 void StatusWriter::finalDelete(const std::string& uid, const std::string& namespace_,
                                const std::string& name, std::function<void()> done) {
   {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(thread_.mutex());
     deletions_.push_back({uid, namespace_, name, std::move(done)});
   }
-  cv_.notify_all();
+  thread_.notify();
 }
 
 void StatusWriter::retainStatic(const std::set<std::string>& keys) {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(thread_.mutex());
   std::erase_if(static_status_, [&](const auto& kv) { return !keys.contains(kv.first); });
 }
 
 void StatusWriter::apiStatus(const std::string& uid, std::string status, bool bound) {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(thread_.mutex());
   api_status_[uid] = std::move(status);
   if (bound) {
     bound_.insert(uid);
@@ -70,17 +52,17 @@ void StatusWriter::apiStatus(const std::string& uid, std::string status, bool bo
 }
 
 void StatusWriter::apiPodGone(const std::string& uid) {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(thread_.mutex());
   api_status_.erase(uid);
   bound_.erase(uid);
 }
 
 void StatusWriter::mirrorsChanged() {
   {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(thread_.mutex());
     mirrors_dirty_ = true;
   }
-  cv_.notify_all();
+  thread_.notify();
 }
 
 // Sends one pod's latest status as a strategic merge patch of the API's
@@ -89,7 +71,7 @@ bool StatusWriter::writeStatus(const std::string& uid) {
   Pending p;
   std::string target_uid, base;
   {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(thread_.mutex());
     auto it = dirty_.find(uid);
     if (it == dirty_.end()) {
       return true;
@@ -117,7 +99,7 @@ bool StatusWriter::writeStatus(const std::string& uid) {
   if (!patch) {
     log::error("Compute status patch",
                {{"pod", p.namespace_ + "/" + p.name}, {"err", patch.error().message()}});
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(thread_.mutex());
     dirty_.erase(uid);
     return true;
   }
@@ -135,11 +117,11 @@ bool StatusWriter::writeStatus(const std::string& uid) {
     if (r) {
       auto answer = apiclient::parseApiJson(*r, "pod " + p.namespace_ + "/" + p.name);
       std::string status = answer ? apiclient::statusOf(*answer) : "{}";
-      std::lock_guard lock(mu_);
+      std::lock_guard lock(thread_.mutex());
       api_status_[target_uid] = std::move(status);
     }
   }
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(thread_.mutex());
   auto it = dirty_.find(uid);
   if (it != dirty_.end() && it->second.status == p.status) {
     dirty_.erase(it);  // unless a newer one came meanwhile
@@ -149,11 +131,11 @@ bool StatusWriter::writeStatus(const std::string& uid) {
 
 void StatusWriter::nodeBeat(const std::string& node_uid) {
   {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(thread_.mutex());
     node_uid_ = node_uid;
     mirrors_dirty_ = true;
   }
-  cv_.notify_all();
+  thread_.notify();
 }
 
 // A new mirror (maybe after someone deleted the old one) gets its static
@@ -161,12 +143,12 @@ void StatusWriter::nodeBeat(const std::string& node_uid) {
 bool StatusWriter::syncMirrors() {
   std::string node_uid;
   {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(thread_.mutex());
     node_uid = node_uid_;
   }
   std::vector<MirrorPods::Created> created;
   bool ok = mirrors_.sync(node_uid, created);
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(thread_.mutex());
   for (auto& c : created) {
     api_status_[c.uid] = std::move(c.status);
     if (auto st = static_status_.find(c.key); st != static_status_.end()) {
@@ -197,11 +179,10 @@ void StatusWriter::run() {
     bool mirrors = false;
     std::optional<Deletion> deletion;
     {
-      std::unique_lock lock(mu_);
-      cv_.wait_for(lock, std::chrono::seconds(1), [this] {
-        return stopping_ || !dirty_.empty() || !deletions_.empty() || mirrors_dirty_;
-      });
-      if (stopping_) {
+      std::unique_lock lock(thread_.mutex());
+      if (!thread_.waitFor(lock, std::chrono::seconds(1), [this] {
+            return !dirty_.empty() || !deletions_.empty() || mirrors_dirty_;
+          })) {
         return;
       }
       for (const auto& [uid, p] : dirty_) {
@@ -222,11 +203,11 @@ void StatusWriter::run() {
       failed = !writeStatus(uid) || failed;
     }
     if (deletion && !deletePod(*deletion)) {
-      std::lock_guard lock(mu_);
+      std::lock_guard lock(thread_.mutex());
       deletions_.push_back(std::move(*deletion));
       failed = true;
     }
-    if (failed && !sleep(std::chrono::seconds(1))) {
+    if (failed && !thread_.sleep(std::chrono::seconds(1))) {
       return;  // the API is away: try again in a second
     }
   }

@@ -7,19 +7,16 @@
 // are synced on the same thread, before the statuses that need them. The API
 // being away stops none of the pods: writes wait and are retried.
 
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
-#include <mutex>
-#include <optional>
 #include <set>
 #include <string>
-#include <thread>
 
 #include "agent/sources/mirror_pods.h"
 #include "apiclient/api_client.h"
 #include "sys/loop_queue.h"
+#include "sys/stoppable_thread.h"
 
 namespace kernelet::agent {
 
@@ -28,7 +25,7 @@ class StatusWriter {
   // Starts the thread. `to_loop` carries the callbacks of finalDelete back
   // to the loop.
   StatusWriter(apiclient::ApiClient& client, MirrorPods& mirrors, LoopQueue& to_loop);
-  ~StatusWriter();
+  ~StatusWriter() = default;
   StatusWriter(const StatusWriter&) = delete;
   StatusWriter& operator=(const StatusWriter&) = delete;
 
@@ -53,7 +50,7 @@ class StatusWriter {
   void nodeBeat(const std::string& node_uid);
 
   // Lets the thread go soon; the destructor waits for it.
-  void stop();
+  void stop() { thread_.stop(); }
 
  private:
   struct Pending {
@@ -68,16 +65,12 @@ class StatusWriter {
   bool writeStatus(const std::string& uid);
   bool deletePod(Deletion& d);
   bool syncMirrors();
-  bool sleep(std::chrono::milliseconds d);
 
   apiclient::ApiClient& client_;
   MirrorPods& mirrors_;
   LoopQueue& to_loop_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  // Guarded by mu_:
-  bool stopping_ = false;
+  // Guarded by thread_.mutex():
   bool mirrors_dirty_ = false;
   std::string node_uid_;                           // empty until the Node is registered
   std::map<std::string, Pending> dirty_;           // uid -> latest status to send
@@ -86,7 +79,7 @@ class StatusWriter {
   // Static pods: "ns/name" -> (pod uid, latest status), for a mirror made anew.
   std::map<std::string, std::pair<std::string, Pending>> static_status_;
   std::deque<Deletion> deletions_;
-  std::thread thread_;  // last: started once the rest is built
+  StoppableThread thread_;  // last: stopped and joined first
 };
 
 }  // namespace kernelet::agent
