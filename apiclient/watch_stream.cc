@@ -144,7 +144,7 @@ Result<void> WatchStream::decodeLine(std::string_view line) {
   scratch_.assign(line);
   pool_.Clear();
   rapidjson::Document d(&pool_);
-  // Iterative and depth-limited: a deeply nested event is refused, not a stack overflow. A
+  // Depth-limited: a deeply nested event is refused, not a stack overflow. A
   // failed parse leaves `d` null, which the check below refuses, so its error can go.
   (void)json::parseInsitu(d, scratch_.data(), "decode watch event", "event");
   std::string_view object_text;
