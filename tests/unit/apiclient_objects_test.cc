@@ -100,7 +100,7 @@ TEST(ApiObjects, ADeeplyNestedObjectIsAnErrorNotACrash) {
   auto meta = decodeMeta(deep, "configmap default/x");
   ASSERT_FALSE(meta);
   EXPECT_EQ(meta.error().message(),
-            "decode `configmap default/x`: offset 545: nested deeper than 512 levels");
+            "decode `configmap default/x`: offset 543: nested deeper than 512 levels");
   EXPECT_FALSE(decodeConfigMapData(deep, "configmap default/x"));
   EXPECT_FALSE(withString(deep, {"metadata", "name"}, "y"));
 }
