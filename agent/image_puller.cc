@@ -1,5 +1,8 @@
 #include "agent/image_puller.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <algorithm>
 
 namespace kernelet::agent {
@@ -79,9 +82,17 @@ Result<std::unique_ptr<ImagePuller>> ImagePuller::create(EventLoop& loop, PullFn
   TRY(auto done, LoopQueue::create(loop));
   std::unique_ptr<ImagePuller> p(
       new ImagePuller(std::make_shared<State>(std::move(pull)), std::move(done)));
+  // The workers take no signals: the agent blocks SIGTERM and SIGINT to read
+  // them from a signalfd, and a thread that left them unblocked would get
+  // them delivered with their default action, ending the process. A new
+  // thread inherits the mask of its creator, so block all around the creation.
+  sigset_t all, saved;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &saved);
   for (int i = 0; i < workers; i++) {
     p->workers_.emplace_back([self = p.get()] { self->work(); });
   }
+  ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   return p;
 }
 

@@ -3,10 +3,12 @@
 // joins every worker.
 #include <dirent.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -221,6 +223,34 @@ TEST_F(ImagePullerTest, ShutdownWaitsForRunningPullsAndJoinsEveryWorker) {
   queued.withdraw();  // after the puller: harmless
   settle();
   EXPECT_FALSE(called);  // results of a puller that is gone go nowhere
+}
+
+// The agent reads SIGTERM from a signalfd, with the signal blocked in every
+// thread; a worker that could take it would end the agent at once.
+TEST_F(ImagePullerTest, WorkersTakeNoSignals) {
+  auto puller = makePuller(2);
+  ASSERT_TRUE(puller);
+  int blocking_sigterm = 0;
+  std::string main_tid = std::to_string(::getpid());
+  DIR* d = ::opendir("/proc/self/task");
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.' || e->d_name == main_tid) {
+      continue;
+    }
+    std::ifstream status(std::string("/proc/self/task/") + e->d_name + "/status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.starts_with("SigBlk:")) {
+        uint64_t mask = std::stoull(line.substr(7), nullptr, 16);
+        blocking_sigterm += (mask >> (SIGTERM - 1)) & 1;
+      }
+    }
+  }
+  ::closedir(d);
+  EXPECT_EQ(blocking_sigterm, 2);
+  // And the creating thread's own mask is as it was.
+  sigset_t now;
+  ASSERT_EQ(::pthread_sigmask(SIG_SETMASK, nullptr, &now), 0);
+  EXPECT_FALSE(sigismember(&now, SIGTERM));
 }
 
 TEST_F(ImagePullerTest, APoolNeedsAWorker) {
