@@ -23,7 +23,11 @@ std::unique_ptr<AsyncRemoval> removeAsync(EventLoop& loop, TimerQueue& timers, C
     if (!waiting) {
       *outcome = std::unexpected(std::move(waiting.error()));
     }
-    r->timer_ = timers.after(std::chrono::seconds(0), [self, outcome] {
+    auto life = std::weak_ptr<char>(r->life_);
+    r->timer_ = timers.after(std::chrono::seconds(0), [self, outcome, life] {
+      if (life.expired()) {
+        return;
+      }
       self->timer_ = 0;
       self->finish(*outcome ? self->group_.removeTree() : *outcome);
     });
@@ -59,7 +63,10 @@ Result<bool> AsyncRemoval::begin(std::chrono::milliseconds timeout) {
   TRY_VOID(group_.write("cgroup.kill", "1"));
   TRY_VOID(loop_.add(inotify_.get(), EPOLLIN, [this](uint32_t) { onChange(); }));
   watching_ = true;
-  timer_ = timers_.after(timeout, [this] {
+  timer_ = timers_.after(timeout, [this, life = std::weak_ptr<char>(life_)] {
+    if (life.expired()) {
+      return;
+    }
     timer_ = 0;
     finish(makeError(
         "remove cgroup", group_.path(),

@@ -197,6 +197,10 @@ class AsyncRemoval {
   bool watching_ = false;
   TimerQueue::Id timer_ = 0;
   std::chrono::milliseconds timeout_{0};
+  // Timer callbacks hold this weakly: TimerQueue takes due timers out before
+  // running them, so cancel() cannot stop one that is due in the same round
+  // as the callback that destroys this object.
+  std::shared_ptr<char> life_ = std::make_shared<char>();
 };
 
 std::unique_ptr<AsyncRemoval> removeAsync(EventLoop& loop, TimerQueue& timers, Cgroup group,

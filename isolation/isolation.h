@@ -150,6 +150,10 @@ class StartWatch {
   int watched_fd_ = -1;
   TimerQueue::Id timer_ = 0;
   PendingStart::Clock::time_point timer_at_{};
+  // Timer callbacks hold this weakly: TimerQueue takes due timers out before
+  // running them, so cancel() cannot stop one that is due in the same round
+  // as the callback that destroys this object.
+  std::shared_ptr<char> life_ = std::make_shared<char>();
 };
 
 Result<std::unique_ptr<StartWatch>> watchStart(EventLoop& loop, TimerQueue& timers,

@@ -37,7 +37,10 @@ Result<void> StartWatch::arm() {
     timer_ = 0;
     timer_at_ = pending_.deadline();
     if (timer_at_ != PendingStart::Clock::time_point::max()) {
-      timer_ = timers_.at(timer_at_, [this] {
+      timer_ = timers_.at(timer_at_, [this, life = std::weak_ptr<char>(life_)] {
+        if (life.expired()) {
+          return;
+        }
         timer_ = 0;  // it ran: nothing to cancel
         timer_at_ = {};
         step();

@@ -30,7 +30,10 @@ void StatusFiles::changed(const std::string& uid, Render render) {
   if (timer_ == 0) {
     // A timer that is already due runs on the loop's next turn: after every
     // change this turn makes, which is what coalesces them.
-    timer_ = timers_.after(std::chrono::seconds(0), [this] {
+    timer_ = timers_.after(std::chrono::seconds(0), [this, life = std::weak_ptr<char>(life_)] {
+      if (life.expired()) {
+        return;
+      }
       timer_ = 0;
       flush();
     });

@@ -17,6 +17,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -62,6 +63,10 @@ class StatusFiles {
   SyncDirFn sync_;
   std::map<std::string, Render> dirty_;  // by uid: the latest render wins
   TimerQueue::Id timer_ = 0;
+  // Timer callbacks hold this weakly: TimerQueue takes due timers out before
+  // running them, so cancel() cannot stop one that is due in the same round
+  // as the callback that destroys this object.
+  std::shared_ptr<char> life_ = std::make_shared<char>();
 };
 
 }  // namespace kernelet::agent
