@@ -115,12 +115,13 @@ class AsyncStartTest : public ::testing::Test {
 TEST_F(AsyncStartTest, TheLoopServesOthersWhileASetupStallsAndTheDeadlineKillsIt) {
   freeze();
   ContainerSpec s = specInGroup({"true"});
-  s.setup_timeout = milliseconds(2000);
+  s.setup_timeout = milliseconds(3000);
   auto begin = Clock::now();
   auto pending = beginStart(s);
   ASSERT_TRUE(pending) << pending.error().message();
-  // beginStart returned at once, with the child stuck in setup.
-  EXPECT_LT(Clock::now() - begin, milliseconds(1500));
+  // beginStart returned long before the child could time out (the blocking
+  // start() returns only at the deadline), with the child stuck in setup.
+  EXPECT_LT(Clock::now() - begin, milliseconds(2000));
   ASSERT_FALSE(pending->done());
 
   std::optional<Result<Process>> outcome;
@@ -145,11 +146,13 @@ TEST_F(AsyncStartTest, TheLoopServesOthersWhileASetupStallsAndTheDeadlineKillsIt
   ASSERT_EQ(::pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
   int bytes = 0;
   int ticks_at_first_byte = -1;
+  bool pending_at_first_byte = false;
   ASSERT_TRUE(loop_->add(p[0], EPOLLIN, [&](uint32_t) {
     char c;
     while (::read(p[0], &c, 1) == 1) {
       if (bytes++ == 0) {
         ticks_at_first_byte = ticks;
+        pending_at_first_byte = !outcome.has_value();
       }
     }
   }));
@@ -167,13 +170,14 @@ TEST_F(AsyncStartTest, TheLoopServesOthersWhileASetupStallsAndTheDeadlineKillsIt
   EXPECT_EQ(calls, 1);
   ASSERT_FALSE(*outcome) << "a frozen child was reported as started";
   EXPECT_EQ(outcome->error().message(), std::string("start container `") + KERNELET_FIXTURE_ROOTFS +
-                                            "`: setup timed out after 2 s, before exec of `true`; "
+                                            "`: setup timed out after 3 s, before exec of `true`; "
                                             "the child was killed");
-  EXPECT_GE(finished - begin, milliseconds(2000));
+  EXPECT_GE(finished - begin, milliseconds(3000));
   EXPECT_LT(finished - begin, milliseconds(20000));
   // The loop was not blocked: the pipe was read while the child was pending,
-  // and the timer ticked all along (2 s / 50 ms, with slack for TCG).
+  // and the timer ticked all along (3 s / 50 ms, with slack for TCG).
   EXPECT_EQ(bytes, 1);
+  EXPECT_TRUE(pending_at_first_byte);
   EXPECT_GE(ticks_at_first_byte, 3);
   EXPECT_GE(ticks, 15);
   // Nothing of the child is left.
