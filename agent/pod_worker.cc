@@ -7,8 +7,8 @@
 
 #include <filesystem>
 
-#include "agent/container_builder.h"
-#include "agent/log.h"
+#include "agent/log/log.h"
+#include "agent/runtime/container_builder.h"
 #include "images/policy.h"
 #include "isolation/oci_container.h"
 

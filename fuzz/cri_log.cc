@@ -1,5 +1,5 @@
 // CRI log files (isolation/cri_log.h) as `kernelet logs` reads them
-// (agent/pods_cli.h), and what a container prints, written and read back: the
+// (agent/app/pods_cli.h), and what a container prints, written and read back: the
 // reader must show exactly the container's output (a last line without a
 // newline gets one, as when the stream closes; "\r\n" becomes "\n").
 
@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "agent/pods_cli.h"
+#include "agent/app/pods_cli.h"
 #include "sys/unique_fd.h"
 
 namespace iso = kernelet::isolation;

@@ -1,11 +1,11 @@
-// The KubeletConfiguration file (agent/config.h) and the flag values
+// The KubeletConfiguration file (agent/config/config.h) and the flag values
 // --kube-reserved/--system-reserved and --eviction-hard. Input: the file, then
 // (after a "#--#" line) a flag value.
 
 #include <cstdint>
 #include <string>
 
-#include "agent/config.h"
+#include "agent/config/config.h"
 #include "fuzz/fuzz_support.h"
 
 static std::string scratch;

@@ -1,10 +1,10 @@
 // Static pod manifests and API pods: YAML or JSON, several documents per text
-// (agent/pod.h). Whatever the text, decoding returns pods or an error.
+// (agent/model/pod.h). Whatever the text, decoding returns pods or an error.
 
 #include <cstdint>
 #include <string>
 
-#include "agent/pod.h"
+#include "agent/model/pod.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string text(reinterpret_cast<const char*>(data), size);

@@ -7,7 +7,7 @@
 #include <deque>
 #include <string>
 
-#include "agent/events.h"
+#include "agent/events/events.h"
 #include "apiclient/api_client.h"
 #include "sys/stoppable_thread.h"
 

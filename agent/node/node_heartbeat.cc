@@ -2,7 +2,7 @@
 
 #include <random>
 
-#include "agent/log.h"
+#include "agent/log/log.h"
 #include "apiclient/objects.h"
 
 namespace kernelet::agent {

@@ -10,10 +10,10 @@
 #include <map>
 #include <string>
 
-#include "agent/config.h"
+#include "agent/config/config.h"
 #include "agent/events/event_writer.h"
 #include "agent/node/node_lease.h"
-#include "agent/node_status.h"
+#include "agent/node/node_status.h"
 #include "apiclient/api_client.h"
 #include "sys/stoppable_thread.h"
 

@@ -1,6 +1,6 @@
 #include "agent/node/node_lease.h"
 
-#include "agent/log.h"
+#include "agent/log/log.h"
 #include "apiclient/objects.h"
 
 namespace kernelet::agent {

@@ -1,6 +1,6 @@
 #include "agent/sources/api_pods.h"
 
-#include "agent/log.h"
+#include "agent/log/log.h"
 #include "apiclient/json_fields.h"
 #include "apiclient/objects.h"
 #include "images/digest.h"

@@ -13,7 +13,7 @@
 #include <mutex>
 #include <string>
 
-#include "agent/pod.h"
+#include "agent/model/pod.h"
 #include "agent/sources/mirror_pods.h"
 #include "agent/status/status_writer.h"
 #include "apiclient/api_client.h"

@@ -2,7 +2,7 @@
 
 #include <set>
 
-#include "agent/log.h"
+#include "agent/log/log.h"
 #include "apiclient/json_fields.h"
 #include "apiclient/objects.h"
 

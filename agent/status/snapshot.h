@@ -21,8 +21,8 @@
 #include <string>
 #include <vector>
 
-#include "agent/pod.h"
-#include "agent/pod_status.h"
+#include "agent/model/pod.h"
+#include "agent/status/pod_status.h"
 
 namespace kernelet::agent {
 

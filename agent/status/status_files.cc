@@ -3,7 +3,7 @@
 #include <filesystem>
 #include <vector>
 
-#include "agent/log.h"
+#include "agent/log/log.h"
 #include "sys/fileio.h"
 
 namespace kernelet::agent {

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <optional>
 
-#include "agent/log.h"
+#include "agent/log/log.h"
 #include "apiclient/json_fields.h"
 #include "apiclient/merge_patch.h"
 #include "apiclient/objects.h"

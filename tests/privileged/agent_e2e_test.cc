@@ -16,7 +16,7 @@
 #include <sstream>
 #include <thread>
 
-#include "agent/pod_status.h"
+#include "agent/status/pod_status.h"
 #include "cgroups/cgroups.h"
 #include "support/privileged.h"
 #include "support/process_util.h"

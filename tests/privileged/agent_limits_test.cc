@@ -11,8 +11,8 @@
 #include <memory>
 #include <thread>
 
-#include "agent/admission.h"
-#include "agent/pod_status.h"
+#include "agent/lifecycle/admission.h"
+#include "agent/status/pod_status.h"
 #include "support/privileged.h"
 #include "support/static_agent.h"
 

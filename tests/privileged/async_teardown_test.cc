@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/pod_sandbox.h"
+#include "agent/runtime/pod_sandbox.h"
 #include "cgroups/cgroups.h"
 #include "support/privileged.h"
 #include "support/temp_dir.h"

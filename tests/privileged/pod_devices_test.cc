@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <memory>
 
-#include "agent/pod_status.h"
+#include "agent/status/pod_status.h"
 #include "support/privileged.h"
 #include "support/static_agent.h"
 

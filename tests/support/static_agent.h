@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/pod_status.h"
+#include "agent/status/pod_status.h"
 
 namespace kernelet::testing {
 

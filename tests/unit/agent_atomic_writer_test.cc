@@ -15,7 +15,7 @@
 #include <map>
 #include <sstream>
 
-#include "agent/atomic_writer.h"
+#include "agent/runtime/atomic_writer.h"
 #include "support/temp_dir.h"
 #include "sys/unique_fd.h"
 

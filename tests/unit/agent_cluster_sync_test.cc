@@ -12,7 +12,7 @@
 #include <functional>
 #include <sstream>
 
-#include "agent/cluster_sync.h"
+#include "agent/app/cluster_sync.h"
 #include "apiclient/json_fields.h"
 #include "apiclient/objects.h"
 #include "support/api_server.h"

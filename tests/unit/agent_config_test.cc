@@ -5,13 +5,13 @@
 #include <filesystem>
 #include <fstream>
 
-#include "agent/admission.h"
-#include "agent/config.h"
-#include "agent/field_refs.h"
-#include "agent/manifest_source.h"
-#include "agent/node_allocatable.h"
-#include "agent/node_status.h"
-#include "agent/volumes.h"
+#include "agent/config/config.h"
+#include "agent/lifecycle/admission.h"
+#include "agent/model/field_refs.h"
+#include "agent/node/node_allocatable.h"
+#include "agent/node/node_status.h"
+#include "agent/runtime/volumes.h"
+#include "agent/sources/manifest_source.h"
 #include "support/temp_dir.h"
 
 namespace kernelet::agent {

@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "agent/image_puller.h"
+#include "agent/runtime/image_puller.h"
 
 namespace kernelet::agent {
 namespace {

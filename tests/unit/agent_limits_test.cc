@@ -7,11 +7,11 @@
 #include <functional>
 #include <set>
 
-#include "agent/admission.h"
-#include "agent/cli.h"
-#include "agent/config.h"
-#include "agent/manifest_source.h"
-#include "agent/pod_names.h"
+#include "agent/app/cli.h"
+#include "agent/config/config.h"
+#include "agent/lifecycle/admission.h"
+#include "agent/model/pod_names.h"
+#include "agent/sources/manifest_source.h"
 #include "support/temp_dir.h"
 
 namespace kernelet::agent {

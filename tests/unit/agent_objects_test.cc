@@ -10,10 +10,10 @@
 #include <fstream>
 #include <sstream>
 
-#include "agent/atomic_writer.h"
-#include "agent/pod.h"
-#include "agent/pod_objects.h"
-#include "agent/volumes.h"
+#include "agent/model/pod.h"
+#include "agent/runtime/atomic_writer.h"
+#include "agent/runtime/volumes.h"
+#include "agent/sources/pod_objects.h"
 #include "support/temp_dir.h"
 
 namespace kernelet::agent {

@@ -4,7 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "agent/pod.h"
+#include "agent/model/pod.h"
 
 namespace kernelet::agent {
 namespace {

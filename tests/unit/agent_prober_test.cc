@@ -13,8 +13,8 @@
 #include <atomic>
 #include <thread>
 
-#include "agent/pod.h"
-#include "agent/prober.h"
+#include "agent/model/pod.h"
+#include "agent/prober/prober.h"
 #include "support/free_port.h"
 #include "support/temp_dir.h"
 

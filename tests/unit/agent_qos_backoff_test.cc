@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include "agent/backoff.h"
-#include "agent/qos.h"
+#include "agent/lifecycle/backoff.h"
+#include "agent/model/qos.h"
 
 namespace kernelet::agent {
 namespace {

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include "agent/pod_status.h"
-#include "agent/pods_cli.h"
+#include "agent/app/pods_cli.h"
+#include "agent/status/pod_status.h"
 
 namespace kernelet::agent {
 namespace {

@@ -1,0 +1,452 @@
+#include "agent/app/agent.h"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "agent/log/log.h"
+#include "agent/model/pod_names.h"
+#include "agent/node/node_allocatable.h"
+#include "agent/runtime/recovery.h"
+#include "agent/version.h"
+#include "apiclient/objects.h"
+#include "cgroups/cgroups.h"
+#include "sys/fileio.h"
+
+namespace kernelet::agent {
+namespace {
+
+// --node-ip, else the first IPv4 address of an interface that is up and not
+// loopback or one of ours, else loopback (a node without a network).
+std::string pickNodeIp(const std::string& flag, const std::string& bridge) {
+  if (!flag.empty()) {
+    return flag;
+  }
+  ifaddrs* list = nullptr;
+  std::string found;
+  if (::getifaddrs(&list) == 0) {
+    for (ifaddrs* a = list; a != nullptr && found.empty(); a = a->ifa_next) {
+      if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET ||
+          (a->ifa_flags & IFF_LOOPBACK) || !(a->ifa_flags & IFF_UP) || bridge == a->ifa_name) {
+        continue;
+      }
+      char buf[INET_ADDRSTRLEN];
+      auto* in = reinterpret_cast<sockaddr_in*>(a->ifa_addr);
+      found = ::inet_ntop(AF_INET, &in->sin_addr, buf, sizeof buf);
+    }
+    ::freeifaddrs(list);
+  }
+  return found.empty() ? "127.0.0.1" : found;
+}
+
+// Images, labels or annotations differ (what a running pod takes without a restart).
+bool changedInPlace(const Pod& running, const Pod& wanted) {
+  if (running.labels != wanted.labels || running.annotations != wanted.annotations) {
+    return true;
+  }
+  auto images = [](const Pod& p) {
+    std::vector<std::string> out;
+    for (const auto* list : {&p.init_containers, &p.containers}) {
+      for (const auto& c : *list) {
+        out.push_back(c.image);
+      }
+    }
+    return out;
+  };
+  return images(running) != images(wanted);
+}
+
+// The pod's cgroup as the sandbox lays it out, for the snapshot's readers.
+std::string podCgroup(const std::string& cgroup_root, const Pod& pod, const PodStatus& status) {
+  cgroups::QosClass q = status.qos_class == "Guaranteed"  ? cgroups::QosClass::kGuaranteed
+                        : status.qos_class == "Burstable" ? cgroups::QosClass::kBurstable
+                                                          : cgroups::QosClass::kBestEffort;
+  return cgroups::podCgroupPath(cgroup_root, q, pod.uid);
+}
+
+std::string readOr(const std::string& path, const std::string& fallback) {
+  auto r = readFile(path);
+  return r ? *r : fallback;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
+  std::unique_ptr<Agent> a(new Agent());
+  log::setVerbosity(config.verbosity);
+  config.node_name = nodeName(config.node_name);
+  log::info("Starting kernelet", {{"version", KERNELET_VERSION}, {"node", config.node_name}});
+
+  TRY(cgroups::Hierarchy h, cgroups::detect());
+  bool enforce = true;
+  if (auto ok = cgroups::requireControllers(h); !ok) {
+    if (!config.limits_unenforced) {
+      return std::unexpected(withContext(
+          ok.error(),
+          "kernelet run needs cgroup v2 with cpu, memory and pids to enforce pod resources "
+          "(run it in the test VM: scripts/vm-run, or pass --limits-unenforced to run "
+          "without limits)"));
+    }
+    enforce = false;
+    log::warning("POD RESOURCE LIMITS ARE NOT ENFORCED: " + ok.error().message() +
+                 " (--limits-unenforced)");
+    std::fprintf(stderr,
+                 "kernelet: WARNING: cpu, memory and pids limits of pods are NOT enforced on this "
+                 "host (--limits-unenforced)\n");
+  }
+  TRY_VOID(addContext(
+      cgroups::ensureQosTree(h.mount, config.cgroup_root,
+                             enforce ? cgroups::kRequiredControllers : std::vector<std::string>{}),
+      "create the QoS cgroups"));
+  NodeResources node = readNodeResources(config);
+  if (enforce) {
+    TRY_VOID(enforceNodeAllocatable(h.mount, config, node));
+  }
+
+  TRY(EventLoop loop, EventLoop::create());
+  a->loop_ = std::make_unique<EventLoop>(std::move(loop));
+  TRY(a->timers_, TimerQueue::create(*a->loop_));
+  a->status_files_ = std::make_unique<StatusFiles>(*a->timers_, config.root_dir + "/pods");
+
+  netns::NetworkConfig net;
+  net.pod_cidr = config.pod_cidr;
+  net.run_dir = config.run_dir + "/netns";
+  net.state_dir = config.root_dir + "/ipam";
+  TRY(netns::Network network, addContext(netns::Network::open(net), "set up the pod network"));
+  a->network_ = std::make_unique<netns::Network>(std::move(network));
+
+  Recovered rec = cleanUpLeftovers({h.mount, config.cgroup_root, config.root_dir, config.run_dir},
+                                   a->network_.get());
+  if (rec.cgroups + rec.mounts + rec.networks > 0) {
+    log::info("Removed what a previous agent left", {{"cgroups", std::to_string(rec.cgroups)},
+                                                     {"mounts", std::to_string(rec.mounts)},
+                                                     {"networks", std::to_string(rec.networks)}});
+  }
+  for (const auto& e : rec.errors) {
+    log::error("Clean up leftovers", {{"err", e}});
+  }
+
+  TRY(images::ImageStore store, images::ImageStore::open(config.root_dir + "/images"));
+  a->images_ = std::make_unique<images::ImageStore>(std::move(store));
+  images::RegistryOptions registry;
+  if (const char* home = ::getenv("HOME"); home != nullptr) {
+    std::string docker = std::string(home) + "/.docker/config.json";
+    if (::access(docker.c_str(), R_OK) == 0) {
+      registry.docker_config = docker;
+    }
+  }
+  TRY(a->puller_, ImagePuller::create(*a->loop_, *a->images_, registry));
+
+  NodeContext& ctx = a->ctx_;
+  ctx.config = config;
+  ctx.loop = a->loop_.get();
+  ctx.timers = a->timers_.get();
+  ctx.images = a->images_.get();
+  ctx.puller = a->puller_.get();
+  ctx.sandbox = {.config = &ctx.config,
+                 .cgroup_mount = h.mount,
+                 .enforce_limits = enforce,
+                 .network = a->network_.get(),
+                 .node_resolv_conf = readOr(config.resolv_conf, ""),
+                 .node_hosts = readOr("/etc/hosts", "")};
+  ctx.node = node;
+  ctx.node_ip = pickNodeIp(config.node_ip, net.bridge);
+  Agent* self = a.get();
+  ctx.status_changed = [self](const std::string& uid) { self->writeStatus(uid); };
+
+  // SIGTERM and SIGINT arrive on the loop; SIGPIPE must not kill the agent.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  ::sigprocmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  int sfd = ::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) {
+    return sysError("signalfd");
+  }
+  a->signals_.reset(sfd);
+  TRY_VOID(a->loop_->add(sfd, EPOLLIN, [self](uint32_t) { self->onSignal(); }));
+
+  if (!config.kubeconfig.empty()) {
+    TRY(apiclient::ClusterAccess access,
+        addContext(apiclient::loadKubeconfig(config.kubeconfig), "--kubeconfig"));
+    NodeFacts facts = readNodeFacts(ctx.config, ctx.node, ctx.node_ip);
+    TRY(a->cluster_, ClusterSync::start(ctx.config, access, *a->loop_, facts,
+                                        [self](std::map<std::string, ApiPod> pods) {
+                                          self->api_pods_ = std::move(pods);
+                                          self->reconcile();
+                                        }));
+    TRY(a->objects_,
+        ObjectCache::create(a->cluster_->client(), *a->loop_, [self](const PodRefs& changed) {
+          for (auto& [uid, w] : self->workers_) {
+            if (refersToAny(podRefs(w->pod()), changed)) {
+              w->objectsChanged();
+            }
+          }
+        }));
+    ctx.objects = a->objects_.get();
+    ctx.node_event = [self](const std::string& type, const std::string& reason,
+                            const std::string& message) {
+      self->cluster_->event({.involved_kind = "Node",
+                             .involved_name = self->ctx_.config.node_name,
+                             .involved_uid = self->ctx_.config.node_name,
+                             .type = type,
+                             .reason = reason,
+                             .message = message});
+    };
+    log::info("Joining the cluster", {{"server", access.server}, {"node", config.node_name}});
+    ctx.event = [self](const Pod& pod, const std::string& container, const std::string& type,
+                       const std::string& reason, const std::string& message) {
+      self->cluster_->event(
+          {.involved_name = pod.name,
+           .involved_namespace = pod.namespace_,
+           .involved_uid = pod.uid,
+           .field_path = container.empty() ? "" : "spec.containers{" + container + "}",
+           .type = type,
+           .reason = reason,
+           .message = message});
+    };
+  }
+  if (!config.pod_manifest_path.empty()) {
+    TRY(a->manifests_,
+        addContext(ManifestSource::open(
+                       *a->loop_, config.pod_manifest_path, config.node_name,
+                       [self] { self->reconcile(); },
+                       [](const Error& e) {
+                         log::error("Could not process manifest file", {{"err", e.message()}});
+                       }),
+                   "--pod-manifest-path"));
+  }
+  log::info("Node ready", {{"node", config.node_name},
+                           {"nodeIP", ctx.node_ip},
+                           {"allocatableCPU", std::to_string(ctx.node.allocatable_milli_cpu) + "m"},
+                           {"allocatableMemory", std::to_string(ctx.node.allocatable_memory)},
+                           {"limitsEnforced", enforce ? "true" : "false"}});
+  return a;
+}
+
+Agent::~Agent() {
+  ctx_.objects = nullptr;
+  objects_.reset();  // its watches use the cluster's client
+  cluster_.reset();  // its threads may post to the loop: stopped first
+  manifests_.reset();
+  workers_.clear();  // a worker's destructor kills what is still running
+}
+
+Result<void> Agent::run() {
+  reconcile();
+  snapshots_.publish();
+  while (!(stopping_ && workers_.empty())) {
+    TRY_VOID(loop_->runOnce(std::chrono::milliseconds(-1)));
+    snapshots_.publish();  // what this turn changed, once
+  }
+  log::info("All pods stopped, exiting");
+  return {};
+}
+
+void Agent::onSignal() {
+  signalfd_siginfo si{};
+  while (::read(signals_.get(), &si, sizeof si) == sizeof si) {
+  }
+  if (stopping_) {
+    log::info("Second stop signal: killing every pod now");
+    for (auto& [uid, w] : workers_) {
+      w->terminate({}, 0);
+    }
+    return;
+  }
+  stopping_ = true;
+  log::info("Stop signal: terminating every pod", {{"signal", std::to_string(si.ssi_signo)}});
+  reconcile();
+}
+
+void Agent::reconcile() {
+  // What should run: the static pods and the API's pods for this node.
+  struct Wanted {
+    const Pod* pod;
+    std::string hash;
+    bool from_api = false, deleting = false;
+    int64_t grace = 30;
+  };
+  std::map<std::string, StaticPod> statics;
+  std::map<std::string, Wanted> desired;
+  if (!stopping_) {
+    if (manifests_) {
+      statics = manifests_->pods();
+    }
+    for (const auto& [uid, sp] : statics) {
+      desired[uid] = {&sp.pod, sp.hash};
+    }
+    for (const auto& [uid, ap] : api_pods_) {
+      desired[uid] = {&ap.pod, ap.hash, true, !ap.deletion_timestamp.empty(),
+                      ap.deletion_grace_seconds};
+    }
+  }
+  if (cluster_ && !stopping_) {
+    publishStaticPods(statics);
+  }
+  // Pods no longer wanted, wanted with another spec, or being deleted in the
+  // API are stopped first.
+  for (auto& [uid, w] : workers_) {
+    auto it = desired.find(uid);
+    bool gone = it == desired.end();
+    bool deleting = !gone && it->second.deleting;
+    if (!gone && !deleting && it->second.hash == w->hash() && !terminating_.contains(uid) &&
+        changedInPlace(w->pod(), *it->second.pod)) {
+      log::v(2, "SyncLoop UPDATE (in place)", {{"pod", w->pod().namespace_ + "/" + w->pod().name}});
+      w->update(*it->second.pod);
+      continue;
+    }
+    if ((gone || deleting || it->second.hash != w->hash()) && !terminating_.contains(uid)) {
+      terminating_.insert(uid);
+      log::v(2,
+             gone       ? "SyncLoop REMOVE"
+             : deleting ? "SyncLoop DELETE"
+                        : "SyncLoop UPDATE",
+             {{"pod", w->pod().namespace_ + "/" + w->pod().name}});
+      std::string id = uid, ns = w->pod().namespace_, name = w->pod().name;
+      bool final_delete = deleting && cluster_ != nullptr;
+      std::optional<int64_t> grace;
+      if (deleting) {
+        grace = it->second.grace;
+      }
+      w->terminate(
+          [this, id, ns, name, final_delete] {
+            auto finish = [this, id] {
+              // Off the worker's own stack: the worker is destroyed here.
+              timers_->after(std::chrono::seconds(0), [this, id] {
+                removePod(id);
+                reconcile();
+              });
+            };
+            if (final_delete) {
+              cluster_->finalDelete(id, ns, name, finish);
+            } else {
+              finish();
+            }
+          },
+          grace);
+    }
+  }
+  for (auto& [uid, want] : desired) {
+    if (workers_.contains(uid) || want.deleting) {
+      continue;  // running, still terminating its previous spec, or on its way out
+    }
+    log::v(2, "SyncLoop ADD", {{"pod", want.pod->namespace_ + "/" + want.pod->name}, {"uid", uid}});
+    auto w = std::make_shared<PodWorker>(ctx_, *want.pod, want.hash);
+    workers_[uid] = w;
+    std::vector<const Pod*> active;
+    for (const auto& [other, ow] : workers_) {
+      if (other != uid && ow->active()) {
+        active.push_back(&ow->pod());
+      }
+    }
+    Admission adm = admit(w->pod(), active, ctx_.node);
+    if (!adm.admitted) {
+      w->reject(adm.reason, adm.message);
+    } else {
+      w->start();
+    }
+  }
+  retainObjects();
+}
+
+void Agent::retainObjects() {
+  if (!objects_) {
+    return;
+  }
+  std::vector<PodRefs> refs;
+  for (const auto& [uid, w] : workers_) {
+    refs.push_back(podRefs(w->pod()));
+  }
+  objects_->retain(refs);
+}
+
+// The static pods' mirror pods, as the manifests now are.
+void Agent::publishStaticPods(const std::map<std::string, StaticPod>& statics) {
+  std::map<std::string, std::string> hashes;
+  for (const auto& [uid, sp] : statics) {
+    hashes[uid] = sp.hash;
+  }
+  if (published_statics_ == hashes) {
+    return;  // every reconcile comes here; the mirrors change only with the manifests
+  }
+  published_statics_ = std::move(hashes);
+  std::vector<MirrorPod> mirrors;
+  for (const auto& [uid, sp] : statics) {
+    auto named = apiclient::withString(sp.json, {"metadata", "name"}, sp.pod.name);
+    if (named) {
+      named = apiclient::withString(*named, {"metadata", "namespace"}, sp.pod.namespace_);
+    }
+    if (named) {
+      named = apiclient::withString(*named, {"spec", "nodeName"}, sp.pod.node_name);
+    }
+    for (const auto& [k, v] : sp.pod.annotations) {
+      if (named) {
+        named = apiclient::withString(*named, {"metadata", "annotations", k}, v);
+      }
+    }
+    if (named) {
+      mirrors.push_back({sp.pod.namespace_, sp.pod.name, sp.hash, *named});
+    }
+  }
+  cluster_->setStaticPods(std::move(mirrors));
+}
+
+void Agent::writeStatus(const std::string& uid) {
+  auto it = workers_.find(uid);
+  if (it == workers_.end()) {
+    return;
+  }
+  const PodWorker& w = *it->second;
+  snapshots_.update(podSnapshot(w.pod(), w.status(), w.created(),
+                                podCgroup(ctx_.config.cgroup_root, w.pod(), w.status())));
+  if (invalidPodName(w.pod())) {
+    return;  // rejected at admission: its uid is not fit to be a path component
+  }
+  // Written with the rest of this turn's changes, as the pod is by then.
+  status_files_->changed(uid, [this, uid]() -> std::optional<StatusFiles::Content> {
+    auto it = workers_.find(uid);
+    if (it == workers_.end()) {
+      return std::nullopt;
+    }
+    const PodWorker& w = *it->second;
+    const std::string& phase = w.status().phase;
+    return StatusFiles::Content{podJson(w.pod(), w.status(), w.created()),
+                                phase == "Succeeded" || phase == "Failed"};
+  });
+  log::v(3, "Pod status",
+         {{"pod", w.pod().namespace_ + "/" + w.pod().name}, {"phase", w.status().phase}});
+  if (cluster_) {
+    auto source = w.pod().annotations.find("kubernetes.io/config.source");
+    bool is_static = source != w.pod().annotations.end() && source->second == "file";
+    cluster_->podStatus(uid, w.pod().namespace_, w.pod().name, podStatusJson(w.status()),
+                        is_static);
+  }
+}
+
+void Agent::removePod(const std::string& uid) {
+  auto it = workers_.find(uid);
+  if (it == workers_.end()) {
+    return;
+  }
+  const Pod& pod = it->second->pod();
+  status_files_->forget(uid);  // a pending write would bring the file back
+  std::error_code ec;
+  std::filesystem::remove_all(ctx_.config.root_dir + "/pods/" + uid, ec);
+  std::filesystem::remove_all(
+      ctx_.config.pod_log_dir + "/" + pod.namespace_ + "_" + pod.name + "_" + uid, ec);
+  workers_.erase(it);
+  terminating_.erase(uid);
+  snapshots_.remove(uid);
+  retainObjects();
+}
+
+}  // namespace kernelet::agent

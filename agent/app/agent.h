@@ -1,0 +1,74 @@
+#pragma once
+// The standalone agent (`kernelet run`): one event loop that watches the pod
+// sources, keeps a PodWorker per desired pod, and writes each pod's status to
+// ROOT/pods/<uid>/status.json for `kernelet pods`. SIGTERM or SIGINT stops
+// every pod gracefully and exits; a second one kills them at once.
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "agent/app/cluster_sync.h"
+#include "agent/config/config.h"
+#include "agent/pod_worker.h"
+#include "agent/runtime/image_puller.h"
+#include "agent/sources/manifest_source.h"
+#include "agent/sources/object_cache.h"
+#include "agent/status/snapshot.h"
+#include "agent/status/status_files.h"
+#include "images/image_store.h"
+#include "netns/netns.h"
+#include "sys/event_loop.h"
+#include "sys/timer_queue.h"
+#include "sys/unique_fd.h"
+
+namespace kernelet::agent {
+
+class Agent {
+ public:
+  // Checks the node (cgroup v2 controllers, or --limits-unenforced with a
+  // warning), removes what a dead predecessor left, opens the image store and
+  // the pod network, and loads the manifests. Nothing runs until run().
+  static Result<std::unique_ptr<Agent>> create(AgentConfig config);
+  ~Agent();
+
+  // Until a stop signal and every pod has terminated.
+  Result<void> run();
+
+  // The pods as of the last loop turn, for readers on any thread.
+  const SnapshotPublisher& snapshots() const { return snapshots_; }
+
+ private:
+  Agent() = default;
+  void reconcile();
+  void publishStaticPods(const std::map<std::string, StaticPod>& statics);
+  void writeStatus(const std::string& uid);
+  void removePod(const std::string& uid);
+  // Watches and tokens only for what the pods still refer to.
+  void retainObjects();
+  void onSignal();
+
+  NodeContext ctx_;
+  std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<TimerQueue> timers_;
+  std::unique_ptr<StatusFiles> status_files_;  // ROOT/pods/<uid>/status.json, batched
+  std::unique_ptr<images::ImageStore> images_;
+  std::unique_ptr<ImagePuller> puller_;
+  std::unique_ptr<netns::Network> network_;
+  std::unique_ptr<ManifestSource> manifests_;
+  std::unique_ptr<ClusterSync> cluster_;    // with --kubeconfig
+  std::unique_ptr<ObjectCache> objects_;    // with --kubeconfig: ConfigMaps, Secrets, tokens
+  std::map<std::string, ApiPod> api_pods_;  // the API's pods for this node, by uid
+  // The static pods last given to ClusterSync, uid -> hash (the hash covers the
+  // whole manifest): their mirror pods are built again only when this changes.
+  std::optional<std::map<std::string, std::string>> published_statics_;
+  std::map<std::string, std::shared_ptr<PodWorker>> workers_;  // by uid
+  std::set<std::string> terminating_;                          // uids being stopped
+  SnapshotPublisher snapshots_;  // staged by writeStatus, published once per loop turn
+  UniqueFd signals_;
+  bool stopping_ = false;
+};
+
+}  // namespace kernelet::agent

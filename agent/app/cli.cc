@@ -1,0 +1,254 @@
+#include "agent/app/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "agent/app/agent.h"
+#include "agent/app/pods_cli.h"
+#include "agent/config/config.h"
+#include "agent/log/log.h"
+#include "agent/version.h"
+#include "images/images_cli.h"
+#include "isolation/oci_cli.h"
+#include "sys/open_files.h"
+
+namespace kernelet::agent {
+namespace {
+
+constexpr int kUsageError = 2;
+
+// The kubelet's flags that apply; the config file is read first and flags
+// given on the command line win, as with the kubelet.
+struct RunFlags {
+  std::string config_file, kubeconfig;
+  std::string kube_reserved, system_reserved, eviction_hard;  // parsed after the file
+  AgentConfig config;
+};
+
+void addRunFlags(CLI::App* run, RunFlags& f) {
+  AgentConfig& c = f.config;
+  run->add_option("--config", f.config_file,
+                  "a KubeletConfiguration file (kubelet.config.k8s.io/v1beta1)");
+  run->add_option("--kubeconfig", f.kubeconfig, "join the cluster this kubeconfig names");
+  run->add_option("--pod-manifest-path", c.pod_manifest_path,
+                  "directory of static pod manifests (staticPodPath)");
+  run->add_option("--root-dir", c.root_dir, "agent state: images, pod volumes, status")
+      ->capture_default_str();
+  run->add_option("--pod-log-dir", c.pod_log_dir, "where container logs go")->capture_default_str();
+  run->add_option("--run-dir", c.run_dir, "runtime state: network namespaces")
+      ->capture_default_str();
+  run->add_option("--hostname-override", c.node_name, "the node's name instead of the hostname");
+  run->add_option("--node-ip", c.node_ip, "the node's address (hostIP of pods)");
+  run->add_option("--max-pods", c.max_pods, "pods this node runs at most")->capture_default_str();
+  run->add_option("--cgroup-root", c.cgroup_root, "parent cgroup of kubepods")
+      ->capture_default_str();
+  run->add_option("--pod-cidr", c.pod_cidr, "addresses for pods on the node bridge")
+      ->capture_default_str();
+  run->add_option("--cluster-dns", c.cluster_dns, "DNS server addresses for ClusterFirst pods")
+      ->delimiter(',');
+  run->add_option("--cluster-domain", c.cluster_domain, "the cluster's DNS domain")
+      ->capture_default_str();
+  run->add_option("--resolv-conf", c.resolv_conf, "the node resolv.conf for dnsPolicy Default")
+      ->capture_default_str();
+  run->add_option("--kube-reserved", f.kube_reserved,
+                  "resources set aside for Kubernetes daemons, e.g. cpu=100m,memory=256Mi,"
+                  "ephemeral-storage=1Gi (kubeReserved)");
+  run->add_option("--system-reserved", f.system_reserved,
+                  "resources set aside for the system, same form (systemReserved)");
+  run->add_option("--eviction-hard", f.eviction_hard,
+                  "hard eviction thresholds, e.g. memory.available<100Mi,nodefs.available<10% "
+                  "(evictionHard; the signals left out get none)");
+  run->add_option("-v,--v", c.verbosity, "log verbosity");
+  run->add_flag("--seccomp-default", c.seccomp_default,
+                "RuntimeDefault seccomp for containers that set no profile (seccompDefault; "
+                "kernelet's default is true, --seccomp-default=false leaves them Unconfined)");
+  run->add_flag(
+      "--limits-unenforced", c.limits_unenforced,
+      "run pods even where cgroup v2 lacks cpu, memory or pids (limits are NOT enforced)");
+}
+
+// The settings `kernelet run` was given: the file, then the flags given. A
+// non-zero status is the exit status, with `error` to print.
+struct Configured {
+  AgentConfig config;
+  int status = 0;
+  std::string error;
+};
+
+Configured configure(CLI::App* run, const RunFlags& flags) {
+  Configured out;
+  AgentConfig& config = out.config;
+  if (!flags.config_file.empty()) {
+    if (auto r = loadKubeletConfiguration(flags.config_file, config); !r) {
+      return {config, 1, r.error().message()};
+    }
+  }
+  // Only the flags given on the command line override the file.
+  const AgentConfig& f = flags.config;
+  auto given = [run](const char* name) { return run->count(name) > 0; };
+  if (given("--pod-manifest-path")) config.pod_manifest_path = f.pod_manifest_path;
+  if (given("--root-dir")) config.root_dir = f.root_dir;
+  if (given("--pod-log-dir")) config.pod_log_dir = f.pod_log_dir;
+  if (given("--run-dir")) config.run_dir = f.run_dir;
+  if (given("--hostname-override")) config.node_name = f.node_name;
+  if (given("--node-ip")) config.node_ip = f.node_ip;
+  if (given("--max-pods")) config.max_pods = f.max_pods;
+  if (given("--cgroup-root")) config.cgroup_root = f.cgroup_root;
+  if (given("--pod-cidr")) config.pod_cidr = f.pod_cidr;
+  if (given("--cluster-dns")) config.cluster_dns = f.cluster_dns;
+  if (given("--cluster-domain")) config.cluster_domain = f.cluster_domain;
+  if (given("--resolv-conf")) config.resolv_conf = f.resolv_conf;
+  if (given("--seccomp-default")) config.seccomp_default = f.seccomp_default;
+  if (given("-v")) config.verbosity = f.verbosity;
+  // The kubelet's reservation and threshold flags, over the file's.
+  auto flagValue = [&](const char* name, const std::string& text, auto parse, auto& target) {
+    if (!given(name)) {
+      return true;
+    }
+    auto parsed = parse(text, name);
+    if (!parsed) {
+      out.error = parsed.error().message();
+      return false;
+    }
+    target = std::move(*parsed);
+    return true;
+  };
+  if (!flagValue("--kube-reserved", flags.kube_reserved, parseReserved, config.kube_reserved) ||
+      !flagValue("--system-reserved", flags.system_reserved, parseReserved,
+                 config.system_reserved) ||
+      !flagValue("--eviction-hard", flags.eviction_hard, parseEvictionHard, config.eviction_hard)) {
+    out.status = kUsageError;
+    return out;
+  }
+  config.limits_unenforced = f.limits_unenforced;
+  config.kubeconfig = flags.kubeconfig;
+  if (config.pod_manifest_path.empty() && config.kubeconfig.empty()) {
+    out.status = kUsageError;
+    out.error =
+        "no pod source: give --pod-manifest-path DIR (or staticPodPath in --config) and/or "
+        "--kubeconfig FILE";
+  }
+  return out;
+}
+
+int runAgent(CLI::App* run, RunFlags& flags) {
+  Configured configured = configure(run, flags);
+  if (configured.status != 0) {
+    std::cerr << "kernelet run: " << configured.error << "\n";
+    return configured.status;
+  }
+  const AgentConfig& config = configured.config;
+  if (auto r = raiseOpenFileLimit(); !r) {  // a node's worth of pods needs more than 1024
+    std::cerr << "kernelet run: " << r.error().message() << "\n";
+    return 1;
+  }
+  auto agent = Agent::create(config);
+  if (!agent) {
+    std::cerr << "kernelet run: " << agent.error().message() << "\n";
+    return 1;
+  }
+  if (auto r = (*agent)->run(); !r) {
+    std::cerr << "kernelet run: " << r.error().message() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Result<AgentConfig> runConfig(const std::vector<std::string>& args) {
+  CLI::App run{"run", "run"};
+  RunFlags flags;
+  addRunFlags(&run, flags);
+  std::vector<std::string> line = {"run"};
+  line.insert(line.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : line) {
+    argv.push_back(a.data());
+  }
+  try {
+    run.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const CLI::ParseError& e) {
+    return makeError("kernelet run", "", e.what());
+  }
+  Configured configured = configure(&run, flags);
+  if (configured.status != 0) {
+    return makeError("kernelet run", "", configured.error);
+  }
+  return configured.config;
+}
+
+int runCli(int argc, char** argv) {
+  CLI::App app{"kernelet: a Kubernetes node agent that isolates containers itself", "kernelet"};
+  app.set_version_flag("--version", std::string("kernelet version ") + KERNELET_VERSION);
+  app.require_subcommand(0, 1);
+
+  auto* run = app.add_subcommand("run", "run the node agent (kubelet)");
+  run->allow_extras(false);
+  RunFlags run_flags;
+  addRunFlags(run, run_flags);
+  auto* pods = app.add_subcommand("pods", "list the pods this node runs, like kubectl get pods");
+  std::string pods_root = "/var/lib/kernelet";
+  pods->add_option("--root-dir", pods_root, "the agent's --root-dir")->capture_default_str();
+  auto* logs = app.add_subcommand("logs", "print a container's log, like kubectl logs");
+  LogsRequest logs_req{.root_dir = "/var/lib/kernelet", .pod_log_dir = "/var/log/pods"};
+  logs->add_option("POD", logs_req.pod, "the pod's name")->required();
+  logs->add_option("CONTAINER", logs_req.container,
+                   "the container (needed when the pod has several)");
+  logs->add_option("-c,--container", logs_req.container, "the container");
+  logs->add_option("-n,--namespace", logs_req.namespace_, "the pod's namespace")
+      ->capture_default_str();
+  logs->add_flag("-p,--previous", logs_req.previous, "the previous run of the container");
+  logs->add_option("--root-dir", logs_req.root_dir, "the agent's --root-dir")
+      ->capture_default_str();
+  logs->add_option("--pod-log-dir", logs_req.pod_log_dir, "the agent's --pod-log-dir")
+      ->capture_default_str();
+  auto* oci = app.add_subcommand("oci", "the OCI runtime interface (runc/crun arguments)");
+  oci->prefix_command();
+  oci->set_help_flag();  // `kernelet oci --help` is answered by the oci parser
+  auto* images = app.add_subcommand("images", "pull, import, list, inspect and remove images");
+  images->prefix_command();
+  images->set_help_flag();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "kernelet: " << e.what() << "\nRun 'kernelet --help' for usage.\n";
+    return kUsageError;
+  }
+
+  if (*run) {
+    return runAgent(run, run_flags);
+  }
+  if (*pods) {
+    return listPods(pods_root, std::cout, std::cerr, ::time(nullptr));
+  }
+  if (*logs) {
+    return printLogs(logs_req, std::cout, std::cerr);
+  }
+  // The rest of the line belongs to the subcommand, which has its own parser.
+  auto forward = [](CLI::App* sub, const char* name, int (*main)(int, char**)) {
+    std::vector<std::string> rest = sub->remaining();
+    std::vector<char*> args = {const_cast<char*>(name)};
+    for (auto& a : rest) {
+      args.push_back(a.data());
+    }
+    return main(static_cast<int>(args.size()), args.data());
+  };
+  if (*oci) {
+    return forward(oci, "oci", isolation::ociMain);
+  }
+  if (*images) {
+    return forward(images, "images", images::imagesMain);
+  }
+  std::cout << app.help();
+  return 0;
+}
+
+}  // namespace kernelet::agent

@@ -1,0 +1,255 @@
+#include "agent/config/config.h"
+
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <set>
+#include <sstream>
+
+#include "apiclient/quantity.h"
+#include "sys/fileio.h"
+
+namespace kernelet::agent {
+namespace {
+
+std::unexpected<Error> fieldError(const std::string& file, const YAML::Node& n,
+                                  const std::string& field, const std::string& what) {
+  return makeError("load kubelet config", file,
+                   "line " + std::to_string(n.Mark().line + 1) + ": " + field + ": " + what);
+}
+
+template <typename T>
+Result<void> read(const std::string& file, const YAML::Node& root, const char* key, T& out) {
+  YAML::Node n = root[key];
+  if (!n || n.IsNull()) {
+    return {};
+  }
+  try {
+    if (!n.IsScalar()) {
+      throw YAML::Exception(n.Mark(), "not a scalar");
+    }
+    out = n.as<T>();
+  } catch (const YAML::Exception&) {
+    return fieldError(file, n, key, "wrong type");
+  }
+  return {};
+}
+
+const std::set<std::string>& evictionSignals() {
+  static const std::set<std::string> signals = {"memory.available",   "nodefs.available",
+                                                "nodefs.inodesFree",  "imagefs.available",
+                                                "imagefs.inodesFree", "pid.available"};
+  return signals;
+}
+
+// "100Mi", "100000" or "10%"; errors say what was wrong, the caller where.
+Result<Threshold> parseThreshold(const std::string& value) {
+  Threshold t;
+  if (!value.empty() && value.back() == '%') {
+    char* end = nullptr;
+    double p = std::strtod(value.c_str(), &end);
+    if (end != value.c_str() + value.size() - 1 || p < 0 || p > 100) {
+      return makeError("parse threshold", value, "not a percentage between 0% and 100%");
+    }
+    t.percent = p;
+    return t;
+  }
+  auto q = apiclient::Quantity::parse(value);
+  if (!q || q->value() < 0) {
+    return makeError("parse threshold", value, "not a quantity or a percentage");
+  }
+  t.quantity = q->value();
+  return t;
+}
+
+Result<void> addThreshold(std::map<std::string, Threshold>& out, const std::string& signal,
+                          const std::string& value) {
+  if (!evictionSignals().contains(signal)) {
+    return makeError("parse eviction threshold", signal,
+                     "unknown signal (memory.available, nodefs.available, nodefs.inodesFree, "
+                     "imagefs.available, imagefs.inodesFree, pid.available)");
+  }
+  TRY(out[signal], parseThreshold(value));
+  return {};
+}
+
+Result<void> addReserved(Reserved& r, const std::string& name, const std::string& value) {
+  auto q = apiclient::Quantity::parse(value);
+  if (!q || q->value() < 0) {
+    return makeError("parse reservation", name + "=" + value, "not a quantity");
+  }
+  if (name == "cpu") {
+    r.milli_cpu = q->milliValue();
+  } else if (name == "memory") {
+    r.memory = q->value();
+  } else if (name == "ephemeral-storage") {
+    r.ephemeral_storage = q->value();
+  } else if (name == "pid") {
+    r.pids = q->value();
+  } else {
+    return makeError("parse reservation", name,
+                     "unknown resource (cpu, memory, ephemeral-storage or pid)");
+  }
+  return {};
+}
+
+// "a=1,b=2" (sep '=') or "a<1,b<2" (sep '<'), each pair handed to `add`.
+template <typename Add>
+Result<void> forEachPair(const std::string& text, char sep, const std::string& what, Add add) {
+  std::istringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    size_t at = item.find(sep);
+    if (at == std::string::npos || at == 0) {
+      return makeError("parse " + what, item, std::string("expected NAME") + sep + "VALUE");
+    }
+    if (auto r = add(item.substr(0, at), item.substr(at + 1)); !r) {
+      return makeError("parse " + what, item, r.error().detail);
+    }
+  }
+  return {};
+}
+
+Result<int64_t> bytes(const std::string& file, const YAML::Node& n, const std::string& field) {
+  auto q = apiclient::Quantity::parse(n.as<std::string>(""));
+  if (!q || q->value() < 0) {
+    return fieldError(file, n, field, "not a quantity of bytes");
+  }
+  return q->value();
+}
+
+}  // namespace
+
+Result<void> loadKubeletConfiguration(const std::string& file, AgentConfig& config) {
+  TRY(std::string text, readFile(file));
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return makeError("load kubelet config", file,
+                     "line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  if (!root.IsMap()) {
+    return makeError("load kubelet config", file, "not a KubeletConfiguration object");
+  }
+  std::string kind, api_version;
+  TRY_VOID(read(file, root, "kind", kind));
+  TRY_VOID(read(file, root, "apiVersion", api_version));
+  if (kind != "KubeletConfiguration") {
+    return fieldError(file, root, "kind", "must be KubeletConfiguration, not \"" + kind + "\"");
+  }
+  if (api_version != "kubelet.config.k8s.io/v1beta1") {
+    return fieldError(file, root, "apiVersion",
+                      "must be kubelet.config.k8s.io/v1beta1, not \"" + api_version + "\"");
+  }
+  TRY_VOID(read(file, root, "staticPodPath", config.pod_manifest_path));
+  TRY_VOID(read(file, root, "maxPods", config.max_pods));
+  TRY_VOID(read(file, root, "cgroupRoot", config.cgroup_root));
+  TRY_VOID(read(file, root, "clusterDomain", config.cluster_domain));
+  TRY_VOID(read(file, root, "resolvConf", config.resolv_conf));
+  TRY_VOID(read(file, root, "podCIDR", config.pod_cidr));
+  TRY_VOID(read(file, root, "containerLogMaxFiles", config.container_log_max_files));
+  TRY_VOID(read(file, root, "seccompDefault", config.seccomp_default));
+  if (YAML::Node n = root["containerLogMaxSize"]; n) {
+    TRY(config.container_log_max_size, bytes(file, n, "containerLogMaxSize"));
+  }
+  if (YAML::Node n = root["clusterDNS"]; n) {
+    if (!n.IsSequence()) {
+      return fieldError(file, n, "clusterDNS", "must be a list of addresses");
+    }
+    config.cluster_dns.clear();
+    for (const auto& s : n) {
+      config.cluster_dns.push_back(s.as<std::string>(""));
+    }
+  }
+  for (auto [key, out] : {std::pair{"systemReserved", &config.system_reserved},
+                          std::pair{"kubeReserved", &config.kube_reserved}}) {
+    YAML::Node n = root[key];
+    if (!n) {
+      continue;
+    }
+    if (!n.IsMap()) {
+      return fieldError(file, n, key, "must be a map of quantities");
+    }
+    *out = Reserved{};
+    for (const auto& kv : n) {
+      std::string name = kv.first.as<std::string>("");
+      if (auto r = addReserved(*out, name, kv.second.as<std::string>("")); !r) {
+        return fieldError(file, kv.second, std::string(key) + "." + name, r.error().detail);
+      }
+    }
+  }
+  // Without mergeDefaultEvictionSettings, an evictionHard replaces the
+  // defaults: a signal it leaves out has no threshold (the kubelet's rule).
+  bool merge = false;
+  TRY_VOID(read(file, root, "mergeDefaultEvictionSettings", merge));
+  if (YAML::Node n = root["evictionHard"]; n) {
+    if (!n.IsMap()) {
+      return fieldError(file, n, "evictionHard", "must be a map of signal to threshold");
+    }
+    std::map<std::string, Threshold> hard =
+        merge ? defaultEvictionHard() : std::map<std::string, Threshold>{};
+    for (const auto& kv : n) {
+      std::string signal = kv.first.as<std::string>("");
+      if (auto r = addThreshold(hard, signal, kv.second.as<std::string>("")); !r) {
+        return fieldError(file, kv.second, "evictionHard." + signal, r.error().detail);
+      }
+    }
+    config.eviction_hard = std::move(hard);
+  }
+  if (config.max_pods <= 0) {
+    return fieldError(file, root["maxPods"], "maxPods", "must be positive");
+  }
+  if (config.container_log_max_files < 2) {
+    return fieldError(file, root["containerLogMaxFiles"], "containerLogMaxFiles",
+                      "must be at least 2");
+  }
+  return {};
+}
+
+int64_t Threshold::of(int64_t capacity) const {
+  if (quantity) {
+    return *quantity;
+  }
+  return percent ? static_cast<int64_t>(static_cast<double>(capacity) * *percent / 100) : 0;
+}
+
+std::map<std::string, Threshold> defaultEvictionHard() {
+  return {{"memory.available", {.quantity = 100 << 20}},
+          {"nodefs.available", {.percent = 10}},
+          {"nodefs.inodesFree", {.percent = 5}},
+          {"imagefs.available", {.percent = 15}}};
+}
+
+Result<Reserved> parseReserved(const std::string& text, const std::string& what) {
+  Reserved r;
+  TRY_VOID(forEachPair(text, '=', what, [&](const std::string& name, const std::string& value) {
+    return addReserved(r, name, value);
+  }));
+  return r;
+}
+
+Result<std::map<std::string, Threshold>> parseEvictionHard(const std::string& text,
+                                                           const std::string& what) {
+  std::map<std::string, Threshold> out;
+  TRY_VOID(forEachPair(text, '<', what, [&](const std::string& signal, const std::string& value) {
+    return addThreshold(out, signal, value);
+  }));
+  return out;
+}
+
+std::string nodeName(const std::string& override_name) {
+  std::string name = override_name;
+  if (name.empty()) {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    name = host;
+  }
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return name;
+}
+
+}  // namespace kernelet::agent

@@ -1,0 +1,23 @@
+#include "agent/lifecycle/backoff.h"
+
+#include <algorithm>
+
+namespace kernelet::agent {
+
+std::chrono::seconds Backoff::next(const std::string& key, Clock::time_point started,
+                                   Clock::time_point now) {
+  auto [it, first] = entries_.try_emplace(key);
+  Entry& e = it->second;
+  // A first failure, or one after a long enough run, restarts at once and arms
+  // the first delay, as the kubelet's doBackOff does (IsInBackOffSince is false
+  // without an entry, then Next records one).
+  if (first || now - started >= reset_after_) {
+    e.delay = initial_;
+    return std::chrono::seconds(0);
+  }
+  std::chrono::seconds wait = e.delay;
+  e.delay = std::min(e.delay * 2, max_);
+  return wait;
+}
+
+}  // namespace kernelet::agent

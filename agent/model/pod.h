@@ -1,0 +1,156 @@
+#pragma once
+// The part of a Kubernetes Pod the agent acts on, decoded from YAML or JSON
+// manifests (several documents per file, as the kubelet's staticPodPath takes
+// them). Unknown fields are ignored, as the kubelet's decoder does; fields of
+// the wrong type and invalid values are errors naming file, line and field.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/model/qos.h"
+#include "sys/result.h"
+
+namespace kernelet::agent {
+
+// valueFrom.configMapKeyRef / secretKeyRef: one key of an API object.
+struct KeySelector {
+  std::string name, key;
+  bool optional = false;
+};
+
+struct EnvVar {
+  std::string name;
+  std::string value;
+  std::string field_path;  // valueFrom.fieldRef.fieldPath
+  std::string resource;    // valueFrom.resourceFieldRef.resource
+  std::string resource_container;
+  std::optional<KeySelector> config_map_key, secret_key;
+};
+
+// envFrom: every key of a ConfigMap or Secret (config_map or secret is set).
+struct EnvFromSource {
+  std::string prefix, config_map, secret;
+  bool optional = false;
+};
+
+struct VolumeMount {
+  std::string name;
+  std::string mount_path;
+  bool read_only = false;
+};
+
+struct SecurityContext {
+  std::optional<int64_t> run_as_user, run_as_group;
+  std::optional<bool> run_as_non_root, privileged, read_only_root_filesystem,
+      allow_privilege_escalation;
+  std::vector<std::string> capabilities_add, capabilities_drop;
+  std::string seccomp_type;  // RuntimeDefault, Unconfined, Localhost
+  std::string seccomp_localhost_profile;
+};
+
+struct ContainerPort {
+  std::string name;
+  int container_port = 0;
+};
+
+// livenessProbe, readinessProbe, startupProbe. A named port is resolved
+// against the container's ports when the manifest is decoded.
+struct Probe {
+  enum class Kind { kExec, kHttpGet, kTcpSocket } kind = Kind::kExec;
+  std::vector<std::string> command;               // exec
+  std::string path = "/", host, scheme = "HTTP";  // httpGet; host empty: the pod's IP
+  std::vector<std::pair<std::string, std::string>> headers;
+  int port = 0;  // httpGet, tcpSocket
+  int initial_delay_seconds = 0, period_seconds = 10, timeout_seconds = 1;
+  int success_threshold = 1, failure_threshold = 3;
+};
+
+struct Container {
+  std::string name;
+  std::string image;
+  std::vector<std::string> command, args;
+  std::string working_dir;
+  std::vector<EnvVar> env;
+  std::vector<EnvFromSource> env_from;
+  ContainerResources resources;
+  std::vector<VolumeMount> volume_mounts;
+  SecurityContext security_context;
+  std::string image_pull_policy;
+  std::string restart_policy;  // init containers: "Always" makes a sidecar
+  std::vector<ContainerPort> ports;
+  std::optional<Probe> liveness_probe, readiness_probe, startup_probe;
+};
+
+struct DownwardItem {
+  std::string path;
+  std::string field_path;  // fieldRef.fieldPath
+  std::string resource, resource_container;
+  std::optional<int> mode;
+};
+
+// items[] of a configMap or secret source: key -> relative path.
+struct KeyToPath {
+  std::string key, path;
+  std::optional<int> mode;
+};
+
+// One source of files in a configMap, secret, downwardAPI or projected volume.
+struct Projection {
+  enum class Kind { kConfigMap, kSecret, kDownwardApi, kServiceAccountToken } kind;
+  std::string name;              // the ConfigMap or Secret
+  std::vector<KeyToPath> items;  // empty: every key
+  bool optional = false;
+  std::vector<DownwardItem> fields;  // downwardAPI
+  std::string audience, token_path;  // serviceAccountToken
+  int64_t expiration_seconds = 3600;
+};
+
+struct Volume {
+  std::string name;
+  enum class Kind {
+    kEmptyDir,
+    kHostPath,
+    kDownwardApi,
+    kConfigMap,
+    kSecret,
+    kProjected,
+    kOther
+  } kind = Kind::kOther;
+  std::string medium;      // emptyDir: "" or "Memory"
+  std::string size_limit;  // emptyDir
+  std::string path, host_path_type;
+  // downwardAPI, configMap, secret: one source; projected: its sources in order.
+  std::vector<Projection> sources;
+  int default_mode = 0644;
+  std::string source;  // kOther: the kind named in the manifest ("iscsi")
+};
+
+struct Pod {
+  std::string name, namespace_ = "default", uid;
+  std::map<std::string, std::string> labels, annotations;
+  std::vector<Container> init_containers, containers;
+  std::vector<Volume> volumes;
+  std::string restart_policy = "Always";
+  int64_t termination_grace_period_seconds = 30;
+  bool host_network = false, share_process_namespace = false;
+  std::string dns_policy = "ClusterFirst", hostname, subdomain, node_name;
+  std::string service_account_name;
+  SecurityContext security_context;  // pod level
+  std::optional<int64_t> fs_group;
+  std::vector<int64_t> supplemental_groups;
+};
+
+struct ManifestPod {
+  Pod pod;
+  int line = 0;          // where its document starts, 1-based
+  std::string document;  // the document as parsed, re-emitted: what a change is judged by
+  std::string json;      // the document as JSON, quoted scalars kept strings (mirror pods)
+};
+
+// Decodes every document of `text` (read from `file`, named in errors).
+Result<std::vector<ManifestPod>> parseManifests(const std::string& text, const std::string& file);
+
+}  // namespace kernelet::agent

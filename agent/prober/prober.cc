@@ -1,0 +1,372 @@
+#include "agent/prober/prober.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "sys/unique_fd.h"
+
+namespace kernelet::agent {
+namespace {
+
+// What the kubelet reads of an exec's output or an HTTP answer.
+constexpr size_t kMaxRead = 10 * 1024;
+
+// Go's error text: lower-case ("connection refused").
+std::string goError(int err) {
+  std::string s = std::strerror(err);
+  if (!s.empty()) {
+    s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
+  }
+  return s;
+}
+
+// The common part: the timeout and a `done` called once, last.
+class Run : public ProbeRun {
+ public:
+  Run(EventLoop& loop, TimerQueue& timers, std::function<void(ProbeOutcome)> done)
+      : loop_(loop), timers_(timers), done_(std::move(done)) {}
+  ~Run() override {
+    timers_.cancel(timer_);
+    timers_.cancel(soon_);
+  }
+
+ protected:
+  void armTimeout(int seconds) {
+    timer_ = timers_.after(std::chrono::seconds(seconds), [this] {
+      timer_ = 0;
+      onTimeout();
+    });
+  }
+  virtual void onTimeout() = 0;
+  // A failure found while starting: reported from the loop, never before
+  // startProbe() has returned the run.
+  void finishSoon(bool success, std::string message) {
+    soon_ = timers_.after(std::chrono::seconds(0), [this, success, message] {
+      soon_ = 0;
+      finish(success, message);
+    });
+  }
+  // Releases what the run holds (fds off the loop, a process killed).
+  virtual void stop() = 0;
+  void finish(bool success, std::string message) {
+    if (finished_) {
+      return;
+    }
+    finished_ = true;
+    timers_.cancel(timer_);
+    timer_ = 0;
+    stop();
+    auto done = std::move(done_);
+    done({success, std::move(message)});  // last: it may destroy this run
+  }
+
+  EventLoop& loop_;
+  TimerQueue& timers_;
+
+ private:
+  std::function<void(ProbeOutcome)> done_;
+  TimerQueue::Id timer_ = 0, soon_ = 0;
+  bool finished_ = false;
+};
+
+class ExecRun : public Run {
+ public:
+  using Run::Run;
+  ~ExecRun() override { stop(); }
+
+  void start(const Probe& probe, const ProbeTarget& target) {
+    for (const auto& a : probe.command) {
+      command_ += (command_.empty() ? "" : " ") + a;
+    }
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) {
+      return finishSoon(false, "pipe: " + goError(errno));
+    }
+    out_.reset(p[0]);
+    UniqueFd w(p[1]);
+    auto proc = target.exec(probe.command, w.get(),
+                            std::chrono::seconds(std::max(probe.timeout_seconds, 1)));
+    w.reset();
+    if (!proc) {
+      return finishSoon(false, proc.error().message());
+    }
+    proc_ = std::move(*proc);
+    running_ = true;
+    (void)loop_.add(out_.get(), EPOLLIN, [this](uint32_t) { drain(); });
+    (void)loop_.add(proc_.pidfd(), EPOLLIN, [this](uint32_t) { exited(); });
+    armTimeout(probe.timeout_seconds);
+  }
+
+ private:
+  void drain() {
+    char buf[4096];
+    for (;;) {
+      ssize_t n = ::read(out_.get(), buf, sizeof buf);
+      if (n > 0) {
+        output_.append(buf, std::min(static_cast<size_t>(n), kMaxRead - output_.size()));
+        continue;
+      }
+      if (n == 0) {
+        loop_.remove(out_.get());
+        out_.reset();
+      }
+      return;  // EAGAIN: more later
+    }
+  }
+  void exited() {
+    if (out_) {
+      drain();  // what it wrote before it exited
+    }
+    auto status = proc_.wait();
+    running_ = false;
+    loop_.remove(proc_.pidfd());
+    bool ok = status && status->code == 0 && status->signal == 0;
+    finish(ok, output_);
+  }
+  void onTimeout() override { finish(false, "command \"" + command_ + "\" timed out"); }
+  void stop() override {
+    if (out_) {
+      loop_.remove(out_.get());
+      out_.reset();
+    }
+    if (running_) {
+      loop_.remove(proc_.pidfd());
+      (void)proc_.signal(SIGKILL);
+      (void)proc_.wait();
+      running_ = false;
+    }
+  }
+
+  isolation::Process proc_;
+  bool running_ = false;
+  UniqueFd out_;
+  std::string output_, command_;
+};
+
+// tcpSocket, and httpGet on top of it.
+class SocketRun : public Run {
+ public:
+  SocketRun(EventLoop& loop, TimerQueue& timers, std::function<void(ProbeOutcome)> done, bool http)
+      : Run(loop, timers, std::move(done)), http_(http) {}
+  ~SocketRun() override { stop(); }
+
+  void start(const Probe& probe, const ProbeTarget& target) {
+    std::string host = probe.host.empty() ? target.ip : probe.host;
+    std::string hostport = host + ":" + std::to_string(probe.port);
+    dial_ = "dial tcp " + hostport;
+    tls_ = http_ && probe.scheme == "HTTPS";
+    url_ = (tls_ ? "https://" : "http://") + hostport + probe.path;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(probe.port));
+    if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
+      // The kubelet would resolve a name from the node; the probe's host is
+      // almost always an IP (set a Host header to name a virtual host).
+      return failSoon("dial tcp: lookup " + host + ": kernelet probes take an IP address as host");
+    }
+    if (http_) {
+      request_ = "GET " + probe.path + " HTTP/1.1\r\n";
+      bool has_host = false, has_agent = false, has_accept = false;
+      for (const auto& [k, v] : probe.headers) {
+        has_host = has_host || strcasecmp(k.c_str(), "Host") == 0;
+        has_agent = has_agent || strcasecmp(k.c_str(), "User-Agent") == 0;
+        has_accept = has_accept || strcasecmp(k.c_str(), "Accept") == 0;
+        request_ += k + ": " + v + "\r\n";
+      }
+      request_ += has_host ? "" : "Host: " + hostport + "\r\n";
+      request_ += has_agent ? "" : "User-Agent: kube-probe/1.35\r\n";
+      request_ += has_accept ? "" : "Accept: */*\r\n";
+      request_ += "Connection: close\r\n\r\n";
+    }
+    fd_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd_) {
+      return failSoon("socket: " + goError(errno));
+    }
+    armTimeout(probe.timeout_seconds);
+    if (::connect(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 &&
+        errno != EINPROGRESS) {
+      return failSoon(dial_ + ": connect: " + goError(errno));
+    }
+    watch(EPOLLOUT, [this] { connected(); });
+  }
+
+ private:
+  void watch(uint32_t events, std::function<void()> then) {
+    if (watching_) {
+      loop_.remove(fd_.get());
+    }
+    watching_ = loop_.add(fd_.get(), events, [then](uint32_t) { then(); }).has_value();
+  }
+  std::string failure(const std::string& why) const {
+    return http_ ? "Get \"" + url_ + "\": " + why : why;
+  }
+  void fail(const std::string& why) { finish(false, failure(why)); }
+  void failSoon(const std::string& why) { finishSoon(false, failure(why)); }
+  void connected() {
+    int err = 0;
+    socklen_t len = sizeof err;
+    ::getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) {
+      return fail(dial_ + ": connect: " + goError(err));
+    }
+    if (!http_) {
+      return finish(true, "");
+    }
+    if (tls_) {
+      ssl_ = SSL_new(tlsContext());
+      if (ssl_ == nullptr || SSL_set_fd(ssl_, fd_.get()) != 1) {
+        return fail("tls: cannot set up a session");
+      }
+      return handshake();
+    }
+    // A short request on a fresh connection: one send takes it.
+    if (::send(fd_.get(), request_.data(), request_.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(request_.size())) {
+      return fail("write: " + goError(errno));
+    }
+    watch(EPOLLIN, [this] { readable(); });
+  }
+  // HTTPS: the kubelet does not verify a pod's certificate, neither do we.
+  static SSL_CTX* tlsContext() {
+    static SSL_CTX* ctx = [] {
+      SSL_CTX* c = SSL_CTX_new(TLS_client_method());
+      if (c != nullptr) {
+        SSL_CTX_set_verify(c, SSL_VERIFY_NONE, nullptr);
+      }
+      return c;
+    }();
+    return ctx;
+  }
+  // Runs `step` again when the TLS session wants the socket readable or
+  // writable; false when `r` was a real failure.
+  bool tlsAgain(int r, void (SocketRun::*step)()) {
+    int err = SSL_get_error(ssl_, r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      watch(err == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT, [this, step] { (this->*step)(); });
+      return true;
+    }
+    return false;
+  }
+  void handshake() {
+    int r = SSL_connect(ssl_);
+    if (r == 1) {
+      return sendTls();
+    }
+    if (!tlsAgain(r, &SocketRun::handshake)) {
+      fail("tls: handshake failure");
+    }
+  }
+  void sendTls() {
+    int r = SSL_write(ssl_, request_.data(), static_cast<int>(request_.size()));
+    if (r > 0) {
+      return watch(EPOLLIN, [this] { readable(); });
+    }
+    if (!tlsAgain(r, &SocketRun::sendTls)) {
+      fail("write: tls failure");
+    }
+  }
+  // One read: bytes, 0 at the end, -1 with errno EAGAIN for "later", else -1.
+  ssize_t readSome(char* buf, size_t size) {
+    if (!tls_) {
+      return ::recv(fd_.get(), buf, size, 0);
+    }
+    int r = SSL_read(ssl_, buf, static_cast<int>(size));
+    if (r > 0) {
+      return r;
+    }
+    int err = SSL_get_error(ssl_, r);
+    if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && errno == 0)) {
+      return 0;
+    }
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      if (err == SSL_ERROR_WANT_WRITE) {
+        watch(EPOLLOUT, [this] { readable(); });
+      }
+      errno = EAGAIN;
+      return -1;
+    }
+    errno = EPROTO;
+    return -1;
+  }
+  void readable() {
+    char buf[4096];
+    for (;;) {
+      ssize_t n = readSome(buf, sizeof buf);
+      if (n > 0) {
+        answer_.append(buf, std::min(static_cast<size_t>(n), kMaxRead - answer_.size()));
+        if (answer_.find("\r\n") != std::string::npos || answer_.size() >= kMaxRead) {
+          return answered();
+        }
+        continue;
+      }
+      if (n == 0) {
+        return answered();
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        return;
+      }
+      return fail("read: " + goError(errno));
+    }
+  }
+  void answered() {
+    // "HTTP/1.1 200 OK": 200-399 is success (the kubelet's rule).
+    int code = 0;
+    if (answer_.starts_with("HTTP/1.") && answer_.size() >= 12) {
+      code = std::atoi(answer_.c_str() + 9);
+    }
+    if (code == 0) {
+      return fail("malformed HTTP response");
+    }
+    if (code >= 200 && code < 400) {
+      return finish(true, "");
+    }
+    finish(false, "HTTP probe failed with statuscode: " + std::to_string(code));
+  }
+  void onTimeout() override {
+    fail(http_ ? "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+               : dial_ + ": i/o timeout");
+  }
+  void stop() override {
+    if (watching_) {
+      loop_.remove(fd_.get());
+      watching_ = false;
+    }
+    if (ssl_ != nullptr) {
+      SSL_free(ssl_);
+      ssl_ = nullptr;
+    }
+    fd_.reset();
+  }
+
+  bool http_, tls_ = false;
+  SSL* ssl_ = nullptr;
+  UniqueFd fd_;
+  bool watching_ = false;
+  std::string dial_, url_, request_, answer_;
+};
+
+}  // namespace
+
+std::unique_ptr<ProbeRun> startProbe(EventLoop& loop, TimerQueue& timers, const Probe& probe,
+                                     const ProbeTarget& target,
+                                     std::function<void(ProbeOutcome)> done) {
+  if (probe.kind == Probe::Kind::kExec) {
+    auto run = std::make_unique<ExecRun>(loop, timers, std::move(done));
+    run->start(probe, target);
+    return run;
+  }
+  auto run = std::make_unique<SocketRun>(loop, timers, std::move(done),
+                                         probe.kind == Probe::Kind::kHttpGet);
+  run->start(probe, target);
+  return run;
+}
+
+}  // namespace kernelet::agent

@@ -1,0 +1,52 @@
+#pragma once
+// One run of a container probe, on the agent's loop and bounded by the
+// probe's timeout, as the kubelet's prober runs them:
+//   exec      the command in the container (its namespaces, cgroup, user,
+//             capabilities, seccomp), success on exit code 0;
+//   httpGet   GET from the node to the pod's IP, success on 200-399 (HTTPS:
+//             the pod's certificate is not verified, as with the kubelet);
+//   tcpSocket a TCP connect to the pod's IP, success when it is accepted.
+// The failure messages are the kubelet's ("HTTP probe failed with statuscode:
+// 500", "dial tcp 10.88.0.5:8080: connect: connection refused").
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/model/pod.h"
+#include "isolation/isolation.h"
+#include "sys/event_loop.h"
+#include "sys/timer_queue.h"
+
+namespace kernelet::agent {
+
+struct ProbeOutcome {
+  bool success = false;
+  std::string message;  // why it failed (or what an exec printed)
+};
+
+struct ProbeTarget {
+  std::string ip;  // where httpGet and tcpSocket go (the pod's, or the node's)
+  // exec: starts `argv` in the container with its output to `out_fd`. The
+  // start runs on the agent's loop thread, so its setup (until execve) is
+  // bounded by `setup_timeout`, the probe's own timeoutSeconds: a container
+  // that starves its exec child of CPU stalls the node for no longer than that.
+  std::function<Result<isolation::Process>(const std::vector<std::string>& argv, int out_fd,
+                                           std::chrono::milliseconds setup_timeout)>
+      exec;
+};
+
+class ProbeRun {
+ public:
+  virtual ~ProbeRun() = default;  // cancels a run still going (an exec is killed)
+};
+
+// `done` runs once, on the loop, unless the run is destroyed first; the run
+// may be destroyed from within `done`.
+std::unique_ptr<ProbeRun> startProbe(EventLoop& loop, TimerQueue& timers, const Probe& probe,
+                                     const ProbeTarget& target,
+                                     std::function<void(ProbeOutcome)> done);
+
+}  // namespace kernelet::agent
