@@ -72,8 +72,8 @@ std::string uidOf(const std::string& json) {
 
 Result<std::unique_ptr<ClusterSync>> ClusterSync::start(const AgentConfig& config,
                                                         const apiclient::ClusterAccess& access,
-                                                        EventLoop& loop, NodeFacts facts,
-                                                        PodsChanged changed) {
+                                                        EventLoop& loop, apiclient::ApiLoop& net,
+                                                        NodeFacts facts, PodsChanged changed) {
   std::unique_ptr<ClusterSync> s(new ClusterSync(config, std::move(facts)));
   s->changed_ = std::move(changed);
   TRY(s->client_, apiclient::ApiClient::create(
@@ -82,7 +82,7 @@ Result<std::unique_ptr<ClusterSync>> ClusterSync::start(const AgentConfig& confi
   s->recorder_ = std::make_unique<EventRecorder>(*s->client_, config.node_name);
   ClusterSync* self = s.get();
   s->reflector_ = std::make_unique<apiclient::Reflector>(
-      *s->client_,
+      *s->client_, net,
       apiclient::ReflectorOptions{.path = "/api/v1/pods",
                                   .field_selector = "spec.nodeName=" + config.node_name},
       [self](const apiclient::ObjectEvent& e) { self->onPodEvent(e); });

@@ -54,10 +54,11 @@ class ClusterSync {
   // excluded; a burst of changes is one call.
   using PodsChanged = std::function<void(std::map<std::string, ApiPod>)>;
 
+  // The pod watch runs on `net`, which must outlive this.
   static Result<std::unique_ptr<ClusterSync>> start(const AgentConfig& config,
                                                     const apiclient::ClusterAccess& access,
-                                                    EventLoop& loop, NodeFacts facts,
-                                                    PodsChanged changed);
+                                                    EventLoop& loop, apiclient::ApiLoop& net,
+                                                    NodeFacts facts, PodsChanged changed);
   ~ClusterSync();
 
   // From the loop. `status` is a v1.PodStatus; static pods go to their mirror.
