@@ -31,7 +31,7 @@ class Call : public AsyncCall, public std::enable_shared_from_this<Call> {
         request_(std::move(request)),
         resolver_(ioc),
         delay_(ioc),
-        chunk_(16 * 1024) {
+        chunk_(size_t{16} * 1024) {
     url_ = target_.url;
     url_.target = request_.request.url;
     if (target_.tls != nullptr) {

@@ -30,6 +30,12 @@ using namespace std::chrono;
 const std::string kImage = "fixtures.kernelet.test/busybox:latest";
 const std::string kNs = "/api/v1/namespaces/default/";
 
+// This build's kernelet, or $KERNELET_UNDER_TEST (to measure another build).
+std::string kernelet() {
+  const char* other = std::getenv("KERNELET_UNDER_TEST");
+  return other != nullptr && *other != '\0' ? other : KERNELET_BINARY;
+}
+
 // "Threads:" of /proc/PID/status.
 int threadsOf(int pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -73,8 +79,8 @@ class ClusterThreads : public ::testing::Test {
     auto c = apiclient::ApiClient::create(a, {.qps = 0});
     ASSERT_TRUE(c) << c.error().message();
     client_ = std::move(*c);
-    std::string import = std::string(KERNELET_BINARY) + " images --root-dir " + base_ +
-                         "/root import " + KERNELET_FIXTURES + "/oci/busybox >/dev/null 2>&1";
+    std::string import = kernelet() + " images --root-dir " + base_ + "/root import " +
+                         KERNELET_FIXTURES + "/oci/busybox >/dev/null 2>&1";
     ASSERT_EQ(std::system(import.c_str()), 0);
     started_ = true;
   }
@@ -98,7 +104,7 @@ class ClusterThreads : public ::testing::Test {
 
   void startAgent() {
     agent_ = testing::spawnLogged(
-        {KERNELET_BINARY, "run", "--kubeconfig", server_->kubeconfig(), "--pod-manifest-path",
+        {kernelet(), "run", "--kubeconfig", server_->kubeconfig(), "--pod-manifest-path",
          base_ + "/manifests", "--root-dir", base_ + "/root", "--pod-log-dir", base_ + "/logs",
          "--run-dir", run_, "--cgroup-root", cgroup_root_, "--hostname-override", "node1", "-v",
          "1"},
