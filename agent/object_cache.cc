@@ -224,7 +224,7 @@ void ObjectCache::retain(const std::vector<PodRefs>& in_use) {
 ObjectCache::Token ObjectCache::tokenFrom(const TokenRef& ref, const std::string& path,
                                           const apiclient::ApiResult<std::string>& answer) {
   Token t;
-  auto now = std::chrono::system_clock::now();
+  auto now = Clock::now();
   if (!answer) {
     t.value =
         makeError("request token", "serviceaccount " + ref.namespace_ + "/" + ref.service_account,
@@ -250,12 +250,11 @@ ObjectCache::Token ObjectCache::tokenFrom(const TokenRef& ref, const std::string
   if (d["status"].HasMember("expirationTimestamp") &&
       d["status"]["expirationTimestamp"].IsString()) {
     if (auto ts = apiclient::parseTime(d["status"]["expirationTimestamp"].GetString())) {
-      expires = std::chrono::system_clock::from_time_t(ts->tv_sec);
+      expires = Clock::from_time_t(ts->tv_sec);
     }
   }
-  auto ttl = std::max(expires - now, std::chrono::system_clock::duration::zero());
-  t.refresh_at =
-      now + std::min<std::chrono::system_clock::duration>(ttl * 8 / 10, std::chrono::hours(24));
+  auto ttl = std::max(expires - now, Clock::duration::zero());
+  t.refresh_at = now + std::min<Clock::duration>(ttl * 8 / 10, std::chrono::hours(24));
   return t;
 }
 

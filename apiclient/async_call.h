@@ -48,8 +48,9 @@ struct AsyncRequest {
   std::function<void(Result<HttpResponse>)> done;
 };
 
-// Starts the call on `ioc`; call from its thread. The handle keeps nothing
-// alive: the call lives until it ends or is cancelled.
+// Starts the call on `ioc` (from any thread: it begins from the loop's
+// queue, so `done` never runs inside this). The call keeps itself alive until
+// it ends or is cancelled; the handle is only needed to cancel it.
 std::shared_ptr<AsyncCall> startAsyncCall(boost::asio::io_context& ioc, const AsyncTarget& target,
                                           AsyncRequest request);
 

@@ -51,7 +51,7 @@ Reflector::Reflector(ApiClient& client, ApiLoop& loop, ReflectorOptions options,
       backoff_(options_.backoff_initial) {}
 
 void Reflector::start() {
-  loop_.post([this] {
+  auto begin = [this] {
     if (running_) {
       return;
     }
@@ -59,7 +59,14 @@ void Reflector::start() {
     need_list_ = !options_.streaming_list;
     backoff_ = options_.backoff_initial;
     next();
-  });
+  };
+  // Posted from elsewhere: the loop runs it before anything posted later,
+  // such as this reflector's destruction.
+  if (loop_.onLoopThread()) {
+    begin();
+  } else {
+    loop_.post(begin);
+  }
 }
 
 void Reflector::stop() {
