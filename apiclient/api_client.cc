@@ -71,6 +71,25 @@ ApiError transport(const Error& err, const std::string& method, const std::strin
       .code = 0, .reason = "Transport", .message = err.message(), .method = method, .path = path};
 }
 
+// The body of a 2xx answer (gunzipped), else the error it is.
+ApiResult<std::string> decodeAnswer(Result<HttpResponse> r, const std::string& method,
+                                    const std::string& path) {
+  if (!r) {
+    return std::unexpected(transport(r.error(), method, path));
+  }
+  if (r->header("content-encoding") == "gzip") {
+    auto plain = gunzip(r->body, method + " " + path);
+    if (!plain) {
+      return std::unexpected(transport(plain.error(), method, path));
+    }
+    r->body = std::move(*plain);
+  }
+  if (r->status >= 200 && r->status < 300) {
+    return std::move(r->body);
+  }
+  return std::unexpected(decodeError(*r, method, path));
+}
+
 }  // namespace
 
 std::string ApiError::str() const {
@@ -164,25 +183,15 @@ ApiResult<std::string> ApiClient::call(const std::string& method, const std::str
     limiter_.acquire();
     requests_++;
     HttpRequest req{.method = method, .url = path, .headers = headers(content_type), .body = body};
-    auto r = pool_->roundTrip(req);
-    if (!r) {
-      return std::unexpected(transport(r.error(), method, path));
+    auto answer = decodeAnswer(pool_->roundTrip(req), method, path);
+    if (answer) {
+      return answer;
     }
-    if (r->header("content-encoding") == "gzip") {
-      auto plain = gunzip(r->body, method + " " + path);
-      if (!plain) {
-        return std::unexpected(transport(plain.error(), method, path));
-      }
-      r->body = std::move(*plain);
-    }
-    if (r->status >= 200 && r->status < 300) {
-      return std::move(r->body);
-    }
-    ApiError e = decodeError(*r, method, path);
+    const ApiError& e = answer.error();
     // 429 and 5xx with Retry-After: the server asks to come back, as client-go does.
     bool retryable = e.retry_after > 0 && (e.code == 429 || e.code >= 500);
     if (!retryable || attempt + 1 >= options_.max_retries) {
-      return std::unexpected(e);
+      return answer;
     }
     std::this_thread::sleep_for(
         std::min<std::chrono::seconds>(std::chrono::seconds(e.retry_after), options_.timeout));
@@ -191,54 +200,68 @@ ApiResult<std::string> ApiClient::call(const std::string& method, const std::str
 
 ApiResult<std::string> ApiClient::get(const std::string& path) { return call("GET", path, "", ""); }
 
+std::string listQuery(const ListOptions& o, const std::string& cont) {
+  std::string q = "?limit=" + std::to_string(o.limit);
+  if (!o.label_selector.empty()) {
+    q += "&labelSelector=" + queryEscape(o.label_selector);
+  }
+  if (!o.field_selector.empty()) {
+    q += "&fieldSelector=" + queryEscape(o.field_selector);
+  }
+  if (!cont.empty()) {
+    q += "&continue=" + queryEscape(cont);
+  } else if (!o.resource_version.empty()) {
+    q += "&resourceVersion=" + queryEscape(o.resource_version);
+    if (!o.resource_version_match.empty()) {
+      q += "&resourceVersionMatch=" + o.resource_version_match;
+    }
+  }
+  return q;
+}
+
+ApiResult<std::string> decodeListPage(const std::string& body, const std::string& path,
+                                      ListResult& out) {
+  auto parsed = parseApiJson(body, "GET " + path);
+  rapidjson::Document d = parsed ? std::move(*parsed) : rapidjson::Document();
+  if (!d.IsObject() || !d.HasMember("items") || !d["items"].IsArray()) {
+    return std::unexpected(ApiError{.code = 200,
+                                    .reason = "BadResponse",
+                                    .message = "not a list",
+                                    .method = "GET",
+                                    .path = path});
+  }
+  if (d.HasMember("kind") && d["kind"].IsString()) {
+    out.kind = d["kind"].GetString();
+  }
+  for (auto& item : d["items"].GetArray()) {
+    out.items.push_back(serialize(item));
+  }
+  std::string cont;
+  if (d.HasMember("metadata") && d["metadata"].IsObject()) {
+    const auto& m = d["metadata"];
+    if (m.HasMember("resourceVersion") && m["resourceVersion"].IsString()) {
+      out.resource_version = m["resourceVersion"].GetString();
+    }
+    if (m.HasMember("continue") && m["continue"].IsString()) {
+      cont = m["continue"].GetString();
+    }
+  }
+  return cont;
+}
+
 ApiResult<ListResult> ApiClient::list(const std::string& path, const ListOptions& o) {
   ListResult out;
   std::string cont;
   for (;;) {
-    std::string q = "?limit=" + std::to_string(o.limit);
-    if (!o.label_selector.empty()) {
-      q += "&labelSelector=" + queryEscape(o.label_selector);
-    }
-    if (!o.field_selector.empty()) {
-      q += "&fieldSelector=" + queryEscape(o.field_selector);
-    }
-    if (!cont.empty()) {
-      q += "&continue=" + queryEscape(cont);
-    } else if (!o.resource_version.empty()) {
-      q += "&resourceVersion=" + queryEscape(o.resource_version);
-      if (!o.resource_version_match.empty()) {
-        q += "&resourceVersionMatch=" + o.resource_version_match;
-      }
-    }
-    auto body = call("GET", path + q, "", "");
+    auto body = call("GET", path + listQuery(o, cont), "", "");
     if (!body) {
       return std::unexpected(body.error());
     }
-    auto parsed = parseApiJson(*body, "GET " + path);
-    rapidjson::Document d = parsed ? std::move(*parsed) : rapidjson::Document();
-    if (!d.IsObject() || !d.HasMember("items") || !d["items"].IsArray()) {
-      return std::unexpected(ApiError{.code = 200,
-                                      .reason = "BadResponse",
-                                      .message = "not a list",
-                                      .method = "GET",
-                                      .path = path});
+    auto next = decodeListPage(*body, path, out);
+    if (!next) {
+      return std::unexpected(next.error());
     }
-    if (d.HasMember("kind") && d["kind"].IsString()) {
-      out.kind = d["kind"].GetString();
-    }
-    for (auto& item : d["items"].GetArray()) {
-      out.items.push_back(serialize(item));
-    }
-    cont.clear();
-    if (d.HasMember("metadata") && d["metadata"].IsObject()) {
-      const auto& m = d["metadata"];
-      if (m.HasMember("resourceVersion") && m["resourceVersion"].IsString()) {
-        out.resource_version = m["resourceVersion"].GetString();
-      }
-      if (m.HasMember("continue") && m["continue"].IsString()) {
-        cont = m["continue"].GetString();
-      }
-    }
+    cont = std::move(*next);
     if (cont.empty()) {
       return out;
     }
@@ -296,6 +319,42 @@ ApiResult<void> ApiClient::stream(const std::string& path_and_query, const BodyS
     return std::unexpected(decodeError(*r, "GET", path_and_query));
   }
   return {};
+}
+
+std::shared_ptr<AsyncCall> ApiClient::asyncCall(ApiLoop& loop, const std::string& method,
+                                                const std::string& path, const std::string& body,
+                                                const std::string& content_type,
+                                                std::function<void(ApiResult<std::string>)> done) {
+  requests_++;
+  AsyncRequest r{
+      .request = {.method = method, .url = path, .headers = headers(content_type), .body = body},
+      .delay = limiter_.reserve(RateLimiter::Clock::now()),
+      .done = [method, path, done = std::move(done)](Result<HttpResponse> answer) {
+        done(decodeAnswer(std::move(answer), method, path));
+      }};
+  return startAsyncCall(loop.context(), pool_->asyncTarget(), std::move(r));
+}
+
+std::shared_ptr<AsyncCall> ApiClient::asyncStream(ApiLoop& loop, const std::string& path_and_query,
+                                                  BodySink sink, std::chrono::seconds idle,
+                                                  std::function<void(ApiResult<void>)> done) {
+  requests_++;
+  auto h = headers("");
+  std::erase_if(h, [](const auto& kv) { return kv.first == "Accept-Encoding"; });
+  AsyncRequest r{.request = {.method = "GET", .url = path_and_query, .headers = std::move(h)},
+                 .sink = std::move(sink),
+                 .idle = idle,
+                 .delay = limiter_.reserve(RateLimiter::Clock::now()),
+                 .done = [path_and_query, done = std::move(done)](Result<HttpResponse> answer) {
+                   if (!answer) {
+                     done(std::unexpected(transport(answer.error(), "GET", path_and_query)));
+                   } else if (answer->status < 200 || answer->status >= 300) {
+                     done(std::unexpected(decodeError(*answer, "GET", path_and_query)));
+                   } else {
+                     done({});
+                   }
+                 }};
+  return startAsyncCall(loop.context(), pool_->asyncTarget(), std::move(r));
 }
 
 }  // namespace kernelet::apiclient

@@ -9,12 +9,15 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "apiclient/api_loop.h"
+#include "apiclient/async_call.h"
 #include "apiclient/connection_pool.h"
 #include "apiclient/kubeconfig.h"
 #include "apiclient/rate_limiter.h"
@@ -66,6 +69,12 @@ enum class PatchType { kStrategicMerge, kMerge, kJson };
 std::string resourcePath(const std::string& group_version, const std::string& plural,
                          const std::string& namespace_ = "", const std::string& name = "",
                          const std::string& subresource = "");
+// The query of one page of a list: "?limit=..." and the selectors, `cont`
+// when it is not the first page.
+std::string listQuery(const ListOptions& options, const std::string& cont);
+// Adds one page's items to `out`; returns its continue token ("" on the last).
+ApiResult<std::string> decodeListPage(const std::string& body, const std::string& path,
+                                      ListResult& out);
 // Percent-encodes a query value (selectors: "spec.nodeName=n1" -> spec.nodeName%3Dn1).
 std::string queryEscape(const std::string& s);
 
@@ -86,6 +95,18 @@ class ApiClient {
   // `idle` bounds the silence between pieces.
   ApiResult<void> stream(const std::string& path_and_query, const BodySink& sink,
                          std::atomic<int>* fd, std::chrono::seconds idle);
+
+  // The same calls on the network thread, started from its thread: `done`
+  // runs there, and never once the returned call was cancelled. The rate
+  // limit delays them on a timer; 429s and 5xx are not retried here (their
+  // callers back off). `path` includes the query.
+  std::shared_ptr<AsyncCall> asyncCall(ApiLoop& loop, const std::string& method,
+                                       const std::string& path, const std::string& body,
+                                       const std::string& content_type,
+                                       std::function<void(ApiResult<std::string>)> done);
+  std::shared_ptr<AsyncCall> asyncStream(ApiLoop& loop, const std::string& path_and_query,
+                                         BodySink sink, std::chrono::seconds idle,
+                                         std::function<void(ApiResult<void>)> done);
 
   size_t requestCount() const { return requests_; }
   const ConnectionPool& pool() const { return *pool_; }

@@ -142,6 +142,14 @@ Result<std::unique_ptr<ConnectionPool::Conn>> ConnectionPool::dial() {
   return c;
 }
 
+AsyncTarget ConnectionPool::asyncTarget() {
+  return {.url = url_,
+          .tls = url_.scheme == "https" ? &impl_->ctx : nullptr,
+          .server_name = options_.server_name,
+          .verify = !options_.insecure_skip_verify,
+          .timeout = options_.timeout};
+}
+
 std::unique_ptr<ConnectionPool::Conn> ConnectionPool::takeIdle() {
   std::lock_guard lock(mu_);
   if (idle_.empty()) {

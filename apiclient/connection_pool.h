@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "apiclient/async_call.h"
 #include "apiclient/http_client.h"
 #include "sys/result.h"
 
@@ -42,6 +43,9 @@ class ConnectionPool {
                                  std::chrono::seconds read_timeout = std::chrono::seconds(0));
 
   size_t dials() const { return dials_; }  // connections opened so far, for tests
+
+  // The same server, TLS context and timeouts, for calls on the network thread.
+  AsyncTarget asyncTarget();
 
  private:
   struct Conn;

@@ -28,9 +28,8 @@ inline void setSocketTimeouts(int fd, std::chrono::seconds timeout) {
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-template <typename Stream>
-Result<HttpResponse> exchange(Stream& stream, const Url& url, const HttpRequest& req,
-                              const BodySink& sink) {
+// The request as Beast writes it, to `url` (whose target is the path).
+inline http::request<http::string_body> buildRequest(const Url& url, const HttpRequest& req) {
   http::request<http::string_body> r{http::string_to_verb(req.method), url.target, 11};
   // The port belongs in Host unless it is the scheme's default (servers build
   // redirect Locations from it).
@@ -45,6 +44,27 @@ Result<HttpResponse> exchange(Stream& stream, const Url& url, const HttpRequest&
     r.body() = req.body;
     r.prepare_payload();
   }
+  return r;
+}
+
+// The status line and headers of a response.
+template <typename Parser>
+HttpResponse responseHead(const Parser& parser) {
+  HttpResponse resp;
+  resp.status = static_cast<int>(parser.get().result_int());
+  resp.keep_alive = parser.get().keep_alive();
+  for (const auto& f : parser.get()) {
+    std::string name(f.name_string());
+    std::transform(name.begin(), name.end(), name.begin(), ::tolower);
+    resp.headers[name] = std::string(f.value());
+  }
+  return resp;
+}
+
+template <typename Stream>
+Result<HttpResponse> exchange(Stream& stream, const Url& url, const HttpRequest& req,
+                              const BodySink& sink) {
+  auto r = buildRequest(url, req);
   beast::error_code ec;
   http::write(stream, r, ec);
   if (ec) {
@@ -57,14 +77,7 @@ Result<HttpResponse> exchange(Stream& stream, const Url& url, const HttpRequest&
   if (ec) {
     return makeError("read response to " + req.method, url.str(), ec.message());
   }
-  HttpResponse resp;
-  resp.status = static_cast<int>(parser.get().result_int());
-  resp.keep_alive = parser.get().keep_alive();
-  for (const auto& f : parser.get()) {
-    std::string name(f.name_string());
-    std::transform(name.begin(), name.end(), name.begin(), ::tolower);
-    resp.headers[name] = std::string(f.value());
-  }
+  HttpResponse resp = responseHead(parser);
   bool stream_body = sink && resp.status >= 200 && resp.status < 300;
   char chunk[64 * 1024];
   while (!parser.is_done()) {

@@ -1,12 +1,9 @@
 #include "apiclient/reflector.h"
 
 #include <rapidjson/document.h>
-#include <sys/socket.h>
 
 #include <random>
 #include <set>
-
-#include "apiclient/watch_stream.h"
 
 namespace kernelet::apiclient {
 namespace {
@@ -36,55 +33,61 @@ bool readMeta(const std::string& json, ObjectEvent& e) {
   return !d.HasParseError() && readMeta(d, json, e);
 }
 
+std::mt19937& rng() {
+  static thread_local std::mt19937 r(std::random_device{}());
+  return r;
+}
+
 }  // namespace
 
+Reflector::Reflector(ApiClient& client, ApiLoop& loop, ReflectorOptions options, Handler handler,
+                     std::function<void()> synced)
+    : client_(client),
+      loop_(loop),
+      options_(std::move(options)),
+      handler_(std::move(handler)),
+      synced_(std::move(synced)),
+      timer_(loop),
+      backoff_(options_.backoff_initial) {}
+
 void Reflector::start() {
-  stopping_ = false;
-  finished_ = false;
-  thread_ = std::thread([this] {
-    run();
-    std::lock_guard lock(mu_);
-    finished_ = true;
-    cv_.notify_all();
-  });
+  auto begin = [this] {
+    if (running_) {
+      return;
+    }
+    running_ = true;
+    need_list_ = !options_.streaming_list;
+    backoff_ = options_.backoff_initial;
+    next();
+  };
+  // Posted from elsewhere: the loop runs it before anything posted later,
+  // such as this reflector's destruction.
+  if (loop_.onLoopThread()) {
+    begin();
+  } else {
+    loop_.post(begin);
+  }
 }
 
 void Reflector::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (!thread_.joinable()) {
-    return;
-  }
-  // A blocked read returns once its socket is shut down; again and again, in
-  // case a request was just being started when we looked.
-  while (!finished_) {
-    int fd = stream_fd_.load();
-    if (fd >= 0) {
-      ::shutdown(fd, SHUT_RDWR);
+  loop_.runOnLoop([this] {
+    running_ = false;
+    timer_.cancel();
+    if (call_) {
+      call_->cancel();
+      call_.reset();
     }
-    std::unique_lock lock(mu_);
-    cv_.wait_for(lock, std::chrono::milliseconds(50), [this] { return finished_.load(); });
-  }
-  thread_.join();
+  });
 }
 
 std::string Reflector::lastError() const {
-  std::lock_guard lock(const_cast<std::mutex&>(mu_));
+  std::lock_guard lock(mu_);
   return last_error_;
 }
 
 void Reflector::fail(const std::string& why) {
   std::lock_guard lock(mu_);
   last_error_ = why;
-}
-
-bool Reflector::sleepFor(std::chrono::milliseconds d) {
-  std::unique_lock lock(mu_);
-  cv_.wait_for(lock, d, [this] { return stopping_.load(); });
-  return !stopping_;
 }
 
 void Reflector::deliver(ObjectEvent::Type type, ObjectEvent e) {
@@ -102,7 +105,9 @@ void Reflector::deliver(ObjectEvent::Type type, ObjectEvent e) {
     cache_[e.uid] = {e.resource_version, e.namespace_, e.name, e.object};
   }
   e.type = type;
-  handler_(e);
+  if (running_) {  // the handler may have stopped us in the middle of a relist
+    handler_(e);
+  }
 }
 
 // After a relist: the fresh state against the cache.
@@ -124,43 +129,83 @@ void Reflector::replace(std::vector<ObjectEvent> fresh) {
   for (auto& e : fresh) {
     deliver(ObjectEvent::Type::kAdded, std::move(e));  // in list order
   }
-  if (synced_) {
+  if (synced_ && running_) {
     synced_();
   }
 }
 
-bool Reflector::relist() {
+// What comes next: a list, or a watch from where the last one ended.
+void Reflector::next() {
+  if (!running_) {
+    return;
+  }
+  if (need_list_) {
+    relist();
+  } else {
+    watch();
+  }
+}
+
+// Jittered: between the back-off and twice it, then doubled, capped.
+void Reflector::pause() {
+  auto jitter = std::uniform_int_distribution<int64_t>(0, backoff_.count())(rng());
+  timer_.after(backoff_ + std::chrono::milliseconds(jitter), [this] { next(); });
+  backoff_ = std::min(backoff_ * 2, options_.backoff_max);
+}
+
+void Reflector::relist() {
   relists_++;
+  list_ = {};
+  continue_.clear();
+  listPage();
+}
+
+void Reflector::listPage() {
   ListOptions lo{.label_selector = options_.label_selector,
                  .field_selector = options_.field_selector,
                  .limit = options_.page_size};
-  auto list = client_.list(options_.path, lo);
-  if (!list) {
-    fail(list.error().str());
-    return false;
-  }
-  std::vector<ObjectEvent> fresh;
-  for (const auto& item : list->items) {
-    ObjectEvent e{};
-    if (readMeta(item, e)) {
-      fresh.push_back(std::move(e));
-    }
-  }
-  resource_version_ = list->resource_version;
-  replace(std::move(fresh));
-  return true;
+  call_ = client_.asyncCall(loop_, "GET", options_.path + listQuery(lo, continue_), "", "",
+                            [this](ApiResult<std::string> body) {
+                              call_.reset();
+                              auto cont =
+                                  body ? decodeListPage(*body, options_.path, list_)
+                                       : ApiResult<std::string>(std::unexpected(body.error()));
+                              if (!cont) {
+                                fail(cont.error().str());
+                                pause();
+                                return;
+                              }
+                              if (!cont->empty()) {
+                                continue_ = std::move(*cont);
+                                listPage();
+                                return;
+                              }
+                              std::vector<ObjectEvent> fresh;
+                              for (const auto& item : list_.items) {
+                                ObjectEvent e{};
+                                if (readMeta(item, e)) {
+                                  fresh.push_back(std::move(e));
+                                }
+                              }
+                              resource_version_ = list_.resource_version;
+                              list_ = {};
+                              need_list_ = false;
+                              replace(std::move(fresh));
+                              next();
+                            });
 }
 
-bool Reflector::watchOnce(bool& failed) {
+void Reflector::watch() {
   watches_++;
-  failed = false;
-  static thread_local std::mt19937 rng(std::random_device{}());
   auto timeout = options_.watch_timeout.count() +
-                 std::uniform_int_distribution<int64_t>(0, options_.watch_timeout.count())(rng);
-  bool initial = resource_version_.empty() && options_.streaming_list;
+                 std::uniform_int_distribution<int64_t>(0, options_.watch_timeout.count())(rng());
+  initial_ = resource_version_.empty() && options_.streaming_list;
+  initial_done_ = !initial_;
+  expired_ = failed_ = false;
+  initial_set_.clear();
   std::string q = options_.path +
                   "?watch=true&allowWatchBookmarks=true&timeoutSeconds=" + std::to_string(timeout);
-  if (initial) {
+  if (initial_) {
     q += "&sendInitialEvents=true&resourceVersionMatch=NotOlderThan";
   } else {
     q += "&resourceVersion=" + queryEscape(resource_version_);
@@ -171,104 +216,76 @@ bool Reflector::watchOnce(bool& failed) {
   if (!options_.label_selector.empty()) {
     q += "&labelSelector=" + queryEscape(options_.label_selector);
   }
-  bool expired = false;
-  std::vector<ObjectEvent> initial_set;
-  bool initial_done = !initial;
-  WatchStream ws([&](WatchEvent ev) {
-    using T = WatchEvent::Type;
-    if (ev.type == T::kError) {
-      if (ev.code == 410) {
-        expired = true;
-      } else {
-        failed = true;
-        fail("watch error " + std::to_string(ev.code) + " " + ev.reason);
-      }
-      return;
-    }
-    if (!ev.resource_version.empty()) {
-      resource_version_ = ev.resource_version;
-    }
-    if (ev.type == T::kBookmark) {
-      if (ev.initial_events_end && !initial_done) {
-        initial_done = true;
-        relists_++;
-        replace(std::move(initial_set));
-      }
-      return;
-    }
-    ObjectEvent e{};
-    if (ev.parsed == nullptr || !readMeta(*ev.parsed, ev.object, e)) {
-      return;
-    }
-    if (!initial_done) {
-      initial_set.push_back(std::move(e));  // the streaming list, delivered at its end
-      return;
-    }
-    deliver(ev.type == T::kDeleted    ? ObjectEvent::Type::kDeleted
-            : ev.type == T::kModified ? ObjectEvent::Type::kModified
-                                      : ObjectEvent::Type::kAdded,
-            std::move(e));
-  });
-  if (stopping_) {
-    return false;
-  }
-  auto r = client_.stream(
-      q, [&](std::string_view piece) { return ws.feed(piece); }, &stream_fd_, options_.idle);
-  if (!r) {
-    if (r.error().code == 410) {
-      return true;
-    }
-    if (!stopping_) {
-      failed = true;
-      fail(r.error().str());
-    }
-    return false;
-  }
-  if (initial && !initial_done) {
-    resource_version_.clear();  // the streaming list did not finish: start over
-  }
-  return expired;
+  stream_ = std::make_unique<WatchStream>([this](WatchEvent ev) { onWatchEvent(std::move(ev)); });
+  call_ = client_.asyncStream(
+      loop_, q, [this](std::string_view piece) { return stream_->feed(piece); }, options_.idle,
+      [this](const ApiResult<void>& r) {
+        call_.reset();
+        watchEnded(r);
+      });
 }
 
-void Reflector::run() {
-  std::mt19937 rng(std::random_device{}());
-  auto backoff = options_.backoff_initial;
-  auto pause = [&]() {
-    // Jittered: between the back-off and twice it, then doubled, capped.
-    auto jitter = std::uniform_int_distribution<int64_t>(0, backoff.count())(rng);
-    bool go_on = sleepFor(backoff + std::chrono::milliseconds(jitter));
-    backoff = std::min(backoff * 2, options_.backoff_max);
-    return go_on;
-  };
-  bool need_list = !options_.streaming_list;
-  while (!stopping_) {
-    if (need_list) {
-      if (!relist()) {
-        if (!pause()) {
-          return;
-        }
-        continue;
-      }
-      need_list = false;
-    }
-    bool failed = false;
-    bool expired = watchOnce(failed);
-    if (stopping_) {
-      return;
-    }
-    if (expired) {
-      // 410: the version is gone; list again (or start a new streaming list).
-      resource_version_.clear();
-      need_list = !options_.streaming_list;
-      continue;
-    }
-    if (failed) {
-      if (!pause()) {
-        return;
-      }
+void Reflector::onWatchEvent(WatchEvent ev) {
+  if (!running_) {
+    return;  // stopped by the handler of an earlier event in the same piece
+  }
+  using T = WatchEvent::Type;
+  if (ev.type == T::kError) {
+    if (ev.code == 410) {
+      expired_ = true;
     } else {
-      backoff = options_.backoff_initial;  // a watch that ended normally (timeout)
+      failed_ = true;
+      fail("watch error " + std::to_string(ev.code) + " " + ev.reason);
     }
+    return;
+  }
+  if (!ev.resource_version.empty()) {
+    resource_version_ = ev.resource_version;
+  }
+  if (ev.type == T::kBookmark) {
+    if (ev.initial_events_end && !initial_done_) {
+      initial_done_ = true;
+      relists_++;
+      replace(std::move(initial_set_));
+      initial_set_.clear();
+    }
+    return;
+  }
+  ObjectEvent e{};
+  if (ev.parsed == nullptr || !readMeta(*ev.parsed, ev.object, e)) {
+    return;
+  }
+  if (!initial_done_) {
+    initial_set_.push_back(std::move(e));  // the streaming list, delivered at its end
+    return;
+  }
+  deliver(ev.type == T::kDeleted    ? ObjectEvent::Type::kDeleted
+          : ev.type == T::kModified ? ObjectEvent::Type::kModified
+                                    : ObjectEvent::Type::kAdded,
+          std::move(e));
+}
+
+void Reflector::watchEnded(const ApiResult<void>& r) {
+  bool expired = expired_, failed = failed_;
+  if (!r) {
+    expired = r.error().code == 410;
+    failed = !expired;
+    if (failed) {
+      fail(r.error().str());
+    }
+  } else if (initial_ && !initial_done_) {
+    resource_version_.clear();  // the streaming list did not finish: start over
+  }
+  if (expired) {
+    // 410: the version is gone; list again (or start a new streaming list).
+    resource_version_.clear();
+    need_list_ = !options_.streaming_list;
+    next();
+  } else if (failed) {
+    pause();
+  } else {
+    backoff_ = options_.backoff_initial;  // a watch that ended normally (timeout)
+    next();
   }
 }
 

@@ -5,19 +5,21 @@
 // it failed. A cache of the objects by uid makes every change arrive exactly
 // once: after a relist, objects the cache lacks come as ADDED, changed ones as
 // MODIFIED and vanished ones as DELETED; events already seen are dropped.
-// Runs on its own thread; the handler is called from it.
+// Runs on the network thread (ApiLoop) as callbacks and timers, however many
+// reflectors there are; the handler is called on that thread.
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "apiclient/api_client.h"
+#include "apiclient/api_loop.h"
+#include "apiclient/watch_stream.h"
 
 namespace kernelet::apiclient {
 
@@ -42,16 +44,16 @@ struct ObjectEvent {
 class Reflector {
  public:
   using Handler = std::function<void(const ObjectEvent&)>;
-  Reflector(ApiClient& client, ReflectorOptions options, Handler handler,
-            std::function<void()> synced = {})
-      : client_(client),
-        options_(std::move(options)),
-        handler_(std::move(handler)),
-        synced_(std::move(synced)) {}
+  Reflector(ApiClient& client, ApiLoop& loop, ReflectorOptions options, Handler handler,
+            std::function<void()> synced = {});
   ~Reflector() { stop(); }
+  Reflector(const Reflector&) = delete;
+  Reflector& operator=(const Reflector&) = delete;
 
+  // From any thread: the first list starts on the loop.
   void start();
-  // Ends the running watch and joins the thread.
+  // From any thread, the handler included: ends the running call and timer.
+  // Once it returns, the handler is not called again.
   void stop();
 
   // For tests and logs.
@@ -63,26 +65,39 @@ class Reflector {
   struct Cached {
     std::string resource_version, namespace_, name, object;
   };
-  void run();
-  bool relist();
-  // Returns true when the watch ended in a way that needs a relist (410).
-  bool watchOnce(bool& failed);
+  // All on the loop thread.
+  void next();
+  void relist();
+  void listPage();
+  void watch();
+  void onWatchEvent(WatchEvent ev);
+  void watchEnded(const ApiResult<void>& r);
+  void pause();
   void deliver(ObjectEvent::Type type, ObjectEvent e);
   void replace(std::vector<ObjectEvent> fresh);
   void fail(const std::string& why);
-  bool sleepFor(std::chrono::milliseconds d);  // false when stopped meanwhile
 
   ApiClient& client_;
+  ApiLoop& loop_;
   ReflectorOptions options_;
   Handler handler_;
   std::function<void()> synced_;
-  std::map<std::string, Cached> cache_;  // by uid; the reflector thread's own
+  LoopTimer timer_;
+  // The loop thread's own:
+  bool running_ = false;
+  bool need_list_ = false;
+  std::shared_ptr<AsyncCall> call_;      // the list page or watch in flight
+  std::map<std::string, Cached> cache_;  // by uid
   std::string resource_version_;
-  std::thread thread_;
-  std::atomic<bool> stopping_{false}, finished_{false};
-  std::atomic<int> stream_fd_{-1};
-  std::mutex mu_;
-  std::condition_variable cv_;
+  std::chrono::milliseconds backoff_;
+  ListResult list_;       // the pages so far
+  std::string continue_;  // of the next page
+  // The watch in flight: its decoder and what its events said.
+  std::unique_ptr<WatchStream> stream_;
+  bool initial_ = false, initial_done_ = false, expired_ = false, failed_ = false;
+  std::vector<ObjectEvent> initial_set_;
+
+  mutable std::mutex mu_;
   std::string last_error_;  // guarded by mu_
   std::atomic<int> relists_{0}, watches_{0};
 };

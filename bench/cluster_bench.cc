@@ -103,18 +103,21 @@ int main(int argc, char** argv) {
   std::mutex mu;
   std::condition_variable cv;
   std::map<std::string, double> running_at;
-  apiclient::Reflector watch(
-      *client, {.path = "/api/v1/namespaces/default/pods"}, [&](const apiclient::ObjectEvent& e) {
-        bool ready = e.object.find("\"ready\": true") != std::string::npos ||
-                     e.object.find("\"ready\":true") != std::string::npos;
-        bool running = e.object.find("\"phase\": \"Running\"") != std::string::npos ||
-                       e.object.find("\"phase\":\"Running\"") != std::string::npos;
-        if (ready && running) {
-          std::lock_guard lock(mu);
-          running_at.emplace(e.name, nowReal());
-          cv.notify_all();
-        }
-      });
+  apiclient::ApiLoop net;
+  net.start();
+  apiclient::Reflector watch(*client, net, {.path = "/api/v1/namespaces/default/pods"},
+                             [&](const apiclient::ObjectEvent& e) {
+                               bool ready = e.object.find("\"ready\": true") != std::string::npos ||
+                                            e.object.find("\"ready\":true") != std::string::npos;
+                               bool running =
+                                   e.object.find("\"phase\": \"Running\"") != std::string::npos ||
+                                   e.object.find("\"phase\":\"Running\"") != std::string::npos;
+                               if (ready && running) {
+                                 std::lock_guard lock(mu);
+                                 running_at.emplace(e.name, nowReal());
+                                 cv.notify_all();
+                               }
+                             });
   watch.start();
 
   std::vector<double> slo, standalone;

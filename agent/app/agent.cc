@@ -178,19 +178,22 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
     TRY(apiclient::ClusterAccess access,
         addContext(apiclient::loadKubeconfig(config.kubeconfig), "--kubeconfig"));
     NodeFacts facts = readNodeFacts(ctx.config, ctx.node, ctx.node_ip);
-    TRY(a->cluster_, ClusterSync::start(ctx.config, access, *a->loop_, facts,
+    // One network thread for every watch and token request, however many pods.
+    a->net_ = std::make_unique<apiclient::ApiLoop>();
+    a->net_->start();
+    TRY(a->cluster_, ClusterSync::start(ctx.config, access, *a->loop_, *a->net_, facts,
                                         [self](std::map<std::string, ApiPod> pods) {
                                           self->api_pods_ = std::move(pods);
                                           self->reconcile();
                                         }));
-    TRY(a->objects_,
-        ObjectCache::create(a->cluster_->client(), *a->loop_, [self](const PodRefs& changed) {
-          for (auto& [uid, w] : self->workers_) {
-            if (refersToAny(podRefs(w->pod()), changed)) {
-              w->objectsChanged();
-            }
-          }
-        }));
+    TRY(a->objects_, ObjectCache::create(a->cluster_->client(), *a->net_, *a->loop_,
+                                         [self](const PodRefs& changed) {
+                                           for (auto& [uid, w] : self->workers_) {
+                                             if (refersToAny(podRefs(w->pod()), changed)) {
+                                               w->objectsChanged();
+                                             }
+                                           }
+                                         }));
     ctx.objects = a->objects_.get();
     ctx.node_event = [self](const std::string& type, const std::string& reason,
                             const std::string& message) {
@@ -236,6 +239,7 @@ Agent::~Agent() {
   ctx_.objects = nullptr;
   objects_.reset();  // its watches use the cluster's client
   cluster_.reset();  // its threads may post to the loop: stopped first
+  net_.reset();      // joins the network thread, once nothing lives on it
   manifests_.reset();
   workers_.clear();  // a worker's destructor kills what is still running
 }

@@ -58,9 +58,10 @@ class Agent {
   std::unique_ptr<ImagePuller> puller_;
   std::unique_ptr<netns::Network> network_;
   std::unique_ptr<ManifestSource> manifests_;
-  std::unique_ptr<ClusterSync> cluster_;    // with --kubeconfig
-  std::unique_ptr<ObjectCache> objects_;    // with --kubeconfig: ConfigMaps, Secrets, tokens
-  std::map<std::string, ApiPod> api_pods_;  // the API's pods for this node, by uid
+  std::unique_ptr<apiclient::ApiLoop> net_;  // with --kubeconfig: the network thread
+  std::unique_ptr<ClusterSync> cluster_;     // with --kubeconfig
+  std::unique_ptr<ObjectCache> objects_;     // with --kubeconfig: ConfigMaps, Secrets, tokens
+  std::map<std::string, ApiPod> api_pods_;   // the API's pods for this node, by uid
   // The static pods last given to ClusterSync, uid -> hash (the hash covers the
   // whole manifest): their mirror pods are built again only when this changes.
   std::optional<std::map<std::string, std::string>> published_statics_;

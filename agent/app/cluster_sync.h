@@ -36,10 +36,11 @@ class ClusterSync {
  public:
   using PodsChanged = ApiPodSource::PodsChanged;
 
+  // The pod watch runs on `net`, which must outlive this.
   static Result<std::unique_ptr<ClusterSync>> start(const AgentConfig& config,
                                                     const apiclient::ClusterAccess& access,
-                                                    EventLoop& loop, NodeFacts facts,
-                                                    PodsChanged changed);
+                                                    EventLoop& loop, apiclient::ApiLoop& net,
+                                                    NodeFacts facts, PodsChanged changed);
   ~ClusterSync();
 
   // From the loop. `status` is a v1.PodStatus; static pods go to their mirror.

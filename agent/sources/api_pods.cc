@@ -45,12 +45,12 @@ std::string specHash(rapidjson::Document& d) {
 
 }  // namespace
 
-ApiPodSource::ApiPodSource(apiclient::ApiClient& client, const std::string& node_name,
-                           LoopQueue& to_loop, StatusWriter& status, MirrorPods& mirrors,
-                           PodsChanged changed)
+ApiPodSource::ApiPodSource(apiclient::ApiClient& client, apiclient::ApiLoop& net,
+                           const std::string& node_name, LoopQueue& to_loop, StatusWriter& status,
+                           MirrorPods& mirrors, PodsChanged changed)
     : to_loop_(to_loop), status_(status), mirrors_(mirrors), changed_(std::move(changed)) {
   reflector_ = std::make_unique<apiclient::Reflector>(
-      client,
+      client, net,
       apiclient::ReflectorOptions{.path = "/api/v1/pods",
                                   .field_selector = "spec.nodeName=" + node_name},
       [this](const apiclient::ObjectEvent& e) { onPodEvent(e); });

@@ -37,9 +37,9 @@ class ApiPodSource {
   // excluded; a burst of changes is one call.
   using PodsChanged = std::function<void(std::map<std::string, ApiPod>)>;
 
-  // Starts the watch.
-  ApiPodSource(apiclient::ApiClient& client, const std::string& node_name, LoopQueue& to_loop,
-               StatusWriter& status, MirrorPods& mirrors, PodsChanged changed);
+  // Starts the watch, on the network thread `net`.
+  ApiPodSource(apiclient::ApiClient& client, apiclient::ApiLoop& net, const std::string& node_name,
+               LoopQueue& to_loop, StatusWriter& status, MirrorPods& mirrors, PodsChanged changed);
   // Stops the watch: no call reaches the loop, the writer or the mirrors after it.
   ~ApiPodSource();
   ApiPodSource(const ApiPodSource&) = delete;

@@ -67,11 +67,10 @@ constexpr auto kTokenRetry = std::chrono::seconds(10);
 }  // namespace
 
 Result<std::unique_ptr<ObjectCache>> ObjectCache::create(
-    apiclient::ApiClient& client, EventLoop& loop, std::function<void(const PodRefs&)> changed) {
-  std::unique_ptr<ObjectCache> c(new ObjectCache(client, std::move(changed)));
+    apiclient::ApiClient& client, apiclient::ApiLoop& net, EventLoop& loop,
+    std::function<void(const PodRefs&)> changed) {
+  std::unique_ptr<ObjectCache> c(new ObjectCache(client, net, std::move(changed)));
   TRY(c->to_loop_, LoopQueue::create(loop));
-  ObjectCache* self = c.get();
-  c->token_thread_ = std::thread([self] { self->tokenLoop(); });
   return c;
 }
 
@@ -82,13 +81,16 @@ ObjectCache::~ObjectCache() {
     stopping_ = true;
     watches.swap(watches_);
   }
-  cv_.notify_all();
-  for (auto& [ref, w] : watches) {
-    w->reflector->stop();  // outside mu_: its thread may be waiting for it
-  }
-  if (token_thread_.joinable()) {
-    token_thread_.join();
-  }
+  // Everything that may call back into this object lives on the network
+  // thread: ended there, in one go (outside mu_: a handler may wait for it).
+  net_.runOnLoop([&] {
+    watches.clear();  // each reflector stops as it goes
+    token_timer_.cancel();
+    for (auto& [ref, call] : token_calls_) {
+      call->cancel();
+    }
+    token_calls_.clear();
+  });
 }
 
 size_t ObjectCache::watches() const {
@@ -111,7 +113,7 @@ std::optional<ObjectData> ObjectCache::object(const ObjectRef& ref) {
   o.path = collection(ref);
   o.field_selector = "metadata.name=" + ref.name;
   w->reflector = std::make_unique<apiclient::Reflector>(
-      client_, o, [this, ref](const apiclient::ObjectEvent& e) { onEvent(ref, e); },
+      client_, net_, o, [this, ref](const apiclient::ObjectEvent& e) { onEvent(ref, e); },
       [this, ref] { onSynced(ref); });
   w->reflector->start();
   log::v(3, "Watching", {{"object", ref.quoted()}, {"namespace", ref.namespace_}});
@@ -187,7 +189,7 @@ std::optional<Result<std::string>> ObjectCache::token(const TokenRef& ref) {
   auto [it, added] = tokens_.try_emplace(ref);
   if (added) {
     it->second.refresh_at = Clock::now();
-    cv_.notify_all();
+    net_.post([this] { scheduleTokens(); });
   }
   return it->second.value;
 }
@@ -213,17 +215,17 @@ void ObjectCache::retain(const std::vector<PodRefs>& in_use) {
     }
     std::erase_if(tokens_, [&](const auto& kv) { return !tokens.contains(kv.first); });
   }
-  for (auto& w : dropped) {
-    w->reflector->stop();
+  // Stopped on the network thread, all in one go.
+  if (!dropped.empty()) {
+    net_.runOnLoop([&] { dropped.clear(); });
   }
 }
 
-ObjectCache::Token ObjectCache::request(const TokenRef& ref) {
+// The token in a TokenRequest's answer, and when to renew it.
+ObjectCache::Token ObjectCache::tokenFrom(const TokenRef& ref, const std::string& path,
+                                          const apiclient::ApiResult<std::string>& answer) {
   Token t;
   auto now = Clock::now();
-  std::string path =
-      "/api/v1/namespaces/" + ref.namespace_ + "/serviceaccounts/" + ref.service_account + "/token";
-  auto answer = client_.create(path, tokenRequestJson(ref));
   if (!answer) {
     t.value =
         makeError("request token", "serviceaccount " + ref.namespace_ + "/" + ref.service_account,
@@ -257,50 +259,70 @@ ObjectCache::Token ObjectCache::request(const TokenRef& ref) {
   return t;
 }
 
-void ObjectCache::tokenLoop() {
-  std::unique_lock lock(mu_);
-  while (!stopping_) {
-    // The token due first.
-    auto due = tokens_.end();
-    for (auto it = tokens_.begin(); it != tokens_.end(); ++it) {
-      if (due == tokens_.end() || it->second.refresh_at < due->second.refresh_at) {
-        due = it;
+void ObjectCache::scheduleTokens() {
+  std::vector<TokenRef> due;
+  std::optional<Clock::time_point> wake;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) {
+      return;
+    }
+    auto now = Clock::now();
+    for (const auto& [ref, t] : tokens_) {
+      if (token_calls_.contains(ref)) {
+        continue;  // asked already
+      }
+      if (t.refresh_at <= now) {
+        due.push_back(ref);
+      } else if (!wake || t.refresh_at < *wake) {
+        wake = t.refresh_at;
       }
     }
-    if (due == tokens_.end()) {
-      cv_.wait(lock);
-      continue;
-    }
-    if (due->second.refresh_at > Clock::now()) {
-      cv_.wait_until(lock, due->second.refresh_at);
-      continue;
-    }
-    TokenRef ref = due->first;
-    lock.unlock();
-    Token fresh = request(ref);
-    lock.lock();
-    auto it = tokens_.find(ref);
-    if (it == tokens_.end()) {
-      continue;  // its pod went meanwhile
-    }
-    bool ok = fresh.value && *fresh.value;
-    bool had = it->second.value && *it->second.value;
-    std::string err = ok ? "" : fresh.value->error().message();
-    if (ok || !had) {
-      it->second.value = std::move(fresh.value);  // a failed renewal keeps the old token
-    }
-    it->second.refresh_at = fresh.refresh_at;
-    if (ok) {
-      log::v(
-          3, "Token issued",
-          {{"serviceAccount", ref.namespace_ + "/" + ref.service_account}, {"pod", ref.pod_name}});
-    } else {
-      log::error("Token request failed",
-                 {{"pod", ref.namespace_ + "/" + ref.pod_name}, {"err", err}});
-    }
-    if (ok || !had) {
-      notify(ref);
-    }
+  }
+  for (const auto& ref : due) {
+    requestToken(ref);
+  }
+  if (wake) {
+    token_timer_.after(*wake - Clock::now(), [this] { scheduleTokens(); });
+  } else {
+    token_timer_.cancel();
+  }
+}
+
+void ObjectCache::requestToken(const TokenRef& ref) {
+  std::string path =
+      "/api/v1/namespaces/" + ref.namespace_ + "/serviceaccounts/" + ref.service_account + "/token";
+  token_calls_[ref] =
+      client_.asyncCall(net_, "POST", path, tokenRequestJson(ref), "application/json",
+                        [this, ref, path](apiclient::ApiResult<std::string> answer) {
+                          token_calls_.erase(ref);
+                          tokenAnswered(ref, tokenFrom(ref, path, answer));
+                          scheduleTokens();
+                        });
+}
+
+void ObjectCache::tokenAnswered(const TokenRef& ref, Token fresh) {
+  std::lock_guard lock(mu_);
+  auto it = tokens_.find(ref);
+  if (it == tokens_.end()) {
+    return;  // its pod went meanwhile
+  }
+  bool ok = fresh.value && *fresh.value;
+  bool had = it->second.value && *it->second.value;
+  std::string err = ok ? "" : fresh.value->error().message();
+  if (ok || !had) {
+    it->second.value = std::move(fresh.value);  // a failed renewal keeps the old token
+  }
+  it->second.refresh_at = fresh.refresh_at;
+  if (ok) {
+    log::v(3, "Token issued",
+           {{"serviceAccount", ref.namespace_ + "/" + ref.service_account}, {"pod", ref.pod_name}});
+  } else {
+    log::error("Token request failed",
+               {{"pod", ref.namespace_ + "/" + ref.pod_name}, {"err", err}});
+  }
+  if (ok || !had) {
+    notify(ref);
   }
 }
 

@@ -4,22 +4,23 @@
 //     (fieldSelector metadata.name=NAME, what the Node authorizer allows),
 //     started on first use and stopped when no pod refers to it any more;
 //   - service-account tokens come from the TokenRequest API (bound to the
-//     pod), requested on a thread and renewed once 80% of their life has
-//     passed (or after 24 h), as the kubelet's token manager does.
+//     pod), requested and renewed once 80% of their life has passed (or after
+//     24 h), as the kubelet's token manager does.
+// The watches and the token requests all run on the network thread (ApiLoop):
+// no thread per object.
 // The loop asks without blocking; `changed` runs on the loop after anything
 // arrived or changed, with what did (many changes in a row, one call), so
 // only the pods that refer to it need to look again.
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <thread>
 
 #include "agent/sources/pod_objects.h"
 #include "apiclient/api_client.h"
+#include "apiclient/api_loop.h"
 #include "apiclient/reflector.h"
 #include "sys/event_loop.h"
 #include "sys/loop_queue.h"
@@ -28,9 +29,11 @@ namespace kernelet::agent {
 
 class ObjectCache : public PodObjects {
  public:
-  static Result<std::unique_ptr<ObjectCache>> create(apiclient::ApiClient& client, EventLoop& loop,
+  // `net` must outlive the cache.
+  static Result<std::unique_ptr<ObjectCache>> create(apiclient::ApiClient& client,
+                                                     apiclient::ApiLoop& net, EventLoop& loop,
                                                      std::function<void(const PodRefs&)> changed);
-  ~ObjectCache() override;  // stops the watches and the token thread
+  ~ObjectCache() override;  // stops the watches and the token requests
 
   // From the loop.
   std::optional<ObjectData> object(const ObjectRef& ref) override;
@@ -51,27 +54,36 @@ class ObjectCache : public PodObjects {
     std::optional<Result<std::string>> value;
     Clock::time_point refresh_at;  // a new one is requested from then on
   };
-  ObjectCache(apiclient::ApiClient& client, std::function<void(const PodRefs&)> changed)
-      : client_(client), changed_(std::move(changed)) {}
+  ObjectCache(apiclient::ApiClient& client, apiclient::ApiLoop& net,
+              std::function<void(const PodRefs&)> changed)
+      : client_(client), net_(net), changed_(std::move(changed)), token_timer_(net) {}
   void onEvent(const ObjectRef& ref, const apiclient::ObjectEvent& e);
   void onSynced(const ObjectRef& ref);
   // Under mu_: `ref` changed; the loop hears of it soon.
   void notify(const ObjectRef& ref);
   void notify(const TokenRef& ref);
   void postChanged();
-  void tokenLoop();
-  Token request(const TokenRef& ref);
+  // On the network thread: requests the tokens that are due, then sleeps
+  // until the next one is.
+  void scheduleTokens();
+  void requestToken(const TokenRef& ref);
+  void tokenAnswered(const TokenRef& ref, Token fresh);
+  static Token tokenFrom(const TokenRef& ref, const std::string& path,
+                         const apiclient::ApiResult<std::string>& answer);
 
   apiclient::ApiClient& client_;
+  apiclient::ApiLoop& net_;
   std::function<void(const PodRefs&)> changed_;
   std::unique_ptr<LoopQueue> to_loop_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
   bool stopping_ = false, notify_posted_ = false;
   PodRefs changed_refs_;  // since the loop last heard
   std::map<ObjectRef, std::shared_ptr<Watch>> watches_;
   std::map<TokenRef, Token> tokens_;
-  std::thread token_thread_;
+  // The network thread's own: the wake-up for the next renewal, and the
+  // TokenRequests in flight.
+  apiclient::LoopTimer token_timer_;
+  std::map<TokenRef, std::shared_ptr<apiclient::AsyncCall>> token_calls_;
 };
 
 }  // namespace kernelet::agent

@@ -1090,6 +1090,9 @@ class Handler(BaseHTTPRequestHandler):
 class ThreadingServer(socketserver.ThreadingMixIn, HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # A node opens a watch per ConfigMap and Secret at once: a backlog of 5
+    # would drop their SYNs and hold each up for a retransmit (1 s and more).
+    request_queue_size = 256
 
 
 def main():

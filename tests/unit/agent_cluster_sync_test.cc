@@ -67,7 +67,8 @@ class ClusterSyncTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
   void startSync() {
-    auto s = ClusterSync::start(config_, access_, *loop_, facts_,
+    net_.start();
+    auto s = ClusterSync::start(config_, access_, *loop_, net_, facts_,
                                 [this](std::map<std::string, ApiPod> pods) {
                                   api_pods_ = std::move(pods);
                                   pod_calls_++;
@@ -105,6 +106,7 @@ class ClusterSyncTest : public ::testing::Test {
   std::optional<EventLoop> loop_;
   AgentConfig config_;
   NodeFacts facts_;
+  apiclient::ApiLoop net_;  // the pod watch's network thread, outlives sync_
   std::unique_ptr<ClusterSync> sync_;
   std::map<std::string, ApiPod> api_pods_;
   int pod_calls_ = 0;

@@ -64,8 +64,10 @@ class ApiClientTest : public ::testing::Test {
     auto c = ApiClient::create(access("admin-token"));
     ASSERT_TRUE(c) << c.error().message();
     client_ = std::move(*c);
+    net_.start();
   }
   void TearDown() override {
+    net_.stop();
     server_.reset();
     fs::remove_all(dir_);
   }
@@ -85,6 +87,7 @@ class ApiClientTest : public ::testing::Test {
   std::string dir_;
   std::optional<testing::ApiServer> server_;
   std::unique_ptr<ApiClient> client_;
+  ApiLoop net_;  // the reflectors' network thread
 };
 
 const std::string kPods = resourcePath("v1", "pods", "default");
@@ -339,7 +342,7 @@ TEST_F(ApiClientTest, ReflectorSeesEveryChangeOnceAcrossBreaksA410AndARestart) {
   ASSERT_TRUE(client_->create(kPods, pod("a")));
   ASSERT_TRUE(client_->create(kPods, pod("other", "node2")));
   Recorder rec;
-  Reflector r(*client_, podsOnNode1(false), std::ref(rec));
+  Reflector r(*client_, net_, podsOnNode1(false), std::ref(rec));
   r.start();
   ASSERT_TRUE(rec.waitFor(1));
   ASSERT_TRUE(client_->create(kPods, pod("b")));
@@ -431,7 +434,7 @@ TEST_F(ApiClientTest, ReflectorStreamingListEndsWithTheInitialEventsBookmark) {
   ASSERT_TRUE(client_->create(kPods, pod("b")));
   Recorder rec;
   std::atomic<int> synced = 0;
-  Reflector r(*client_, podsOnNode1(true), std::ref(rec), [&] { synced++; });
+  Reflector r(*client_, net_, podsOnNode1(true), std::ref(rec), [&] { synced++; });
   r.start();
   ASSERT_TRUE(rec.waitFor(2));
   auto deadline = steady_clock::now() + seconds(10);
