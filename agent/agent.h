@@ -13,9 +13,10 @@
 #include "agent/cluster_sync.h"
 #include "agent/config.h"
 #include "agent/image_puller.h"
+#include "agent/lifecycle/pod_worker.h"
 #include "agent/manifest_source.h"
 #include "agent/object_cache.h"
-#include "agent/pod_worker.h"
+#include "agent/runtime/kernel_runtime.h"
 #include "images/image_store.h"
 #include "netns/netns.h"
 #include "sys/event_loop.h"
@@ -51,6 +52,7 @@ class Agent {
   std::unique_ptr<images::ImageStore> images_;
   std::unique_ptr<ImagePuller> puller_;
   std::unique_ptr<netns::Network> network_;
+  std::unique_ptr<runtime::KernelRuntime> runtime_;  // uses the four above
   std::unique_ptr<ManifestSource> manifests_;
   std::unique_ptr<ClusterSync> cluster_;    // with --kubeconfig
   std::unique_ptr<ObjectCache> objects_;    // with --kubeconfig: ConfigMaps, Secrets, tokens
