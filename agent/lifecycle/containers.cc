@@ -325,7 +325,7 @@ void PodWorker::onStarted(size_t index, runtime::StartResult res, bool async) {
       return;
     }
     retryLater(c);
-    return async ? sync() : void(resync_ = true);
+    return resyncAfter(async);
   }
   c.last_started = Clock::now();
   c.started_once = true;
@@ -352,13 +352,17 @@ void PodWorker::onStarted(size_t index, runtime::StartResult res, bool async) {
       maybeCleanUp();
       return;
     }
-    return async ? sync() : void(resync_ = true);
+    return resyncAfter(async);
   }
   onRunning(c, *res);
+  resyncAfter(async);
+}
+
+void PodWorker::resyncAfter(bool async) {
   if (async) {
-    sync();
+    sync();  // an answer that came later: nothing is syncing now
   } else {
-    resync_ = true;
+    resync_ = true;  // within the sync that asked: it goes round once more
   }
 }
 

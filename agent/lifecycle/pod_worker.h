@@ -159,6 +159,8 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   void runContainer(Ctr& c);
   void onStarted(size_t index, runtime::StartResult r, bool async);
   void onRunning(Ctr& c, const runtime::StartedContainer& run);
+  // A step finished: sync again, now or (`async` false) within the running sync.
+  void resyncAfter(bool async);
   void onExit(size_t index, const runtime::ContainerExit& exit);
   // An exited container: restart after the back-off, CrashLoopBackOff meanwhile.
   void scheduleRestart(Ctr& c);
