@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <expected>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kernelet {
@@ -24,8 +25,16 @@ struct Error {
   std::string message() const;
 };
 
+// [[nodiscard]]: an ignored error does not compile. Where dropping one is
+// right (best-effort cleanup after another error), say so with `(void)` and a
+// comment why.
 template <typename T>
-using Result = std::expected<T, Error>;
+class [[nodiscard]] Result : public std::expected<T, Error> {
+ public:
+  using std::expected<T, Error>::expected;
+  // NOLINTNEXTLINE(google-explicit-constructor): a Result is its std::expected
+  Result(std::expected<T, Error> e) : std::expected<T, Error>(std::move(e)) {}
+};
 
 // A failed syscall: takes errno now, before anything can overwrite it.
 std::unexpected<Error> sysError(std::string op, std::string path = {});
