@@ -263,7 +263,16 @@ std::expected<std::unique_ptr<KernelRuntime::Instance>, StartFailure> KernelRunt
   }
   inst->spec = std::move(*spec);
 
-  // The log: DIR/<restartCount>.log; the previous run's stays for --previous.
+  auto log = openLog(r);
+  if (!log) {
+    return fail("CreateContainerError", log.error());
+  }
+  inst->log = std::move(*log);
+  return inst;
+}
+
+// The log: DIR/<restartCount>.log; the previous run's stays for --previous.
+Result<std::unique_ptr<isolation::CriLogWriter>> KernelRuntime::openLog(const ContainerRequest& r) {
   std::error_code ec;
   std::filesystem::create_directories(r.log_dir, ec);
   for (int old = r.restart_count - 2; old >= 0; old--) {
@@ -272,14 +281,11 @@ std::expected<std::unique_ptr<KernelRuntime::Instance>, StartFailure> KernelRunt
       break;
     }
   }
-  auto writer =
-      isolation::CriLogWriter::open(r.log_dir + "/" + std::to_string(r.restart_count) + ".log");
-  if (!writer) {
-    return fail("CreateContainerError", writer.error());
-  }
-  inst->log = std::make_unique<isolation::CriLogWriter>(std::move(*writer));
-  inst->log->rotateAt(config_.container_log_max_size, config_.container_log_max_files);
-  return inst;
+  TRY(isolation::CriLogWriter writer,
+      isolation::CriLogWriter::open(r.log_dir + "/" + std::to_string(r.restart_count) + ".log"));
+  auto log = std::make_unique<isolation::CriLogWriter>(std::move(writer));
+  log->rotateAt(config_.container_log_max_size, config_.container_log_max_files);
+  return log;
 }
 
 void KernelRuntime::startContainer(const ContainerRequest& r,

@@ -20,6 +20,10 @@
 #include "images/image_store.h"
 #include "sys/event_loop.h"
 
+namespace kernelet::isolation {
+class CriLogWriter;
+}
+
 namespace kernelet::agent::runtime {
 
 class KernelRuntime : public PodRuntime {
@@ -63,6 +67,7 @@ class KernelRuntime : public PodRuntime {
   // Creates everything of a run but its process; failures are StartFailures.
   std::expected<std::unique_ptr<Instance>, StartFailure> create(const ContainerRequest& r,
                                                                 PodEntry& pod);
+  Result<std::unique_ptr<isolation::CriLogWriter>> openLog(const ContainerRequest& r);
   void onExited(ContainerHandle h, ContainerExit exit);
   Instance* find(ContainerHandle h) const;
 
