@@ -62,6 +62,14 @@ bool changedInPlace(const Pod& running, const Pod& wanted) {
   return images(running) != images(wanted);
 }
 
+// The pod's cgroup as the sandbox lays it out, for the snapshot's readers.
+std::string podCgroup(const std::string& cgroup_root, const Pod& pod, const PodStatus& status) {
+  cgroups::QosClass q = status.qos_class == "Guaranteed"  ? cgroups::QosClass::kGuaranteed
+                        : status.qos_class == "Burstable" ? cgroups::QosClass::kBurstable
+                                                          : cgroups::QosClass::kBestEffort;
+  return cgroups::podCgroupPath(cgroup_root, q, pod.uid);
+}
+
 std::string readOr(const std::string& path, const std::string& fallback) {
   auto r = readFile(path);
   return r ? *r : fallback;
@@ -236,8 +244,10 @@ Agent::~Agent() {
 
 Result<void> Agent::run() {
   reconcile();
+  snapshots_.publish();
   while (!(stopping_ && workers_.empty())) {
     TRY_VOID(loop_->runOnce(std::chrono::milliseconds(-1)));
+    snapshots_.publish();  // what this turn changed, once
   }
   log::info("All pods stopped, exiting");
   return {};
@@ -398,6 +408,8 @@ void Agent::writeStatus(const std::string& uid) {
     return;
   }
   const PodWorker& w = *it->second;
+  snapshots_.update(podSnapshot(w.pod(), w.status(), w.created(),
+                                podCgroup(ctx_.config.cgroup_root, w.pod(), w.status())));
   if (invalidPodName(w.pod())) {
     return;  // rejected at admission: its uid is not fit to be a path component
   }
@@ -430,6 +442,7 @@ void Agent::removePod(const std::string& uid) {
       ctx_.config.pod_log_dir + "/" + pod.namespace_ + "_" + pod.name + "_" + uid, ec);
   workers_.erase(it);
   terminating_.erase(uid);
+  snapshots_.remove(uid);
   retainObjects();
 }
 

@@ -17,6 +17,7 @@
 #include "agent/manifest_source.h"
 #include "agent/object_cache.h"
 #include "agent/runtime/kernel_runtime.h"
+#include "agent/status/snapshot.h"
 #include "images/image_store.h"
 #include "netns/netns.h"
 #include "sys/event_loop.h"
@@ -35,6 +36,9 @@ class Agent {
 
   // Until a stop signal and every pod has terminated.
   Result<void> run();
+
+  // The pods as of the last loop turn, for readers on any thread.
+  const SnapshotPublisher& snapshots() const { return snapshots_; }
 
  private:
   Agent() = default;
@@ -62,6 +66,7 @@ class Agent {
   std::optional<std::map<std::string, std::string>> published_statics_;
   std::map<std::string, std::shared_ptr<PodWorker>> workers_;  // by uid
   std::set<std::string> terminating_;                          // uids being stopped
+  SnapshotPublisher snapshots_;  // staged by writeStatus, published once per loop turn
   UniqueFd signals_;
   bool stopping_ = false;
 };

@@ -21,7 +21,6 @@ class Backoff {
   // long to wait before the next start (0: at once).
   std::chrono::seconds next(const std::string& key, Clock::time_point started,
                             Clock::time_point now);
-  void forget(const std::string& key) { entries_.erase(key); }
 
  private:
   struct Entry {

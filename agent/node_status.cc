@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "agent/version.h"
+#include "apiclient/json_fields.h"
 #include "apiclient/quantity.h"
 #include "sys/fileio.h"
 
@@ -18,6 +19,7 @@ namespace kernelet::agent {
 namespace {
 
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+using apiclient::put;
 
 std::string firstLine(const std::string& path) {
   std::ifstream in(path);
@@ -54,11 +56,6 @@ std::pair<int64_t, int64_t> memTotalAndAvailable() {
     }
   }
   return {total, available};
-}
-
-void put(Writer& w, const char* k, const std::string& v) {
-  w.Key(k);
-  w.String(v.c_str(), static_cast<rapidjson::SizeType>(v.size()));
 }
 
 std::string q(int64_t v, apiclient::Quantity::Format f) {

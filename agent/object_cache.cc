@@ -8,6 +8,7 @@
 #include <set>
 
 #include "agent/log.h"
+#include "apiclient/json_fields.h"
 #include "apiclient/objects.h"
 
 namespace kernelet::agent {
@@ -230,8 +231,8 @@ ObjectCache::Token ObjectCache::request(const TokenRef& ref) {
     t.refresh_at = now + kTokenRetry;
     return t;
   }
-  rapidjson::Document d;
-  d.Parse(answer->c_str(), answer->size());
+  auto parsed = apiclient::parseApiJson(*answer, path);  // iterative, depth-limited
+  rapidjson::Document d = parsed ? std::move(*parsed) : rapidjson::Document();
   const char* token = nullptr;
   if (!d.HasParseError() && d.IsObject() && d.HasMember("status") && d["status"].IsObject() &&
       d["status"].HasMember("token") && d["status"]["token"].IsString()) {

@@ -6,6 +6,9 @@
 
 #include <algorithm>
 
+#include "apiclient/json_fields.h"
+#include "sys/json.h"
+
 namespace kernelet::agent {
 namespace {
 
@@ -159,12 +162,8 @@ namespace {
 
 using Writer = rapidjson::PrettyWriter<rapidjson::StringBuffer>;
 
-void field(Writer& w, const char* key, const std::string& value) {
-  if (!value.empty()) {
-    w.Key(key);
-    w.String(value.c_str(), static_cast<rapidjson::SizeType>(value.size()));
-  }
-}
+// Every string field of a status is omitempty.
+using apiclient::putIfSet;
 
 void writeState(Writer& w, const ContainerState& s) {
   w.StartObject();
@@ -174,14 +173,14 @@ void writeState(Writer& w, const ContainerState& s) {
     case Kind::kWaiting:
       w.Key("waiting");
       w.StartObject();
-      field(w, "reason", s.reason);
-      field(w, "message", s.message);
+      putIfSet(w, "reason", s.reason);
+      putIfSet(w, "message", s.message);
       w.EndObject();
       break;
     case Kind::kRunning:
       w.Key("running");
       w.StartObject();
-      field(w, "startedAt", s.started_at);
+      putIfSet(w, "startedAt", s.started_at);
       w.EndObject();
       break;
     case Kind::kTerminated:
@@ -193,11 +192,11 @@ void writeState(Writer& w, const ContainerState& s) {
         w.Key("signal");
         w.Int(s.signal);
       }
-      field(w, "reason", s.reason);
-      field(w, "message", s.message);
-      field(w, "startedAt", s.started_at);
-      field(w, "finishedAt", s.finished_at);
-      field(w, "containerID", s.container_id);
+      putIfSet(w, "reason", s.reason);
+      putIfSet(w, "message", s.message);
+      putIfSet(w, "startedAt", s.started_at);
+      putIfSet(w, "finishedAt", s.finished_at);
+      putIfSet(w, "containerID", s.container_id);
       w.EndObject();
       break;
   }
@@ -212,7 +211,7 @@ void writeContainers(Writer& w, const char* key, const std::vector<ContainerStat
   w.StartArray();
   for (const auto& c : list) {
     w.StartObject();
-    field(w, "name", c.name);
+    putIfSet(w, "name", c.name);
     w.Key("state");
     writeState(w, c.state);
     w.Key("lastState");
@@ -221,10 +220,10 @@ void writeContainers(Writer& w, const char* key, const std::vector<ContainerStat
     w.Bool(c.ready);
     w.Key("restartCount");
     w.Int(c.restart_count);
-    field(w, "image", c.image);
+    putIfSet(w, "image", c.image);
     w.Key("imageID");  // required by the schema, empty until the image is known
     w.String(c.image_id.c_str());
-    field(w, "containerID", c.container_id);
+    putIfSet(w, "containerID", c.container_id);
     if (c.started) {
       w.Key("started");
       w.Bool(*c.started);
@@ -236,45 +235,45 @@ void writeContainers(Writer& w, const char* key, const std::vector<ContainerStat
 
 void writeStatus(Writer& w, const PodStatus& s) {
   w.StartObject();
-  field(w, "phase", s.phase);
+  putIfSet(w, "phase", s.phase);
   w.Key("conditions");
   w.StartArray();
   for (const auto& c : s.conditions) {
     w.StartObject();
-    field(w, "type", c.type);
-    field(w, "status", c.status);
+    putIfSet(w, "type", c.type);
+    putIfSet(w, "status", c.status);
     w.Key("lastProbeTime");
     w.Null();
-    field(w, "lastTransitionTime", c.last_transition_time);
-    field(w, "reason", c.reason);
-    field(w, "message", c.message);
+    putIfSet(w, "lastTransitionTime", c.last_transition_time);
+    putIfSet(w, "reason", c.reason);
+    putIfSet(w, "message", c.message);
     w.EndObject();
   }
   w.EndArray();
-  field(w, "reason", s.reason);
-  field(w, "message", s.message);
-  field(w, "hostIP", s.host_ip);
+  putIfSet(w, "reason", s.reason);
+  putIfSet(w, "message", s.message);
+  putIfSet(w, "hostIP", s.host_ip);
   if (!s.host_ip.empty()) {
     w.Key("hostIPs");
     w.StartArray();
     w.StartObject();
-    field(w, "ip", s.host_ip);
+    putIfSet(w, "ip", s.host_ip);
     w.EndObject();
     w.EndArray();
   }
-  field(w, "podIP", s.pod_ip);
+  putIfSet(w, "podIP", s.pod_ip);
   if (!s.pod_ip.empty()) {
     w.Key("podIPs");
     w.StartArray();
     w.StartObject();
-    field(w, "ip", s.pod_ip);
+    putIfSet(w, "ip", s.pod_ip);
     w.EndObject();
     w.EndArray();
   }
-  field(w, "startTime", s.start_time);
+  putIfSet(w, "startTime", s.start_time);
   writeContainers(w, "initContainerStatuses", s.init_container_statuses);
   writeContainers(w, "containerStatuses", s.container_statuses);
-  field(w, "qosClass", s.qos_class);
+  putIfSet(w, "qosClass", s.qos_class);
   w.EndObject();
 }
 
@@ -291,13 +290,7 @@ void writeStringMap(Writer& w, const char* key, const std::map<std::string, std:
   w.EndObject();
 }
 
-std::string str(const rapidjson::Value& v, const char* key) {
-  if (!v.IsObject()) {
-    return "";
-  }
-  auto it = v.FindMember(key);
-  return it != v.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
-}
+using apiclient::stringField;
 
 ContainerState readState(const rapidjson::Value& v) {
   ContainerState s;
@@ -310,10 +303,10 @@ ContainerState readState(const rapidjson::Value& v) {
     auto it = v.FindMember(name);
     if (it != v.MemberEnd() && it->value.IsObject()) {
       s.kind = kind;
-      s.reason = str(it->value, "reason");
-      s.message = str(it->value, "message");
-      s.started_at = str(it->value, "startedAt");
-      s.finished_at = str(it->value, "finishedAt");
+      s.reason = stringField(it->value, "reason");
+      s.message = stringField(it->value, "message");
+      s.started_at = stringField(it->value, "startedAt");
+      s.finished_at = stringField(it->value, "finishedAt");
       if (auto e = it->value.FindMember("exitCode");
           e != it->value.MemberEnd() && e->value.IsInt()) {
         s.exit_code = e->value.GetInt();
@@ -331,9 +324,9 @@ std::vector<ContainerStatus> readContainers(const rapidjson::Value& status, cons
   }
   for (const auto& c : it->value.GetArray()) {
     ContainerStatus s;
-    s.name = str(c, "name");
-    s.image = str(c, "image");
-    s.container_id = str(c, "containerID");
+    s.name = stringField(c, "name");
+    s.image = stringField(c, "image");
+    s.container_id = stringField(c, "containerID");
     if (c.HasMember("state")) {
       s.state = readState(c["state"]);
     }
@@ -362,21 +355,21 @@ std::string podJson(const Pod& pod, const PodStatus& status, const std::string& 
   rapidjson::StringBuffer buf;
   Writer w(buf);
   w.StartObject();
-  field(w, "apiVersion", "v1");
-  field(w, "kind", "Pod");
+  putIfSet(w, "apiVersion", "v1");
+  putIfSet(w, "kind", "Pod");
   w.Key("metadata");
   w.StartObject();
-  field(w, "name", pod.name);
-  field(w, "namespace", pod.namespace_);
-  field(w, "uid", pod.uid);
-  field(w, "creationTimestamp", created);
+  putIfSet(w, "name", pod.name);
+  putIfSet(w, "namespace", pod.namespace_);
+  putIfSet(w, "uid", pod.uid);
+  putIfSet(w, "creationTimestamp", created);
   writeStringMap(w, "labels", pod.labels);
   writeStringMap(w, "annotations", pod.annotations);
   w.EndObject();
   w.Key("spec");
   w.StartObject();
-  field(w, "nodeName", pod.node_name);
-  field(w, "restartPolicy", pod.restart_policy);
+  putIfSet(w, "nodeName", pod.node_name);
+  putIfSet(w, "restartPolicy", pod.restart_policy);
   for (auto [key, list] :
        {std::pair{"initContainers", &pod.init_containers}, {"containers", &pod.containers}}) {
     if (list->empty()) {
@@ -386,8 +379,8 @@ std::string podJson(const Pod& pod, const PodStatus& status, const std::string& 
     w.StartArray();
     for (const auto& c : *list) {
       w.StartObject();
-      field(w, "name", c.name);
-      field(w, "image", c.image);
+      putIfSet(w, "name", c.name);
+      putIfSet(w, "image", c.image);
       w.EndObject();
     }
     w.EndArray();
@@ -400,30 +393,34 @@ std::string podJson(const Pod& pod, const PodStatus& status, const std::string& 
 }
 
 Result<PodSummary> parsePodJson(const std::string& json, const std::string& where) {
-  rapidjson::Document d;
-  d.Parse(json.c_str(), json.size());
-  if (d.HasParseError() || !d.IsObject() || !d.HasMember("metadata") || !d["metadata"].IsObject()) {
+  // Iterative and depth-limited: a corrupt or hostile file is an error, not a stack overflow.
+  auto parsed = json::parse(json, "read pod status", where);
+  if (!parsed) {
+    return std::unexpected(parsed.error());
+  }
+  rapidjson::Document& d = *parsed;
+  if (!d.IsObject() || !d.HasMember("metadata") || !d["metadata"].IsObject()) {
     return makeError("read pod status", where, "not a v1 Pod object");
   }
   PodSummary p;
   const auto& meta = d["metadata"];
-  p.name = str(meta, "name");
-  p.namespace_ = str(meta, "namespace");
-  p.uid = str(meta, "uid");
-  p.created = str(meta, "creationTimestamp");
+  p.name = stringField(meta, "name");
+  p.namespace_ = stringField(meta, "namespace");
+  p.uid = stringField(meta, "uid");
+  p.created = stringField(meta, "creationTimestamp");
   if (d.HasMember("spec") && d["spec"].IsObject()) {
-    p.node_name = str(d["spec"], "nodeName");
+    p.node_name = stringField(d["spec"], "nodeName");
     if (d["spec"].HasMember("containers") && d["spec"]["containers"].IsArray()) {
       p.containers = d["spec"]["containers"].Size();
     }
   }
   if (d.HasMember("status") && d["status"].IsObject()) {
     const auto& s = d["status"];
-    p.status.phase = str(s, "phase");
-    p.status.reason = str(s, "reason");
-    p.status.message = str(s, "message");
-    p.status.pod_ip = str(s, "podIP");
-    p.status.start_time = str(s, "startTime");
+    p.status.phase = stringField(s, "phase");
+    p.status.reason = stringField(s, "reason");
+    p.status.message = stringField(s, "message");
+    p.status.pod_ip = stringField(s, "podIP");
+    p.status.start_time = stringField(s, "startTime");
     p.status.init_container_statuses = readContainers(s, "initContainerStatuses");
     p.status.container_statuses = readContainers(s, "containerStatuses");
   }

@@ -1,12 +1,11 @@
 #include "apiclient/api_client.h"
 
 #include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <thread>
 
 #include "apiclient/gzip.h"
+#include "apiclient/json_fields.h"
 #include "sys/fileio.h"
 
 namespace kernelet::apiclient {
@@ -52,15 +51,13 @@ ApiError decodeError(const HttpResponse& r, const std::string& method, const std
              .message = r.body,
              .method = method,
              .path = path};
-  rapidjson::Document d;
-  d.Parse(r.body.c_str(), r.body.size());
-  if (!d.HasParseError() && d.IsObject() && d.HasMember("kind") && d["kind"].IsString() &&
-      std::string(d["kind"].GetString()) == "Status") {
-    if (d.HasMember("reason") && d["reason"].IsString() && d["reason"].GetStringLength() > 0) {
-      e.reason = d["reason"].GetString();
+  auto parsed = parseApiJson(r.body, method + " " + path);
+  if (parsed && stringField(*parsed, "kind") == "Status") {
+    if (std::string reason = stringField(*parsed, "reason"); !reason.empty()) {
+      e.reason = reason;
     }
-    if (d.HasMember("message") && d["message"].IsString()) {
-      e.message = d["message"].GetString();
+    if (auto m = parsed->FindMember("message"); m != parsed->MemberEnd() && m->value.IsString()) {
+      e.message = m->value.GetString();
     }
   }
   if (auto ra = r.header("retry-after"); !ra.empty()) {
@@ -217,9 +214,9 @@ ApiResult<ListResult> ApiClient::list(const std::string& path, const ListOptions
     if (!body) {
       return std::unexpected(body.error());
     }
-    rapidjson::Document d;
-    d.Parse(body->c_str(), body->size());
-    if (d.HasParseError() || !d.IsObject() || !d.HasMember("items") || !d["items"].IsArray()) {
+    auto parsed = parseApiJson(*body, "GET " + path);
+    rapidjson::Document d = parsed ? std::move(*parsed) : rapidjson::Document();
+    if (!d.IsObject() || !d.HasMember("items") || !d["items"].IsArray()) {
       return std::unexpected(ApiError{.code = 200,
                                       .reason = "BadResponse",
                                       .message = "not a list",
@@ -230,10 +227,7 @@ ApiResult<ListResult> ApiClient::list(const std::string& path, const ListOptions
       out.kind = d["kind"].GetString();
     }
     for (auto& item : d["items"].GetArray()) {
-      rapidjson::StringBuffer sb;
-      rapidjson::Writer<rapidjson::StringBuffer> w(sb);
-      item.Accept(w);
-      out.items.emplace_back(sb.GetString(), sb.GetSize());
+      out.items.push_back(serialize(item));
     }
     cont.clear();
     if (d.HasMember("metadata") && d["metadata"].IsObject()) {

@@ -2,7 +2,6 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <cstdlib>
 #include <filesystem>
 
 #include "apiclient/base64.h"
@@ -156,24 +155,6 @@ Result<ClusterAccess> loadKubeconfig(const std::string& path, const std::string&
   } catch (const YAML::Exception& e) {
     return makeError("kubeconfig", path, "line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }
-}
-
-Result<ClusterAccess> inClusterAccess(const std::string& dir) {
-  const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
-  const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
-  if (host == nullptr || port == nullptr) {
-    return makeError("in-cluster config", dir,
-                     "KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must be set");
-  }
-  ClusterAccess a;
-  std::string h = host;
-  a.server = "https://" + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + port;
-  a.token_file = dir + "/token";
-  TRY(a.token, readFile(a.token_file));
-  TRY(a.ca_pem, readFile(dir + "/ca.crt"));
-  auto ns = readFile(dir + "/namespace");
-  a.namespace_ = ns ? *ns : "default";
-  return a;
 }
 
 }  // namespace kernelet::apiclient

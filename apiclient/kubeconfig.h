@@ -26,9 +26,4 @@ struct ClusterAccess {
 // exec and auth-provider users are refused by name (not supported yet).
 Result<ClusterAccess> loadKubeconfig(const std::string& path, const std::string& context = "");
 
-// The in-cluster convention: KUBERNETES_SERVICE_HOST/PORT and the service
-// account's token, ca.crt and namespace under `dir`.
-Result<ClusterAccess> inClusterAccess(
-    const std::string& dir = "/var/run/secrets/kubernetes.io/serviceaccount");
-
 }  // namespace kernelet::apiclient

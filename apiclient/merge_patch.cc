@@ -131,11 +131,6 @@ const MergeKeys& podStatusMergeKeys() {
   return keys;
 }
 
-const MergeKeys& nodeStatusMergeKeys() {
-  static const MergeKeys keys = {{"conditions", "type"}, {"addresses", kReplaceList}};
-  return keys;
-}
-
 Result<std::string> twoWayMergePatch(const std::string& old_json, const std::string& new_json,
                                      const MergeKeys& keys) {
   Document from, to;

@@ -18,9 +18,8 @@ namespace kernelet::apiclient {
 using MergeKeys = std::map<std::string, std::string>;
 inline constexpr const char* kReplaceList = "$replace";
 
-// The merge keys of PodStatus and NodeStatus in the official schema.
+// The merge keys of PodStatus in the official schema.
 const MergeKeys& podStatusMergeKeys();
-const MergeKeys& nodeStatusMergeKeys();
 
 // Returns the patch as JSON text; "{}" when nothing changed. Both inputs are
 // JSON objects; errors name which one is not.

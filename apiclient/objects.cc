@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "apiclient/base64.h"
+#include "apiclient/json_fields.h"
 
 namespace kernelet::apiclient {
 namespace {
@@ -14,20 +15,11 @@ namespace {
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
 Result<rapidjson::Document> parse(const std::string& json, const std::string& where) {
-  rapidjson::Document d;
-  d.Parse(json.c_str(), json.size());
-  if (d.HasParseError() || !d.IsObject()) {
+  TRY(rapidjson::Document d, parseApiJson(json, where));
+  if (!d.IsObject()) {
     return makeError("decode", where, "not a JSON object");
   }
   return d;
-}
-
-std::string str(const rapidjson::Value& v, const char* key) {
-  if (!v.IsObject()) {
-    return "";
-  }
-  auto it = v.FindMember(key);
-  return it != v.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
 }
 
 Result<std::map<std::string, std::string>> stringMap(const rapidjson::Value& parent,
@@ -48,18 +40,6 @@ Result<std::map<std::string, std::string>> stringMap(const rapidjson::Value& par
     out[kv.name.GetString()] = kv.value.GetString();
   }
   return out;
-}
-
-void put(Writer& w, const char* k, const std::string& v) {
-  w.Key(k);
-  w.String(v.c_str(), static_cast<rapidjson::SizeType>(v.size()));
-}
-
-std::string serialize(const rapidjson::Value& v) {
-  rapidjson::StringBuffer sb;
-  Writer w(sb);
-  v.Accept(w);
-  return {sb.GetString(), sb.GetSize()};
 }
 
 Result<rapidjson::Value*> walk(rapidjson::Document& d, const std::vector<std::string>& path,
@@ -138,12 +118,12 @@ Result<ObjectMeta> decodeMeta(const std::string& object_json, const std::string&
   }
   const auto& m = it->value;
   ObjectMeta meta;
-  meta.name = str(m, "name");
-  meta.namespace_ = str(m, "namespace");
-  meta.uid = str(m, "uid");
-  meta.resource_version = str(m, "resourceVersion");
-  meta.creation_timestamp = str(m, "creationTimestamp");
-  meta.deletion_timestamp = str(m, "deletionTimestamp");
+  meta.name = stringField(m, "name");
+  meta.namespace_ = stringField(m, "namespace");
+  meta.uid = stringField(m, "uid");
+  meta.resource_version = stringField(m, "resourceVersion");
+  meta.creation_timestamp = stringField(m, "creationTimestamp");
+  meta.deletion_timestamp = stringField(m, "deletionTimestamp");
   if (auto g = m.FindMember("deletionGracePeriodSeconds"); g != m.MemberEnd()) {
     if (!g->value.IsInt64()) {
       return makeError("decode", where, "metadata.deletionGracePeriodSeconds: must be an integer");
@@ -154,31 +134,14 @@ Result<ObjectMeta> decodeMeta(const std::string& object_json, const std::string&
   TRY(meta.annotations, stringMap(m, "annotations", where + ": metadata"));
   if (auto o = m.FindMember("ownerReferences"); o != m.MemberEnd() && o->value.IsArray()) {
     for (const auto& r : o->value.GetArray()) {
-      OwnerReference ref{str(r, "apiVersion"), str(r, "kind"), str(r, "name"), str(r, "uid")};
+      OwnerReference ref{stringField(r, "apiVersion"), stringField(r, "kind"),
+                         stringField(r, "name"), stringField(r, "uid")};
       ref.controller = r.IsObject() && r.HasMember("controller") && r["controller"].IsBool() &&
                        r["controller"].GetBool();
       meta.owner_references.push_back(ref);
     }
   }
   return meta;
-}
-
-Result<Lease> decodeLease(const std::string& json, const std::string& where) {
-  Lease l;
-  TRY(l.meta, decodeMeta(json, where));
-  TRY(rapidjson::Document d, parse(json, where));
-  if (d.HasMember("spec") && d["spec"].IsObject()) {
-    const auto& s = d["spec"];
-    l.holder_identity = str(s, "holderIdentity");
-    l.renew_time = str(s, "renewTime");
-    if (s.HasMember("leaseDurationSeconds")) {
-      if (!s["leaseDurationSeconds"].IsInt64()) {
-        return makeError("decode", where, "spec.leaseDurationSeconds: must be an integer");
-      }
-      l.lease_duration_seconds = s["leaseDurationSeconds"].GetInt64();
-    }
-  }
-  return l;
 }
 
 std::string encodeNodeLease(const std::string& node, const std::string& node_uid,

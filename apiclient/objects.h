@@ -1,5 +1,5 @@
 #pragma once
-// The parts of API objects the agent reads (metadata, Lease, ConfigMap,
+// The parts of API objects the agent reads (metadata, ConfigMap,
 // Secret), objects it writes (Lease, Event), and the API's time formats.
 // Objects read are kept as JSON text: a write-back edits fields in that text
 // (withString, withInt), so fields this code does not know survive.
@@ -38,12 +38,6 @@ struct ObjectMeta {
 // Errors name `where` and the field.
 Result<ObjectMeta> decodeMeta(const std::string& object_json, const std::string& where);
 
-struct Lease {
-  ObjectMeta meta;
-  std::string holder_identity, renew_time;
-  int64_t lease_duration_seconds = 0;
-};
-Result<Lease> decodeLease(const std::string& json, const std::string& where);
 // A new node Lease in kube-node-lease, owned by the Node (K8S-PROTOCOL.md).
 std::string encodeNodeLease(const std::string& node, const std::string& node_uid,
                             int64_t duration_seconds, const std::string& renew_time);

@@ -2,6 +2,8 @@
 
 #include <rapidjson/document.h>
 
+#include "sys/json.h"
+
 namespace kernelet::apiclient {
 
 namespace {
@@ -142,7 +144,9 @@ Result<void> WatchStream::decodeLine(std::string_view line) {
   scratch_.assign(line);
   pool_.Clear();
   rapidjson::Document d(&pool_);
-  d.ParseInsitu(scratch_.data());
+  // Depth-limited: a deeply nested event is refused, not a stack overflow. A
+  // failed parse leaves `d` null, which the check below refuses, so its error can go.
+  (void)json::parseInsitu(d, scratch_.data(), "decode watch event", "event");
   std::string_view object_text;
   if (!d.HasParseError() && d.IsObject()) {
     bool type_first =

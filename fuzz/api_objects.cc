@@ -1,5 +1,5 @@
 // API objects as the agent decodes them (apiclient/objects.h): metadata,
-// Lease, ConfigMap and Secret data, times, in-place edits of an object's JSON,
+// ConfigMap and Secret data, times, in-place edits of an object's JSON,
 // and the strategic merge patch between two versions (apiclient/merge_patch.h).
 // Input: two JSON documents separated by a "#--#" line.
 
@@ -16,13 +16,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto parts = kernelet::fuzz::splitParts(data, size, 2);
   const std::string& json = parts[0];
   (void)api::decodeMeta(json, "fuzz");
-  (void)api::decodeLease(json, "fuzz");
   (void)api::decodeConfigMapData(json, "fuzz");
   (void)api::decodeSecretData(json, "fuzz");
   (void)api::parseTime(parts[1]);
   (void)api::withString(json, {"metadata", "annotations", "kernelet"}, parts[1]);
   (void)api::withInt(json, {"spec", "leaseDurationSeconds"}, 40);
   (void)api::twoWayMergePatch(json, parts[1], api::podStatusMergeKeys());
-  (void)api::twoWayMergePatch(json, parts[1], api::nodeStatusMergeKeys());
+  (void)api::twoWayMergePatch(
+      json, parts[1], api::MergeKeys{{"conditions", "type"}, {"addresses", api::kReplaceList}});
   return 0;
 }

@@ -1,6 +1,5 @@
 #pragma once
-// When to pull, and which images to remove when the disk fills: the kubelet's
-// rules for imagePullPolicy and image garbage collection.
+// When to pull: the kubelet's rules for imagePullPolicy.
 
 #include <cstdint>
 #include <string>
@@ -19,18 +18,5 @@ Result<PullPolicy> pullPolicy(const std::string& policy, const std::string& imag
 
 enum class PullDecision { kUsePresent, kPull, kNeverPullAbsent };
 PullDecision decidePull(PullPolicy policy, bool present);
-
-struct GcThresholds {
-  int high_percent = 85;  // imageGCHighThresholdPercent
-  int low_percent = 80;   // imageGCLowThresholdPercent
-};
-
-// The images to remove, least recently used first, so that usage drops to the
-// low threshold once it went above the high one. Images in `in_use` are kept
-// whatever it costs. Sizes are the records' sizes.
-std::vector<std::string> imagesToCollect(const std::vector<ImageRecord>& images,
-                                         const std::vector<std::string>& in_use,
-                                         uint64_t capacity_bytes, uint64_t used_bytes,
-                                         const GcThresholds& thresholds = {});
 
 }  // namespace kernelet::images

@@ -25,8 +25,6 @@ class Rootfs {
   // DIR/work. DIR must be on a filesystem that can hold an overlay upper dir
   // (not itself an overlay).
   static Result<Rootfs> mount(const std::vector<std::string>& lower_dirs, const std::string& dir);
-  // Reattaches to a rootfs mounted earlier (after an agent restart).
-  static Rootfs adopt(const std::string& dir) { return Rootfs(dir); }
 
   std::string path() const { return dir_ + "/rootfs"; }
   // Unmounts and deletes the container's dirs (its writes are gone).

@@ -147,26 +147,6 @@ Result<void> Netlink::addAddress(const std::string& name, const std::string& cid
   return {};
 }
 
-Result<bool> Netlink::hasAddress(const std::string& name, const std::string& ip) {
-  TRY(int index, ifindex(name));
-  nl_cache* cache = nullptr;
-  if (int err = rtnl_addr_alloc_cache(sock_.get(), &cache); err < 0) {
-    return nlError(err, "list addresses", name);
-  }
-  bool found = false;
-  for (nl_object* o = nl_cache_get_first(cache); o != nullptr; o = nl_cache_get_next(o)) {
-    auto* a = reinterpret_cast<rtnl_addr*>(o);
-    if (rtnl_addr_get_ifindex(a) != index || rtnl_addr_get_family(a) != AF_INET) {
-      continue;
-    }
-    char buf[64];
-    std::string local = nl_addr2str(rtnl_addr_get_local(a), buf, sizeof buf);
-    found = found || local.substr(0, local.find('/')) == ip;
-  }
-  nl_cache_free(cache);
-  return found;
-}
-
 Result<void> Netlink::addDefaultRoute(const std::string& name, const std::string& gateway) {
   TRY(int index, ifindex(name));
   TRY(Addr dst, parse("0.0.0.0/0"));

@@ -28,7 +28,6 @@ class Netlink {
   Result<void> setUp(const std::string& name);
   // "10.88.0.1/16" on the link; an address already there is fine.
   Result<void> addAddress(const std::string& name, const std::string& cidr);
-  Result<bool> hasAddress(const std::string& name, const std::string& ip);
   Result<void> addDefaultRoute(const std::string& name, const std::string& gateway);
   // Deleting a veth end deletes its peer too. A missing link is not an error.
   Result<void> deleteLink(const std::string& name);

@@ -39,7 +39,7 @@ struct Limits {
   // Larger documents are refused before parsing: no image, bundle or profile
   // needs more, and it bounds the memory a hostile peer can make us spend.
   size_t max_bytes = 64u << 20;
-  // Deeper nesting is refused while parsing. The parser itself is iterative
+  // Deeper nesting is refused while parsing. parse() is iterative
   // (kParseIterativeFlag), but writers and copies of a value recurse.
   unsigned max_depth = 512;
 };
@@ -48,6 +48,13 @@ struct Limits {
 // "OP `NAME`: offset N: what". Trailing text after the value is an error.
 Result<rapidjson::Document> parse(std::string_view text, const std::string& op,
                                   const std::string& name, Limits limits = {});
+// The same in place, for a hot path that reuses its buffers: `text` is
+// NUL-terminated and overwritten, `doc` (with its own allocator, say a reused
+// pool) refers into it afterwards. On an error `doc` is left as it was.
+// max_bytes is not checked: the caller holds the text already. The parser is
+// the faster recursive one, its depth bounded by max_depth.
+Result<void> parseInsitu(rapidjson::Document& doc, char* text, const std::string& op,
+                         const std::string& name, Limits limits = {});
 
 // One value in a parsed document with where it is: the document's name and
 // the path to it ("manifests[0].platform"). Cheap to copy; it refers to the

@@ -145,6 +145,18 @@ TEST(PodJson, RoundTripsWhatKernletPodsShows) {
   EXPECT_NE(bad.error().message().find("/var/lib/kernelet/pods/x/status.json"), std::string::npos);
 }
 
+// A status file nested 100k deep (corrupt, or written by someone else) is an
+// error for `kernelet pods`, not a stack overflow (the recursive parser crashed).
+TEST(PodJson, ADeeplyNestedStatusIsAnErrorNotACrash) {
+  constexpr size_t kDepth = 100000;
+  std::string deep = R"({"metadata":{"name":"x"},"status":{"phase":)" + std::string(kDepth, '[') +
+                     std::string(kDepth, ']') + "}}";
+  auto r = parsePodJson(deep, "status.json");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(),
+            "read pod status `status.json`: offset 553: nested deeper than 512 levels");
+}
+
 TEST(DisplayStatus, LikeKubectlGetPods) {
   PodSummary p;
   p.status.phase = "Running";

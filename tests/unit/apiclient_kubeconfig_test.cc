@@ -131,19 +131,5 @@ TEST_F(KubeconfigTest, BrokenOnesNameTheFileAndTheField) {
   EXPECT_EQ(missing.error().message(), "open `" + dir_ + "/none`: No such file or directory");
 }
 
-TEST_F(KubeconfigTest, InClusterServiceAccount) {
-  std::ofstream(dir_ + "/ca.crt") << "SA CA";
-  std::ofstream(dir_ + "/namespace") << "apps";
-  ::setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
-  ::setenv("KUBERNETES_SERVICE_PORT", "443", 1);
-  auto a = inClusterAccess(dir_);
-  ASSERT_TRUE(a) << a.error().message();
-  EXPECT_EQ(a->server, "https://10.96.0.1:443");
-  EXPECT_EQ(a->token, "file-token\n");
-  EXPECT_EQ(a->namespace_, "apps");
-  ::unsetenv("KUBERNETES_SERVICE_HOST");
-  EXPECT_FALSE(inClusterAccess(dir_));
-}
-
 }  // namespace
 }  // namespace kernelet::apiclient

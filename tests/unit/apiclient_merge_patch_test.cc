@@ -79,7 +79,7 @@ TEST(MergePatch, NodeAddressesGoWholeWithTheReplaceDirective) {
   auto p = twoWayMergePatch(
       R"({"addresses":[{"type":"InternalIP","address":"10.0.0.1"},{"type":"Hostname","address":"n1"}]})",
       R"({"addresses":[{"type":"InternalIP","address":"10.0.0.9"},{"type":"Hostname","address":"n1"}]})",
-      nodeStatusMergeKeys());
+      MergeKeys{{"conditions", "type"}, {"addresses", kReplaceList}});
   ASSERT_TRUE(p);
   expectJson(*p, R"({"addresses": [{"type":"InternalIP","address":"10.0.0.9"},
                                    {"type":"Hostname","address":"n1"}, {"$patch":"replace"}]})");

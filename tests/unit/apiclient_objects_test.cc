@@ -1,9 +1,23 @@
 #include <gtest/gtest.h>
 
 #include "apiclient/objects.h"
+#include "sys/json.h"
 
 namespace kernelet::apiclient {
 namespace {
+
+// The Lease fields the agent writes, read back.
+struct LeaseSpec {
+  std::string holder_identity, renew_time;
+  int64_t lease_duration_seconds = 0;
+};
+LeaseSpec leaseSpec(const std::string& lease) {
+  auto d = json::parse(lease, "decode", "lease");
+  EXPECT_TRUE(d) << d.error().message();
+  json::Cursor spec = *json::Cursor(*d, "decode", "lease").object("spec");
+  return {*spec.optStr("holderIdentity"), *spec.optStr("renewTime"),
+          spec.optInt64("leaseDurationSeconds")->value_or(0)};
+}
 
 TEST(ApiTimes, Rfc3339AndMicroTime) {
   timespec t{1767225600, 123456789};  // 2026-01-01T00:00:00.123456789Z
@@ -43,11 +57,11 @@ TEST(ApiObjects, MetadataAndLease) {
       "managedFields":[{"manager":"x"}]},
     "spec":{"holderIdentity":"node1","leaseDurationSeconds":40,
       "renewTime":"2026-01-01T00:00:00.000001Z","leaseTransitions":3}})";
-  auto l = decodeLease(lease, "lease node1");
-  ASSERT_TRUE(l) << l.error().message();
-  EXPECT_EQ(l->meta.resource_version, "42");
-  EXPECT_EQ(l->meta.owner_references.at(0).kind, "Node");
-  EXPECT_EQ(l->lease_duration_seconds, 40);
+  auto m = decodeMeta(lease, "lease node1");
+  ASSERT_TRUE(m) << m.error().message();
+  EXPECT_EQ(m->resource_version, "42");
+  EXPECT_EQ(m->owner_references.at(0).kind, "Node");
+  EXPECT_EQ(leaseSpec(lease).lease_duration_seconds, 40);
   // Renewing edits renewTime and keeps every field it does not know.
   auto renewed = withString(lease, {"spec", "renewTime"}, "2026-01-01T00:00:10.000000Z");
   ASSERT_TRUE(renewed);
@@ -56,7 +70,7 @@ TEST(ApiObjects, MetadataAndLease) {
   EXPECT_NE(renewed->find("2026-01-01T00:00:10.000000Z"), std::string::npos);
   auto bumped = withInt(*renewed, {"spec", "leaseDurationSeconds"}, 30);
   ASSERT_TRUE(bumped);
-  EXPECT_EQ(decodeLease(*bumped, "x")->lease_duration_seconds, 30);
+  EXPECT_EQ(leaseSpec(*bumped).lease_duration_seconds, 30);
   auto added = withString("{}", {"metadata", "annotations", "a"}, "b");
   ASSERT_TRUE(added);
   EXPECT_EQ(*added, R"({"metadata":{"annotations":{"a":"b"}}})");
@@ -69,10 +83,26 @@ TEST(ApiObjects, MetadataAndLease) {
   EXPECT_FALSE(decodeMeta("{}", "x"));
 
   std::string fresh = encodeNodeLease("node1", "n1", 40, "2026-01-01T00:00:00.000000Z");
-  auto back = decodeLease(fresh, "new");
+  auto back = decodeMeta(fresh, "new");
   ASSERT_TRUE(back);
-  EXPECT_EQ(back->meta.namespace_, "kube-node-lease");
-  EXPECT_EQ(back->holder_identity, "node1");
+  EXPECT_EQ(back->namespace_, "kube-node-lease");
+  EXPECT_EQ(back->owner_references.at(0).uid, "n1");
+  EXPECT_EQ(leaseSpec(fresh).holder_identity, "node1");
+  EXPECT_EQ(leaseSpec(fresh).renew_time, "2026-01-01T00:00:00.000000Z");
+  EXPECT_EQ(leaseSpec(fresh).lease_duration_seconds, 40);
+}
+
+// An API object nested 100k deep is an error naming it, not a stack overflow.
+TEST(ApiObjects, ADeeplyNestedObjectIsAnErrorNotACrash) {
+  constexpr size_t kDepth = 100000;
+  std::string deep = R"({"metadata":{"name":"x"},"data":)" + std::string(kDepth, '[') +
+                     std::string(kDepth, ']') + "}";
+  auto meta = decodeMeta(deep, "configmap default/x");
+  ASSERT_FALSE(meta);
+  EXPECT_EQ(meta.error().message(),
+            "decode `configmap default/x`: offset 543: nested deeper than 512 levels");
+  EXPECT_FALSE(decodeConfigMapData(deep, "configmap default/x"));
+  EXPECT_FALSE(withString(deep, {"metadata", "name"}, "y"));
 }
 
 TEST(ApiObjects, ConfigMapAndSecretData) {

@@ -86,5 +86,24 @@ TEST(WatchStream, BrokenInputIsAnErrorNamingTheEvent) {
   EXPECT_FALSE(junk.feed("<html>\n"));
 }
 
+// A hostile or broken server nests 100k arrays in an event: refused with an
+// error, not a stack overflow (the recursive parser crashed here), and the
+// stream goes on with the next event.
+TEST(WatchStream, ADeeplyNestedEventIsAnErrorNotACrash) {
+  constexpr size_t kDepth = 100000;
+  std::string deep = R"({"type":"ADDED","object":{"metadata":{"name":"x"},"spec":)" +
+                     std::string(kDepth, '[') + std::string(kDepth, ']') + "}}\n";
+  std::vector<WatchEvent> events;
+  WatchStream w([&](WatchEvent e) { events.push_back(std::move(e)); });
+  auto r = w.feed(deep);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(),
+            "decode watch event `event 1`: not a {\"type\", \"object\"} JSON object");
+  EXPECT_TRUE(events.empty());
+  WatchStream next([&](WatchEvent e) { events.push_back(std::move(e)); });
+  ASSERT_TRUE(next.feed(kStream));
+  EXPECT_EQ(events.size(), 5u);
+}
+
 }  // namespace
 }  // namespace kernelet::apiclient

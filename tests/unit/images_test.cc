@@ -306,20 +306,5 @@ TEST(PullPolicy, DefaultsAsTheKubeletSetsThem) {
   EXPECT_EQ(decidePull(PullPolicy::kAlways, true), PullDecision::kPull);
 }
 
-TEST(ImageGc, LeastRecentlyUsedFirstNeverInUse) {
-  std::vector<ImageRecord> images = {
-      {.name = "old", .size = 30, .last_used = 100},
-      {.name = "used", .size = 50, .last_used = 50},
-      {.name = "mid", .size = 30, .last_used = 200},
-      {.name = "new", .size = 30, .last_used = 300},
-  };
-  // 84% used: below the high threshold, nothing happens.
-  EXPECT_TRUE(imagesToCollect(images, {"used"}, 1000, 840).empty());
-  // 90% used: free down to 80% (100 bytes): old and mid go, "used" stays.
-  EXPECT_EQ(imagesToCollect(images, {"used"}, 1000, 900),
-            (std::vector<std::string>{"old", "mid", "new"}));
-  EXPECT_EQ(imagesToCollect(images, {"used"}, 1000, 860), (std::vector<std::string>{"old", "mid"}));
-}
-
 }  // namespace
 }  // namespace kernelet::images
