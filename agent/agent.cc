@@ -112,6 +112,7 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
   TRY(EventLoop loop, EventLoop::create());
   a->loop_ = std::make_unique<EventLoop>(std::move(loop));
   TRY(a->timers_, TimerQueue::create(*a->loop_));
+  a->status_files_ = std::make_unique<StatusFiles>(*a->timers_, config.root_dir + "/pods");
 
   netns::NetworkConfig net;
   net.pod_cidr = config.pod_cidr;
@@ -413,13 +414,17 @@ void Agent::writeStatus(const std::string& uid) {
   if (invalidPodName(w.pod())) {
     return;  // rejected at admission: its uid is not fit to be a path component
   }
-  std::string dir = ctx_.config.root_dir + "/pods/" + uid;
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (auto r = writeFileAtomic(dir + "/status.json", podJson(w.pod(), w.status(), w.created()));
-      !r) {
-    log::error("Write pod status", {{"err", r.error().message()}});
-  }
+  // Written with the rest of this turn's changes, as the pod is by then.
+  status_files_->changed(uid, [this, uid]() -> std::optional<StatusFiles::Content> {
+    auto it = workers_.find(uid);
+    if (it == workers_.end()) {
+      return std::nullopt;
+    }
+    const PodWorker& w = *it->second;
+    const std::string& phase = w.status().phase;
+    return StatusFiles::Content{podJson(w.pod(), w.status(), w.created()),
+                                phase == "Succeeded" || phase == "Failed"};
+  });
   log::v(3, "Pod status",
          {{"pod", w.pod().namespace_ + "/" + w.pod().name}, {"phase", w.status().phase}});
   if (cluster_) {
@@ -436,6 +441,7 @@ void Agent::removePod(const std::string& uid) {
     return;
   }
   const Pod& pod = it->second->pod();
+  status_files_->forget(uid);  // a pending write would bring the file back
   std::error_code ec;
   std::filesystem::remove_all(ctx_.config.root_dir + "/pods/" + uid, ec);
   std::filesystem::remove_all(

@@ -18,6 +18,7 @@
 #include "agent/object_cache.h"
 #include "agent/runtime/kernel_runtime.h"
 #include "agent/status/snapshot.h"
+#include "agent/status/status_files.h"
 #include "images/image_store.h"
 #include "netns/netns.h"
 #include "sys/event_loop.h"
@@ -53,6 +54,7 @@ class Agent {
   NodeContext ctx_;
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<TimerQueue> timers_;
+  std::unique_ptr<StatusFiles> status_files_;  // ROOT/pods/<uid>/status.json, batched
   std::unique_ptr<images::ImageStore> images_;
   std::unique_ptr<ImagePuller> puller_;
   std::unique_ptr<netns::Network> network_;

@@ -1,47 +1,97 @@
 #pragma once
-// Registry pulls off the event loop: each pull runs on its own thread (a pull
-// is network and disk bound and can take minutes) and its result comes back
-// on the loop through an eventfd, so pod workers never block on a registry.
+// Registry pulls off the event loop, on a fixed pool of worker threads (a pull
+// is network and disk bound and can take minutes); results come back on the
+// loop through a LoopQueue, so pod workers never block on a registry.
+//
+// The kubelet pulls one image at a time by default (serializeImagePulls) or
+// at most maxParallelImagePulls at once; here the pool's size is that bound.
+// One pull per image reference at a time: every waiter for the reference
+// shares it. A pull whose waiters have all gone (their pods were deleted) is
+// dropped if it has not started; one that has started runs to its end (a pull
+// cannot be stopped midway) and lands in the store for the next pod. No thread
+// outlives the puller: the destructor joins the pool.
 
 #include <condition_variable>
+#include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "images/image_store.h"
 #include "sys/event_loop.h"
 #include "sys/loop_queue.h"
 #include "sys/result.h"
-#include "sys/unique_fd.h"
 
 namespace kernelet::agent {
 
 class ImagePuller {
  public:
   using Done = std::function<void(Result<images::ImageRecord>)>;
+  // What a worker runs for one reference (ImageStore::pull, or a fake in tests).
+  using PullFn = std::function<Result<images::ImageRecord>(const std::string& ref)>;
+  static constexpr int kDefaultWorkers = 3;
+
+  class State;  // shared by the puller, its workers and its tickets
+  // One waiter's interest in a pull. Move-only; destroying it (or withdraw())
+  // takes the waiter away: its Done never runs. Outliving the puller is fine.
+  class Ticket {
+   public:
+    Ticket() = default;
+    Ticket(std::weak_ptr<State> state, std::string ref, uint64_t id)
+        : state_(std::move(state)), ref_(std::move(ref)), id_(id) {}
+    Ticket(Ticket&& other) noexcept { *this = std::move(other); }
+    Ticket& operator=(Ticket&& other) noexcept;
+    ~Ticket() { withdraw(); }
+    void withdraw();
+    // Forgets the waiter without withdrawing it: its Done runs when the pull ends.
+    void release() {
+      state_.reset();
+      id_ = 0;
+    }
+
+   private:
+    std::weak_ptr<State> state_;
+    std::string ref_;
+    uint64_t id_ = 0;
+  };
 
   static Result<std::unique_ptr<ImagePuller>> create(EventLoop& loop, images::ImageStore& store,
-                                                     images::RegistryOptions options);
-  // Waits for the pulls still running (a pull cannot be cancelled midway).
+                                                     images::RegistryOptions options,
+                                                     int workers = kDefaultWorkers);
+  static Result<std::unique_ptr<ImagePuller>> create(EventLoop& loop, PullFn pull, int workers);
+  // Drops the queued pulls (their waiters are not called), waits for the
+  // running ones and joins every worker.
   ~ImagePuller();
+  ImagePuller(const ImagePuller&) = delete;
+  ImagePuller& operator=(const ImagePuller&) = delete;
 
-  // `done` runs on the loop. Callers whose interest may end first pass a
-  // callback that checks a weak pointer.
+  // `done` runs on the loop, once, unless the ticket is gone by then. Called
+  // on the loop's thread only (as are the tickets' destructors).
+  [[nodiscard]] Ticket request(const std::string& ref, Done done);
+  // As request(), with the waiter kept until the pull ends: callers whose
+  // interest may end first pass a callback that checks a weak pointer.
   void pull(const std::string& ref, Done done);
 
- private:
-  ImagePuller(images::ImageStore& store, images::RegistryOptions options,
-              std::unique_ptr<LoopQueue> done)
-      : store_(store), options_(std::move(options)), done_(std::move(done)) {}
+  // What the pool is doing, for tests and metrics.
+  struct Counts {
+    size_t queued = 0;
+    size_t running = 0;
+  };
+  Counts counts() const;
 
-  images::ImageStore& store_;
-  images::RegistryOptions options_;
+ private:
+  ImagePuller(std::shared_ptr<State> state, std::unique_ptr<LoopQueue> done)
+      : state_(std::move(state)), done_(std::move(done)) {}
+  void work();
+
+  std::shared_ptr<State> state_;
   std::unique_ptr<LoopQueue> done_;
-  std::mutex mu_;
-  std::condition_variable idle_;
-  int running_ = 0;  // guarded by mu_
+  std::vector<std::thread> workers_;
 };
 
 }  // namespace kernelet::agent

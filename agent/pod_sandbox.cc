@@ -242,4 +242,43 @@ Result<void> PodSandbox::destroy() {
   return {};
 }
 
+std::unique_ptr<SandboxTeardown> PodSandbox::destroyAsync(EventLoop& loop, TimerQueue& timers,
+                                                          std::function<void(Result<void>)> done) {
+  cgroups::Cgroup group;
+  if (has_cgroup_) {
+    group = std::move(cgroup_);
+    has_cgroup_ = false;
+  }
+  std::unique_ptr<SandboxTeardown> t(new SandboxTeardown(std::move(*this), std::move(done)));
+  *this = PodSandbox();
+  SandboxTeardown* self = t.get();
+  // A sandbox without a cgroup still calls back from the loop: removeAsync of
+  // an empty handle completes on the next turn.
+  t->removal_ = cgroups::removeAsync(loop, timers, std::move(group), std::chrono::seconds(5),
+                                     [self](Result<void> r) { self->cgroupRemoved(std::move(r)); });
+  return t;
+}
+
+SandboxTeardown::~SandboxTeardown() {
+  if (!finished_) {
+    removal_.reset();  // stops waiting; the killed group is left to recovery
+    // Nobody to report to: the caller gave up on this teardown.
+    (void)rest_.destroy();
+  }
+}
+
+void SandboxTeardown::cgroupRemoved(Result<void> r) {
+  finished_ = true;
+  // The processes are gone (or the deadline passed): the rest needs no wait.
+  Result<void> rest = rest_.destroy();
+  if (!r && !rest) {
+    r.error().cleanup.push_back(rest.error().message());
+  } else if (!rest) {
+    r = std::move(rest);
+  }
+  // Last: `done` may destroy this object.
+  auto done = std::move(done_);
+  done(std::move(r));
+}
+
 }  // namespace kernelet::agent

@@ -5,6 +5,8 @@
 // IPC and UTS namespaces held by bind mounts, and the pod's /etc/hosts,
 // /etc/resolv.conf and /etc/hostname files.
 
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "agent/config.h"
@@ -12,7 +14,9 @@
 #include "agent/qos.h"
 #include "cgroups/cgroups.h"
 #include "netns/netns.h"
+#include "sys/event_loop.h"
 #include "sys/result.h"
+#include "sys/timer_queue.h"
 
 namespace kernelet::agent {
 
@@ -24,13 +28,27 @@ struct SandboxEnv {
   std::string node_resolv_conf, node_hosts;
 };
 
+class SandboxTeardown;
+
 class PodSandbox {
  public:
   // All or nothing: on failure everything made so far is removed again.
   static Result<PodSandbox> create(const Pod& pod, QosClass qos, const SandboxEnv& env);
   // Kills whatever is left in the pod cgroup, then removes the cgroup, the
-  // namespaces, the address and the pod's run dir. Safe to call twice.
+  // namespaces, the address and the pod's run dir. Safe to call twice. Blocks
+  // while the killed processes exit (up to 5 s): for recovery at start-up and
+  // for a create() that failed; the pod loop uses destroyAsync().
   Result<void> destroy();
+  // destroy() without blocking the loop: the pod cgroup is killed at once and
+  // its emptying awaited on `loop` (cgroups::removeAsync, 5 s deadline); then
+  // the network, the namespaces and the run dir go and `done` runs, once, from
+  // the loop, with the first error (the others as its cleanup). What this
+  // sandbox held moves into the returned handle, which must be kept until
+  // `done` (which may destroy it); this sandbox is left empty. Destroying the
+  // handle earlier removes everything but the killed cgroup at once, leaving
+  // that to recovery, and `done` never runs.
+  std::unique_ptr<SandboxTeardown> destroyAsync(EventLoop& loop, TimerQueue& timers,
+                                                std::function<void(Result<void>)> done);
 
   cgroups::Cgroup& cgroup() { return cgroup_; }
   const std::string& ip() const { return ip_; }
@@ -47,6 +65,25 @@ class PodSandbox {
   netns::Network* network_ = nullptr;
   cgroups::Cgroup cgroup_;
   bool has_cgroup_ = false, has_ns_ = false;
+};
+
+// A sandbox being taken down on the loop: see PodSandbox::destroyAsync.
+class SandboxTeardown {
+ public:
+  ~SandboxTeardown();
+  SandboxTeardown(const SandboxTeardown&) = delete;
+  SandboxTeardown& operator=(const SandboxTeardown&) = delete;
+
+ private:
+  friend class PodSandbox;
+  explicit SandboxTeardown(PodSandbox rest, std::function<void(Result<void>)> done)
+      : rest_(std::move(rest)), done_(std::move(done)) {}
+  void cgroupRemoved(Result<void> r);
+
+  PodSandbox rest_;  // the sandbox without its cgroup
+  std::function<void(Result<void>)> done_;
+  std::unique_ptr<cgroups::AsyncRemoval> removal_;
+  bool finished_ = false;
 };
 
 // The pod-level cgroup limits the kubelet sets: cpu.weight from the sum of the

@@ -129,6 +129,13 @@ Result<void> Cgroup::remove(int timeout_ms) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
+  return removeTree();
+}
+
+Result<void> Cgroup::removeTree() {
+  if (!dir_) {
+    return {};
+  }
   TRY_VOID(removeChildren(dir_.get(), path_));
   dir_.reset();
   if (::rmdir(path_.c_str()) != 0 && errno != ENOENT) {

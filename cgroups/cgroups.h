@@ -2,13 +2,18 @@
 // cgroup v2: the hierarchy, groups as RAII handles, Kubernetes limits, stats and
 // events. Knows nothing of pods: callers pass names and numbers.
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "sys/event_loop.h"
 #include "sys/result.h"
+#include "sys/timer_queue.h"
 #include "sys/unique_fd.h"
 
 namespace kernelet::cgroups {
@@ -126,8 +131,12 @@ class Cgroup {
   Result<std::vector<pid_t>> processes() const;
 
   // Kills every process in the group and below (cgroup.kill), waits until it is
-  // empty (at most `timeout_ms`), then removes it and its child groups.
+  // empty (at most `timeout_ms`), then removes it and its child groups. Blocks
+  // the caller for that wait: an event loop uses removeAsync() (below).
   Result<void> remove(int timeout_ms = 5000);
+  // Removes the child groups, then the group itself, now; a populated group
+  // fails with EBUSY. The handle is closed once the children are gone.
+  Result<void> removeTree();
 
   // Reads or writes one interface file of this group.
   Result<std::string> read(const std::string& file) const;
@@ -150,6 +159,53 @@ std::string podCgroupPath(const std::string& cgroup_root, QosClass qos, const st
 // controllers (cpu, memory and pids unless told otherwise) delegated to them.
 Result<void> ensureQosTree(const std::string& mount, const std::string& cgroup_root,
                            const std::vector<std::string>& controllers = kRequiredControllers);
+
+// ---- Removal on an event loop --------------------------------------------
+
+// Cgroup::remove() without blocking the loop: cgroup.kill at once, then the
+// wait for "populated 0" in cgroup.events happens on the loop (inotify), with a
+// deadline; then the groups are removed and `done` runs, once, from the loop
+// (also when there was nothing to wait for, or a step failed). `done` may
+// destroy the handle. Destroying the handle before `done` stops waiting: the
+// group's processes were killed already, but the group stays (for the next
+// removal, or the agent's recovery at start-up) and `done` never runs.
+// loop and timers must outlive the handle.
+class AsyncRemoval {
+ public:
+  using Done = std::function<void(Result<void>)>;
+  ~AsyncRemoval();
+  AsyncRemoval(const AsyncRemoval&) = delete;
+  AsyncRemoval& operator=(const AsyncRemoval&) = delete;
+  const std::string& path() const { return group_.path(); }
+
+ private:
+  friend std::unique_ptr<AsyncRemoval> removeAsync(EventLoop& loop, TimerQueue& timers,
+                                                   Cgroup group, std::chrono::milliseconds timeout,
+                                                   Done done);
+  AsyncRemoval(EventLoop& loop, TimerQueue& timers, Cgroup group, Done done)
+      : loop_(loop), timers_(timers), group_(std::move(group)), done_(std::move(done)) {}
+  Result<bool> begin(std::chrono::milliseconds timeout);
+  void onChange();
+  void finish(Result<void> r);
+  void disarm();
+
+  EventLoop& loop_;
+  TimerQueue& timers_;
+  Cgroup group_;
+  Done done_;
+  UniqueFd inotify_;
+  bool watching_ = false;
+  TimerQueue::Id timer_ = 0;
+  std::chrono::milliseconds timeout_{0};
+  // Timer callbacks hold this weakly: TimerQueue takes due timers out before
+  // running them, so cancel() cannot stop one that is due in the same round
+  // as the callback that destroys this object.
+  std::shared_ptr<char> life_ = std::make_shared<char>();
+};
+
+std::unique_ptr<AsyncRemoval> removeAsync(EventLoop& loop, TimerQueue& timers, Cgroup group,
+                                          std::chrono::milliseconds timeout,
+                                          AsyncRemoval::Done done);
 
 // ---- Events ---------------------------------------------------------------
 

@@ -76,7 +76,8 @@ Result<void> writeFile(const std::string& path, std::string_view content) {
   return writeFileAt(AT_FDCWD, path, content, path);
 }
 
-Result<void> writeFileAtomic(const std::string& path, std::string_view content, int mode) {
+Result<void> writeFileAtomic(const std::string& path, std::string_view content, int mode,
+                             Sync sync) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
   if (!fd) {
@@ -98,12 +99,23 @@ Result<void> writeFileAtomic(const std::string& path, std::string_view content, 
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd.get()) != 0) {
+  if (sync == Sync::kData && ::fsync(fd.get()) != 0) {
     return fail("fsync");
   }
   fd.reset();
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     return fail("rename");
+  }
+  return {};
+}
+
+Result<void> syncDir(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) {
+    return sysError("open", path);
+  }
+  if (::fsync(fd.get()) != 0) {
+    return sysError("fsync", path);
   }
   return {};
 }

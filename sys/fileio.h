@@ -24,7 +24,14 @@ Result<void> writeFileAt(int dirfd, const std::string& name, std::string_view co
                          const std::string& shown_path);
 Result<void> writeFile(const std::string& path, std::string_view content);
 
+// Whether writeFileAtomic fsyncs the data before the rename. Readers never see
+// a torn file either way (the rename is atomic); the fsync is what makes the
+// new content survive a power loss, at the price of a disk flush per write.
+enum class Sync { kData, kNone };
 // Creates or replaces a regular file atomically: temp file, fsync, rename.
-Result<void> writeFileAtomic(const std::string& path, std::string_view content, int mode = 0644);
+Result<void> writeFileAtomic(const std::string& path, std::string_view content, int mode = 0644,
+                             Sync sync = Sync::kData);
+// fsync of a directory: makes the renames and creations in it durable.
+Result<void> syncDir(const std::string& path);
 
 }  // namespace kernelet
