@@ -147,14 +147,16 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
   ctx.config = config;
   ctx.loop = a->loop_.get();
   ctx.timers = a->timers_.get();
-  ctx.images = a->images_.get();
-  ctx.puller = a->puller_.get();
-  ctx.sandbox = {.config = &ctx.config,
+  a->runtime_ = std::make_unique<runtime::KernelRuntime>(
+      ctx.config, *a->loop_, *a->images_, *a->puller_,
+      SandboxEnv{.config = &ctx.config,
                  .cgroup_mount = h.mount,
                  .enforce_limits = enforce,
                  .network = a->network_.get(),
                  .node_resolv_conf = readOr(config.resolv_conf, ""),
-                 .node_hosts = readOr("/etc/hosts", "")};
+                 .node_hosts = readOr("/etc/hosts", "")},
+      node);
+  ctx.runtime = a->runtime_.get();
   ctx.node = node;
   ctx.node_ip = pickNodeIp(config.node_ip, net.bridge);
   Agent* self = a.get();
@@ -242,6 +244,7 @@ Agent::~Agent() {
   net_.reset();      // joins the network thread, once nothing lives on it
   manifests_.reset();
   workers_.clear();  // a worker's destructor kills what is still running
+  runtime_.reset();  // before the image puller and the network it uses
 }
 
 Result<void> Agent::run() {

@@ -12,8 +12,9 @@
 
 #include "agent/app/cluster_sync.h"
 #include "agent/config/config.h"
-#include "agent/pod_worker.h"
+#include "agent/lifecycle/pod_worker.h"
 #include "agent/runtime/image_puller.h"
+#include "agent/runtime/kernel_runtime.h"
 #include "agent/sources/manifest_source.h"
 #include "agent/sources/object_cache.h"
 #include "agent/status/snapshot.h"
@@ -57,6 +58,7 @@ class Agent {
   std::unique_ptr<images::ImageStore> images_;
   std::unique_ptr<ImagePuller> puller_;
   std::unique_ptr<netns::Network> network_;
+  std::unique_ptr<runtime::KernelRuntime> runtime_;  // uses the four above
   std::unique_ptr<ManifestSource> manifests_;
   std::unique_ptr<apiclient::ApiLoop> net_;  // with --kubeconfig: the network thread
   std::unique_ptr<ClusterSync> cluster_;     // with --kubeconfig

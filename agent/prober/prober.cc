@@ -99,9 +99,8 @@ class ExecRun : public Run {
       return finishSoon(false, proc.error().message());
     }
     proc_ = std::move(*proc);
-    running_ = true;
     (void)loop_.add(out_.get(), EPOLLIN, [this](uint32_t) { drain(); });
-    (void)loop_.add(proc_.pidfd(), EPOLLIN, [this](uint32_t) { exited(); });
+    (void)loop_.add(proc_->exitFd(), EPOLLIN, [this](uint32_t) { exited(); });
     armTimeout(probe.timeout_seconds);
   }
 
@@ -125,10 +124,10 @@ class ExecRun : public Run {
     if (out_) {
       drain();  // what it wrote before it exited
     }
-    auto status = proc_.wait();
-    running_ = false;
-    loop_.remove(proc_.pidfd());
-    bool ok = status && status->code == 0 && status->signal == 0;
+    loop_.remove(proc_->exitFd());
+    auto status = proc_->reap();
+    proc_.reset();
+    bool ok = status && *status == 0;
     finish(ok, output_);
   }
   void onTimeout() override { finish(false, "command \"" + command_ + "\" timed out"); }
@@ -137,16 +136,13 @@ class ExecRun : public Run {
       loop_.remove(out_.get());
       out_.reset();
     }
-    if (running_) {
-      loop_.remove(proc_.pidfd());
-      (void)proc_.signal(SIGKILL);
-      (void)proc_.wait();
-      running_ = false;
+    if (proc_) {
+      loop_.remove(proc_->exitFd());
+      proc_.reset();  // kills and reaps it
     }
   }
 
-  isolation::Process proc_;
-  bool running_ = false;
+  std::unique_ptr<runtime::ExecProcess> proc_;
   UniqueFd out_;
   std::string output_, command_;
 };

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "agent/model/pod.h"
-#include "isolation/isolation.h"
+#include "agent/runtime/runtime.h"
 #include "sys/event_loop.h"
 #include "sys/timer_queue.h"
 
@@ -33,8 +33,8 @@ struct ProbeTarget {
   // start runs on the agent's loop thread, so its setup (until execve) is
   // bounded by `setup_timeout`, the probe's own timeoutSeconds: a container
   // that starves its exec child of CPU stalls the node for no longer than that.
-  std::function<Result<isolation::Process>(const std::vector<std::string>& argv, int out_fd,
-                                           std::chrono::milliseconds setup_timeout)>
+  std::function<Result<std::unique_ptr<runtime::ExecProcess>>(
+      const std::vector<std::string>& argv, int out_fd, std::chrono::milliseconds setup_timeout)>
       exec;
 };
 

@@ -14,7 +14,7 @@
 #include <sstream>
 #include <thread>
 
-#include "agent/object_cache.h"
+#include "agent/sources/object_cache.h"
 #include "apiclient/api_loop.h"
 #include "apiclient/base64.h"
 #include "apiclient/objects.h"

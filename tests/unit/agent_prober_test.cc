@@ -15,6 +15,7 @@
 
 #include "agent/model/pod.h"
 #include "agent/prober/prober.h"
+#include "agent/runtime/process_exec.h"
 #include "support/free_port.h"
 #include "support/temp_dir.h"
 
@@ -199,7 +200,7 @@ TEST_F(ProberTest, ASilentServerTimesOut) {
 ProbeTarget shell() {
   ProbeTarget t;
   t.exec = [](const std::vector<std::string>& argv, int out_fd,
-              std::chrono::milliseconds) -> Result<isolation::Process> {
+              std::chrono::milliseconds) -> Result<std::unique_ptr<runtime::ExecProcess>> {
     pid_t pid = ::fork();
     if (pid == 0) {
       ::dup2(out_fd, 1);
@@ -211,7 +212,7 @@ ProbeTarget shell() {
       ::_exit(127);
     }
     int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    return isolation::Process(pid, UniqueFd(pidfd));
+    return runtime::processExec(isolation::Process(pid, UniqueFd(pidfd)));
   };
   return t;
 }
@@ -237,7 +238,7 @@ TEST_F(ProberTest, ExecPassesOnExitZeroAndReportsWhatItPrinted) {
 TEST_F(ProberTest, AnExecThatCannotStartFailsAfterStartProbeReturned) {
   ProbeTarget t;
   t.exec = [](const std::vector<std::string>&, int,
-              std::chrono::milliseconds) -> Result<isolation::Process> {
+              std::chrono::milliseconds) -> Result<std::unique_ptr<runtime::ExecProcess>> {
     return makeError("exec probe", "", "the container is not running");
   };
   bool returned = false, early = false;
@@ -262,8 +263,9 @@ TEST_F(ProberTest, AnExecProbesSetupIsBoundedByItsTimeout) {
   for (int timeout : {0, 1, 7}) {
     std::optional<std::chrono::milliseconds> given;
     ProbeTarget t;
-    t.exec = [&given](const std::vector<std::string>&, int,
-                      std::chrono::milliseconds setup) -> Result<isolation::Process> {
+    t.exec = [&given](
+                 const std::vector<std::string>&, int,
+                 std::chrono::milliseconds setup) -> Result<std::unique_ptr<runtime::ExecProcess>> {
       given = setup;
       return makeError("exec probe", "", "not started");
     };

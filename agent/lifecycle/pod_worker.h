@@ -1,6 +1,7 @@
 #pragma once
 // One pod's life on the node, driven by events on the agent's loop (container
-// exits through pidfds, log pipes, timers), never by polling:
+// exits, image pulls, probes, timers), never by polling, and doing everything
+// to the kernel through the runtime seam (agent/runtime/runtime.h):
 //   sandbox (cgroup, namespaces, network, volumes)
 //   -> init containers one at a time (sidecars, restartPolicy Always, are
 //      started and kept running before the next one)
@@ -8,30 +9,32 @@
 //   -> restarts per restartPolicy with the CrashLoopBackOff back-off
 //   -> graceful termination: stop signal, grace period, SIGKILL, then the
 //      sidecars, then the sandbox.
+// The pod moves Syncing -> (Completed) -> Terminating -> Terminated, or is
+// Rejected; each container Waiting -> Creating -> Running -> Stopping ->
+// Exited/BackOff (states.h). Every step is idempotent: sync() looks at the
+// states and does what is due, so a step that failed is retried by the next.
 // Each change recomputes the PodStatus and hands it to the agent.
+//
+// The files: pod_worker.cc (the pod: sandbox, updates, status), containers.cc
+// (starts and restarts), termination.cc (stops and cleanup), probes.cc.
 
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/config/config.h"
 #include "agent/lifecycle/admission.h"
 #include "agent/lifecycle/backoff.h"
+#include "agent/lifecycle/states.h"
 #include "agent/model/pod.h"
 #include "agent/prober/prober.h"
-#include "agent/runtime/image_puller.h"
-#include "agent/runtime/pod_sandbox.h"
-#include "agent/runtime/volumes.h"
+#include "agent/runtime/runtime.h"
 #include "agent/sources/pod_objects.h"
 #include "agent/status/pod_status.h"
-#include "images/image_config.h"
-#include "images/image_store.h"
-#include "images/rootfs.h"
-#include "isolation/container_exit.h"
-#include "isolation/cri_log.h"
 #include "sys/event_loop.h"
 #include "sys/timer_queue.h"
 
@@ -42,13 +45,14 @@ struct NodeContext {
   AgentConfig config;
   EventLoop* loop = nullptr;
   TimerQueue* timers = nullptr;
-  images::ImageStore* images = nullptr;
-  ImagePuller* puller = nullptr;
-  SandboxEnv sandbox;
+  runtime::PodRuntime* runtime = nullptr;
   NodeResources node;
   std::string node_ip;
   // ConfigMaps, Secrets and tokens from the API server; null when there is none.
   PodObjects* objects = nullptr;
+  // How long one of the pod's seconds lasts (back-offs, grace periods, probe
+  // periods and delays): a second, except in tests that must not sleep.
+  std::chrono::steady_clock::duration second = std::chrono::seconds(1);
   // Called after a pod's status changed.
   std::function<void(const std::string& uid)> status_changed;
   // A Kubernetes Event about a pod (or one of its containers): Normal or Warning.
@@ -87,45 +91,77 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   const std::string& hash() const { return hash_; }
   const PodStatus& status() const { return status_; }
   const std::string& created() const { return created_; }
+  PodState state() const { return state_; }
   // Admitted and not yet terminated: counts against allocatable.
-  bool active() const { return !rejected_ && !done_; }
+  bool active() const { return state_ != PodState::kRejected && state_ != PodState::kTerminated; }
 
  private:
-  struct Instance;
+  using Clock = std::chrono::steady_clock;
+  struct ProbeState {
+    enum class Type { kStartup, kReadiness, kLiveness } type;
+    Probe spec;
+    int successes = 0, failures = 0;
+    TimerQueue::Id timer = 0;
+    std::unique_ptr<ProbeRun> run;
+  };
   struct Ctr {
     const Container* spec = nullptr;
     bool init = false, sidecar = false;
+    CtrState state = CtrState::kWaiting;
+    std::string state_reason;  // why it is in `state`: logged with each transition
     ContainerStatus status;
-    std::unique_ptr<Instance> running;  // the live run, if any
-    bool creating = false;              // image pull or start in progress
-    bool ever_started = false;
-    TimerQueue::Id restart_timer = 0;  // a restart or retried creation is due
-    std::chrono::steady_clock::time_point last_started;
-    std::optional<images::ImageRecord> image;
-    images::ImageConfig image_config;
-    int stop_signal = 15;           // SIGTERM, or the image's StopSignal
-    bool replace = false;           // stopping for a new image: start again once exited
-    TimerQueue::Id stop_timer = 0;  // SIGKILL when its grace runs out
-    struct ProbeState {
-      enum class Type { kStartup, kReadiness, kLiveness } type;
-      Probe spec;
-      int successes = 0, failures = 0;
-      TimerQueue::Id timer = 0;
-      std::unique_ptr<ProbeRun> run;
-    };
+    runtime::ContainerHandle handle = 0;  // the live run: Running or Stopping
+    bool started_once = false;            // restartCount counts the starts after the first
+    Clock::time_point last_started;
+    std::optional<runtime::ImageInfo> image;
+    int stop_signal = 15;  // SIGTERM, or the image's StopSignal
+    // Stopping for a new image: started again once exited, whatever the policy.
+    bool replace = false;
+    TimerQueue::Id timer = 0;        // BackOff: the restart or retried creation
+    TimerQueue::Id stop_timer = 0;   // Stopping: SIGKILL when its grace runs out
     std::vector<ProbeState> probes;  // of the running instance
   };
 
-  // Decides what to start or restart next (the kubelet's computePodActions);
-  // re-entrant calls from a synchronous start are folded into one more round.
+  // The one place states change.
+  void transition(PodState to, std::string_view why);
+  void transition(Ctr& c, CtrState to, std::string_view why);
+  bool stopping() const {
+    return state_ == PodState::kCompleted || state_ == PodState::kTerminating;
+  }
+  bool live(const Ctr& c) const {
+    return c.state == CtrState::kRunning || c.state == CtrState::kStopping;
+  }
+
+  // pod_worker.cc
+  void retryStart(const std::string& step, const std::string& what, const Error& e);
+  PodObjects* objects() const;
+  PodRuntimeInfo runtimeInfo() const;
+  std::string who() const { return pod_.namespace_ + "/" + pod_.name; }
+  void emit(const Ctr* c, const std::string& type, const std::string& reason,
+            const std::string& message);
+  void publish();
+  // publish() on the next turn of the loop, once for whatever changed by then.
+  void publishSoon();
+  // A timer in the pod's seconds, calling `fn` on this worker if it still exists.
+  TimerQueue::Id after(double seconds, std::function<void(PodWorker&)> fn);
+  // The restart back-off of `key` for a run that started at `started`.
+  std::chrono::seconds backoff(const std::string& key, Clock::time_point started);
+
+  // containers.cc: decides what to start or restart next (the kubelet's
+  // computePodActions); re-entrant calls are folded into one more round.
   void sync();
   void syncOnce();
+  bool syncInit();
   // More containers wait to start than one turn takes: sync again on the next.
   void paceStarts();
   void startContainer(Ctr& c);
+  void onImage(size_t index, const runtime::ImageOutcome& o, bool async);
   void runContainer(Ctr& c);
-  void ensureImage(Ctr& c);
-  void onExit(Ctr& c, Result<isolation::ContainerExit> exit);
+  void onStarted(size_t index, runtime::StartResult r, bool async);
+  void onRunning(Ctr& c, const runtime::StartedContainer& run);
+  // A step finished: sync again, now or (`async` false) within the running sync.
+  void resyncAfter(bool async);
+  void onExit(size_t index, const runtime::ContainerExit& exit);
   // An exited container: restart after the back-off, CrashLoopBackOff meanwhile.
   void scheduleRestart(Ctr& c);
   void restartNow(Ctr& c);
@@ -135,44 +171,44 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   void armRetry(Ctr& c, std::chrono::seconds delay, bool restart);
   void setWaiting(Ctr& c, const std::string& reason, const std::string& message);
   bool shouldRestart(const Ctr& c) const;
-  void retryStart(const std::string& step, const std::string& what, const Error& e);
+  std::string logDir(const Ctr& c) const;
+
+  // termination.cc
   void finishPod();
   void killAll();
   void stopContainers(bool sidecars);
-  void maybeCleanUp();
-  void publish();
-  // publish() on the next turn of the loop, once for whatever changed by then.
-  void publishSoon();
-  // Probes of a container that just started: startup first, then readiness
-  // and liveness; each outcome moves started/ready or kills the container.
-  void startProbes(Ctr& c);
-  void scheduleProbes(Ctr& c);
-  void scheduleProbe(Ctr& c, size_t i, std::chrono::steady_clock::duration delay);
-  void runProbe(Ctr& c, size_t i);
-  void onProbe(Ctr& c, size_t i, const ProbeOutcome& o);
-  void stopProbes(Ctr& c);
   // Stops a running container with its grace period (SIGKILL after it);
   // `replace` starts it again once it exited, whatever the restart policy.
   void stopContainer(Ctr& c, const std::string& why, bool replace);
-  // The API objects this pod may use: none for static pods, as with the kubelet.
-  PodObjects* objects() const;
-  PodRuntimeInfo runtimeInfo() const;
-  std::string logDir(const Ctr& c) const;
-  void emit(const Ctr* c, const std::string& type, const std::string& reason,
-            const std::string& message);
+  void maybeCleanUp();
+  void onSandboxDestroyed();
+
+  // probes.cc: startup first, then readiness and liveness; each outcome moves
+  // started/ready or stops the container.
+  void startProbes(Ctr& c);
+  void scheduleProbes(Ctr& c);
+  void scheduleProbe(Ctr& c, size_t i, double seconds);
+  void runProbe(Ctr& c, size_t i);
+  void onProbe(Ctr& c, size_t i, const ProbeOutcome& o);
+  void stopProbes(Ctr& c);
 
   NodeContext& ctx_;
   Pod pod_;
   std::string hash_, created_;
   QosClass qos_;
+  PodState state_ = PodState::kSyncing;
+  std::string state_reason_;
   PodStatus status_;
-  std::optional<PodSandbox> sandbox_;
-  std::optional<PodVolumes> volumes_;
-  std::vector<Ctr> ctrs_;  // init containers first, in order, then the regular ones
-  Backoff backoff_;
-  bool rejected_ = false, finished_ = false, terminating_ = false, done_ = false;
-  bool syncing_ = false, resync_ = false;
+  std::optional<runtime::SandboxInfo> sandbox_;
+  bool volumes_ready_ = false;
   bool waiting_for_objects_ = false;  // start() waits for ConfigMaps, Secrets or tokens
+  bool destroying_ = false;           // the runtime is removing the sandbox
+  std::vector<Ctr> ctrs_;             // init containers first, in order, then the regular ones
+  Backoff backoff_;
+  bool syncing_ = false, resync_ = false;
+  // ensureImage and startContainer may answer before they return: an answer
+  // within the call is folded into the sync running, a later one syncs.
+  bool in_image_call_ = false, in_start_call_ = false;
   TimerQueue::Id kill_timer_ = 0, retry_timer_ = 0;
   // Containers started in this turn of the loop: a pod of hundreds starts
   // them kStartsPerTurn at a time, so that a SIGTERM or another pod's exit is

@@ -1,0 +1,164 @@
+// The pod worker's way out: a pod that completed, a container stopped for a
+// probe or a new image, and graceful termination (the stop signal, the grace
+// period, SIGKILL, sidecars last, then the sandbox).
+#include <signal.h>
+
+#include "agent/lifecycle/pod_worker.h"
+#include "agent/log/log.h"
+
+namespace kernelet::agent {
+
+void PodWorker::stopContainer(Ctr& c, const std::string& why, bool replace) {
+  if (!live(c) || c.stop_timer != 0) {
+    return;  // gone, or already on its way out
+  }
+  emit(&c, "Normal", "Killing", why);
+  c.replace = replace;
+  transition(c, CtrState::kStopping, why);
+  if (auto r = ctx_.runtime->signal(c.handle, c.stop_signal); !r) {
+    // It exited meanwhile: its exit is on its way to onExit.
+    log::v(2, "Stop container", {{"container", c.spec->name}, {"err", r.error().message()}});
+  }
+  size_t index = static_cast<size_t>(&c - ctrs_.data());
+  c.stop_timer =
+      after(static_cast<double>(pod_.termination_grace_period_seconds), [index](PodWorker& w) {
+        Ctr& k = w.ctrs_[index];
+        k.stop_timer = 0;
+        if (w.live(k)) {
+          // Failing, it is gone already.
+          (void)w.ctx_.runtime->kill(k.handle);
+        }
+      });
+}
+
+void PodWorker::stopContainers(bool sidecars) {
+  for (auto it = ctrs_.rbegin(); it != ctrs_.rend(); ++it) {
+    Ctr& c = *it;
+    if (live(c) && c.sidecar == sidecars) {
+      log::v(2, "Killing container with a grace period",
+             {{"pod", who()}, {"container", c.spec->name}});
+      transition(c, CtrState::kStopping, "pod stopping");
+      if (auto r = ctx_.runtime->signal(c.handle, c.stop_signal); !r) {
+        log::v(2, "Stop container", {{"container", c.spec->name}, {"err", r.error().message()}});
+      }
+      emit(&c, "Normal", "Killing", "Stopping container " + c.spec->name);
+    }
+  }
+}
+
+void PodWorker::finishPod() {
+  if (state_ != PodState::kSyncing) {
+    return;
+  }
+  transition(PodState::kCompleted, "no container will run again");
+  log::v(2, "Pod finished", {{"pod", who()}});
+  // Sidecars and init containers still running go now, with the pod's grace.
+  stopContainers(false);
+  stopContainers(true);
+  kill_timer_ = after(static_cast<double>(pod_.termination_grace_period_seconds), [](PodWorker& w) {
+    w.kill_timer_ = 0;
+    w.killAll();
+  });
+  maybeCleanUp();
+}
+
+void PodWorker::killAll() {
+  for (auto& c : ctrs_) {
+    if (live(c)) {
+      transition(c, CtrState::kStopping, "SIGKILL");
+      // Failing, it is gone already and its exit is on its way.
+      (void)ctx_.runtime->kill(c.handle);
+    }
+  }
+}
+
+void PodWorker::terminate(std::function<void()> done, std::optional<int64_t> grace_seconds) {
+  if (state_ == PodState::kTerminated || state_ == PodState::kRejected) {
+    if (done) {
+      done();  // nothing of it is left already
+    }
+    return;
+  }
+  if (done) {
+    on_done_.push_back(std::move(done));
+  }
+  if (state_ == PodState::kTerminating) {
+    if (grace_seconds && *grace_seconds <= 0) {
+      killAll();  // a shorter grace than the one running, as a second delete asks
+    }
+    maybeCleanUp();
+    return;
+  }
+  transition(PodState::kTerminating, "terminate");
+  ctx_.timers->cancel(retry_timer_);
+  retry_timer_ = 0;
+  ctx_.timers->cancel(pace_timer_);
+  pace_timer_ = 0;
+  for (auto& c : ctrs_) {
+    if (c.state == CtrState::kBackOff) {
+      ctx_.timers->cancel(c.timer);
+      c.timer = 0;
+      transition(c, c.started_once ? CtrState::kExited : CtrState::kWaiting, "pod terminating");
+    }
+    stopProbes(c);
+  }
+  int64_t grace = grace_seconds.value_or(pod_.termination_grace_period_seconds);
+  log::info("Killing pod", {{"pod", who()}, {"gracePeriod", std::to_string(grace)}});
+  if (grace <= 0) {
+    killAll();
+  } else {
+    bool regular = false;
+    for (const auto& c : ctrs_) {
+      regular = regular || (live(c) && !c.sidecar);
+    }
+    stopContainers(!regular);
+    ctx_.timers->cancel(kill_timer_);
+    kill_timer_ = after(static_cast<double>(grace), [](PodWorker& w) {
+      w.kill_timer_ = 0;
+      w.killAll();
+    });
+  }
+  maybeCleanUp();
+}
+
+void PodWorker::maybeCleanUp() {
+  if (state_ == PodState::kTerminated || destroying_) {
+    return;
+  }
+  for (const auto& c : ctrs_) {
+    if (live(c) || c.state == CtrState::kCreating) {
+      return;
+    }
+  }
+  ctx_.timers->cancel(kill_timer_);
+  kill_timer_ = 0;
+  if (!sandbox_ && !volumes_ready_) {
+    return onSandboxDestroyed();
+  }
+  destroying_ = true;
+  std::weak_ptr<PodWorker> self = weak_from_this();
+  ctx_.runtime->destroySandbox(pod_.uid, [self] {
+    if (auto w = self.lock()) {
+      w->destroying_ = false;
+      w->sandbox_.reset();
+      w->volumes_ready_ = false;
+      w->onSandboxDestroyed();
+    }
+  });
+}
+
+void PodWorker::onSandboxDestroyed() {
+  if (state_ != PodState::kTerminating) {
+    publish();  // a completed pod without its sandbox
+    return;
+  }
+  transition(PodState::kTerminated, "nothing of the pod is left");
+  publish();  // the final status, terminal phase included
+  log::v(2, "Pod terminated", {{"pod", who()}});
+  auto callbacks = std::move(on_done_);
+  for (auto& cb : callbacks) {
+    cb();
+  }
+}
+
+}  // namespace kernelet::agent

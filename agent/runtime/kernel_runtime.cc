@@ -1,0 +1,462 @@
+#include "agent/runtime/kernel_runtime.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "agent/log/log.h"
+#include "agent/runtime/container_builder.h"
+#include "agent/runtime/process_exec.h"
+#include "cgroups/cgroups.h"
+#include "images/image_config.h"
+#include "images/policy.h"
+#include "images/rootfs.h"
+#include "isolation/container_exit.h"
+#include "isolation/cri_log.h"
+#include "isolation/isolation.h"
+#include "isolation/oci_container.h"
+
+namespace kernelet::agent::runtime {
+namespace {
+
+// 64 hex digits, like a containerd container id.
+std::string newContainerId() {
+  unsigned char bytes[32];
+  size_t got = 0;
+  while (got < sizeof bytes) {
+    ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
+    if (n > 0) {
+      got += static_cast<size_t>(n);
+    }
+  }
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : bytes) {
+    out += hex[b >> 4];
+    out += hex[b & 15];
+  }
+  return out;
+}
+
+// docker.io/library/busybox:latest + sha256:... -> docker.io/library/busybox@sha256:...
+std::string imageId(const images::ImageRecord& r) {
+  std::string repo = r.name;
+  size_t slash = repo.rfind('/');
+  size_t colon = repo.rfind(':');
+  if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
+    repo.resize(colon);
+  }
+  return repo + "@" + r.manifest_digest;
+}
+
+ImageOutcome found(const images::ImageRecord& r, bool pulled) {
+  return {.ok = true, .pulled = pulled, .image = {.name = r.name, .id = imageId(r)}};
+}
+
+}  // namespace
+
+// One run of a container: what must be taken down when it exits.
+struct KernelRuntime::Instance {
+  std::string id, pod_uid, name;
+  images::Rootfs rootfs;
+  cgroups::Cgroup cgroup;
+  bool has_cgroup = false;
+  isolation::Process proc;
+  isolation::ContainerSpec spec;  // what it was started from: an exec runs the same way
+  std::unique_ptr<isolation::CriLogWriter> log;
+  int stop_signal = SIGTERM;
+  std::function<void(ContainerExit)> on_exit;
+
+  // Everything but the process, which has been reaped (or never started).
+  void release(EventLoop& loop) {
+    if (log) {
+      log->finish(loop);
+    }
+    if (has_cgroup) {
+      if (auto r = cgroup.remove(); !r) {
+        log::error("Remove container cgroup", {{"container", name}, {"err", r.error().message()}});
+      }
+      has_cgroup = false;
+    }
+    if (auto r = rootfs.remove(); !r) {
+      log::error("Remove container rootfs", {{"container", name}, {"err", r.error().message()}});
+    }
+  }
+};
+
+KernelRuntime::KernelRuntime(const AgentConfig& config, EventLoop& loop, images::ImageStore& images,
+                             ImagePuller& puller, SandboxEnv sandbox, NodeResources node)
+    : config_(config),
+      loop_(loop),
+      images_(images),
+      puller_(puller),
+      sandbox_env_(std::move(sandbox)),
+      node_(node) {}
+
+KernelRuntime::~KernelRuntime() {
+  while (!containers_.empty()) {
+    remove(containers_.begin()->first);
+  }
+  for (auto& [uid, p] : pods_) {
+    if (p.sandbox) {
+      (void)p.sandbox->destroy();  // last resort: recovery removes what is left at the next start
+    }
+    if (p.volumes) {
+      (void)p.volumes->tearDown();  // likewise
+    }
+  }
+}
+
+Result<SandboxInfo> KernelRuntime::createSandbox(const Pod& pod, QosClass qos) {
+  PodEntry& p = pods_[pod.uid];
+  if (!p.sandbox) {
+    TRY(PodSandbox sb, PodSandbox::create(pod, qos, sandbox_env_));
+    p.sandbox = std::move(sb);
+  }
+  return SandboxInfo{.ip = p.sandbox->ip()};
+}
+
+Result<void> KernelRuntime::setUpVolumes(const Pod& pod, const PodRuntimeInfo& info,
+                                         PodObjects* objects) {
+  PodEntry& p = pods_[pod.uid];
+  if (!p.volumes) {
+    TRY(PodVolumes v, PodVolumes::setUp(pod, config_.root_dir + "/pods/" + pod.uid, info, objects));
+    p.volumes = std::move(v);
+  }
+  return {};
+}
+
+Result<bool> KernelRuntime::refreshVolumes(const Pod& pod, const PodRuntimeInfo& info,
+                                           PodObjects* objects) {
+  auto it = pods_.find(pod.uid);
+  if (it == pods_.end() || !it->second.volumes) {
+    return false;
+  }
+  return it->second.volumes->refresh(pod, info, objects);
+}
+
+void KernelRuntime::destroySandbox(const std::string& pod_uid, std::function<void()> done) {
+  auto it = pods_.find(pod_uid);
+  if (it != pods_.end()) {
+    PodEntry& p = it->second;
+    if (p.sandbox) {
+      if (auto r = p.sandbox->destroy(); !r) {
+        log::error("Remove pod sandbox", {{"uid", pod_uid}, {"err", r.error().message()}});
+      }
+    }
+    if (p.volumes) {
+      if (auto r = p.volumes->tearDown(); !r) {
+        log::error("Remove pod volumes", {{"uid", pod_uid}, {"err", r.error().message()}});
+      }
+    }
+    pods_.erase(it);
+  }
+  if (done) {
+    done();
+  }
+}
+
+void KernelRuntime::ensureImage(const std::string& ref, const std::string& pull_policy,
+                                std::function<void()> pulling,
+                                std::function<void(ImageOutcome)> done) {
+  auto policy = images::pullPolicy(pull_policy, ref);
+  if (!policy) {
+    return done({.reason = "InvalidImageName", .message = policy.error().message()});
+  }
+  auto present = images_.find(ref);
+  switch (images::decidePull(*policy, present.has_value())) {
+    case images::PullDecision::kUsePresent:
+      records_[present->name] = *present;
+      return done(found(*present, false));
+    case images::PullDecision::kNeverPullAbsent:
+      return done(
+          {.reason = "ErrImageNeverPull",
+           .message = "Container image \"" + ref + "\" is not present with pull policy of Never"});
+    case images::PullDecision::kPull:
+      break;
+  }
+  pulling();
+  puller_.pull(ref, [this, done = std::move(done)](Result<images::ImageRecord> r) {
+    if (!r) {
+      return done({.reason = "ErrImagePull", .message = r.error().message()});
+    }
+    records_[r->name] = *r;
+    done(found(*r, true));
+  });
+}
+
+std::expected<std::unique_ptr<KernelRuntime::Instance>, StartFailure> KernelRuntime::create(
+    const ContainerRequest& r, PodEntry& pod) {
+  auto inst = std::make_unique<Instance>();
+  inst->id = newContainerId();
+  inst->pod_uid = r.pod->uid;
+  inst->name = r.container->name;
+  auto fail = [&](const std::string& reason, const Error& e) {
+    inst->release(loop_);
+    return std::unexpected(StartFailure{.reason = reason, .message = e.message()});
+  };
+  auto record = records_.find(r.image.name);
+  if (record == records_.end()) {
+    return fail("CreateContainerError",
+                makeError("start container", r.image.name, "the image was not ensured").error());
+  }
+  auto config = images_.configJson(record->second);
+  auto image_config = config ? images::parseImageConfig(*config, record->second.name)
+                             : std::unexpected(config.error());
+  if (!image_config) {
+    return fail("CreateContainerError", image_config.error());
+  }
+  if (!image_config->stop_signal.empty()) {
+    if (auto sig = isolation::oci::parseSignal(image_config->stop_signal)) {
+      inst->stop_signal = *sig;
+    }
+  }
+  auto rootfs = images::Rootfs::mount(images_.lowerDirs(record->second),
+                                      config_.root_dir + "/containers/" + inst->id);
+  if (!rootfs) {
+    return fail("CreateContainerError", rootfs.error());
+  }
+  inst->rootfs = std::move(*rootfs);
+  auto group = cgroups::Cgroup::create(pod.sandbox->cgroup().path(), inst->id);
+  if (!group) {
+    return fail("CreateContainerError", group.error());
+  }
+  inst->cgroup = std::move(*group);
+  inst->has_cgroup = true;
+  // The device filter goes on before the process is cloned into the group, so
+  // nothing runs there unfiltered; privileged containers get every device, as
+  // with containerd. It needs no controller, so --limits-unenforced keeps it, and
+  // a filter that fails to load or attach fails the start.
+  bool privileged = r.container->security_context.privileged.value_or(false);
+  if (auto d = inst->cgroup.applyDeviceRules(privileged ? cgroups::allDevices()
+                                                        : cgroups::defaultAllowedDevices());
+      !d) {
+    return fail("CreateContainerError", d.error());
+  }
+  if (sandbox_env_.enforce_limits) {
+    if (auto l = inst->cgroup.apply(containerCgroupLimits(r.container->resources)); !l) {
+      return fail("CreateContainerError", l.error());
+    }
+  }
+  ContainerInput in;
+  in.pod = r.pod;
+  in.container = r.container;
+  in.sandbox = &*pod.sandbox;
+  in.volumes = &*pod.volumes;
+  in.image = *image_config;
+  in.rootfs = inst->rootfs.path();
+  in.qos = r.qos;
+  in.node_memory = node_.capacity_memory;
+  in.info = r.info;
+  in.objects = r.objects;
+  in.seccomp_dir = config_.root_dir + "/seccomp";
+  in.seccomp_default = config_.seccomp_default;
+  if (Instance* other = find(r.share_pid_with)) {
+    in.pid_ns = "/proc/" + std::to_string(other->proc.pid()) + "/ns/pid";
+  }
+  auto spec = buildContainerSpec(in);
+  if (!spec) {
+    return fail("CreateContainerConfigError", spec.error());
+  }
+  inst->spec = std::move(*spec);
+
+  auto log = openLog(r);
+  if (!log) {
+    return fail("CreateContainerError", log.error());
+  }
+  inst->log = std::move(*log);
+  return inst;
+}
+
+// The log: DIR/<restartCount>.log; the previous run's stays for --previous.
+Result<std::unique_ptr<isolation::CriLogWriter>> KernelRuntime::openLog(const ContainerRequest& r) {
+  std::error_code ec;
+  std::filesystem::create_directories(r.log_dir, ec);
+  for (int old = r.restart_count - 2; old >= 0; old--) {
+    std::string stale = r.log_dir + "/" + std::to_string(old) + ".log";
+    if (::unlink(stale.c_str()) != 0) {
+      break;
+    }
+  }
+  TRY(isolation::CriLogWriter writer,
+      isolation::CriLogWriter::open(r.log_dir + "/" + std::to_string(r.restart_count) + ".log"));
+  auto log = std::make_unique<isolation::CriLogWriter>(std::move(writer));
+  log->rotateAt(config_.container_log_max_size, config_.container_log_max_files);
+  return log;
+}
+
+void KernelRuntime::startContainer(const ContainerRequest& r,
+                                   std::function<void(StartResult)> done) {
+  auto pod = pods_.find(r.pod->uid);
+  if (pod == pods_.end() || !pod->second.sandbox || !pod->second.volumes) {
+    return done(std::unexpected(StartFailure{
+        .reason = "CreateContainerError",
+        .message = makeError("start container", r.container->name, "the pod has no sandbox")
+                       .error()
+                       .message()}));
+  }
+  auto made = create(r, pod->second);
+  if (!made) {
+    return done(std::unexpected(made.error()));
+  }
+  std::unique_ptr<Instance> inst = std::move(*made);
+  auto start_error = [&](const Error& e) {
+    // The runtime's StartError: a run that failed, counted and backed off like a crash.
+    inst->release(loop_);
+    done(std::unexpected(
+        StartFailure{.reason = "StartError", .message = e.message(), .id = inst->id}));
+  };
+  int out[2], err[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    inst->release(loop_);
+    return done(
+        std::unexpected(StartFailure{.reason = "CreateContainerError",
+                                     .message = sysError("pipe", r.log_dir).error().message()}));
+  }
+  if (::pipe2(err, O_CLOEXEC) != 0) {
+    ::close(out[0]);
+    ::close(out[1]);
+    inst->release(loop_);
+    return done(
+        std::unexpected(StartFailure{.reason = "CreateContainerError",
+                                     .message = sysError("pipe", r.log_dir).error().message()}));
+  }
+  UniqueFd out_r(out[0]), out_w(out[1]), err_r(err[0]), err_w(err[1]);
+  UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  isolation::ContainerSpec spec = inst->spec;
+  spec.stdin_fd = devnull.get();
+  spec.stdout_fd = out_w.get();
+  spec.stderr_fd = err_w.get();
+  spec.cgroup_fd = inst->cgroup.fd();
+  auto proc = isolation::start(spec);
+  out_w.reset();
+  err_w.reset();
+  if (!proc) {
+    return start_error(proc.error());
+  }
+  inst->proc = std::move(*proc);
+  if (auto pumped = inst->log->pump(loop_, std::move(out_r), std::move(err_r)); !pumped) {
+    // The container runs on; its output has nowhere to go and it blocks once
+    // a pipe is full. Reported so that it can be found.
+    log::error("Pump container log",
+               {{"container", inst->name}, {"err", pumped.error().message()}});
+  }
+  ContainerHandle h = next_handle_++;
+  StartedContainer started{.handle = h,
+                           .id = inst->id,
+                           .started_at = nowRfc3339(),
+                           .pid = inst->proc.pid(),
+                           .stop_signal = inst->stop_signal};
+  containers_[h] = std::move(inst);
+  done(std::move(started));
+}
+
+KernelRuntime::Instance* KernelRuntime::find(ContainerHandle h) const {
+  auto it = containers_.find(h);
+  return it == containers_.end() ? nullptr : it->second.get();
+}
+
+Result<void> KernelRuntime::watchExit(ContainerHandle h, std::function<void(ContainerExit)> done) {
+  Instance* inst = find(h);
+  if (inst == nullptr) {
+    return makeError("watch container exit", std::to_string(h), "no such container");
+  }
+  inst->on_exit = std::move(done);
+  return isolation::watchExit(loop_, inst->proc, &inst->cgroup,
+                              [this, h](Result<isolation::ContainerExit> e) {
+                                ContainerExit exit;
+                                if (e) {
+                                  exit.exit_code = e->status.shellStatus();
+                                  exit.reason = e->reason();
+                                  exit.oom_killed = e->oom_killed;
+                                } else {
+                                  exit.exit_code = 128;
+                                  exit.reason = "Error";
+                                  exit.message = e.error().message();
+                                }
+                                onExited(h, std::move(exit));
+                              });
+}
+
+void KernelRuntime::onExited(ContainerHandle h, ContainerExit exit) {
+  auto it = containers_.find(h);
+  if (it == containers_.end()) {
+    return;
+  }
+  std::unique_ptr<Instance> inst = std::move(it->second);
+  containers_.erase(it);
+  inst->release(loop_);
+  if (inst->on_exit) {
+    inst->on_exit(std::move(exit));
+  }
+}
+
+Result<void> KernelRuntime::signal(ContainerHandle h, int sig) {
+  Instance* inst = find(h);
+  if (inst == nullptr) {
+    return makeError("kill", std::to_string(h), "no such container");
+  }
+  return inst->proc.signal(sig);
+}
+
+Result<void> KernelRuntime::kill(ContainerHandle h) {
+  Instance* inst = find(h);
+  if (inst == nullptr) {
+    return makeError("kill", std::to_string(h), "no such container");
+  }
+  // The whole group: a process the container forked dies with it.
+  auto killed = inst->cgroup.write("cgroup.kill", "1");
+  auto signalled = inst->proc.signal(SIGKILL);
+  return killed ? signalled : killed;
+}
+
+void KernelRuntime::remove(ContainerHandle h) {
+  auto it = containers_.find(h);
+  if (it == containers_.end()) {
+    return;
+  }
+  std::unique_ptr<Instance> inst = std::move(it->second);
+  containers_.erase(it);
+  loop_.remove(inst->proc.pidfd());
+  // Best effort on the way out: a kill that fails found the process gone, and
+  // wait() then reaps it all the same.
+  (void)inst->cgroup.write("cgroup.kill", "1");
+  (void)inst->proc.wait();
+  inst->release(loop_);
+}
+
+Result<std::unique_ptr<ExecProcess>> KernelRuntime::exec(ContainerHandle h,
+                                                         const std::vector<std::string>& argv,
+                                                         int out_fd,
+                                                         std::chrono::milliseconds setup_timeout) {
+  Instance* inst = find(h);
+  if (inst == nullptr) {
+    return makeError("exec probe", "", "the container is not running");
+  }
+  isolation::ContainerSpec e = isolation::execSpec(inst->spec, inst->proc.pid(), argv);
+  UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  e.stdin_fd = devnull.get();
+  e.stdout_fd = e.stderr_fd = out_fd;
+  e.cgroup_fd = inst->cgroup.fd();
+  e.setup_timeout = setup_timeout;
+  TRY(isolation::Process proc, isolation::start(e));
+  return processExec(std::move(proc));
+}
+
+Result<ContainerStats> KernelRuntime::stats(ContainerHandle h) {
+  Instance* inst = find(h);
+  if (inst == nullptr) {
+    return makeError("container stats", std::to_string(h), "no such container");
+  }
+  TRY(cgroups::Stats s, inst->cgroup.stats());
+  return ContainerStats{.cpu_usage_usec = s.cpu_usage_usec,
+                        .memory_working_set = s.memory_working_set,
+                        .memory_current = s.memory_current};
+}
+
+std::vector<AdoptedContainer> KernelRuntime::adopt(const std::string& /*pod_uid*/) { return {}; }
+
+}  // namespace kernelet::agent::runtime

@@ -1,0 +1,178 @@
+#pragma once
+// The runtime seam: everything the pod workers do to the kernel for a pod goes
+// through PodRuntime - the sandbox (cgroup, network, IPC/UTS, volumes), images,
+// container processes (start, signal, kill, exit, exec, stats) and adoption of
+// what a previous agent left running. The types here know pods and containers
+// by ids and handles, never by isolation::, cgroups::, netns:: or images::
+// types: the real implementation (kernel_runtime.h) is the only code of the
+// agent that includes those, and a fake one (tests/support/fake_runtime.h)
+// lets unit tests drive a pod through every path without root.
+//
+// Every callback runs on the agent's loop thread, never from within the call
+// that was given it unless that call says so, so a pod worker may destroy
+// itself or start again from a callback.
+
+#include <chrono>
+#include <cstdint>
+#include <ctime>
+#include <expected>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/model/field_refs.h"
+#include "agent/model/pod.h"
+#include "agent/model/qos.h"
+#include "agent/sources/pod_objects.h"
+#include "sys/result.h"
+
+namespace kernelet::agent::runtime {
+
+// The time now as the API writes it: 2026-01-02T03:04:05Z.
+inline std::string nowRfc3339() {
+  time_t t = ::time(nullptr);
+  tm utc{};
+  ::gmtime_r(&t, &utc);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return buf;
+}
+
+// A container run the runtime knows; 0 is never a handle.
+using ContainerHandle = uint64_t;
+
+struct SandboxInfo {
+  std::string ip;  // the pod's address (the node's for hostNetwork pods)
+};
+
+// An image ready to run.
+struct ImageInfo {
+  std::string name;  // as stored, e.g. docker.io/library/busybox:latest
+  std::string id;    // the kubelet's imageID: repo@sha256:...
+};
+
+struct ImageOutcome {
+  bool ok = false;
+  bool pulled = false;  // ok: it came from a registry now, not from the store
+  ImageInfo image;
+  // Not ok: the kubelet's waiting reason (InvalidImageName, ErrImageNeverPull,
+  // ErrImagePull) and the error.
+  std::string reason, message;
+};
+
+// What a container start needs from the pod worker; the pointers must stay
+// valid until the start's callback ran.
+struct ContainerRequest {
+  const Pod* pod = nullptr;
+  const Container* container = nullptr;
+  QosClass qos = QosClass::kBestEffort;
+  PodRuntimeInfo info;
+  PodObjects* objects = nullptr;  // null for static pods
+  ImageInfo image;
+  int restart_count = 0;  // names the log file: LOG_DIR/<restartCount>.log
+  std::string log_dir;
+  ContainerHandle share_pid_with = 0;  // shareProcessNamespace: a running container's pid ns
+};
+
+struct StartedContainer {
+  ContainerHandle handle = 0;
+  std::string id;          // 64 hex digits
+  std::string started_at;  // RFC 3339
+  int pid = 0;
+  int stop_signal = 15;  // SIGTERM, or the image's StopSignal
+};
+
+struct StartFailure {
+  // CreateContainerConfigError (the spec) or CreateContainerError (the node):
+  // nothing ran. StartError: the process was made and failed before its exec;
+  // it counts as a run (with `id`).
+  std::string reason, message, id;
+};
+
+using StartResult = std::expected<StartedContainer, StartFailure>;
+
+struct ContainerExit {
+  int exit_code = 0;   // 128+N for signal N
+  std::string reason;  // Completed, Error, OOMKilled
+  std::string message;
+  bool oom_killed = false;
+};
+
+struct ContainerStats {
+  uint64_t cpu_usage_usec = 0;
+  uint64_t memory_working_set = 0;
+  uint64_t memory_current = 0;
+};
+
+// A container a previous agent left running, found again.
+struct AdoptedContainer {
+  std::string name, id, started_at;
+  ContainerHandle handle = 0;
+};
+
+// A process started in a running container (an exec probe, later kubectl
+// exec). Destroying it kills and reaps it if it has not been reaped.
+class ExecProcess {
+ public:
+  virtual ~ExecProcess() = default;
+  // Readable (EPOLLIN) once the process has exited: put it on the EventLoop.
+  virtual int exitFd() const = 0;
+  // Once exitFd() is readable: its shell status (128+N for signal N).
+  virtual Result<int> reap() = 0;
+};
+
+class PodRuntime {
+ public:
+  virtual ~PodRuntime() = default;
+
+  // ---- the pod's sandbox, keyed by pod uid --------------------------------
+  // All or nothing; calling it again after a success is a no-op returning the same.
+  virtual Result<SandboxInfo> createSandbox(const Pod& pod, QosClass qos) = 0;
+  virtual Result<void> setUpVolumes(const Pod& pod, const PodRuntimeInfo& info,
+                                    PodObjects* objects) = 0;
+  // Rewrites projected volumes whose sources changed: true when a file changed.
+  virtual Result<bool> refreshVolumes(const Pod& pod, const PodRuntimeInfo& info,
+                                      PodObjects* objects) = 0;
+  // Removes the sandbox and the volumes (whatever of them exists); errors are
+  // logged. `done` (may be empty) runs once nothing of them is left; it may
+  // run before destroySandbox returns.
+  virtual void destroySandbox(const std::string& pod_uid, std::function<void()> done) = 0;
+
+  // ---- images -------------------------------------------------------------
+  // Finds `ref` or pulls it, as `pull_policy` (Always, IfNotPresent, Never or
+  // empty for the default) says. `pulling` runs (synchronously) when a pull
+  // starts; `done` runs once, synchronously when no pull was needed.
+  virtual void ensureImage(const std::string& ref, const std::string& pull_policy,
+                           std::function<void()> pulling,
+                           std::function<void(ImageOutcome)> done) = 0;
+
+  // ---- containers ---------------------------------------------------------
+  // Creates and starts one container of a pod whose sandbox and volumes are
+  // set up. `done` runs once with the handle or the failure; it may run before
+  // startContainer returns (the start is synchronous in the real runtime today).
+  virtual void startContainer(const ContainerRequest& request,
+                              std::function<void(StartResult)> done) = 0;
+  // `done` runs once when the container exited, after the runtime released
+  // what it held for it; the handle is invalid from then on.
+  virtual Result<void> watchExit(ContainerHandle h, std::function<void(ContainerExit)> done) = 0;
+  virtual Result<void> signal(ContainerHandle h, int sig) = 0;
+  // SIGKILL to every process of the container (its cgroup), now.
+  virtual Result<void> kill(ContainerHandle h) = 0;
+  // Last resort (the worker is going away): kills the container, reaps it and
+  // releases it without calling its exit callback.
+  virtual void remove(ContainerHandle h) = 0;
+  // `argv` in the container (its namespaces, cgroup, user, capabilities,
+  // seccomp), stdout and stderr to `out_fd`; the setup until execve is bounded
+  // by `setup_timeout`.
+  virtual Result<std::unique_ptr<ExecProcess>> exec(ContainerHandle h,
+                                                    const std::vector<std::string>& argv,
+                                                    int out_fd,
+                                                    std::chrono::milliseconds setup_timeout) = 0;
+  virtual Result<ContainerStats> stats(ContainerHandle h) = 0;
+  // What is already running for the pod (from a previous agent): the worker
+  // takes these over instead of starting them again.
+  virtual std::vector<AdoptedContainer> adopt(const std::string& pod_uid) = 0;
+};
+
+}  // namespace kernelet::agent::runtime

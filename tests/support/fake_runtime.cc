@@ -1,0 +1,271 @@
+#include "support/fake_runtime.h"
+
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "sys/unique_fd.h"
+
+namespace kernelet::testing {
+namespace {
+
+// An exec that has already exited: its exit fd is readable at once.
+class DoneExec : public rt::ExecProcess {
+ public:
+  DoneExec(UniqueFd fd, int code) : fd_(std::move(fd)), code_(code) {}
+  int exitFd() const override { return fd_.get(); }
+  Result<int> reap() override { return code_; }
+
+ private:
+  UniqueFd fd_;
+  int code_;
+};
+
+}  // namespace
+
+FakeRuntime::~FakeRuntime() {
+  for (auto id : pending_) {
+    timers_.cancel(id);
+  }
+}
+
+void FakeRuntime::failPulls(const std::string& ref, int times, const std::string& message) {
+  pull_failures_[ref] = {times, message};
+}
+
+void FakeRuntime::failStarts(const std::string& name, int times, const std::string& reason,
+                             const std::string& message) {
+  for (int i = 0; i < times; i++) {
+    start_failures_[name].emplace_back(reason, message);
+  }
+}
+
+void FakeRuntime::failSandbox(int times, const std::string& message) {
+  sandbox_failures_ = times;
+  sandbox_error_ = message;
+}
+
+void FakeRuntime::setExec(const std::string& name, int exit_code, const std::string& output) {
+  execs_[name] = {exit_code, output};
+}
+
+rt::ContainerHandle FakeRuntime::find(const std::string& name) const {
+  for (const auto& [h, r] : runs_) {
+    if (r.name == name && !r.exiting) {
+      return h;
+    }
+  }
+  return 0;
+}
+
+bool FakeRuntime::exit(const std::string& name, int code, const std::string& reason) {
+  rt::ContainerHandle h = find(name);
+  if (h == 0) {
+    return false;
+  }
+  exitLater(h, code, reason);
+  return true;
+}
+
+bool FakeRuntime::running(const std::string& name) const { return find(name) != 0; }
+
+int FakeRuntime::starts(const std::string& name) const {
+  auto it = starts_.find(name);
+  return it == starts_.end() ? 0 : it->second;
+}
+
+std::vector<std::string> FakeRuntime::calls(const std::string& prefix) const {
+  std::vector<std::string> out;
+  for (const auto& c : calls_) {
+    if (c.starts_with(prefix)) {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+void FakeRuntime::exitLater(rt::ContainerHandle h, int code, const std::string& reason) {
+  runs_[h].exiting = true;
+  std::string why = !reason.empty() ? reason : code == 0 ? "Completed" : "Error";
+  pending_.push_back(timers_.after(std::chrono::seconds(0), [this, h, code, why] {
+    auto it = runs_.find(h);
+    if (it == runs_.end()) {
+      return;
+    }
+    Run run = std::move(it->second);
+    runs_.erase(it);
+    calls_.push_back("exited " + run.name + " " + std::to_string(code));
+    if (run.on_exit) {
+      run.on_exit({.exit_code = code, .reason = why, .oom_killed = why == "OOMKilled"});
+    }
+  }));
+}
+
+Result<rt::SandboxInfo> FakeRuntime::createSandbox(const agent::Pod& pod, agent::QosClass) {
+  calls_.push_back("createSandbox");
+  if (sandbox_failures_ > 0) {
+    sandbox_failures_--;
+    return makeError("create sandbox", pod.uid, sandbox_error_);
+  }
+  sandboxes_.insert(pod.uid);
+  return rt::SandboxInfo{.ip = "10.88.0.7"};
+}
+
+Result<void> FakeRuntime::setUpVolumes(const agent::Pod&, const agent::PodRuntimeInfo&,
+                                       agent::PodObjects*) {
+  calls_.push_back("setUpVolumes");
+  return {};
+}
+
+Result<bool> FakeRuntime::refreshVolumes(const agent::Pod&, const agent::PodRuntimeInfo&,
+                                         agent::PodObjects*) {
+  return false;
+}
+
+void FakeRuntime::destroySandbox(const std::string& pod_uid, std::function<void()> done) {
+  calls_.push_back("destroySandbox");
+  sandboxes_.erase(pod_uid);
+  if (done) {
+    done();
+  }
+}
+
+void FakeRuntime::ensureImage(const std::string& ref, const std::string& pull_policy,
+                              std::function<void()> pulling,
+                              std::function<void(rt::ImageOutcome)> done) {
+  rt::ImageOutcome ok{.ok = true, .image = {.name = ref, .id = ref + "@sha256:fake"}};
+  bool present = present_.contains(ref);
+  if (present && pull_policy != "Always") {
+    return done(ok);
+  }
+  if (!present && pull_policy == "Never") {
+    return done(
+        {.reason = "ErrImageNeverPull",
+         .message = "Container image \"" + ref + "\" is not present with pull policy of Never"});
+  }
+  calls_.push_back("pull " + ref);
+  pulling();
+  pending_.push_back(timers_.after(std::chrono::seconds(0), [this, ref, ok, done] {
+    auto& [times, message] = pull_failures_[ref];
+    if (times > 0) {
+      times--;
+      return done({.reason = "ErrImagePull", .message = message});
+    }
+    present_.insert(ref);
+    rt::ImageOutcome pulled = ok;
+    pulled.pulled = true;
+    done(pulled);
+  }));
+}
+
+void FakeRuntime::startContainer(const rt::ContainerRequest& request,
+                                 std::function<void(rt::StartResult)> done) {
+  std::string name = request.container->name;
+  calls_.push_back("start " + name);
+  starts_[name]++;
+  std::string uid = request.pod->uid;
+  auto answer = [this, name, uid, done = std::move(done)] {
+    auto& failures = start_failures_[name];
+    std::string id = std::string(64 - std::to_string(next_).size(), '0') + std::to_string(next_);
+    if (!failures.empty()) {
+      auto [reason, message] = failures.front();
+      failures.erase(failures.begin());
+      next_++;
+      return done(std::unexpected(rt::StartFailure{
+          .reason = reason, .message = message, .id = reason == "StartError" ? id : ""}));
+    }
+    rt::ContainerHandle h = next_++;
+    runs_[h] = {.name = name, .pod_uid = uid, .id = id};
+    done(rt::StartedContainer{.handle = h,
+                              .id = id,
+                              .started_at = rt::nowRfc3339(),
+                              .pid = static_cast<int>(1000 + h),
+                              .stop_signal = SIGTERM});
+  };
+  if (async_starts_) {
+    pending_.push_back(timers_.after(std::chrono::seconds(0), answer));
+  } else {
+    answer();
+  }
+}
+
+Result<void> FakeRuntime::watchExit(rt::ContainerHandle h,
+                                    std::function<void(rt::ContainerExit)> done) {
+  auto it = runs_.find(h);
+  if (it == runs_.end()) {
+    return makeError("watch exit", std::to_string(h), "no such container");
+  }
+  it->second.on_exit = std::move(done);
+  return {};
+}
+
+Result<void> FakeRuntime::signal(rt::ContainerHandle h, int sig) {
+  auto it = runs_.find(h);
+  if (it == runs_.end() || it->second.exiting) {
+    return makeError("kill", std::to_string(h), "no such process");
+  }
+  calls_.push_back("signal " + it->second.name + " " + std::to_string(sig));
+  if (sig == SIGKILL || !stubborn_.contains(it->second.name)) {
+    exitLater(h, 128 + sig, "Error");
+  }
+  return {};
+}
+
+Result<void> FakeRuntime::kill(rt::ContainerHandle h) {
+  auto it = runs_.find(h);
+  if (it == runs_.end()) {
+    return makeError("kill", std::to_string(h), "no such process");
+  }
+  calls_.push_back("kill " + it->second.name);
+  if (!it->second.exiting) {
+    exitLater(h, 128 + SIGKILL, "Error");
+  }
+  return {};
+}
+
+void FakeRuntime::remove(rt::ContainerHandle h) {
+  auto it = runs_.find(h);
+  if (it != runs_.end()) {
+    calls_.push_back("remove " + it->second.name);
+    runs_.erase(it);
+  }
+}
+
+Result<std::unique_ptr<rt::ExecProcess>> FakeRuntime::exec(rt::ContainerHandle h,
+                                                           const std::vector<std::string>& argv,
+                                                           int out_fd, std::chrono::milliseconds) {
+  auto it = runs_.find(h);
+  if (it == runs_.end()) {
+    return makeError("exec probe", "", "the container is not running");
+  }
+  calls_.push_back("exec " + it->second.name + " " + (argv.empty() ? "" : argv[0]));
+  ExecResult r = execs_[it->second.name];
+  if (!r.output.empty() && ::write(out_fd, r.output.data(), r.output.size()) < 0) {
+    return sysError("write", "exec output");
+  }
+  UniqueFd fd(::eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!fd) {
+    return sysError("eventfd");
+  }
+  return std::unique_ptr<rt::ExecProcess>(std::make_unique<DoneExec>(std::move(fd), r.code));
+}
+
+Result<rt::ContainerStats> FakeRuntime::stats(rt::ContainerHandle h) {
+  if (!runs_.contains(h)) {
+    return makeError("container stats", std::to_string(h), "no such container");
+  }
+  return rt::ContainerStats{
+      .cpu_usage_usec = 1000, .memory_working_set = 4096, .memory_current = 8192};
+}
+
+std::vector<rt::AdoptedContainer> FakeRuntime::adopt(const std::string& pod_uid) {
+  std::vector<rt::AdoptedContainer> out;
+  for (const auto& [h, r] : runs_) {
+    if (r.pod_uid == pod_uid && !r.exiting) {
+      out.push_back({.name = r.name, .id = r.id, .handle = h});
+    }
+  }
+  return out;
+}
+
+}  // namespace kernelet::testing

@@ -1,0 +1,109 @@
+#pragma once
+// An in-memory PodRuntime for unit tests: no root, no kernel. Image pulls,
+// sandbox creation and container starts succeed or fail as the test scripts
+// them; a container runs until the test makes it exit, or until it is
+// signalled (SIGTERM exits it with 143 unless told to ignore it) or killed
+// (137). Every call is recorded in order ("pull busybox", "start app",
+// "signal app 15", "kill app", "destroySandbox"), and every asynchronous
+// answer arrives on the loop, through the TimerQueue, as a real runtime's would.
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "agent/runtime/runtime.h"
+#include "sys/timer_queue.h"
+
+namespace kernelet::testing {
+
+namespace rt = agent::runtime;
+
+class FakeRuntime : public rt::PodRuntime {
+ public:
+  explicit FakeRuntime(TimerQueue& timers) : timers_(timers) {}
+  ~FakeRuntime() override;
+
+  // ---- scripting ----
+  // The next `times` pulls of `ref` fail with `message`.
+  void failPulls(const std::string& ref, int times, const std::string& message = "not found");
+  // Images already in the store (used without a pull unless the policy is Always).
+  void addImage(const std::string& ref) { present_.insert(ref); }
+  // The next `times` starts of container `name` fail with `reason`
+  // (CreateContainerError, CreateContainerConfigError or StartError).
+  void failStarts(const std::string& name, int times, const std::string& reason = "StartError",
+                  const std::string& message = "exec: no such file");
+  void failSandbox(int times, const std::string& message = "netlink: busy");
+  // Container `name` ignores its stop signal: only SIGKILL ends it.
+  void ignoreStopSignal(const std::string& name) { stubborn_.insert(name); }
+  // Container starts answer asynchronously (on the next loop turn), as a
+  // real asynchronous start does; by default they answer within the call.
+  void setAsyncStarts(bool async) { async_starts_ = async; }
+  // What an exec in container `name` exits with and prints.
+  void setExec(const std::string& name, int exit_code, const std::string& output = "");
+
+  // ---- driving ----
+  // The running container `name` exits with `code` (on the next loop turn).
+  // False when no such container runs.
+  bool exit(const std::string& name, int code, const std::string& reason = "");
+  bool running(const std::string& name) const;
+  // How many times a container of that name was started.
+  int starts(const std::string& name) const;
+  // Every call so far, in order.
+  const std::vector<std::string>& calls() const { return calls_; }
+  // The calls that start with `prefix` ("start ", "signal "...), in order.
+  std::vector<std::string> calls(const std::string& prefix) const;
+  bool hasSandbox(const std::string& uid) const { return sandboxes_.contains(uid); }
+
+  // ---- PodRuntime ----
+  Result<rt::SandboxInfo> createSandbox(const agent::Pod& pod, agent::QosClass qos) override;
+  Result<void> setUpVolumes(const agent::Pod& pod, const agent::PodRuntimeInfo& info,
+                            agent::PodObjects* objects) override;
+  Result<bool> refreshVolumes(const agent::Pod& pod, const agent::PodRuntimeInfo& info,
+                              agent::PodObjects* objects) override;
+  void destroySandbox(const std::string& pod_uid, std::function<void()> done) override;
+  void ensureImage(const std::string& ref, const std::string& pull_policy,
+                   std::function<void()> pulling,
+                   std::function<void(rt::ImageOutcome)> done) override;
+  void startContainer(const rt::ContainerRequest& request,
+                      std::function<void(rt::StartResult)> done) override;
+  Result<void> watchExit(rt::ContainerHandle h,
+                         std::function<void(rt::ContainerExit)> done) override;
+  Result<void> signal(rt::ContainerHandle h, int sig) override;
+  Result<void> kill(rt::ContainerHandle h) override;
+  void remove(rt::ContainerHandle h) override;
+  Result<std::unique_ptr<rt::ExecProcess>> exec(rt::ContainerHandle h,
+                                                const std::vector<std::string>& argv, int out_fd,
+                                                std::chrono::milliseconds setup_timeout) override;
+  Result<rt::ContainerStats> stats(rt::ContainerHandle h) override;
+  std::vector<rt::AdoptedContainer> adopt(const std::string& pod_uid) override;
+
+ private:
+  struct Run {
+    std::string name, pod_uid, id;
+    std::function<void(rt::ContainerExit)> on_exit;
+    bool exiting = false;
+  };
+  struct ExecResult {
+    int code = 0;
+    std::string output;
+  };
+  void exitLater(rt::ContainerHandle h, int code, const std::string& reason);
+  rt::ContainerHandle find(const std::string& name) const;
+
+  TimerQueue& timers_;
+  std::vector<std::string> calls_;
+  std::set<std::string> present_, stubborn_, sandboxes_;
+  std::map<std::string, std::pair<int, std::string>> pull_failures_;
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> start_failures_;
+  int sandbox_failures_ = 0;
+  std::string sandbox_error_;
+  std::map<std::string, ExecResult> execs_;
+  std::map<std::string, int> starts_;
+  std::map<rt::ContainerHandle, Run> runs_;
+  std::vector<TimerQueue::Id> pending_;  // answers not yet given: cancelled on destruction
+  bool async_starts_ = false;
+  rt::ContainerHandle next_ = 1;
+};
+
+}  // namespace kernelet::testing

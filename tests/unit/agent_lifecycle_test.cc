@@ -1,0 +1,516 @@
+// A pod's life driven through the pod worker with the fake runtime: no root,
+// no kernel, and one of the pod's seconds lasts 10 ms, so back-offs and grace
+// periods run at their real values without sleeping through them. Each test
+// asserts what a user sees: the PodStatus, the Events and the order of the
+// runtime calls.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <functional>
+
+#include "agent/lifecycle/admission.h"
+#include "agent/lifecycle/pod_worker.h"
+#include "agent/model/pod.h"
+#include "support/fake_runtime.h"
+
+namespace kernelet::agent {
+namespace {
+
+using kernelet::testing::FakeRuntime;
+using Kind = ContainerState::Kind;
+using Strings = std::vector<std::string>;
+
+class Lifecycle : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto loop = EventLoop::create();
+    ASSERT_TRUE(loop);
+    loop_ = std::make_unique<EventLoop>(std::move(*loop));
+    auto timers = TimerQueue::create(*loop_);
+    ASSERT_TRUE(timers);
+    timers_ = std::move(*timers);
+    runtime_ = std::make_unique<FakeRuntime>(*timers_);
+    ctx_.loop = loop_.get();
+    ctx_.timers = timers_.get();
+    ctx_.runtime = runtime_.get();
+    ctx_.node_ip = "192.168.7.2";
+    ctx_.node = {.allocatable_milli_cpu = 2000, .allocatable_memory = 4LL << 30, .max_pods = 110};
+    ctx_.config.pod_log_dir = "/nonexistent/logs";
+    ctx_.second = std::chrono::milliseconds(10);
+    ctx_.status_changed = [this](const std::string&) { history_.push_back(worker_->status()); };
+    ctx_.event = [this](const Pod&, const std::string& container, const std::string& type,
+                        const std::string& reason, const std::string& message) {
+      events_.push_back(type + " " + reason + " " + container + ": " + message);
+    };
+  }
+  void TearDown() override {
+    worker_.reset();
+    runtime_.reset();
+  }
+
+  Pod parse(const std::string& spec) {
+    auto pods = parseManifests("apiVersion: v1\nkind: Pod\nmetadata: {name: web, uid: u1}\n" + spec,
+                               "web.yaml");
+    EXPECT_TRUE(pods) << pods.error().message();
+    Pod p = (*pods)[0].pod;
+    p.uid = "u1";
+    return p;
+  }
+  PodWorker& run(const std::string& spec) {
+    worker_ = std::make_shared<PodWorker>(ctx_, parse(spec), "hash");
+    worker_->start();
+    return *worker_;
+  }
+  // Runs the loop until `done` holds, at most `limit` of wall-clock time.
+  bool until(const std::function<bool()>& done,
+             std::chrono::milliseconds limit = std::chrono::milliseconds(3000)) {
+    auto end = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > end) {
+        return false;
+      }
+      (void)loop_->runOnce(std::chrono::milliseconds(5));
+    }
+    return true;
+  }
+  // Runs the loop for `d` (a settle time, to show that nothing more happens).
+  void settle(std::chrono::milliseconds d) {
+    until([] { return false; }, d);
+  }
+  const ContainerStatus& ctr(const std::string& name) {
+    const PodStatus& s = worker_->status();
+    for (const auto* list : {&s.init_container_statuses, &s.container_statuses}) {
+      for (const auto& c : *list) {
+        if (c.name == name) {
+          return c;
+        }
+      }
+    }
+    ADD_FAILURE() << "no status for container " << name;
+    static ContainerStatus none;
+    return none;
+  }
+  bool running(const std::string& name) { return ctr(name).state.kind == Kind::kRunning; }
+  std::string condition(const std::string& type) {
+    for (const auto& c : worker_->status().conditions) {
+      if (c.type == type) {
+        return c.status;
+      }
+    }
+    return "";
+  }
+  bool sawEvent(const std::string& prefix) {
+    return std::any_of(events_.begin(), events_.end(),
+                       [&](const std::string& e) { return e.starts_with(prefix); });
+  }
+  // The waiting reasons container `name` went through, each once in order.
+  Strings waitingReasons(const std::string& name) {
+    Strings out;
+    for (const auto& s : history_) {
+      for (const auto* list : {&s.init_container_statuses, &s.container_statuses}) {
+        for (const auto& c : *list) {
+          if (c.name == name && c.state.kind == Kind::kWaiting &&
+              (out.empty() || out.back() != c.state.reason)) {
+            out.push_back(c.state.reason);
+          }
+        }
+      }
+    }
+    return out;
+  }
+  bool terminate(std::optional<int64_t> grace = {}) {
+    bool done = false;
+    worker_->terminate([&done] { done = true; }, grace);
+    return until([&done] { return done; });
+  }
+
+  std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<TimerQueue> timers_;
+  std::unique_ptr<FakeRuntime> runtime_;
+  NodeContext ctx_;
+  std::shared_ptr<PodWorker> worker_;
+  std::vector<PodStatus> history_;
+  Strings events_;
+};
+
+TEST_F(Lifecycle, InitContainersThenSidecarsThenContainersStartInOrder) {
+  run(R"(spec:
+  initContainers:
+  - {name: setup, image: busybox}
+  - {name: proxy, image: busybox, restartPolicy: Always}
+  - {name: migrate, image: busybox}
+  containers:
+  - {name: app, image: busybox}
+  - {name: worker, image: busybox}
+)");
+  ASSERT_TRUE(until([&] { return runtime_->running("setup"); }));
+  EXPECT_EQ(ctr("app").state.reason, "PodInitializing");
+  EXPECT_EQ(worker_->status().phase, "Pending");
+  settle(std::chrono::milliseconds(50));
+  EXPECT_FALSE(runtime_->running("proxy")) << "the next init container waits for setup's exit";
+  ASSERT_TRUE(runtime_->exit("setup", 0));
+  ASSERT_TRUE(until([&] { return runtime_->running("migrate"); }));
+  EXPECT_TRUE(runtime_->running("proxy")) << "a sidecar keeps running";
+  EXPECT_FALSE(runtime_->running("app"));
+  ASSERT_TRUE(runtime_->exit("migrate", 0));
+  ASSERT_TRUE(until([&] { return running("app") && running("worker"); }));
+  EXPECT_EQ(runtime_->calls("start "),
+            (Strings{"start setup", "start proxy", "start migrate", "start app", "start worker"}));
+  // One pull per container whose image was not there; then the store has it.
+  EXPECT_EQ(runtime_->calls("pull "), (Strings{"pull busybox"}));
+  EXPECT_EQ(runtime_->calls()[0], "createSandbox");
+  EXPECT_EQ(runtime_->calls()[1], "setUpVolumes");
+  EXPECT_EQ(worker_->status().phase, "Running");
+  EXPECT_EQ(ctr("setup").state.reason, "Completed");
+  EXPECT_TRUE(running("proxy"));
+  EXPECT_EQ(condition("Initialized"), "True");
+  EXPECT_EQ(condition("Ready"), "True");
+  EXPECT_EQ(worker_->status().pod_ip, "10.88.0.7");
+  EXPECT_TRUE(sawEvent("Normal Started app: Started container app"));
+}
+
+TEST_F(Lifecycle, RestartPolicyAlwaysBacksOffDoublingWithCrashLoopBackOff) {
+  runtime_->addImage("busybox");
+  run("spec:\n  containers:\n  - {name: app, image: busybox}\n");
+  ASSERT_TRUE(until([&] { return running("app"); }));
+  // The first failure restarts at once, as the kubelet's back-off does.
+  ASSERT_TRUE(runtime_->exit("app", 1));
+  ASSERT_TRUE(until([&] { return runtime_->starts("app") == 2 && running("app"); }));
+  EXPECT_EQ(ctr("app").restart_count, 1);
+  EXPECT_EQ(ctr("app").last_state.exit_code, 1);
+  // The second waits 10 s, the third 20 s.
+  ASSERT_TRUE(runtime_->exit("app", 2));
+  ASSERT_TRUE(until([&] { return ctr("app").state.reason == "CrashLoopBackOff"; }));
+  EXPECT_EQ(ctr("app").state.message,
+            "back-off 10s restarting failed container=app pod=web_default(u1)");
+  EXPECT_EQ(ctr("app").last_state.exit_code, 2);
+  EXPECT_TRUE(
+      sawEvent("Warning BackOff app: Back-off restarting failed container app in pod "
+               "web_default(u1)"));
+  EXPECT_EQ(worker_->status().phase, "Running");
+  EXPECT_EQ(condition("Ready"), "False");
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(until([&] { return running("app"); }));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(90));
+  EXPECT_EQ(ctr("app").restart_count, 2);
+  ASSERT_TRUE(runtime_->exit("app", 3));
+  ASSERT_TRUE(until([&] { return ctr("app").state.reason == "CrashLoopBackOff"; }));
+  EXPECT_EQ(ctr("app").state.message,
+            "back-off 20s restarting failed container=app pod=web_default(u1)");
+  ASSERT_TRUE(until([&] { return running("app"); }));
+  EXPECT_EQ(runtime_->starts("app"), 4);
+}
+
+TEST_F(Lifecycle, RestartPolicyOnFailureRestartsOnlyFailures) {
+  runtime_->addImage("busybox");
+  run(R"(spec:
+  restartPolicy: OnFailure
+  containers:
+  - {name: app, image: busybox}
+)");
+  ASSERT_TRUE(until([&] { return running("app"); }));
+  ASSERT_TRUE(runtime_->exit("app", 1));
+  ASSERT_TRUE(until([&] { return runtime_->starts("app") == 2 && running("app"); }));
+  ASSERT_TRUE(runtime_->exit("app", 0));
+  ASSERT_TRUE(until([&] { return worker_->status().phase == "Succeeded"; }));
+  settle(std::chrono::milliseconds(50));
+  EXPECT_EQ(runtime_->starts("app"), 2);
+  EXPECT_EQ(ctr("app").state.reason, "Completed");
+  // A completed pod gives its sandbox back before it is deleted.
+  EXPECT_FALSE(runtime_->hasSandbox("u1"));
+  EXPECT_EQ(worker_->state(), PodState::kCompleted);
+  ASSERT_TRUE(terminate());
+  EXPECT_EQ(worker_->state(), PodState::kTerminated);
+  EXPECT_EQ(worker_->status().phase, "Succeeded");
+}
+
+TEST_F(Lifecycle, RestartPolicyNeverLeavesAFailedPod) {
+  runtime_->addImage("busybox");
+  run(R"(spec:
+  restartPolicy: Never
+  containers:
+  - {name: app, image: busybox}
+  - {name: helper, image: busybox}
+)");
+  ASSERT_TRUE(until([&] { return running("app") && running("helper"); }));
+  ASSERT_TRUE(runtime_->exit("app", 7));
+  ASSERT_TRUE(runtime_->exit("helper", 0));
+  ASSERT_TRUE(until([&] { return worker_->status().phase == "Failed"; }));
+  settle(std::chrono::milliseconds(50));
+  EXPECT_EQ(runtime_->starts("app"), 1);
+  EXPECT_EQ(ctr("app").state.exit_code, 7);
+  EXPECT_EQ(ctr("app").state.reason, "Error");
+  EXPECT_EQ(ctr("app").restart_count, 0);
+  EXPECT_FALSE(runtime_->hasSandbox("u1"));
+}
+
+TEST_F(Lifecycle, AFailingInitContainerFailsTheNeverPodAndIsRetriedOtherwise) {
+  runtime_->addImage("busybox");
+  run(R"(spec:
+  restartPolicy: Never
+  initContainers: [{name: setup, image: busybox}]
+  containers: [{name: app, image: busybox}]
+)");
+  ASSERT_TRUE(until([&] { return runtime_->running("setup"); }));
+  ASSERT_TRUE(runtime_->exit("setup", 1));
+  ASSERT_TRUE(until([&] { return worker_->status().phase == "Failed"; }));
+  EXPECT_EQ(runtime_->starts("app"), 0);
+  EXPECT_EQ(ctr("app").state.reason, "PodInitializing");
+
+  // restartPolicy Always: the init container is restarted, the app waits.
+  worker_.reset();
+  runtime_ = std::make_unique<FakeRuntime>(*timers_);
+  runtime_->addImage("busybox");
+  ctx_.runtime = runtime_.get();
+  run("spec:\n  initContainers: [{name: setup, image: busybox}]\n"
+      "  containers: [{name: app, image: busybox}]\n");
+  ASSERT_TRUE(until([&] { return runtime_->running("setup"); }));
+  ASSERT_TRUE(runtime_->exit("setup", 1));
+  ASSERT_TRUE(until([&] { return runtime_->starts("setup") == 2; }));
+  EXPECT_EQ(runtime_->starts("app"), 0);
+  ASSERT_TRUE(until([&] { return runtime_->running("setup"); }));
+  ASSERT_TRUE(runtime_->exit("setup", 1));
+  ASSERT_TRUE(until([&] { return ctr("setup").state.reason == "CrashLoopBackOff"; }));
+  ASSERT_TRUE(until([&] { return runtime_->running("setup"); }));
+  ASSERT_TRUE(runtime_->exit("setup", 0));
+  ASSERT_TRUE(until([&] { return running("app"); }));
+  EXPECT_EQ(ctr("setup").restart_count, 2);
+  EXPECT_EQ(worker_->status().phase, "Running");
+}
+
+TEST_F(Lifecycle, TerminationStopsContainersBeforeSidecarsThenTheSandbox) {
+  runtime_->addImage("busybox");
+  run(R"(spec:
+  initContainers: [{name: proxy, image: busybox, restartPolicy: Always}]
+  containers: [{name: app, image: busybox}]
+)");
+  ASSERT_TRUE(until([&] { return running("proxy") && running("app"); }));
+  ASSERT_TRUE(terminate());
+  EXPECT_EQ(runtime_->calls("signal "), (Strings{"signal app 15", "signal proxy 15"}));
+  auto calls = runtime_->calls();
+  auto at = [&](const std::string& c) { return std::find(calls.begin(), calls.end(), c); };
+  EXPECT_LT(at("exited app 143"), at("signal proxy 15")) << "the sidecar stops after the app";
+  EXPECT_LT(at("exited proxy 143"), at("destroySandbox"));
+  EXPECT_EQ(calls.back(), "destroySandbox");
+  EXPECT_EQ(worker_->state(), PodState::kTerminated);
+  EXPECT_EQ(worker_->status().phase, "Failed") << "143 is not a success";
+  EXPECT_TRUE(sawEvent("Normal Killing app: Stopping container app"));
+  EXPECT_FALSE(worker_->active());
+}
+
+TEST_F(Lifecycle, AContainerIgnoringItsStopSignalIsKilledWhenTheGracePeriodEnds) {
+  runtime_->addImage("busybox");
+  runtime_->ignoreStopSignal("app");
+  run(R"(spec:
+  terminationGracePeriodSeconds: 5
+  containers: [{name: app, image: busybox}]
+)");
+  ASSERT_TRUE(until([&] { return running("app"); }));
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(terminate());
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(45));
+  EXPECT_EQ(runtime_->calls("signal "), (Strings{"signal app 15"}));
+  EXPECT_EQ(runtime_->calls("kill "), (Strings{"kill app"}));
+  EXPECT_EQ(ctr("app").state.exit_code, 137);
+
+  // A second delete with grace 0 kills at once, without waiting for the first's grace.
+  worker_.reset();
+  runtime_->ignoreStopSignal("app");
+  run("spec:\n  terminationGracePeriodSeconds: 300\n  containers: [{name: app, image: busybox}]\n");
+  ASSERT_TRUE(until([&] { return running("app"); }));
+  bool done = false;
+  worker_->terminate([&done] { done = true; });
+  settle(std::chrono::milliseconds(30));
+  EXPECT_FALSE(done);
+  worker_->terminate({}, 0);
+  ASSERT_TRUE(until([&done] { return done; }, std::chrono::milliseconds(500)));
+}
+
+TEST_F(Lifecycle, DeletionWhileTheImageIsPullingStartsNothing) {
+  run("spec:\n  containers: [{name: app, image: busybox}]\n");
+  EXPECT_EQ(runtime_->calls("pull "), (Strings{"pull busybox"}));
+  ASSERT_TRUE(terminate());
+  EXPECT_EQ(runtime_->starts("app"), 0);
+  EXPECT_EQ(runtime_->calls().back(), "destroySandbox");
+  EXPECT_EQ(worker_->state(), PodState::kTerminated);
+  EXPECT_EQ(ctr("app").state.reason, "ContainerCreating");
+}
+
+TEST_F(Lifecycle, DeletionWhileAContainerStartsStopsItOnceStarted) {
+  runtime_->addImage("busybox");
+  runtime_->setAsyncStarts(true);
+  run("spec:\n  containers: [{name: app, image: busybox}]\n");
+  EXPECT_EQ(runtime_->calls("start "), (Strings{"start app"}));
+  ASSERT_TRUE(terminate());
+  // The start answered after the delete: the container was stopped, not left running.
+  EXPECT_EQ(runtime_->calls("signal "), (Strings{"signal app 15"}));
+  EXPECT_FALSE(runtime_->running("app"));
+  EXPECT_FALSE(runtime_->hasSandbox("u1"));
+}
+
+TEST_F(Lifecycle, ANewImageRestartsARunningContainerButNotATerminatingOne) {
+  runtime_->addImage("busybox:1");
+  runtime_->addImage("busybox:2");
+  run("spec:\n  containers: [{name: app, image: 'busybox:1'}]\n");
+  ASSERT_TRUE(until([&] { return running("app"); }));
+  Pod changed = worker_->pod();
+  changed.containers[0].image = "busybox:2";
+  worker_->update(changed);
+  ASSERT_TRUE(until([&] { return runtime_->starts("app") == 2 && running("app"); }));
+  EXPECT_EQ(ctr("app").image, "busybox:2");
+  EXPECT_EQ(runtime_->calls("signal "), (Strings{"signal app 15"}));
+  EXPECT_TRUE(sawEvent("Normal Killing app: Container app definition changed, will be restarted"));
+  EXPECT_EQ(ctr("app").restart_count, 1);
+
+  // While terminating, a spec change starts nothing.
+  runtime_->ignoreStopSignal("app");
+  bool done = false;
+  worker_->terminate([&done] { done = true; }, 1);
+  changed.containers[0].image = "busybox:1";
+  worker_->update(changed);
+  ASSERT_TRUE(until([&done] { return done; }));
+  EXPECT_EQ(runtime_->starts("app"), 2);
+  EXPECT_EQ(ctr("app").state.exit_code, 137);
+}
+
+TEST_F(Lifecycle, AFailingLivenessProbeRestartsTheContainer) {
+  runtime_->addImage("busybox");
+  runtime_->setExec("app", 1, "not alive");
+  run(R"(spec:
+  containers:
+  - name: app
+    image: busybox
+    livenessProbe: {exec: {command: [check]}, periodSeconds: 1, failureThreshold: 2}
+)");
+  ASSERT_TRUE(until([&] { return runtime_->starts("app") == 2; }));
+  EXPECT_TRUE(sawEvent("Warning Unhealthy app: Liveness probe failed: not alive"));
+  EXPECT_TRUE(
+      sawEvent("Normal Killing app: Container app failed liveness probe, will be restarted"));
+  EXPECT_GE(runtime_->calls("exec app check").size(), 2u) << "failureThreshold 2";
+  ASSERT_TRUE(until([&] { return running("app"); }));
+  EXPECT_EQ(ctr("app").restart_count, 1);
+  EXPECT_EQ(ctr("app").last_state.exit_code, 143);
+}
+
+TEST_F(Lifecycle, AStartupProbeGatesStartedAndReadinessFlipsReady) {
+  runtime_->addImage("busybox");
+  runtime_->setExec("app", 1);
+  run(R"(spec:
+  containers:
+  - name: app
+    image: busybox
+    startupProbe: {exec: {command: [started]}, periodSeconds: 1, failureThreshold: 1000}
+    readinessProbe: {exec: {command: [ready]}, periodSeconds: 1}
+)");
+  ASSERT_TRUE(until([&] { return runtime_->calls("exec app started").size() >= 2; }));
+  EXPECT_TRUE(running("app"));
+  EXPECT_EQ(ctr("app").started, false);
+  EXPECT_FALSE(ctr("app").ready);
+  runtime_->setExec("app", 0);
+  ASSERT_TRUE(until([&] { return ctr("app").ready; }));
+  EXPECT_EQ(ctr("app").started, true);
+  EXPECT_EQ(condition("Ready"), "True");
+  runtime_->setExec("app", 1, "busy");
+  ASSERT_TRUE(until([&] { return condition("Ready") == "False"; }));
+  EXPECT_TRUE(running("app")) << "readiness never restarts";
+  EXPECT_TRUE(sawEvent("Warning Unhealthy app: Readiness probe failed: busy"));
+  runtime_->setExec("app", 0);
+  ASSERT_TRUE(until([&] { return condition("Ready") == "True"; }));
+  EXPECT_EQ(runtime_->starts("app"), 1);
+}
+
+TEST_F(Lifecycle, AFailingStartupProbeRestartsTheContainer) {
+  runtime_->addImage("busybox");
+  runtime_->setExec("app", 1, "not yet");
+  run(R"(spec:
+  containers:
+  - name: app
+    image: busybox
+    startupProbe: {exec: {command: [started]}, periodSeconds: 1, failureThreshold: 3}
+)");
+  ASSERT_TRUE(until([&] { return runtime_->starts("app") == 2; }));
+  EXPECT_EQ(runtime_->calls("exec app started").size(), 3u);
+  EXPECT_TRUE(
+      sawEvent("Normal Killing app: Container app failed startup probe, will be restarted"));
+}
+
+TEST_F(Lifecycle, AFailedPullShowsErrImagePullThenImagePullBackOffUntilARetrySucceeds) {
+  runtime_->failPulls("registry.example/app:1", 2, "manifest unknown");
+  run("spec:\n  containers: [{name: app, image: 'registry.example/app:1'}]\n");
+  ASSERT_TRUE(until([&] { return running("app"); }));
+  // The first retry is a second later and fails the same way; the next waits
+  // 10 s, shown as ImagePullBackOff from the pod's next sync on.
+  EXPECT_EQ(waitingReasons("app"),
+            (Strings{"ContainerCreating", "ErrImagePull", "ImagePullBackOff"}));
+  EXPECT_EQ(runtime_->calls("pull "), Strings(3, "pull registry.example/app:1"));
+  EXPECT_TRUE(sawEvent(
+      "Warning Failed app: Failed to pull image \"registry.example/app:1\": manifest unknown"));
+  EXPECT_TRUE(sawEvent("Normal Pulled app: Successfully pulled image \"registry.example/app:1\""));
+  EXPECT_EQ(ctr("app").restart_count, 0);
+}
+
+TEST_F(Lifecycle, NeverPullingAnAbsentImageWaitsWithErrImageNeverPull) {
+  run(R"(spec:
+  containers: [{name: app, image: busybox, imagePullPolicy: Never}]
+)");
+  ASSERT_TRUE(until([&] { return ctr("app").state.reason == "ErrImageNeverPull"; }));
+  EXPECT_EQ(ctr("app").state.message,
+            "Container image \"busybox\" is not present with pull policy of Never");
+  runtime_->addImage("busybox");
+  ASSERT_TRUE(until([&] { return running("app"); }));
+  EXPECT_TRUE(runtime_->calls("pull ").empty());
+}
+
+TEST_F(Lifecycle, StartAndCreateErrorsAreRetried) {
+  runtime_->addImage("busybox");
+  runtime_->failStarts("app", 1, "CreateContainerConfigError", "secret \"s\" not found");
+  runtime_->failStarts("app", 1, "StartError", "exec `/app`: No such file or directory");
+  run("spec:\n  containers: [{name: app, image: busybox}]\n");
+  // A config error waits and is retried, and does not count as a restart.
+  ASSERT_TRUE(until([&] { return ctr("app").state.reason == "CreateContainerConfigError"; }));
+  EXPECT_EQ(ctr("app").state.message, "secret \"s\" not found");
+  EXPECT_TRUE(sawEvent("Warning Failed app: Error: secret \"s\" not found"));
+  // A StartError is a run that failed: exit 128, counted, restarted at once the first time.
+  ASSERT_TRUE(until([&] { return running("app"); }));
+  EXPECT_EQ(ctr("app").last_state.reason, "StartError");
+  EXPECT_EQ(ctr("app").last_state.exit_code, 128);
+  EXPECT_EQ(ctr("app").restart_count, 1);
+  EXPECT_EQ(runtime_->starts("app"), 3);
+}
+
+TEST_F(Lifecycle, ASandboxThatCannotBeCreatedIsRetried) {
+  runtime_->addImage("busybox");
+  runtime_->failSandbox(1, "netlink: busy");
+  run("spec:\n  containers: [{name: app, image: busybox}]\n");
+  EXPECT_TRUE(sawEvent("Warning FailedCreatePodSandBox : create sandbox `u1`: netlink: busy"))
+      << events_[0];
+  EXPECT_EQ(worker_->status().message, "create sandbox `u1`: netlink: busy");
+  ASSERT_TRUE(until([&] { return running("app"); }));
+  EXPECT_EQ(worker_->status().message, "");
+  EXPECT_EQ(runtime_->calls("createSandbox").size(), 2u);
+}
+
+TEST_F(Lifecycle, ARejectedPodIsFailedAndNothingRuns) {
+  Pod pod = parse(R"(spec:
+  containers:
+  - name: app
+    image: busybox
+    resources: {requests: {cpu: "3"}}
+)");
+  worker_ = std::make_shared<PodWorker>(ctx_, pod, "hash");
+  Admission adm = admit(worker_->pod(), {}, ctx_.node);
+  ASSERT_FALSE(adm.admitted);
+  worker_->reject(adm.reason, adm.message);
+  EXPECT_EQ(worker_->status().phase, "Failed");
+  EXPECT_EQ(worker_->status().reason, "OutOfcpu");
+  EXPECT_EQ(worker_->status().message.rfind("Pod was rejected: ", 0), 0u);
+  EXPECT_EQ(worker_->state(), PodState::kRejected);
+  EXPECT_FALSE(worker_->active());
+  EXPECT_TRUE(runtime_->calls().empty());
+  ASSERT_TRUE(terminate());
+  EXPECT_EQ(worker_->status().reason, "OutOfcpu");
+  EXPECT_TRUE(runtime_->calls().empty());
+}
+
+}  // namespace
+}  // namespace kernelet::agent
