@@ -148,7 +148,7 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
   ctx.loop = a->loop_.get();
   ctx.timers = a->timers_.get();
   a->runtime_ = std::make_unique<runtime::KernelRuntime>(
-      ctx.config, *a->loop_, *a->images_, *a->puller_,
+      ctx.config, *a->loop_, *a->timers_, *a->images_, *a->puller_,
       SandboxEnv{.config = &ctx.config,
                  .cgroup_mount = h.mount,
                  .enforce_limits = enforce,

@@ -87,16 +87,31 @@ struct KernelRuntime::Instance {
   }
 };
 
-KernelRuntime::KernelRuntime(const AgentConfig& config, EventLoop& loop, images::ImageStore& images,
-                             ImagePuller& puller, SandboxEnv sandbox, NodeResources node)
+struct KernelRuntime::Starting {
+  std::unique_ptr<Instance> inst;
+  UniqueFd out_r, err_r;  // the container's stdout and stderr, pumped once it runs
+  std::function<void(StartResult)> done;
+  std::unique_ptr<isolation::StartWatch> watch;  // destroyed: the child is killed and reaped
+};
+
+KernelRuntime::KernelRuntime(const AgentConfig& config, EventLoop& loop, TimerQueue& timers,
+                             images::ImageStore& images, ImagePuller& puller, SandboxEnv sandbox,
+                             NodeResources node)
     : config_(config),
       loop_(loop),
+      timers_(timers),
       images_(images),
       puller_(puller),
       sandbox_env_(std::move(sandbox)),
       node_(node) {}
 
 KernelRuntime::~KernelRuntime() {
+  for (auto& [id, starting] : starting_) {
+    starting->watch.reset();  // kills and reaps the child still setting up
+    starting->inst->release(loop_);
+  }
+  starting_.clear();
+  teardowns_.clear();  // what is not removed yet, recovery removes at the next start
   while (!containers_.empty()) {
     remove(containers_.begin()->first);
   }
@@ -140,23 +155,40 @@ Result<bool> KernelRuntime::refreshVolumes(const Pod& pod, const PodRuntimeInfo&
 
 void KernelRuntime::destroySandbox(const std::string& pod_uid, std::function<void()> done) {
   auto it = pods_.find(pod_uid);
-  if (it != pods_.end()) {
-    PodEntry& p = it->second;
-    if (p.sandbox) {
-      if (auto r = p.sandbox->destroy(); !r) {
-        log::error("Remove pod sandbox", {{"uid", pod_uid}, {"err", r.error().message()}});
-      }
+  if (it == pods_.end()) {
+    if (done) {
+      done();
     }
-    if (p.volumes) {
-      if (auto r = p.volumes->tearDown(); !r) {
+    return;
+  }
+  auto volumes = std::make_shared<std::optional<PodVolumes>>(std::move(it->second.volumes));
+  std::optional<PodSandbox> sandbox = std::move(it->second.sandbox);
+  pods_.erase(it);
+  // The volumes go once the pod's processes are gone: they may still be writing.
+  auto finish = [volumes, pod_uid, done = std::move(done)] {
+    if (*volumes) {
+      if (auto r = (*volumes)->tearDown(); !r) {
         log::error("Remove pod volumes", {{"uid", pod_uid}, {"err", r.error().message()}});
       }
     }
-    pods_.erase(it);
+    if (done) {
+      done();
+    }
+  };
+  if (!sandbox) {
+    return finish();
   }
-  if (done) {
-    done();
-  }
+  // The pod cgroup is killed at once and its emptying awaited on the loop, so
+  // a slow exit (a process in D state) does not hold up every other pod.
+  uint64_t id = next_id_++;
+  teardowns_[id] = sandbox->destroyAsync(
+      loop_, timers_, [this, id, pod_uid, finish = std::move(finish)](Result<void> r) {
+        if (!r) {
+          log::error("Remove pod sandbox", {{"uid", pod_uid}, {"err", r.error().message()}});
+        }
+        auto self = teardowns_.extract(id);  // destroyed on return, as destroyAsync allows
+        finish();
+      });
 }
 
 void KernelRuntime::ensureImage(const std::string& ref, const std::string& pull_policy,
@@ -331,18 +363,59 @@ void KernelRuntime::startContainer(const ContainerRequest& r,
   spec.stdout_fd = out_w.get();
   spec.stderr_fd = err_w.get();
   spec.cgroup_fd = inst->cgroup.fd();
-  auto proc = isolation::start(spec);
+  auto pending = isolation::beginStart(spec);
+  // The child has its own copies of the write ends (or none): ours go now, so
+  // that the log pump sees EOF when the container's last writer is gone.
   out_w.reset();
   err_w.reset();
+  if (!pending) {
+    return start_error(pending.error());
+  }
+  uint64_t id = next_id_++;
+  auto starting = std::make_unique<Starting>();
+  starting->inst = std::move(inst);
+  starting->out_r = std::move(out_r);
+  starting->err_r = std::move(err_r);
+  starting->done = std::move(done);
+  auto watch = isolation::watchStart(
+      loop_, timers_, std::move(*pending),
+      [this, id](Result<isolation::Process> proc) { started(id, std::move(proc)); });
+  if (!watch) {
+    // Dropping the pending start (moved into the failed call) killed the child.
+    inst = std::move(starting->inst);
+    done = std::move(starting->done);
+    return start_error(watch.error());
+  }
+  starting->watch = std::move(*watch);
+  starting_[id] = std::move(starting);
+}
+
+void KernelRuntime::started(uint64_t id, Result<isolation::Process> proc) {
+  auto it = starting_.find(id);
+  if (it == starting_.end()) {
+    return;
+  }
+  // Taken out first: `done` may start another container, and the watch ends
+  // with this function (isolation::StartWatch allows its done to destroy it).
+  std::unique_ptr<Starting> s = std::move(it->second);
+  starting_.erase(it);
+  std::unique_ptr<Instance> inst = std::move(s->inst);
+  auto fail = [&](const Error& e) {
+    // The runtime's StartError: a run that failed, counted and backed off like a crash.
+    inst->release(loop_);
+    s->done(std::unexpected(
+        StartFailure{.reason = "StartError", .message = e.message(), .id = inst->id}));
+  };
   if (!proc) {
-    return start_error(proc.error());
+    return fail(proc.error());
   }
   inst->proc = std::move(*proc);
-  if (auto pumped = inst->log->pump(loop_, std::move(out_r), std::move(err_r)); !pumped) {
-    // The container runs on; its output has nowhere to go and it blocks once
-    // a pipe is full. Reported so that it can be found.
-    log::error("Pump container log",
-               {{"container", inst->name}, {"err", pumped.error().message()}});
+  if (auto pumped = inst->log->pump(loop_, std::move(s->out_r), std::move(s->err_r)); !pumped) {
+    // Nobody would read the container's output: it would block once a pipe is
+    // full. Not a container to keep: killed, reaped and reported as StartError.
+    (void)inst->proc.signal(SIGKILL);  // it may have exited already; wait() reaps either way
+    (void)inst->proc.wait();
+    return fail(pumped.error());
   }
   ContainerHandle h = next_handle_++;
   StartedContainer started{.handle = h,
@@ -351,7 +424,7 @@ void KernelRuntime::startContainer(const ContainerRequest& r,
                            .pid = inst->proc.pid(),
                            .stop_signal = inst->stop_signal};
   containers_[h] = std::move(inst);
-  done(std::move(started));
+  s->done(std::move(started));
 }
 
 KernelRuntime::Instance* KernelRuntime::find(ContainerHandle h) const {

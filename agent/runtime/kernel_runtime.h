@@ -19,18 +19,22 @@
 #include "agent/runtime/volumes.h"
 #include "images/image_store.h"
 #include "sys/event_loop.h"
+#include "sys/timer_queue.h"
 
 namespace kernelet::isolation {
 class CriLogWriter;
-}
+class Process;
+class StartWatch;
+}  // namespace kernelet::isolation
 
 namespace kernelet::agent::runtime {
 
 class KernelRuntime : public PodRuntime {
  public:
   // Everything given must outlive the runtime.
-  KernelRuntime(const AgentConfig& config, EventLoop& loop, images::ImageStore& images,
-                ImagePuller& puller, SandboxEnv sandbox, NodeResources node);
+  KernelRuntime(const AgentConfig& config, EventLoop& loop, TimerQueue& timers,
+                images::ImageStore& images, ImagePuller& puller, SandboxEnv sandbox,
+                NodeResources node);
   // Kills and releases whatever is still running (workers normally stopped it).
   ~KernelRuntime() override;
 
@@ -68,11 +72,16 @@ class KernelRuntime : public PodRuntime {
   std::expected<std::unique_ptr<Instance>, StartFailure> create(const ContainerRequest& r,
                                                                 PodEntry& pod);
   Result<std::unique_ptr<isolation::CriLogWriter>> openLog(const ContainerRequest& r);
+  // A start whose child is still setting up: the loop waits for its report
+  // (isolation::watchStart) with the spec's deadline, never blocking on it.
+  struct Starting;
+  void started(uint64_t id, Result<isolation::Process> proc);
   void onExited(ContainerHandle h, ContainerExit exit);
   Instance* find(ContainerHandle h) const;
 
   const AgentConfig& config_;
   EventLoop& loop_;
+  TimerQueue& timers_;
   images::ImageStore& images_;
   ImagePuller& puller_;
   SandboxEnv sandbox_env_;
@@ -81,6 +90,10 @@ class KernelRuntime : public PodRuntime {
   std::map<ContainerHandle, std::unique_ptr<Instance>> containers_;
   // The record of each image last found or pulled, by name: what a start mounts.
   std::map<std::string, images::ImageRecord> records_;
+  std::map<uint64_t, std::unique_ptr<Starting>> starting_;
+  // Sandboxes being taken down on the loop (PodSandbox::destroyAsync).
+  std::map<uint64_t, std::unique_ptr<SandboxTeardown>> teardowns_;
+  uint64_t next_id_ = 1;
   ContainerHandle next_handle_ = 1;
 };
 

@@ -8,7 +8,7 @@
 // What must survive a crash: each file is replaced by rename, so a reader
 // never sees a torn file, and without an fsync. Nothing reads these files
 // after a crash of the node: the agent's recovery removes ROOT/pods at start
-// (agent/recovery.cc), and a new agent writes every pod's status again. The
+// (agent/runtime/recovery.cc), and a new agent writes every pod's status again. The
 // one kind of status worth a disk flush is a terminal one (phase Succeeded or
 // Failed): it is the last word on a pod whose processes are gone, which an
 // agent that adopts pods after a restart will read back. Those are written with
