@@ -127,8 +127,11 @@ class ExecRun : public Run {
     loop_.remove(proc_->exitFd());
     auto status = proc_->reap();
     proc_.reset();
-    bool ok = status && *status == 0;
-    finish(ok, output_);
+    if (!status) {
+      // The command never ran (its setup failed or passed the deadline).
+      return finish(false, status.error().message());
+    }
+    finish(*status == 0, output_);
   }
   void onTimeout() override { finish(false, "command \"" + command_ + "\" timed out"); }
   void stop() override {

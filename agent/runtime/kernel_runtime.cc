@@ -9,7 +9,7 @@
 
 #include "agent/log/log.h"
 #include "agent/runtime/container_builder.h"
-#include "agent/runtime/process_exec.h"
+#include "agent/runtime/pending_exec.h"
 #include "cgroups/cgroups.h"
 #include "images/image_config.h"
 #include "images/policy.h"
@@ -515,8 +515,8 @@ Result<std::unique_ptr<ExecProcess>> KernelRuntime::exec(ContainerHandle h,
   e.stdout_fd = e.stderr_fd = out_fd;
   e.cgroup_fd = inst->cgroup.fd();
   e.setup_timeout = setup_timeout;
-  TRY(isolation::Process proc, isolation::start(e));
-  return processExec(std::move(proc));
+  TRY(isolation::PendingStart pending, isolation::beginStart(e));
+  return PendingExec::watch(loop_, timers_, std::move(pending));
 }
 
 Result<ContainerStats> KernelRuntime::stats(ContainerHandle h) {
