@@ -1,6 +1,6 @@
 #pragma once
-// An ExecProcess over an isolation::Process: what the real runtime's exec
-// returns (and what host-only tests use to stand in for one).
+// An ExecProcess over an isolation::Process already running: what host-only
+// tests use to stand in for an exec (the real runtime's is PendingExec).
 
 #include <memory>
 
