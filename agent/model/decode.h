@@ -1,0 +1,71 @@
+#pragma once
+// Internal to agent/model's pod decoder (pod.cc, decode_container.cc,
+// decode_volumes.cc): the error context and the readers they share. Not for
+// use outside agent/model; the public entry point is parseManifests (pod.h).
+
+#include <yaml-cpp/yaml.h>
+
+#include <limits>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "agent/model/pod.h"
+
+namespace kernelet::agent::decode {
+
+// Where we are in the file, for errors like
+//   parse manifest `/etc/pods/web.yaml`: line 12: spec.containers[0].image: required
+struct Ctx {
+  std::string file;
+  std::unexpected<Error> error(const YAML::Node& at, const std::string& field,
+                               const std::string& what) const {
+    return makeError("parse manifest", file,
+                     "line " + std::to_string(at.Mark().line + 1) + ": " + field + ": " + what);
+  }
+};
+
+template <typename T>
+Result<std::optional<T>> opt(const Ctx& c, const YAML::Node& parent, const char* key,
+                             const std::string& field) {
+  const YAML::Node n = parent[key];
+  if (!n || n.IsNull()) {
+    return std::optional<T>();
+  }
+  try {
+    if (!n.IsScalar()) {
+      throw YAML::Exception(n.Mark(), "not a scalar");
+    }
+    return std::optional<T>(n.as<T>());
+  } catch (const YAML::Exception&) {
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      // A number too large for the field is named as such, not as a crash.
+      const std::string s = n.IsScalar() ? n.Scalar() : std::string();
+      size_t i = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
+      if (i < s.size() && s.find_first_not_of("0123456789", i) == std::string::npos) {
+        return c.error(n, field + "." + key,
+                       "must be an integer between " +
+                           std::to_string(std::numeric_limits<T>::min()) + " and " +
+                           std::to_string(std::numeric_limits<T>::max()));
+      }
+    }
+    return c.error(n, field + "." + key, "wrong type");
+  }
+}
+
+inline Result<std::string> str(const Ctx& c, const YAML::Node& parent, const char* key,
+                               const std::string& field) {
+  TRY(auto v, opt<std::string>(c, parent, key, field));
+  return v.value_or("");
+}
+
+// decode_container.cc
+Result<SecurityContext> securityContext(const Ctx& c, const YAML::Node& n,
+                                        const std::string& field);
+Result<Container> container(const Ctx& c, const YAML::Node& n, const std::string& field);
+
+// decode_volumes.cc: the pod's spec.volumes, a sequence.
+Result<std::vector<Volume>> volumes(const Ctx& c, const YAML::Node& list);
+
+}  // namespace kernelet::agent::decode

@@ -1,0 +1,346 @@
+// Decoding a container: its env, resources, security context, ports and probes.
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "agent/model/decode.h"
+#include "agent/model/pod.h"
+#include "agent/model/pod_names.h"
+
+namespace kernelet::agent::decode {
+
+namespace {
+
+Result<std::vector<std::string>> strings(const Ctx& c, const YAML::Node& parent, const char* key,
+                                         const std::string& field) {
+  std::vector<std::string> out;
+  const YAML::Node n = parent[key];
+  if (!n || n.IsNull()) {
+    return out;
+  }
+  if (!n.IsSequence()) {
+    return c.error(n, field + "." + key, "must be a list of strings");
+  }
+  for (const auto& s : n) {
+    if (!s.IsScalar()) {
+      return c.error(s, field + "." + key, "must be a list of strings");
+    }
+    out.push_back(s.as<std::string>());
+  }
+  return out;
+}
+
+Result<ResourceList> resources(const Ctx& c, const YAML::Node& n, const std::string& field) {
+  ResourceList out;
+  if (!n || n.IsNull()) {
+    return out;
+  }
+  if (!n.IsMap()) {
+    return c.error(n, field, "must be a map of quantities");
+  }
+  for (const auto& kv : n) {
+    if (!kv.first.IsScalar()) {
+      return c.error(kv.first, field, "a resource name must be a string");
+    }
+    std::string name = kv.first.Scalar();
+    if (!kv.second.IsScalar()) {
+      return c.error(kv.second, field + "." + name, "must be a quantity");
+    }
+    auto q = apiclient::Quantity::parse(kv.second.Scalar());
+    if (!q) {
+      return c.error(kv.second, field + "." + name, q.error().detail);
+    }
+    // The API server's rule: a negative limit would mean no limit at all.
+    if (*q < apiclient::Quantity::fromInt(0)) {
+      return c.error(
+          kv.second, field + "." + name,
+          "Invalid value: \"" + kv.second.Scalar() + "\": must be greater than or equal to 0");
+    }
+    out.emplace(name, *q);
+  }
+  return out;
+}
+
+Result<KeySelector> keySelector(const Ctx& c, const YAML::Node& n, const std::string& field) {
+  KeySelector k;
+  TRY(k.name, str(c, n, "name", field));
+  TRY(k.key, str(c, n, "key", field));
+  TRY(auto optional, opt<bool>(c, n, "optional", field));
+  k.optional = optional.value_or(false);
+  if (k.name.empty() || k.key.empty()) {
+    return c.error(n, field + (k.name.empty() ? ".name" : ".key"), "required");
+  }
+  return k;
+}
+
+// One of a container's probes; `ports` resolves a named port.
+Result<std::optional<Probe>> probe(const Ctx& c, const YAML::Node& n, const std::string& field,
+                                   const std::vector<ContainerPort>& ports) {
+  if (!n || n.IsNull()) {
+    return std::optional<Probe>();
+  }
+  Probe p;
+  auto port = [&](const YAML::Node& h, const std::string& f) -> Result<int> {
+    const YAML::Node v = h["port"];
+    if (!v || !v.IsScalar()) {
+      return c.error(h, f + ".port", "required");
+    }
+    int number = 0;
+    if (YAML::convert<int>::decode(v, number)) {
+      if (number < 1 || number > 65535) {
+        return c.error(v, f + ".port", "must be between 1 and 65535");
+      }
+      return number;
+    }
+    std::string name = v.as<std::string>();
+    for (const auto& cp : ports) {
+      if (cp.name == name) {
+        return cp.container_port;
+      }
+    }
+    return c.error(v, f + ".port", "no container port named \"" + name + "\"");
+  };
+  int kinds = 0;
+  if (n["exec"]) {
+    kinds++;
+    p.kind = Probe::Kind::kExec;
+    TRY(p.command, strings(c, n["exec"], "command", field + ".exec"));
+    if (p.command.empty()) {
+      return c.error(n["exec"], field + ".exec.command", "required");
+    }
+  }
+  if (n["httpGet"]) {
+    kinds++;
+    const YAML::Node h = n["httpGet"];
+    std::string f = field + ".httpGet";
+    p.kind = Probe::Kind::kHttpGet;
+    TRY(p.port, port(h, f));
+    TRY(auto path, opt<std::string>(c, h, "path", f));
+    p.path = path.value_or("/");
+    if (p.path.empty() || p.path[0] != '/') {
+      p.path = "/" + p.path;
+    }
+    TRY(p.host, str(c, h, "host", f));
+    TRY(auto scheme, opt<std::string>(c, h, "scheme", f));
+    p.scheme = scheme.value_or("HTTP");
+    if (p.scheme != "HTTP" && p.scheme != "HTTPS") {
+      return c.error(h, f + ".scheme", "must be HTTP or HTTPS");
+    }
+    size_t i = 0;
+    for (const auto& hd :
+         h["httpHeaders"] ? h["httpHeaders"] : YAML::Node(YAML::NodeType::Sequence)) {
+      std::string hf = f + ".httpHeaders[" + std::to_string(i++) + "]";
+      TRY(std::string name, str(c, hd, "name", hf));
+      TRY(std::string value, str(c, hd, "value", hf));
+      p.headers.emplace_back(name, value);
+    }
+  }
+  if (n["tcpSocket"]) {
+    kinds++;
+    p.kind = Probe::Kind::kTcpSocket;
+    TRY(p.port, port(n["tcpSocket"], field + ".tcpSocket"));
+  }
+  if (n["grpc"]) {
+    return c.error(n["grpc"], field + ".grpc", "gRPC probes are not supported");
+  }
+  if (kinds != 1) {
+    return c.error(n, field, "must have exactly one of exec, httpGet or tcpSocket");
+  }
+  struct Timing {
+    const char* key;
+    int* value;
+    int min;
+  };
+  for (const Timing& t : {Timing{"initialDelaySeconds", &p.initial_delay_seconds, 0},
+                          Timing{"periodSeconds", &p.period_seconds, 1},
+                          Timing{"timeoutSeconds", &p.timeout_seconds, 1},
+                          Timing{"successThreshold", &p.success_threshold, 1},
+                          Timing{"failureThreshold", &p.failure_threshold, 1}}) {
+    TRY(auto v, opt<int>(c, n, t.key, field));
+    if (v) {
+      if (*v < t.min) {
+        return c.error(n[t.key], field + "." + t.key,
+                       "must be greater than or equal to " + std::to_string(t.min));
+      }
+      *t.value = *v;
+    }
+  }
+  return std::optional<Probe>(std::move(p));
+}
+
+// The container's env, a sequence.
+Result<std::vector<EnvVar>> env(const Ctx& c, const YAML::Node& list, const std::string& field) {
+  std::vector<EnvVar> out;
+  size_t i = 0;
+  for (const auto& e : list) {
+    std::string ef = field + ".env[" + std::to_string(i++) + "]";
+    EnvVar v;
+    TRY(v.name, str(c, e, "name", ef));
+    if (v.name.empty()) {
+      return c.error(e, ef + ".name", "required");
+    }
+    TRY(v.value, str(c, e, "value", ef));
+    if (e["valueFrom"]) {
+      const YAML::Node from = e["valueFrom"];
+      if (from["fieldRef"]) {
+        TRY(v.field_path, str(c, from["fieldRef"], "fieldPath", ef + ".valueFrom.fieldRef"));
+      } else if (from["resourceFieldRef"]) {
+        TRY(v.resource,
+            str(c, from["resourceFieldRef"], "resource", ef + ".valueFrom.resourceFieldRef"));
+        TRY(v.resource_container,
+            str(c, from["resourceFieldRef"], "containerName", ef + ".valueFrom.resourceFieldRef"));
+      } else if (from["configMapKeyRef"]) {
+        TRY(v.config_map_key,
+            keySelector(c, from["configMapKeyRef"], ef + ".valueFrom.configMapKeyRef"));
+      } else if (from["secretKeyRef"]) {
+        TRY(v.secret_key, keySelector(c, from["secretKeyRef"], ef + ".valueFrom.secretKeyRef"));
+      } else {
+        return c.error(from, ef + ".valueFrom",
+                       "needs fieldRef, resourceFieldRef, configMapKeyRef or secretKeyRef");
+      }
+    }
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+// The container's envFrom, a sequence.
+Result<std::vector<EnvFromSource>> envFrom(const Ctx& c, const YAML::Node& list,
+                                           const std::string& field) {
+  std::vector<EnvFromSource> out;
+  size_t i = 0;
+  for (const auto& e : list) {
+    std::string ef = field + ".envFrom[" + std::to_string(i++) + "]";
+    EnvFromSource from;
+    TRY(from.prefix, str(c, e, "prefix", ef));
+    const char* ref = e["configMapRef"] ? "configMapRef" : "secretRef";
+    if (!e[ref]) {
+      return c.error(e, ef, "needs configMapRef or secretRef");
+    }
+    TRY(std::string name, str(c, e[ref], "name", ef + "." + ref));
+    if (name.empty()) {
+      return c.error(e[ref], ef + "." + ref + ".name", "required");
+    }
+    (std::string(ref) == "configMapRef" ? from.config_map : from.secret) = name;
+    TRY(auto optional, opt<bool>(c, e[ref], "optional", ef + "." + ref));
+    from.optional = optional.value_or(false);
+    out.push_back(std::move(from));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<SecurityContext> securityContext(const Ctx& c, const YAML::Node& n,
+                                        const std::string& field) {
+  SecurityContext s;
+  if (!n || n.IsNull()) {
+    return s;
+  }
+  TRY(s.run_as_user, opt<int64_t>(c, n, "runAsUser", field));
+  TRY(s.run_as_group, opt<int64_t>(c, n, "runAsGroup", field));
+  TRY(s.run_as_non_root, opt<bool>(c, n, "runAsNonRoot", field));
+  TRY(s.privileged, opt<bool>(c, n, "privileged", field));
+  TRY(s.read_only_root_filesystem, opt<bool>(c, n, "readOnlyRootFilesystem", field));
+  TRY(s.allow_privilege_escalation, opt<bool>(c, n, "allowPrivilegeEscalation", field));
+  if (n["capabilities"]) {
+    TRY(s.capabilities_add, strings(c, n["capabilities"], "add", field + ".capabilities"));
+    TRY(s.capabilities_drop, strings(c, n["capabilities"], "drop", field + ".capabilities"));
+  }
+  if (n["seccompProfile"]) {
+    TRY(s.seccomp_type, str(c, n["seccompProfile"], "type", field + ".seccompProfile"));
+    TRY(s.seccomp_localhost_profile,
+        str(c, n["seccompProfile"], "localhostProfile", field + ".seccompProfile"));
+    static const std::set<std::string> types = {"RuntimeDefault", "Unconfined", "Localhost"};
+    if (!types.contains(s.seccomp_type)) {
+      return c.error(n["seccompProfile"], field + ".seccompProfile.type",
+                     "must be RuntimeDefault, Unconfined or Localhost");
+    }
+  }
+  return s;
+}
+
+Result<Container> container(const Ctx& c, const YAML::Node& n, const std::string& field) {
+  Container k;
+  if (!n.IsMap()) {
+    return c.error(n, field, "must be a map");
+  }
+  TRY(k.name, str(c, n, "name", field));
+  if (!isDnsLabel(k.name)) {
+    return c.error(n, field + ".name",
+                   k.name.empty() ? "required" : "\"" + k.name + "\" is not a DNS label");
+  }
+  TRY(k.image, str(c, n, "image", field));
+  if (k.image.empty()) {
+    return c.error(n, field + ".image", "required");
+  }
+  TRY(k.command, strings(c, n, "command", field));
+  TRY(k.args, strings(c, n, "args", field));
+  TRY(k.working_dir, str(c, n, "workingDir", field));
+  TRY(k.image_pull_policy, str(c, n, "imagePullPolicy", field));
+  TRY(k.restart_policy, str(c, n, "restartPolicy", field));
+  if (n["env"] && n["env"].IsSequence()) {
+    TRY(k.env, env(c, n["env"], field));
+  }
+  if (n["envFrom"] && n["envFrom"].IsSequence()) {
+    TRY(k.env_from, envFrom(c, n["envFrom"], field));
+  }
+  if (n["resources"]) {
+    TRY(k.resources.requests,
+        resources(c, n["resources"]["requests"], field + ".resources.requests"));
+    TRY(k.resources.limits, resources(c, n["resources"]["limits"], field + ".resources.limits"));
+    for (const auto& [name, request] : k.resources.requests) {
+      auto limit = k.resources.limits.find(name);
+      if (limit != k.resources.limits.end() && limit->second < request) {
+        return c.error(n["resources"], field + ".resources.requests." + name,
+                       "must be less than or equal to the " + name + " limit");
+      }
+    }
+  }
+  if (n["volumeMounts"] && n["volumeMounts"].IsSequence()) {
+    size_t i = 0;
+    for (const auto& m : n["volumeMounts"]) {
+      std::string mf = field + ".volumeMounts[" + std::to_string(i++) + "]";
+      VolumeMount vm;
+      TRY(vm.name, str(c, m, "name", mf));
+      TRY(vm.mount_path, str(c, m, "mountPath", mf));
+      TRY(auto ro, opt<bool>(c, m, "readOnly", mf));
+      vm.read_only = ro.value_or(false);
+      if (vm.mount_path.empty() || vm.mount_path[0] != '/') {
+        return c.error(m, mf + ".mountPath", "must be an absolute path");
+      }
+      k.volume_mounts.push_back(std::move(vm));
+    }
+  }
+  TRY(k.security_context, securityContext(c, n["securityContext"], field + ".securityContext"));
+  if (n["ports"] && n["ports"].IsSequence()) {
+    size_t i = 0;
+    for (const auto& pn : n["ports"]) {
+      std::string pf = field + ".ports[" + std::to_string(i++) + "]";
+      ContainerPort cp;
+      TRY(cp.name, str(c, pn, "name", pf));
+      TRY(auto number, opt<int>(c, pn, "containerPort", pf));
+      cp.container_port = number.value_or(0);
+      k.ports.push_back(std::move(cp));
+    }
+  }
+  TRY(k.liveness_probe, probe(c, n["livenessProbe"], field + ".livenessProbe", k.ports));
+  TRY(k.readiness_probe, probe(c, n["readinessProbe"], field + ".readinessProbe", k.ports));
+  TRY(k.startup_probe, probe(c, n["startupProbe"], field + ".startupProbe", k.ports));
+  for (const auto* pr : {&k.liveness_probe, &k.startup_probe}) {
+    if (*pr && (*pr)->success_threshold != 1) {
+      return c.error(n,
+                     field + (pr == &k.liveness_probe ? ".livenessProbe" : ".startupProbe") +
+                         ".successThreshold",
+                     "must be 1");
+    }
+  }
+  return k;
+}
+
+}  // namespace kernelet::agent::decode
