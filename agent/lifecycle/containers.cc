@@ -153,9 +153,7 @@ void PodWorker::setWaiting(Ctr& c, const std::string& reason, const std::string&
 
 void PodWorker::restartNow(Ctr& c) {
   c.timer = 0;
-  if (c.started_once) {
-    c.status.restart_count++;
-  }
+  c.restarting = c.started_once;
   startContainer(c);
 }
 
@@ -287,7 +285,7 @@ void PodWorker::runContainer(Ctr& c) {
                               .info = runtimeInfo(),
                               .objects = objects(),
                               .image = *c.image,
-                              .restart_count = c.status.restart_count,
+                              .restart_count = c.status.restart_count + (c.restarting ? 1 : 0),
                               .log_dir = logDir(c)};
   if (pod_.share_process_namespace) {
     for (const auto& k : ctrs_) {
@@ -329,6 +327,10 @@ void PodWorker::onStarted(size_t index, runtime::StartResult res, bool async) {
   }
   c.last_started = Clock::now();
   c.started_once = true;
+  if (c.restarting) {
+    c.status.restart_count++;
+    c.restarting = false;
+  }
   if (c.status.state.kind == Kind::kTerminated) {
     c.status.last_state = c.status.state;
   }

@@ -112,6 +112,10 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
     ContainerStatus status;
     runtime::ContainerHandle handle = 0;  // the live run: Running or Stopping
     bool started_once = false;            // restartCount counts the starts after the first
+    // A restart is under way: restartCount goes up once it ran (as the
+    // kubelet counts container instances), not while its start is pending, so
+    // the status never shows the new count beside the old back-off.
+    bool restarting = false;
     Clock::time_point last_started;
     std::optional<runtime::ImageInfo> image;
     int stop_signal = 15;  // SIGTERM, or the image's StopSignal

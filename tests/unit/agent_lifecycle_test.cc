@@ -201,6 +201,28 @@ TEST_F(Lifecycle, RestartPolicyAlwaysBacksOffDoublingWithCrashLoopBackOff) {
   EXPECT_EQ(runtime_->starts("app"), 4);
 }
 
+// A start answers later, as the real runtime's does: while it is pending the
+// status keeps the old restartCount beside the old back-off message, never
+// the new count with the back-off it already served.
+TEST_F(Lifecycle, ARestartCountsOnceTheNewRunStartedNotWhileItStarts) {
+  runtime_->addImage("busybox");
+  runtime_->setAsyncStarts(true);
+  run("spec:\n  containers:\n  - {name: app, image: busybox}\n");
+  ASSERT_TRUE(until([&] { return running("app"); }));
+  ASSERT_TRUE(runtime_->exit("app", 1));
+  ASSERT_TRUE(until([&] { return runtime_->starts("app") == 2 && running("app"); }));
+  ASSERT_TRUE(runtime_->exit("app", 1));
+  ASSERT_TRUE(until([&] { return ctr("app").state.reason == "CrashLoopBackOff"; }));
+  ASSERT_TRUE(until([&] { return running("app") && ctr("app").restart_count == 2; }));
+  for (const auto& s : history_) {
+    for (const auto& c : s.container_statuses) {
+      if (c.state.reason == "CrashLoopBackOff") {
+        EXPECT_EQ(c.restart_count, 1) << c.state.message;
+      }
+    }
+  }
+}
+
 TEST_F(Lifecycle, RestartPolicyOnFailureRestartsOnlyFailures) {
   runtime_->addImage("busybox");
   run(R"(spec:
