@@ -105,7 +105,7 @@ void PodWorker::reject(const std::string& reason, const std::string& message) {
 void PodWorker::start() {
   status_.start_time = created_;
   if (!sandbox_) {
-    auto sb = ctx_.runtime->createSandbox(pod_, qos_);
+    auto sb = ctx_.runtime->createSandbox(pod_, qos_, hash_);
     if (!sb) {
       // The kubelet's FailedCreatePodSandBox.
       return retryStart("sandbox", "Failed to create pod sandbox", sb.error());

@@ -125,7 +125,8 @@ KernelRuntime::~KernelRuntime() {
   }
 }
 
-Result<SandboxInfo> KernelRuntime::createSandbox(const Pod& pod, QosClass qos) {
+Result<SandboxInfo> KernelRuntime::createSandbox(const Pod& pod, QosClass qos,
+                                                 const std::string& /*pod_hash*/) {
   PodEntry& p = pods_[pod.uid];
   if (!p.sandbox) {
     TRY(PodSandbox sb, PodSandbox::create(pod, qos, sandbox_env_));
@@ -530,6 +531,21 @@ Result<ContainerStats> KernelRuntime::stats(ContainerHandle h) {
                         .memory_current = s.memory_current};
 }
 
-std::vector<AdoptedContainer> KernelRuntime::adopt(const std::string& /*pod_uid*/) { return {}; }
+std::optional<AdoptedPod> KernelRuntime::adopt(const Pod& /*pod*/, QosClass /*qos*/,
+                                               const PodRuntimeInfo& /*info*/,
+                                               PodObjects* /*objects*/) {
+  return std::nullopt;
+}
+
+void KernelRuntime::noteTerminating(const std::string& /*pod_uid*/,
+                                    std::chrono::system_clock::time_point /*kill_at*/) {}
+
+std::vector<LeftoverPod> KernelRuntime::leftovers() const { return {}; }
+
+void KernelRuntime::stopLeftover(const std::string& /*pod_uid*/, std::function<void()> done) {
+  done();
+}
+
+void KernelRuntime::leaveRunning() {}
 
 }  // namespace kernelet::agent::runtime

@@ -38,7 +38,8 @@ class KernelRuntime : public PodRuntime {
   // Kills and releases whatever is still running (workers normally stopped it).
   ~KernelRuntime() override;
 
-  Result<SandboxInfo> createSandbox(const Pod& pod, QosClass qos) override;
+  Result<SandboxInfo> createSandbox(const Pod& pod, QosClass qos,
+                                    const std::string& pod_hash) override;
   Result<void> setUpVolumes(const Pod& pod, const PodRuntimeInfo& info,
                             PodObjects* objects) override;
   Result<bool> refreshVolumes(const Pod& pod, const PodRuntimeInfo& info,
@@ -58,9 +59,15 @@ class KernelRuntime : public PodRuntime {
                                             int out_fd,
                                             std::chrono::milliseconds setup_timeout) override;
   Result<ContainerStats> stats(ContainerHandle h) override;
-  // Nothing yet: the agent removes what a dead predecessor left at start
-  // (recovery.h) before any pod worker runs; adopting it is issue #16.
-  std::vector<AdoptedContainer> adopt(const std::string& pod_uid) override;
+  // Live restore (issue #16): not built yet; adopt() finds nothing and the
+  // agent removes what a dead predecessor left at start (recovery.h).
+  std::optional<AdoptedPod> adopt(const Pod& pod, QosClass qos, const PodRuntimeInfo& info,
+                                  PodObjects* objects) override;
+  void noteTerminating(const std::string& pod_uid,
+                       std::chrono::system_clock::time_point kill_at) override;
+  std::vector<LeftoverPod> leftovers() const override;
+  void stopLeftover(const std::string& pod_uid, std::function<void()> done) override;
+  void leaveRunning() override;
 
  private:
   struct Instance;

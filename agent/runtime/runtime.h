@@ -18,6 +18,7 @@
 #include <expected>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -105,10 +106,44 @@ struct ContainerStats {
   uint64_t memory_current = 0;
 };
 
-// A container a previous agent left running, found again.
+// How a run ended, as the runtime recorded it (it saw the exit, or the
+// holder did while no agent was there: see run_keeper.h).
+struct RunEnd {
+  std::string id;  // the run's container id
+  ContainerExit exit;
+  std::string started_at, finished_at;  // RFC 3339
+};
+
+// A container of a pod that a previous agent left, found again by adopt().
 struct AdoptedContainer {
-  std::string name, id, started_at;
+  std::string name;  // the container's name in the pod
+  std::string id;    // its latest run
+  int restart_count = 0;
+  std::string started_at;  // RFC 3339
+  ImageInfo image;
+  int stop_signal = 15;
+  // Non-zero: the run is still going and is this runtime's now, as if
+  // startContainer had answered it (watchExit, signal, kill, exec work on it).
   ContainerHandle handle = 0;
+  // handle 0: how the run ended (while no agent watched it, or before the
+  // previous agent went). A code that could not be learnt reads exit code 137,
+  // reason ContainerStatusUnknown, as the kubelet reports a container it lost.
+  std::optional<RunEnd> ended;
+  std::optional<RunEnd> previous;  // the run before, for lastState
+};
+
+struct AdoptedPod {
+  std::string pod_hash;  // what createSandbox was given
+  SandboxInfo sandbox;
+  std::vector<AdoptedContainer> containers;
+  // The previous agent was terminating the pod (noteTerminating): SIGKILL of
+  // what still runs is due at this time.
+  std::optional<std::chrono::system_clock::time_point> kill_at;
+};
+
+// A pod a previous agent left that no adopt() has taken.
+struct LeftoverPod {
+  std::string uid, namespace_, name;
 };
 
 // A process started in a running container (an exec probe, later kubectl
@@ -128,7 +163,9 @@ class PodRuntime {
 
   // ---- the pod's sandbox, keyed by pod uid --------------------------------
   // All or nothing; calling it again after a success is a no-op returning the same.
-  virtual Result<SandboxInfo> createSandbox(const Pod& pod, QosClass qos) = 0;
+  // `pod_hash` (the agent's hash of the pod's spec) is kept for adopt().
+  virtual Result<SandboxInfo> createSandbox(const Pod& pod, QosClass qos,
+                                            const std::string& pod_hash) = 0;
   virtual Result<void> setUpVolumes(const Pod& pod, const PodRuntimeInfo& info,
                                     PodObjects* objects) = 0;
   // Rewrites projected volumes whose sources changed: true when a file changed.
@@ -170,9 +207,28 @@ class PodRuntime {
                                                     int out_fd,
                                                     std::chrono::milliseconds setup_timeout) = 0;
   virtual Result<ContainerStats> stats(ContainerHandle h) = 0;
-  // What is already running for the pod (from a previous agent): the worker
-  // takes these over instead of starting them again.
-  virtual std::vector<AdoptedContainer> adopt(const std::string& pod_uid) = 0;
+
+  // ---- a previous agent's pods (live restore) -----------------------------
+  // Takes over what a previous agent left of the pod, if anything: the sandbox
+  // and volumes become this runtime's, as createSandbox and setUpVolumes would
+  // have made them, and each container's latest run (and the one before) is
+  // reported. Empty: nothing was left, or it could not be taken over (it is
+  // removed then, and the pod starts anew).
+  virtual std::optional<AdoptedPod> adopt(const Pod& pod, QosClass qos, const PodRuntimeInfo& info,
+                                          PodObjects* objects) = 0;
+  // The pod is being terminated: SIGKILL of what remains is due at `kill_at`,
+  // for an agent that adopts the pod before then.
+  virtual void noteTerminating(const std::string& pod_uid,
+                               std::chrono::system_clock::time_point kill_at) = 0;
+  // Pods a previous agent left that adopt() has not taken.
+  virtual std::vector<LeftoverPod> leftovers() const = 0;
+  // Stops a leftover pod (its containers' stop signals, what remains of its
+  // grace period, SIGKILL) and removes it; `done` runs once nothing is left.
+  virtual void stopLeftover(const std::string& pod_uid, std::function<void()> done) = 0;
+  // The agent is exiting and leaving its pods running for the next one: from
+  // now on remove() and the destructor release a container without killing
+  // it, and destroySandbox is not called.
+  virtual void leaveRunning() = 0;
 };
 
 }  // namespace kernelet::agent::runtime

@@ -101,7 +101,8 @@ void FakeRuntime::exitLater(rt::ContainerHandle h, int code, const std::string& 
   }));
 }
 
-Result<rt::SandboxInfo> FakeRuntime::createSandbox(const agent::Pod& pod, agent::QosClass) {
+Result<rt::SandboxInfo> FakeRuntime::createSandbox(const agent::Pod& pod, agent::QosClass,
+                                                   const std::string& /*pod_hash*/) {
   calls_.push_back("createSandbox");
   if (sandbox_failures_ > 0) {
     sandbox_failures_--;
@@ -258,14 +259,26 @@ Result<rt::ContainerStats> FakeRuntime::stats(rt::ContainerHandle h) {
       .cpu_usage_usec = 1000, .memory_working_set = 4096, .memory_current = 8192};
 }
 
-std::vector<rt::AdoptedContainer> FakeRuntime::adopt(const std::string& pod_uid) {
-  std::vector<rt::AdoptedContainer> out;
-  for (const auto& [h, r] : runs_) {
-    if (r.pod_uid == pod_uid && !r.exiting) {
-      out.push_back({.name = r.name, .id = r.id, .handle = h});
-    }
-  }
-  return out;
+// Nothing is left by a previous agent in memory: the lifecycle tests of
+// adoption script it (issue #16).
+std::optional<rt::AdoptedPod> FakeRuntime::adopt(const agent::Pod& /*pod*/, agent::QosClass,
+                                                 const agent::PodRuntimeInfo& /*info*/,
+                                                 agent::PodObjects* /*objects*/) {
+  return std::nullopt;
 }
+
+void FakeRuntime::noteTerminating(const std::string& pod_uid,
+                                  std::chrono::system_clock::time_point /*kill_at*/) {
+  calls_.push_back("noteTerminating " + pod_uid);
+}
+
+std::vector<rt::LeftoverPod> FakeRuntime::leftovers() const { return {}; }
+
+void FakeRuntime::stopLeftover(const std::string& pod_uid, std::function<void()> done) {
+  calls_.push_back("stopLeftover " + pod_uid);
+  done();
+}
+
+void FakeRuntime::leaveRunning() { calls_.push_back("leaveRunning"); }
 
 }  // namespace kernelet::testing

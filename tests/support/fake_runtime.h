@@ -56,7 +56,8 @@ class FakeRuntime : public rt::PodRuntime {
   bool hasSandbox(const std::string& uid) const { return sandboxes_.contains(uid); }
 
   // ---- PodRuntime ----
-  Result<rt::SandboxInfo> createSandbox(const agent::Pod& pod, agent::QosClass qos) override;
+  Result<rt::SandboxInfo> createSandbox(const agent::Pod& pod, agent::QosClass qos,
+                                        const std::string& pod_hash) override;
   Result<void> setUpVolumes(const agent::Pod& pod, const agent::PodRuntimeInfo& info,
                             agent::PodObjects* objects) override;
   Result<bool> refreshVolumes(const agent::Pod& pod, const agent::PodRuntimeInfo& info,
@@ -76,7 +77,14 @@ class FakeRuntime : public rt::PodRuntime {
                                                 const std::vector<std::string>& argv, int out_fd,
                                                 std::chrono::milliseconds setup_timeout) override;
   Result<rt::ContainerStats> stats(rt::ContainerHandle h) override;
-  std::vector<rt::AdoptedContainer> adopt(const std::string& pod_uid) override;
+  std::optional<rt::AdoptedPod> adopt(const agent::Pod& pod, agent::QosClass qos,
+                                      const agent::PodRuntimeInfo& info,
+                                      agent::PodObjects* objects) override;
+  void noteTerminating(const std::string& pod_uid,
+                       std::chrono::system_clock::time_point kill_at) override;
+  std::vector<rt::LeftoverPod> leftovers() const override;
+  void stopLeftover(const std::string& pod_uid, std::function<void()> done) override;
+  void leaveRunning() override;
 
  private:
   struct Run {
