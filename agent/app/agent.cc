@@ -10,6 +10,7 @@
 
 #include <filesystem>
 
+#include "agent/app/build_tag.h"
 #include "agent/log/log.h"
 #include "agent/model/pod_names.h"
 #include "agent/node/node_allocatable.h"
@@ -81,7 +82,12 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
   std::unique_ptr<Agent> a(new Agent());
   log::setVerbosity(config.verbosity);
   config.node_name = nodeName(config.node_name);
-  log::info("Starting kernelet", {{"version", KERNELET_VERSION}, {"node", config.node_name}});
+  if (*buildTag() != '\0') {
+    log::info("Starting kernelet",
+              {{"version", KERNELET_VERSION}, {"build", buildTag()}, {"node", config.node_name}});
+  } else {
+    log::info("Starting kernelet", {{"version", KERNELET_VERSION}, {"node", config.node_name}});
+  }
 
   TRY(cgroups::Hierarchy h, cgroups::detect());
   bool enforce = true;

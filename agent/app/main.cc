@@ -4,9 +4,14 @@
 #include <iostream>
 #include <string_view>
 
+#include "agent/app/build_tag.h"
 #include "agent/app/cli.h"
 #include "isolation/oci_cli.h"
 #include "sys/sealed_exe.h"
+
+#ifndef KERNELET_BUILD_TAG
+#define KERNELET_BUILD_TAG ""
+#endif
 
 namespace {
 
@@ -45,6 +50,7 @@ void pinStdio() {
 
 int main(int argc, char** argv, char** envp) {
   pinStdio();  // first: before the sealed copy or anything else opens a file
+  kernelet::agent::setBuildTag(KERNELET_BUILD_TAG);
   if (startsContainers(argc, argv) && !kernelet::sys::runningFromSealedCopy()) {
     // Fails loudly: running on without the copy would leave the host binary
     // reachable from every container this process starts.
