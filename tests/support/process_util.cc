@@ -1,10 +1,13 @@
 #include "support/process_util.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 namespace kernelet::testing {
 
@@ -58,6 +61,26 @@ int countEntries(const std::string& dir) {
     n++;
   }
   return n;
+}
+
+int killProcessesMatching(const std::string& name, const std::string& arg) {
+  int found = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    std::string pid = e.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) {
+      continue;
+    }
+    std::ifstream in(e.path() / "cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    if (cmdline.find(name) != std::string::npos && cmdline.find(arg) != std::string::npos &&
+        std::stoi(pid) != ::getpid()) {
+      ::kill(std::stoi(pid), SIGKILL);
+      found++;
+    }
+  }
+  return found;
 }
 
 }  // namespace kernelet::testing

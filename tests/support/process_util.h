@@ -17,5 +17,8 @@ std::string readAll(int fd);
 // Lines of a file (e.g. /proc/self/mountinfo), entries of a directory (e.g. /proc/self/fd).
 int countLines(const std::string& path);
 int countEntries(const std::string& dir);
+// SIGKILLs every process whose command line holds both `name` and `arg`
+// (e.g. the node's holder for one test's run dir); how many it found.
+int killProcessesMatching(const std::string& name, const std::string& arg);
 
 }  // namespace kernelet::testing

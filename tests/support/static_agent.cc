@@ -81,7 +81,13 @@ void StaticAgent::writeManifest(const std::string& file, const std::string& yaml
 }
 
 void StaticAgent::start(std::vector<std::string> extra, int verbosity) {
-  std::vector<std::string> args = {binary_,
+  extra.insert(extra.begin(), "--stop-pods-on-exit");
+  startLeavingPods(std::move(extra), verbosity);
+}
+
+void StaticAgent::startLeavingPods(std::vector<std::string> extra, int verbosity,
+                                   const std::string& binary) {
+  std::vector<std::string> args = {binary.empty() ? binary_ : binary,
                                    "run",
                                    "--pod-manifest-path",
                                    manifests_,
@@ -103,13 +109,15 @@ void StaticAgent::start(std::vector<std::string> extra, int verbosity) {
 
 int StaticAgent::stop() { return stopWithin(seconds(120)).status; }
 
-StopResult StaticAgent::stopWithin(seconds limit) {
+int StaticAgent::signal(int sig, seconds limit) { return stopWithin(limit, sig).status; }
+
+StopResult StaticAgent::stopWithin(seconds limit, int sig) {
   StopResult r;
   if (pid_ <= 0) {
     return r;
   }
   auto t0 = steady_clock::now();
-  ::kill(pid_, SIGTERM);
+  ::kill(pid_, sig);
   while (::waitpid(pid_, &r.status, WNOHANG) == 0) {
     if (steady_clock::now() > t0 + limit) {
       ::kill(pid_, SIGKILL);

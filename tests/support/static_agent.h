@@ -5,6 +5,7 @@
 // status files the agent writes and read through `kernelet logs`, as a user
 // would.
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -43,12 +44,20 @@ class StaticAgent {
   // `kernelet images import` of an OCI layout directory; the error output if it fails.
   std::optional<std::string> importImage(const std::string& layout);
   void writeManifest(const std::string& file, const std::string& yaml);
-  // `verbosity` is the agent's -v: what its log (and so a test) sees.
+  // `verbosity` is the agent's -v: what its log (and so a test) sees. The
+  // agent runs with --stop-pods-on-exit, so that stop() leaves nothing behind.
   void start(std::vector<std::string> extra = {}, int verbosity = 3);
+  // start() as under a service manager: a stop signal leaves the pods running
+  // for the next agent. `binary` (empty: the one given) may be another build.
+  void startLeavingPods(std::vector<std::string> extra = {}, int verbosity = 3,
+                        const std::string& binary = "");
+  // Sends `sig` and waits (up to `limit`, then SIGKILL) for the agent's exit
+  // status; -1 if not running.
+  int signal(int sig, std::chrono::seconds limit = std::chrono::seconds(120));
   // SIGTERM (every pod terminates first), then the exit status; -1 if not running.
   int stop();
   // stop() that waits `limit` before SIGKILL and says how long it took.
-  StopResult stopWithin(std::chrono::seconds limit);
+  StopResult stopWithin(std::chrono::seconds limit, int sig = SIGTERM);
 
   std::optional<agent::PodSummary> pod(const std::string& name) const;
   // Waits until `ok` holds for the pod; nullopt (after `timeout`) if it never did.
@@ -68,6 +77,8 @@ class StaticAgent {
 
   const std::string& base() const { return base_; }
   const std::string& root() const { return root_; }
+  // The --run-dir (tmpfs state: namespaces, the holder's socket).
+  const std::string& runDir() const { return run_; }
   // The --pod-log-dir: the containers' CRI log files.
   const std::string& logDir() const { return logs_; }
   // The agent's pid while it runs, else -1.
