@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iostream>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -75,10 +77,11 @@ class ClusterE2E : public ::testing::Test {
 
   int sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
 
-  void startAgent(const std::vector<std::string>& extra = {}) {
+  // `leave_pods`: as under a service manager, SIGTERM leaves the pods running
+  // for the next agent; else the agent stops them (TearDown's SIGTERM).
+  void startAgent(const std::vector<std::string>& extra = {}, bool leave_pods = false) {
     std::vector<std::string> args = {KERNELET_BINARY,
                                      "run",
-                                     "--stop-pods-on-exit",
                                      "--kubeconfig",
                                      server_->kubeconfig(),
                                      "--pod-manifest-path",
@@ -95,6 +98,9 @@ class ClusterE2E : public ::testing::Test {
                                      "node1",
                                      "-v",
                                      "2"};
+    if (!leave_pods) {
+      args.push_back("--stop-pods-on-exit");
+    }
     args.insert(args.end(), extra.begin(), extra.end());
     agent_ = testing::spawnLogged(std::move(args), base_ + "/agent.log");
   }
@@ -309,6 +315,51 @@ TEST_F(ClusterE2E, TheApiServerAwayRestartsNothingAndStatusesCatchUp) {
   EXPECT_EQ(log.find("\"Container started\" pod=\"default/steady\"", log.find("steady") + 1),
             log.find("\"Container started\" pod=\"default/steady\""))
       << "steady's container started twice";
+}
+
+// A restarted agent adopts the pod: the API never hears that its running
+// container is not running or not ready, and its id stays.
+TEST_F(ClusterE2E, AnAgentRestartAdoptsThePodWithoutAStatusFlap) {
+  startAgent({}, true);
+  apply("steady", podYaml("steady", "while true; do sleep 1; done", "") +
+                      "    readinessProbe: {exec: {command: [\"true\"]}, periodSeconds: 1}\n");
+  waitKubectl("get pods", has("1/1     Running"), "steady Running and ready");
+  std::string id = kubectl("get pod steady -o jsonpath={.status.containerStatuses[0].containerID}");
+  std::string rv = kubectl("get pod steady -o jsonpath={.metadata.resourceVersion}");
+  ::kill(agent_, SIGKILL);
+  int st;
+  ::waitpid(agent_, &st, 0);
+  std::this_thread::sleep_for(seconds(5));
+  startAgent({}, true);
+  waitKubectl(
+      "get nodes",
+      [&](const std::string&) {
+        return readFile(base_ + "/agent.log").value_or("").find("Adopted") != std::string::npos;
+      },
+      "the pod adopted");
+  std::this_thread::sleep_for(seconds(5));  // the new agent's status writes, if any
+  EXPECT_EQ(kubectl("get pod steady -o jsonpath={.status.containerStatuses[0].containerID}"), id);
+  // Every version of the pod since the restart, as a watch replays them.
+  std::string events =
+      kubectl("get --raw '/api/v1/namespaces/default/pods?watch=1&resourceVersion=" + rv +
+              "&timeoutSeconds=1'");
+  std::istringstream lines(events);
+  static const std::regex ready("\"ready\":\\s*true");
+  int seen = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("\"steady\"") == std::string::npos) {
+      continue;
+    }
+    seen++;
+    EXPECT_NE(line.find("\"running\""), std::string::npos) << "a write said not running: " << line;
+    EXPECT_TRUE(std::regex_search(line, ready)) << "a write said not ready: " << line;
+  }
+  // Stop the pod with the agent at the end.
+  ::kill(agent_, SIGKILL);
+  ::waitpid(agent_, &st, 0);
+  startAgent();
+  waitKubectl("get pods", has("1/1     Running"), "steady still Running");
+  std::cout << seen << " pod updates after the restart\n";
 }
 
 TEST_F(ClusterE2E, ANewImageRestartsJustThatContainerAndALabelNothing) {
