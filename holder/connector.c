@@ -103,9 +103,17 @@ int connectorOpen(void) {
     (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
   }
   struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = CN_IDX_PROC, .nl_pid = 0};
-  const char* step = "bind";
-  if (bind(fd, (struct sockaddr*)&sa, sizeof sa) != 0 || (step = "filter", attachFilter(fd)) != 0 ||
-      (step = "subscribe", sendListen(fd)) != 0 || (step = "subscribe (ack)", awaitAck(fd)) != 0) {
+  const char* step = NULL;
+  if (bind(fd, (struct sockaddr*)&sa, sizeof sa) != 0) {
+    step = "bind";
+  } else if (attachFilter(fd) != 0) {
+    step = "filter";
+  } else if (sendListen(fd) != 0) {
+    step = "subscribe";
+  } else if (awaitAck(fd) != 0) {
+    step = "subscribe (ack)";
+  }
+  if (step != NULL) {
     logMsg("proc connector: %s: %s; exit codes of runs will be lost", step, strerror(errno));
     close(fd);
     return -1;

@@ -32,7 +32,7 @@ static int g_clients[MAX_CLIENTS];
 
 int64_t nowNs(int clock) {
   struct timespec t;
-  clock_gettime(clock, &t);
+  (void)clock_gettime(clock, &t);  // a valid clock and pointer: cannot fail
   return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
@@ -40,7 +40,7 @@ void logMsg(const char* fmt, ...) {
   char buf[512];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
+  (void)vsnprintf(buf, sizeof buf, fmt, ap);  // truncated at worst
   va_end(ap);
   dprintf(2, "kernelet-holder[%d]: %s\n", (int)getpid(), buf);
 }
@@ -57,8 +57,8 @@ static void addFd(int fd, uint32_t tag, uint32_t index) {
 // (-999, the kubelet's own score), outlive its clients' sockets, and have
 // room for KH_MAX_FDS kept fds.
 static void protectSelf(void) {
-  signal(SIGPIPE, SIG_IGN);
-  signal(SIGHUP, SIG_IGN);
+  (void)signal(SIGPIPE, SIG_IGN);  // valid signals: cannot fail
+  (void)signal(SIGHUP, SIG_IGN);
   int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
   if (fd < 0 || write(fd, "-999", 4) != 4) {
     logMsg("oom_score_adj -999: %s (going on)", strerror(errno));
@@ -83,7 +83,7 @@ static int listenOn(const char* path) {
   }
   strcpy(sa.sun_path, path);
   char lock[sizeof sa.sun_path + 8];
-  snprintf(lock, sizeof lock, "%s.lock", path);
+  (void)snprintf(lock, sizeof lock, "%s.lock", path);  // sized for it
   int lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (lock_fd < 0) {
     logMsg("open %s: %s", lock, strerror(errno));
@@ -262,7 +262,7 @@ static void usage(void) {
 
 int main(int argc, char** argv) {
   int ready_fd = -1;
-  int64_t ttl_s = 24 * 3600;
+  int64_t ttl_s = (int64_t)24 * 3600;
   const char* path = NULL;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--ready-fd") == 0 && i + 1 < argc) {

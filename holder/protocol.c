@@ -6,13 +6,13 @@
 #include <string.h>
 
 // A cursor over a message being read; `bad` sticks once a read overruns.
-struct reader {
+struct Reader {
   const uint8_t* p;
   size_t len, at;
   int bad;
 };
 
-static void take(struct reader* r, void* out, size_t n) {
+static void take(struct Reader* r, void* out, size_t n) {
   if (r->bad || r->len - r->at < n) {
     r->bad = 1;
     memset(out, 0, n);
@@ -22,19 +22,19 @@ static void take(struct reader* r, void* out, size_t n) {
   r->at += n;
 }
 
-static uint16_t take16(struct reader* r) {
+static uint16_t take16(struct Reader* r) {
   uint16_t v;
   take(r, &v, sizeof v);
   return v;
 }
 
-static uint32_t take32(struct reader* r) {
+static uint32_t take32(struct Reader* r) {
   uint32_t v;
   take(r, &v, sizeof v);
   return v;
 }
 
-static uint64_t take64(struct reader* r) {
+static uint64_t take64(struct Reader* r) {
   uint64_t v;
   take(r, &v, sizeof v);
   return v;
@@ -52,7 +52,7 @@ int kh_valid_id(const char* id, size_t len) {
   return 1;
 }
 
-static void takeId(struct reader* r, struct kh_msg* m) {
+static void takeId(struct Reader* r, struct kh_msg* m) {
   m->id_len = take16(r);
   if (r->bad || !(m->id_len > 0 && m->id_len <= KH_MAX_ID) || r->len - r->at < m->id_len) {
     r->bad = 1;
@@ -68,7 +68,7 @@ static void takeId(struct reader* r, struct kh_msg* m) {
 }
 
 // A LIST reply's entries: `count` valid ids filling the rest exactly.
-static void takeList(struct reader* r, struct kh_msg* m) {
+static void takeList(struct Reader* r, struct kh_msg* m) {
   m->list = r->p + r->at;
   size_t start = r->at;
   struct kh_msg one;
@@ -78,7 +78,7 @@ static void takeList(struct reader* r, struct kh_msg* m) {
   m->list_len = r->at - start;
 }
 
-static void parseBody(struct reader* r, struct kh_msg* m) {
+static void parseBody(struct Reader* r, struct kh_msg* m) {
   switch (m->type) {
     case KH_HELLO:
       m->min_version = take16(r);
@@ -140,7 +140,7 @@ int kh_parse(const void* buf, size_t len, struct kh_msg* m) {
   if (len < KH_HEADER || len > KH_MAX_MSG) {
     return -EBADMSG;
   }
-  struct reader r = {.p = buf, .len = len, .at = 0, .bad = 0};
+  struct Reader r = {.p = buf, .len = len, .at = 0, .bad = 0};
   m->type = take16(&r);
   m->version = take16(&r);
   m->seq = take32(&r);
@@ -163,13 +163,13 @@ int kh_parse(const void* buf, size_t len, struct kh_msg* m) {
 }
 
 // A cursor over a message being written; `bad` sticks once it overflows.
-struct writer {
+struct Writer {
   uint8_t* p;
   size_t cap, at;
   int bad;
 };
 
-static void put(struct writer* w, const void* v, size_t n) {
+static void put(struct Writer* w, const void* v, size_t n) {
   if (w->bad || w->cap - w->at < n) {
     w->bad = 1;
     return;
@@ -178,11 +178,11 @@ static void put(struct writer* w, const void* v, size_t n) {
   w->at += n;
 }
 
-static void put16(struct writer* w, uint16_t v) { put(w, &v, sizeof v); }
-static void put32(struct writer* w, uint32_t v) { put(w, &v, sizeof v); }
-static void put64(struct writer* w, uint64_t v) { put(w, &v, sizeof v); }
+static void put16(struct Writer* w, uint16_t v) { put(w, &v, sizeof v); }
+static void put32(struct Writer* w, uint32_t v) { put(w, &v, sizeof v); }
+static void put64(struct Writer* w, uint64_t v) { put(w, &v, sizeof v); }
 
-static void putId(struct writer* w, const char* id, size_t len) {
+static void putId(struct Writer* w, const char* id, size_t len) {
   if (!kh_valid_id(id, len)) {
     w->bad = 1;
     return;
@@ -191,7 +191,7 @@ static void putId(struct writer* w, const char* id, size_t len) {
   put(w, id, len);
 }
 
-static void encodeBody(struct writer* w, const struct kh_msg* m) {
+static void encodeBody(struct Writer* w, const struct kh_msg* m) {
   uint8_t state = m->state, nfds = m->nfds;
   switch (m->type) {
     case KH_HELLO:
@@ -240,7 +240,7 @@ size_t kh_encode(const struct kh_msg* m, void* buf, size_t cap) {
   if (!knownType(m->type)) {
     return 0;
   }
-  struct writer w = {.p = buf, .cap = cap < KH_MAX_MSG ? cap : KH_MAX_MSG, .at = 0, .bad = 0};
+  struct Writer w = {.p = buf, .cap = cap < KH_MAX_MSG ? cap : KH_MAX_MSG, .at = 0, .bad = 0};
   put16(&w, m->type);
   // The header names the protocol this encoder speaks; a HELLO reply's body
   // carries the version picked for the connection.

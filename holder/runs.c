@@ -13,7 +13,7 @@
 
 #include "holder/holder.h"
 
-struct run {
+struct Run {
   int used;
   char id[KH_MAX_ID + 1];
   uint16_t id_len;
@@ -28,7 +28,7 @@ struct run {
   int64_t touched_ns;  // CLOCK_BOOTTIME: when it ended or was last fetched
 };
 
-static struct run g_runs[KH_MAX_RUNS];
+static struct Run g_runs[KH_MAX_RUNS];
 static int g_held_fds;
 static int g_connector = -1;
 static int64_t g_ttl_ns;
@@ -40,7 +40,7 @@ void runsInit(int connector_fd, int64_t ended_ttl_ns) {
 
 int runsSeeExits(void) { return g_connector >= 0; }
 
-static struct run* findRun(const char* id) {
+static struct Run* findRun(const char* id) {
   for (size_t i = 0; i < KH_MAX_RUNS; i++) {
     if (g_runs[i].used && strcmp(g_runs[i].id, id) == 0) {
       return &g_runs[i];
@@ -49,9 +49,9 @@ static struct run* findRun(const char* id) {
   return NULL;
 }
 
-static void unwatch(struct run* r) { (void)epoll_ctl(g_epoll, EPOLL_CTL_DEL, r->pidfd, NULL); }
+static void unwatch(struct Run* r) { (void)epoll_ctl(g_epoll, EPOLL_CTL_DEL, r->pidfd, NULL); }
 
-static void closeRun(struct run* r) {
+static void closeRun(struct Run* r) {
   unwatch(r);
   close(r->pidfd);
   for (int i = 0; i < r->nfds; i++) {
@@ -63,7 +63,7 @@ static void closeRun(struct run* r) {
 
 void runsExited(pid_t pid, int wait_status, int64_t finished_ns) {
   for (size_t i = 0; i < KH_MAX_RUNS; i++) {
-    struct run* r = &g_runs[i];
+    struct Run* r = &g_runs[i];
     // The first exit of the pid since KEEP: a later one is a reused pid's.
     if (r->used && r->pid == pid && r->state == KH_RUNNING) {
       r->state = KH_EXITED;
@@ -83,7 +83,7 @@ static int pidfdExited(int pidfd) {
 // Brings the run's state up to date: its exit event, if any, was queued
 // before its pidfd turned readable, so drain first and call it lost only if
 // the pidfd read exited BEFORE the drain and still no event came.
-static void refresh(struct run* r) {
+static void refresh(struct Run* r) {
   if (r->state != KH_RUNNING) {
     return;
   }
@@ -105,7 +105,7 @@ void runsPidfdReady(size_t slot) {
 void runsSweep(void) {
   int64_t now = nowNs(CLOCK_BOOTTIME);
   for (size_t i = 0; i < KH_MAX_RUNS; i++) {
-    struct run* r = &g_runs[i];
+    struct Run* r = &g_runs[i];
     if (r->used && r->state != KH_RUNNING && now - r->touched_ns > g_ttl_ns) {
       logMsg("dropping run %s (pid %d): ended and not fetched", r->id, (int)r->pid);
       closeRun(r);
@@ -117,7 +117,7 @@ void runsSweep(void) {
 // when its process is gone (reaped).
 static int pidfdPid(int fd) {
   char path[64], buf[1024];
-  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+  (void)snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);  // fits
   FILE* f = fopen(path, "re");
   if (f == NULL) {
     return 0;
@@ -129,7 +129,7 @@ static int pidfdPid(int fd) {
       break;
     }
   }
-  fclose(f);
+  (void)fclose(f);  // read-only
   return pid;
 }
 
@@ -137,13 +137,13 @@ static int pidfdPid(int fd) {
 // anything), or 0 when unreadable.
 static uint64_t startTime(pid_t pid) {
   char path[64], buf[1024];
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  (void)snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);  // fits
   FILE* f = fopen(path, "re");
   if (f == NULL) {
     return 0;
   }
   size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
+  (void)fclose(f);  // read-only
   buf[n] = '\0';
   char* p = strrchr(buf, ')');
   if (p == NULL) {
@@ -179,7 +179,7 @@ static int checkKeep(const struct kh_msg* req, int* fds, int nfds) {
   return 0;
 }
 
-static struct run* freeSlot(void) {
+static struct Run* freeSlot(void) {
   for (size_t i = 0; i < KH_MAX_RUNS; i++) {
     if (!g_runs[i].used) {
       return &g_runs[i];
@@ -194,7 +194,7 @@ static int keep(const struct kh_msg* req, int* fds, int nfds) {
   if (err != 0) {
     return err;
   }
-  struct run* old = findRun(req->id);
+  struct Run* old = findRun(req->id);
   int same = old != NULL && old->pid == req->pid && old->start_time == req->start_time;
   int freed = old != NULL ? 1 + old->nfds : 0;
   if (g_held_fds - freed + nfds > KH_MAX_FDS || (old == NULL && freeSlot() == NULL)) {
@@ -203,13 +203,13 @@ static int keep(const struct kh_msg* req, int* fds, int nfds) {
   // Events still queued from before this KEEP belong to earlier owners of
   // the pid: match them now, before the run is in the table.
   connectorDrain(g_connector);
-  struct run kept = {0};
+  struct Run kept = {0};
   if (same) {
     kept = *old;  // the same process again (an agent re-keeping): its exit stays
     kept.pidfd = -1;
     kept.nfds = 0;
   }
-  struct run* r = old != NULL ? old : freeSlot();
+  struct Run* r = old != NULL ? old : freeSlot();
   if (old != NULL) {
     closeRun(old);
   }
@@ -233,7 +233,7 @@ static int keep(const struct kh_msg* req, int* fds, int nfds) {
 }
 
 static void fetch(const struct kh_msg* req, struct kh_msg* reply, int* out_fds, int* out_nfds) {
-  struct run* r = findRun(req->id);
+  struct Run* r = findRun(req->id);
   if (r == NULL) {
     reply->type = KH_ERROR;
     reply->errnum = ENOENT;
@@ -298,7 +298,7 @@ void runsServe(const struct kh_msg* req, int* fds, int nfds, struct kh_msg* repl
   } else if (req->type == KH_FETCH) {
     fetch(req, reply, out_fds, out_nfds);
   } else if (req->type == KH_FORGET) {
-    struct run* r = findRun(req->id);
+    struct Run* r = findRun(req->id);
     if (r == NULL) {
       err = ENOENT;
     } else {

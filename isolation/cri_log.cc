@@ -158,10 +158,10 @@ namespace {
 // Bytes one tee(2) looks at: more than kMaxLine, so every look finds a line
 // or a P piece unless the pipe holds only an unfinished line; as much as a
 // default pipe (the scratch) holds.
-constexpr size_t kWindow = 64 * 1024;
+constexpr size_t kWindow = size_t{64} * 1024;
 // Bytes one readiness event pumps before the pipe goes to the back of the
 // loop's queue, so one chatty container cannot starve the other pods.
-constexpr size_t kBudget = 256 * 1024;
+constexpr size_t kBudget = size_t{256} * 1024;
 
 // One per thread (every pump runs on the agent's loop thread): the pipe tee(2)
 // copies a container pipe's bytes into, so they can be read without leaving

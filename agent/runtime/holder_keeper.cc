@@ -108,7 +108,7 @@ Result<UniqueFd> connectTo(const std::string& path) {
     return sysError("connect holder", path);
   }
   timeval tv{.tv_sec = HolderKeeper::kCallTimeoutMs / 1000,
-             .tv_usec = (HolderKeeper::kCallTimeoutMs % 1000) * 1000};
+             .tv_usec = static_cast<suseconds_t>(HolderKeeper::kCallTimeoutMs % 1000) * 1000};
   if (::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
       ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) {
     return sysError("set timeouts", path);
