@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <vector>
 
 namespace kernelet::isolation {
@@ -156,9 +157,9 @@ Result<void> CriLogWriter::close(Stream s) {
 namespace {
 
 // Bytes one tee(2) looks at: more than kMaxLine, so every look finds a line
-// or a P piece unless the pipe holds only an unfinished line; as much as a
-// default pipe (the scratch) holds.
-constexpr size_t kWindow = size_t{64} * 1024;
+// or a P piece unless the pipe holds only an unfinished line; the scratch
+// pipe is sized to hold it (a default pipe holds 64 KiB).
+constexpr size_t kWindow = size_t{256} * 1024;
 // Bytes one readiness event pumps before the pipe goes to the back of the
 // loop's queue, so one chatty container cannot starve the other pods.
 constexpr size_t kBudget = size_t{256} * 1024;
@@ -168,6 +169,7 @@ constexpr size_t kBudget = size_t{256} * 1024;
 // the container's pipe, and /dev/null to splice the written ones into.
 struct Scratch {
   UniqueFd r, w, null;
+  std::unique_ptr<char[]> buf;  // kWindow bytes
 };
 
 Scratch* scratch() {
@@ -180,6 +182,9 @@ Scratch* scratch() {
       s.r.reset(p[0]);
       s.w.reset(p[1]);
       s.null.reset(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+      s.buf = std::make_unique<char[]>(kWindow);
+      // Smaller where pipe-max-size forbids: tee then looks at less at once.
+      (void)::fcntl(s.w.get(), F_SETPIPE_SZ, static_cast<int>(kWindow));
     }
   }
   return s.r ? &s : nullptr;
@@ -229,7 +234,7 @@ CriLogWriter::Pass CriLogWriter::pumpPipe(int i, size_t budget, bool final) {
   if (sc == nullptr || !pending(s).empty()) {
     return readPipe(i, budget);
   }
-  char buf[kWindow];
+  char* buf = sc->buf.get();
   for (size_t done = 0; done < budget;) {
     ssize_t n = ::tee(fd, sc->w.get(), kWindow, SPLICE_F_NONBLOCK);
     if (n < 0 && errno == EINTR) {
@@ -267,7 +272,7 @@ CriLogWriter::Pass CriLogWriter::pumpPipe(int i, size_t budget, bool final) {
 // line kept in memory, lost if the agent dies.
 CriLogWriter::Pass CriLogWriter::readPipe(int i, size_t budget) {
   Stream s = i == 0 ? Stream::kStdout : Stream::kStderr;
-  char buf[kWindow];
+  char buf[64 * 1024];
   for (size_t done = 0; done < budget;) {
     ssize_t n = ::read(pipes_[i].get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) {
