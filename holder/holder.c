@@ -239,6 +239,7 @@ static void serve(int listen_fd, int connector_fd) {
       logMsg("epoll_wait: %s", strerror(errno));
       exit(1);
     }
+    runsSweep();  // first: a request never sees a run past its time
     for (int k = 0; k < n; k++) {
       uint32_t tag = (uint32_t)(evs[k].data.u64 >> 32), index = (uint32_t)evs[k].data.u64;
       if (tag == TAG_LISTEN) {
@@ -251,7 +252,6 @@ static void serve(int listen_fd, int connector_fd) {
         runsPidfdReady(index);
       }
     }
-    runsSweep();
   }
 }
 

@@ -269,3 +269,49 @@ TEST_F(HolderTest, NothingAnswersWithoutAHolderBinary) {
 
 }  // namespace
 }  // namespace kernelet::testing
+
+namespace kernelet::testing {
+namespace {
+
+// A run that ended and that no one fetched is dropped after the holder's TTL
+// (a day; one second here), so the holder cannot grow without bound.
+TEST_F(HolderTest, AnEndedRunNoOneFetchesIsDroppedAfterItsTime) {
+  int ready[2];
+  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+  pid_t holder = ::fork();
+  if (holder == 0) {
+    ::dup2(ready[1], 3);  // dup2 clears close-on-exec
+    ::execl(KERNELET_HOLDER_BINARY, "kernelet-holder", "--ready-fd", "3", "--ended-ttl", "1",
+            socket().c_str(), nullptr);
+    ::_exit(127);
+  }
+  ::close(ready[1]);
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1) << "the holder did not start";
+  ::close(ready[0]);
+  holders_.push_back(holder);
+  auto agent = connect();
+  ASSERT_TRUE(agent);
+  ASSERT_EQ(agent->holderPid(), holder);
+  FakeRun ended = FakeRun::start("", "");
+  FakeRun running = FakeRun::start("", "");
+  ended.tell('x');
+  ASSERT_TRUE(awaitExit(ended.pidfd.get()));
+  ASSERT_TRUE(agent->keep("ended", ended.pid, 0, ended.pidfd.get(), {}));
+  ASSERT_TRUE(
+      agent->keep("running", running.pid, procStartTime(running.pid), running.pidfd.get(), {}));
+  ::usleep(1500 * 1000);  // the TTL itself is what is tested: time must pass
+  auto ids = agent->list();
+  ASSERT_TRUE(ids);
+  EXPECT_EQ(*ids, std::vector<std::string>{"running"});
+  running.tell('x');
+  running.reap();
+  ended.reap();
+  ::kill(holder, SIGKILL);  // our child here: reap it
+  int status = 0;
+  ::waitpid(holder, &status, 0);
+  holders_.pop_back();
+}
+
+}  // namespace
+}  // namespace kernelet::testing
