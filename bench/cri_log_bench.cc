@@ -57,7 +57,7 @@ double pumpOnce(size_t total, size_t line_len, const std::string& path) {
   auto writer = CriLogWriter::open(path);
   auto loop = EventLoop::create();
   if (!writer || !loop) {
-    std::fprintf(stderr, "cannot open %s or the loop\n", path.c_str());
+    (void)std::fprintf(stderr, "cannot open %s or the loop\n", path.c_str());
     std::exit(1);
   }
   auto start = std::chrono::steady_clock::now();
@@ -84,6 +84,7 @@ int main(int argc, char** argv) {
               dir.c_str());
   for (size_t line_len : {80, 1024, 40 * 1024}) {
     std::vector<double> runs;
+    runs.reserve(5);
     for (int i = 0; i < 5; i++) {
       runs.push_back(pumpOnce(mib << 20, line_len, path));
     }
