@@ -193,6 +193,15 @@ TEST_F(HolderTest, MalformedMessagesGetAnErrorAndTheHolderStaysUp) {
   EXPECT_EQ(rawCall(socket(), "xx", 2), std::make_pair(int{KH_ERROR}, EBADMSG));
   std::string huge(KH_MAX_MSG + 100, 'z');
   EXPECT_EQ(rawCall(socket(), huge.data(), huge.size()), std::make_pair(int{KH_ERROR}, EBADMSG));
+  // A client that speaks only versions this holder does not.
+  kh_msg hello{};
+  hello.type = KH_HELLO;
+  hello.min_version = KH_VERSION + 1;
+  hello.max_version = KH_VERSION + 2;
+  uint8_t hello_buf[KH_MAX_MSG];
+  size_t hello_len = kh_encode(&hello, hello_buf, sizeof hello_buf);
+  EXPECT_EQ(rawCall(socket(), hello_buf, hello_len),
+            std::make_pair(int{KH_ERROR}, EPROTONOSUPPORT));
   uint8_t unknown[KH_HEADER] = {9, 0, 1, 0};
   EXPECT_EQ(rawCall(socket(), unknown, sizeof unknown), std::make_pair(int{KH_ERROR}, EPROTO));
   // A KEEP whose fd is no pidfd.
