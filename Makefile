@@ -11,7 +11,7 @@ export CCACHE_NOHASHDIR ?= 1
 # Seconds each fuzz target runs (scripts/run-fuzz).
 export FUZZ_SECONDS ?= 30
 
-.PHONY: all deps configure build run test fuzz clean
+.PHONY: all deps configure build install run test fuzz clean
 
 all: build
 
@@ -24,6 +24,13 @@ configure: deps
 
 build: configure
 	cmake --build $(BUILD)
+
+# The agent and the holder it starts from beside it (README, "Live restore"):
+# they are installed together, into the same directory.
+PREFIX ?= /usr/local
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BUILD)/kernelet $(BUILD)/kernelet-holder $(DESTDIR)$(PREFIX)/bin/
 
 # The main job: kernelet runs the example pods (examples/manifests), here when
 # cgroup v2 has the controllers, else in the test VM (see scripts/run-demo).

@@ -1,12 +1,18 @@
 #include "isolation/cri_log.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <vector>
 
 namespace kernelet::isolation {
@@ -104,30 +110,38 @@ Result<void> CriLogWriter::emit(Stream s, char tag, std::string_view content) {
   return {};
 }
 
-Result<void> CriLogWriter::feed(Stream s, std::string_view data) {
-  std::string& buf = pending(s);
-  while (!data.empty()) {
-    size_t nl = data.find('\n');
-    std::string_view piece = data.substr(0, nl == std::string_view::npos ? data.size() : nl);
-    buf.append(piece);
-    // A full buffer is a partial line even if a newline comes next (containerd's
+Result<void> CriLogWriter::emitLines(Stream s, std::string_view data, size_t& used) {
+  used = 0;
+  while (used < data.size()) {
+    size_t nl = data.find('\n', used);
+    size_t end = nl == std::string_view::npos ? data.size() : nl;
+    // A full piece is a partial line even if a newline comes next (containerd's
     // bufio reader of kMaxLine bytes behaves the same).
-    while (buf.size() >= kMaxLine) {
-      TRY_VOID(emit(s, 'P', std::string_view(buf).substr(0, kMaxLine)));
-      buf.erase(0, kMaxLine);
+    while (end - used >= kMaxLine) {
+      size_t at = used;
+      used += kMaxLine;
+      TRY_VOID(emit(s, 'P', data.substr(at, kMaxLine)));
     }
     if (nl == std::string_view::npos) {
-      break;
+      break;  // an unfinished line: not ours to write yet
     }
-    std::string_view content = buf;
+    std::string_view content = data.substr(used, nl - used);
     if (content.ends_with('\r')) {
       content.remove_suffix(1);  // \r\n ends a line like \n, as bufio.ReadLine reads it
     }
+    used = nl + 1;
     TRY_VOID(emit(s, 'F', content));
-    buf.clear();
-    data.remove_prefix(nl + 1);
   }
   return {};
+}
+
+Result<void> CriLogWriter::feed(Stream s, std::string_view data) {
+  std::string& buf = pending(s);
+  buf.append(data);
+  size_t used = 0;
+  auto r = emitLines(s, buf, used);
+  buf.erase(0, used);
+  return r;
 }
 
 Result<void> CriLogWriter::close(Stream s) {
@@ -140,31 +154,218 @@ Result<void> CriLogWriter::close(Stream s) {
   return r;
 }
 
-void CriLogWriter::readPipe(EventLoop& loop, int i, bool until_empty) {
+namespace {
+
+// Bytes one tee(2) looks at: more than kMaxLine, so every look finds a line
+// or a P piece unless the pipe holds only an unfinished line; the scratch
+// pipe is sized to hold it (a default pipe holds 64 KiB).
+constexpr size_t kWindow = size_t{256} * 1024;
+// Bytes one readiness event pumps before the pipe goes to the back of the
+// loop's queue, so one chatty container cannot starve the other pods.
+constexpr size_t kBudget = size_t{256} * 1024;
+
+// One per thread (every pump runs on the agent's loop thread): the pipe tee(2)
+// copies a container pipe's bytes into, so they can be read without leaving
+// the container's pipe, and /dev/null to splice the written ones into.
+struct Scratch {
+  UniqueFd r, w, null;
+  std::unique_ptr<char[]> buf;  // kWindow bytes
+};
+
+Scratch* scratch() {
+  thread_local Scratch s;
+  thread_local bool tried = false;
+  if (!tried) {
+    tried = true;
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) == 0) {
+      s.r.reset(p[0]);
+      s.w.reset(p[1]);
+      s.null.reset(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+      s.buf = std::make_unique<char[]>(kWindow);
+      // Smaller where pipe-max-size forbids: tee then looks at less at once.
+      (void)::fcntl(s.w.get(), F_SETPIPE_SZ, static_cast<int>(kWindow));
+    }
+  }
+  return s.r ? &s : nullptr;
+}
+
+// Reads exactly `n` bytes (that tee just put there) out of the scratch pipe.
+bool readScratch(Scratch& sc, char* buf, size_t n) {
+  for (size_t at = 0; at < n;) {
+    ssize_t k = ::read(sc.r.get(), buf + at, n - at);
+    if (k < 0 && errno == EINTR) {
+      continue;
+    }
+    if (k <= 0) {
+      return false;
+    }
+    at += static_cast<size_t>(k);
+  }
+  return true;
+}
+
+// Takes the first `n` bytes (already in the log) out of the container's pipe.
+bool consume(Scratch& sc, int fd, size_t n) {
+  while (n > 0) {
+    ssize_t k = sc.null ? ::splice(fd, nullptr, sc.null.get(), nullptr, n, SPLICE_F_NONBLOCK) : -1;
+    if (k < 0 && errno != EINTR) {
+      char junk[4096];
+      k = ::read(fd, junk, std::min(n, sizeof junk));
+    }
+    if (k < 0 && errno == EINTR) {
+      continue;
+    }
+    if (k <= 0) {
+      return false;
+    }
+    n -= static_cast<size_t>(k);
+  }
+  return true;
+}
+
+}  // namespace
+
+CriLogWriter::Pass CriLogWriter::pumpPipe(int i, size_t budget, bool final) {
   Stream s = i == 0 ? Stream::kStdout : Stream::kStderr;
   int fd = pipes_[i].get();
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n > 0) {
-      (void)feed(s, std::string_view(buf, static_cast<size_t>(n)));
-      if (until_empty) {
-        continue;
-      }
-      return;
-    }
+  tail_[i] = 0;
+  Scratch* sc = scratch();
+  if (sc == nullptr || !pending(s).empty()) {
+    return readPipe(i, budget);
+  }
+  char* buf = sc->buf.get();
+  for (size_t done = 0; done < budget;) {
+    ssize_t n = ::tee(fd, sc->w.get(), kWindow, SPLICE_F_NONBLOCK);
     if (n < 0 && errno == EINTR) {
       continue;
     }
-    if (n < 0 && errno == EAGAIN && !until_empty) {
-      return;
+    if (n == 0) {
+      return Pass::kClosed;  // empty, and no one can write to it any more
     }
-    // EOF (or a broken pipe, or nothing left after the container exited).
-    (void)close(s);
-    loop.remove(fd);
-    pipes_[i].reset();
+    if (n < 0) {
+      return errno == EAGAIN ? Pass::kEmpty : Pass::kClosed;
+    }
+    if (!readScratch(*sc, buf, static_cast<size_t>(n))) {
+      return readPipe(i, budget);  // cannot happen; the plain read still works
+    }
+    std::string_view window(buf, static_cast<size_t>(n));
+    size_t used = 0;
+    (void)emitLines(s, window, used);  // a failed log write loses those lines, as it always did
+    if (used == 0 && !final) {
+      tail_[i] = window.size();
+      return Pass::kTail;  // stays in the pipe until its newline comes
+    }
+    if (used == 0) {
+      (void)emit(s, 'F', window);  // the stream ends: the unfinished line is all there is
+      used = window.size();
+    }
+    if (!consume(*sc, fd, used)) {
+      return Pass::kClosed;
+    }
+    done += used;
+  }
+  return Pass::kMore;
+}
+
+// Without a scratch pipe (none could be made): the plain read, an unfinished
+// line kept in memory, lost if the agent dies.
+CriLogWriter::Pass CriLogWriter::readPipe(int i, size_t budget) {
+  Stream s = i == 0 ? Stream::kStdout : Stream::kStderr;
+  char buf[64 * 1024];
+  for (size_t done = 0; done < budget;) {
+    ssize_t n = ::read(pipes_[i].get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      return n < 0 && errno == EAGAIN ? Pass::kEmpty : Pass::kClosed;
+    }
+    (void)feed(s, std::string_view(buf, static_cast<size_t>(n)));
+    done += static_cast<size_t>(n);
+  }
+  return Pass::kMore;
+}
+
+void CriLogWriter::closePipe(EventLoop& loop, int i) {
+  (void)close(i == 0 ? Stream::kStdout : Stream::kStderr);  // a failed write: nothing to retry
+  loop.remove(pipes_[i].get());
+  pipes_[i].reset();
+  tail_[i] = 0;
+}
+
+// Edge-triggered: a pipe left holding an unfinished line must not wake the
+// loop again until more is written (every completed write to a polled pipe
+// wakes it; awaitTail covers a write still blocked).
+Result<void> CriLogWriter::watch(EventLoop& loop, int i) {
+  return loop.add(pipes_[i].get(), EPOLLIN | EPOLLET,
+                  [this, &loop, i](uint32_t) { onReadable(loop, i); });
+}
+
+void CriLogWriter::onReadable(EventLoop& loop, int i) {
+  Pass p = pumpPipe(i, kBudget, false);
+  if (p == Pass::kTail) {
+    // No writer left (the container and all it forked closed the pipe): the
+    // unfinished line is the last one, and no more events will come.
+    pollfd pf{.fd = pipes_[i].get(), .events = POLLIN};
+    if (::poll(&pf, 1, 0) == 1 && (pf.revents & POLLHUP) != 0) {
+      p = pumpPipe(i, SIZE_MAX, true);
+    }
+  }
+  if (p == Pass::kClosed) {
+    closePipe(loop, i);
+  } else if (p == Pass::kMore) {
+    // Watched afresh, the pipe (still readable) is reported again on the
+    // loop's next turn, after the other ready fds.
+    loop.remove(pipes_[i].get());
+    if (!watch(loop, i)) {
+      (void)pumpPipe(i, SIZE_MAX, false);  // cannot be watched: take what is there now
+    }
+  }
+  if (p == Pass::kTail) {
+    tail_timer_ms_ = 0;  // a fresh tail: look soon
+  }
+  awaitTail(loop);
+}
+
+// Arms the tail timer while a pipe holds an unfinished line: 10 ms, doubling
+// to 1 s while nothing comes, so an idle prompt costs one look a second.
+void CriLogWriter::awaitTail(EventLoop& loop) {
+  bool waiting = tail_[0] != 0 || tail_[1] != 0;
+  if (!waiting) {
+    if (tail_timer_) {
+      loop.remove(tail_timer_.get());
+      tail_timer_.reset();
+    }
     return;
   }
+  if (!tail_timer_) {
+    tail_timer_.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    if (!tail_timer_ ||
+        !loop.add(tail_timer_.get(), EPOLLIN, [this, &loop](uint32_t) { onTailTimer(loop); })) {
+      tail_timer_.reset();  // then a blocked write waits for its writer's next one
+      return;
+    }
+  }
+  tail_timer_ms_ = std::clamp(tail_timer_ms_ * 2, 10, 1000);
+  itimerspec at{
+      .it_value = {.tv_sec = tail_timer_ms_ / 1000, .tv_nsec = (tail_timer_ms_ % 1000) * 1000000L}};
+  (void)::timerfd_settime(tail_timer_.get(), 0, &at, nullptr);  // valid values: cannot fail
+}
+
+void CriLogWriter::onTailTimer(EventLoop& loop) {
+  uint64_t ticks = 0;
+  (void)!::read(tail_timer_.get(), &ticks, sizeof ticks);
+  for (int i = 0; i < 2; i++) {
+    int avail = 0;
+    if (tail_[i] != 0 && ::ioctl(pipes_[i].get(), FIONREAD, &avail) == 0 &&
+        static_cast<size_t>(avail) != tail_[i]) {
+      tail_timer_ms_ = 0;
+      onReadable(loop, i);  // more came while its writer blocked
+      return;               // (onReadable re-armed the timer)
+    }
+  }
+  awaitTail(loop);
 }
 
 Result<void> CriLogWriter::pump(EventLoop& loop, UniqueFd stdout_pipe, UniqueFd stderr_pipe) {
@@ -176,7 +377,7 @@ Result<void> CriLogWriter::pump(EventLoop& loop, UniqueFd stdout_pipe, UniqueFd 
     }
     int fd = pipes_[i].get();
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    TRY_VOID(loop.add(fd, EPOLLIN, [this, &loop, i](uint32_t) { readPipe(loop, i, false); }));
+    TRY_VOID(watch(loop, i));
   }
   return {};
 }
@@ -184,9 +385,22 @@ Result<void> CriLogWriter::pump(EventLoop& loop, UniqueFd stdout_pipe, UniqueFd 
 void CriLogWriter::finish(EventLoop& loop) {
   for (int i = 0; i < 2; i++) {
     if (pipes_[i]) {
-      readPipe(loop, i, true);
+      (void)pumpPipe(i, SIZE_MAX, true);
+      closePipe(loop, i);
     }
   }
+  awaitTail(loop);
+}
+
+void CriLogWriter::detach(EventLoop& loop) {
+  for (int i = 0; i < 2; i++) {
+    if (pipes_[i]) {
+      loop.remove(pipes_[i].get());
+      pipes_[i].reset();
+    }
+    tail_[i] = 0;
+  }
+  awaitTail(loop);
 }
 
 }  // namespace kernelet::isolation

@@ -6,6 +6,14 @@
 // A line is split into P(artial) pieces of at most 16 KiB and ends with an
 // F(ull) piece, as containerd writes it; output that ends without a newline is
 // written as F when the stream closes.
+//
+// The pump loses nothing when the agent dies: it looks at a pipe's bytes
+// without taking them (tee(2) into a scratch pipe), writes the complete lines
+// (and 16 KiB P pieces) to the log, and only then takes exactly those bytes
+// out of the pipe. An unfinished line stays in the pipe, where the next pump
+// (this agent's, or the next agent's, given the pipe by the holder) finds it.
+// An agent killed between the write and the take logs those lines twice: at
+// least once, never lost.
 
 #include <ctime>
 #include <string>
@@ -37,12 +45,16 @@ class CriLogWriter {
   // The stream closed: what is pending becomes an F line.
   Result<void> close(Stream s);
 
-  // Reads both pipes from `loop` until they close. The writer must outlive the
-  // loop's use (or call finish()) and must not move after this.
+  // Pumps both pipes from `loop` until they close. The writer must outlive the
+  // loop's use (or call finish() or detach()) and must not move after this.
   Result<void> pump(EventLoop& loop, UniqueFd stdout_pipe, UniqueFd stderr_pipe);
   // The container has exited: reads what is left in the pipes without blocking,
   // writes pending partial lines and takes the pipes off `loop`.
   void finish(EventLoop& loop);
+  // The agent leaves the container running: stops pumping and takes the pipes
+  // off `loop`, leaving every unread byte (an unfinished line included) in
+  // them for the next agent.
+  void detach(EventLoop& loop);
 
   // Rotates by size as the kubelet's containerLogMaxSize/MaxFiles do: before a
   // line would take the file past `max_size`, it is renamed to PATH.YYYYMMDD-hhmmss
@@ -52,13 +64,33 @@ class CriLogWriter {
  private:
   Result<void> emit(Stream s, char tag, std::string_view content);
   Result<void> rotate();
-  void readPipe(EventLoop& loop, int i, bool until_empty);
+  // Writes the complete lines and 16 KiB pieces at the start of `data`;
+  // `used` is how many bytes they took, even when a write failed.
+  Result<void> emitLines(Stream s, std::string_view data, size_t& used);
+
+  // What one pass over a pipe left: nothing (or it would block), an
+  // unfinished line only, more than the budget, or a closed pipe.
+  enum class Pass { kEmpty, kTail, kMore, kClosed };
+  Pass pumpPipe(int i, size_t budget, bool final);
+  Pass readPipe(int i, size_t budget);  // without a scratch pipe: read and keep the tail here
+  void onReadable(EventLoop& loop, int i);
+  Result<void> watch(EventLoop& loop, int i);
+  void closePipe(EventLoop& loop, int i);
+  void awaitTail(EventLoop& loop);
+  void onTailTimer(EventLoop& loop);
   std::string& pending(Stream s) { return s == Stream::kStdout ? out_ : err_; }
 
   UniqueFd fd_;
   std::string path_;
   std::string out_, err_;
   UniqueFd pipes_[2];
+  // Bytes of the unfinished line left in each pipe (0: none). A write into a
+  // pipe that is not empty wakes an edge-triggered reader only when the write
+  // completes, never while it blocks on a full pipe; so while a line is left
+  // in a pipe, a timer looks (FIONREAD) whether more came without a wakeup.
+  size_t tail_[2] = {0, 0};
+  UniqueFd tail_timer_;
+  int tail_timer_ms_ = 0;
   int64_t size_ = 0, max_size_ = 0;
   int max_files_ = 0;
 };

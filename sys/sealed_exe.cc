@@ -10,8 +10,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "sys/unique_fd.h"
 
@@ -149,6 +153,15 @@ Result<UniqueFd> unnamedCopy(int exe, const std::string& dir) {
 
 }  // namespace
 
+std::string installedExe() {
+  if (runningFromSealedCopy()) {
+    const char* recorded = ::getenv(kInstalledExeEnv);
+    return recorded != nullptr ? recorded : "";
+  }
+  std::error_code ec;
+  return std::filesystem::read_symlink("/proc/self/exe", ec).string();
+}
+
 Result<UniqueFd> copyOfSelf(const CopyOptions& options) {
   UniqueFd exe(::open("/proc/self/exe", O_RDONLY | O_CLOEXEC));
   if (!exe) {
@@ -187,7 +200,17 @@ Error reexecFromSealedCopy(char** argv, char** envp, const CopyOptions& options)
   if (!copy) {
     return copy.error();
   }
-  ::fexecve(copy->get(), argv, envp);
+  std::string prefix = std::string(kInstalledExeEnv) + "=";
+  std::string installed = prefix + installedExe();
+  std::vector<char*> env;
+  for (char** e = envp; *e != nullptr; e++) {
+    if (!std::string_view(*e).starts_with(prefix)) {
+      env.push_back(*e);
+    }
+  }
+  env.push_back(installed.data());
+  env.push_back(nullptr);
+  ::fexecve(copy->get(), argv, env.data());
   return sysError("fexecve", "copy of /proc/self/exe").error();
 }
 

@@ -33,7 +33,14 @@ bool runningFromSealedCopy();
 // for fexecve; never the host's file itself.
 Result<UniqueFd> copyOfSelf(const CopyOptions& options = {});
 
-// Executes copyOfSelf() with the same argv and envp. Returns only on
+// The path this binary was started from, to find the files installed beside
+// it: /proc/self/exe names a sealed copy's memfd, so reexecFromSealedCopy
+// records the path it left in the environment (kInstalledExeEnv) and a copy
+// reads it back from there.
+constexpr const char* kInstalledExeEnv = "KERNELET_INSTALLED_EXE";
+std::string installedExe();
+
+// Executes copyOfSelf() with the same argv and envp (plus kInstalledExeEnv). Returns only on
 // failure, with the error.
 Error reexecFromSealedCopy(char** argv, char** envp, const CopyOptions& options = {});
 

@@ -22,6 +22,7 @@ namespace {
 
 constexpr const char* kMarker = "KERNELET_SEALED_EXE_TEST_CHILD";
 constexpr const char* kUnnamedMarker = "KERNELET_SEALED_EXE_TEST_UNNAMED";
+constexpr const char* kOriginMarker = "KERNELET_SEALED_EXE_TEST_ORIGIN";
 
 // In the re-executed copy: 0 when it runs from a sealed memfd that refuses
 // every way of changing it, else a code naming what did not hold.
@@ -44,6 +45,11 @@ int checkSelf() {
       return 12;
     }
   }
+  // The copy still knows the file it was made from (to find the holder beside it).
+  const char* origin = ::getenv(kOriginMarker);
+  if (origin == nullptr || installedExe() != origin) {
+    return 13;
+  }
   return 0;
 }
 
@@ -60,6 +66,8 @@ int reexecAndCheck(const std::string& test, const CopyOptions& options, const ch
       ::setenv(kUnnamedMarker, unnamed_dir, 1);
     }
     std::string self = std::filesystem::read_symlink("/proc/self/exe");
+    ::setenv(kOriginMarker, self.c_str(), 1);
+    ::setenv(kInstalledExeEnv, "/somewhere/else", 1);  // replaced by the real path
     std::string filter = "--gtest_filter=SealedExe." + test;
     char* argv[] = {self.data(), filter.data(), nullptr};
     reexecFromSealedCopy(argv, environ, options);
@@ -85,7 +93,7 @@ TEST(SealedExe, ReexecRunsFromASealedCopyNoOneCanWrite) {
     ::close(probe);
   }
   EXPECT_EQ(reexecAndCheck("ReexecRunsFromASealedCopyNoOneCanWrite", {}, nullptr), 0)
-      << "10: not sealed, 11: not a memfd, 12: writable, 20: no exec";
+      << "10: not sealed, 11: not a memfd, 12: writable, 13: installed path lost, 20: no exec";
 }
 
 // Where vm.memfd_noexec=2 refuses an executable memfd (forced here with
@@ -125,7 +133,8 @@ TEST(SealedExe, ReexecThroughTheUnnamedCopyRunsFromIt) {
   EXPECT_EQ(reexecAndCheck("ReexecThroughTheUnnamedCopyRunsFromIt",
                            {.memfd = false, .tmpfile_dirs = {dir.path()}}, dir.path().c_str()),
             0)
-      << "10: not recognised as a copy, 11: not the unnamed file, 12: writable, 20: no exec";
+      << "10: not recognised as a copy, 11: not the unnamed file, 12: writable, 13: installed "
+         "path lost, 20: no exec";
 }
 
 TEST(SealedExe, NoPlaceForACopyIsAnErrorNamingEachTried) {
