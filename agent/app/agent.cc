@@ -70,6 +70,12 @@ std::string podCgroup(const std::string& cgroup_root, const Pod& pod, const PodS
   return cgroups::podCgroupPath(cgroup_root, q, pod.uid);
 }
 
+// A name fit to be one path component (the runtime read it from a state file).
+bool safeComponent(const std::string& s) {
+  return !s.empty() && s != "." && s != ".." && s.find('/') == std::string::npos &&
+         s.find('\0') == std::string::npos;
+}
+
 std::string readOr(const std::string& path, const std::string& fallback) {
   auto r = readFile(path);
   return r ? *r : fallback;
@@ -121,6 +127,13 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
   TRY(netns::Network network, addContext(netns::Network::open(net), "set up the pod network"));
   a->network_ = std::make_unique<netns::Network>(std::move(network));
 
+  // Read before anything removes or rewrites them: recovery, the first writes.
+  LastStatuses last = readLastStatuses(config.root_dir + "/pods");
+  for (const auto& e : last.errors) {
+    log::error("Read a previous agent's pod status", {{"err", e}});
+  }
+  a->last_statuses_ = std::move(last.by_uid);
+
   Recovered rec = cleanUpLeftovers({h.mount, config.cgroup_root, config.root_dir, config.run_dir},
                                    a->network_.get());
   if (rec.cgroups + rec.mounts + rec.networks > 0) {
@@ -161,6 +174,15 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
   ctx.node_ip = pickNodeIp(config.node_ip, net.bridge);
   Agent* self = a.get();
   ctx.status_changed = [self](const std::string& uid) { self->writeStatus(uid); };
+  ctx.last_status = [self](const std::string& uid) -> std::optional<PodStatus> {
+    auto it = self->last_statuses_.find(uid);
+    if (it == self->last_statuses_.end()) {
+      return std::nullopt;
+    }
+    PodStatus s = std::move(it->second);
+    self->last_statuses_.erase(it);  // one adoption per pod: needed once
+    return s;
+  };
 
   // SIGTERM and SIGINT arrive on the loop; SIGPIPE must not kill the agent.
   sigset_t set;
@@ -183,11 +205,18 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
     // One network thread for every watch and token request, however many pods.
     a->net_ = std::make_unique<apiclient::ApiLoop>();
     a->net_->start();
-    TRY(a->cluster_, ClusterSync::start(ctx.config, access, *a->loop_, *a->net_, facts,
-                                        [self](std::map<std::string, ApiPod> pods) {
-                                          self->api_pods_ = std::move(pods);
-                                          self->reconcile();
-                                        }));
+    TRY(a->cluster_, ClusterSync::start(
+                         ctx.config, access, *a->loop_, *a->net_, facts,
+                         [self](std::map<std::string, ApiPod> pods) {
+                           self->api_pods_ = std::move(pods);
+                           self->reconcile();
+                         },
+                         [self] {
+                           if (!self->api_synced_) {
+                             self->api_synced_ = true;
+                             self->reconcile();  // and the leftovers
+                           }
+                         }));
     TRY(a->objects_, ObjectCache::create(a->cluster_->client(), *a->net_, *a->loop_,
                                          [self](const PodRefs& changed) {
                                            for (auto& [uid, w] : self->workers_) {
@@ -250,11 +279,11 @@ Agent::~Agent() {
 Result<void> Agent::run() {
   reconcile();
   snapshots_.publish();
-  while (!(stopping_ && workers_.empty())) {
+  while (!leaving_ && !(stopping_ && workers_.empty() && leftovers_stopping_.empty())) {
     TRY_VOID(loop_->runOnce(std::chrono::milliseconds(-1)));
     snapshots_.publish();  // what this turn changed, once
   }
-  log::info("All pods stopped, exiting");
+  log::info(leaving_ ? "Exiting, the pods left running" : "All pods stopped, exiting");
   return {};
 }
 
@@ -268,6 +297,9 @@ void Agent::onSignal() {
       w->terminate({}, 0);
     }
     return;
+  }
+  if (!ctx_.config.stop_pods_on_exit) {
+    return leavePodsRunning(static_cast<int>(si.ssi_signo));
   }
   stopping_ = true;
   log::info("Stop signal: terminating every pod", {{"signal", std::to_string(si.ssi_signo)}});
@@ -312,39 +344,34 @@ void Agent::reconcile() {
       continue;
     }
     if ((gone || deleting || it->second.hash != w->hash()) && !terminating_.contains(uid)) {
-      terminating_.insert(uid);
       log::v(2,
              gone       ? "SyncLoop REMOVE"
              : deleting ? "SyncLoop DELETE"
                         : "SyncLoop UPDATE",
              {{"pod", w->pod().namespace_ + "/" + w->pod().name}});
-      std::string id = uid, ns = w->pod().namespace_, name = w->pod().name;
-      bool final_delete = deleting && cluster_ != nullptr;
       std::optional<int64_t> grace;
       if (deleting) {
         grace = it->second.grace;
       }
-      w->terminate(
-          [this, id, ns, name, final_delete] {
-            auto finish = [this, id] {
-              // Off the worker's own stack: the worker is destroyed here.
-              timers_->after(std::chrono::seconds(0), [this, id] {
-                removePod(id);
-                reconcile();
-              });
-            };
-            if (final_delete) {
-              cluster_->finalDelete(id, ns, name, finish);
-            } else {
-              finish();
-            }
-          },
-          grace);
+      terminateWorker(uid, *w, grace, deleting && cluster_ != nullptr);
     }
   }
+  std::optional<std::set<std::string>> left;  // the previous agent's pods, asked once
+  auto leftover = [this, &left](const std::string& uid) {
+    if (!left) {
+      left.emplace();
+      for (const auto& l : runtime_->leftovers()) {
+        left->insert(l.uid);
+      }
+    }
+    return left->contains(uid);
+  };
   for (auto& [uid, want] : desired) {
-    if (workers_.contains(uid) || want.deleting) {
-      continue;  // running, still terminating its previous spec, or on its way out
+    if (workers_.contains(uid)) {
+      continue;  // running, or still terminating its previous spec
+    }
+    if (want.deleting && !leftover(uid)) {
+      continue;  // on its way out (one a previous agent left is adopted and stopped below)
     }
     log::v(2, "SyncLoop ADD", {{"pod", want.pod->namespace_ + "/" + want.pod->name}, {"uid", uid}});
     auto w = std::make_shared<PodWorker>(ctx_, *want.pod, want.hash);
@@ -358,11 +385,98 @@ void Agent::reconcile() {
     Admission adm = admit(w->pod(), active, ctx_.node);
     if (!adm.admitted) {
       w->reject(adm.reason, adm.message);
-    } else {
-      w->start();
+      continue;
+    }
+    w->start();
+    if (want.deleting || w->state() == PodState::kTerminating) {
+      // Adopted from a previous agent while the API deletes it, or while that
+      // agent was terminating it: the termination goes on here.
+      std::optional<int64_t> grace;
+      if (want.deleting) {
+        grace = want.grace;
+      }
+      terminateWorker(uid, *w, grace, want.deleting && cluster_ != nullptr);
     }
   }
   retainObjects();
+  stopLeftovers();
+}
+
+void Agent::terminateWorker(const std::string& uid, PodWorker& w, std::optional<int64_t> grace,
+                            bool final_delete) {
+  terminating_.insert(uid);
+  std::string ns = w.pod().namespace_, name = w.pod().name;
+  w.terminate(
+      [this, uid, ns, name, final_delete] {
+        auto finish = [this, uid] {
+          // Off the worker's own stack: the worker is destroyed here.
+          timers_->after(std::chrono::seconds(0), [this, uid] {
+            removePod(uid);
+            reconcile();
+          });
+        };
+        if (final_delete) {
+          cluster_->finalDelete(uid, ns, name, finish);
+        } else {
+          finish();
+        }
+      },
+      grace);
+}
+
+// ---- live restore (issue #16) ----------------------------------------------
+
+void Agent::leavePodsRunning(int signo) {
+  size_t pods = 0;
+  for (const auto& [uid, w] : workers_) {
+    pods += w->active() ? 1 : 0;
+  }
+  log::info("Stop signal: exiting, leaving the pods running for the next agent",
+            {{"signal", std::to_string(signo)}});
+  // From here the workers' destructors release their containers and sandboxes
+  // instead of removing them (runtime.h leaveRunning); timers and probes die
+  // with the workers (an exec probe in flight is killed, its container is not).
+  runtime_->leaveRunning();
+  ctx_.leaving = true;
+  status_files_->flush();  // the next agent reads them back (readiness)
+  leaving_ = true;
+  log::info("Leaving " + std::to_string(pods) + " pods running",
+            {{"stopping", std::to_string(leftovers_stopping_.size())}});
+}
+
+bool Agent::sourcesSynced() const {
+  // The manifest directory is read whole when it is opened (create).
+  return cluster_ == nullptr || api_synced_;
+}
+
+void Agent::stopLeftovers() {
+  if (!stopping_ && !sourcesSynced()) {
+    return;
+  }
+  for (const auto& l : runtime_->leftovers()) {
+    if (leftovers_stopping_.contains(l.uid)) {
+      continue;
+    }
+    auto w = workers_.find(l.uid);
+    if (!stopping_ && w != workers_.end() && w->second->active()) {
+      continue;  // wanted: its worker adopts it once it can start
+    }
+    leftovers_stopping_.insert(l.uid);
+    log::info("Stopping a pod a previous agent left that no source wants",
+              {{"pod", l.namespace_ + "/" + l.name}, {"uid", l.uid}});
+    runtime_->stopLeftover(l.uid, [this, l] {
+      leftovers_stopping_.erase(l.uid);
+      if (!workers_.contains(l.uid) && isDnsSubdomain(l.namespace_) && isDnsSubdomain(l.name) &&
+          safeComponent(l.uid)) {
+        // What the agent kept of it: its status file and its logs.
+        std::error_code ec;
+        std::filesystem::remove_all(ctx_.config.root_dir + "/pods/" + l.uid, ec);
+        std::filesystem::remove_all(
+            ctx_.config.pod_log_dir + "/" + l.namespace_ + "_" + l.name + "_" + l.uid, ec);
+      }
+      log::v(2, "Stopped a previous agent's pod", {{"uid", l.uid}});
+    });
+  }
 }
 
 void Agent::retainObjects() {
