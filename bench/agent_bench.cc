@@ -88,9 +88,9 @@ int main(int argc, char** argv) {
   if (agent == 0) {
     FILE* f = std::fopen(log.c_str(), "w");
     ::dup2(fileno(f), 2);
-    ::execl(kernelet.c_str(), kernelet.c_str(), "run", "--pod-manifest-path", manifests.c_str(),
-            "--root-dir", root.c_str(), "--hostname-override", "bench", "--max-pods", "250", "-v",
-            "2", nullptr);
+    ::execl(kernelet.c_str(), kernelet.c_str(), "run", "--stop-pods-on-exit", "--pod-manifest-path",
+            manifests.c_str(), "--root-dir", root.c_str(), "--hostname-override", "bench",
+            "--max-pods", "250", "-v", "2", nullptr);
     ::_exit(127);
   }
   std::this_thread::sleep_for(std::chrono::seconds(2));

@@ -95,6 +95,7 @@ class AgentE2E : public ::testing::Test {
   void startAgent(std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {KERNELET_BINARY,
                                      "run",
+                                     "--stop-pods-on-exit",
                                      "--pod-manifest-path",
                                      manifests_,
                                      "--root-dir",

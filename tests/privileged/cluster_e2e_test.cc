@@ -78,6 +78,7 @@ class ClusterE2E : public ::testing::Test {
   void startAgent(const std::vector<std::string>& extra = {}) {
     std::vector<std::string> args = {KERNELET_BINARY,
                                      "run",
+                                     "--stop-pods-on-exit",
                                      "--kubeconfig",
                                      server_->kubeconfig(),
                                      "--pod-manifest-path",

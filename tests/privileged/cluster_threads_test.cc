@@ -104,10 +104,10 @@ class ClusterThreads : public ::testing::Test {
 
   void startAgent() {
     agent_ = testing::spawnLogged(
-        {kernelet(), "run", "--kubeconfig", server_->kubeconfig(), "--pod-manifest-path",
-         base_ + "/manifests", "--root-dir", base_ + "/root", "--pod-log-dir", base_ + "/logs",
-         "--run-dir", run_, "--cgroup-root", cgroup_root_, "--hostname-override", "node1", "-v",
-         "1"},
+        {kernelet(), "run", "--stop-pods-on-exit", "--kubeconfig", server_->kubeconfig(),
+         "--pod-manifest-path", base_ + "/manifests", "--root-dir", base_ + "/root",
+         "--pod-log-dir", base_ + "/logs", "--run-dir", run_, "--cgroup-root", cgroup_root_,
+         "--hostname-override", "node1", "-v", "1"},
         base_ + "/agent.log");
   }
 

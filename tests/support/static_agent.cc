@@ -83,6 +83,7 @@ void StaticAgent::writeManifest(const std::string& file, const std::string& yaml
 void StaticAgent::start(std::vector<std::string> extra, int verbosity) {
   std::vector<std::string> args = {binary_,
                                    "run",
+                                   "--stop-pods-on-exit",
                                    "--pod-manifest-path",
                                    manifests_,
                                    "--root-dir",
