@@ -305,6 +305,7 @@ void FakeRuntime::noteTerminating(const std::string& pod_uid,
 
 std::vector<rt::LeftoverPod> FakeRuntime::leftovers() const {
   std::vector<rt::LeftoverPod> out;
+  out.reserve(left_.size());
   for (const auto& [uid, left] : left_) {
     out.push_back({uid, left.namespace_, left.name});
   }

@@ -207,7 +207,7 @@ TEST_F(Adoption, TerminationGoesOnWithWhatIsLeftOfItsGrace) {
   EXPECT_EQ(runtime_->calls("kill "), (Strings{"kill app"}));
   auto noted = runtime_->killAt("u1");
   ASSERT_TRUE(noted.has_value());
-  EXPECT_LE(*noted, SysClock::now() + std::chrono::seconds(1)) << "the SIGKILL time is kept";
+  EXPECT_LE(noted.value(), SysClock::now() + std::chrono::seconds(1)) << "the SIGKILL time is kept";
 }
 
 TEST_F(Adoption, PodFromAnotherSpecIsReplaced) {
@@ -275,8 +275,8 @@ TEST_F(Adoption, TerminationTellsTheRuntimeWhenItsSigkillIsDue) {
   auto noted = runtime_->killAt("u1");
   ASSERT_TRUE(noted.has_value());
   // 7 of the pod's seconds are 70 ms here.
-  EXPECT_GE(*noted, before + std::chrono::milliseconds(70));
-  EXPECT_LE(*noted, SysClock::now() + std::chrono::milliseconds(70));
+  EXPECT_GE(noted.value(), before + std::chrono::milliseconds(70));
+  EXPECT_LE(noted.value(), SysClock::now() + std::chrono::milliseconds(70));
 }
 
 TEST_F(Adoption, AWorkerLeftRunningReleasesItsPodWithoutStoppingIt) {
