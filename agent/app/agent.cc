@@ -127,6 +127,13 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
   TRY(netns::Network network, addContext(netns::Network::open(net), "set up the pod network"));
   a->network_ = std::make_unique<netns::Network>(std::move(network));
 
+  // Read before anything removes or rewrites them: recovery, the first writes.
+  LastStatuses last = readLastStatuses(config.root_dir + "/pods");
+  for (const auto& e : last.errors) {
+    log::error("Read a previous agent's pod status", {{"err", e}});
+  }
+  a->last_statuses_ = std::move(last.by_uid);
+
   Recovered rec = cleanUpLeftovers({h.mount, config.cgroup_root, config.root_dir, config.run_dir},
                                    a->network_.get());
   if (rec.cgroups + rec.mounts + rec.networks > 0) {
@@ -167,6 +174,15 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
   ctx.node_ip = pickNodeIp(config.node_ip, net.bridge);
   Agent* self = a.get();
   ctx.status_changed = [self](const std::string& uid) { self->writeStatus(uid); };
+  ctx.last_status = [self](const std::string& uid) -> std::optional<PodStatus> {
+    auto it = self->last_statuses_.find(uid);
+    if (it == self->last_statuses_.end()) {
+      return std::nullopt;
+    }
+    PodStatus s = std::move(it->second);
+    self->last_statuses_.erase(it);  // one adoption per pod: needed once
+    return s;
+  };
 
   // SIGTERM and SIGINT arrive on the loop; SIGPIPE must not kill the agent.
   sigset_t set;
@@ -189,11 +205,18 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
     // One network thread for every watch and token request, however many pods.
     a->net_ = std::make_unique<apiclient::ApiLoop>();
     a->net_->start();
-    TRY(a->cluster_, ClusterSync::start(ctx.config, access, *a->loop_, *a->net_, facts,
-                                        [self](std::map<std::string, ApiPod> pods) {
-                                          self->api_pods_ = std::move(pods);
-                                          self->reconcile();
-                                        }));
+    TRY(a->cluster_, ClusterSync::start(
+                         ctx.config, access, *a->loop_, *a->net_, facts,
+                         [self](std::map<std::string, ApiPod> pods) {
+                           self->api_pods_ = std::move(pods);
+                           self->reconcile();
+                         },
+                         [self] {
+                           if (!self->api_synced_) {
+                             self->api_synced_ = true;
+                             self->reconcile();  // and the leftovers
+                           }
+                         }));
     TRY(a->objects_, ObjectCache::create(a->cluster_->client(), *a->net_, *a->loop_,
                                          [self](const PodRefs& changed) {
                                            for (auto& [uid, w] : self->workers_) {
@@ -249,18 +272,20 @@ Agent::~Agent() {
   cluster_.reset();  // its threads may post to the loop: stopped first
   net_.reset();      // joins the network thread, once nothing lives on it
   manifests_.reset();
-  workers_.clear();  // a worker's destructor kills what is still running
+  // A worker's destructor kills what is still running, or, once the agent
+  // leaves its pods running (leavePodsRunning), releases it to the next agent.
+  workers_.clear();
   runtime_.reset();  // before the image puller and the network it uses
 }
 
 Result<void> Agent::run() {
   reconcile();
   snapshots_.publish();
-  while (!(stopping_ && workers_.empty())) {
+  while (!leaving_ && !(stopping_ && workers_.empty() && leftovers_stopping_.empty())) {
     TRY_VOID(loop_->runOnce(std::chrono::milliseconds(-1)));
     snapshots_.publish();  // what this turn changed, once
   }
-  log::info("All pods stopped, exiting");
+  log::info(leaving_ ? "Exiting, the pods left running" : "All pods stopped, exiting");
   return {};
 }
 
@@ -274,6 +299,9 @@ void Agent::onSignal() {
       w->terminate({}, 0);
     }
     return;
+  }
+  if (!ctx_.config.stop_pods_on_exit) {
+    return leavePodsRunning(static_cast<int>(si.ssi_signo));
   }
   stopping_ = true;
   log::info("Stop signal: terminating every pod", {{"signal", std::to_string(si.ssi_signo)}});
@@ -318,39 +346,34 @@ void Agent::reconcile() {
       continue;
     }
     if ((gone || deleting || it->second.hash != w->hash()) && !terminating_.contains(uid)) {
-      terminating_.insert(uid);
       log::v(2,
              gone       ? "SyncLoop REMOVE"
              : deleting ? "SyncLoop DELETE"
                         : "SyncLoop UPDATE",
              {{"pod", w->pod().namespace_ + "/" + w->pod().name}});
-      std::string id = uid, ns = w->pod().namespace_, name = w->pod().name;
-      bool final_delete = deleting && cluster_ != nullptr;
       std::optional<int64_t> grace;
       if (deleting) {
         grace = it->second.grace;
       }
-      w->terminate(
-          [this, id, ns, name, final_delete] {
-            auto finish = [this, id] {
-              // Off the worker's own stack: the worker is destroyed here.
-              timers_->after(std::chrono::seconds(0), [this, id] {
-                removePod(id);
-                reconcile();
-              });
-            };
-            if (final_delete) {
-              cluster_->finalDelete(id, ns, name, finish);
-            } else {
-              finish();
-            }
-          },
-          grace);
+      terminateWorker(uid, *w, grace, deleting && cluster_ != nullptr);
     }
   }
+  std::optional<std::set<std::string>> left;  // the previous agent's pods, asked once
+  auto leftover = [this, &left](const std::string& uid) {
+    if (!left) {
+      left.emplace();
+      for (const auto& l : runtime_->leftovers()) {
+        left->insert(l.uid);
+      }
+    }
+    return left->contains(uid);
+  };
   for (auto& [uid, want] : desired) {
-    if (workers_.contains(uid) || want.deleting) {
-      continue;  // running, still terminating its previous spec, or on its way out
+    if (workers_.contains(uid)) {
+      continue;  // running, or still terminating its previous spec
+    }
+    if (want.deleting && !leftover(uid)) {
+      continue;  // on its way out (one a previous agent left is adopted and stopped below)
     }
     log::v(2, "SyncLoop ADD", {{"pod", want.pod->namespace_ + "/" + want.pod->name}, {"uid", uid}});
     auto w = std::make_shared<PodWorker>(ctx_, *want.pod, want.hash);
@@ -364,11 +387,43 @@ void Agent::reconcile() {
     Admission adm = admit(w->pod(), active, ctx_.node);
     if (!adm.admitted) {
       w->reject(adm.reason, adm.message);
-    } else {
-      w->start();
+      continue;
+    }
+    w->start();
+    if (want.deleting || w->state() == PodState::kTerminating) {
+      // Adopted from a previous agent while the API deletes it, or while that
+      // agent was terminating it: the termination goes on here.
+      std::optional<int64_t> grace;
+      if (want.deleting) {
+        grace = want.grace;
+      }
+      terminateWorker(uid, *w, grace, want.deleting && cluster_ != nullptr);
     }
   }
   retainObjects();
+  stopLeftovers();
+}
+
+void Agent::terminateWorker(const std::string& uid, PodWorker& w, std::optional<int64_t> grace,
+                            bool final_delete) {
+  terminating_.insert(uid);
+  std::string ns = w.pod().namespace_, name = w.pod().name;
+  w.terminate(
+      [this, uid, ns, name, final_delete] {
+        auto finish = [this, uid] {
+          // Off the worker's own stack: the worker is destroyed here.
+          timers_->after(std::chrono::seconds(0), [this, uid] {
+            removePod(uid);
+            reconcile();
+          });
+        };
+        if (final_delete) {
+          cluster_->finalDelete(uid, ns, name, finish);
+        } else {
+          finish();
+        }
+      },
+      grace);
 }
 
 void Agent::retainObjects() {

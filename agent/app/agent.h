@@ -1,8 +1,12 @@
 #pragma once
 // The standalone agent (`kernelet run`): one event loop that watches the pod
 // sources, keeps a PodWorker per desired pod, and writes each pod's status to
-// ROOT/pods/<uid>/status.json for `kernelet pods`. SIGTERM or SIGINT stops
-// every pod gracefully and exits; a second one kills them at once.
+// ROOT/pods/<uid>/status.json for `kernelet pods`. SIGTERM or SIGINT makes it
+// exit and leave every pod running, for the next agent to adopt (the kubelet's
+// behaviour under a service manager); with --stop-pods-on-exit it stops every
+// pod gracefully and exits instead, and a second signal kills them at once.
+// Pods a previous agent left are adopted by the workers of the pods still
+// wanted; the others are stopped once every source has told its pods.
 
 #include <map>
 #include <memory>
@@ -11,6 +15,7 @@
 #include <string>
 
 #include "agent/app/cluster_sync.h"
+#include "agent/app/last_status.h"
 #include "agent/config/config.h"
 #include "agent/lifecycle/pod_worker.h"
 #include "agent/runtime/image_puller.h"
@@ -35,7 +40,7 @@ class Agent {
   static Result<std::unique_ptr<Agent>> create(AgentConfig config);
   ~Agent();
 
-  // Until a stop signal and every pod has terminated.
+  // Until a stop signal, and (--stop-pods-on-exit) every pod has terminated.
   Result<void> run();
 
   // The pods as of the last loop turn, for readers on any thread.
@@ -50,6 +55,23 @@ class Agent {
   // Watches and tokens only for what the pods still refer to.
   void retainObjects();
   void onSignal();
+  // Stops the pod (a terminate within `grace`, else its own) and removes its
+  // worker once nothing of it is left; a pod the API deletes then gets its
+  // final DELETE.
+  void terminateWorker(const std::string& uid, PodWorker& w, std::optional<int64_t> grace,
+                       bool final_delete);
+
+  // Live restore (issue #16).
+  // The signal's answer without --stop-pods-on-exit: the agent exits after
+  // this turn, every pod left running.
+  void leavePodsRunning(int signo);
+  // Every source has given its first complete set of pods. Until then a pod
+  // no source gives may be one a source has not told yet (an API server that
+  // is away must not make the agent stop pods).
+  bool sourcesSynced() const;
+  // Stops the previous agent's pods that no source wants (and, when stopping,
+  // all of them); each is stopped once.
+  void stopLeftovers();
 
   NodeContext ctx_;
   std::unique_ptr<EventLoop> loop_;
@@ -72,6 +94,12 @@ class Agent {
   SnapshotPublisher snapshots_;  // staged by writeStatus, published once per loop turn
   UniqueFd signals_;
   bool stopping_ = false;
+  // Live restore: what the previous agent last wrote of each pod's status,
+  // taken by the pod's worker when it adopts it.
+  std::map<std::string, PodStatus> last_statuses_;
+  bool api_synced_ = false;                   // the API's first pod list arrived
+  bool leaving_ = false;                      // exit now, leaving every pod running
+  std::set<std::string> leftovers_stopping_;  // uids of a previous agent's pods being stopped
 };
 
 }  // namespace kernelet::agent

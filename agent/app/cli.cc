@@ -65,6 +65,10 @@ void addRunFlags(CLI::App* run, RunFlags& f) {
   run->add_flag(
       "--limits-unenforced", c.limits_unenforced,
       "run pods even where cgroup v2 lacks cpu, memory or pids (limits are NOT enforced)");
+  run->add_flag("--stop-pods-on-exit", c.stop_pods_on_exit,
+                "on SIGTERM or SIGINT, terminate every pod within its grace period before "
+                "exiting (a second signal kills them now); without it the agent exits and "
+                "leaves the pods running for the next agent to adopt");
 }
 
 // The settings `kernelet run` was given: the file, then the flags given. A
@@ -121,6 +125,7 @@ Configured configure(CLI::App* run, const RunFlags& flags) {
     return out;
   }
   config.limits_unenforced = f.limits_unenforced;
+  config.stop_pods_on_exit = f.stop_pods_on_exit;
   config.kubeconfig = flags.kubeconfig;
   if (config.pod_manifest_path.empty() && config.kubeconfig.empty()) {
     out.status = kUsageError;
@@ -183,7 +188,10 @@ int runCli(int argc, char** argv) {
   app.set_version_flag("--version", std::string("kernelet version ") + KERNELET_VERSION);
   app.require_subcommand(0, 1);
 
-  auto* run = app.add_subcommand("run", "run the node agent (kubelet)");
+  auto* run = app.add_subcommand(
+      "run",
+      "run the node agent (kubelet); SIGTERM or SIGINT makes it exit and leave the pods running "
+      "for the next agent to adopt, unless --stop-pods-on-exit");
   run->allow_extras(false);
   RunFlags run_flags;
   addRunFlags(run, run_flags);

@@ -9,7 +9,8 @@ namespace kernelet::agent {
 Result<std::unique_ptr<ClusterSync>> ClusterSync::start(const AgentConfig& config,
                                                         const apiclient::ClusterAccess& access,
                                                         EventLoop& loop, apiclient::ApiLoop& net,
-                                                        NodeFacts facts, PodsChanged changed) {
+                                                        NodeFacts facts, PodsChanged changed,
+                                                        std::function<void()> synced) {
   std::unique_ptr<ClusterSync> s(new ClusterSync());
   TRY(s->client_, apiclient::ApiClient::create(
                       access, {.user_agent = std::string("kernelet/") + config.node_name}));
@@ -22,8 +23,9 @@ Result<std::unique_ptr<ClusterSync>> ClusterSync::start(const AgentConfig& confi
   s->heartbeat_ = std::make_unique<NodeHeartbeat>(
       client, config, std::move(facts), *s->events_,
       [status](const std::string& node_uid) { status->nodeBeat(node_uid); });
-  s->pods_ = std::make_unique<ApiPodSource>(client, net, config.node_name, *s->to_loop_,
-                                            *s->status_, *s->mirrors_, std::move(changed));
+  s->pods_ =
+      std::make_unique<ApiPodSource>(client, net, config.node_name, *s->to_loop_, *s->status_,
+                                     *s->mirrors_, std::move(changed), std::move(synced));
   return s;
 }
 

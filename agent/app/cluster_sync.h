@@ -36,11 +36,13 @@ class ClusterSync {
  public:
   using PodsChanged = ApiPodSource::PodsChanged;
 
-  // The pod watch runs on `net`, which must outlive this.
+  // The pod watch runs on `net`, which must outlive this. `synced` (may be
+  // empty) runs on the loop after each complete list of this node's pods.
   static Result<std::unique_ptr<ClusterSync>> start(const AgentConfig& config,
                                                     const apiclient::ClusterAccess& access,
                                                     EventLoop& loop, apiclient::ApiLoop& net,
-                                                    NodeFacts facts, PodsChanged changed);
+                                                    NodeFacts facts, PodsChanged changed,
+                                                    std::function<void()> synced = {});
   ~ClusterSync();
 
   // From the loop. `status` is a v1.PodStatus; static pods go to their mirror.

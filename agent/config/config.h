@@ -61,6 +61,12 @@ struct AgentConfig {
   // On a host whose cgroup v2 lacks cpu, memory or pids: run pods without their
   // limits, warning loudly, instead of refusing to start.
   bool limits_unenforced = false;
+  // What SIGTERM or SIGINT does. false (the default, the kubelet's behaviour
+  // under a service manager): the agent exits and leaves every pod running
+  // for the next agent to adopt. true (--stop-pods-on-exit): every pod is
+  // terminated within its grace period, then the agent exits; a second signal
+  // kills them at once.
+  bool stop_pods_on_exit = false;
 };
 
 // Reads a KubeletConfiguration (YAML or JSON) over `config`. Errors name the

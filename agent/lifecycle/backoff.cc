@@ -20,4 +20,15 @@ std::chrono::seconds Backoff::next(const std::string& key, Clock::time_point sta
   return wait;
 }
 
+void Backoff::resume(const std::string& key, int restarts) {
+  if (restarts <= 0) {
+    return;  // no failure yet: the first restarts at once
+  }
+  std::chrono::seconds delay = initial_;
+  for (int i = 1; i < restarts && delay < max_; i++) {
+    delay *= 2;
+  }
+  entries_[key].delay = std::min(delay, max_);
+}
+
 }  // namespace kernelet::agent

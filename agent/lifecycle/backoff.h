@@ -21,6 +21,11 @@ class Backoff {
   // long to wait before the next start (0: at once).
   std::chrono::seconds next(const std::string& key, Clock::time_point started,
                             Clock::time_point now);
+  // A container adopted from a previous agent after `restarts` restarts
+  // (restartCount): its next failure waits as it would have under that agent,
+  // as if each restart had followed a failure (10 s, 20 s, ...), rather than
+  // restarting at once as a fresh back-off does.
+  void resume(const std::string& key, int restarts);
 
  private:
   struct Entry {

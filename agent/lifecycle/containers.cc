@@ -159,10 +159,19 @@ void PodWorker::restartNow(Ctr& c) {
 
 void PodWorker::scheduleRestart(Ctr& c) {
   auto delay = backoff(c.spec->name, c.last_started);
+  auto wait = delay;
+  if (c.exited_at) {
+    // It exited while no agent watched it: the back-off has run since then.
+    double served = std::chrono::duration<double>(Clock::now() - *c.exited_at) /
+                    std::chrono::duration<double>(ctx_.second);
+    wait = std::max(delay - std::chrono::seconds(static_cast<int64_t>(served)),
+                    std::chrono::seconds(0));
+    c.exited_at.reset();
+  }
   if (c.status.state.kind == Kind::kTerminated) {
     c.status.last_state = c.status.state;
   }
-  if (delay.count() == 0) {
+  if (wait.count() == 0) {
     restartNow(c);
     return;
   }
@@ -176,7 +185,7 @@ void PodWorker::scheduleRestart(Ctr& c) {
          {{"pod", who()},
           {"container", c.spec->name},
           {"delay", std::to_string(delay.count()) + "s"}});
-  armRetry(c, delay, true);
+  armRetry(c, wait, true);
 }
 
 void PodWorker::retryLater(Ctr& c) {
@@ -369,15 +378,9 @@ void PodWorker::resyncAfter(bool async) {
 }
 
 void PodWorker::onRunning(Ctr& c, const runtime::StartedContainer& run) {
-  size_t index = static_cast<size_t>(&c - ctrs_.data());
-  std::weak_ptr<PodWorker> self = weak_from_this();
   c.handle = run.handle;
   c.stop_signal = run.stop_signal;
-  auto watched = ctx_.runtime->watchExit(run.handle, [self, index](runtime::ContainerExit e) {
-    if (auto w = self.lock()) {
-      w->onExit(index, e);
-    }
-  });
+  watchRun(c);
   c.status.state = {.kind = Kind::kRunning, .started_at = run.started_at};
   c.status.container_id = "kernelet://" + run.id;
   c.status.image = c.image->name;
@@ -390,9 +393,6 @@ void PodWorker::onRunning(Ctr& c, const runtime::StartedContainer& run) {
           {"container", c.spec->name},
           {"containerID", run.id},
           {"pid", std::to_string(run.pid)}});
-  if (!watched) {
-    log::error("Watch container exit", {{"err", watched.error().message()}});
-  }
   if (stopping()) {
     // The pod was told to stop while this start was on its way: it stops
     // now, within what is left of the pod's grace period.

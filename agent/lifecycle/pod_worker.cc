@@ -41,7 +41,8 @@ PodWorker::PodWorker(NodeContext& ctx, Pod pod, std::string hash)
 
 PodWorker::~PodWorker() {
   // The agent terminates pods before dropping them; this is the last resort
-  // that still leaves nothing behind.
+  // that still leaves nothing behind. (After runtime leaveRunning(), remove()
+  // releases a container without killing it: the pod stays for the next agent.)
   for (auto& c : ctrs_) {
     ctx_.timers->cancel(c.timer);
     ctx_.timers->cancel(c.stop_timer);
@@ -54,7 +55,8 @@ PodWorker::~PodWorker() {
   ctx_.timers->cancel(retry_timer_);
   ctx_.timers->cancel(pace_timer_);
   ctx_.timers->cancel(publish_timer_);
-  if ((sandbox_ || volumes_ready_) && !destroying_) {
+  // An agent leaving its pods running leaves their sandboxes to the next one.
+  if ((sandbox_ || volumes_ready_) && !destroying_ && !ctx_.leaving) {
     ctx_.runtime->destroySandbox(pod_.uid, {});
   }
 }
@@ -103,7 +105,21 @@ void PodWorker::reject(const std::string& reason, const std::string& message) {
 }
 
 void PodWorker::start() {
-  status_.start_time = created_;
+  if (status_.start_time.empty()) {
+    status_.start_time = created_;
+  }
+  if (!adopt_asked_ && !sandbox_) {
+    // A previous agent may have left the pod running: it is taken over as it
+    // is, with volumes as adopt() sets them up, so that needs the pod's objects
+    // as a new start would.
+    if (waitingForObjects()) {
+      return;
+    }
+    adopt_asked_ = true;
+    if (auto found = ctx_.runtime->adopt(pod_, qos_, runtimeInfo(), objects())) {
+      return adopt(*found);
+    }
+  }
   if (!sandbox_) {
     auto sb = ctx_.runtime->createSandbox(pod_, qos_, hash_);
     if (!sb) {
@@ -114,15 +130,8 @@ void PodWorker::start() {
     status_.pod_ip = sb->ip;
   }
   if (!volumes_ready_) {
-    if (PodObjects* objects = this->objects()) {
-      // Nothing is set up with half of what the pod refers to; the objects'
-      // arrival calls objectsChanged(), which comes back here.
-      auto pending = pendingRefs(pod_, *objects);
-      waiting_for_objects_ = !pending.empty();
-      if (waiting_for_objects_) {
-        log::v(3, "Waiting for the pod's API objects", {{"pod", who()}, {"first", pending[0]}});
-        return;
-      }
+    if (waitingForObjects()) {
+      return;
     }
     if (auto v = ctx_.runtime->setUpVolumes(pod_, runtimeInfo(), objects()); !v) {
       // FailedMount: the containers wait.
@@ -133,6 +142,21 @@ void PodWorker::start() {
   status_.message.clear();
   log::v(2, "Pod sandbox ready", {{"pod", who()}, {"podIP", sandbox_->ip}});
   sync();
+}
+
+bool PodWorker::waitingForObjects() {
+  PodObjects* objects = this->objects();
+  if (objects == nullptr) {
+    return false;
+  }
+  // Nothing is set up with half of what the pod refers to; the objects'
+  // arrival calls objectsChanged(), which comes back to start().
+  auto pending = pendingRefs(pod_, *objects);
+  waiting_for_objects_ = !pending.empty();
+  if (waiting_for_objects_) {
+    log::v(3, "Waiting for the pod's API objects", {{"pod", who()}, {"first", pending[0]}});
+  }
+  return waiting_for_objects_;
 }
 
 void PodWorker::update(const Pod& pod) {

@@ -53,6 +53,9 @@ struct NodeContext {
   // How long one of the pod's seconds lasts (back-offs, grace periods, probe
   // periods and delays): a second, except in tests that must not sleep.
   std::chrono::steady_clock::duration second = std::chrono::seconds(1);
+  // The agent is exiting and leaving its pods running (runtime leaveRunning):
+  // a worker destroyed now releases its pod, it does not remove the sandbox.
+  bool leaving = false;
   // Called after a pod's status changed.
   std::function<void(const std::string& uid)> status_changed;
   // A Kubernetes Event about a pod (or one of its containers): Normal or Warning.
@@ -63,6 +66,11 @@ struct NodeContext {
   std::function<void(const std::string& type, const std::string& reason,
                      const std::string& message)>
       node_event;
+  // The pod's status as the previous agent last wrote it (ROOT/pods/UID/status.json),
+  // read before this agent wrote any; null or nullopt when there is none. An
+  // adopted container keeps its `ready` from it until its readiness probe says
+  // otherwise, so a restart of the agent does not flap the pod's Ready.
+  std::function<std::optional<PodStatus>(const std::string& uid)> last_status;
 };
 
 class PodWorker : public std::enable_shared_from_this<PodWorker> {
@@ -70,11 +78,13 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   PodWorker(NodeContext& ctx, Pod pod, std::string hash);
   ~PodWorker();
 
-  // Sets the sandbox up and starts the first containers.
+  // Sets the sandbox up and starts the first containers; what a previous
+  // agent left of the pod (runtime adopt()) is taken over instead (adoption.cc).
   void start();
   // Admission failed: the pod ends Failed with the kubelet's reason, nothing runs.
   void reject(const std::string& reason, const std::string& message);
-  // Stops every container within the grace period (the pod's unless given),
+  // Stops every container within the grace period (the pod's unless given,
+  // and never past the SIGKILL time a previous agent set for an adopted pod),
   // then removes the sandbox; `done` runs once nothing of the pod is left.
   void terminate(std::function<void()> done, std::optional<int64_t> grace_seconds = {});
   // The API changed what it lets change in a running pod: container images
@@ -121,6 +131,9 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
     int stop_signal = 15;  // SIGTERM, or the image's StopSignal
     // Stopping for a new image: started again once exited, whatever the policy.
     bool replace = false;
+    // Adopted after exiting while no agent watched: when it exited, so its
+    // first back-off counts from then (used once).
+    std::optional<Clock::time_point> exited_at;
     TimerQueue::Id timer = 0;        // BackOff: the restart or retried creation
     TimerQueue::Id stop_timer = 0;   // Stopping: SIGKILL when its grace runs out
     std::vector<ProbeState> probes;  // of the running instance
@@ -137,6 +150,9 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   }
 
   // pod_worker.cc
+  // ConfigMaps, Secrets or tokens the pod refers to have not all arrived:
+  // objectsChanged() starts it again once they have.
+  bool waitingForObjects();
   void retryStart(const std::string& step, const std::string& what, const Error& e);
   PodObjects* objects() const;
   PodRuntimeInfo runtimeInfo() const;
@@ -177,6 +193,13 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   bool shouldRestart(const Ctr& c) const;
   std::string logDir(const Ctr& c) const;
 
+  // adoption.cc: takes over what adopt() found, instead of a new start.
+  void adopt(const runtime::AdoptedPod& a);
+  void adoptContainer(Ctr& c, const runtime::AdoptedContainer& a, const ContainerStatus* last);
+  void watchRun(Ctr& c);
+  // The grace period of a termination, capped by kill_at_; in the pod's seconds.
+  int64_t cappedGrace(int64_t grace) const;
+
   // termination.cc
   void finishPod();
   void killAll();
@@ -206,8 +229,12 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   std::optional<runtime::SandboxInfo> sandbox_;
   bool volumes_ready_ = false;
   bool waiting_for_objects_ = false;  // start() waits for ConfigMaps, Secrets or tokens
-  bool destroying_ = false;           // the runtime is removing the sandbox
-  std::vector<Ctr> ctrs_;             // init containers first, in order, then the regular ones
+  bool adopt_asked_ = false;          // start() asked the runtime for a previous agent's pod
+  // An adopted pod the previous agent was terminating: its SIGKILL time, which
+  // no later grace period passes.
+  std::optional<std::chrono::system_clock::time_point> kill_at_;
+  bool destroying_ = false;  // the runtime is removing the sandbox
+  std::vector<Ctr> ctrs_;    // init containers first, in order, then the regular ones
   Backoff backoff_;
   bool syncing_ = false, resync_ = false;
   // ensureImage and startContainer may answer before they return: an answer

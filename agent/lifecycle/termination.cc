@@ -102,8 +102,14 @@ void PodWorker::terminate(std::function<void()> done, std::optional<int64_t> gra
     }
     stopProbes(c);
   }
-  int64_t grace = grace_seconds.value_or(pod_.termination_grace_period_seconds);
+  int64_t grace = cappedGrace(grace_seconds.value_or(pod_.termination_grace_period_seconds));
   log::info("Killing pod", {{"pod", who()}, {"gracePeriod", std::to_string(grace)}});
+  // An agent that adopts the pod before the grace period ran out goes on from
+  // here (PodWorker::adopt), with what is left of it.
+  ctx_.runtime->noteTerminating(pod_.uid,
+                                std::chrono::system_clock::now() +
+                                    std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                        ctx_.second * std::max<int64_t>(grace, 0)));
   if (grace <= 0) {
     killAll();
   } else {

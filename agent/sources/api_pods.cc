@@ -47,13 +47,23 @@ std::string specHash(rapidjson::Document& d) {
 
 ApiPodSource::ApiPodSource(apiclient::ApiClient& client, apiclient::ApiLoop& net,
                            const std::string& node_name, LoopQueue& to_loop, StatusWriter& status,
-                           MirrorPods& mirrors, PodsChanged changed)
-    : to_loop_(to_loop), status_(status), mirrors_(mirrors), changed_(std::move(changed)) {
+                           MirrorPods& mirrors, PodsChanged changed, std::function<void()> synced)
+    : to_loop_(to_loop),
+      status_(status),
+      mirrors_(mirrors),
+      changed_(std::move(changed)),
+      synced_(std::move(synced)) {
+  std::function<void()> on_synced;
+  if (synced_) {
+    // Posted after the list's pods were (the loop queue keeps the order), so
+    // the loop has them when it hears the list was complete.
+    on_synced = [this] { to_loop_.post([this] { synced_(); }); };
+  }
   reflector_ = std::make_unique<apiclient::Reflector>(
       client, net,
       apiclient::ReflectorOptions{.path = "/api/v1/pods",
                                   .field_selector = "spec.nodeName=" + node_name},
-      [this](const apiclient::ObjectEvent& e) { onPodEvent(e); });
+      [this](const apiclient::ObjectEvent& e) { onPodEvent(e); }, std::move(on_synced));
   reflector_->start();
 }
 

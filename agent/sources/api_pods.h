@@ -37,9 +37,13 @@ class ApiPodSource {
   // excluded; a burst of changes is one call.
   using PodsChanged = std::function<void(std::map<std::string, ApiPod>)>;
 
-  // Starts the watch, on the network thread `net`.
+  // Starts the watch, on the network thread `net`. `synced` (may be empty) is
+  // called on the loop after each complete list of the pods, once `changed`
+  // has been given what it listed: from then on a pod the source does not
+  // give is one the API server does not bind here (not one it has not told yet).
   ApiPodSource(apiclient::ApiClient& client, apiclient::ApiLoop& net, const std::string& node_name,
-               LoopQueue& to_loop, StatusWriter& status, MirrorPods& mirrors, PodsChanged changed);
+               LoopQueue& to_loop, StatusWriter& status, MirrorPods& mirrors, PodsChanged changed,
+               std::function<void()> synced = {});
   // Stops the watch: no call reaches the loop, the writer or the mirrors after it.
   ~ApiPodSource();
   ApiPodSource(const ApiPodSource&) = delete;
@@ -55,6 +59,7 @@ class ApiPodSource {
   StatusWriter& status_;
   MirrorPods& mirrors_;
   PodsChanged changed_;
+  std::function<void()> synced_;
   std::mutex mu_;
   // Guarded by mu_:
   std::map<std::string, ApiPod> pods_;                  // by uid

@@ -95,7 +95,6 @@ class AgentE2E : public ::testing::Test {
   void startAgent(std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {KERNELET_BINARY,
                                      "run",
-                                     "--stop-pods-on-exit",
                                      "--pod-manifest-path",
                                      manifests_,
                                      "--root-dir",
@@ -110,11 +109,15 @@ class AgentE2E : public ::testing::Test {
                                      "node1",
                                      "-v",
                                      "3"};
+    if (stop_pods_on_exit_) {
+      args.push_back("--stop-pods-on-exit");
+    }
     args.insert(args.end(), extra.begin(), extra.end());
     agent_ = testing::spawnLogged(std::move(args), base_ + "/agent.log");
   }
 
-  // SIGTERM, then the agent's exit status (it terminates every pod first).
+  // SIGTERM, then the agent's exit status (with --stop-pods-on-exit, as
+  // startAgent passes unless told otherwise, it terminates every pod first).
   int stopAgent(int sig = SIGTERM) {
     ::kill(agent_, sig);
     int status = -1;
@@ -225,6 +228,7 @@ class AgentE2E : public ::testing::Test {
     EXPECT_EQ(testing::countEntries(run_ + "/netns"), 0);
   }
 
+  bool stop_pods_on_exit_ = true;
   std::string base_, root_, manifests_, logs_, run_, cgroup_root_;
   pid_t agent_ = -1;
   bool started_ = false;
@@ -712,6 +716,48 @@ TEST_F(AgentE2E, AnAgentKilledHardLeavesItsPodsToTheNextOne) {
     groups += e.path().filename().string().starts_with("pod") ? 1 : 0;
   }
   EXPECT_EQ(groups, 1);
+  EXPECT_EQ(stopAgent(), 0);
+}
+
+TEST_F(AgentE2E, ASigtermWithoutStopPodsOnExitLeavesThePodsToTheNextAgent) {
+  writeManifest("stays.yaml",
+                podYaml("stays", "  containers:\n" + ctr("app", "exec kt-sleep 600")));
+  stop_pods_on_exit_ = false;
+  startAgent();
+  waitFor(
+      "stays", [](const PodSummary& s) { return s.status.phase == "Running"; }, "Running");
+  auto t0 = steady_clock::now();
+  int status = stopAgent(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << agentLog();
+  EXPECT_LT(steady_clock::now() - t0, seconds(10)) << "no grace period is waited for";
+  EXPECT_NE(agentLog().find("Leaving 1 pods running"), std::string::npos) << agentLog();
+  EXPECT_EQ(agentLog().find("Killing pod"), std::string::npos) << "no pod was terminated";
+  auto left = pod("stays");
+  ASSERT_TRUE(left.has_value()) << "its status file stays for the next agent";
+  EXPECT_EQ(left.value().status.phase, "Running");
+  // The next agent takes the pod over (or, until the runtime adopts, cleans
+  // up and starts it again); stopped with --stop-pods-on-exit, nothing is left.
+  stop_pods_on_exit_ = true;
+  size_t before = agentLog().size();  // the log is appended to
+  startAgent();
+  // The status file says Running already: wait until the next agent wrote it.
+  auto deadline = steady_clock::now() + seconds(60);
+  auto written = [&] {
+    std::string log = agentLog();
+    size_t ready = log.find("Node ready", before);
+    return ready != std::string::npos && log.find("Pod status", ready) != std::string::npos;
+  };
+  while (!written() && steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  ASSERT_TRUE(written()) << agentLog();
+  waitFor(
+      "stays",
+      [](const PodSummary& s) {
+        return s.status.phase == "Running" && !s.status.container_statuses.empty() &&
+               s.status.container_statuses[0].ready;
+      },
+      "Running under the next agent");
   EXPECT_EQ(stopAgent(), 0);
 }
 

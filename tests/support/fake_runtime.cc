@@ -227,7 +227,8 @@ Result<void> FakeRuntime::kill(rt::ContainerHandle h) {
 void FakeRuntime::remove(rt::ContainerHandle h) {
   auto it = runs_.find(h);
   if (it != runs_.end()) {
-    calls_.push_back("remove " + it->second.name);
+    // After leaveRunning() the run goes on without this runtime.
+    calls_.push_back((leaving_ ? "release " : "remove ") + it->second.name);
     runs_.erase(it);
   }
 }
@@ -259,26 +260,79 @@ Result<rt::ContainerStats> FakeRuntime::stats(rt::ContainerHandle h) {
       .cpu_usage_usec = 1000, .memory_working_set = 4096, .memory_current = 8192};
 }
 
-// Nothing is left by a previous agent in memory: the lifecycle tests of
-// adoption script it (issue #16).
-std::optional<rt::AdoptedPod> FakeRuntime::adopt(const agent::Pod& /*pod*/, agent::QosClass,
+void FakeRuntime::leave(const std::string& uid, rt::AdoptedPod pod, const std::string& namespace_,
+                        const std::string& name) {
+  for (auto& c : pod.containers) {
+    if (c.id.empty()) {
+      c.id = std::string(64 - std::to_string(next_).size(), '0') + std::to_string(next_);
+    }
+    if (c.handle != 0) {
+      c.handle = next_++;
+      runs_[c.handle] = {.name = c.name, .pod_uid = uid, .id = c.id};
+    }
+  }
+  left_[uid] = {std::move(pod), namespace_, name};
+}
+
+std::optional<std::chrono::system_clock::time_point> FakeRuntime::killAt(
+    const std::string& uid) const {
+  auto it = kill_at_.find(uid);
+  if (it == kill_at_.end()) {
+    return std::nullopt;
+  }
+  return it->second;
+}
+
+std::optional<rt::AdoptedPod> FakeRuntime::adopt(const agent::Pod& pod, agent::QosClass,
                                                  const agent::PodRuntimeInfo& /*info*/,
                                                  agent::PodObjects* /*objects*/) {
-  return std::nullopt;
+  auto it = left_.find(pod.uid);
+  if (it == left_.end()) {
+    return std::nullopt;
+  }
+  calls_.push_back("adopt " + pod.uid);
+  rt::AdoptedPod adopted = std::move(it->second.pod);
+  left_.erase(it);
+  sandboxes_.insert(pod.uid);
+  return adopted;
 }
 
 void FakeRuntime::noteTerminating(const std::string& pod_uid,
-                                  std::chrono::system_clock::time_point /*kill_at*/) {
+                                  std::chrono::system_clock::time_point kill_at) {
   calls_.push_back("noteTerminating " + pod_uid);
+  kill_at_[pod_uid] = kill_at;
 }
 
-std::vector<rt::LeftoverPod> FakeRuntime::leftovers() const { return {}; }
+std::vector<rt::LeftoverPod> FakeRuntime::leftovers() const {
+  std::vector<rt::LeftoverPod> out;
+  out.reserve(left_.size());
+  for (const auto& [uid, left] : left_) {
+    out.push_back({uid, left.namespace_, left.name});
+  }
+  return out;
+}
 
 void FakeRuntime::stopLeftover(const std::string& pod_uid, std::function<void()> done) {
   calls_.push_back("stopLeftover " + pod_uid);
-  done();
+  for (auto it = runs_.begin(); it != runs_.end();) {
+    if (it->second.pod_uid == pod_uid) {
+      calls_.push_back("exited " + it->second.name + " 137");
+      it = runs_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  left_.erase(pod_uid);
+  pending_.push_back(timers_.after(std::chrono::seconds(0), [done = std::move(done)] {
+    if (done) {
+      done();
+    }
+  }));
 }
 
-void FakeRuntime::leaveRunning() { calls_.push_back("leaveRunning"); }
+void FakeRuntime::leaveRunning() {
+  calls_.push_back("leaveRunning");
+  leaving_ = true;
+}
 
 }  // namespace kernelet::testing

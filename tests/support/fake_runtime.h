@@ -4,10 +4,14 @@
 // them; a container runs until the test makes it exit, or until it is
 // signalled (SIGTERM exits it with 143 unless told to ignore it) or killed
 // (137). Every call is recorded in order ("pull busybox", "start app",
-// "signal app 15", "kill app", "destroySandbox"), and every asynchronous
-// answer arrives on the loop, through the TimerQueue, as a real runtime's would.
+// "signal app 15", "kill app", "destroySandbox", "adopt UID", "noteTerminating
+// UID", "release app" for a remove() after leaveRunning()), and every
+// asynchronous answer arrives on the loop, through the TimerQueue, as a real
+// runtime's would. A previous agent's pods are scripted with leave().
 
+#include <chrono>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -54,6 +58,19 @@ class FakeRuntime : public rt::PodRuntime {
   // The calls that start with `prefix` ("start ", "signal "...), in order.
   std::vector<std::string> calls(const std::string& prefix) const;
   bool hasSandbox(const std::string& uid) const { return sandboxes_.contains(uid); }
+
+  // ---- a previous agent's pods (live restore) ----
+  // A previous agent left pod `uid` as `pod` says: adopt() of that uid hands
+  // it over once. A container with a non-zero handle is left running (the fake
+  // gives it a handle of its own, and exit() ends it like any other run); one
+  // with handle 0 must say how it `ended`. Until adopted or stopped, the pod is
+  // one of leftovers(), named `namespace_`/`name`.
+  void leave(const std::string& uid, rt::AdoptedPod pod, const std::string& namespace_ = "default",
+             const std::string& name = "web");
+  // When the last noteTerminating() of `uid` said its SIGKILL is due.
+  std::optional<std::chrono::system_clock::time_point> killAt(const std::string& uid) const;
+  // leaveRunning() was called: remove() releases, it does not kill.
+  bool leftRunning() const { return leaving_; }
 
   // ---- PodRuntime ----
   Result<rt::SandboxInfo> createSandbox(const agent::Pod& pod, agent::QosClass qos,
@@ -110,6 +127,13 @@ class FakeRuntime : public rt::PodRuntime {
   std::map<std::string, int> starts_;
   std::map<rt::ContainerHandle, Run> runs_;
   std::vector<TimerQueue::Id> pending_;  // answers not yet given: cancelled on destruction
+  struct Left {
+    rt::AdoptedPod pod;
+    std::string namespace_, name;
+  };
+  std::map<std::string, Left> left_;  // by pod uid: not adopted yet
+  std::map<std::string, std::chrono::system_clock::time_point> kill_at_;
+  bool leaving_ = false;
   bool async_starts_ = false;
   rt::ContainerHandle next_ = 1;
 };

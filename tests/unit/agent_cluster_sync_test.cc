@@ -68,11 +68,17 @@ class ClusterSyncTest : public ::testing::Test {
   }
   void startSync() {
     net_.start();
-    auto s = ClusterSync::start(config_, access_, *loop_, net_, facts_,
-                                [this](std::map<std::string, ApiPod> pods) {
-                                  api_pods_ = std::move(pods);
-                                  pod_calls_++;
-                                });
+    auto s = ClusterSync::start(
+        config_, access_, *loop_, net_, facts_,
+        [this](std::map<std::string, ApiPod> pods) {
+          api_pods_ = std::move(pods);
+          pod_calls_++;
+        },
+        [this] {
+          if (!pods_when_synced_) {
+            pods_when_synced_ = api_pods_.size();
+          }
+        });
     ASSERT_TRUE(s) << s.error().message();
     sync_ = std::move(*s);
   }
@@ -110,6 +116,8 @@ class ClusterSyncTest : public ::testing::Test {
   std::unique_ptr<ClusterSync> sync_;
   std::map<std::string, ApiPod> api_pods_;
   int pod_calls_ = 0;
+  // How many pods the loop had when it first heard the list was complete.
+  std::optional<size_t> pods_when_synced_;
 };
 
 const std::string kPods = apiclient::resourcePath("v1", "pods", "default");
@@ -169,6 +177,26 @@ TEST_F(ClusterSyncTest, PodsBoundToTheNodeReachTheLoopAndTheirStatusGoesBack) {
   ASSERT_TRUE(until([&] { return done; }));
   EXPECT_FALSE(client_->get(pod_path));
   ASSERT_TRUE(until([&] { return !api_pods_.contains(uid); }));
+}
+
+// The agent stops a previous agent's pods that no source wants only once the
+// API's first list is in: the signal comes after that list's pods, and comes
+// also when the node has none.
+TEST_F(ClusterSyncTest, TheFirstCompleteListIsSignalledAfterItsPods) {
+  auto created = client_->create(kPods,
+                                 R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"web"},
+          "spec":{"nodeName":"node1","containers":[{"name":"c","image":"busybox"}]}})");
+  ASSERT_TRUE(created) << created.error().str();
+  startSync();
+  ASSERT_TRUE(until([&] { return pods_when_synced_.has_value(); }));
+  EXPECT_EQ(pods_when_synced_.value(), 1u);
+}
+
+TEST_F(ClusterSyncTest, AnEmptyFirstListIsSignalledToo) {
+  startSync();
+  ASSERT_TRUE(until([&] { return pods_when_synced_.has_value(); }));
+  EXPECT_EQ(pods_when_synced_.value(), 0u);
+  EXPECT_EQ(pod_calls_, 0);
 }
 
 TEST_F(ClusterSyncTest, StaticPodsGetMirrorPodsOwnedByTheNodeWithTheirStatus) {
