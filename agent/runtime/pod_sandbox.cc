@@ -212,6 +212,43 @@ Result<PodSandbox> PodSandbox::create(const Pod& pod, QosClass qos, const Sandbo
   return sb;
 }
 
+PodSandbox PodSandbox::remains(const Layout& layout, const SandboxEnv& env) {
+  PodSandbox sb;
+  sb.pod_id_ = layout.pod_id;
+  sb.run_dir_ = layout.run_dir;
+  sb.netns_path_ = layout.netns_path;
+  sb.ip_ = layout.ip;
+  sb.hostname_ = layout.hostname;
+  size_t slash = layout.cgroup.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    if (auto g = cgroups::Cgroup::open(layout.cgroup.substr(0, slash),
+                                       layout.cgroup.substr(slash + 1))) {
+      sb.cgroup_ = std::move(*g);
+      sb.has_cgroup_ = true;
+    }
+  }
+  sb.has_ns_ = true;  // releaseIpcUts tolerates what is gone
+  if (!layout.netns_path.empty()) {
+    sb.network_ = env.network;
+  }
+  return sb;
+}
+
+Result<PodSandbox> PodSandbox::adopt(const Layout& layout, const SandboxEnv& env) {
+  PodSandbox sb = remains(layout, env);
+  if (!sb.has_cgroup_) {
+    return makeError("adopt pod sandbox", layout.cgroup, "the pod cgroup is gone");
+  }
+  // The namespace files are bind mounts: a missing one means the pod's
+  // namespaces are gone and a container joining them would fail.
+  for (const std::string& ns : {sb.ipcPath(), sb.utsPath(), layout.netns_path}) {
+    if (!ns.empty() && ::access(ns.c_str(), F_OK) != 0) {
+      return sysError("adopt pod sandbox", ns);
+    }
+  }
+  return sb;
+}
+
 Result<void> PodSandbox::destroy() {
   std::optional<Error> first;
   auto keep = [&first](Result<void> r) {
