@@ -27,10 +27,10 @@ constexpr const char* kUnknown = "ContainerStatusUnknown";
 std::string rfc3339(std::chrono::system_clock::time_point t) {
   time_t secs = std::chrono::system_clock::to_time_t(t);
   tm utc{};
-  ::gmtime_r(&secs, &utc);
+  (void)::gmtime_r(&secs, &utc);  // cannot fail for a time_t from a time_point
   char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return buf;
+  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return std::string(buf, n);
 }
 
 bool readable(int fd) {
@@ -60,6 +60,20 @@ void endRun(RunRecord& run, const ContainerExit& e, const std::string& finished_
   run.message = e.message;
   run.oom_killed = e.oom_killed;
   run.finished_at = finished_at;
+}
+
+// The wait status of `proc` if it is our child and has exited: a runtime
+// restarted within one process (tests) is still its parent.
+std::optional<int> reapIfChild(isolation::Process* proc) {
+  if (proc == nullptr || proc->pidfd() < 0) {
+    return std::nullopt;
+  }
+  auto w = proc->tryWait();  // ECHILD for another agent's child: not an error here
+  if (!w || !w->has_value()) {
+    return std::nullopt;
+  }
+  const isolation::ExitStatus& st = **w;
+  return st.signal != 0 ? st.signal : (st.code & 0xff) << 8;
 }
 
 bool oomKilledIn(const cgroups::Cgroup& group) {
@@ -186,8 +200,8 @@ std::unique_ptr<isolation::CriLogWriter> KernelRuntime::reopenLog(const RunRecor
   return log;
 }
 
-std::optional<RunEnd> KernelRuntime::exitOfGone(RunRecord& run, std::optional<KeptRun>& kept,
-                                                isolation::Process* proc) {
+RunEnd KernelRuntime::exitOfGone(RunRecord& run, std::optional<KeptRun>& kept,
+                                 isolation::Process* proc) {
   // Whoever saw the exit: the keeper (it ended while no agent was its
   // parent), or we are its parent still (a runtime restarted in-process).
   ContainerExit e;
@@ -201,11 +215,8 @@ std::optional<RunEnd> KernelRuntime::exitOfGone(RunRecord& run, std::optional<Ke
     finished = rfc3339(std::chrono::system_clock::time_point(
         std::chrono::duration_cast<std::chrono::system_clock::duration>(
             std::chrono::nanoseconds(kept->exit->finished_unix_ns))));
-  } else if (auto w = proc != nullptr && proc->pidfd() >= 0
-                          ? proc->tryWait()
-                          : Result<std::optional<isolation::ExitStatus>>(std::nullopt);
-             w && *w) {
-    e = exitFromWaitStatus((*w)->signal != 0 ? (*w)->signal : ((*w)->code & 0xff) << 8, oom);
+  } else if (std::optional<int> status = reapIfChild(proc)) {
+    e = exitFromWaitStatus(*status, oom);
   } else {
     e = unknownExit("The container could not be located when the pod was adopted");
   }
@@ -215,7 +226,7 @@ std::optional<RunEnd> KernelRuntime::exitOfGone(RunRecord& run, std::optional<Ke
 
 AdoptedContainer KernelRuntime::adoptRun(AdoptInput& in, const std::string& name,
                                          const ContainerRecord& c) {
-  RunRecord run = *c.latest;
+  RunRecord run = c.latest.value_or(RunRecord{});  // the caller passes runs with a latest
   AdoptedContainer out{.name = name,
                        .id = run.id,
                        .restart_count = run.restart_count,
@@ -421,20 +432,18 @@ Result<void> KernelRuntime::watchAdopted(ContainerHandle h, Instance& inst) {
     // Our child only in a runtime restarted in-process; otherwise waitid
     // fails with ECHILD and the keeper, which listened, has the status.
     std::optional<KeptRun> kept;
-    auto w = inst->proc.tryWait();
-    if ((!w || !*w) && keeper_ != nullptr) {
+    std::optional<int> status = reapIfChild(&inst->proc);
+    if (!status && keeper_ != nullptr) {
       if (auto f = keeper_->fetch(inst->id); f) {
         kept = std::move(*f);
       }
     }
     RunRecord run = inst->run;
-    std::optional<RunEnd> end = exitOfGone(run, kept, nullptr);
-    if (w && *w) {
-      bool oom = inst->has_cgroup && oomKilledIn(inst->cgroup);
-      end->exit =
-          exitFromWaitStatus((*w)->signal != 0 ? (*w)->signal : ((*w)->code & 0xff) << 8, oom);
+    RunEnd end = exitOfGone(run, kept, nullptr);
+    if (status) {
+      end.exit = exitFromWaitStatus(*status, inst->has_cgroup && oomKilledIn(inst->cgroup));
     }
-    onExited(h, end->exit);
+    onExited(h, end.exit);
   });
 }
 

@@ -139,6 +139,8 @@ void KernelRuntime::saveRecord(PodEntry& pod) {
     return;  // no sandbox yet: nothing a next agent could take over
   }
   std::string path = recordPath(config_.root_dir, pod.record.uid);
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
   if (auto w = writePodRecord(path, pod.record); !w) {
     // The pod runs on; only a next agent could not adopt it (it would clean it up).
     log::error("Write pod record", {{"path", path}, {"err", w.error().message()}});

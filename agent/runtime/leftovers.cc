@@ -18,6 +18,7 @@ namespace kernelet::agent::runtime {
 
 std::vector<LeftoverPod> KernelRuntime::leftovers() const {
   std::vector<LeftoverPod> out;
+  out.reserve(found_.size());
   for (const auto& [uid, r] : found_) {
     out.push_back({.uid = uid, .namespace_ = r.namespace_, .name = r.name});
   }

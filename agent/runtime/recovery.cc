@@ -41,7 +41,9 @@ struct Kept {
   bool holds(const std::string& dir, const std::string& path) const {
     for (const auto* names : {&uids, &ids}) {
       for (const auto& n : *names) {
-        if (path == dir + "/" + n || path.starts_with(dir + "/" + n + "/")) {
+        std::string held = dir;
+        held.append("/").append(n);
+        if (path == held || path.starts_with(held + "/")) {
           return true;
         }
       }

@@ -257,7 +257,7 @@ TEST_F(LiveRestoreTest, AdoptsWhatThePreviousRuntimeLeftThenStopsItAsALeftover) 
   Pod p = pod("lr-uid-1",
               {{"printer", "i=0; while true; do i=$((i+1)); echo line $i; sleep 0.1; done"},
                {"exiter", "while [ ! -e /tmp/go ]; do sleep 0.05; done; exit 7"}},
-              /*grace=*/2);
+              /*grace=*/30);
   std::string printer_log = logDir(p, "printer") + "/0.log";
 
   // Runtime A starts the pod and goes, leaving it running.
@@ -268,6 +268,14 @@ TEST_F(LiveRestoreTest, AdoptsWhatThePreviousRuntimeLeftThenStopsItAsALeftover) 
   uint64_t printer_start = isolation::processStartTime(printer.pid);
   ASSERT_NE(printer_start, 0u);
   ASSERT_TRUE(env_->turnUntil([&] { return loggedLines(printer_log).size() >= 3; }));
+  // Its output may wait in the pipe while no agent pumps: 1 MiB of it.
+  {
+    auto kept = env_->keeper.fetch(printer.id);
+    ASSERT_TRUE(kept && *kept);
+    ASSERT_EQ((*kept)->fds.size(), 2u);
+    EXPECT_EQ(::fcntl((*kept)->fds[0].get(), F_GETPIPE_SZ), 1 << 20);
+    EXPECT_EQ(::fcntl((*kept)->fds[1].get(), F_GETPIPE_SZ), 1 << 20);
+  }
   a->leaveRunning();
   a.reset();
   size_t logged_by_a = loggedLines(printer_log).size();
@@ -315,8 +323,11 @@ TEST_F(LiveRestoreTest, AdoptsWhatThePreviousRuntimeLeftThenStopsItAsALeftover) 
   auto ex = b->exec(ap->handle, {"sh", "-c", "echo exec-ok"}, out[1], seconds(10));
   ::close(out[1]);
   ASSERT_TRUE(ex) << ex.error().message();
-  pollfd pe{.fd = (*ex)->exitFd(), .events = POLLIN, .revents = 0};
-  ASSERT_EQ(::poll(&pe, 1, 20000), 1);
+  // The exec's setup is watched on the loop: turn it until the process exited.
+  ASSERT_TRUE(env_->turnUntil([&] {
+    pollfd pe{.fd = (*ex)->exitFd(), .events = POLLIN, .revents = 0};
+    return ::poll(&pe, 1, 0) == 1;
+  }));
   auto status = (*ex)->reap();
   ASSERT_TRUE(status) << status.error().message();
   EXPECT_EQ(*status, 0);
@@ -335,9 +346,11 @@ TEST_F(LiveRestoreTest, AdoptsWhatThePreviousRuntimeLeftThenStopsItAsALeftover) 
     ASSERT_EQ(lines[i], static_cast<int>(i) + 1) << "gap or duplicate at message " << i;
   }
 
-  // B goes too; runtime C finds the pod a leftover (its source is gone) and
-  // stops it: SIGTERM, which the shell as pid 1 ignores, then SIGKILL once
-  // the 2 s grace period is over.
+  // B starts terminating the pod (2 s left of its grace period) and goes
+  // too; runtime C finds the pod a leftover (its source is gone) and stops
+  // it: SIGTERM, which the shell as pid 1 ignores, then SIGKILL when B's
+  // grace period ends - not after the pod's whole 30 s.
+  b->noteTerminating(p.uid, std::chrono::system_clock::now() + seconds(2));
   b->leaveRunning();
   b.reset();
   auto c = env_->runtime();
@@ -345,12 +358,13 @@ TEST_F(LiveRestoreTest, AdoptsWhatThePreviousRuntimeLeftThenStopsItAsALeftover) 
   std::string record = recordPath(env_->config.root_dir, p.uid);
   auto rec = readPodRecord(record);
   ASSERT_TRUE(rec) << rec.error().message();
+  EXPECT_TRUE(rec->kill_at_unix_ms);
   bool stopped = false;
   auto t0 = Clock::now();
   c->stopLeftover(p.uid, [&] { stopped = true; });
   ASSERT_TRUE(env_->turnUntil([&] { return stopped; }));
   auto took = Clock::now() - t0;
-  EXPECT_GE(took, milliseconds(1900));
+  EXPECT_GE(took, milliseconds(1500));
   EXPECT_LT(took, seconds(8));
   EXPECT_TRUE(c->leftovers().empty());
   EXPECT_TRUE(waitExited(printer.pid));
