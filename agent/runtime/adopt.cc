@@ -69,11 +69,14 @@ std::optional<int> reapIfChild(isolation::Process* proc) {
     return std::nullopt;
   }
   auto w = proc->tryWait();  // ECHILD for another agent's child: not an error here
-  if (!w || !w->has_value()) {
+  if (!w) {
     return std::nullopt;
   }
-  const isolation::ExitStatus& st = **w;
-  return st.signal != 0 ? st.signal : (st.code & 0xff) << 8;
+  std::optional<isolation::ExitStatus> st = *w;
+  if (!st) {
+    return std::nullopt;
+  }
+  return st->signal != 0 ? st->signal : (st->code & 0xff) << 8;
 }
 
 bool oomKilledIn(const cgroups::Cgroup& group) {
@@ -319,7 +322,7 @@ AdoptedContainer KernelRuntime::adoptRun(AdoptInput& in, const std::string& name
   // Alive: exec (probes) needs the spec it runs under, rebuilt from the
   // pod's current spec as the start built it.
   ContainerInput ci{.pod = in.pod,
-                    .sandbox = &*in.entry->sandbox,
+                    .sandbox = in.entry->sandbox ? &in.entry->sandbox.value() : nullptr,
                     .rootfs = inst->rootfs.path(),
                     .qos = in.qos,
                     .node_memory = node_.capacity_memory,

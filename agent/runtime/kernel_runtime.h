@@ -105,8 +105,7 @@ class KernelRuntime : public PodRuntime {
   AdoptedContainer adoptRun(AdoptInput& in, const std::string& name, const ContainerRecord& c);
   // The exit of an adopted run, which is not our child.
   Result<void> watchAdopted(ContainerHandle h, Instance& inst);
-  RunEnd exitOfGone(RunRecord& run, std::optional<KeptRun>& kept,
-                                   isolation::Process* proc);
+  RunEnd exitOfGone(RunRecord& run, std::optional<KeptRun>& kept, isolation::Process* proc);
   std::unique_ptr<isolation::CriLogWriter> reopenLog(const RunRecord& run,
                                                      std::optional<KeptRun>& kept);
   // Removes what a record names (its runs' rootfs, the sandbox, the volumes,

@@ -19,7 +19,7 @@ Result<UniqueFd> dupFd(int fd) {
 
 int64_t nowNs() {
   timespec t{};
-  ::clock_gettime(CLOCK_REALTIME, &t);
+  (void)::clock_gettime(CLOCK_REALTIME, &t);  // cannot fail for CLOCK_REALTIME
   return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
 }
 
@@ -56,6 +56,7 @@ Result<std::optional<agent::runtime::KeptRun>> MemoryKeeper::fetch(const std::st
     }
   }
   agent::runtime::KeptRun out;
+  out.fds.reserve(run.fds.size());
   TRY(out.pidfd, dupFd(run.pidfd.get()));
   for (const auto& fd : run.fds) {
     TRY(UniqueFd copy, dupFd(fd.get()));
