@@ -92,7 +92,7 @@ KernelRuntime::~KernelRuntime() {
   }
   starting_.clear();
   teardowns_.clear();  // what is not removed yet, recovery removes at the next start
-  stopping_.clear();   // likewise: the leftovers' records stay for the next agent
+  abandonStops();      // likewise: the leftovers' records stay for the next agent
   while (!containers_.empty()) {
     remove(containers_.begin()->first);
   }
@@ -111,6 +111,12 @@ KernelRuntime::~KernelRuntime() {
 
 Result<SandboxInfo> KernelRuntime::createSandbox(const Pod& pod, QosClass qos,
                                                  const std::string& pod_hash) {
+  if (auto left = found_.extract(pod.uid); !left.empty()) {
+    // A previous agent's pod made anew instead of adopted: its remains go
+    // first, or the new sandbox would be built over them.
+    log::info("Removing what a previous agent left of the pod", {{"uid", pod.uid}});
+    removeNow(left.mapped());
+  }
   PodEntry& p = pods_[pod.uid];
   if (!p.sandbox) {
     TRY(PodSandbox sb, PodSandbox::create(pod, qos, sandbox_env_));

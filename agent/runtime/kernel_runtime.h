@@ -113,6 +113,9 @@ class KernelRuntime : public PodRuntime {
   // whose adoption failed, which its worker may create again at once.
   void removeNow(const PodRecord& r);
   void leftoverStopped(const std::string& uid);
+  // The runtime goes while leftovers are being stopped: their runs come off
+  // the loop (left as they are, for the next agent's recovery and adoption).
+  void abandonStops();
 
   const AgentConfig& config_;
   EventLoop& loop_;

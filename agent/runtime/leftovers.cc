@@ -141,6 +141,21 @@ void KernelRuntime::leftoverStopped(const std::string& uid) {
   destroySandbox(uid, std::move(s->done));
 }
 
+void KernelRuntime::abandonStops() {
+  for (auto& [uid, s] : stopping_) {
+    if (s->timer != 0) {
+      timers_.cancel(s->timer);
+    }
+    for (auto& inst : s->runs) {
+      if (inst->proc.pidfd() >= 0) {
+        loop_.remove(inst->proc.pidfd());
+      }
+      inst->leave(loop_);
+    }
+  }
+  stopping_.clear();
+}
+
 void KernelRuntime::removeNow(const PodRecord& r) {
   for (const auto& [name, c] : r.containers) {
     for (const auto* run : {&c.latest, &c.previous}) {
