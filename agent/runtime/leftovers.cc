@@ -157,24 +157,27 @@ void KernelRuntime::abandonStops() {
 }
 
 void KernelRuntime::removeNow(const PodRecord& r) {
-  for (const auto& [name, c] : r.containers) {
-    for (const auto* run : {&c.latest, &c.previous}) {
-      if (*run && !(*run)->rootfs_dir.empty()) {
-        if (auto rm = images::Rootfs::adopt((*run)->rootfs_dir).remove(); !rm) {
-          log::error("Remove container rootfs",
-                     {{"container", name}, {"err", rm.error().message()}});
-        }
-      }
-      if (*run && keeper_ != nullptr) {
-        keeper_->forget((*run)->id);
-      }
-    }
-  }
   std::string path = recordPath(config_.root_dir, r.uid);
   ::unlink(path.c_str());  // gone already is fine
+  // The pod cgroup first: its cgroup.kill ends every process of the pod
+  // (blocking until they are gone), so nothing runs in a rootfs or volume
+  // when those go.
   PodSandbox sandbox = PodSandbox::remains(sandboxLayout(r), sandbox_env_);
   if (auto d = sandbox.destroy(); !d) {
     log::error("Remove pod sandbox", {{"uid", r.uid}, {"err", d.error().message()}});
+  }
+  for (const auto& [name, c] : r.containers) {
+    for (const auto* run : {&c.latest, &c.previous}) {
+      if (!*run) {
+        continue;
+      }
+      if (auto rm = images::Rootfs::adopt((*run)->rootfs_dir).remove(); !rm) {
+        log::error("Remove container rootfs", {{"container", name}, {"err", rm.error().message()}});
+      }
+      if (keeper_ != nullptr) {
+        keeper_->forget((*run)->id);
+      }
+    }
   }
   if (!r.volumes_dir.empty()) {
     PodVolumes v = PodVolumes::adopt({.dir = r.volumes_dir,

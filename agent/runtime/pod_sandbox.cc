@@ -1,8 +1,10 @@
 #include "agent/runtime/pod_sandbox.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -239,11 +241,19 @@ Result<PodSandbox> PodSandbox::adopt(const Layout& layout, const SandboxEnv& env
   if (!sb.has_cgroup_) {
     return makeError("adopt pod sandbox", layout.cgroup, "the pod cgroup is gone");
   }
-  // The namespace files are bind mounts: a missing one means the pod's
-  // namespaces are gone and a container joining them would fail.
+  // The namespace files are bind mounts of nsfs: a file that is not (the
+  // mount is gone, and with it the namespace) would make every container
+  // that joins it fail.
   for (const std::string& ns : {sb.ipcPath(), sb.utsPath(), layout.netns_path}) {
-    if (!ns.empty() && ::access(ns.c_str(), F_OK) != 0) {
+    struct statfs st {};
+    if (ns.empty()) {
+      continue;
+    }
+    if (::statfs(ns.c_str(), &st) != 0) {
       return sysError("adopt pod sandbox", ns);
+    }
+    if (st.f_type != NSFS_MAGIC) {
+      return makeError("adopt pod sandbox", ns, "not a namespace (its bind mount is gone)");
     }
   }
   return sb;

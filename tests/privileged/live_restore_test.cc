@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -383,6 +384,58 @@ TEST_F(LiveRestoreTest, AdoptsWhatThePreviousRuntimeLeftThenStopsItAsALeftover) 
   for (size_t i = 0; i < lines.size(); i++) {
     ASSERT_EQ(lines[i], static_cast<int>(i) + 1) << "gap or duplicate at message " << i;
   }
+}
+
+// A run whose log pipes the keeper lost cannot be kept (its output would go
+// nowhere): it is killed and reported unknown. A pod whose sandbox lost a
+// namespace is not adopted at all but removed, so that it starts anew.
+TEST_F(LiveRestoreTest, WhatCannotBeKeptIsKilledOrRemoved) {
+  Pod p = pod("lr-uid-3", {{"sleeper", "sleep 1000"}});
+  Pod q = pod("lr-uid-4", {{"sleeper", "sleep 1000"}});
+  auto a = env_->runtime();
+  auto in_p = startPod(*a, p);
+  auto in_q = startPod(*a, q);
+  ASSERT_EQ(in_p.size(), 1u);
+  ASSERT_EQ(in_q.size(), 1u);
+  a->leaveRunning();
+  a.reset();
+  env_->keeper.dropFds(in_p["sleeper"].id);
+  auto q_rec = readPodRecord(recordPath(env_->config.root_dir, q.uid));
+  ASSERT_TRUE(q_rec) << q_rec.error().message();
+  std::string uts = q_rec->run_dir + "/uts";
+  ASSERT_EQ(::umount2(uts.c_str(), MNT_DETACH), 0);
+
+  auto b = env_->runtime();
+  auto adopted = b->adopt(p, QosClass::kBestEffort, {}, nullptr);
+  ASSERT_TRUE(adopted);
+  ASSERT_EQ(adopted->containers.size(), 1u);
+  const AdoptedContainer& c = adopted->containers[0];
+  EXPECT_EQ(c.handle, 0u);
+  ASSERT_TRUE(c.ended);
+  EXPECT_EQ(c.ended->exit.exit_code, 137);
+  EXPECT_EQ(c.ended->exit.reason, "ContainerStatusUnknown");
+  EXPECT_TRUE(waitExited(in_p["sleeper"].pid));
+  EXPECT_FALSE(fs::exists(env_->config.root_dir + "/containers/" + in_p["sleeper"].id));
+
+  EXPECT_FALSE(b->adopt(q, QosClass::kBestEffort, {}, nullptr));
+  EXPECT_TRUE(waitExited(in_q["sleeper"].pid));
+  EXPECT_FALSE(fs::exists(q_rec->cgroup));
+  EXPECT_FALSE(fs::exists(q_rec->netns_path));
+  EXPECT_FALSE(fs::exists(recordPath(env_->config.root_dir, q.uid)));
+  EXPECT_FALSE(fs::exists(env_->config.root_dir + "/containers/" + in_q["sleeper"].id));
+  EXPECT_FALSE(mountedUnder(q_rec->run_dir));
+  EXPECT_TRUE(b->leftovers().empty());
+
+  // p's sandbox is b's now: its removal leaves nothing.
+  bool removed = false;
+  b->destroySandbox(p.uid, [&] { removed = true; });
+  ASSERT_TRUE(env_->turnUntil([&] { return removed; }));
+  EXPECT_FALSE(fs::exists(recordPath(env_->config.root_dir, p.uid)));
+  EXPECT_FALSE(mountedUnder(env_->config.root_dir));
+  for (int pid : {in_p["sleeper"].pid, in_q["sleeper"].pid}) {
+    ::waitpid(pid, nullptr, 0);  // the test process is their parent
+  }
+  EXPECT_EQ(env_->keeper.size(), 0u);
 }
 
 TEST_F(LiveRestoreTest, RecoveryKeepsAdoptablePodsAndRemovesTheRest) {
