@@ -26,7 +26,12 @@ class Rootfs {
   // (not itself an overlay).
   static Result<Rootfs> mount(const std::vector<std::string>& lower_dirs, const std::string& dir);
 
+  // A rootfs mounted earlier (by a previous agent) under `dir`: nothing is
+  // mounted; remove() takes it down.
+  static Rootfs adopt(std::string dir) { return Rootfs(std::move(dir)); }
+
   std::string path() const { return dir_ + "/rootfs"; }
+  const std::string& dir() const { return dir_; }
   // Unmounts and deletes the container's dirs (its writes are gone).
   Result<void> remove();
 

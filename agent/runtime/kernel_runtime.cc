@@ -5,10 +5,12 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 
 #include "agent/log/log.h"
 #include "agent/runtime/container_builder.h"
+#include "agent/runtime/instance.h"
 #include "agent/runtime/pending_exec.h"
 #include "cgroups/cgroups.h"
 #include "images/image_config.h"
@@ -18,6 +20,7 @@
 #include "isolation/cri_log.h"
 #include "isolation/isolation.h"
 #include "isolation/oci_container.h"
+#include "isolation/oci_state.h"
 
 namespace kernelet::agent::runtime {
 namespace {
@@ -52,40 +55,13 @@ std::string imageId(const images::ImageRecord& r) {
   return repo + "@" + r.manifest_digest;
 }
 
+constexpr int kLogPipeSize = 1 << 20;
+
 ImageOutcome found(const images::ImageRecord& r, bool pulled) {
   return {.ok = true, .pulled = pulled, .image = {.name = r.name, .id = imageId(r)}};
 }
 
 }  // namespace
-
-// One run of a container: what must be taken down when it exits.
-struct KernelRuntime::Instance {
-  std::string id, pod_uid, name;
-  images::Rootfs rootfs;
-  cgroups::Cgroup cgroup;
-  bool has_cgroup = false;
-  isolation::Process proc;
-  isolation::ContainerSpec spec;  // what it was started from: an exec runs the same way
-  std::unique_ptr<isolation::CriLogWriter> log;
-  int stop_signal = SIGTERM;
-  std::function<void(ContainerExit)> on_exit;
-
-  // Everything but the process, which has been reaped (or never started).
-  void release(EventLoop& loop) {
-    if (log) {
-      log->finish(loop);
-    }
-    if (has_cgroup) {
-      if (auto r = cgroup.remove(); !r) {
-        log::error("Remove container cgroup", {{"container", name}, {"err", r.error().message()}});
-      }
-      has_cgroup = false;
-    }
-    if (auto r = rootfs.remove(); !r) {
-      log::error("Remove container rootfs", {{"container", name}, {"err", r.error().message()}});
-    }
-  }
-};
 
 struct KernelRuntime::Starting {
   std::unique_ptr<Instance> inst;
@@ -96,14 +72,18 @@ struct KernelRuntime::Starting {
 
 KernelRuntime::KernelRuntime(const AgentConfig& config, EventLoop& loop, TimerQueue& timers,
                              images::ImageStore& images, ImagePuller& puller, SandboxEnv sandbox,
-                             NodeResources node)
+                             NodeResources node, RunKeeper* keeper)
     : config_(config),
       loop_(loop),
       timers_(timers),
       images_(images),
       puller_(puller),
       sandbox_env_(std::move(sandbox)),
-      node_(node) {}
+      node_(node),
+      keeper_(keeper),
+      boot_id_(currentBootId()) {
+  loadRecords();
+}
 
 KernelRuntime::~KernelRuntime() {
   for (auto& [id, starting] : starting_) {
@@ -112,8 +92,12 @@ KernelRuntime::~KernelRuntime() {
   }
   starting_.clear();
   teardowns_.clear();  // what is not removed yet, recovery removes at the next start
+  abandonStops();      // likewise: the leftovers' records stay for the next agent
   while (!containers_.empty()) {
     remove(containers_.begin()->first);
+  }
+  if (leave_running_) {
+    return;  // the sandboxes, volumes and records are the next agent's
   }
   for (auto& [uid, p] : pods_) {
     if (p.sandbox) {
@@ -126,13 +110,47 @@ KernelRuntime::~KernelRuntime() {
 }
 
 Result<SandboxInfo> KernelRuntime::createSandbox(const Pod& pod, QosClass qos,
-                                                 const std::string& /*pod_hash*/) {
+                                                 const std::string& pod_hash) {
+  if (auto left = found_.extract(pod.uid); !left.empty()) {
+    // A previous agent's pod made anew instead of adopted: its remains go
+    // first, or the new sandbox would be built over them.
+    log::info("Removing what a previous agent left of the pod", {{"uid", pod.uid}});
+    removeNow(left.mapped());
+  }
   PodEntry& p = pods_[pod.uid];
   if (!p.sandbox) {
     TRY(PodSandbox sb, PodSandbox::create(pod, qos, sandbox_env_));
     p.sandbox = std::move(sb);
+    PodRecord& r = p.record;
+    r.boot_id = boot_id_;
+    r.uid = pod.uid;
+    r.namespace_ = pod.namespace_;
+    r.name = pod.name;
+    r.pod_hash = pod_hash;
+    r.qos = qos;
+    r.grace_seconds = pod.termination_grace_period_seconds;
+    PodSandbox::Layout l = p.sandbox->layout();
+    r.cgroup = l.cgroup;
+    r.netns_path = l.netns_path;
+    r.ip = l.ip;
+    r.run_dir = l.run_dir;
+    r.hostname = l.hostname;
+    saveRecord(p);
   }
   return SandboxInfo{.ip = p.sandbox->ip()};
+}
+
+void KernelRuntime::saveRecord(PodEntry& pod) {
+  if (pod.record.uid.empty()) {
+    return;  // no sandbox yet: nothing a next agent could take over
+  }
+  std::string path = recordPath(config_.root_dir, pod.record.uid);
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  if (auto w = writePodRecord(path, pod.record); !w) {
+    // The pod runs on; only a next agent could not adopt it (it would clean it up).
+    log::error("Write pod record", {{"path", path}, {"err", w.error().message()}});
+  }
 }
 
 Result<void> KernelRuntime::setUpVolumes(const Pod& pod, const PodRuntimeInfo& info,
@@ -141,6 +159,12 @@ Result<void> KernelRuntime::setUpVolumes(const Pod& pod, const PodRuntimeInfo& i
   if (!p.volumes) {
     TRY(PodVolumes v, PodVolumes::setUp(pod, config_.root_dir + "/pods/" + pod.uid, info, objects));
     p.volumes = std::move(v);
+    PodVolumes::Layout l = p.volumes->layout();
+    p.record.volumes_dir = l.dir;
+    p.record.volume_paths = l.paths;
+    p.record.tmpfs = l.tmpfs;
+    p.record.projected = l.projected;
+    saveRecord(p);
   }
   return {};
 }
@@ -161,6 +185,14 @@ void KernelRuntime::destroySandbox(const std::string& pod_uid, std::function<voi
       done();
     }
     return;
+  }
+  // The record goes first: a crash from here on leaves garbage for recovery,
+  // never a half-removed pod for the next agent to adopt.
+  if (!it->second.record.uid.empty()) {
+    std::string path = recordPath(config_.root_dir, pod_uid);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      log::error("Remove pod record", {{"path", path}, {"err", std::strerror(errno)}});
+    }
   }
   auto volumes = std::make_shared<std::optional<PodVolumes>>(std::move(it->second.volumes));
   std::optional<PodSandbox> sandbox = std::move(it->second.sandbox);
@@ -221,12 +253,18 @@ void KernelRuntime::ensureImage(const std::string& ref, const std::string& pull_
   });
 }
 
-std::expected<std::unique_ptr<KernelRuntime::Instance>, StartFailure> KernelRuntime::create(
+std::expected<std::unique_ptr<Instance>, StartFailure> KernelRuntime::create(
     const ContainerRequest& r, PodEntry& pod) {
   auto inst = std::make_unique<Instance>();
   inst->id = newContainerId();
   inst->pod_uid = r.pod->uid;
   inst->name = r.container->name;
+  inst->run.id = inst->id;
+  inst->run.restart_count = r.restart_count;
+  inst->run.image_name = r.image.name;
+  inst->run.image_id = r.image.id;
+  inst->run.log_path = r.log_dir + "/" + std::to_string(r.restart_count) + ".log";
+  inst->run.rootfs_dir = config_.root_dir + "/containers/" + inst->id;
   auto fail = [&](const std::string& reason, const Error& e) {
     inst->release(loop_);
     return std::unexpected(StartFailure{.reason = reason, .message = e.message()});
@@ -259,6 +297,7 @@ std::expected<std::unique_ptr<KernelRuntime::Instance>, StartFailure> KernelRunt
   }
   inst->cgroup = std::move(*group);
   inst->has_cgroup = true;
+  inst->run.cgroup = inst->cgroup.path();
   // The device filter goes on before the process is cloned into the group, so
   // nothing runs there unfiltered; privileged containers get every device, as
   // with containerd. It needs no controller, so --limits-unenforced keeps it, and
@@ -358,6 +397,18 @@ void KernelRuntime::startContainer(const ContainerRequest& r,
                                      .message = sysError("pipe", r.log_dir).error().message()}));
   }
   UniqueFd out_r(out[0]), out_w(out[1]), err_r(err[0]), err_w(err[1]);
+  // What the container writes while no agent pumps (between two agents)
+  // waits in the pipe: 1 MiB each instead of 64 KiB. Beyond that its writes
+  // block until the next agent drains them; nothing is lost. If the kernel
+  // refuses (above /proc/sys/fs/pipe-max-size for an unprivileged agent, or
+  // the user's pipe quota), the run goes on with the default size.
+  for (int fd : {out[1], err[1]}) {
+    if (::fcntl(fd, F_SETPIPE_SZ, kLogPipeSize) < 0) {
+      log::error("Size log pipe", {{"container", r.container->name},
+                                   {"size", std::to_string(kLogPipeSize)},
+                                   {"err", std::strerror(errno)}});
+    }
+  }
   UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   isolation::ContainerSpec spec = inst->spec;
   spec.stdin_fd = devnull.get();
@@ -411,24 +462,43 @@ void KernelRuntime::started(uint64_t id, Result<isolation::Process> proc) {
     return fail(proc.error());
   }
   inst->proc = std::move(*proc);
+  inst->run.pid = inst->proc.pid();
+  inst->run.start_time = isolation::processStartTime(inst->proc.pid());
+  inst->run.started_at = nowRfc3339();
+  inst->run.stop_signal = inst->stop_signal;
+  if (keeper_ != nullptr) {
+    int fds[] = {s->out_r.get(), s->err_r.get()};
+    if (auto k =
+            keeper_->keep(inst->id, inst->run.pid, inst->run.start_time, inst->proc.pidfd(), fds);
+        !k) {
+      // It runs all the same; it only dies with this agent (no one would hold its pipes).
+      log::error("Keep container run", {{"container", inst->name}, {"err", k.error().message()}});
+    }
+  }
+  inst->pipes[0] = PumpedPipe::of(s->out_r.get());
+  inst->pipes[1] = PumpedPipe::of(s->err_r.get());
   if (auto pumped = inst->log->pump(loop_, std::move(s->out_r), std::move(s->err_r)); !pumped) {
     // Nobody would read the container's output: it would block once a pipe is
     // full. Not a container to keep: killed, reaped and reported as StartError.
     (void)inst->proc.signal(SIGKILL);  // it may have exited already; wait() reaps either way
     (void)inst->proc.wait();
+    if (keeper_ != nullptr) {
+      keeper_->forget(inst->id);
+    }
     return fail(pumped.error());
   }
+  recordRun(*inst);
   ContainerHandle h = next_handle_++;
   StartedContainer started{.handle = h,
                            .id = inst->id,
-                           .started_at = nowRfc3339(),
+                           .started_at = inst->run.started_at,
                            .pid = inst->proc.pid(),
                            .stop_signal = inst->stop_signal};
   containers_[h] = std::move(inst);
   s->done(std::move(started));
 }
 
-KernelRuntime::Instance* KernelRuntime::find(ContainerHandle h) const {
+Instance* KernelRuntime::find(ContainerHandle h) const {
   auto it = containers_.find(h);
   return it == containers_.end() ? nullptr : it->second.get();
 }
@@ -439,6 +509,9 @@ Result<void> KernelRuntime::watchExit(ContainerHandle h, std::function<void(Cont
     return makeError("watch container exit", std::to_string(h), "no such container");
   }
   inst->on_exit = std::move(done);
+  if (inst->adopted) {
+    return watchAdopted(h, *inst);
+  }
   return isolation::watchExit(loop_, inst->proc, &inst->cgroup,
                               [this, h](Result<isolation::ContainerExit> e) {
                                 ContainerExit exit;
@@ -462,7 +535,19 @@ void KernelRuntime::onExited(ContainerHandle h, ContainerExit exit) {
   }
   std::unique_ptr<Instance> inst = std::move(it->second);
   containers_.erase(it);
+  // Recorded before anyone hears of it: an agent that dies in the callback
+  // leaves a record that the next one reports the same way.
+  inst->run.ended = true;
+  inst->run.exit_code = exit.exit_code;
+  inst->run.reason = exit.reason;
+  inst->run.message = exit.message;
+  inst->run.oom_killed = exit.oom_killed;
+  inst->run.finished_at = nowRfc3339();
+  recordRun(*inst);
   inst->release(loop_);
+  if (keeper_ != nullptr) {
+    keeper_->forget(inst->id);  // its pipes are drained
+  }
   if (inst->on_exit) {
     inst->on_exit(std::move(exit));
   }
@@ -495,11 +580,17 @@ void KernelRuntime::remove(ContainerHandle h) {
   std::unique_ptr<Instance> inst = std::move(it->second);
   containers_.erase(it);
   loop_.remove(inst->proc.pidfd());
+  if (leave_running_) {
+    return inst->leave(loop_);
+  }
   // Best effort on the way out: a kill that fails found the process gone, and
   // wait() then reaps it all the same.
   (void)inst->cgroup.write("cgroup.kill", "1");
   (void)inst->proc.wait();
   inst->release(loop_);
+  if (keeper_ != nullptr) {
+    keeper_->forget(inst->id);
+  }
 }
 
 Result<std::unique_ptr<ExecProcess>> KernelRuntime::exec(ContainerHandle h,
@@ -509,6 +600,9 @@ Result<std::unique_ptr<ExecProcess>> KernelRuntime::exec(ContainerHandle h,
   Instance* inst = find(h);
   if (inst == nullptr) {
     return makeError("exec probe", "", "the container is not running");
+  }
+  if (!inst->has_spec) {
+    return makeError("exec probe", inst->name, "the pod's spec has no such container");
   }
   isolation::ContainerSpec e = isolation::execSpec(inst->spec, inst->proc.pid(), argv);
   UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
@@ -530,22 +624,5 @@ Result<ContainerStats> KernelRuntime::stats(ContainerHandle h) {
                         .memory_working_set = s.memory_working_set,
                         .memory_current = s.memory_current};
 }
-
-std::optional<AdoptedPod> KernelRuntime::adopt(const Pod& /*pod*/, QosClass /*qos*/,
-                                               const PodRuntimeInfo& /*info*/,
-                                               PodObjects* /*objects*/) {
-  return std::nullopt;
-}
-
-void KernelRuntime::noteTerminating(const std::string& /*pod_uid*/,
-                                    std::chrono::system_clock::time_point /*kill_at*/) {}
-
-std::vector<LeftoverPod> KernelRuntime::leftovers() const { return {}; }
-
-void KernelRuntime::stopLeftover(const std::string& /*pod_uid*/, std::function<void()> done) {
-  done();
-}
-
-void KernelRuntime::leaveRunning() {}
 
 }  // namespace kernelet::agent::runtime

@@ -15,6 +15,8 @@
 #include "agent/lifecycle/admission.h"
 #include "agent/runtime/image_puller.h"
 #include "agent/runtime/pod_sandbox.h"
+#include "agent/runtime/run_keeper.h"
+#include "agent/runtime/run_records.h"
 #include "agent/runtime/runtime.h"
 #include "agent/runtime/volumes.h"
 #include "images/image_store.h"
@@ -29,13 +31,21 @@ class StartWatch;
 
 namespace kernelet::agent::runtime {
 
+struct Instance;
+struct LeftoverStop;
+
 class KernelRuntime : public PodRuntime {
  public:
-  // Everything given must outlive the runtime.
+  // Everything given must outlive the runtime. `keeper` (may be null: then
+  // nothing outlives the agent) keeps each run's pidfd and log pipes for the
+  // next agent. The pods a previous agent recorded for this boot (what
+  // recovery left, recovery.h) are read now: adopt() and leftovers() answer
+  // from them.
   KernelRuntime(const AgentConfig& config, EventLoop& loop, TimerQueue& timers,
                 images::ImageStore& images, ImagePuller& puller, SandboxEnv sandbox,
-                NodeResources node);
-  // Kills and releases whatever is still running (workers normally stopped it).
+                NodeResources node, RunKeeper* keeper = nullptr);
+  // Kills and releases whatever is still running (workers normally stopped
+  // it), unless leaveRunning() was called.
   ~KernelRuntime() override;
 
   Result<SandboxInfo> createSandbox(const Pod& pod, QosClass qos,
@@ -59,8 +69,7 @@ class KernelRuntime : public PodRuntime {
                                             int out_fd,
                                             std::chrono::milliseconds setup_timeout) override;
   Result<ContainerStats> stats(ContainerHandle h) override;
-  // Live restore (issue #16): not built yet; adopt() finds nothing and the
-  // agent removes what a dead predecessor left at start (recovery.h).
+  // Live restore (issue #16): adopt.cc and leftovers.cc.
   std::optional<AdoptedPod> adopt(const Pod& pod, QosClass qos, const PodRuntimeInfo& info,
                                   PodObjects* objects) override;
   void noteTerminating(const std::string& pod_uid,
@@ -70,10 +79,10 @@ class KernelRuntime : public PodRuntime {
   void leaveRunning() override;
 
  private:
-  struct Instance;
   struct PodEntry {
     std::optional<PodSandbox> sandbox;
     std::optional<PodVolumes> volumes;
+    PodRecord record;  // written to recordPath() whenever it changes
   };
   // Creates everything of a run but its process; failures are StartFailures.
   std::expected<std::unique_ptr<Instance>, StartFailure> create(const ContainerRequest& r,
@@ -85,6 +94,28 @@ class KernelRuntime : public PodRuntime {
   void started(uint64_t id, Result<isolation::Process> proc);
   void onExited(ContainerHandle h, ContainerExit exit);
   Instance* find(ContainerHandle h) const;
+
+  // ---- the pod records (run_records.h) ------------------------------------
+  void saveRecord(PodEntry& pod);
+  // The run started (or ended): the pod's record says so.
+  void recordRun(const Instance& inst);
+  void loadRecords();
+  // ---- adoption (adopt.cc) ------------------------------------------------
+  struct AdoptInput;
+  AdoptedContainer adoptRun(AdoptInput& in, const std::string& name, const ContainerRecord& c);
+  // The exit of an adopted run, which is not our child.
+  Result<void> watchAdopted(ContainerHandle h, Instance& inst);
+  RunEnd exitOfGone(RunRecord& run, std::optional<KeptRun>& kept, isolation::Process* proc);
+  std::unique_ptr<isolation::CriLogWriter> reopenLog(const RunRecord& run,
+                                                     std::optional<KeptRun>& kept);
+  // Removes what a record names (its runs' rootfs, the sandbox, the volumes,
+  // the record itself), blocking while the pod cgroup empties: for a pod
+  // whose adoption failed, which its worker may create again at once.
+  void removeNow(const PodRecord& r);
+  void leftoverStopped(const std::string& uid);
+  // The runtime goes while leftovers are being stopped: their runs come off
+  // the loop (left as they are, for the next agent's recovery and adoption).
+  void abandonStops();
 
   const AgentConfig& config_;
   EventLoop& loop_;
@@ -100,6 +131,12 @@ class KernelRuntime : public PodRuntime {
   std::map<uint64_t, std::unique_ptr<Starting>> starting_;
   // Sandboxes being taken down on the loop (PodSandbox::destroyAsync).
   std::map<uint64_t, std::unique_ptr<SandboxTeardown>> teardowns_;
+  // What previous agents recorded for this boot, not adopted yet: by uid.
+  std::map<std::string, PodRecord> found_;
+  std::map<std::string, std::unique_ptr<LeftoverStop>> stopping_;
+  RunKeeper* keeper_;
+  std::string boot_id_;
+  bool leave_running_ = false;
   uint64_t next_id_ = 1;
   ContainerHandle next_handle_ = 1;
 };

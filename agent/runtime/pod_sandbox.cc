@@ -1,8 +1,10 @@
 #include "agent/runtime/pod_sandbox.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -207,6 +209,51 @@ Result<PodSandbox> PodSandbox::create(const Pod& pod, QosClass qos, const Sandbo
                                {"hostname", sb.hostname_ + "\n"}}) {
     if (auto w = netns::writePodFile(sb.run_dir_, name, content); !w) {
       return fail(w.error());
+    }
+  }
+  return sb;
+}
+
+PodSandbox PodSandbox::remains(const Layout& layout, const SandboxEnv& env) {
+  PodSandbox sb;
+  sb.pod_id_ = layout.pod_id;
+  sb.run_dir_ = layout.run_dir;
+  sb.netns_path_ = layout.netns_path;
+  sb.ip_ = layout.ip;
+  sb.hostname_ = layout.hostname;
+  size_t slash = layout.cgroup.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    if (auto g = cgroups::Cgroup::open(layout.cgroup.substr(0, slash),
+                                       layout.cgroup.substr(slash + 1))) {
+      sb.cgroup_ = std::move(*g);
+      sb.has_cgroup_ = true;
+    }
+  }
+  sb.has_ns_ = true;  // releaseIpcUts tolerates what is gone
+  if (!layout.netns_path.empty()) {
+    sb.network_ = env.network;
+  }
+  return sb;
+}
+
+Result<PodSandbox> PodSandbox::adopt(const Layout& layout, const SandboxEnv& env) {
+  PodSandbox sb = remains(layout, env);
+  if (!sb.has_cgroup_) {
+    return makeError("adopt pod sandbox", layout.cgroup, "the pod cgroup is gone");
+  }
+  // The namespace files are bind mounts of nsfs: a file that is not (the
+  // mount is gone, and with it the namespace) would make every container
+  // that joins it fail.
+  for (const std::string& ns : {sb.ipcPath(), sb.utsPath(), layout.netns_path}) {
+    struct statfs st {};
+    if (ns.empty()) {
+      continue;
+    }
+    if (::statfs(ns.c_str(), &st) != 0) {
+      return sysError("adopt pod sandbox", ns);
+    }
+    if (st.f_type != NSFS_MAGIC) {
+      return makeError("adopt pod sandbox", ns, "not a namespace (its bind mount is gone)");
     }
   }
   return sb;

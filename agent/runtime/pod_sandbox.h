@@ -50,6 +50,17 @@ class PodSandbox {
   std::unique_ptr<SandboxTeardown> destroyAsync(EventLoop& loop, TimerQueue& timers,
                                                 std::function<void(Result<void>)> done);
 
+  // What create() made, as a previous agent recorded it (run_records.h):
+  // the pod cgroup is opened, nothing is created again. Fails when the cgroup
+  // or the network namespace is gone.
+  struct Layout {
+    std::string pod_id, run_dir, netns_path, ip, hostname, cgroup;  // cgroup: absolute
+  };
+  static Result<PodSandbox> adopt(const Layout& layout, const SandboxEnv& env);
+  // Whatever of it is left, to destroy(): never fails.
+  static PodSandbox remains(const Layout& layout, const SandboxEnv& env);
+  Layout layout() const { return {pod_id_, run_dir_, netns_path_, ip_, hostname_, cgroup_.path()}; }
+
   cgroups::Cgroup& cgroup() { return cgroup_; }
   const std::string& ip() const { return ip_; }
   const std::string& netnsPath() const { return netns_path_; }  // empty: the host's

@@ -269,6 +269,15 @@ Result<void> PodVolumes::tearDown() {
   return {};
 }
 
+PodVolumes PodVolumes::adopt(Layout layout) {
+  PodVolumes pv;
+  pv.dir_ = std::move(layout.dir);
+  pv.paths_ = std::move(layout.paths);
+  pv.tmpfs_ = std::move(layout.tmpfs);
+  pv.projected_ = std::move(layout.projected);
+  return pv;
+}
+
 std::optional<std::string> PodVolumes::hostPath(const std::string& volume) const {
   auto it = paths_.find(volume);
   if (it == paths_.end()) {

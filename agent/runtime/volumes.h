@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "agent/model/field_refs.h"
 #include "agent/model/pod.h"
@@ -30,6 +31,16 @@ class PodVolumes {
   Result<bool> refresh(const Pod& pod, const PodRuntimeInfo& info, PodObjects* objects);
   // Unmounts tmpfs volumes and deletes the pod's volume dirs (hostPath is left alone).
   Result<void> tearDown();
+
+  // What setUp made, as a previous agent recorded it (run_records.h): nothing
+  // is mounted or written again.
+  struct Layout {
+    std::string dir;
+    std::map<std::string, std::string> paths;
+    std::vector<std::string> tmpfs, projected;
+  };
+  Layout layout() const { return {dir_, paths_, tmpfs_, projected_}; }
+  static PodVolumes adopt(Layout layout);
 
   // The host path a volume mount binds, or nothing for an unknown volume.
   std::optional<std::string> hostPath(const std::string& volume) const;

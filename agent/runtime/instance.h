@@ -1,0 +1,93 @@
+#pragma once
+// KernelRuntime's private part shared by its files (kernel_runtime.cc starts
+// runs, adopt.cc takes over a previous agent's, leftovers.cc stops those no
+// one adopted): one run of a container and what must be taken down when it
+// exits. Not for other code: the seam is runtime.h.
+
+#include <sys/stat.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/log/log.h"
+#include "agent/runtime/pod_sandbox.h"
+#include "agent/runtime/run_records.h"
+#include "agent/runtime/runtime.h"
+#include "cgroups/cgroups.h"
+#include "images/rootfs.h"
+#include "isolation/container_spec.h"
+#include "isolation/cri_log.h"
+#include "isolation/isolation.h"
+#include "sys/event_loop.h"
+#include "sys/timer_queue.h"
+
+namespace kernelet::agent::runtime {
+
+// A log pipe the CriLogWriter pumps, remembered so that it can be taken off
+// the loop without draining it when the agent leaves the run to the next one.
+// The inode tells whether the fd number still names the same pipe (the writer
+// closes a pipe at EOF, and the number may be reused).
+struct PumpedPipe {
+  int fd = -1;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  static PumpedPipe of(int fd);
+  bool stillOpen() const;
+};
+
+struct Instance {
+  std::string id, pod_uid, name;
+  images::Rootfs rootfs;
+  cgroups::Cgroup cgroup;
+  bool has_cgroup = false;
+  isolation::Process proc;
+  isolation::ContainerSpec spec;  // what it was started from: an exec runs the same way
+  bool has_spec = true;           // false: adopted, and the pod's spec has no such container
+  std::unique_ptr<isolation::CriLogWriter> log;
+  PumpedPipe pipes[2];
+  int stop_signal = 15;
+  // Started by a previous agent: not our child, so its exit status may have
+  // to come from the keeper.
+  bool adopted = false;
+  RunRecord run;  // what the pod record says of this run
+  std::function<void(ContainerExit)> on_exit;
+
+  // Everything but the process, which has been reaped (or never started).
+  void release(EventLoop& loop) {
+    if (log) {
+      log->finish(loop);
+    }
+    if (has_cgroup) {
+      if (auto r = cgroup.remove(); !r) {
+        log::error("Remove container cgroup", {{"container", name}, {"err", r.error().message()}});
+      }
+      has_cgroup = false;
+    }
+    if (auto r = rootfs.remove(); !r) {
+      log::error("Remove container rootfs", {{"container", name}, {"err", r.error().message()}});
+    }
+  }
+  // The agent goes and the run stays: the pipes come off the loop undrained
+  // (the keeper holds them, and the next agent pumps on from there), every fd
+  // of ours closes, the cgroup and rootfs stay.
+  void leave(EventLoop& loop);
+};
+
+// A leftover pod being stopped (leftovers.cc).
+struct LeftoverStop {
+  PodRecord record;
+  std::function<void()> done;
+  std::vector<std::unique_ptr<Instance>> runs;  // still running when the stop began
+  size_t running = 0;
+  TimerQueue::Id timer = 0;
+};
+
+// "Completed", "Error" or "OOMKilled" and the shell status, from a wait(2) status.
+ContainerExit exitFromWaitStatus(int wait_status, bool oom_killed);
+// An existing cgroup by its absolute path.
+Result<cgroups::Cgroup> openCgroup(const std::string& path);
+PodSandbox::Layout sandboxLayout(const PodRecord& r);
+
+}  // namespace kernelet::agent::runtime
