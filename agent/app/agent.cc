@@ -349,7 +349,14 @@ void Agent::shutDownNode(bool critical, int64_t grace_seconds, std::function<voi
            {{"pod", w->pod().namespace_ + "/" + w->pod().name},
             {"gracePeriod", std::to_string(shutdownGrace(w->pod(), grace_seconds))}});
     writeStatus(uid);
-    w->terminate(finish, shutdownGrace(w->pod(), grace_seconds));
+    // Once terminated it is no longer "being stopped": a later reconcile may
+    // remove it (manifest gone, agent stopping) or replace it (new spec).
+    w->terminate(
+        [this, uid, finish] {
+          terminating_.erase(uid);
+          finish();
+        },
+        shutdownGrace(w->pod(), grace_seconds));
   }
 }
 
