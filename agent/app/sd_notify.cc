@@ -114,8 +114,12 @@ void ServiceNotifier::start() {
 }
 
 void ServiceNotifier::ping() {
+  std::optional<std::chrono::microseconds> every = pingEvery();
+  if (!every) {
+    return;
+  }
   send("WATCHDOG=1", ping_failed_);
-  timer_ = timers_.after(*pingEvery(), [this] { ping(); });
+  timer_ = timers_.after(*every, [this] { ping(); });
 }
 
 void ServiceNotifier::ready(const std::string& status) {

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <cstddef>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -24,11 +23,11 @@ int msLeft(Clock::time_point deadline) {
 }
 
 std::string hex(const std::string& s) {
+  static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;
   for (unsigned char c : s) {
-    char b[3];
-    std::snprintf(b, sizeof b, "%02x", c);
-    out += b;
+    out += kDigits[c >> 4];
+    out += kDigits[c & 0xf];
   }
   return out;
 }

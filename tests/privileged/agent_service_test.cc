@@ -43,7 +43,8 @@ std::string podYaml(const std::string& name, const std::string& extra_spec,
                     const std::string& resources) {
   return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + name + "\nspec:\n" + extra_spec +
          "  containers:\n  - name: app\n    image: " + kImage +
-         "\n    command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; while true; do sleep 1; done\"]\n" +
+         "\n    imagePullPolicy: Never\n    command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; while "
+         "true; do sleep 1; done\"]\n" +
          resources;
 }
 
