@@ -332,7 +332,10 @@ void Agent::shutDownNode(bool critical, int64_t grace_seconds, std::function<voi
   // `done` runs off the workers' stacks, once the last of the group ended.
   auto left = std::make_shared<size_t>(group.size());
   auto finish = [this, left, done = std::move(done)] {
-    if (*left == 0 || --*left == 0) {
+    if (*left > 0) {
+      --*left;
+    }
+    if (*left == 0) {
       timers_->after(std::chrono::seconds(0), done);
     }
   };

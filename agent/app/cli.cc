@@ -110,7 +110,9 @@ Configured configure(CLI::App* run, const RunFlags& flags) {
   if (given("--resolv-conf")) config.resolv_conf = f.resolv_conf;
   if (given("--seccomp-default")) config.seccomp_default = f.seccomp_default;
   if (given("-v")) config.verbosity = f.verbosity;
-  if (given("--oom-score-adj")) config.oom_score_adj = f.oom_score_adj;
+  if (given("--oom-score-adj")) {
+    config.oom_score_adj = f.oom_score_adj;
+  }
   // The kubelet's reservation and threshold flags, over the file's.
   auto flagValue = [&](const char* name, const std::string& text, auto parse, auto& target) {
     if (!given(name)) {

@@ -156,8 +156,8 @@ TEST_F(AgentService, UnderSystemdItNotifiesProtectsItselfAndStopsPodsOnNodeShutd
   ASSERT_TRUE(logind.waitForLocks(1, milliseconds(10000))) << agent_->log();
 
   auto running = [](const PodSummary& p) { return p.status.phase == "Running"; };
-  waitFor("plain-node1", running, "Running");
-  waitFor("critical-node1", running, "Running");
+  waitFor("plain", running, "Running");
+  waitFor("critical", running, "Running");
   auto plain_pid = agent_->containerPid("plain", "app");
   auto critical_pid = agent_->containerPid("critical", "app");
   ASSERT_TRUE(plain_pid && critical_pid) << agent_->log();
@@ -166,14 +166,14 @@ TEST_F(AgentService, UnderSystemdItNotifiesProtectsItselfAndStopsPodsOnNodeShutd
 
   logind.emitPrepareForShutdown(true);
   auto failed = [](const PodSummary& p) { return p.status.phase == "Failed"; };
-  PodSummary plain = waitFor("plain-node1", failed, "Failed", seconds(60));
+  PodSummary plain = waitFor("plain", failed, "Failed", seconds(60));
   EXPECT_EQ(plain.status.reason, "Terminated");
   EXPECT_EQ(plain.status.message, "Pod was terminated in response to imminent node shutdown.");
   // Read right after: the critical pod is still running while the others stop.
-  std::optional<PodSummary> critical = agent_->pod("critical-node1");
+  std::optional<PodSummary> critical = agent_->pod("critical");
   ASSERT_TRUE(critical);
   EXPECT_NE(critical->status.phase, "Failed") << "critical pods stop after the others";
-  *critical = waitFor("critical-node1", failed, "Failed", seconds(60));
+  *critical = waitFor("critical", failed, "Failed", seconds(60));
   EXPECT_EQ(critical->status.reason, "Terminated");
   auto json = readFile(agent_->root() + "/pods/" + critical->uid + "/status.json");
   ASSERT_TRUE(json);

@@ -181,12 +181,17 @@ void FakeLogind::serve() {
     s.cv.notify_all();
   };
   int r = sd_bus_new(&bus);
-  if (r >= 0) r = sd_bus_set_address(bus, s.address.c_str());
-  if (r >= 0) r = sd_bus_set_bus_client(bus, 1);
-  if (r >= 0) r = sd_bus_negotiate_fds(bus, 1);
-  if (r >= 0) r = sd_bus_start(bus);
-  if (r >= 0) r = sd_bus_request_name(bus, "org.freedesktop.login1", 0);
-  if (r >= 0) r = sd_bus_request_name(bus, "org.freedesktop.systemd1", 0);
+  for (auto step :
+       {+[](sd_bus*b, State&st) { return sd_bus_set_address(b, st.address.c_str()); },
+        +[](sd_bus*b, State&) { return sd_bus_set_bus_client(b, 1); },
+        +[](sd_bus*b, State&) { return sd_bus_negotiate_fds(b, 1); },
+        +[](sd_bus*b, State&) { return sd_bus_start(b); },
+        +[](sd_bus*b, State&) { return sd_bus_request_name(b, "org.freedesktop.login1", 0); },
+        +[](sd_bus*b, State&) { return sd_bus_request_name(b, "org.freedesktop.systemd1", 0); }}) {
+    if (r >= 0) {
+      r = step(bus, s);
+    }
+  }
   if (r >= 0) {
     r = sd_bus_add_object_vtable(bus, &slots[0], "/org/freedesktop/login1",
                                  "org.freedesktop.login1.Manager", kLogind, &s);
