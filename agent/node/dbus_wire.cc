@@ -418,60 +418,60 @@ Result<size_t> Reader::skipType(std::string_view sig, size_t at, int depth) {
       }
       return i + 1;
     }
-    case 'a': {
-      TRY(uint32_t len, rawU32());
-      if (len > data_.size()) {
-        return bad("array longer than the message");
-      }
-      // The element type's end, and its alignment before the first element.
-      size_t elem = at + 1;
-      if (elem >= sig.size()) {
-        return bad("array without an element type");
-      }
-      char e = sig[elem];
-      size_t a = (e == 'x' || e == 't' || e == 'd' || e == '(' || e == '{') ? 8
-                 : (e == 'y' || e == 'g' || e == 'v')                       ? 1
-                 : (e == 'n' || e == 'q')                                   ? 2
-                                                                            : 4;
-      TRY_VOID(align(a));
-      size_t stop = pos_ + len;
-      if (stop > data_.size()) {
-        return bad("array past the end");
-      }
-      // Where the element type ends, found without reading values (an empty
-      // array has none to read).
-      size_t elem_end = 0;
-      {
-        int open = 0;
-        size_t i = elem;
-        do {
-          if (i >= sig.size()) {
-            return bad("signature \"" + std::string(sig) + "\" ends inside an array");
-          }
-          char c = sig[i];
-          if (c == '(' || c == '{') {
-            open++;
-          } else if (c == ')' || c == '}') {
-            open--;
-          }
-          i++;
-        } while (open > 0 || sig[i - 1] == 'a');
-        elem_end = i;
-      }
-      while (pos_ < stop) {
-        TRY(size_t end, skipType(sig, elem, depth + 1));
-        if (end != elem_end) {
-          return bad("array element type mismatch");
-        }
-      }
-      if (pos_ != stop) {
-        return bad("array elements overrun its length");
-      }
-      return elem_end;
-    }
+    case 'a':
+      return skipArray(sig, at, depth);
     default:
       return bad(std::string("unknown type '") + sig[at] + "'");
   }
+}
+
+// An array: its byte length, padding to the element's alignment, then
+// elements of the one complete type after the 'a', up to that length.
+Result<size_t> Reader::skipArray(std::string_view sig, size_t at, int depth) {
+  TRY(uint32_t len, rawU32());
+  if (len > data_.size()) {
+    return bad("array longer than the message");
+  }
+  size_t elem = at + 1;
+  if (elem >= sig.size()) {
+    return bad("array without an element type");
+  }
+  char e = sig[elem];
+  size_t a = (e == 'x' || e == 't' || e == 'd' || e == '(' || e == '{') ? 8
+             : (e == 'y' || e == 'g' || e == 'v')                       ? 1
+             : (e == 'n' || e == 'q')                                   ? 2
+                                                                        : 4;
+  TRY_VOID(align(a));
+  size_t stop = pos_ + len;
+  if (stop > data_.size()) {
+    return bad("array past the end");
+  }
+  // Where the element type ends, found without reading values (an empty
+  // array has none to read).
+  int open = 0;
+  size_t elem_end = elem;
+  do {
+    if (elem_end >= sig.size()) {
+      return bad("signature \"" + std::string(sig) + "\" ends inside an array");
+    }
+    char c = sig[elem_end];
+    if (c == '(' || c == '{') {
+      open++;
+    } else if (c == ')' || c == '}') {
+      open--;
+    }
+    elem_end++;
+  } while (open > 0 || sig[elem_end - 1] == 'a');
+  while (pos_ < stop) {
+    TRY(size_t end, skipType(sig, elem, depth + 1));
+    if (end != elem_end) {
+      return bad("array element type mismatch");
+    }
+  }
+  if (pos_ != stop) {
+    return bad("array elements overrun its length");
+  }
+  return elem_end;
 }
 
 }  // namespace kernelet::agent::dbus

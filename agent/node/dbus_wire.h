@@ -88,6 +88,7 @@ class Reader {
   Result<uint8_t> rawByte();
   // Skips one value of the complete type at sig[at...), returns its end.
   Result<size_t> skipType(std::string_view sig, size_t at, int depth);
+  Result<size_t> skipArray(std::string_view sig, size_t at, int depth);
 
   std::string_view data_, sig_;
   std::shared_ptr<const std::string> owned_sig_;  // a variant's signature, which sig_ views

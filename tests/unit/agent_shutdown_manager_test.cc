@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "agent/node/dbus_connection.h"
+#include "agent/node/dbus_wire.h"
 #include "agent/node/shutdown_manager.h"
 #include "support/fake_logind.h"
 #include "support/temp_dir.h"
@@ -231,3 +233,60 @@ TEST(NodeShutdown, CriticalPodsGraceAndStatusAsTheKubelet) {
 
 }  // namespace
 }  // namespace kernelet::agent
+
+namespace kernelet::agent::dbus {
+namespace {
+
+// A PrepareForShutdown(true) signal as logind sends it, to break in places.
+std::string prepareForShutdown() {
+  std::string m = encode({.path = "/org/freedesktop/login1",
+                          .interface = "org.freedesktop.login1.Manager",
+                          .member = "PrepareForShutdown",
+                          .args = {{'i', "", 1}}},
+                         7);
+  m[1] = static_cast<char>(Type::kSignal);
+  // encode() writes an 'i' argument; a bool has the same wire form.
+  m.replace(m.find("\x01i\0", 0, 3), 3,
+            std::string("\x01"
+                        "b\0",
+                        3));
+  return m;
+}
+
+TEST(DbusWire, ReadsASignalAndRefusesBrokenOnes) {
+  std::string good = prepareForShutdown();
+  auto len = messageLength(good);
+  ASSERT_TRUE(len && *len);
+  EXPECT_EQ(**len, good.size());
+  auto m = decode(good);
+  ASSERT_TRUE(m) << m.error().message();
+  EXPECT_EQ(m->member, "PrepareForShutdown");
+  Reader r(m->body, m->signature, m->big_endian);
+  EXPECT_EQ(r.readBool(), true);
+  EXPECT_FALSE(Reader(m->body, m->signature, m->big_endian).readU64()) << "wrong type";
+
+  EXPECT_EQ(*messageLength(good.substr(0, 10)), std::nullopt) << "more bytes needed";
+  std::string endian = good;
+  endian[0] = 'x';
+  EXPECT_FALSE(messageLength(endian));
+  EXPECT_FALSE(decode(good.substr(0, good.size() - 1))) << "truncated";
+  std::string huge = good;
+  huge[7] = '\x7f';  // a body of ~2 GiB
+  EXPECT_FALSE(messageLength(huge));
+  std::string bad_bool = good;
+  bad_bool[bad_bool.size() - 4] = 2;
+  auto b = decode(bad_bool);
+  ASSERT_TRUE(b);
+  EXPECT_FALSE(Reader(b->body, b->signature, b->big_endian).readBool());
+}
+
+TEST(DbusWire, BusAddresses) {
+  EXPECT_EQ(unixSocketOf("unix:path=/run/dbus/system_bus_socket"), "/run/dbus/system_bus_socket");
+  EXPECT_EQ(unixSocketOf("unix:abstract=/tmp/dbus-x,guid=12"), "@/tmp/dbus-x");
+  EXPECT_EQ(unixSocketOf("tcp:host=x,port=1;unix:guid=1,path=/b"), "/b");
+  EXPECT_FALSE(unixSocketOf("tcp:host=localhost,port=1"));
+  EXPECT_FALSE(unixSocketOf(""));
+}
+
+}  // namespace
+}  // namespace kernelet::agent::dbus
