@@ -11,7 +11,7 @@ export CCACHE_NOHASHDIR ?= 1
 # Seconds each fuzz target runs (scripts/run-fuzz).
 export FUZZ_SECONDS ?= 30
 
-.PHONY: all deps configure build install run test fuzz clean
+.PHONY: all deps configure build install install-service run test fuzz clean
 
 all: build
 
@@ -47,6 +47,16 @@ test: build
 # build-fuzz/ (fails on a crash, naming the target and the reproducer).
 fuzz: deps
 	scripts/run-fuzz
+
+# The agent as a systemd service (dist/systemd/kernelet.service): the binary in
+# /usr/local/bin, the unit in /etc/systemd/system, the static pod directory.
+# Then `systemctl enable --now kernelet`; an upgrade is this again and
+# `systemctl restart kernelet` (the unit's KillMode=process stops only the agent).
+install-service: build
+	install -D -m 0755 $(BUILD)/kernelet $(DESTDIR)/usr/local/bin/kernelet
+	install -D -m 0644 dist/systemd/kernelet.service $(DESTDIR)/etc/systemd/system/kernelet.service
+	install -d -m 0755 $(DESTDIR)/etc/kubernetes/manifests
+	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 clean:
 	rm -rf $(BUILD) build-fuzz

@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "agent/app/build_tag.h"
+#include "agent/app/oom_score.h"
 #include "agent/log/log.h"
 #include "agent/model/pod_names.h"
 #include "agent/node/node_allocatable.h"
@@ -88,6 +89,11 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
   } else {
     log::info("Starting kernelet", {{"version", KERNELET_VERSION}, {"node", config.node_name}});
   }
+  // Before any thread starts: it changes the environment.
+  ServiceEnvironment service = takeServiceEnvironment();
+  if (auto r = setOomScoreAdj(config.oom_score_adj); !r) {
+    log::warning("The agent keeps the OOM score it was given", {{"err", r.error().message()}});
+  }
 
   TRY(cgroups::Hierarchy h, cgroups::detect());
   bool enforce = true;
@@ -118,6 +124,10 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
   TRY(EventLoop loop, EventLoop::create());
   a->loop_ = std::make_unique<EventLoop>(std::move(loop));
   TRY(a->timers_, TimerQueue::create(*a->loop_));
+  TRY(SdNotifier notifier, SdNotifier::open(service.notify_socket));
+  a->service_ =
+      std::make_unique<ServiceNotifier>(std::move(notifier), service.watchdog, *a->timers_);
+  a->service_->start();  // a first ping now: what follows until run() may take a while
   a->status_files_ = std::make_unique<StatusFiles>(*a->timers_, config.root_dir + "/pods");
 
   netns::NetworkConfig net;
@@ -215,6 +225,8 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
                            if (!self->api_synced_) {
                              self->api_synced_ = true;
                              self->reconcile();  // and the leftovers
+                             self->api_delivered_ = true;
+                             self->notifyReady();  // the API's pods are adopted
                            }
                          }));
     TRY(a->objects_, ObjectCache::create(a->cluster_->client(), *a->net_, *a->loop_,
@@ -258,6 +270,14 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
                        }),
                    "--pod-manifest-path"));
   }
+  a->shutdown_ =
+      ShutdownManager::start(*a->loop_, *a->timers_,
+                             {.grace_seconds = config.shutdown_grace_seconds,
+                              .critical_seconds = config.shutdown_grace_critical_seconds,
+                              .bus_address = dbus::systemBusAddress()},
+                             [self](bool critical, int64_t grace, std::function<void()> done) {
+                               self->shutDownNode(critical, grace, std::move(done));
+                             });
   log::info("Node ready", {{"node", config.node_name},
                            {"nodeIP", ctx.node_ip},
                            {"allocatableCPU", std::to_string(ctx.node.allocatable_milli_cpu) + "m"},
@@ -267,6 +287,7 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
 }
 
 Agent::~Agent() {
+  shutdown_.reset();  // its callbacks reach the workers
   ctx_.objects = nullptr;
   objects_.reset();  // its watches use the cluster's client
   cluster_.reset();  // its threads may post to the loop: stopped first
@@ -281,12 +302,37 @@ Agent::~Agent() {
 Result<void> Agent::run() {
   reconcile();
   snapshots_.publish();
+  notifyReady();
+  if (cluster_) {
+    // The API server may be away: the unit must not stay "activating" for it.
+    timers_->after(kApiReadyWait, [this] {
+      if (!service_->isReady()) {
+        log::info("Ready without the API server's pods: they start once it answers");
+      }
+      api_delivered_ = true;
+      notifyReady();
+    });
+  }
   while (!leaving_ && !(stopping_ && workers_.empty() && leftovers_stopping_.empty())) {
     TRY_VOID(loop_->runOnce(std::chrono::milliseconds(-1)));
     snapshots_.publish();  // what this turn changed, once
   }
   log::info(leaving_ ? "Exiting, the pods left running" : "All pods stopped, exiting");
+  service_->stopping(leaving_ ? "Exiting, leaving " + std::to_string(workers_.size()) +
+                                    " pods running"
+                              : "Exiting");
   return {};
+}
+
+// READY=1 once the pods of the first delivery of every source are adopted:
+// the static manifests are read in create() and reconciled by run(); the API
+// server's pods count once they arrived, or once kApiReadyWait has passed.
+void Agent::notifyReady() {
+  if (service_->isReady() || (cluster_ && !api_delivered_)) {
+    return;
+  }
+  service_->ready("Running " + std::to_string(workers_.size()) + " pods");
+  log::info("Ready", {{"pods", std::to_string(workers_.size())}});
 }
 
 void Agent::onSignal() {
@@ -306,6 +352,49 @@ void Agent::onSignal() {
   stopping_ = true;
   log::info("Stop signal: terminating every pod", {{"signal", std::to_string(si.ssi_signo)}});
   reconcile();
+}
+
+void Agent::shutDownNode(bool critical, int64_t grace_seconds, std::function<void()> done) {
+  std::vector<std::string> group;
+  for (const auto& [uid, w] : workers_) {
+    if (w->active() && !terminating_.contains(uid) && isCriticalPod(w->pod()) == critical) {
+      group.push_back(uid);
+    }
+  }
+  service_->status("Node shutdown: terminating " + std::to_string(group.size()) +
+                   (critical ? " critical pods" : " pods"));
+  // `done` runs off the workers' stacks, once the last of the group ended.
+  auto left = std::make_shared<size_t>(group.size());
+  auto finish = [this, left, done = std::move(done)] {
+    if (*left > 0) {
+      --*left;
+    }
+    if (*left == 0) {
+      timers_->after(std::chrono::seconds(0), done);
+    }
+  };
+  if (group.empty()) {
+    finish();
+    return;
+  }
+  std::string now = runtime::nowRfc3339();
+  for (const std::string& uid : group) {
+    std::shared_ptr<PodWorker> w = workers_[uid];
+    terminating_.insert(uid);
+    shut_down_[uid] = now;
+    log::v(1, "Shutdown manager killing pod with gracePeriod",
+           {{"pod", w->pod().namespace_ + "/" + w->pod().name},
+            {"gracePeriod", std::to_string(shutdownGrace(w->pod(), grace_seconds))}});
+    writeStatus(uid);
+    // Once terminated it is no longer "being stopped": a later reconcile may
+    // remove it (manifest gone, agent stopping) or replace it (new spec).
+    w->terminate(
+        [this, uid, finish] {
+          terminating_.erase(uid);
+          finish();
+        },
+        shutdownGrace(w->pod(), grace_seconds));
+  }
 }
 
 void Agent::reconcile() {
@@ -474,8 +563,12 @@ void Agent::writeStatus(const std::string& uid) {
     return;
   }
   const PodWorker& w = *it->second;
-  snapshots_.update(podSnapshot(w.pod(), w.status(), w.created(),
-                                podCgroup(ctx_.config.cgroup_root, w.pod(), w.status())));
+  PodStatus status = w.status();
+  if (auto down = shut_down_.find(uid); down != shut_down_.end()) {
+    markShutDown(status, down->second);
+  }
+  snapshots_.update(podSnapshot(w.pod(), status, w.created(),
+                                podCgroup(ctx_.config.cgroup_root, w.pod(), status)));
   if (invalidPodName(w.pod())) {
     return;  // rejected at admission: its uid is not fit to be a path component
   }
@@ -486,17 +579,20 @@ void Agent::writeStatus(const std::string& uid) {
       return std::nullopt;
     }
     const PodWorker& w = *it->second;
-    const std::string& phase = w.status().phase;
-    return StatusFiles::Content{podJson(w.pod(), w.status(), w.created()),
+    PodStatus status = w.status();
+    if (auto down = shut_down_.find(uid); down != shut_down_.end()) {
+      markShutDown(status, down->second);
+    }
+    const std::string& phase = status.phase;
+    return StatusFiles::Content{podJson(w.pod(), status, w.created()),
                                 phase == "Succeeded" || phase == "Failed"};
   });
   log::v(3, "Pod status",
-         {{"pod", w.pod().namespace_ + "/" + w.pod().name}, {"phase", w.status().phase}});
+         {{"pod", w.pod().namespace_ + "/" + w.pod().name}, {"phase", status.phase}});
   if (cluster_) {
     auto source = w.pod().annotations.find("kubernetes.io/config.source");
     bool is_static = source != w.pod().annotations.end() && source->second == "file";
-    cluster_->podStatus(uid, w.pod().namespace_, w.pod().name, podStatusJson(w.status()),
-                        is_static);
+    cluster_->podStatus(uid, w.pod().namespace_, w.pod().name, podStatusJson(status), is_static);
   }
 }
 
@@ -513,6 +609,7 @@ void Agent::removePod(const std::string& uid) {
       ctx_.config.pod_log_dir + "/" + pod.namespace_ + "_" + pod.name + "_" + uid, ec);
   workers_.erase(it);
   terminating_.erase(uid);
+  shut_down_.erase(uid);
   snapshots_.remove(uid);
   retainObjects();
 }

@@ -16,8 +16,10 @@
 
 #include "agent/app/cluster_sync.h"
 #include "agent/app/last_status.h"
+#include "agent/app/sd_notify.h"
 #include "agent/config/config.h"
 #include "agent/lifecycle/pod_worker.h"
+#include "agent/node/shutdown_manager.h"
 #include "agent/runtime/image_puller.h"
 #include "agent/runtime/kernel_runtime.h"
 #include "agent/sources/manifest_source.h"
@@ -72,10 +74,25 @@ class Agent {
   // Stops the previous agent's pods that no source wants (and, when stopping,
   // all of them); each is stopped once.
   void stopLeftovers();
+  // READY=1 to the service manager, once every source delivered (see .cc).
+  void notifyReady();
+  // A node shutdown (ShutdownManager): terminates the active pods of one
+  // group (critical or not), each with the shorter of its grace and
+  // `grace_seconds`, marks them Failed with the kubelet's reason, and calls
+  // `done` on the loop once all of them terminated. They stay (terminated)
+  // until the node goes down: their last status is what the API keeps.
+  void shutDownNode(bool critical, int64_t grace_seconds, std::function<void()> done);
+
+  // In cluster mode, READY=1 waits at most this long for the API server's
+  // pods: the first list usually answers in well under a second, and a node
+  // whose API server is away still runs its adopted and static pods.
+  static constexpr std::chrono::seconds kApiReadyWait{10};
 
   NodeContext ctx_;
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<TimerQueue> timers_;
+  std::unique_ptr<ServiceNotifier> service_;   // sd_notify: READY, WATCHDOG, STOPPING
+  std::unique_ptr<ShutdownManager> shutdown_;  // with --shutdown-grace-period: logind's lock
   std::unique_ptr<StatusFiles> status_files_;  // ROOT/pods/<uid>/status.json, batched
   std::unique_ptr<images::ImageStore> images_;
   std::unique_ptr<ImagePuller> puller_;
@@ -100,6 +117,9 @@ class Agent {
   bool api_synced_ = false;                   // the API's first pod list arrived
   bool leaving_ = false;                      // exit now, leaving every pod running
   std::set<std::string> leftovers_stopping_;  // uids of a previous agent's pods being stopped
+  // Pods stopped for a node shutdown, uid -> when: their status says so.
+  std::map<std::string, std::string> shut_down_;
+  bool api_delivered_ = false;  // the API's pods arrived once (or kApiReadyWait passed)
 };
 
 }  // namespace kernelet::agent

@@ -22,6 +22,7 @@ constexpr int kUsageError = 2;
 struct RunFlags {
   std::string config_file, kubeconfig;
   std::string kube_reserved, system_reserved, eviction_hard;  // parsed after the file
+  std::string shutdown_grace, shutdown_grace_critical;        // Go durations
   AgentConfig config;
 };
 
@@ -58,6 +59,15 @@ void addRunFlags(CLI::App* run, RunFlags& f) {
   run->add_option("--eviction-hard", f.eviction_hard,
                   "hard eviction thresholds, e.g. memory.available<100Mi,nodefs.available<10% "
                   "(evictionHard; the signals left out get none)");
+  run->add_option("--oom-score-adj", c.oom_score_adj,
+                  "the agent's own oom_score_adj, in [-1000, 1000] (oomScoreAdj)")
+      ->capture_default_str();
+  run->add_option("--shutdown-grace-period", f.shutdown_grace,
+                  "on a node shutdown (systemd-logind), delay it this long to terminate the "
+                  "pods, e.g. 30s (shutdownGracePeriod; 0: disabled)");
+  run->add_option("--shutdown-grace-period-critical-pods", f.shutdown_grace_critical,
+                  "of that, the part kept for critical pods, terminated last "
+                  "(shutdownGracePeriodCriticalPods)");
   run->add_option("-v,--v", c.verbosity, "log verbosity");
   run->add_flag("--seccomp-default", c.seccomp_default,
                 "RuntimeDefault seccomp for containers that set no profile (seccompDefault; "
@@ -104,6 +114,9 @@ Configured configure(CLI::App* run, const RunFlags& flags) {
   if (given("--resolv-conf")) config.resolv_conf = f.resolv_conf;
   if (given("--seccomp-default")) config.seccomp_default = f.seccomp_default;
   if (given("-v")) config.verbosity = f.verbosity;
+  if (given("--oom-score-adj")) {
+    config.oom_score_adj = f.oom_score_adj;
+  }
   // The kubelet's reservation and threshold flags, over the file's.
   auto flagValue = [&](const char* name, const std::string& text, auto parse, auto& target) {
     if (!given(name)) {
@@ -120,8 +133,17 @@ Configured configure(CLI::App* run, const RunFlags& flags) {
   if (!flagValue("--kube-reserved", flags.kube_reserved, parseReserved, config.kube_reserved) ||
       !flagValue("--system-reserved", flags.system_reserved, parseReserved,
                  config.system_reserved) ||
-      !flagValue("--eviction-hard", flags.eviction_hard, parseEvictionHard, config.eviction_hard)) {
+      !flagValue("--eviction-hard", flags.eviction_hard, parseEvictionHard, config.eviction_hard) ||
+      !flagValue("--shutdown-grace-period", flags.shutdown_grace, parseDurationSeconds,
+                 config.shutdown_grace_seconds) ||
+      !flagValue("--shutdown-grace-period-critical-pods", flags.shutdown_grace_critical,
+                 parseDurationSeconds, config.shutdown_grace_critical_seconds)) {
     out.status = kUsageError;
+    return out;
+  }
+  if (auto r = validateServiceSettings(config); !r) {
+    out.status = kUsageError;
+    out.error = r.error().message();
     return out;
   }
   config.limits_unenforced = f.limits_unenforced;

@@ -120,7 +120,84 @@ Result<int64_t> bytes(const std::string& file, const YAML::Node& n, const std::s
   return q->value();
 }
 
+Result<void> readDuration(const std::string& file, const YAML::Node& root, const char* key,
+                          int64_t& seconds) {
+  YAML::Node n = root[key];
+  if (!n || n.IsNull()) {
+    return {};
+  }
+  auto parsed = parseDurationSeconds(n.IsScalar() ? n.as<std::string>("") : "", key);
+  if (!parsed) {
+    return fieldError(file, n, key, parsed.error().detail);
+  }
+  seconds = *parsed;
+  return {};
+}
+
+// The fields of graceful node shutdown and the agent's own OOM score, checked
+// as the kubelet's validation does.
+Result<void> readNodeShutdown(const std::string& file, const YAML::Node& root,
+                              AgentConfig& config) {
+  TRY_VOID(read(file, root, "oomScoreAdj", config.oom_score_adj));
+  TRY_VOID(readDuration(file, root, "shutdownGracePeriod", config.shutdown_grace_seconds));
+  TRY_VOID(readDuration(file, root, "shutdownGracePeriodCriticalPods",
+                        config.shutdown_grace_critical_seconds));
+  if (auto r = validateServiceSettings(config); !r) {
+    return fieldError(file, root, r.error().op, r.error().detail);
+  }
+  return {};
+}
+
 }  // namespace
+
+Result<void> validateServiceSettings(const AgentConfig& config) {
+  if (config.oom_score_adj < -1000 || config.oom_score_adj > 1000) {
+    return makeError("oomScoreAdj (--oom-score-adj)", "", "must be between -1000 and 1000");
+  }
+  if (config.shutdown_grace_critical_seconds > config.shutdown_grace_seconds) {
+    return makeError("shutdownGracePeriodCriticalPods (--shutdown-grace-period-critical-pods)", "",
+                     "must be at most shutdownGracePeriod (" +
+                         std::to_string(config.shutdown_grace_seconds) + "s)");
+  }
+  return {};
+}
+
+Result<int64_t> parseDurationSeconds(const std::string& text, const std::string& what) {
+  if (text == "0") {
+    return 0;
+  }
+  static const std::pair<const char*, double> units[] = {{"ns", 1e-9}, {"us", 1e-6}, {"ms", 1e-3},
+                                                         {"s", 1},     {"m", 60},    {"h", 3600}};
+  double total = 0;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t start = at;
+    while (at < text.size() &&
+           (std::isdigit(static_cast<unsigned char>(text[at])) != 0 || text[at] == '.')) {
+      at++;
+    }
+    size_t unit_start = at;
+    while (at < text.size() && std::isalpha(static_cast<unsigned char>(text[at])) != 0) {
+      at++;
+    }
+    std::string number = text.substr(start, unit_start - start);
+    std::string unit = text.substr(unit_start, at - unit_start);
+    const auto* found = std::find_if(std::begin(units), std::end(units),
+                                     [&](const auto& u) { return unit == u.first; });
+    char* end = nullptr;
+    double value = number.empty() ? -1 : std::strtod(number.c_str(), &end);
+    if (found == std::end(units) || value < 0 || end != number.c_str() + number.size()) {
+      return makeError("parse duration", what,
+                       "\"" + text + "\" is not a duration such as 30s, 1m30s or 2h");
+    }
+    total += value * found->second;
+  }
+  if (text.empty() || total > 1e12) {
+    return makeError("parse duration", what,
+                     "\"" + text + "\" is not a duration such as 30s, 1m30s or 2h");
+  }
+  return static_cast<int64_t>(total);  // whole seconds, truncated as the kubelet's
+}
 
 Result<void> loadKubeletConfiguration(const std::string& file, AgentConfig& config) {
   TRY(std::string text, readFile(file));
@@ -199,6 +276,7 @@ Result<void> loadKubeletConfiguration(const std::string& file, AgentConfig& conf
     }
     config.eviction_hard = std::move(hard);
   }
+  TRY_VOID(readNodeShutdown(file, root, config));
   if (config.max_pods <= 0) {
     return fieldError(file, root["maxPods"], "maxPods", "must be positive");
   }

@@ -67,6 +67,12 @@ struct AgentConfig {
   // terminated within its grace period, then the agent exits; a second signal
   // kills them at once.
   bool stop_pods_on_exit = false;
+  // oomScoreAdj: the agent's own /proc/self/oom_score_adj, the kubelet's -999,
+  // so the OOM killer takes a pod's process before the agent that keeps it.
+  int oom_score_adj = -999;
+  // Graceful node shutdown through systemd-logind (shutdownGracePeriod,
+  // shutdownGracePeriodCriticalPods): 0 disables it, as with the kubelet.
+  int64_t shutdown_grace_seconds = 0, shutdown_grace_critical_seconds = 0;
 };
 
 // Reads a KubeletConfiguration (YAML or JSON) over `config`. Errors name the
@@ -78,6 +84,14 @@ Result<void> loadKubeletConfiguration(const std::string& file, AgentConfig& conf
 Result<Reserved> parseReserved(const std::string& text, const std::string& what);
 Result<std::map<std::string, Threshold>> parseEvictionHard(const std::string& text,
                                                            const std::string& what);
+
+// oomScoreAdj in [-1000, 1000], shutdownGracePeriodCriticalPods at most
+// shutdownGracePeriod; the error's op names the field.
+Result<void> validateServiceSettings(const AgentConfig& config);
+
+// A Go duration as KubeletConfiguration fields and the kubelet's flags write
+// them ("30s", "1m30s", "2h", "0"), in whole seconds; `what` names the field.
+Result<int64_t> parseDurationSeconds(const std::string& text, const std::string& what);
 
 // The node's name as the kubelet picks it: the override, else the hostname, lowercased.
 std::string nodeName(const std::string& override_name);

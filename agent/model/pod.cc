@@ -111,6 +111,8 @@ Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
   if (p.service_account_name.empty()) {
     TRY(p.service_account_name, str(c, spec, "serviceAccount", "spec"));  // deprecated alias
   }
+  TRY(p.priority_class_name, str(c, spec, "priorityClassName", "spec"));
+  TRY(p.priority, opt<int32_t>(c, spec, "priority", "spec"));
   TRY(p.security_context,
       decode::securityContext(c, spec["securityContext"], "spec.securityContext"));
   if (spec["securityContext"]) {

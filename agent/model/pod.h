@@ -138,6 +138,9 @@ struct Pod {
   bool host_network = false, share_process_namespace = false;
   std::string dns_policy = "ClusterFirst", hostname, subdomain, node_name;
   std::string service_account_name;
+  // Which pods a node shutdown stops last (agent/node/shutdown_manager.h).
+  std::string priority_class_name;
+  std::optional<int32_t> priority;
   SecurityContext security_context;  // pod level
   std::optional<int64_t> fs_group;
   std::vector<int64_t> supplemental_groups;
