@@ -6,8 +6,10 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 
 #include "agent/app/build_tag.h"
@@ -15,6 +17,7 @@
 #include "agent/log/log.h"
 #include "agent/model/pod_names.h"
 #include "agent/node/node_allocatable.h"
+#include "agent/runtime/holder_keeper.h"
 #include "agent/runtime/recovery.h"
 #include "agent/version.h"
 #include "apiclient/objects.h"
@@ -70,6 +73,28 @@ std::string podCgroup(const std::string& cgroup_root, const Pod& pod, const PodS
                         : status.qos_class == "Burstable" ? cgroups::QosClass::kBurstable
                                                           : cgroups::QosClass::kBestEffort;
   return cgroups::podCgroupPath(cgroup_root, q, pod.uid);
+}
+
+// The holder on RUN_DIR/holder/holder.sock (started if none answers), or null
+// with the reason logged: the agent then runs without live restore.
+std::unique_ptr<runtime::HolderKeeper> connectHolder(const std::string& run_dir) {
+  std::string dir = run_dir + "/holder";
+  std::error_code ec;
+  std::filesystem::create_directories(run_dir, ec);
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    log::error("Live restore is off: cannot make the holder's directory",
+               {{"path", dir}, {"err", std::strerror(errno)}});
+    return nullptr;
+  }
+  auto keeper = runtime::HolderKeeper::connect(dir + "/holder.sock", runtime::defaultHolderPath());
+  if (!keeper) {
+    log::error("Live restore is off: no holder keeps the pods' pipes and exits",
+               {{"err", keeper.error().message()}});
+    return nullptr;
+  }
+  log::info("Holder connected", {{"pid", std::to_string((*keeper)->holderPid())},
+                                 {"seesExits", (*keeper)->seesExits() ? "true" : "false"}});
+  return std::move(*keeper);
 }
 
 std::string readOr(const std::string& path, const std::string& fallback) {
@@ -144,8 +169,13 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
   }
   a->last_statuses_ = std::move(last.by_uid);
 
-  Recovered rec = cleanUpLeftovers({h.mount, config.cgroup_root, config.root_dir, config.run_dir},
-                                   a->network_.get());
+  // Live restore: the node's one holder keeps each container run's log pipes
+  // and exit status across this agent's death (README "Live restore"). Without
+  // it nothing can be adopted, and what a previous agent left is removed.
+  a->keeper_ = connectHolder(config.run_dir);
+  Recovered rec = cleanUpLeftovers(
+      {h.mount, config.cgroup_root, config.root_dir, config.run_dir, a->keeper_ != nullptr},
+      a->network_.get());
   if (rec.cgroups + rec.mounts + rec.networks > 0) {
     log::info("Removed what a previous agent left", {{"cgroups", std::to_string(rec.cgroups)},
                                                      {"mounts", std::to_string(rec.mounts)},
@@ -178,7 +208,7 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
                  .network = a->network_.get(),
                  .node_resolv_conf = readOr(config.resolv_conf, ""),
                  .node_hosts = readOr("/etc/hosts", "")},
-      node);
+      node, a->keeper_.get());
   ctx.runtime = a->runtime_.get();
   ctx.node = node;
   ctx.node_ip = pickNodeIp(config.node_ip, net.bridge);
@@ -318,9 +348,9 @@ Result<void> Agent::run() {
     snapshots_.publish();  // what this turn changed, once
   }
   log::info(leaving_ ? "Exiting, the pods left running" : "All pods stopped, exiting");
-  service_->stopping(leaving_ ? "Exiting, leaving " + std::to_string(workers_.size()) +
-                                    " pods running"
-                              : "Exiting");
+  service_->stopping(leaving_
+                         ? "Exiting, leaving " + std::to_string(workers_.size()) + " pods running"
+                         : "Exiting");
   return {};
 }
 

@@ -20,6 +20,7 @@
 #include "agent/config/config.h"
 #include "agent/lifecycle/pod_worker.h"
 #include "agent/node/shutdown_manager.h"
+#include "agent/runtime/holder_keeper.h"
 #include "agent/runtime/image_puller.h"
 #include "agent/runtime/kernel_runtime.h"
 #include "agent/sources/manifest_source.h"
@@ -97,7 +98,8 @@ class Agent {
   std::unique_ptr<images::ImageStore> images_;
   std::unique_ptr<ImagePuller> puller_;
   std::unique_ptr<netns::Network> network_;
-  std::unique_ptr<runtime::KernelRuntime> runtime_;  // uses the four above
+  std::unique_ptr<runtime::HolderKeeper> keeper_;    // null: no live restore
+  std::unique_ptr<runtime::KernelRuntime> runtime_;  // uses the five above
   std::unique_ptr<ManifestSource> manifests_;
   std::unique_ptr<apiclient::ApiLoop> net_;  // with --kubeconfig: the network thread
   std::unique_ptr<ClusterSync> cluster_;     // with --kubeconfig

@@ -83,9 +83,13 @@ KernelRuntime::KernelRuntime(const AgentConfig& config, EventLoop& loop, TimerQu
       keeper_(keeper),
       boot_id_(currentBootId()) {
   loadRecords();
+  if (keeper_ != nullptr) {
+    keep_timer_ = timers_.after(kKeepCheck, [this] { checkKept(); });
+  }
 }
 
 KernelRuntime::~KernelRuntime() {
+  timers_.cancel(keep_timer_);
   for (auto& [id, starting] : starting_) {
     starting->watch.reset();  // kills and reaps the child still setting up
     starting->inst->release(loop_);

@@ -135,6 +135,12 @@ class KernelRuntime : public PodRuntime {
   std::map<std::string, PodRecord> found_;
   std::map<std::string, std::unique_ptr<LeftoverStop>> stopping_;
   RunKeeper* keeper_;
+  // The keeper must hold every live run, and a holder that died and was
+  // replaced holds none: every kKeepCheck the runs it lacks are kept again
+  // (keep_check.cc), so that the agent's death, whenever it comes, loses nothing.
+  static constexpr std::chrono::seconds kKeepCheck{10};
+  void checkKept();
+  TimerQueue::Id keep_timer_ = 0;
   std::string boot_id_;
   bool leave_running_ = false;
   uint64_t next_id_ = 1;
