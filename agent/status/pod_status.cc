@@ -307,6 +307,7 @@ ContainerState readState(const rapidjson::Value& v) {
       s.message = stringField(it->value, "message");
       s.started_at = stringField(it->value, "startedAt");
       s.finished_at = stringField(it->value, "finishedAt");
+      s.container_id = stringField(it->value, "containerID");
       if (auto e = it->value.FindMember("exitCode");
           e != it->value.MemberEnd() && e->value.IsInt()) {
         s.exit_code = e->value.GetInt();

@@ -39,7 +39,7 @@ const std::string kImage = "fixtures.kernelet.test/busybox:latest";
 
 // The runtime's record of a pod, which the next agent reads back.
 std::string podRecordPath(const std::string& root, const std::string& uid) {
-  return root + "/pods/" + uid + "/runtime/sandbox.json";
+  return root + "/pods/" + uid + "/runtime.json";
 }
 
 std::string podYaml(const std::string& name, const std::string& spec) {
@@ -275,9 +275,11 @@ TEST_F(LiveRestore, AgentKilledWithSigkillLeavesEveryPodAndTheNextOneAdoptsThem)
 
   // The pod being terminated ends with what was left of its 40 s, not 40 s
   // more.
-  waitFor(
-      "leaving", [](const PodSummary&) { return !agent_->pod("leaving").has_value(); }, "gone",
-      seconds(60));
+  for (auto deadline = steady_clock::now() + seconds(60);
+       agent_->pod("leaving").has_value() && steady_clock::now() < deadline;) {
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_FALSE(agent_->pod("leaving").has_value()) << "the terminating pod is still there";
   EXPECT_EQ(::kill(before["leaving"].pid, 0), -1);
   EXPECT_LT(steady_clock::now() - removed, seconds(15 + 40 + 10))
       << "the grace period started again";
@@ -340,11 +342,21 @@ TEST_F(LiveRestore, AfterARebootTheNextAgentCleansUpAndStartsThePodsAnew) {
   auto run = runOf(p, "app");
   ASSERT_TRUE(run);
   ASSERT_EQ(agent_->signal(SIGKILL), SIGKILL);
-  // A reboot: every process of the pods and the holder gone.
+  // A reboot: every process of the pods and the holder gone, and the state
+  // files the next agent finds written in another boot.
   ASSERT_TRUE(writeFile(agent_->cgroupTop() + "/kubepods/cgroup.kill", "1").has_value());
   testing::killProcessesMatching("kernelet-holder", agent_->runDir());
   for (int i = 0; i < 100 && ::kill(run->pid, 0) == 0; i++) {
     std::this_thread::sleep_for(milliseconds(50));
+  }
+  for (const auto& e : fs::directory_iterator(agent_->root() + "/pods")) {
+    std::string path = e.path().string() + "/runtime.json";
+    if (auto text = readFile(path)) {
+      static const std::regex boot("\"bootId\": *\"[^\"]*\"");
+      std::string other = std::regex_replace(*text, boot, "\"bootId\":\"another-boot\"");
+      ASSERT_NE(other, *text) << path;
+      ASSERT_TRUE(writeFile(path, other).has_value());
+    }
   }
   agent_->startLeavingPods();
   p = waitFor(
