@@ -48,12 +48,14 @@ test: build
 fuzz: deps
 	scripts/run-fuzz
 
-# The agent as a systemd service (dist/systemd/kernelet.service): the binary in
-# /usr/local/bin, the unit in /etc/systemd/system, the static pod directory.
+# The agent as a systemd service (dist/systemd/kernelet.service): the agent
+# and the holder it starts from beside it in /usr/local/bin, the unit in
+# /etc/systemd/system, the static pod directory.
 # Then `systemctl enable --now kernelet`; an upgrade is this again and
 # `systemctl restart kernelet` (the unit's KillMode=process stops only the agent).
 install-service: build
-	install -D -m 0755 $(BUILD)/kernelet $(DESTDIR)/usr/local/bin/kernelet
+	install -d $(DESTDIR)/usr/local/bin
+	install -m 0755 $(BUILD)/kernelet $(BUILD)/kernelet-holder $(DESTDIR)/usr/local/bin/
 	install -D -m 0644 dist/systemd/kernelet.service $(DESTDIR)/etc/systemd/system/kernelet.service
 	install -d -m 0755 $(DESTDIR)/etc/kubernetes/manifests
 	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
