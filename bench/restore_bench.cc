@@ -130,6 +130,38 @@ pid_t holderPid() {
   return -1;
 }
 
+// Seconds of the day of a klog line ("I1130 21:28:45.679623 ..."), or -1.
+double klogSeconds(const std::string& line) {
+  int h = 0, m = 0;
+  double sec = 0;
+  if (line.size() < 21 || std::sscanf(line.c_str() + 6, "%d:%d:%lf", &h, &m, &sec) != 3) {
+    return -1;
+  }
+  return h * 3600 + m * 60 + sec;
+}
+
+// Where the restarted agent's time to READY went, from its log: the offsets of its milestones from
+// "Starting kernelet".
+void printMilestones(const std::string& log) {
+  const char* keys[] = {"Starting kernelet", "Holder connected", "Node ready",
+                        "SyncLoop ADD",      "Adopted pod",      "Ready"};
+  double start = -1;
+  std::printf("  the new agent's log (first and last of each, from its start):\n");
+  for (const char* key : keys) {
+    std::string needle = std::string("\"") + key + "\"";
+    size_t first = log.find(needle), last = log.rfind(needle);
+    if (first == std::string::npos) {
+      continue;
+    }
+    auto at = [&](size_t pos) { return klogSeconds(log.substr(log.rfind('\n', pos) + 1)); };
+    if (start < 0) {
+      start = at(first);
+    }
+    std::printf("    %-18s %7.0f ms .. %7.0f ms\n", key, (at(first) - start) * 1000,
+                (at(last) - start) * 1000);
+  }
+}
+
 double secondsSince(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
@@ -191,6 +223,7 @@ int main(int argc, char** argv) {
   stopAgent(agent, SIGKILL);
   std::this_thread::sleep_for(std::chrono::seconds(1));
   auto written = fs::file_time_type::clock::now();
+  size_t log_before = slurp(kLog).size();
   auto t1 = Clock::now();
   agent = startAgent(kernelet, notify);
   bool ready = awaitReady(nfd, std::chrono::seconds(120));
@@ -200,6 +233,7 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   double rewritten_s = secondsSince(t1);
+  std::string adopt_log = slurp(kLog).substr(log_before);
   int same = 0;
   for (const auto& [pod, id] : again) {
     same += ids[pod] == id ? 1 : 0;
@@ -232,6 +266,7 @@ int main(int argc, char** argv) {
               ready ? "" : " (NEVER SENT)");
   std::printf("  every status rewritten after  %.0f ms; %d of %zu pods kept their container\n",
               rewritten_s * 1000, same, ids.size());
+  printMilestones(adopt_log);
   std::printf("  agent RSS after adopting: %.1f MiB; holder RSS: %.1f MiB\n",
               agent_stat.rss_kib / 1024.0, holder_stat.rss_kib / 1024.0);
   std::printf("peer: after a reboot (nothing to adopt), all %zu Running again after %.2f s\n",

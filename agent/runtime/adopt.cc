@@ -181,7 +181,9 @@ struct KernelRuntime::AdoptInput {
   PodObjects* objects;
   PodEntry* entry;
   std::vector<std::unique_ptr<Instance>>* live;  // adopted running runs, not yet handles
+  std::shared_ptr<const Instance::SpecSource> spec_source;
   bool failed = false;
+  bool changed = false;  // a run's end was recorded: the record is written again
 };
 
 std::unique_ptr<isolation::CriLogWriter> KernelRuntime::reopenLog(const RunRecord& run,
@@ -317,45 +319,13 @@ AdoptedContainer KernelRuntime::adoptRun(AdoptInput& in, const std::string& name
       keeper_->forget(run.id);
     }
     in.entry->record.containers[name].latest = run;
+    in.changed = true;
     return out;
   }
   // Alive: exec (probes) needs the spec it runs under, rebuilt from the
-  // pod's current spec as the start built it.
-  ContainerInput ci{.pod = in.pod,
-                    .sandbox = in.entry->sandbox ? &in.entry->sandbox.value() : nullptr,
-                    .rootfs = inst->rootfs.path(),
-                    .qos = in.qos,
-                    .node_memory = node_.capacity_memory,
-                    .info = in.info,
-                    .seccomp_dir = config_.root_dir + "/seccomp",
-                    .seccomp_default = config_.seccomp_default,
-                    .objects = in.objects};
-  for (const auto* list : {&in.pod->containers, &in.pod->init_containers}) {
-    for (const Container& ct : *list) {
-      if (ct.name == name) {
-        ci.container = &ct;
-      }
-    }
-  }
-  auto image = images_.find(run.image_name);
-  auto config = image ? images_.configJson(*image) : std::unexpected(image.error());
-  auto image_config =
-      config ? images::parseImageConfig(*config, run.image_name) : std::unexpected(config.error());
-  if (image) {
-    records_[image->name] = *image;
-  }
+  // pod's current spec as the start built it, on the first exec (specFor).
   inst->has_spec = false;
-  if (ci.container != nullptr && image_config && in.entry->volumes) {
-    ci.image = *image_config;
-    ci.volumes = &*in.entry->volumes;
-    if (auto spec = buildContainerSpec(ci); spec) {
-      inst->spec = std::move(*spec);
-      inst->has_spec = true;
-    } else {
-      log::error("Adopt container: no exec",
-                 {{"container", name}, {"err", spec.error().message()}});
-    }
-  }
+  inst->spec_source = in.spec_source;
   in.live->push_back(std::move(inst));
   return out;
 }
@@ -391,8 +361,14 @@ std::optional<AdoptedPod> KernelRuntime::adopt(const Pod& pod, QosClass qos,
         std::chrono::system_clock::time_point(std::chrono::milliseconds(*r.kill_at_unix_ms));
   }
   std::vector<std::unique_ptr<Instance>> live;
-  AdoptInput in{
-      .pod = &pod, .qos = qos, .info = info, .objects = objects, .entry = &entry, .live = &live};
+  AdoptInput in{.pod = &pod,
+                .qos = qos,
+                .info = info,
+                .objects = objects,
+                .entry = &entry,
+                .live = &live,
+                .spec_source = std::make_shared<const Instance::SpecSource>(Instance::SpecSource{
+                    .pod = pod, .qos = qos, .info = info, .objects = objects})};
   for (const auto& [name, c] : r.containers) {
     if (c.latest) {
       out.containers.push_back(adoptRun(in, name, c));
@@ -420,8 +396,49 @@ std::optional<AdoptedPod> KernelRuntime::adopt(const Pod& pod, QosClass qos,
     c.handle = h;
     containers_[h] = std::move(live[next_live++]);
   }
-  saveRecord(entry);
+  if (in.changed) {
+    saveRecord(entry);  // else it says what it said: adopting 100 pods need not rewrite 100 files
+  }
   return out;
+}
+
+Result<void> KernelRuntime::specFor(Instance& inst) {
+  if (inst.has_spec) {
+    return {};
+  }
+  if (!inst.spec_source) {
+    return makeError("exec", inst.name, "the pod's spec has no such container");
+  }
+  const Instance::SpecSource& src = *inst.spec_source;
+  ContainerInput ci{.pod = &src.pod,
+                    .rootfs = inst.rootfs.path(),
+                    .qos = src.qos,
+                    .node_memory = node_.capacity_memory,
+                    .info = src.info,
+                    .seccomp_dir = config_.root_dir + "/seccomp",
+                    .seccomp_default = config_.seccomp_default,
+                    .objects = src.objects};
+  for (const auto* list : {&src.pod.containers, &src.pod.init_containers}) {
+    for (const Container& ct : *list) {
+      if (ct.name == inst.name) {
+        ci.container = &ct;
+      }
+    }
+  }
+  auto pod = pods_.find(inst.pod_uid);
+  if (ci.container == nullptr || pod == pods_.end() || !pod->second.sandbox ||
+      !pod->second.volumes) {
+    return makeError("exec", inst.name, "the pod's spec has no such container");
+  }
+  ci.sandbox = &*pod->second.sandbox;
+  ci.volumes = &*pod->second.volumes;
+  TRY(images::ImageRecord image, images_.find(inst.run.image_name));
+  TRY(std::string config, images_.configJson(image));
+  TRY(ci.image, images::parseImageConfig(config, inst.run.image_name));
+  TRY(inst.spec, buildContainerSpec(ci));
+  inst.has_spec = true;
+  inst.spec_source.reset();
+  return {};
 }
 
 Result<void> KernelRuntime::watchAdopted(ContainerHandle h, Instance& inst) {

@@ -44,7 +44,17 @@ struct Instance {
   bool has_cgroup = false;
   isolation::Process proc;
   isolation::ContainerSpec spec;  // what it was started from: an exec runs the same way
-  bool has_spec = true;           // false: adopted, and the pod's spec has no such container
+  bool has_spec = true;           // false: adopted, built on the first exec from spec_source
+  // An adopted run's exec spec is built on its first exec (most containers
+  // are never exec'd into) from the pod's spec as it was adopted: building it
+  // reads and parses the image config, which made adopting a pod slower.
+  struct SpecSource {
+    Pod pod;
+    QosClass qos = QosClass::kBestEffort;
+    PodRuntimeInfo info;
+    PodObjects* objects = nullptr;
+  };
+  std::shared_ptr<const SpecSource> spec_source;
   std::unique_ptr<isolation::CriLogWriter> log;
   PumpedPipe pipes[2];
   int stop_signal = 15;

@@ -605,9 +605,7 @@ Result<std::unique_ptr<ExecProcess>> KernelRuntime::exec(ContainerHandle h,
   if (inst == nullptr) {
     return makeError("exec probe", "", "the container is not running");
   }
-  if (!inst->has_spec) {
-    return makeError("exec probe", inst->name, "the pod's spec has no such container");
-  }
+  TRY_VOID(specFor(*inst));  // an adopted run's, on its first exec
   isolation::ContainerSpec e = isolation::execSpec(inst->spec, inst->proc.pid(), argv);
   UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   e.stdin_fd = devnull.get();

@@ -103,6 +103,8 @@ class KernelRuntime : public PodRuntime {
   // ---- adoption (adopt.cc) ------------------------------------------------
   struct AdoptInput;
   AdoptedContainer adoptRun(AdoptInput& in, const std::string& name, const ContainerRecord& c);
+  // The spec an exec in `inst` runs under; an adopted run's is built here, once.
+  Result<void> specFor(Instance& inst);
   // The exit of an adopted run, which is not our child.
   Result<void> watchAdopted(ContainerHandle h, Instance& inst);
   RunEnd exitOfGone(RunRecord& run, std::optional<KeptRun>& kept, isolation::Process* proc);
