@@ -251,6 +251,7 @@ int main(int argc, char** argv) {
   }
   std::this_thread::sleep_for(std::chrono::seconds(1));
   auto t2 = Clock::now();
+  size_t log_reboot = slurp(kLog).size();
   agent = startAgent(kernelet, "", {"--stop-pods-on-exit"});
   auto restarted_after = fs::file_time_type::clock::now();
   std::map<std::string, std::string> fresh;
@@ -258,6 +259,7 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   double reboot_s = secondsSince(t2);
+  std::string reboot_log = slurp(kLog).substr(log_reboot);
   int st = stopAgent(agent, SIGTERM);
 
   std::printf("%d pods at once, fresh: all Running after %.2f s\n", many, fresh_s);
@@ -271,6 +273,7 @@ int main(int argc, char** argv) {
               agent_stat.rss_kib / 1024.0, holder_stat.rss_kib / 1024.0);
   std::printf("peer: after a reboot (nothing to adopt), all %zu Running again after %.2f s\n",
               fresh.size(), reboot_s);
+  printMilestones(reboot_log.substr(0, reboot_log.find("\"Container started\"")));
   std::printf("  ratio adoption/restart-from-scratch: %.3fx\n", rewritten_s / reboot_s);
   std::printf("  agent exit after SIGTERM (--stop-pods-on-exit): %d\n",
               WIFEXITED(st) ? WEXITSTATUS(st) : -1);
