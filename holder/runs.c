@@ -84,6 +84,7 @@ static int pidfdExited(int pidfd) {
 static int seeGone(struct Run* r) {
   if (r->gone_mono_ns == 0 && pidfdExited(r->pidfd)) {
     r->gone_mono_ns = nowNs(CLOCK_MONOTONIC);
+    unwatch(r);  // readable for good: runsSettle() decides by its time from now on
   }
   return r->gone_mono_ns != 0;
 }
@@ -325,9 +326,13 @@ static int keep(const struct kh_msg* req, int* fds, int nfds) {
   if (r->state == KH_RUNNING) {
     struct epoll_event ev = {.events = EPOLLIN,
                              .data.u64 = (uint64_t)TAG_RUN << 32 | (uint64_t)(r - g_runs)};
-    (void)epoll_ctl(g_epoll, EPOLL_CTL_ADD, r->pidfd, &ev);  // else refresh() on FETCH finds it
-    if (seeGone(r)) {
+    if (r->gone_mono_ns == 0) {  // a gone one waits for runsSettle(), not for its pidfd
+      (void)epoll_ctl(g_epoll, EPOLL_CTL_ADD, r->pidfd, &ev);  // else refresh() on FETCH finds it
+    }
+    if (!same && seeGone(r)) {
       settle(r, KH_EXIT_LOST);  // ended before KEEP: its events were drained above, unmatched
+    } else {
+      refresh(r);  // the same process again: its events so far stay
     }
   }
   return 0;
