@@ -1,9 +1,13 @@
 // Exit events from the kernel's proc connector (NETLINK_CONNECTOR,
 // CN_IDX_PROC): the only way to learn the exit status of a process that is
-// not our child. The event is queued before the process's pidfd turns
-// readable (do_exit calls proc_exit_connector before exit_notify), so whoever
-// sees a pidfd readable and then drains this socket has the event, unless the
-// socket overflowed (ENOBUFS), which is why the receive buffer is large.
+// not our child. The event is queued just AFTER the process's pidfd turns
+// readable (do_exit calls proc_exit_connector right after exit_notify), so
+// runs.c waits a moment for it after the pidfd reads exited; it is lost only
+// if the socket overflowed (ENOBUFS), which is why the receive buffer is large.
+//
+// Only the kernel speaks here: a process with CAP_NET_ADMIN in the host's
+// network namespace can send any netlink message to our port, so every
+// message whose sender port is not 0 (the kernel's) is dropped unread.
 #include <errno.h>
 #include <linux/cn_proc.h>
 #include <linux/connector.h>
@@ -56,6 +60,20 @@ static int sendListen(int fd) {
   return send(fd, &req, sizeof req, 0) == (ssize_t)sizeof req ? 0 : -1;
 }
 
+// One datagram from the kernel: like recv(MSG_DONTWAIT), but a message sent
+// by a process (a forged exit, a forged ack) is dropped and reads as EAGAIN.
+static ssize_t recvKernel(int fd, void* buf, size_t len) {
+  struct sockaddr_nl from;
+  socklen_t from_len = sizeof from;
+  memset(&from, 0, sizeof from);
+  ssize_t n = recvfrom(fd, buf, len, MSG_DONTWAIT, (struct sockaddr*)&from, &from_len);
+  if (n >= 0 && (from_len < sizeof from || from.nl_family != AF_NETLINK || from.nl_pid != 0)) {
+    errno = EAGAIN;  // the next poll or read looks again
+    return -2;
+  }
+  return n;
+}
+
 // The kernel acks the subscription with PROC_EVENT_NONE and its error; it is
 // multicast, so it only reaches us if the bind joined the group. Bounded wait.
 static int awaitAck(int fd) {
@@ -68,7 +86,7 @@ static int awaitAck(int fd) {
       errno = ETIMEDOUT;
       return -1;
     }
-    ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    ssize_t n = recvKernel(fd, buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN) {
         continue;
@@ -121,19 +139,22 @@ int connectorOpen(void) {
   return fd;
 }
 
+// Every thread's exit, matched by its process (tgid): a process's last
+// thread is not always its leader (pthread_exit in main, then a worker's
+// exit_group), and the leader's exit is not always the process's (a worker's
+// execve kills the old leader and runs on under the same pid). runs.c keeps
+// the last event and decides once the pidfd says the whole group is gone.
 static void onEvent(const struct proc_event* ev) {
   if (ev->what != PROC_EVENT_EXIT) {
     return;
   }
-  if (ev->event_data.exit.process_pid != ev->event_data.exit.process_tgid) {
-    return;  // a thread, not the process
-  }
   // The event's time is CLOCK_MONOTONIC (ktime_get_ns); convert, so an event
   // read late still gets the time the process ended.
   int64_t real = nowNs(CLOCK_REALTIME), mono = nowNs(CLOCK_MONOTONIC);
-  int64_t age = mono - (int64_t)ev->timestamp_ns;
-  runsExited(ev->event_data.exit.process_pid, (int)ev->event_data.exit.exit_code,
-             real - (age > 0 ? age : 0));
+  int64_t at = (int64_t)ev->timestamp_ns;
+  int64_t age = mono - at;
+  runsExited(ev->event_data.exit.process_tgid, (int)ev->event_data.exit.exit_code,
+             real - (age > 0 ? age : 0), at);
 }
 
 void connectorDrain(int fd) {
@@ -142,11 +163,18 @@ void connectorDrain(int fd) {
   }
   char buf[16384] __attribute__((aligned(NLMSG_ALIGNTO)));
   for (;;) {
-    ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    ssize_t n = recvKernel(fd, buf, sizeof buf);
+    if (n == -2) {
+      continue;  // not the kernel's: dropped, read on
+    }
     if (n < 0) {
-      if (errno == EINTR || errno == ENOBUFS) {
-        // ENOBUFS: events were dropped. A run whose pidfd reads exited with no
-        // event recorded is reported as "exit lost" (runs.c); go on reading.
+      if (errno == ENOBUFS) {
+        // Events were dropped: whatever was lost, no run may take a later
+        // event for its own (runs.c), then go on reading.
+        runsEventsLost();
+        continue;
+      }
+      if (errno == EINTR) {
         continue;
       }
       return;  // EAGAIN: all read

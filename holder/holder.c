@@ -3,13 +3,17 @@
 //
 //   kernelet-holder [--ready-fd N] [--ended-ttl SECONDS] SOCKET
 //
-// Holds SOCKET.lock (flock) for its whole life, so a second holder on the same
-// socket refuses to start (exit 2); only under that lock is a stale SOCKET
-// file replaced. Writes one byte to fd N once it serves, then closes it.
+// SOCKET's directory (RUN_DIR/holder/ on a node) is ours alone: made 0700 if
+// missing, refused if it is a symlink or someone else's, its mode tightened
+// to 0700 if looser. Holds SOCKET.lock (flock) for its whole life, so a
+// second holder on the same socket refuses to start (exit 2); only under that
+// lock is a stale SOCKET file replaced. Writes one byte to fd N once it
+// serves, then closes it.
 #include "holder/holder.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +21,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -26,9 +31,16 @@
 
 #define MAX_CLIENTS 16
 #define SWEEP_MS 60000
+// Out of fds (EMFILE, ENFILE): stop accepting for this long instead of
+// spinning on a listening socket that stays readable.
+#define ACCEPT_PAUSE_MS 200
+// fds the holder needs besides the kept ones: its sockets, clients, /proc
+// files it opens, the fds of one request in flight.
+#define OWN_FDS 64
 
 int g_epoll = -1;
 static int g_clients[MAX_CLIENTS];
+static int64_t g_accept_paused_until;  // CLOCK_MONOTONIC ns; 0: accepting
 
 int64_t nowNs(int clock) {
   struct timespec t;
@@ -66,11 +78,63 @@ static void protectSelf(void) {
   if (fd >= 0) {
     close(fd);
   }
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < KH_MAX_FDS + 256) {
-    rl.rlim_cur = rl.rlim_max < KH_MAX_FDS + 256 ? rl.rlim_max : KH_MAX_FDS + 256;
-    (void)setrlimit(RLIMIT_NOFILE, &rl);  // short of it, KEEPs fail with ENOSPC-like errors
+  // No core dump, no ptrace by other users, /proc/self/* owned by root: what
+  // we hold (every container's log pipes and pidfds) is not for others.
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+    logMsg("PR_SET_DUMPABLE 0: %s (going on)", strerror(errno));
   }
+  // Room for every fd we may keep: a holder that runs out mid-KEEP fails
+  // runs at random, so one that cannot have the room refuses to start. Root
+  // may raise its hard limit (CAP_SYS_RESOURCE; the kernel's default for
+  // init is 4096, too few); without that right the hard limit must suffice.
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    logMsg("getrlimit RLIMIT_NOFILE: %s", strerror(errno));
+    exit(1);
+  }
+  if (rl.rlim_cur >= KH_MAX_FDS + OWN_FDS) {
+    return;
+  }
+  rlim_t hard = rl.rlim_max;
+  rl.rlim_cur = KH_MAX_FDS + OWN_FDS;
+  rl.rlim_max = hard > rl.rlim_cur ? hard : rl.rlim_cur;
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    logMsg(
+        "RLIMIT_NOFILE: the hard limit %llu is below the %d fds a holder needs (%d kept + %d "
+        "own) and cannot be raised (%s): not starting (raise LimitNOFILE of the agent's "
+        "service)",
+        (unsigned long long)hard, KH_MAX_FDS + OWN_FDS, KH_MAX_FDS, OWN_FDS, strerror(errno));
+    exit(1);
+  }
+}
+
+// SOCKET's directory: created 0700 when missing; when it exists, a directory
+// (not a symlink) owned by us (root on a node), its mode tightened to 0700.
+// Who can enter it can connect to the socket and act on every kept run.
+static void ownDirectory(const char* path) {
+  char copy[sizeof(((struct sockaddr_un*)0)->sun_path)];
+  (void)snprintf(copy, sizeof copy, "%s", path);  // the caller checked its length
+  const char* dir = dirname(copy);
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    logMsg("mkdir %s: %s", dir, strerror(errno));
+    exit(1);
+  }
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    logMsg("open %s: %s (a symlink is refused)", dir, strerror(errno));
+    exit(1);
+  }
+  if (st.st_uid != geteuid()) {
+    logMsg("%s is owned by uid %u, not by us (uid %u): not starting", dir, (unsigned)st.st_uid,
+           (unsigned)geteuid());
+    exit(1);
+  }
+  if ((st.st_mode & 077) != 0 && fchmod(fd, 0700) != 0) {
+    logMsg("chmod 0700 %s: %s", dir, strerror(errno));
+    exit(1);
+  }
+  close(fd);
 }
 
 // The lock, then the socket: a stale socket file (a dead holder's) is
@@ -82,9 +146,10 @@ static int listenOn(const char* path) {
     exit(1);
   }
   strcpy(sa.sun_path, path);
+  ownDirectory(path);
   char lock[sizeof sa.sun_path + 8];
   (void)snprintf(lock, sizeof lock, "%s.lock", path);  // sized for it
-  int lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  int lock_fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (lock_fd < 0) {
     logMsg("open %s: %s", lock, strerror(errno));
     exit(1);
@@ -111,6 +176,14 @@ static int listenOn(const char* path) {
 
 static void acceptClient(int listen_fd) {
   int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+    // The connection stays queued; the listening socket stays readable, so
+    // stop watching it a while (serve() resumes) rather than spin.
+    logMsg("accept: %s: pausing %d ms", strerror(errno), ACCEPT_PAUSE_MS);
+    (void)epoll_ctl(g_epoll, EPOLL_CTL_DEL, listen_fd, NULL);
+    g_accept_paused_until = nowNs(CLOCK_MONOTONIC) + (int64_t)ACCEPT_PAUSE_MS * 1000000;
+    return;
+  }
   if (fd < 0) {
     return;
   }
@@ -231,10 +304,25 @@ static void serveClient(uint32_t i) {
   }
 }
 
+// Milliseconds until the next timed step: the sweep, a run's exit to settle,
+// or accepting again.
+static int waitMs(int listen_fd) {
+  int64_t now = nowNs(CLOCK_MONOTONIC), next = runsSettle();
+  if (g_accept_paused_until != 0 && g_accept_paused_until <= now) {
+    g_accept_paused_until = 0;
+    addFd(listen_fd, TAG_LISTEN, 0);
+  }
+  if (g_accept_paused_until != 0 && (next == 0 || g_accept_paused_until < next)) {
+    next = g_accept_paused_until;
+  }
+  int64_t left = next == 0 ? SWEEP_MS : (next - now) / 1000000 + 1;
+  return left < SWEEP_MS ? (int)left : SWEEP_MS;
+}
+
 static void serve(int listen_fd, int connector_fd) {
   for (;;) {
     struct epoll_event evs[32];
-    int n = epoll_wait(g_epoll, evs, 32, SWEEP_MS);
+    int n = epoll_wait(g_epoll, evs, 32, waitMs(listen_fd));
     if (n < 0 && errno != EINTR) {
       logMsg("epoll_wait: %s", strerror(errno));
       exit(1);

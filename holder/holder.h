@@ -22,8 +22,14 @@ void connectorDrain(int fd);
 // The run table (runs.c).
 void runsInit(int connector_fd, int64_t ended_ttl_ns);
 int runsSeeExits(void);
-// A process `pid` (tgid == pid) exited with `wait_status` at `finished_ns`.
-void runsExited(pid_t pid, int wait_status, int64_t finished_ns);
+// A thread of process `tgid` exited with `wait_status` at `finished_ns`
+// (CLOCK_REALTIME), `mono_ns` (CLOCK_MONOTONIC, the event's own time).
+void runsExited(pid_t tgid, int wait_status, int64_t finished_ns, int64_t mono_ns);
+// The connector dropped events (ENOBUFS).
+void runsEventsLost(void);
+// Settles runs whose last exit event is overdue; the CLOCK_MONOTONIC time
+// the next one is due (0: none waits).
+int64_t runsSettle(void);
 // The pidfd of the run at `slot` became readable.
 void runsPidfdReady(size_t slot);
 // Drops runs that ended and were not fetched for the TTL.

@@ -25,8 +25,21 @@ struct Run {
   int state;  // enum kh_state
   int wait_status;
   int64_t finished_ns;
+  // While RUNNING: the last exit event of a thread of the process (the
+  // status once the whole group is gone), and CLOCK_MONOTONIC times: when
+  // its pidfd was first seen exited (0: not yet) and when events were last
+  // dropped (0: never).
+  int have_event;
+  int event_status;
+  int64_t event_finished_ns, event_mono_ns;
+  int64_t gone_mono_ns, lost_mono_ns;
+  int final_seen;      // an event came while the pidfd read exited
   int64_t touched_ns;  // CLOCK_BOOTTIME: when it ended or was last fetched
 };
+
+// How long after a run's pidfd reads exited its last exit event may still
+// come (the exiting thread sends it right after, unless preempted).
+#define SETTLE_NS (200 * 1000000LL)
 
 static struct Run g_runs[KH_MAX_RUNS];
 static int g_held_fds;
@@ -61,39 +74,126 @@ static void closeRun(struct Run* r) {
   memset(r, 0, sizeof *r);
 }
 
-void runsExited(pid_t pid, int wait_status, int64_t finished_ns) {
-  for (size_t i = 0; i < KH_MAX_RUNS; i++) {
-    struct Run* r = &g_runs[i];
-    // The first exit of the pid since KEEP: a later one is a reused pid's.
-    if (r->used && r->pid == pid && r->state == KH_RUNNING) {
-      r->state = KH_EXITED;
-      r->wait_status = wait_status;
-      r->finished_ns = finished_ns;
-      r->touched_ns = nowNs(CLOCK_BOOTTIME);
-      unwatch(r);
-    }
-  }
-}
-
 static int pidfdExited(int pidfd) {
   struct pollfd p = {.fd = pidfd, .events = POLLIN};
   return poll(&p, 1, 0) > 0;
 }
 
-// Brings the run's state up to date: its exit event, if any, was queued
-// before its pidfd turned readable, so drain first and call it lost only if
-// the pidfd read exited BEFORE the drain and still no event came.
+// Notes when the run's pidfd first read exited: the whole thread group is
+// gone (a zombie leader with live threads does not count).
+static int seeGone(struct Run* r) {
+  if (r->gone_mono_ns == 0 && pidfdExited(r->pidfd)) {
+    r->gone_mono_ns = nowNs(CLOCK_MONOTONIC);
+    unwatch(r);  // readable for good: runsSettle() decides by its time from now on
+  }
+  return r->gone_mono_ns != 0;
+}
+
+static void settle(struct Run* r, int state) {
+  r->state = state;
+  if (state == KH_EXITED) {
+    r->wait_status = r->event_status;
+    r->finished_ns = r->event_finished_ns;
+  }
+  r->touched_ns = nowNs(CLOCK_BOOTTIME);
+  unwatch(r);
+}
+
+void runsExited(pid_t tgid, int wait_status, int64_t finished_ns, int64_t mono_ns) {
+  for (size_t i = 0; i < KH_MAX_RUNS; i++) {
+    struct Run* r = &g_runs[i];
+    if (!r->used || r->pid != tgid || r->state != KH_RUNNING) {
+      continue;  // a settled run takes no more: a later exit is a reused pid's
+    }
+    // The last one wins: an earlier thread's exit (a leader's pthread_exit, a
+    // leader killed by a worker's execve) is not the process's. With
+    // exit_group every thread's event carries the group's status.
+    r->have_event = 1;
+    r->event_status = wait_status;
+    r->event_finished_ns = finished_ns;
+    r->event_mono_ns = mono_ns;
+    // do_exit sends the event just AFTER exit_notify, where the pidfd of the
+    // group's last thread turns readable: an event read while the pidfd
+    // reads exited is the last thread's (or one queued just before it).
+    if (seeGone(r)) {
+      r->final_seen = 1;
+    }
+  }
+}
+
+// Takes the run's last event for its exit once the group is gone and that
+// event came; calls it lost if it did not come within SETTLE_NS of the pidfd
+// reading exited (or was sent before events were dropped). 1 when settled.
+static int decide(struct Run* r, int64_t now) {
+  if (r->state != KH_RUNNING || r->gone_mono_ns == 0) {
+    return r->state != KH_RUNNING;
+  }
+  if (r->final_seen && r->have_event && r->event_mono_ns > r->lost_mono_ns) {
+    settle(r, KH_EXITED);
+  } else if (now - r->gone_mono_ns >= SETTLE_NS) {
+    settle(r, KH_EXIT_LOST);
+  }
+  return r->state != KH_RUNNING;
+}
+
+// Events were dropped. A run already gone may have lost its last event (and
+// would otherwise take an earlier thread's): its exit is lost. One still
+// running accepts only an event stamped after this moment (its last thread's
+// is sent after its pidfd turns readable, so after this look).
+void runsEventsLost(void) {
+  int64_t now = nowNs(CLOCK_MONOTONIC);
+  for (size_t i = 0; i < KH_MAX_RUNS; i++) {
+    struct Run* r = &g_runs[i];
+    if (!r->used || r->state != KH_RUNNING) {
+      continue;
+    }
+    if (seeGone(r)) {
+      settle(r, KH_EXIT_LOST);
+    } else {
+      r->lost_mono_ns = now;
+    }
+  }
+}
+
+// Brings the run's state up to date: drains the connector; once the pidfd
+// reads exited, decides as soon as the last event is there.
 static void refresh(struct Run* r) {
   if (r->state != KH_RUNNING) {
     return;
   }
-  int exited = pidfdExited(r->pidfd);
+  (void)seeGone(r);
   connectorDrain(g_connector);
-  if (exited && r->state == KH_RUNNING) {
-    r->state = KH_EXIT_LOST;
-    r->touched_ns = nowNs(CLOCK_BOOTTIME);
-    unwatch(r);
+  (void)decide(r, nowNs(CLOCK_MONOTONIC));
+}
+
+// For a FETCH: a run that is gone but whose last event has not come yet (it
+// is sent right after the pidfd turns readable) is waited for, at most until
+// SETTLE_NS after it was seen gone, so the reply is final.
+static void awaitDecision(struct Run* r) {
+  while (r->state == KH_RUNNING && r->gone_mono_ns != 0 && g_connector >= 0) {
+    int64_t now = nowNs(CLOCK_MONOTONIC);
+    if (decide(r, now)) {
+      return;
+    }
+    int ms = (int)((r->gone_mono_ns + SETTLE_NS - now) / 1000000) + 1;
+    struct pollfd p = {.fd = g_connector, .events = POLLIN};
+    (void)poll(&p, 1, ms);  // EINTR or a timeout: decide() looks again
+    connectorDrain(g_connector);
   }
+  (void)decide(r, nowNs(CLOCK_MONOTONIC) + SETTLE_NS);  // no connector: lost now
+}
+
+int64_t runsSettle(void) {
+  int64_t now = nowNs(CLOCK_MONOTONIC), next = 0;
+  for (size_t i = 0; i < KH_MAX_RUNS; i++) {
+    struct Run* r = &g_runs[i];
+    if (!r->used || r->state != KH_RUNNING || r->gone_mono_ns == 0 || decide(r, now)) {
+      continue;
+    }
+    int64_t at = r->gone_mono_ns + SETTLE_NS;
+    next = next == 0 || at < next ? at : next;
+  }
+  return next;
 }
 
 void runsPidfdReady(size_t slot) {
@@ -226,8 +326,14 @@ static int keep(const struct kh_msg* req, int* fds, int nfds) {
   if (r->state == KH_RUNNING) {
     struct epoll_event ev = {.events = EPOLLIN,
                              .data.u64 = (uint64_t)TAG_RUN << 32 | (uint64_t)(r - g_runs)};
-    (void)epoll_ctl(g_epoll, EPOLL_CTL_ADD, r->pidfd, &ev);  // else refresh() on FETCH finds it
-    refresh(r);
+    if (r->gone_mono_ns == 0) {  // a gone one waits for runsSettle(), not for its pidfd
+      (void)epoll_ctl(g_epoll, EPOLL_CTL_ADD, r->pidfd, &ev);  // else refresh() on FETCH finds it
+    }
+    if (!same && seeGone(r)) {
+      settle(r, KH_EXIT_LOST);  // ended before KEEP: its events were drained above, unmatched
+    } else {
+      refresh(r);  // the same process again: its events so far stay
+    }
   }
   return 0;
 }
@@ -240,6 +346,7 @@ static void fetch(const struct kh_msg* req, struct kh_msg* reply, int* out_fds, 
     return;
   }
   refresh(r);
+  awaitDecision(r);
   if (r->state != KH_RUNNING) {
     r->touched_ns = nowNs(CLOCK_BOOTTIME);
   }

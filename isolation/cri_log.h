@@ -12,8 +12,15 @@
 // (and 16 KiB P pieces) to the log, and only then takes exactly those bytes
 // out of the pipe. An unfinished line stays in the pipe, where the next pump
 // (this agent's, or the next agent's, given the pipe by the holder) finds it.
-// An agent killed between the write and the take logs those lines twice: at
-// least once, never lost.
+// The lines of one look go out in one write(2), followed at once by the
+// splice(2) that takes exactly their bytes: an agent killed between those two
+// calls logs them twice (at least once, never lost).
+//
+// One case gives that up: a line longer than what one look shows, made of
+// many tiny pipe buffers (a writer using O_DIRECT pipes or vmsplice fills the
+// pipe's slots with a few bytes, then blocks). The pump then reads the line
+// into memory, as a plain reader would, so the writer goes on; that line is
+// lost if the agent dies before its newline.
 
 #include <ctime>
 #include <string>
@@ -63,6 +70,10 @@ class CriLogWriter {
 
  private:
   Result<void> emit(Stream s, char tag, std::string_view content);
+  static void appendLine(std::string& batch, const std::string& stamp, Stream s, char tag,
+                         std::string_view content);
+  Result<void> writeBatch(const std::string& batch);
+  bool rotationDue(size_t batch, size_t line) const;
   Result<void> rotate();
   // Writes the complete lines and 16 KiB pieces at the start of `data`;
   // `used` is how many bytes they took, even when a write failed.
@@ -89,6 +100,7 @@ class CriLogWriter {
   // completes, never while it blocks on a full pipe; so while a line is left
   // in a pipe, a timer looks (FIONREAD) whether more came without a wakeup.
   size_t tail_[2] = {0, 0};
+  int pipe_size_[2] = {0, 0};  // F_GETPIPE_SZ of each pipe
   UniqueFd tail_timer_;
   int tail_timer_ms_ = 0;
   int64_t size_ = 0, max_size_ = 0;

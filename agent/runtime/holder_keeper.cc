@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -18,7 +20,11 @@
 namespace kernelet::agent::runtime {
 
 std::string defaultHolderPath() {
-  return (std::filesystem::path(sys::installedExe()).parent_path() / "kernelet-holder").string();
+  std::string exe = sys::installedExe();
+  if (exe.empty()) {
+    return {};  // not "/kernelet-holder": connect() then says no holder can be started
+  }
+  return (std::filesystem::path(exe).parent_path() / "kernelet-holder").string();
 }
 
 struct HolderKeeper::Reply {
@@ -34,6 +40,9 @@ namespace {
 // Ctrl-C, never reach it) and makes init (or the subreaper) its parent, so it
 // outlives us and we never reap it. It says it serves by writing to fd 3.
 Result<void> startHolder(const std::string& exe, const std::string& socket) {
+  if (exe.empty()) {
+    return makeError("start holder", socket, "no holder binary (the agent's own path is unknown)");
+  }
   if (::access(exe.c_str(), X_OK) != 0) {
     return sysError("start holder", exe);
   }
@@ -116,6 +125,26 @@ Result<UniqueFd> connectTo(const std::string& path) {
   return fd;
 }
 
+// Field 22 of /proc/PID/stat (the start time), or 0 when unreadable. With the
+// pid it names one process for the life of the boot: a holder restarted
+// under the same pid has another.
+uint64_t startTimeOf(int pid) {
+  char path[64];
+  (void)std::snprintf(path, sizeof path, "/proc/%d/stat", pid);  // fits
+  UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
+  char buf[1024];
+  ssize_t n = fd ? ::read(fd.get(), buf, sizeof buf - 1) : -1;
+  if (n <= 0) {
+    return 0;
+  }
+  buf[n] = '\0';
+  const char* p = std::strrchr(buf, ')');
+  for (int field = 2; p != nullptr && field < 22; field++) {
+    p = std::strchr(p + 1, ' ');
+  }
+  return p == nullptr ? 0 : std::strtoull(p + 1, nullptr, 10);
+}
+
 bool brokenConnection(int errnum) {
   return errnum == EPIPE || errnum == ECONNRESET || errnum == ENOTCONN || errnum == ECONNREFUSED;
 }
@@ -162,14 +191,24 @@ Result<void> HolderKeeper::ensureConnected() {
     sock_.reset();
     return sysError("holder's credentials", socket_path_);
   }
+  // Only root (the agent's own user; root on a node) may hold our runs: a
+  // socket some other user managed to bind would get every container's pipes.
+  if (cred.uid != 0 && cred.uid != ::geteuid()) {
+    sock_.reset();
+    return makeError("connect holder", socket_path_,
+                     "the socket's server runs as uid " + std::to_string(cred.uid) + ", not root");
+  }
   if (auto said = hello(); !said) {
     sock_.reset();
     return said;
   }
-  // Another process than the one before: the runs kept there are gone.
-  if (cred.pid != holder_pid_) {
+  // Another process than the one before (pid and start time: a holder
+  // restarted under the same pid is another): the runs kept there are gone.
+  uint64_t started = startTimeOf(cred.pid);
+  if (cred.pid != holder_pid_ || started != holder_start_time_) {
     generation_++;
     holder_pid_ = cred.pid;
+    holder_start_time_ = started;
   }
   return {};
 }

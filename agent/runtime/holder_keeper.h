@@ -24,7 +24,8 @@ struct kh_msg;
 namespace kernelet::agent::runtime {
 
 // The kernelet-holder installed beside the kernelet binary that runs (the
-// installed file, not the sealed copy the agent re-executes from).
+// installed file, not the sealed copy the agent re-executes from); empty when
+// that binary's path is unknown.
 std::string defaultHolderPath();
 
 class HolderKeeper : public RunKeeper {
@@ -32,9 +33,11 @@ class HolderKeeper : public RunKeeper {
   static constexpr int kCallTimeoutMs = 2000;
   static constexpr int kStartTimeoutMs = 5000;
 
-  // Connects to the holder on `socket_path`; if none answers, starts
-  // `holder_exe` on it (detached: its own session, not our child) and waits
-  // until it serves.
+  // Connects to the holder on `socket_path` (on a node RUN_DIR/holder/holder.sock:
+  // the holder makes its directory 0700 and refuses one it does not own); if
+  // none answers, starts `holder_exe` on it (detached: its own session, not
+  // our child) and waits until it serves. The holder must run as root (or
+  // as we do).
   static Result<std::unique_ptr<HolderKeeper>> connect(std::string socket_path,
                                                        std::string holder_exe);
   ~HolderKeeper() override = default;
@@ -72,6 +75,7 @@ class HolderKeeper : public RunKeeper {
   uint32_t seq_ = 0;
   uint64_t generation_ = 0;
   int holder_pid_ = 0;
+  uint64_t holder_start_time_ = 0;
   bool sees_exits_ = false;
 };
 

@@ -1,8 +1,10 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -307,6 +309,61 @@ TEST_F(CriLogPumpTest, ABlockedWriteBehindAnUnfinishedLineIsPumped) {
   ASSERT_FALSE(l.empty());
   EXPECT_EQ(l.front(), "F tailline 0");
   EXPECT_EQ(l.size(), lines);
+}
+
+// tee(2) copies pipe buffers, not bytes. A writer on an O_DIRECT pipe makes
+// one buffer per write: 1-byte writes fill a 64 KiB pipe's 16 slots with 16
+// bytes, and the writer blocks. The old pump looked at those 16 bytes, found
+// no newline, left them in the pipe and waited for more: forever.
+TEST_F(CriLogPumpTest, TinyBuffersFillingThePipeNeverBlockTheWriter) {
+  ::close(p_[0]);
+  ::close(p_[1]);
+  ASSERT_EQ(::pipe2(p_, O_CLOEXEC | O_DIRECT), 0);
+  auto w = startPump();
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    for (int i = 0; i < 300; i++) {
+      if (::write(p_[1], "a", 1) != 1) {
+        ::_exit(1);
+      }
+    }
+    ::_exit(::write(p_[1], "\n", 1) == 1 ? 0 : 1);
+  }
+  // Until the child wrote it all (bounded): its pidfd reads exited.
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, child, 0)));
+  ASSERT_TRUE(pidfd);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  pollfd exited{.fd = pidfd.get(), .events = POLLIN};
+  while (::poll(&exited, 1, 0) == 0 && std::chrono::steady_clock::now() < deadline) {
+    ASSERT_TRUE(loop_->runOnce(std::chrono::milliseconds(100)));
+  }
+  if (::poll(&exited, 1, 0) == 0) {
+    ::kill(child, SIGKILL);  // blocked on the full pipe: fail, do not hang
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_EQ(status, 0) << "the writer was blocked for good";
+  settle();
+  EXPECT_EQ(logged(), (std::vector<std::string>{"F " + std::string(300, 'a')}));
+}
+
+// A line in more buffers than the old scratch pipe had slots (64): the old
+// finish() wrote each look as its own F line.
+TEST_F(CriLogPumpTest, FinishWritesALineOfManyBuffersOnce) {
+  ::close(p_[0]);
+  ::close(p_[1]);
+  ASSERT_EQ(::pipe2(p_, O_CLOEXEC | O_DIRECT), 0);
+  ASSERT_GE(::fcntl(p_[1], F_SETPIPE_SZ, 1 << 20), 1 << 20);
+  auto w = startPump();
+  for (int i = 0; i < 100; i++) {
+    write("b");
+  }
+  settle();
+  EXPECT_TRUE(logged().empty());
+  w->finish(*loop_);
+  EXPECT_EQ(logged(), (std::vector<std::string>{"F " + std::string(100, 'b')}));
+  EXPECT_EQ(unread(), "");
 }
 
 }  // namespace
