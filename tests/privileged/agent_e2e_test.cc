@@ -341,7 +341,12 @@ TEST_F(AgentE2E, NeverAndOnFailurePodsEndSucceededOrFailed) {
       "retry", [](const PodSummary& s) { return s.status.phase == "Succeeded"; }, "Succeeded");
   EXPECT_EQ(statusOf(retry, "app")->restart_count, 1);
   EXPECT_EQ(statusOf(retry, "app")->last_state.exit_code, 1);
-  // Finished pods keep their status, not their sandbox.
+  // Finished pods keep their status, not their sandbox: it goes once the pod
+  // finished, asynchronously (the status may be read before).
+  auto deadline = steady_clock::now() + seconds(20);
+  while (testing::countEntries(run_ + "/netns") > 0 && steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(50));
+  }
   EXPECT_EQ(testing::countEntries(run_ + "/netns"), 0);
 }
 
