@@ -117,6 +117,11 @@ void PodWorker::adopt(const runtime::AdoptedPod& a) {
                       true);
       }
     }
+    // The runtime keeps the spec it now runs, or the next agent would replace
+    // the containers again.
+    if (auto r = ctx_.runtime->createSandbox(pod_, qos_, hash_); !r) {
+      log::error("Record the pod's new spec", {{"pod", who()}, {"err", r.error().message()}});
+    }
   }
   sync();
 }

@@ -122,6 +122,13 @@ Result<SandboxInfo> KernelRuntime::createSandbox(const Pod& pod, QosClass qos,
     removeNow(left.mapped());
   }
   PodEntry& p = pods_[pod.uid];
+  if (p.sandbox && p.record.pod_hash != pod_hash) {
+    // An adopted pod now run from another spec: the next agent compares
+    // against this one.
+    p.record.pod_hash = pod_hash;
+    p.record.grace_seconds = pod.termination_grace_period_seconds;
+    saveRecord(p);
+  }
   if (!p.sandbox) {
     TRY(PodSandbox sb, PodSandbox::create(pod, qos, sandbox_env_));
     p.sandbox = std::move(sb);

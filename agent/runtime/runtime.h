@@ -163,7 +163,9 @@ class PodRuntime {
 
   // ---- the pod's sandbox, keyed by pod uid --------------------------------
   // All or nothing; calling it again after a success is a no-op returning the same.
-  // `pod_hash` (the agent's hash of the pod's spec) is kept for adopt().
+  // `pod_hash` (the agent's hash of the pod's spec) is kept for adopt(); a
+  // call for a sandbox that exists (an adopted pod replaced from a new spec)
+  // records the new one.
   virtual Result<SandboxInfo> createSandbox(const Pod& pod, QosClass qos,
                                             const std::string& pod_hash) = 0;
   virtual Result<void> setUpVolumes(const Pod& pod, const PodRuntimeInfo& info,

@@ -102,8 +102,9 @@ void FakeRuntime::exitLater(rt::ContainerHandle h, int code, const std::string& 
 }
 
 Result<rt::SandboxInfo> FakeRuntime::createSandbox(const agent::Pod& pod, agent::QosClass,
-                                                   const std::string& /*pod_hash*/) {
+                                                   const std::string& pod_hash) {
   calls_.push_back("createSandbox");
+  hashes_[pod.uid] = pod_hash;
   if (sandbox_failures_ > 0) {
     sandbox_failures_--;
     return makeError("create sandbox", pod.uid, sandbox_error_);

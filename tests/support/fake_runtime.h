@@ -58,6 +58,11 @@ class FakeRuntime : public rt::PodRuntime {
   // The calls that start with `prefix` ("start ", "signal "...), in order.
   std::vector<std::string> calls(const std::string& prefix) const;
   bool hasSandbox(const std::string& uid) const { return sandboxes_.contains(uid); }
+  // The pod hash the last createSandbox of `uid` was given ("" if none).
+  std::string sandboxHash(const std::string& uid) const {
+    auto it = hashes_.find(uid);
+    return it == hashes_.end() ? "" : it->second;
+  }
 
   // ---- a previous agent's pods (live restore) ----
   // A previous agent left pod `uid` as `pod` says: adopt() of that uid hands
@@ -119,6 +124,7 @@ class FakeRuntime : public rt::PodRuntime {
   TimerQueue& timers_;
   std::vector<std::string> calls_;
   std::set<std::string> present_, stubborn_, sandboxes_;
+  std::map<std::string, std::string> hashes_;  // uid -> pod hash, from createSandbox
   std::map<std::string, std::pair<int, std::string>> pull_failures_;
   std::map<std::string, std::vector<std::pair<std::string, std::string>>> start_failures_;
   int sandbox_failures_ = 0;

@@ -218,6 +218,8 @@ TEST_F(Adoption, PodFromAnotherSpecIsReplaced) {
   EXPECT_NE(ctr("app").container_id, "kernelet://c0ffee");
   EXPECT_EQ(ctr("app").restart_count, 4);
   EXPECT_TRUE(sawEvent("Normal Killing app: Container app definition changed"));
+  // The runtime records the spec it runs now: the next agent does not replace them again.
+  EXPECT_EQ(runtime_->sandboxHash("u1"), worker_->hash());
 }
 
 TEST_F(Adoption, ReadyIsKeptFromTheLastWrittenStatusUntilTheProbeFails) {
