@@ -192,6 +192,12 @@ Result<bool> KernelRuntime::refreshVolumes(const Pod& pod, const PodRuntimeInfo&
 void KernelRuntime::destroySandbox(const std::string& pod_uid, std::function<void()> done) {
   auto it = pods_.find(pod_uid);
   if (it == pods_.end()) {
+    if (auto left = found_.extract(pod_uid); !left.empty()) {
+      // A previous agent's pod whose worker ended before it could adopt it
+      // (stopped while it waited for its volumes' objects): what is left of
+      // it goes with it, or an agent stopping its pods would leave it running.
+      removeNow(left.mapped());
+    }
     if (done) {
       done();
     }

@@ -357,8 +357,16 @@ TEST_F(ClusterE2E, AnAgentRestartAdoptsThePodWithoutAStatusFlap) {
   // Stop the pod with the agent at the end.
   ::kill(agent_, SIGKILL);
   ::waitpid(agent_, &st, 0);
+  size_t before = readFile(base_ + "/agent.log").value_or("").size();
   startAgent();
-  waitKubectl("get pods", has("1/1     Running"), "steady still Running");
+  // Adopted by this third agent before TearDown's SIGTERM stops it and the pod.
+  waitKubectl(
+      "get pods",
+      [&](const std::string&) {
+        return readFile(base_ + "/agent.log").value_or("").find("\"Adopted pod\"", before) !=
+               std::string::npos;
+      },
+      "the pod adopted again");
   std::cout << seen << " pod updates after the restart\n";
 }
 
