@@ -229,6 +229,18 @@ int runCli(int argc, char** argv) {
   logs->add_option("-n,--namespace", logs_req.namespace_, "the pod's namespace")
       ->capture_default_str();
   logs->add_flag("-p,--previous", logs_req.previous, "the previous run of the container");
+  logs->add_flag("-f,--follow", logs_req.follow,
+                 "stream the log as it is written, until the container stops");
+  logs->add_option("--tail", logs_req.tail, "lines of recent log to show; -1 shows all")
+      ->capture_default_str();
+  logs->add_flag("--timestamps", logs_req.timestamps, "prefix each line with its RFC3339Nano time");
+  logs->add_option("--since", logs_req.since,
+                   "only lines newer than this duration (5s, 2m, 3h); not with --since-time");
+  logs->add_option("--since-time", logs_req.since_time,
+                   "only lines from this RFC 3339 time on; not with --since");
+  logs->add_option("--limit-bytes", logs_req.limit_bytes,
+                   "the most bytes of log to show; 0: no limit")
+      ->capture_default_str();
   logs->add_option("--root-dir", logs_req.root_dir, "the agent's --root-dir")
       ->capture_default_str();
   logs->add_option("--pod-log-dir", logs_req.pod_log_dir, "the agent's --pod-log-dir")

@@ -1,12 +1,23 @@
 #include "agent/app/pods_cli.h"
 
+#include <poll.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
-#include <sstream>
+#include <optional>
+#include <string_view>
 #include <vector>
 
+#include "agent/logs/cri_lines.h"
+#include "agent/logs/log_options.h"
+#include "agent/logs/log_stream.h"
+#include "agent/logs/log_target.h"
+#include "agent/logs/log_time.h"
 #include "sys/fileio.h"
 
 namespace kernelet::agent {
@@ -152,27 +163,125 @@ int listPods(const std::string& root_dir, std::ostream& out, std::ostream& err, 
   return 0;
 }
 
-std::string criLogMessages(const std::string& cri_log) {
-  std::string out;
-  std::istringstream in(cri_log);
-  for (std::string line; std::getline(in, line);) {
-    // TIMESTAMP STREAM TAG CONTENT
-    size_t a = line.find(' ');
-    size_t b = a == std::string::npos ? a : line.find(' ', a + 1);
-    size_t c = b == std::string::npos ? b : line.find(' ', b + 1);
-    if (c == std::string::npos) {
-      continue;
-    }
-    std::string tag = line.substr(b + 1, c - b - 1);
-    out += line.substr(c + 1);
-    if (tag != "P") {
-      out += '\n';
-    }
+std::string criLogMessages(const std::string& cri_log) { return logs::criLogMessages(cri_log); }
+
+namespace {
+
+// A Go time.Duration as kubectl's --since takes it ("300ms", "1.5h", "2h45m"):
+// nanoseconds, or nullopt.
+std::optional<int64_t> parseGoDuration(std::string_view s) {
+  static const std::pair<std::string_view, double> kUnits[] = {
+      {"ns", 1},  {"us", 1e3}, {"\u00b5s", 1e3}, {"ms", 1e6},
+      {"s", 1e9}, {"m", 60e9}, {"h", 3600e9}};
+  if (s == "0") {
+    return 0;
   }
-  return out;
+  double total = 0;
+  bool any = false;
+  while (!s.empty()) {
+    size_t n = 0;
+    while (n < s.size() && ((s[n] >= '0' && s[n] <= '9') || s[n] == '.')) {
+      n++;
+    }
+    if (n == 0 || s.substr(0, n) == ".") {
+      return std::nullopt;
+    }
+    double v = std::strtod(std::string(s.substr(0, n)).c_str(), nullptr);
+    s.remove_prefix(n);
+    size_t u = 0;
+    while (u < s.size() && !((s[u] >= '0' && s[u] <= '9') || s[u] == '.')) {
+      u++;
+    }
+    std::string_view unit = s.substr(0, u);
+    auto it = std::find_if(std::begin(kUnits), std::end(kUnits),
+                           [&](const auto& k) { return k.first == unit; });
+    if (it == std::end(kUnits)) {
+      return std::nullopt;
+    }
+    total += v * it->second;
+    s.remove_prefix(u);
+    any = true;
+  }
+  if (!any || total > 9.2e18) {
+    return std::nullopt;
+  }
+  return static_cast<int64_t>(total);
 }
 
+int64_t nowNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// kubectl's checks of its flags, then the API's (logs::validateLogOptions).
+Result<logs::LogOptions> logOptions(const LogsRequest& req) {
+  logs::LogOptions o{.follow = req.follow, .previous = req.previous, .timestamps = req.timestamps};
+  if (req.tail < -1) {
+    return makeError("--tail must be greater than or equal to -1", "", "");
+  }
+  if (req.tail >= 0) {
+    o.tail_lines = req.tail;
+  }
+  if (req.limit_bytes < 0) {
+    return makeError("--limit-bytes must be greater than 0", "", "");
+  }
+  if (req.limit_bytes > 0) {
+    o.limit_bytes = req.limit_bytes;
+  }
+  if (!req.since.empty() && !req.since_time.empty()) {
+    return makeError("at most one of `sinceTime` or `sinceSeconds` may be specified", "", "");
+  }
+  if (!req.since.empty()) {
+    auto d = parseGoDuration(req.since);
+    if (!d || *d <= 0) {
+      return makeError("invalid argument \"" + req.since + "\" for \"--since\" flag", "",
+                       "expected a duration such as 5s, 2m or 3h");
+    }
+    // Whole seconds, rounded up, as kubectl sends sinceSeconds.
+    int64_t secs = (*d + 999999999) / 1000000000;
+    o.since_nanos = nowNanos() - secs * 1000000000;
+  }
+  if (!req.since_time.empty()) {
+    o.since_nanos = logs::parseRfc3339(req.since_time);
+    if (!o.since_nanos) {
+      return makeError("--since-time", "",
+                       "\"" + req.since_time + "\" is not an RFC 3339 time (2006-01-02T15:04:05Z)");
+    }
+  }
+  TRY_VOID(logs::validateLogOptions(o));
+  return o;
+}
+
+// Copies the stream to `out` until it ends; waits on its fd between pieces.
+Result<void> copyLog(logs::LogStream& stream, std::ostream& out) {
+  std::string chunk;
+  for (;;) {
+    chunk.clear();
+    TRY(auto state, stream.read(chunk, 256 * 1024));
+    out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    if (state == logs::LogStream::State::kEnd) {
+      out.flush();
+      return {};
+    }
+    if (state == logs::LogStream::State::kWait) {
+      out.flush();
+      pollfd p{.fd = stream.waitFd(), .events = POLLIN, .revents = 0};
+      if (::poll(&p, 1, static_cast<int>(stream.pollAfter().count())) < 0 && errno != EINTR) {
+        return sysError("poll log");
+      }
+    }
+  }
+}
+
+}  // namespace
+
 int printLogs(const LogsRequest& req, std::ostream& out, std::ostream& err) {
+  auto options = logOptions(req);
+  if (!options) {
+    err << "kernelet logs: " << options.error().message() << "\n";
+    return 1;
+  }
   std::vector<PodSummary> pods = readPods(req.root_dir, err);
   auto p = std::find_if(pods.begin(), pods.end(), [&](const PodSummary& s) {
     return s.name == req.pod && s.namespace_ == req.namespace_;
@@ -182,17 +291,9 @@ int printLogs(const LogsRequest& req, std::ostream& out, std::ostream& err) {
         << "\n";
     return 1;
   }
-  std::vector<const ContainerStatus*> all;
-  for (const auto* list : {&p->status.init_container_statuses, &p->status.container_statuses}) {
-    for (const auto& c : *list) {
-      all.push_back(&c);
-    }
-  }
-  const ContainerStatus* which = nullptr;
-  if (req.container.empty()) {
-    if (p->status.container_statuses.size() == 1) {
-      which = &p->status.container_statuses[0];
-    } else {
+  std::string name = req.container;
+  if (name.empty()) {
+    if (p->status.container_statuses.size() != 1) {
       err << "kernelet logs: a container name must be specified for pod " << req.pod
           << ", choose one of: [";
       for (size_t i = 0; i < p->status.container_statuses.size(); i++) {
@@ -201,43 +302,41 @@ int printLogs(const LogsRequest& req, std::ostream& out, std::ostream& err) {
       err << "]\n";
       return 1;
     }
-  } else {
-    for (const auto* c : all) {
-      if (c->name == req.container) {
-        which = c;
-      }
-    }
-    if (which == nullptr) {
-      err << "kernelet logs: container " << req.container << " is not valid for pod " << req.pod
-          << "\n";
-      return 1;
-    }
+    name = p->status.container_statuses[0].name;
   }
-  int index = which->restart_count;
-  if (req.previous) {
-    if (which->last_state.kind != Kind::kTerminated) {
-      err << "kernelet logs: previous terminated container \"" << which->name << "\" in pod \""
-          << req.pod << "\" not found\n";
-      return 1;
-    }
-    // Run N writes N.log; the latest run is restartCount (running, or dead and
-    // backing off), the one before it is the previous.
-    index = which->restart_count - 1;
-  }
-  std::string file = req.pod_log_dir + "/" + p->namespace_ + "_" + p->name + "_" + p->uid + "/" +
-                     which->name + "/" + std::to_string(index) + ".log";
-  auto text = readFile(file);
-  if (!text) {
-    // Waiting for its first start: nothing logged yet, as kubectl shows it.
-    if (which->state.kind == Kind::kWaiting && which->last_state.kind == Kind::kNone) {
-      err << "kernelet logs: container \"" << which->name << "\" in pod \"" << req.pod
-          << "\" is waiting to start: " << which->state.reason << "\n";
-      return 1;
-    }
-    err << "kernelet logs: " << text.error().message() << "\n";
+  const ContainerStatus* which = logs::findContainerStatus(p->status, name);
+  if (which == nullptr) {
+    err << "kernelet logs: container " << name << " is not valid for pod " << req.pod << "\n";
     return 1;
   }
-  out << criLogMessages(*text);
+  auto run = logs::logRun(which, req.pod, name, req.previous);
+  if (!run) {
+    err << "kernelet logs: " << run.error().message() << "\n";
+    return 1;
+  }
+  // What the agent last wrote of the pod: whether this run still runs.
+  std::string status_file = req.root_dir + "/pods/" + p->uid + "/status.json";
+  logs::LogStream::Running running = [status_file, name, run = *run, previous = req.previous] {
+    if (previous) {
+      return false;
+    }
+    auto text = readFile(status_file);
+    auto pod =
+        text ? parsePodJson(*text, status_file) : Result<PodSummary>(std::unexpected(text.error()));
+    const ContainerStatus* s = pod ? logs::findContainerStatus(pod->status, name) : nullptr;
+    return s != nullptr && logs::runIsRunning(*s, run);
+  };
+  auto stream = logs::LogStream::open(
+      logs::containerLogDir(req.pod_log_dir, p->namespace_, p->name, p->uid, name), *run, *options,
+      std::move(running));
+  if (!stream) {
+    err << "kernelet logs: " << stream.error().message() << "\n";
+    return 1;
+  }
+  if (auto copied = copyLog(**stream, out); !copied) {
+    err << "kernelet logs: " << copied.error().message() << "\n";
+    return 1;
+  }
   return 0;
 }
 
