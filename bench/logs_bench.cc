@@ -33,8 +33,12 @@ void die(const char* what) {
 
 void writeLog(const std::string& path, size_t total) {
   std::string chunk;
-  std::string stamp = "2026-11-30T23:59:59.123456789Z ";
+  std::string stamp;
   for (int i = 0; chunk.size() < (4 << 20); i++) {
+    // One time per 20 lines: the writer stamps what it read at one moment.
+    if (i % 20 == 0) {
+      stamp = "2026-11-30T23:59:59." + std::to_string(100000000 + i) + "Z ";
+    }
     if (i % 50 == 49) {
       chunk += stamp + "stdout P " + std::string(16384, 'p') + "\n";
       chunk += stamp + "stdout F end of the long line\n";
@@ -122,7 +126,7 @@ double streamOnce(const std::string& dir, bool to_pipe, size_t& out_bytes) {
   out_bytes = 0;
   for (;;) {
     piece.clear();
-    auto st = (*stream)->read(piece, 64 * 1024);
+    auto st = (*stream)->read(piece, size_t{64} * 1024);
     if (!st) {
       (void)std::fprintf(stderr, "%s\n", st.error().message().c_str());
       std::exit(1);

@@ -258,7 +258,7 @@ Result<void> copyLog(logs::LogStream& stream, std::ostream& out) {
   std::string chunk;
   for (;;) {
     chunk.clear();
-    TRY(auto state, stream.read(chunk, 256 * 1024));
+    TRY(auto state, stream.read(chunk, size_t{256} * 1024));
     out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
     if (state == logs::LogStream::State::kEnd) {
       out.flush();

@@ -44,7 +44,12 @@ void CriDecoder::decode(std::string_view line, std::string& out) {
       (stream_ == StreamFilter::kStderr && !l->stderr_)) {
     return;
   }
-  std::optional<int64_t> t = parseRfc3339(l->time);
+  // A writer stamps each batch of lines with one time: parse it once.
+  if (l->time != last_time_) {
+    last_time_.assign(l->time);
+    last_nanos_ = parseRfc3339(l->time);
+  }
+  const std::optional<int64_t>& t = last_nanos_;
   if (!t) {
     return;  // a time that is not one: malformed, as the kubelet skips it
   }

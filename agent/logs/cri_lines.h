@@ -45,6 +45,8 @@ class CriDecoder {
   // its line (no timestamp of its own). A stream's pieces are joined with
   // each other, not with the other stream's lines between them.
   bool continues_[2] = {false, false};
+  std::string last_time_;  // the last line's time as written, and parsed
+  std::optional<int64_t> last_nanos_;
 };
 
 // The whole of a CRI log's text decoded with no options: what `kubectl logs`

@@ -63,7 +63,10 @@ std::vector<std::pair<RotationKey, std::string>> rotatedAfter(
   for (const std::string& name : listDir(dir)) {
     auto key = rotationKey(name, run);
     if (key && (!after || *after < *key)) {
-      out.emplace_back(std::move(*key), dir + "/" + name);
+      std::string path = dir;
+      path += '/';
+      path += name;
+      out.emplace_back(std::move(*key), std::move(path));
     }
   }
   std::sort(out.begin(), out.end());
@@ -107,7 +110,7 @@ Result<std::vector<LogFile>> openRunLogFiles(const std::string& dir, int run) {
 }
 
 Result<LogPosition> tailStart(const std::vector<LogFile>& files, int64_t lines) {
-  constexpr int64_t kBlock = 64 * 1024;
+  constexpr int64_t kBlock = int64_t{64} * 1024;
   std::string block(kBlock, '\0');
   int64_t seen = 0;  // '\n's counted from the end
   for (size_t i = files.size(); i-- > 0;) {

@@ -66,7 +66,7 @@ Result<LogOptions> parseLogOptions(const server::Query& q, int64_t now_nanos) {
       return invalid("sinceTime", "\"" + since_time->substr(0, 64) + "\"",
                      "must be an RFC 3339 time (2006-01-02T15:04:05Z)");
     }
-    o.since_nanos = *t;
+    o.since_nanos = t;
   }
   if (auto s = q.get("stream")) {
     if (*s == "All") {

@@ -244,7 +244,7 @@ Result<State> LogStream::read(std::string& out, size_t max) {
     }
     // Decoding stops past `want`, by at most a line: leave room for one, so
     // the whole piece fits in `max` and is handed over without a copy.
-    constexpr size_t kSlack = 32 * 1024;
+    constexpr size_t kSlack = size_t{32} * 1024;
     TRY(bool more, fill(max > 2 * kSlack ? max - kSlack : max));
     if (!pending_.empty() || more) {
       continue;

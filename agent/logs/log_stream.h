@@ -47,10 +47,10 @@ class LogStream : public server::BodySource {
   std::chrono::milliseconds pollAfter() const override { return std::chrono::milliseconds(1000); }
 
   // The size of the file block read at a time.
-  static constexpr size_t kBlock = 256 * 1024;
+  static constexpr size_t kBlock = size_t{256} * 1024;
   // A "line" longer than this is not one a CRI writer wrote (they are at most
   // 16 KiB and a header): it is skipped to its end rather than held.
-  static constexpr size_t kMaxLine = 1024 * 1024;
+  static constexpr size_t kMaxLine = size_t{1024} * 1024;
 
  private:
   LogStream(std::string dir, int run, const LogOptions& options, Running running);

@@ -86,7 +86,7 @@ std::optional<int64_t> parseRfc3339(std::string_view s) {
     if (oh < 0 || oh > 23 || om < 0 || om > 59 || s[at + 3] != ':') {
       return std::nullopt;
     }
-    offset = (oh * 3600 + om * 60) * (s[at] == '-' ? -1 : 1);
+    offset = (int64_t{oh} * 3600 + int64_t{om} * 60) * (s[at] == '-' ? -1 : 1);
     at += 6;
   } else {
     return std::nullopt;
@@ -96,7 +96,7 @@ std::optional<int64_t> parseRfc3339(std::string_view s) {
   }
   int64_t secs =
       daysFromCivil(year, static_cast<unsigned>(mon), static_cast<unsigned>(day)) * 86400 +
-      hour * 3600 + min * 60 + sec - offset;
+      int64_t{hour} * 3600 + int64_t{min} * 60 + sec - offset;
   constexpr int64_t kMaxSecs = std::numeric_limits<int64_t>::max() / 1000000000 - 1;
   if (secs > kMaxSecs || secs < -kMaxSecs) {
     return std::nullopt;

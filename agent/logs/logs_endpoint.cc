@@ -91,8 +91,8 @@ Response containerLogs(const server::Request& req, const SnapshotPublisher& pods
 
 void addLogEndpoints(server::Endpoints& endpoints, const SnapshotPublisher& pods,
                      std::string pod_log_dir) {
-  endpoints.container_logs = [&pods, dir = std::move(pod_log_dir)](server::Request req,
-                                                                   server::Responder respond) {
+  endpoints.container_logs = [&pods, dir = std::move(pod_log_dir)](
+                                 const server::Request& req, const server::Responder& respond) {
     respond(containerLogs(req, pods, dir));
   };
 }
