@@ -92,16 +92,18 @@ Result<std::vector<LogFile>> openRunLogFiles(const std::string& dir, int run) {
     files.push_back(std::move(f));
     return {};
   };
+  // The live file first, then the listing of the rotated ones: if it is
+  // rotated in between, the listing has it (and it is kept once, as the
+  // rotated file it now is); listed first, it could be missed by both.
+  TRY_VOID(add(std::nullopt, dir + "/" + liveLogName(run)));
   for (auto& [key, path] : rotatedAfter(dir, run, std::nullopt)) {
     TRY_VOID(add(key, path));
   }
-  TRY_VOID(add(std::nullopt, dir + "/" + liveLogName(run)));
-  // The live file may have been rotated between the listing and its open:
-  // then it is one of the rotated ones too. Keep each inode once, first seen.
-  for (size_t i = files.size(); i-- > 1;) {
-    for (size_t j = 0; j < i; j++) {
-      if (files[j].inode == files[i].inode) {
-        files.erase(files.begin() + static_cast<ptrdiff_t>(i));
+  if (!files.empty() && !files[0].key) {
+    std::rotate(files.begin(), files.begin() + 1, files.end());  // oldest first: live last
+    for (size_t j = 0; j + 1 < files.size(); j++) {
+      if (files[j].inode == files.back().inode) {
+        files.pop_back();
         break;
       }
     }
