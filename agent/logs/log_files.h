@@ -39,10 +39,11 @@ struct LogFile {
   ino_t inode = 0;
 };
 
-// Opens the run's files in `dir`, oldest first. A file that goes between the
-// listing and its open (rotated away) is left out; a missing directory is no
-// files. Errors: the directory cannot be read, or a file cannot be opened
-// for another reason than being gone.
+// Opens the run's files in `dir`, oldest first. The live file is opened
+// before the rotated ones are listed, so one rotated in between is kept once,
+// under its new name; a rotated file removed before its open is left out; a
+// missing directory is no files. Errors: the directory's files cannot be
+// opened for another reason than being gone.
 Result<std::vector<LogFile>> openRunLogFiles(const std::string& dir, int run);
 
 // The rotated files of the run now in `dir` whose key is after `after`
