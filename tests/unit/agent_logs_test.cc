@@ -373,6 +373,23 @@ TEST(LogStream, FollowWaitsThenEndsWhenTheContainerStops) {
   EXPECT_EQ(last, State::kEnd);
 }
 
+TEST(LogStream, FollowFromTheTail) {
+  TempDir t;
+  writeNumbered(t, 100, 1);
+  std::atomic<bool> running{true};
+  auto s = openStream(t.path(), 0, {.follow = true, .tail_lines = 2},
+                      [&running] { return running.load(); });
+  ASSERT_TRUE(s);
+  State last = State::kData;
+  EXPECT_EQ(readAll(*s, 4096, &last), numbered(98, 100));
+  EXPECT_EQ(last, State::kWait);
+  std::ofstream(t.path() + "/0.log", std::ios::app)
+      << cri("2026-01-01T00:00:00Z", "stdout", "F", "line 100");
+  running = false;
+  EXPECT_EQ(readAll(*s, 4096, &last), numbered(100, 101));
+  EXPECT_EQ(last, State::kEnd);
+}
+
 size_t heapInUse() {
   struct mallinfo2 m = ::mallinfo2();
   return m.uordblks + m.hblkhd;
