@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 
 namespace kernelet::agent::stats {
 
@@ -62,12 +63,24 @@ std::string formatValue(double v) {
   if (std::isinf(v)) {
     return v > 0 ? "+Inf" : "-Inf";
   }
-  char buf[32];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  // Go's 'g' with the shortest precision: the shortest digits that round-trip,
+  // written as %e when the decimal exponent is < -4 or >= 6 ("2.6e+07"),
+  // else as %f ("0.5", "123456").
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::scientific);
   if (ec != std::errc()) {
-    return "NaN";  // cannot happen for a finite double in 32 bytes
+    return "NaN";  // cannot happen for a finite double in 64 bytes
   }
-  return std::string(buf, end);
+  std::string sci(buf, end);
+  int exp = std::atoi(sci.c_str() + sci.find('e') + 1);
+  if (exp < -4 || exp >= 6) {
+    return sci;
+  }
+  auto [fend, fec] = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::fixed);
+  if (fec != std::errc()) {
+    return sci;
+  }
+  return std::string(buf, fend);
 }
 
 void TextWriter::family(std::string_view name, std::string_view help, MetricType type) {
