@@ -12,9 +12,11 @@
 #include <sstream>
 #include <thread>
 
+#include "agent/stats/instrumentation.h"
 #include "agent/stats/metrics.h"
 #include "agent/stats/metrics_text.h"
 #include "agent/stats/prometheus.h"
+#include "apiclient/request_observer.h"
 #include "stats_fixture.h"
 #include "support/temp_dir.h"
 
@@ -252,6 +254,23 @@ TEST(PrometheusPages, KubeletMetricsHaveTheKubeletsNames) {
   auto doc = parseWithPrometheusClient(text);
   EXPECT_GE(sampleValue(doc, "rest_client_requests_total", {{"method", "GET"}}).value_or(0), 1);
   EXPECT_TRUE(sampleValue(doc, "kubelet_pod_start_duration_seconds_count"));  // 0 before any
+}
+
+}  // namespace
+}  // namespace kernelet::agent::stats
+
+namespace kernelet::agent::stats {
+namespace {
+
+TEST(PrometheusPages, ApiRequestsAreCountedThroughTheApiClientsObserver) {
+  KubeletMetrics m;
+  installApiRequestMetrics(m);
+  apiclient::observeRequest({.method = "PATCH", .host = "10.0.0.1:6443", .code = 200});
+  apiclient::observeRequest({.method = "GET", .host = "10.0.0.1:6443", .code = 0});
+  uninstallApiRequestMetrics();
+  apiclient::observeRequest({.method = "PATCH", .host = "10.0.0.1:6443", .code = 200});
+  EXPECT_EQ(m.rest_client_requests.value({"200", "10.0.0.1:6443", "PATCH"}), 1);
+  EXPECT_EQ(m.rest_client_requests.value({"<error>", "10.0.0.1:6443", "GET"}), 1);
 }
 
 }  // namespace
