@@ -25,21 +25,21 @@ std::optional<std::string> readOptional(const std::string& path) {
 }  // namespace
 
 Result<CgroupSample> readCgroup(const std::string& mount, const std::string& relative,
-                                Clock::time_point now) {
+                                Clock::time_point now, bool with_io) {
   std::string dir = relative.empty() ? mount : mount + "/" + relative;
   CgroupSample s;
   s.time = now;
-  // cgroup.controllers exists in every group: its absence means no group.
-  if (auto probe = readFile(dir + "/cgroup.controllers"); !probe) {
-    return std::unexpected(withContext(std::move(probe.error()), "read cgroup stats"));
+  // cpu.stat exists in every v2 group, the cpu controller enabled or not:
+  // its absence means no group (one read fewer than probing for the group).
+  auto cpu = readFile(dir + "/cpu.stat");
+  if (!cpu) {
+    return std::unexpected(withContext(std::move(cpu.error()), "read cgroup stats"));
   }
-  if (auto text = readOptional(dir + "/cpu.stat")) {
-    auto kv = parseKeyValues(*text);
-    s.has_cpu = kv.contains("usage_usec");
-    s.cpu_usage_usec = get(kv, "usage_usec");
-    s.cpu_user_usec = get(kv, "user_usec");
-    s.cpu_system_usec = get(kv, "system_usec");
-  }
+  auto kv = parseKeyValues(*cpu);
+  s.has_cpu = kv.contains("usage_usec");
+  s.cpu_usage_usec = get(kv, "usage_usec");
+  s.cpu_user_usec = get(kv, "user_usec");
+  s.cpu_system_usec = get(kv, "system_usec");
   if (auto text = readOptional(dir + "/memory.current")) {
     if (auto v = parseSingleValue(*text)) {
       s.has_memory = true;
@@ -58,7 +58,7 @@ Result<CgroupSample> readCgroup(const std::string& mount, const std::string& rel
     s.pgmajfault = get(kv, "pgmajfault");
   }
   s.working_set = s.memory_current > s.inactive_file ? s.memory_current - s.inactive_file : 0;
-  if (auto text = readOptional(dir + "/io.stat")) {
+  if (auto text = with_io ? readOptional(dir + "/io.stat") : std::nullopt) {
     s.io = parseIoStat(*text);
   }
   if (auto text = readOptional(dir + "/pids.current")) {

@@ -35,9 +35,10 @@ struct CgroupSample {
 
 // The group `relative` below `mount`. An error if the group is not there
 // (it went, or was never made); a controller's files that are missing leave
-// their fields unset.
+// their fields unset. io.stat only `with_io` (nothing in the Summary uses it,
+// and every file read counts when 100 pods are read).
 Result<CgroupSample> readCgroup(const std::string& mount, const std::string& relative,
-                                Clock::time_point now);
+                                Clock::time_point now, bool with_io = false);
 
 struct NodeSample {
   Clock::time_point time;

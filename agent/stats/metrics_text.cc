@@ -63,7 +63,7 @@ class Families {
 };
 
 double coreSeconds(const CpuStats& c) {
-  return static_cast<double>(*c.usage_core_nano_seconds) / 1e9;
+  return static_cast<double>(c.usage_core_nano_seconds.value_or(0)) / 1e9;
 }
 
 }  // namespace

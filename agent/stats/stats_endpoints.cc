@@ -12,7 +12,7 @@ using server::Response;
 
 // A page built on the stats thread; `build` returns the response.
 server::Handler page(const std::shared_ptr<StatsService>& svc,
-                     std::function<Response(StatsService&, const Request&)> build) {
+                     const std::function<Response(StatsService&, const Request&)>& build) {
   // The handler holds the service; a queued job holds only a plain pointer,
   // so the service is never destroyed on its own thread (it joins that
   // thread), and its destructor answers whatever is still queued.

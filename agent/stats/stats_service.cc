@@ -83,12 +83,14 @@ bool StatsService::post(Job job) {
 }
 
 void StatsService::run() {
-  auto next_sweep = Clock::now() + ctx_.cpu_sweep;
+  // The first housekeeping at once: the first scrape finds a Summary ready.
+  auto next = std::chrono::steady_clock::now();
   while (true) {
     Job job;
     {
       std::unique_lock lock(thread_.mutex());
-      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_sweep - Clock::now());
+      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
+          next - std::chrono::steady_clock::now());
       if (!thread_.waitFor(lock, std::max(wait, std::chrono::milliseconds(0)),
                            [&] { return !jobs_.empty(); })) {
         return;
@@ -100,11 +102,29 @@ void StatsService::run() {
     }
     if (job) {
       job(/*cancelled=*/false);
-    } else if (Clock::now() >= next_sweep) {
-      (void)summary();  // only for the CPU samples it leaves in sampler_
-      next_sweep = Clock::now() + ctx_.cpu_sweep;
+    } else if (std::chrono::steady_clock::now() >= next) {
+      auto snap = ctx_.snapshots->current();
+      keep(std::move(snap));
+      next = std::chrono::steady_clock::now() + ctx_.housekeeping;
     }
   }
+}
+
+void StatsService::keep(std::shared_ptr<const NodeSnapshot> snap) {
+  last_ = std::make_shared<const Summary>(
+      buildSummary(ctx_.sources, *snap, sampler_, disk_.get(), Clock::now()));
+  last_snapshot_ = std::move(snap);
+  last_built_ = std::chrono::steady_clock::now();
+}
+
+std::shared_ptr<const Summary> StatsService::current() {
+  auto snap = ctx_.snapshots->current();
+  auto age = std::chrono::steady_clock::now() - last_built_;
+  bool changed = snap != last_snapshot_;
+  if (!last_ || age > ctx_.max_age || (changed && age > ctx_.min_age)) {
+    keep(std::move(snap));
+  }
+  return last_;
 }
 
 std::vector<std::string> StatsService::diskTargets() const {
@@ -123,24 +143,25 @@ Summary StatsService::summary() {
 }
 
 std::string StatsService::summaryText(bool only_cpu_and_memory) {
-  Summary s = summary();
-  if (only_cpu_and_memory) {
-    keepCpuAndMemory(s);
+  auto s = current();
+  if (!only_cpu_and_memory) {
+    return summaryJson(*s);
   }
-  return summaryJson(s);
+  Summary copy = *s;
+  keepCpuAndMemory(copy);
+  return summaryJson(copy);
 }
 
 std::string StatsService::resourceText() {
-  Summary s = summary();
+  auto s = current();
   // The node's own figures missing means the readers failed: tell the scraper.
-  bool error = !s.node.cpu || !s.node.memory;
-  return resourceMetricsText(s, error);
+  bool error = !s->node.cpu || !s->node.memory;
+  return resourceMetricsText(*s, error);
 }
 
 std::string StatsService::cadvisorText() {
-  auto snap = ctx_.snapshots->current();
-  Summary s = buildSummary(ctx_.sources, *snap, sampler_, disk_.get(), Clock::now());
-  return cadvisorMetricsText(s, *snap);
+  auto s = current();
+  return cadvisorMetricsText(*s, *last_snapshot_);
 }
 
 std::string StatsService::agentText() {

@@ -77,7 +77,7 @@ TEST(StatsCgroup, WorkingSetIsCurrentMinusInactiveFileNeverBelowZero) {
   n.group("a", 2000000, 10000,
           "anon 6000\nfile 4000\ninactive_file 3000\npgfault 5\npgmajfault 1\n", "20000");
   n.file("cgroup/a/io.stat", "8:0 rbytes=10 wbytes=20 rios=1 wios=2\n");
-  auto s = readCgroup(n.sources().cgroup_mount, "a", Clock::now());
+  auto s = readCgroup(n.sources().cgroup_mount, "a", Clock::now(), /*with_io=*/true);
   ASSERT_TRUE(s) << s.error().message();
   EXPECT_EQ(s->working_set, 7000u);
   EXPECT_EQ(s->memory_current, 10000u);
@@ -320,6 +320,7 @@ TEST(StatsEndpoints, SummaryAndMetricsAnswerFromTheStatsThread) {
   StatsContext ctx;
   ctx.snapshots = &pub;
   ctx.sources = f.n.sources();
+  ctx.max_age = 0ms;  // every request reads anew: the disk cache is filled below
   server::Endpoints e;
   auto svc = addStatsEndpoints(e, ctx);
   ASSERT_TRUE(svc->disk().refreshAndWait(10s));
@@ -350,6 +351,31 @@ TEST(StatsEndpoints, SummaryAndMetricsAnswerFromTheStatsThread) {
           .body.find("container_memory_working_set_bytes{container=\"app\",namespace=\"default\","
                      "pod=\"web\"} 2.6e+07 "),
       std::string::npos);
+}
+
+TEST(StatsEndpoints, PagesComeFromTheLastHousekeepingUntilThePodsChange) {
+  SummaryFixture f;
+  SnapshotPublisher pub;
+  pub.update(*f.snap.pods.at("uid-1"));
+  pub.publish();
+  StatsContext ctx;
+  ctx.snapshots = &pub;
+  ctx.sources = f.n.sources();
+  ctx.min_age = 0ms;
+  server::Endpoints e;
+  auto svc = addStatsEndpoints(e, ctx);
+  auto first = parse(call(e.stats_summary, "GET", "").body);
+  // The group's figures change; within max_age the same Summary answers.
+  f.n.group(f.pod_cgroup, 9000000, 50000000, "inactive_file 0\n");
+  auto again = parse(call(e.stats_summary, "GET", "").body);
+  EXPECT_EQ(again["pods"][0]["cpu"]["usageCoreNanoSeconds"].GetUint64(), 3000000000u);
+  EXPECT_EQ(again["pods"].Size(), first["pods"].Size());
+  // A new pod (a new snapshot) makes the next request read anew.
+  pub.update(test::pod("uid-3", "other", f.pod_cgroup + "/c1"));
+  pub.publish();
+  auto changed = parse(call(e.stats_summary, "GET", "").body);
+  EXPECT_EQ(changed["pods"].Size(), 2u);
+  EXPECT_EQ(changed["pods"][0]["cpu"]["usageCoreNanoSeconds"].GetUint64(), 9000000000u);
 }
 
 }  // namespace
