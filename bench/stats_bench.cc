@@ -88,8 +88,9 @@ int main(int argc, char** argv) {
     p.status.container_statuses.push_back(cs);
     snap.pods[uid] = std::make_shared<PodSnapshot>(p);
     for (const std::string& g : {pod_cg, pod_cg + "/c" + std::to_string(i)}) {
-      for (const char* f : {"cgroup.controllers", "cpu.stat", "memory.current", "memory.max",
-                            "memory.stat", "io.stat", "pids.current"}) {
+      // What the reader reads of each group.
+      for (const char* f :
+           {"cpu.stat", "memory.current", "memory.max", "memory.stat", "pids.current"}) {
         files.push_back(h->mount + "/" + g + "/" + f);
       }
     }
