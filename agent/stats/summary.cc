@@ -197,11 +197,56 @@ std::optional<PodStats> podStats(const SummarySources& src, const PodSnapshot& p
   return p;
 }
 
+// A system container (the kubelet's "pods", "kubelet"): cpu and memory of a group.
+std::optional<ContainerStats> systemContainer(const SummarySources& src, const std::string& name,
+                                              const std::string& cgroup, CpuSampler& sampler,
+                                              Clock::time_point now) {
+  auto s = readCgroup(src.cgroup_mount, cgroup, now);
+  if (!s) {
+    return std::nullopt;
+  }
+  ContainerStats c;
+  c.name = name;
+  c.start_time = src.node_start;
+  c.cpu = cpuOf(cgroup, *s, sampler);
+  c.memory = memoryOf(*s);
+  return c;
+}
+
+// The agent's own group: "0::/PATH" in PROC/self/cgroup (cgroup v2's line).
+std::optional<std::string> ownCgroup(const std::string& proc) {
+  auto text = readFile(proc + "/self/cgroup");
+  if (!text) {
+    return std::nullopt;
+  }
+  size_t at = text->find("0::/");
+  if (at == std::string::npos || (at != 0 && (*text)[at - 1] != '\n')) {
+    return std::nullopt;
+  }
+  std::string path = text->substr(at + 4);
+  path = path.substr(0, path.find('\n'));
+  if (path.find("..") != std::string::npos) {
+    return std::nullopt;
+  }
+  return path;
+}
+
 NodeStats nodeStats(const SummarySources& src, CpuSampler& sampler, const Capacities& caps,
                     Clock::time_point now) {
   NodeStats n;
   n.node_name = src.node_name;
   n.start_time = src.node_start;
+  if (!src.pods_cgroup.empty()) {
+    if (auto c = systemContainer(src, "pods", src.pods_cgroup, sampler, now)) {
+      n.system_containers.push_back(std::move(*c));
+    }
+  }
+  // The root group itself is the node, not the kubelet's container.
+  if (auto own = ownCgroup(src.proc); own && !own->empty()) {
+    if (auto c = systemContainer(src, "kubelet", *own, sampler, now)) {
+      n.system_containers.push_back(std::move(*c));
+    }
+  }
   if (auto s = readNode(src.cgroup_mount, src.proc, now)) {
     if (s->cpu_usage_ns) {
       CpuStats c;

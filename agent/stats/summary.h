@@ -98,6 +98,10 @@ struct SummarySources {
   std::string pod_log_dir;       // POD_LOG_DIR/NS_NAME_UID/CONTAINER
   std::string image_dir;         // the image store (imageFs); ROOT if empty
   Clock::time_point node_start;  // the node's boot time
+  // NodeStats.systemContainers: "pods" is this group (kubepods, relative to
+  // the mount) when set; "kubelet" is the agent's own group, from
+  // PROC/self/cgroup.
+  std::string pods_cgroup;
 };
 
 // The disk directories of a pod the FsUsageCache should measure: each running

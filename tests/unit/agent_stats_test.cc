@@ -224,6 +224,10 @@ TEST(StatsSummary, JsonHasTheV1alpha1FieldsAndValues) {
   SummaryFixture f;
   CpuSampler sampler;
   auto src = f.n.sources();
+  src.pods_cgroup = "kubepods";
+  f.n.group("kubepods", 7000000, 1, "");
+  f.n.group("system.slice/kernelet.service", 1, 3000, "inactive_file 2000\n");
+  f.n.file("proc/self/cgroup", "0::/system.slice/kernelet.service\n");
   FsUsageCache disk(
       [&] {
         auto t = podDiskTargets(src, *f.snap.pods.at("uid-1"));
@@ -251,7 +255,11 @@ TEST(StatsSummary, JsonHasTheV1alpha1FieldsAndValues) {
   EXPECT_EQ(node["network"]["interfaces"].Size(), 1u);  // lo left out
   EXPECT_TRUE(node["fs"]["capacityBytes"].IsUint64());
   EXPECT_TRUE(node["runtime"]["imageFs"]["availableBytes"].IsUint64());
-  EXPECT_FALSE(node.HasMember("systemContainers"));  // omitempty
+  ASSERT_EQ(node["systemContainers"].Size(), 2u);
+  EXPECT_STREQ(node["systemContainers"][0]["name"].GetString(), "pods");
+  EXPECT_EQ(node["systemContainers"][0]["cpu"]["usageCoreNanoSeconds"].GetUint64(), 7000000000u);
+  EXPECT_STREQ(node["systemContainers"][1]["name"].GetString(), "kubelet");
+  EXPECT_EQ(node["systemContainers"][1]["memory"]["workingSetBytes"].GetUint64(), 1000u);
 
   ASSERT_EQ(doc["pods"].Size(), 1u);  // the pod without a cgroup is not there
   const auto& pod = doc["pods"][0];
@@ -330,6 +338,7 @@ TEST(StatsEndpoints, SummaryAndMetricsAnswerFromTheStatsThread) {
   EXPECT_EQ(summary.content_type.rfind("application/json", 0), 0u) << summary.content_type;
   auto doc = parse(summary.body);
   EXPECT_TRUE(doc["pods"][0]["containers"][0].HasMember("rootfs"));
+  EXPECT_FALSE(doc["node"].HasMember("systemContainers"));  // none known: omitempty
 
   auto only = parse(call(e.stats_summary, "GET", "only_cpu_and_memory=true").body);
   EXPECT_FALSE(only["pods"][0]["containers"][0].HasMember("rootfs"));
