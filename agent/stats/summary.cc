@@ -132,9 +132,9 @@ void addUsed(std::optional<FsStats>& total, const std::optional<FsStats>& part) 
     total = *part;
     return;
   }
-  *total->used_bytes += *part->used_bytes;
+  total->used_bytes = total->used_bytes.value_or(0) + part->used_bytes.value_or(0);
   if (total->inodes_used && part->inodes_used) {
-    *total->inodes_used += *part->inodes_used;
+    total->inodes_used = total->inodes_used.value_or(0) + part->inodes_used.value_or(0);
   }
   total->time = std::max(total->time, part->time);
 }
@@ -162,9 +162,7 @@ std::optional<PodStats> podStats(const SummarySources& src, const PodSnapshot& p
   p.cpu = cpuOf(pod.cgroup_path, *group, sampler);
   p.memory = memoryOf(*group);
   p.network = networkOf(podInterfaces(src.cgroup_mount, pod.cgroup_path, src.proc), now);
-  if (group->pids_current) {
-    p.process_count = *group->pids_current;
-  }
+  p.process_count = group->pids_current;
   for (const auto& cs : pod.status.container_statuses) {
     std::string id = containerIdOf(cs.container_id);
     if (cs.state.kind != ContainerState::Kind::kRunning || !safeComponent(id)) {
@@ -248,11 +246,11 @@ NodeStats nodeStats(const SummarySources& src, CpuSampler& sampler, const Capaci
     }
   }
   if (auto s = readNode(src.cgroup_mount, src.proc, now)) {
-    if (s->cpu_usage_ns) {
+    if (std::optional<uint64_t> ns = s->cpu_usage_ns) {
       CpuStats c;
       c.time = now;
-      c.usage_core_nano_seconds = *s->cpu_usage_ns;
-      c.usage_nano_cores = sampler.observe("/", *s->cpu_usage_ns, now);
+      c.usage_core_nano_seconds = ns;
+      c.usage_nano_cores = sampler.observe("/", ns.value_or(0), now);
       n.cpu = c;
     }
     MemoryStats m;
@@ -266,11 +264,11 @@ NodeStats nodeStats(const SummarySources& src, CpuSampler& sampler, const Capaci
     n.memory = m;
     RlimitStats r;
     r.time = now;
-    if (s->pid_max) {
-      r.max_pid = static_cast<int64_t>(*s->pid_max);
+    if (std::optional<uint64_t> max = s->pid_max) {
+      r.max_pid = static_cast<int64_t>(max.value_or(0));
     }
-    if (s->processes) {
-      r.num_of_running_processes = static_cast<int64_t>(*s->processes);
+    if (std::optional<uint64_t> procs = s->processes) {
+      r.num_of_running_processes = static_cast<int64_t>(procs.value_or(0));
     }
     n.rlimit = r;
   }

@@ -211,7 +211,9 @@ void pod(Writer& w, const PodStats& p) {
 std::string rfc3339(Clock::time_point t) {
   time_t secs = Clock::to_time_t(t);
   struct tm tm {};
-  gmtime_r(&secs, &tm);
+  if (gmtime_r(&secs, &tm) == nullptr) {
+    return {};  // a year beyond what struct tm holds: not a time we write
+  }
   char buf[32];
   size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
   return std::string(buf, n);
