@@ -6,6 +6,7 @@
 
 #include "apiclient/gzip.h"
 #include "apiclient/json_fields.h"
+#include "apiclient/request_observer.h"
 #include "sys/fileio.h"
 
 namespace kernelet::apiclient {
@@ -69,6 +70,20 @@ ApiError decodeError(const HttpResponse& r, const std::string& method, const std
 ApiError transport(const Error& err, const std::string& method, const std::string& path) {
   return {
       .code = 0, .reason = "Transport", .message = err.message(), .method = method, .path = path};
+}
+
+// Tells the request observer (rest_client_requests_total) how a request ended.
+void observe(const std::string& host, const std::string& method, const Result<HttpResponse>& r) {
+  observeRequest({.method = method, .host = host, .code = r ? r->status : 0});
+}
+
+// "https://host:port/..." -> "host:port", the label client-go gives a request.
+std::string hostOf(const std::string& server) {
+  std::string s = server;
+  if (auto scheme = s.find("://"); scheme != std::string::npos) {
+    s = s.substr(scheme + 3);
+  }
+  return s.substr(0, s.find('/'));
 }
 
 // The body of a 2xx answer (gunzipped), else the error it is.
@@ -183,7 +198,9 @@ ApiResult<std::string> ApiClient::call(const std::string& method, const std::str
     limiter_.acquire();
     requests_++;
     HttpRequest req{.method = method, .url = path, .headers = headers(content_type), .body = body};
-    auto answer = decodeAnswer(pool_->roundTrip(req), method, path);
+    auto response = pool_->roundTrip(req);
+    observe(hostOf(access_.server), method, response);
+    auto answer = decodeAnswer(std::move(response), method, path);
     if (answer) {
       return answer;
     }
@@ -312,6 +329,7 @@ ApiResult<void> ApiClient::stream(const std::string& path_and_query, const BodyS
   std::erase_if(h, [](const auto& kv) { return kv.first == "Accept-Encoding"; });
   HttpRequest req{.method = "GET", .url = path_and_query, .headers = h};
   auto r = pool_->roundTrip(req, sink, fd, idle);
+  observe(hostOf(access_.server), "GET", r);
   if (!r) {
     return std::unexpected(transport(r.error(), "GET", path_and_query));
   }
@@ -329,7 +347,9 @@ std::shared_ptr<AsyncCall> ApiClient::asyncCall(ApiLoop& loop, const std::string
   AsyncRequest r{
       .request = {.method = method, .url = path, .headers = headers(content_type), .body = body},
       .delay = limiter_.reserve(RateLimiter::Clock::now()),
-      .done = [method, path, done = std::move(done)](Result<HttpResponse> answer) {
+      .done = [method, path, host = hostOf(access_.server),
+               done = std::move(done)](Result<HttpResponse> answer) {
+        observe(host, method, answer);
         done(decodeAnswer(std::move(answer), method, path));
       }};
   return startAsyncCall(loop.context(), pool_->asyncTarget(), std::move(r));
@@ -345,7 +365,9 @@ std::shared_ptr<AsyncCall> ApiClient::asyncStream(ApiLoop& loop, const std::stri
                  .sink = std::move(sink),
                  .idle = idle,
                  .delay = limiter_.reserve(RateLimiter::Clock::now()),
-                 .done = [path_and_query, done = std::move(done)](Result<HttpResponse> answer) {
+                 .done = [path_and_query, host = hostOf(access_.server),
+                          done = std::move(done)](Result<HttpResponse> answer) {
+                   observe(host, "GET", answer);
                    if (!answer) {
                      done(std::unexpected(transport(answer.error(), "GET", path_and_query)));
                    } else if (answer->status < 200 || answer->status >= 300) {

@@ -67,6 +67,7 @@ const ContainerStatus* lastStatusOf(const std::optional<PodStatus>& last, const 
 }  // namespace
 
 void PodWorker::adopt(const runtime::AdoptedPod& a) {
+  start_counted_ = true;  // it started under a previous agent: not this one's start
   sandbox_ = a.sandbox;
   volumes_ready_ = true;
   status_.pod_ip = a.sandbox.ip;

@@ -2,6 +2,7 @@
 // exits, restarts and their back-off.
 #include "agent/lifecycle/pod_worker.h"
 #include "agent/log/log.h"
+#include "agent/stats/metrics.h"
 
 namespace kernelet::agent {
 
@@ -33,11 +34,16 @@ void PodWorker::sync() {
   }
   syncing_ = true;
   starts_this_turn_ = 0;
+  auto begun = std::chrono::steady_clock::now();
   do {
     resync_ = false;
     syncOnce();
   } while (resync_);
   syncing_ = false;
+  stats::kubeletMetrics().pod_worker_duration.observe(
+      {sync_kind_},
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - begun).count());
+  sync_kind_ = "sync";
   publish();
 }
 

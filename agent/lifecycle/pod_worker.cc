@@ -3,6 +3,7 @@
 #include <map>
 
 #include "agent/log/log.h"
+#include "agent/stats/metrics.h"
 
 namespace kernelet::agent {
 
@@ -160,6 +161,9 @@ bool PodWorker::waitingForObjects() {
 }
 
 void PodWorker::update(const Pod& pod) {
+  if (std::string_view(sync_kind_) != "create") {
+    sync_kind_ = "update";
+  }
   std::map<std::string, std::string> old_images;
   for (const auto& c : ctrs_) {
     old_images[c.spec->name] = c.spec->image;
@@ -312,6 +316,13 @@ void PodWorker::publish() {
       all_ok = all_ok && c.state.kind == Kind::kTerminated && c.state.exit_code == 0;
     }
     s.phase = all_ok ? "Succeeded" : "Failed";
+  }
+  if (!start_counted_ && s.phase == "Running") {
+    // kubelet_pod_start_duration_seconds: first seen -> first Running, image
+    // pulls included, as the kubelet's SLI histogram.
+    start_counted_ = true;
+    stats::kubeletMetrics().pod_start_duration.observe(
+        {}, std::chrono::duration<double>(std::chrono::steady_clock::now() - seen_).count());
   }
   if (podStatusJson(s) == podStatusJson(status_)) {
     return;

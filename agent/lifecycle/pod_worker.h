@@ -249,6 +249,12 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   TimerQueue::Id pace_timer_ = 0;
   TimerQueue::Id publish_timer_ = 0;
   std::vector<std::function<void()>> on_done_;
+  // Metrics (agent/stats): when this worker first saw the pod, whether its
+  // start (first Running) was counted, and what the next sync is in the
+  // kubelet's terms (create, update, sync).
+  std::chrono::steady_clock::time_point seen_ = std::chrono::steady_clock::now();
+  bool start_counted_ = false;
+  const char* sync_kind_ = "create";
 };
 
 }  // namespace kernelet::agent

@@ -2,6 +2,7 @@
 // readiness and liveness, as the kubelet's prober manager runs them.
 #include "agent/lifecycle/pod_worker.h"
 #include "agent/log/log.h"
+#include "agent/stats/metrics.h"
 
 namespace kernelet::agent {
 
@@ -97,6 +98,8 @@ void PodWorker::onProbe(Ctr& c, size_t i, const ProbeOutcome& o) {
   auto& p = c.probes[i];
   static const char* names[] = {"Startup", "Readiness", "Liveness"};
   const char* name = names[static_cast<int>(p.type)];
+  stats::kubeletMetrics().probe_total.add({name, o.success ? "successful" : "failed", c.spec->name,
+                                           pod_.name, pod_.namespace_, pod_.uid});
   bool changed = false;
   if (o.success) {
     p.failures = 0;
