@@ -23,7 +23,6 @@
 #include <fstream>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <regex>
 #include <string>
 #include <thread>
@@ -62,7 +61,7 @@ std::pair<std::string, int> run(const std::string& cmd) {
 // The API server, the agent and the pods every case shares.
 struct Cluster {
   std::string base, root, run_dir, cgroup_root, shared;
-  std::optional<testing::ApiServer> server;
+  std::unique_ptr<testing::ApiServer> server;
   pid_t agent = -1;
   int port = 0;  // the agent's server, from the Node's daemonEndpoints
   std::string setup_error;
@@ -123,7 +122,7 @@ struct Cluster {
       setup_error = s.error().message();
       return;
     }
-    server.emplace(std::move(*s));
+    server = std::make_unique<testing::ApiServer>(std::move(*s));
     auto [import_out, import_rc] = run(std::string(KERNELET_BINARY) + " images --root-dir " + root +
                                        " import " + KERNELET_FIXTURES + "/oci/busybox");
     if (import_rc != 0) {
@@ -337,9 +336,12 @@ TEST_F(NodeServerE2E, MetricsResourceHasTheWorkingSetOfEveryRunningContainer) {
   for (const auto& [pod, container] :
        std::vector<std::pair<std::string, std::string>>{{"talker", "side"}, {"restarter", "app"}}) {
     // Labels in any order, as a Prometheus parser reads them.
-    std::regex line("\\ncontainer_memory_working_set_bytes\\{(?=[^}]*container=\"" + container +
-                    "\")(?=[^}]*namespace=\"default\")(?=[^}]*pod=\"" + pod +
-                    "\")[^}]*\\} ([0-9.e+]+)");
+    std::string pattern = "\\ncontainer_memory_working_set_bytes\\{(?=[^}]*container=\"";
+    pattern += container;
+    pattern += "\")(?=[^}]*namespace=\"default\")(?=[^}]*pod=\"";
+    pattern += pod;
+    pattern += "\")[^}]*\\} ([0-9.e+]+)";
+    std::regex line(pattern);
     std::smatch m;
     ASSERT_TRUE(std::regex_search(text, m, line)) << pod << "/" << container << " in:\n" << text;
     EXPECT_GT(std::stod(m[1]), 0) << m[0];

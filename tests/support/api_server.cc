@@ -35,7 +35,7 @@ Result<void> sh(const std::string& cmd) {
 Result<ApiServer> ApiServer::start(const std::string& dir, Options options) {
   ApiServer s;
   s.dir_ = dir;
-  s.options_ = options;
+  s.options_ = std::move(options);
   s.port_ = freeLoopbackPort();
   fs::create_directories(dir);
   std::string d = dir + "/";
@@ -161,6 +161,7 @@ Result<void> ApiServer::launch() {
   pid_ = ::fork();
   if (pid_ == 0) {
     std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
     for (auto& a : args) {
       argv.push_back(a.data());
     }
@@ -183,7 +184,7 @@ Result<void> ApiServer::launch() {
 }
 
 ApiServer::ApiServer(ApiServer&& o) noexcept
-    : dir_(std::move(o.dir_)), options_(o.options_), port_(o.port_), pid_(o.pid_) {
+    : dir_(std::move(o.dir_)), options_(std::move(o.options_)), port_(o.port_), pid_(o.pid_) {
   o.pid_ = -1;
 }
 

@@ -16,7 +16,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <optional>
 #include <sstream>
 #include <string>
 
@@ -69,11 +68,12 @@ class FakeKubelet {
     pid_ = ::fork();
     if (pid_ == 0) {
       std::vector<char*> argv;
+      argv.reserve(args.size() + 1);
       for (auto& a : args) {
         argv.push_back(a.data());
       }
       argv.push_back(nullptr);
-      ::dup2(out[1], 1);
+      (void)::dup2(out[1], 1);  // a failure shows as no "listening on" line
       ::execvp("python3", argv.data());
       ::_exit(127);
     }
@@ -85,7 +85,7 @@ class FakeKubelet {
         std::sscanf(line, "listening on %d", &port) != 1) {
       error = std::string("no \"listening on PORT\" from the fake kubelet: ") + line;
     }
-    std::fclose(f);
+    (void)std::fclose(f);  // a read end: nothing to flush, nothing to lose
     return port;
   }
   static std::string logs(const std::string& dir) { return dir + "/kubelet-logs"; }
@@ -118,7 +118,7 @@ class NodeProxyTest : public ::testing::Test {
          .name = "node1"}};
     auto s = testing::ApiServer::start(dir_, options);
     ASSERT_TRUE(s) << s.error().message();
-    server_.emplace(std::move(*s));
+    server_ = std::make_unique<testing::ApiServer>(std::move(*s));
     std::string error;
     int port = kubelet_.start(dir_, server_->caFile(), error);
     ASSERT_NE(port, 0) << error;
@@ -174,7 +174,7 @@ class NodeProxyTest : public ::testing::Test {
   std::string kubeletRequests() { return readFile(dir_ + "/kubelet-requests.jsonl").value_or(""); }
 
   std::string dir_;
-  std::optional<testing::ApiServer> server_;
+  std::unique_ptr<testing::ApiServer> server_;
   FakeKubelet kubelet_;
   std::unique_ptr<ApiClient> client_;
 };
