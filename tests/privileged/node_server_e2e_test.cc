@@ -86,19 +86,33 @@ struct Cluster {
   // Polls `kubectl ARGS` until `ok`; the last output either way.
   std::string waitKubectl(const std::string& args,
                           const std::function<bool(const std::string&)>& ok, bool& seen,
-                          seconds timeout = seconds(180)) const {
+                          seconds timeout = seconds(180)) {
     auto deadline = steady_clock::now() + timeout;
     std::string out;
+    seen = false;
     while (steady_clock::now() < deadline) {
       out = kubectl(args);
       if (ok(out)) {
         seen = true;
         return out;
       }
+      if (agentExited()) {
+        return out + "\n(the agent has exited)";
+      }
       std::this_thread::sleep_for(milliseconds(300));
     }
-    seen = false;
     return out;
+  }
+
+  // Whether the agent is gone (a flag it does not know, a crash): then
+  // waiting on it is pointless, and its log says why.
+  bool agentExited() {
+    int status = 0;
+    if (agent > 0 && ::waitpid(agent, &status, WNOHANG) == agent) {
+      agent = -1;
+      return true;
+    }
+    return agent <= 0;
   }
 
   void start() {
