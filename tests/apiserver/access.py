@@ -93,6 +93,55 @@ def forbidden_message(user, attrs):
             f'"{resource}{"/" + sub if sub else ""}" in API group "{group}"{where}')
 
 
+# The fields of the review types (authentication.k8s.io/v1 TokenReview,
+# authorization.k8s.io/v1 SubjectAccessReview) and their JSON types, for the
+# test mode's check of what the agent sends (the OpenAPI documents here do
+# not cover these groups).
+STR, LIST, DICT, ATTRS = "string", "array", "object", "attributes"
+REVIEW_SPECS = {
+    "TokenReview": {"token": STR, "audiences": LIST},
+    "SubjectAccessReview": {"resourceAttributes": ATTRS, "nonResourceAttributes": DICT,
+                            "user": STR, "groups": LIST, "extra": DICT, "uid": STR},
+}
+RESOURCE_ATTRIBUTES = {"namespace", "verb", "group", "version", "resource", "subresource",
+                       "name", "fieldSelector", "labelSelector"}
+JSON_TYPES = {STR: str, LIST: list, DICT: dict, ATTRS: dict}
+
+
+def review_violations(kind, body):
+    """What the real API server would refuse in a review the agent sent."""
+    problems = []
+    if body.get("apiVersion") not in ("authentication.k8s.io/v1", "authorization.k8s.io/v1"):
+        problems.append(f"{kind}.apiVersion: must be the v1 of its group")
+    for k in body:
+        if k not in ("apiVersion", "kind", "metadata", "spec", "status"):
+            problems.append(f"{kind}.{k}: unknown field")
+    spec = body.get("spec")
+    if not isinstance(spec, dict):
+        return problems + [f"{kind}.spec: must be an object"]
+    for k, v in spec.items():
+        want = REVIEW_SPECS[kind].get(k)
+        if want is None:
+            problems.append(f"{kind}.spec.{k}: unknown field")
+        elif not isinstance(v, JSON_TYPES[want]):
+            problems.append(f"{kind}.spec.{k}: must be an {want}"
+                            if want[0] in "ao" else f"{kind}.spec.{k}: must be a {want}")
+        elif want == ATTRS:
+            for a, av in v.items():
+                if a not in RESOURCE_ATTRIBUTES:
+                    problems.append(f"{kind}.spec.resourceAttributes.{a}: unknown field")
+                elif a not in ("fieldSelector", "labelSelector") and not isinstance(av, str):
+                    problems.append(f"{kind}.spec.resourceAttributes.{a}: must be a string")
+    if kind == "SubjectAccessReview":
+        if not spec.get("user") and not spec.get("groups"):
+            problems.append(f"{kind}.spec.user: Required value: at least one of user or group "
+                            f"must be specified")
+        if ("resourceAttributes" in spec) == ("nonResourceAttributes" in spec):
+            problems.append(f"{kind}.spec.resourceAttributes: Required value: exactly one of "
+                            f"nonResourceAttributes or resourceAttributes must be specified")
+    return problems
+
+
 def token_review(body, lookup):
     """A TokenReview's answer; `lookup(token)` gives the user dict or None."""
     spec = body.get("spec") or {}

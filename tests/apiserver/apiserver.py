@@ -678,6 +678,12 @@ class Handler(BaseHTTPRequestHandler):
         kind = REVIEWS[group][plural]
         if not isinstance(body, dict) or body.get("kind") not in (kind, None):
             raise ApiError(400, "BadRequest", f"the body must be a {kind}")
+        if user == self.api.args.validate_agent:
+            problems = access.review_violations(kind, body)
+            if problems:
+                with self.api.control:
+                    self.api.violations.extend(problems)
+                raise ApiError(422, "Invalid", f'{kind} is invalid: {"; ".join(problems)}')
         if plural == "tokenreviews":
             out = access.token_review(body, lambda t: self.api.lookup_token(t, reviews=True))
         else:

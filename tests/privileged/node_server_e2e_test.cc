@@ -441,5 +441,22 @@ TEST_F(NodeServerE2E, StraightAtThePortCredentialsAreCheckedAndStreamsNeedCreate
             "200");
 }
 
+// Last: what the agent asked the API server on the way (the curl case's token
+// by TokenReview, its user by SubjectAccessReview with the kubelet's
+// attributes), and nothing it sent was refused by the schema checks.
+TEST_F(NodeServerE2E, TheAgentAskedTheApiServerAndSentNothingTheSchemaRefuses) {
+  if (cluster->curl("-H 'Authorization: Bearer proxy-token'", "/healthz") != "200") {
+    ADD_FAILURE() << "proxy-token not allowed /healthz\n" << cluster->agentLog();
+  }
+  auto reviews = cluster->server->control("reviews", "", false);
+  ASSERT_TRUE(reviews) << reviews.error().message();
+  EXPECT_NE(reviews->find(R"("username": "proxy-reader")"), std::string::npos) << *reviews;
+  EXPECT_NE(reviews->find(R"("user": "proxy-reader")"), std::string::npos) << *reviews;
+  EXPECT_NE(reviews->find(R"("resource": "nodes")"), std::string::npos) << *reviews;
+  EXPECT_NE(reviews->find(R"("name": "node1")"), std::string::npos) << *reviews;
+  EXPECT_EQ(cluster->server->control("violations", "", false).value_or("?"), "[]")
+      << "the agent sent what the schema refuses";
+}
+
 }  // namespace
 }  // namespace kernelet

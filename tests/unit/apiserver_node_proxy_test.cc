@@ -106,6 +106,7 @@ class NodeProxyTest : public ::testing::Test {
     dir_ = "/tmp/kernelet-nodeproxy-" + std::to_string(::getpid()) + "-" +
            ::testing::UnitTest::GetInstance()->current_test_info()->name();
     testing::ApiServer::Options options;
+    options.validate_agent = "admin";  // the reviews admin sends are checked as the agent's
     options.users = {
         {.token = "proxy-token", .name = "proxy-user", .uid = "uid-7", .groups = {"ops"}},
         {.token = "nobody-token", .name = "nobody"}};
@@ -338,6 +339,19 @@ TEST_F(NodeProxyTest, TokenReviewsAndSubjectAccessReviewsAnswerByTokensAndPolicy
   EXPECT_TRUE(sar("someone", R"(["ops"])", "get", "stats"));
   EXPECT_FALSE(sar("someone", R"(["ops"])", "get", "metrics"));
   EXPECT_TRUE(sar("kube-apiserver-kubelet-client", R"(["system:masters"])", "create", "proxy"));
+  // What the real API server would refuse, from the agent's user: a 422 and a violation.
+  auto misspelt = client_->create(
+      "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+      R"({"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{
+          "user":"u","resourceAttributes":{"verb":"get","resource":"nodes","subResource":"x"}}})");
+  ASSERT_FALSE(misspelt);
+  EXPECT_EQ(misspelt.error().code, 422);
+  EXPECT_NE(misspelt.error().message.find(
+                "SubjectAccessReview.spec.resourceAttributes.subResource: unknown field"),
+            std::string::npos)
+      << misspelt.error().message;
+  EXPECT_NE(server_->control("violations", "", false).value_or("").find("subResource"),
+            std::string::npos);
   // Every answer is on record for tests that check what a kubelet asked.
   auto reviews = server_->control("reviews", "", false);
   ASSERT_TRUE(reviews);
