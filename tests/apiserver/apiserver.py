@@ -78,6 +78,7 @@ RESOURCES = {
     ("coordination.k8s.io", "v1", "leases"): ("Lease", True, []),
 }
 STATUS_SUBRESOURCE = {"pods", "nodes", "namespaces"}
+NODE_PROXY_PATH = re.compile(r"^/api/v1/nodes/[^/]+/proxy(/|$)")
 # group -> plural -> kind of the review APIs (create only, nothing stored)
 REVIEWS = {"authentication.k8s.io": {"tokenreviews": "TokenReview"},
            "authorization.k8s.io": {"subjectaccessreviews": "SubjectAccessReview"}}
@@ -505,7 +506,8 @@ class Handler(BaseHTTPRequestHandler):
             stall = self.api.stall
         try:
             if self.headers.get("Content-Length") is None and method in ("POST", "PUT", "PATCH") \
-                    and self.headers.get("Transfer-Encoding") == "chunked":
+                    and self.headers.get("Transfer-Encoding") == "chunked" \
+                    and not NODE_PROXY_PATH.match(path):
                 raise ApiError(411, "BadRequest", "chunked request bodies are not supported here")
             if stall:
                 time.sleep(stall)
@@ -792,6 +794,24 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             conn.close()
 
+    def read_chunked(self, limit=16 << 20):
+        """A chunked request body (at most `limit` bytes)."""
+        body = b""
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                n = int(line.split(b";")[0].strip(), 16)
+            except ValueError:
+                raise ApiError(400, "BadRequest", "malformed chunked request body")
+            if n == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return body
+            if len(body) + n > limit:
+                raise ApiError(413, "RequestEntityTooLarge", "request body too large")
+            body += self.rfile.read(n)
+            self.rfile.readline(16)  # the CRLF after the chunk
+
     def node_proxy(self, method, path, node_name):
         """nodes/NAME/proxy/PATH: the request, query and body as they came, to
         the node's kubelet at /PATH; its answer, whatever it is, back."""
@@ -803,6 +823,8 @@ class Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         if n:
             body = self.rfile.read(n)
+        elif self.headers.get("Transfer-Encoding") == "chunked":
+            body = self.read_chunked()  # kubectl create --raw sends its body so
         headers = [(k, self.headers[k]) for k in ("Content-Type", "Accept")
                    if self.headers.get(k)]
         host, port = self.kubelet_at(node_name)

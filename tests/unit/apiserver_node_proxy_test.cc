@@ -281,6 +281,11 @@ TEST_F(NodeProxyTest, NodeProxyPassesPathQueryMethodAndBodyAndIsAuthorized) {
   EXPECT_EQ(
       *posted,
       R"({"method": "POST", "path": "/run/default/web/app", "query": "cmd=ls", "body": "{\"some\":\"body\"}"})");
+  // kubectl sends a chunked body.
+  std::ofstream(dir_ + "/body.json") << R"({"from":"kubectl"})";
+  EXPECT_EQ(
+      kubectl("create --raw /api/v1/nodes/node1/proxy/run/x -f " + dir_ + "/body.json"),
+      R"({"method": "POST", "path": "/run/x", "query": "", "body": "{\"from\":\"kubectl\"}"})");
   // By the policy: proxy-user may get nodes/proxy, not create; nobody nothing.
   EXPECT_EQ(kubectl("--token proxy-token get --raw /api/v1/nodes/node1/proxy/healthz"), "ok");
   auto proxy_user = clientWith("proxy-token");
