@@ -9,6 +9,17 @@ stall requests for fault tests. Written independently of kernelet's apiclient.
     apiserver.py --cert C --key K [--port 0] [--client-ca CA] [--token T=USER]...
                  [--readonly-token T=USER]... [--schemas DIR] [--validate-agent USER]
                  [--state FILE] [--bookmark-seconds S] [--token-ttl S]
+                 [--token-auth-file CSV] [--authz-policy JSON]
+                 [--kubelet-client-cert C --kubelet-client-key K]
+
+Users: --token users may do anything, --readonly-token users only read, a
+client certificate's CN (groups from O) may do anything; --token-auth-file
+users (token,user,uid,"groups") are authorized by --authz-policy (access.py),
+whose rules also answer SubjectAccessReviews; TokenReviews know every token.
+
+What the real API server does with a kubelet's own server (nodeproxy.py):
+pods/NAME/log is proxied, streaming, to the node's /containerLogs/...,
+nodes/NAME/proxy/PATH to the node's /PATH, with the kubelet client certificate.
 
 Every namespace holds the "default" ServiceAccount and the kube-root-ca.crt
 ConfigMap; pods pass the ServiceAccount admission (the kube-api-access
@@ -18,7 +29,8 @@ Prints "listening on PORT" once it accepts connections. Control endpoints for
 tests (no authentication): POST /__control/fail?code=503&count=N[&retryAfter=S][&only=watch],
 /__control/stall?seconds=S, /__control/compact, /__control/close-watches;
 GET /__control/violations, /__control/requests, /__control/tokens (every token issued),
-/__control/watches (the watches open now).
+/__control/watches (the watches open now), /__control/reviews (every TokenReview
+and SubjectAccessReview answered).
 """
 
 import argparse
@@ -43,6 +55,8 @@ import uuid
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import access  # noqa: E402
+import nodeproxy  # noqa: E402
 import patch as patches  # noqa: E402
 import schema as schemas_mod  # noqa: E402
 import tables  # noqa: E402
@@ -64,6 +78,10 @@ RESOURCES = {
     ("coordination.k8s.io", "v1", "leases"): ("Lease", True, []),
 }
 STATUS_SUBRESOURCE = {"pods", "nodes", "namespaces"}
+NODE_PROXY_PATH = re.compile(r"^/api/v1/nodes/[^/]+/proxy(/|$)")
+# group -> plural -> kind of the review APIs (create only, nothing stored)
+REVIEWS = {"authentication.k8s.io": {"tokenreviews": "TokenReview"},
+           "authorization.k8s.io": {"subjectaccessreviews": "SubjectAccessReview"}}
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 
@@ -264,11 +282,14 @@ class Server:
         self.schemas = schemas_mod.Schemas(args.schemas)
         self.tokens = dict(t.split("=", 1) for t in args.token)
         self.readonly = dict(t.split("=", 1) for t in args.readonly_token)
+        self.token_users = access.load_token_file(args.token_auth_file)
+        self.policy = access.load_policy(args.authz_policy)
         self.fail = None  # (code, count, retry_after, watches only)
         self.stall = 0.0
         self.violations = []
         self.requests = []
         self.issued_tokens = []
+        self.reviews = []  # every TokenReview and SubjectAccessReview answered
         self.open_watches = {}
         self.control = threading.Lock()
         # kube-root-ca.crt: the cluster's CA, which signed both sides' certificates here.
@@ -284,6 +305,28 @@ class Server:
                          "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}},
                         "", rv)
                     self.namespace_contents(ns)
+
+    def lookup_token(self, token, reviews=False):
+        """{"username", "uid", "groups", "mode"} of a bearer token, or None.
+        `reviews`: also the service-account tokens issued (TokenReview knows
+        them; the API itself keeps accepting only the tokens it was given)."""
+        if token in self.tokens:
+            return {"username": self.tokens[token], "uid": "", "groups": [], "mode": "full"}
+        if token in self.readonly:
+            return {"username": self.readonly[token], "uid": "", "groups": [],
+                    "mode": "readonly"}
+        if token in self.token_users:
+            return {**self.token_users[token], "mode": "policy"}
+        if reviews:
+            with self.control:
+                issued = next((t for t in self.issued_tokens if t["token"] == token), None)
+            if issued:
+                ns = issued["namespace"]
+                return {"username": f'system:serviceaccount:{ns}:{issued["serviceAccount"]}',
+                        "uid": "", "groups": ["system:serviceaccounts",
+                                              f"system:serviceaccounts:{ns}"],
+                        "mode": "policy"}
+        return None
 
     def namespace_contents(self, ns):
         """What the controller manager puts in every namespace: the "default"
@@ -409,21 +452,40 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "BadRequest", f"the body of the request was in an unknown format: {e}")
 
     def user(self):
+        """(user, groups, mode): mode "full" may do anything, "readonly" only
+        read, "policy" what --authz-policy allows; (None, [], None) if unknown."""
         auth = self.headers.get("Authorization", "")
         if auth.startswith("Bearer "):
-            token = auth[7:].strip()
-            if token in self.api.tokens:
-                return self.api.tokens[token], False
-            if token in self.api.readonly:
-                return self.api.readonly[token], True
-            return None, False
+            found = self.api.lookup_token(auth[7:].strip())
+            if found is None:
+                return None, [], None
+            return found["username"], found["groups"], found["mode"]
         cert = self.connection.getpeercert() if hasattr(self.connection, "getpeercert") else None
         if cert:
+            name, groups = None, []
             for rdn in cert.get("subject", ()):
                 for k, v in rdn:
                     if k == "commonName":
-                        return v, False
-        return None, False
+                        name = v
+                    elif k == "organizationName":
+                        groups.append(v)
+            if name:
+                return name, groups, "full"
+        return None, [], None
+
+    def authorize(self, user, groups, mode, attrs):
+        """403 unless `user` may do `attrs` (verb, group, resource, subresource,
+        namespace, name)."""
+        if mode == "full":
+            return
+        if mode == "readonly":
+            ok = attrs["verb"] in ("get", "list", "watch")
+        else:
+            ok, _ = access.allowed(self.api.policy, user, groups, attrs)
+        if not ok:
+            raise ApiError(403, "Forbidden", access.forbidden_message(user, attrs),
+                           {"name": attrs.get("name") or "", "group": attrs.get("group", ""),
+                            "kind": attrs.get("resource", "")})
 
     def handle_any(self, method):
         url = urllib.parse.urlsplit(self.path)
@@ -444,7 +506,8 @@ class Handler(BaseHTTPRequestHandler):
             stall = self.api.stall
         try:
             if self.headers.get("Content-Length") is None and method in ("POST", "PUT", "PATCH") \
-                    and self.headers.get("Transfer-Encoding") == "chunked":
+                    and self.headers.get("Transfer-Encoding") == "chunked" \
+                    and not NODE_PROXY_PATH.match(path):
                 raise ApiError(411, "BadRequest", "chunked request bodies are not supported here")
             if stall:
                 time.sleep(stall)
@@ -453,10 +516,10 @@ class Handler(BaseHTTPRequestHandler):
                            504: "Timeout"}
                 raise ApiError(fail[0], reasons.get(fail[0], "InternalError"),
                                "injected failure", retry_after=fail[2])
-            user, readonly = self.user()
+            user, groups, mode = self.user()
             if user is None:
                 raise ApiError(401, "Unauthorized", "Unauthorized")
-            return self.route(method, path, query, user, readonly)
+            return self.route(method, path, query, user, groups, mode)
         except ApiError as e:
             self.send_error_status(e)
         except (BrokenPipeError, ConnectionResetError):
@@ -495,6 +558,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, api.requests)
             elif what == "tokens":
                 return self.send_json(200, api.issued_tokens)
+            elif what == "reviews":
+                return self.send_json(200, api.reviews)
             elif what == "watches":
                 return self.send_json(200, list(api.open_watches.values()))
         if what == "compact":
@@ -509,8 +574,10 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- routing --
 
-    def route(self, method, path, query, user, readonly):
+    def route(self, method, path, query, user, groups, mode):
         parts = [p for p in path.split("/") if p]
+        if parts[:2] in (["apis", "authentication.k8s.io"], ["apis", "authorization.k8s.io"]):
+            return self.review(method, parts, user, groups, mode)
         if method == "GET" and parts in ([], ["healthz"], ["readyz"], ["livez"]):
             return self.send_json(200, {"paths": ["/api", "/api/v1", "/apis", "/version"]})
         if method == "GET" and parts == ["version"]:
@@ -525,9 +592,10 @@ class Handler(BaseHTTPRequestHandler):
                                              "serverAddress": self.headers.get("Host", "")}]})
         if method == "GET" and parts == ["apis"]:
             return self.send_json(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
-                {"name": "coordination.k8s.io",
-                 "versions": [{"groupVersion": "coordination.k8s.io/v1", "version": "v1"}],
-                 "preferredVersion": {"groupVersion": "coordination.k8s.io/v1", "version": "v1"}}]})
+                {"name": g, "versions": [{"groupVersion": f"{g}/v1", "version": "v1"}],
+                 "preferredVersion": {"groupVersion": f"{g}/v1", "version": "v1"}}
+                for g in ("coordination.k8s.io", "authentication.k8s.io",
+                          "authorization.k8s.io")]})
         if parts[:1] == ["api"] and len(parts) >= 2:
             group, version, rest = "", parts[1], parts[2:]
         elif parts[:1] == ["apis"] and len(parts) >= 3:
@@ -551,20 +619,23 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
-        if sub == "token" and plural == "serviceaccounts" and method == "POST":
-            return self.token_request(namespace, name, user)
-        if sub is not None and (sub != "status" or plural not in STATUS_SUBRESOURCE):
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
         verb = {"GET": "get" if name else ("watch" if query.get("watch") in ("true", "1")
                                            else "list"),
                 "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[method]
-        if readonly and verb not in ("get", "list", "watch"):
-            where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
-            noun = f'{plural} "{name}"' if name else plural
-            raise ApiError(403, "Forbidden",
-                           f'{noun} is forbidden: User "{user}" cannot {verb} resource '
-                           f'"{plural}{"/" + sub if sub else ""}" in API group "{group}"{where}',
-                           {"name": name or "", "group": group, "kind": plural})
+        attrs = {"verb": verb, "group": group, "resource": plural, "subresource": sub or "",
+                 "namespace": namespace or "", "name": name or ""}
+        if plural == "nodes" and sub == "proxy" and name:
+            self.authorize(user, groups, mode, attrs)
+            return self.node_proxy(method, path, name)
+        if sub == "token" and plural == "serviceaccounts" and method == "POST":
+            self.authorize(user, groups, mode, attrs)
+            return self.token_request(namespace, name, user)
+        if plural == "pods" and sub == "log" and method == "GET" and len(rest) == 3:
+            self.authorize(user, groups, mode, attrs)
+            return self.pod_log(namespace, name, query)
+        if sub is not None and (sub != "status" or plural not in STATUS_SUBRESOURCE):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        self.authorize(user, groups, mode, attrs)
         ctx = (group, version, plural, kind, namespaced, namespace, name, sub, user)
         if verb == "watch":
             return self.watch(ctx, query)
@@ -585,6 +656,188 @@ class Handler(BaseHTTPRequestHandler):
             return self.patch(ctx)
         return self.delete(ctx, query)
 
+    # -- what a kubelet's own server asks: TokenReview, SubjectAccessReview --
+
+    def review(self, method, parts, user, groups, mode):
+        group = parts[1]
+        if parts[2:3] != ["v1"]:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if len(parts) == 3 and method == "GET":
+            return self.discovery(group, "v1")
+        plural = parts[3] if len(parts) == 4 else None
+        if plural not in REVIEWS[group]:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if method != "POST":
+            raise ApiError(405, "MethodNotAllowed",
+                           "the server does not allow this method on the requested resource")
+        # The callers (kubelets) need create on the review: the real API server
+        # grants it to the kubelet's user with system:auth-delegator; here full
+        # users have it, readonly users do not, token-file users by the policy.
+        self.authorize(user, groups, mode, {"verb": "create", "group": group,
+                                            "resource": plural, "subresource": "",
+                                            "namespace": "", "name": ""})
+        body = self.read_body()
+        kind = REVIEWS[group][plural]
+        if not isinstance(body, dict) or body.get("kind") not in (kind, None):
+            raise ApiError(400, "BadRequest", f"the body must be a {kind}")
+        if user == self.api.args.validate_agent:
+            problems = access.review_violations(kind, body)
+            if problems:
+                with self.api.control:
+                    self.api.violations.extend(problems)
+                raise ApiError(422, "Invalid", f'{kind} is invalid: {"; ".join(problems)}')
+        if plural == "tokenreviews":
+            out = access.token_review(body, lambda t: self.api.lookup_token(t, reviews=True))
+        else:
+            out = access.subject_access_review(body, self.api.policy)
+        with self.api.control:
+            self.api.reviews.append(out)
+        self.send_json(201, out)
+
+    # -- what the API server proxies to a node's kubelet --
+
+    def kubelet_at(self, node_name):
+        """(host, port) of the node's kubelet."""
+        with self.api.store.lock:
+            node = copy.deepcopy(self.api.store.objects.get(("", "nodes", "", node_name)))
+        if node is None:
+            raise not_found("nodes", node_name)
+        host, port = nodeproxy.node_location(node)
+        if not host:
+            raise ApiError(500, "", "no preferred addresses found; known addresses: []")
+        return host, port
+
+    def connect(self, host, port, method, target, headers, body=b""):
+        """A connection to the kubelet with the request sent, and its status
+        line and headers; raises BackendError."""
+        args = self.api.args
+        conn = nodeproxy.KubeletConnection(host, port, args.kubelet_client_cert,
+                                           args.kubelet_client_key)
+        try:
+            return (conn, *conn.request(method, target, headers, body))
+        except (nodeproxy.BackendError, OSError) as e:
+            conn.close()
+            raise nodeproxy.BackendError(str(e))
+
+    def relay_answer(self, conn, status, reason, headers, content_type=None):
+        """Sends the kubelet's status and body framing on, then its body as it
+        comes; the client's connection closes with it."""
+        self.send_response(status, reason or None)
+        framing = False
+        for k, v in headers:
+            lk = k.lower()
+            if lk in ("content-length", "transfer-encoding"):
+                framing = True
+                self.send_header(k, v)
+            elif lk == "content-type" and not content_type:
+                self.send_header(k, v)
+            elif lk in ("content-encoding", "cache-control", "date", "x-content-type-options"):
+                self.send_header(k, v)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        if not framing:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+
+        def write(chunk):
+            self.wfile.write(chunk)
+            self.wfile.flush()
+        try:
+            conn.relay(write, self.client_gone)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+            pass
+
+    def pod_log(self, namespace, name, query):
+        """GET pods/NAME/log: validated and defaulted as the real API server
+        does, then streamed from the node's /containerLogs."""
+        with self.api.store.lock:
+            pod = copy.deepcopy(self.api.store.objects.get(("", "pods", namespace, name)))
+        if pod is None:
+            raise not_found("pods", name)
+        try:
+            opts = nodeproxy.parse_log_options(name, query)
+            container = nodeproxy.log_container(pod, opts["container"])
+        except nodeproxy.LogOptionsError as e:
+            raise ApiError(e.code, "Invalid" if e.code == 422 else "BadRequest", e.message)
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name:
+            # Not scheduled: the real API server answers with an empty log.
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        target = "/containerLogs/" + "/".join(urllib.parse.quote(p, safe="") for p in
+                                              (namespace, name, container))
+        params = nodeproxy.kubelet_log_query(opts)
+        if params:
+            target += "?" + urllib.parse.urlencode(params)
+        host, port = self.kubelet_at(node_name)
+        try:
+            conn, status, reason, headers = self.connect(host, port, "GET", target, [])
+        except nodeproxy.BackendError as e:
+            raise ApiError(500, "", f'Get "https://{host}:{port}{target}": {e}')
+        try:
+            if not 200 <= status <= 206:
+                chunked = any(k.lower() == "transfer-encoding" and "chunked" in v.lower()
+                              for k, v in headers)
+                text = conn.read_all(nodeproxy.MAX_ERROR_BODY, chunked).decode(
+                    "utf-8", "replace")
+                sys.stderr.write(f"apiserver: kubelet {conn.url_base}{target}: {status} {text}\n")
+                why, message = nodeproxy.kubelet_error_status(status, text, "pods/log", name)
+                details = {"name": name, "kind": "pods/log"}
+                if status == 500 or status == 400:
+                    details = None
+                raise ApiError(status, why, message, details)
+            self.relay_answer(conn, status, reason, headers, content_type="text/plain")
+        finally:
+            conn.close()
+
+    def read_chunked(self, limit=16 << 20):
+        """A chunked request body (at most `limit` bytes)."""
+        body = b""
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                n = int(line.split(b";")[0].strip(), 16)
+            except ValueError:
+                raise ApiError(400, "BadRequest", "malformed chunked request body")
+            if n == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return body
+            if len(body) + n > limit:
+                raise ApiError(413, "RequestEntityTooLarge", "request body too large")
+            body += self.rfile.read(n)
+            self.rfile.readline(16)  # the CRLF after the chunk
+
+    def node_proxy(self, method, path, node_name):
+        """nodes/NAME/proxy/PATH: the request, query and body as they came, to
+        the node's kubelet at /PATH; its answer, whatever it is, back."""
+        prefix = f"/api/v1/nodes/{node_name}/proxy"
+        raw = urllib.parse.urlsplit(self.path)
+        rest = raw.path[raw.path.find(prefix) + len(prefix):] if prefix in raw.path else "/"
+        target = (rest or "/") + ("?" + raw.query if raw.query else "")
+        body = b""
+        n = int(self.headers.get("Content-Length") or 0)
+        if n:
+            body = self.rfile.read(n)
+        elif self.headers.get("Transfer-Encoding") == "chunked":
+            body = self.read_chunked()  # kubectl create --raw sends its body so
+        headers = [(k, self.headers[k]) for k in ("Content-Type", "Accept")
+                   if self.headers.get(k)]
+        host, port = self.kubelet_at(node_name)
+        try:
+            conn, status, reason, answer_headers = self.connect(host, port, method, target,
+                                                                headers, body)
+        except nodeproxy.BackendError as e:
+            raise ApiError(503, "ServiceUnavailable", f"error trying to reach service: {e}")
+        try:
+            self.relay_answer(conn, status, reason, answer_headers)
+        finally:
+            conn.close()
+
     def discovery(self, group, version):
         gv = f"{group}/{version}" if group else version
         resources = []
@@ -604,6 +857,17 @@ class Handler(BaseHTTPRequestHandler):
                 resources.append({"name": plural + "/status", "singularName": "",
                                   "namespaced": namespaced, "kind": kind,
                                   "verbs": ["get", "patch", "update"]})
+            if plural == "pods":
+                resources.append({"name": "pods/log", "singularName": "", "namespaced": True,
+                                  "kind": "Pod", "verbs": ["get"]})
+            if plural == "nodes":
+                resources.append({"name": "nodes/proxy", "singularName": "", "namespaced": False,
+                                  "kind": "NodeProxyOptions",
+                                  "verbs": ["create", "delete", "get", "patch", "update"]})
+        for plural, kind in REVIEWS.get(group, {}).items():
+            if version == "v1":
+                resources.append({"name": plural, "singularName": kind.lower(),
+                                  "namespaced": False, "kind": kind, "verbs": ["create"]})
         if not resources:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         self.send_json(200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
@@ -1109,7 +1373,17 @@ def main():
     p.add_argument("--bookmark-seconds", type=float, default=60)
     p.add_argument("--token-ttl", type=int, default=0,
                    help="lifetime of every issued service-account token (default: as asked)")
+    p.add_argument("--token-auth-file", help='CSV: token,user,uid,"group1,group2"')
+    p.add_argument("--authz-policy", help="JSON policy for --token-auth-file users and "
+                                          "SubjectAccessReviews (access.py)")
+    p.add_argument("--kubelet-client-cert", help="what the server presents to kubelets")
+    p.add_argument("--kubelet-client-key")
     args = p.parse_args()
+    try:
+        access.load_policy(args.authz_policy)
+        access.load_token_file(args.token_auth_file)
+    except (OSError, access.PolicyError) as e:
+        sys.exit(f"apiserver: {e}")
     httpd = ThreadingServer(("127.0.0.1", args.port), Handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2

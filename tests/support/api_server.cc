@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "apiclient/http_client.h"
@@ -34,7 +35,7 @@ Result<void> sh(const std::string& cmd) {
 Result<ApiServer> ApiServer::start(const std::string& dir, Options options) {
   ApiServer s;
   s.dir_ = dir;
-  s.options_ = options;
+  s.options_ = std::move(options);
   s.port_ = freeLoopbackPort();
   fs::create_directories(dir);
   std::string d = dir + "/";
@@ -49,6 +50,14 @@ Result<ApiServer> ApiServer::start(const std::string& dir, Options options) {
               "client.key -out " + d + "client.csr"));
   TRY_VOID(sh("openssl x509 -req -in " + d + "client.csr -CA " + d + "ca.crt -CAkey " + d +
               "ca.key -CAcreateserial -days 2 -out " + d + "client.crt"));
+  // The real API server's --kubelet-client-certificate, as kubeadm makes it.
+  TRY_VOID(
+      sh("openssl req -newkey rsa:2048 -nodes -subj "
+         "/O=system:masters/CN=kube-apiserver-kubelet-client -keyout " +
+         d + "kubelet-client.key -out " + d + "kubelet-client.csr"));
+  TRY_VOID(sh("openssl x509 -req -in " + d + "kubelet-client.csr -CA " + d + "ca.crt -CAkey " + d +
+              "ca.key -CAcreateserial -days 2 -out " + d + "kubelet-client.crt"));
+  s.writeAccessFiles();
   std::ofstream(d + "kubeconfig")
       << "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n"
          "  cluster: {server: \""
@@ -58,6 +67,57 @@ Result<ApiServer> ApiServer::start(const std::string& dir, Options options) {
          "admin}\ncurrent-context: test\n";
   TRY_VOID(s.launch());
   return s;
+}
+
+namespace {
+
+// A JSON string (the names tests give are plain, but quote them right anyway).
+std::string quoted(const std::string& v) {
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+// users.csv in the real API server's token file form, policy.json in the
+// form tests/apiserver/access.py reads.
+void ApiServer::writeAccessFiles() const {
+  std::ofstream users(dir_ + "/users.csv");
+  for (const auto& u : options_.users) {
+    std::string groups;
+    for (const auto& g : u.groups) {
+      groups += (groups.empty() ? "" : ",") + g;
+    }
+    users << u.token << "," << u.name << "," << u.uid << ",\"" << groups << "\"\n";
+  }
+  std::ofstream policy(dir_ + "/policy.json");
+  policy << "{\"rules\": [";
+  const char* sep = "";
+  for (const auto& r : options_.policy) {
+    policy << sep << "{";
+    const char* field_sep = "";
+    for (const auto& [k, v] : {std::pair{"user", r.user},
+                               {"group", r.group},
+                               {"verb", r.verb},
+                               {"resource", r.resource},
+                               {"subresource", r.subresource},
+                               {"name", r.name},
+                               {"namespace", r.namespace_}}) {
+      if (!v.empty()) {
+        policy << field_sep << quoted(k) << ": " << quoted(v);
+        field_sep = ", ";
+      }
+    }
+    policy << "}";
+    sep = ", ";
+  }
+  policy << "]}\n";
 }
 
 Result<void> ApiServer::launch() {
@@ -81,7 +141,15 @@ Result<void> ApiServer::launch() {
                                    "--state",
                                    d + "state.json",
                                    "--bookmark-seconds",
-                                   std::to_string(options_.bookmark_seconds)};
+                                   std::to_string(options_.bookmark_seconds),
+                                   "--kubelet-client-cert",
+                                   d + "kubelet-client.crt",
+                                   "--kubelet-client-key",
+                                   d + "kubelet-client.key",
+                                   "--token-auth-file",
+                                   d + "users.csv",
+                                   "--authz-policy",
+                                   d + "policy.json"};
   if (options_.token_ttl > 0) {
     args.push_back("--token-ttl");
     args.push_back(std::to_string(options_.token_ttl));
@@ -93,6 +161,7 @@ Result<void> ApiServer::launch() {
   pid_ = ::fork();
   if (pid_ == 0) {
     std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
     for (auto& a : args) {
       argv.push_back(a.data());
     }
@@ -115,7 +184,7 @@ Result<void> ApiServer::launch() {
 }
 
 ApiServer::ApiServer(ApiServer&& o) noexcept
-    : dir_(std::move(o.dir_)), options_(o.options_), port_(o.port_), pid_(o.pid_) {
+    : dir_(std::move(o.dir_)), options_(std::move(o.options_)), port_(o.port_), pid_(o.pid_) {
   o.pid_ = -1;
 }
 
