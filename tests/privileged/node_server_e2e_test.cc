@@ -297,8 +297,17 @@ TEST_F(NodeServerE2E, KubectlLogsShowsContentTailTimestampsAndPicksTheContainer)
 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z third
 )"))) << stamped;
   waitFor("logs talker -c side", equals("side up\n"), "side's line");
-  EXPECT_NE(kubectl("logs talker").find("a container name must be specified for pod talker"),
-            std::string::npos);
+  // kubectl picks the first container itself (and says so); the API server,
+  // asked without one, names them.
+  std::string defaulted = kubectl("logs talker");
+  EXPECT_NE(defaulted.find("Defaulted container \"app\" out of: app, side"), std::string::npos)
+      << defaulted;
+  EXPECT_NE(defaulted.find("first\nsecond\nthird\n"), std::string::npos) << defaulted;
+  std::string unnamed = kubectl("get --raw /api/v1/namespaces/default/pods/talker/log");
+  EXPECT_NE(unnamed.find("a container name must be specified for pod talker, choose one of: "
+                         "[app side]"),
+            std::string::npos)
+      << unnamed;
 }
 
 TEST_F(NodeServerE2E, StatsSummaryHasThePodWithWorkingSetAndGrowingCpu) {
