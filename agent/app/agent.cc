@@ -19,6 +19,8 @@
 #include "agent/node/node_allocatable.h"
 #include "agent/runtime/holder_keeper.h"
 #include "agent/runtime/recovery.h"
+#include "agent/server/api_reviewers.h"
+#include "agent/server/node_endpoints.h"
 #include "agent/version.h"
 #include "apiclient/objects.h"
 #include "cgroups/cgroups.h"
@@ -245,6 +247,9 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
     // One network thread for every watch and token request, however many pods.
     a->net_ = std::make_unique<apiclient::ApiLoop>();
     a->net_->start();
+    // Before the Node is registered: its status says where the server listens.
+    TRY_VOID(a->startServer(&access));
+    facts.kubelet_port = a->server_port_;
     TRY(a->cluster_, ClusterSync::start(
                          ctx.config, access, *a->loop_, *a->net_, facts,
                          [self](std::map<std::string, ApiPod> pods) {
@@ -300,6 +305,9 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
                        }),
                    "--pod-manifest-path"));
   }
+  if (config.kubeconfig.empty()) {
+    TRY_VOID(a->startServer(nullptr));
+  }
   a->shutdown_ =
       ShutdownManager::start(*a->loop_, *a->timers_,
                              {.grace_seconds = config.shutdown_grace_seconds,
@@ -317,6 +325,10 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
 }
 
 Agent::~Agent() {
+  // First: its handlers read the snapshots and ask the reviewers.
+  server_.reset();
+  access_reviewer_.reset();  // their calls live on the network thread
+  token_reviewer_.reset();
   shutdown_.reset();  // its callbacks reach the workers
   ctx_.objects = nullptr;
   objects_.reset();  // its watches use the cluster's client
@@ -448,6 +460,20 @@ void Agent::reconcile() {
       desired[uid] = {&ap.pod, ap.hash, true, !ap.deletion_timestamp.empty(),
                       ap.deletion_grace_seconds};
     }
+  }
+  if (!stopping_) {
+    // Kept while stopping: the pods being terminated still show their specs.
+    std::map<std::string, std::shared_ptr<const std::string>> sources;
+    for (const auto& [uid, sp] : statics) {
+      auto old = source_json_.find(uid);
+      sources[uid] = old != source_json_.end() && old->second && *old->second == sp.json
+                         ? old->second
+                         : std::make_shared<const std::string>(sp.json);
+    }
+    for (const auto& [uid, ap] : api_pods_) {
+      sources[uid] = ap.json;
+    }
+    source_json_ = std::move(sources);
   }
   if (cluster_ && !stopping_) {
     publishStaticPods(statics);
@@ -597,8 +623,12 @@ void Agent::writeStatus(const std::string& uid) {
   if (auto down = shut_down_.find(uid); down != shut_down_.end()) {
     markShutDown(status, down->second);
   }
-  snapshots_.update(podSnapshot(w.pod(), status, w.created(),
-                                podCgroup(ctx_.config.cgroup_root, w.pod(), status)));
+  PodSnapshot snap = podSnapshot(w.pod(), status, w.created(),
+                                 podCgroup(ctx_.config.cgroup_root, w.pod(), status));
+  if (auto src = source_json_.find(uid); src != source_json_.end()) {
+    snap.source_json = src->second;
+  }
+  snapshots_.update(std::move(snap));
   if (invalidPodName(w.pod())) {
     return;  // rejected at admission: its uid is not fit to be a path component
   }
@@ -624,6 +654,57 @@ void Agent::writeStatus(const std::string& uid) {
     bool is_static = source != w.pod().annotations.end() && source->second == "file";
     cluster_->podStatus(uid, w.pod().namespace_, w.pod().name, podStatusJson(status), is_static);
   }
+}
+
+Result<void> Agent::startServer(const apiclient::ClusterAccess* access) {
+  const AgentConfig& config = ctx_.config;
+  const ServerSettings& s = config.server;
+  if (access == nullptr && s.client_ca_file.empty()) {
+    // No API server to ask who may do what: the server runs for the holders
+    // of client certificates only, or not at all, never open.
+    log::info("The node server is off: standalone without --client-ca-file (it never runs open)");
+    return {};
+  }
+  server::ServerConfig sc;
+  sc.address = s.address;
+  sc.port = s.port;
+  sc.tls = {.cert_file = s.tls_cert_file,
+            .key_file = s.tls_private_key_file,
+            .cert_dir = s.cert_dir.empty() ? config.root_dir + "/pki" : s.cert_dir,
+            .node_name = config.node_name,
+            .ips = {ctx_.node_ip},
+            .min_version = s.tls_min_version,
+            .cipher_suites = s.tls_cipher_suites,
+            .client_ca_file = s.client_ca_file};
+  server::Security sec;
+  sec.authn.x509 = !s.client_ca_file.empty();
+  if (access != nullptr) {
+    // Its own client (same credentials, same network thread): reviews are
+    // not queued behind the pods' watches and status patches.
+    TRY(review_client_, apiclient::ApiClient::create(*access));
+    if (s.webhook_authn) {
+      token_reviewer_ = std::make_unique<server::ApiTokenReviewer>(*review_client_, *net_);
+      sec.authn.tokens = token_reviewer_.get();
+      sec.authn.cache_ttl = std::chrono::seconds(s.webhook_cache_ttl);
+      sec.authn.failure_ttl = std::min(sec.authn.cache_ttl, std::chrono::seconds(10));
+    }
+    sec.authn.anonymous = s.anonymous;
+    if (s.authorization_mode == "Webhook") {
+      access_reviewer_ =
+          std::make_unique<server::ApiAccessReviewer>(*review_client_, *net_, config.node_name);
+      sec.authz.reviewer = access_reviewer_.get();
+      sec.authz.allowed_ttl = std::chrono::seconds(s.authz_cache_authorized_ttl);
+      sec.authz.denied_ttl = std::chrono::seconds(s.authz_cache_unauthorized_ttl);
+    }
+  }
+  server::Endpoints endpoints;
+  server::addNodeEndpoints(endpoints, snapshots_, config);
+  // HOOK (issue #17, other branches): the lead adds here
+  //   addLogEndpoints(endpoints, ...);    // agent/logs: /containerLogs
+  //   addStatsEndpoints(endpoints, ...);  // agent/stats: /stats/summary, /metrics*
+  TRY(server_, server::NodeServer::start(std::move(sc), std::move(endpoints), sec));
+  server_port_ = server_->port();
+  return {};
 }
 
 void Agent::removePod(const std::string& uid) {

@@ -57,7 +57,8 @@ Result<Query> Query::parse(std::string_view raw) {
     }
     size_t eq = pair.find('=');
     std::string_view name = pair.substr(0, eq);
-    std::string_view value = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    std::string_view value =
+        eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
     auto n = percentDecode(name, true);
     if (!n) {
       return std::unexpected(withContext(n.error(), "parse query"));
