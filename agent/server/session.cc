@@ -21,18 +21,26 @@ namespace http = beast::http;
 
 constexpr size_t kChunk = 64 << 10;  // a streamed body's chunks, at most
 
+// One connection counted, from accept until its socket is gone.
+struct Slot {
+  explicit Slot(std::shared_ptr<ServerState> s) : state(std::move(s)) { state->connections++; }
+  ~Slot() { state->connections--; }
+  Slot(const Slot&) = delete;
+  Slot& operator=(const Slot&) = delete;
+  std::shared_ptr<ServerState> state;
+};
+
 }  // namespace
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(std::shared_ptr<ServerState> state, net::ip::tcp::socket socket)
+  Session(std::shared_ptr<ServerState> state, std::shared_ptr<Slot> slot,
+          net::ip::tcp::socket socket)
       : state_(std::move(state)),
+        slot_(std::move(slot)),
         stream_(std::move(socket), *state_->tls),
         wait_timer_(stream_.get_executor()),
-        write_timer_(stream_.get_executor()) {
-    state_->connections++;
-  }
-  ~Session() { state_->connections--; }
+        write_timer_(stream_.get_executor()) {}
 
   void start() {
     tcp().expires_after(state_->config.header_timeout);
@@ -454,6 +462,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   std::shared_ptr<ServerState> state_;
+  std::shared_ptr<Slot> slot_;
   beast::ssl_stream<beast::tcp_stream> stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -477,13 +486,32 @@ void startSession(std::shared_ptr<ServerState> state, net::ip::tcp::socket socke
     (void)socket.close(ec);  // refused at once: the cap bounds memory
     return;
   }
-  auto s = std::make_shared<Session>(state, std::move(socket));
-  // Forget closed sessions now and then: the list stays as long as the live ones.
-  if (state->sessions.size() > 2 * state->connections + 16) {
-    state->sessions.remove_if([](const auto& w) { return w.expired(); });
-  }
-  state->sessions.push_back(s);
-  s->start();
+  // TLS state (OpenSSL's and asio's buffers, tens of KiB) is made only once
+  // the client sends something: a connection that stays silent costs a
+  // socket and a timer, and is closed after header_timeout.
+  auto slot = std::make_shared<Slot>(state);
+  auto sock = std::make_shared<net::ip::tcp::socket>(std::move(socket));
+  auto timer = std::make_shared<net::steady_timer>(sock->get_executor());
+  timer->expires_after(state->config.header_timeout);
+  timer->async_wait([sock](beast::error_code ec) {
+    if (!ec) {
+      beast::error_code ignored;
+      (void)sock->close(ignored);  // ends the wait below
+    }
+  });
+  sock->async_wait(net::socket_base::wait_read, [state, slot, sock, timer](beast::error_code ec) {
+    timer->cancel();
+    if (ec || !sock->is_open()) {
+      return;  // timed out or stopped: the socket closes with the last reference
+    }
+    auto s = std::make_shared<Session>(state, slot, std::move(*sock));
+    // Forget closed sessions now and then: the list stays as long as the live ones.
+    if (state->sessions.size() > 2 * state->connections + 16) {
+      state->sessions.remove_if([](const auto& w) { return w.expired(); });
+    }
+    state->sessions.push_back(s);
+    s->start();
+  });
 }
 
 void closeSessions(ServerState& state) {
