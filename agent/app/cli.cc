@@ -62,19 +62,39 @@ void addServerFlags(CLI::App* run, RunFlags& f) {
 bool applyServerFlags(CLI::App* run, const RunFlags& flags, ServerSettings& s, std::string& error) {
   const ServerSettings& f = flags.config.server;
   auto given = [run](const char* name) { return run->count(name) > 0; };
-  if (given("--address")) s.address = f.address;
-  if (given("--port")) s.port = f.port;
-  if (given("--tls-cert-file")) s.tls_cert_file = f.tls_cert_file;
-  if (given("--tls-private-key-file")) s.tls_private_key_file = f.tls_private_key_file;
-  if (given("--cert-dir")) s.cert_dir = f.cert_dir;
-  if (given("--tls-min-version")) s.tls_min_version = f.tls_min_version;
-  if (given("--tls-cipher-suites")) s.tls_cipher_suites = f.tls_cipher_suites;
-  if (given("--client-ca-file")) s.client_ca_file = f.client_ca_file;
+  if (given("--address")) {
+    s.address = f.address;
+  }
+  if (given("--port")) {
+    s.port = f.port;
+  }
+  if (given("--tls-cert-file")) {
+    s.tls_cert_file = f.tls_cert_file;
+  }
+  if (given("--tls-private-key-file")) {
+    s.tls_private_key_file = f.tls_private_key_file;
+  }
+  if (given("--cert-dir")) {
+    s.cert_dir = f.cert_dir;
+  }
+  if (given("--tls-min-version")) {
+    s.tls_min_version = f.tls_min_version;
+  }
+  if (given("--tls-cipher-suites")) {
+    s.tls_cipher_suites = f.tls_cipher_suites;
+  }
+  if (given("--client-ca-file")) {
+    s.client_ca_file = f.client_ca_file;
+  }
   if (given("--anonymous-auth")) {
     s.anonymous = f.anonymous;
   }
-  if (given("--authentication-token-webhook")) s.webhook_authn = f.webhook_authn;
-  if (given("--authorization-mode")) s.authorization_mode = f.authorization_mode;
+  if (given("--authentication-token-webhook")) {
+    s.webhook_authn = f.webhook_authn;
+  }
+  if (given("--authorization-mode")) {
+    s.authorization_mode = f.authorization_mode;
+  }
   for (auto [name, text, target] :
        {std::tuple{"--authentication-token-webhook-cache-ttl", &flags.authn_cache_ttl,
                    &s.webhook_cache_ttl},

@@ -165,7 +165,7 @@ Result<YAML::Node> section(const std::string& file, const YAML::Node& parent,
   for (const auto& kv : n) {
     std::string name = kv.first.as<std::string>("");
     if (!known.contains(name)) {
-      return fieldError(file, kv.first, where + "." + name, "unknown field");
+      return fieldError(file, kv.first, where + ("." + name), "unknown field");
     }
   }
   return n;

@@ -20,7 +20,7 @@ std::string sha256Hex(const std::string& s) {
 }
 
 Authenticator::Authenticator(AuthnOptions options, Post post, Clock clock)
-    : options_(std::move(options)), post_(std::move(post)), clock_(std::move(clock)) {
+    : options_(options), post_(std::move(post)), clock_(std::move(clock)) {
   if (!clock_) {
     clock_ = [] { return std::chrono::steady_clock::now(); };
   }

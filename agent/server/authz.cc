@@ -28,7 +28,7 @@ std::string forbiddenMessage(const std::string& user, const AccessAttributes& ac
 }
 
 Authorizer::Authorizer(AuthzOptions options, Post post, Clock clock)
-    : options_(std::move(options)), post_(std::move(post)), clock_(std::move(clock)) {
+    : options_(options), post_(std::move(post)), clock_(std::move(clock)) {
   if (!clock_) {
     clock_ = [] { return std::chrono::steady_clock::now(); };
   }
@@ -58,9 +58,9 @@ void Authorizer::authorize(const UserInfo& user, const AccessAttributes& access,
           0, std::make_shared<std::function<void(AuthzResult)>>(std::move(done)));
 }
 
-void Authorizer::tryFrom(std::shared_ptr<const UserInfo> user,
-                         std::shared_ptr<const AccessAttributes> access, size_t index,
-                         std::shared_ptr<std::function<void(AuthzResult)>> done) {
+void Authorizer::tryFrom(const std::shared_ptr<const UserInfo>& user,
+                         const std::shared_ptr<const AccessAttributes>& access, size_t index,
+                         const std::shared_ptr<std::function<void(AuthzResult)>>& done) {
   while (index < access->subresources.size()) {
     const std::string& sub = access->subresources[index];
     std::string key = cacheKey(*user, access->verb, sub);

@@ -76,8 +76,9 @@ class Authorizer {
     std::chrono::steady_clock::time_point expires;
   };
   // One subresource after the other, from `index`.
-  void tryFrom(std::shared_ptr<const UserInfo> user, std::shared_ptr<const AccessAttributes> access,
-               size_t index, std::shared_ptr<std::function<void(AuthzResult)>> done);
+  void tryFrom(const std::shared_ptr<const UserInfo>& user,
+               const std::shared_ptr<const AccessAttributes>& access, size_t index,
+               const std::shared_ptr<std::function<void(AuthzResult)>>& done);
   void remember(const std::string& key, const AccessAnswer& answer);
 
   AuthzOptions options_;

@@ -201,12 +201,12 @@ std::string configzJson(const AgentConfig& c) {
 
 void addNodeEndpoints(Endpoints& endpoints, const SnapshotPublisher& snapshots,
                       const AgentConfig& config) {
-  endpoints.pods = [&snapshots](const Request&, Responder respond) {
+  endpoints.pods = [&snapshots](const Request&, const Responder& respond) {
     respond(Response::json(200, podListJson(*snapshots.current())));
   };
   // The settings do not change while the agent runs: the answer is made once.
   auto configz = std::make_shared<const std::string>(configzJson(config));
-  endpoints.configz = [configz](const Request&, Responder respond) {
+  endpoints.configz = [configz](const Request&, const Responder& respond) {
     respond(Response::json(200, *configz));
   };
 }

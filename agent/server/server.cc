@@ -13,7 +13,8 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 // Accepts until the acceptor closes; each connection is a session.
-void acceptLoop(std::shared_ptr<ServerState> state, std::shared_ptr<tcp::acceptor> acceptor) {
+void acceptLoop(const std::shared_ptr<ServerState>& state,
+                const std::shared_ptr<tcp::acceptor>& acceptor) {
   acceptor->async_accept([state, acceptor](boost::system::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor->is_open()) {
       return;
@@ -46,8 +47,8 @@ Result<std::unique_ptr<NodeServer>> NodeServer::start(ServerConfig config, Endpo
       net::post(*io, std::move(fn));
     }
   };
-  state->authn = std::make_unique<Authenticator>(std::move(security.authn), post);
-  state->authz = std::make_unique<Authorizer>(std::move(security.authz), post);
+  state->authn = std::make_unique<Authenticator>(security.authn, post);
+  state->authz = std::make_unique<Authorizer>(security.authz, post);
 
   boost::system::error_code ec;
   auto addr = net::ip::make_address(state->config.address, ec);
@@ -56,14 +57,10 @@ Result<std::unique_ptr<NodeServer>> NodeServer::start(ServerConfig config, Endpo
   }
   auto acceptor = std::make_shared<tcp::acceptor>(*s->ioc_);
   tcp::endpoint ep(addr, static_cast<unsigned short>(state->config.port));
-  if (acceptor->open(ep.protocol(), ec); !ec) {
-    if (acceptor->set_option(tcp::acceptor::reuse_address(true), ec); !ec) {
-      if (acceptor->bind(ep, ec); !ec) {
-        (void)acceptor->listen(net::socket_base::max_listen_connections, ec);
-      }
-    }
-  }
-  if (ec) {
+  // Each step returns its error (true when set); the first one stops.
+  if (acceptor->open(ep.protocol(), ec) ||
+      acceptor->set_option(tcp::acceptor::reuse_address(true), ec) || acceptor->bind(ep, ec) ||
+      acceptor->listen(net::socket_base::max_listen_connections, ec)) {
     return makeError("listen", where, ec.message());
   }
   s->port_ = acceptor->local_endpoint().port();
@@ -73,8 +70,7 @@ Result<std::unique_ptr<NodeServer>> NodeServer::start(ServerConfig config, Endpo
   s->thread_ = std::thread([io = s->ioc_, acceptor, state] {
     io->run();
     // Stopped: the acceptor and every session close here, on this thread.
-    boost::system::error_code ignored;
-    (void)acceptor->close(ignored);  // closing a closed acceptor is harmless
+    quietly([&acceptor](auto& e) { return acceptor->close(e); });
     closeSessions(*state);
   });
   log::info("Serving", {{"address", bound}});

@@ -62,8 +62,7 @@ class Session : public std::enable_shared_from_this<Session> {
     wait_fd_.reset();
     wait_timer_.cancel();
     write_timer_.cancel();
-    beast::error_code ec;
-    (void)tcp().socket().close(ec);  // already closed or never opened: nothing to do
+    quietly([this](auto& ec) { return tcp().socket().close(ec); });
   }
 
   // A handler's answer, on the server thread.
@@ -184,7 +183,8 @@ class Session : public std::enable_shared_from_this<Session> {
       drain_ = true;
       return respond(Response::error(400, "bad request: " + ec.message()));
     }
-    const auto& req = parser_->get();
+    const auto& req =
+        parser_->get();  // NOLINT(bugprone-unchecked-optional-access): emplaced by readHeaders
     keep_alive_ = req.keep_alive();
     std::string method(req.method_string());
     head_ = method == "HEAD";
@@ -449,8 +449,7 @@ class Session : public std::enable_shared_from_this<Session> {
       s->waiting_ = false;
       s->wait_timer_.cancel();
       if (s->wait_fd_) {
-        beast::error_code ignored;
-        (void)s->wait_fd_->cancel(ignored);  // nothing pending is fine
+        quietly([&s](auto& ec) { return s->wait_fd_->cancel(ec); });
       }
       s->pump();
     };
@@ -480,10 +479,9 @@ class Session : public std::enable_shared_from_this<Session> {
   net::steady_timer wait_timer_, write_timer_;
 };
 
-void startSession(std::shared_ptr<ServerState> state, net::ip::tcp::socket socket) {
+void startSession(const std::shared_ptr<ServerState>& state, net::ip::tcp::socket socket) {
   if (state->connections >= state->config.max_connections) {
-    beast::error_code ec;
-    (void)socket.close(ec);  // refused at once: the cap bounds memory
+    quietly([&socket](auto& ec) { return socket.close(ec); });  // refused: the cap bounds memory
     return;
   }
   // TLS state (OpenSSL's and asio's buffers, tens of KiB) is made only once
@@ -495,8 +493,7 @@ void startSession(std::shared_ptr<ServerState> state, net::ip::tcp::socket socke
   timer->expires_after(state->config.header_timeout);
   timer->async_wait([sock](beast::error_code ec) {
     if (!ec) {
-      beast::error_code ignored;
-      (void)sock->close(ignored);  // ends the wait below
+      quietly([&sock](auto& ec) { return sock->close(ec); });  // ends the wait below
     }
   });
   sock->async_wait(net::socket_base::wait_read, [state, slot, sock, timer](beast::error_code ec) {

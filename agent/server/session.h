@@ -16,6 +16,16 @@ namespace kernelet::agent::server {
 
 class Session;
 
+// Closes or cancels (`op` returns the error_code) where failing changes
+// nothing: a socket already closed, a wait not pending.
+template <typename Op>
+void quietly(Op op) {
+  boost::system::error_code ec;
+  if (op(ec)) {
+    return;  // already closed or nothing pending: the state wanted anyway
+  }
+}
+
 struct ServerState {
   ServerConfig config;
   Endpoints endpoints;
@@ -29,7 +39,7 @@ struct ServerState {
 
 // Starts serving `socket` (accepted): the handshake, then requests until the
 // client or a timeout ends it.
-void startSession(std::shared_ptr<ServerState> state, boost::asio::ip::tcp::socket socket);
+void startSession(const std::shared_ptr<ServerState>& state, boost::asio::ip::tcp::socket socket);
 // Closes every session (at stop, on the server thread).
 void closeSessions(ServerState& state);
 

@@ -127,11 +127,12 @@ Result<std::pair<std::string, std::string>> selfSigned(const TlsOptions& o) {
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
   X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
-  for (auto [nid, value] : {std::pair{NID_subject_alt_name, san},
-                            std::pair{NID_key_usage, std::string("critical,digitalSignature,"
-                                                                 "keyEncipherment,keyCertSign")},
-                            std::pair{NID_ext_key_usage, std::string("serverAuth")},
-                            std::pair{NID_basic_constraints, std::string("critical,CA:TRUE")}}) {
+  for (const auto& [nid, value] :
+       {std::pair{NID_subject_alt_name, san},
+        std::pair{NID_key_usage, std::string("critical,digitalSignature,"
+                                             "keyEncipherment,keyCertSign")},
+        std::pair{NID_ext_key_usage, std::string("serverAuth")},
+        std::pair{NID_basic_constraints, std::string("critical,CA:TRUE")}}) {
     X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
     if (ext == nullptr) {
       return makeError("generate serving certificate", o.cert_dir,
@@ -217,7 +218,7 @@ Result<std::unique_ptr<boost::asio::ssl::context>> makeServerContext(const TlsOp
   if (!o.cipher_suites.empty()) {
     std::string tls12, tls13;
     for (const auto& name : o.cipher_suites) {
-      std::string ossl = *openSslCipherName(name);
+      std::string ossl = openSslCipherName(name).value_or("");  // checked above
       std::string& list = isTls13Suite(ossl) ? tls13 : tls12;
       list += (list.empty() ? "" : ":") + ossl;
     }
