@@ -84,10 +84,10 @@ int main(int argc, char** argv) {
   if (agent == 0) {
     FILE* f = std::fopen((base + "/agent.log").c_str(), "w");
     ::dup2(fileno(f), 2);
-    ::execl(kernelet.c_str(), kernelet.c_str(), "run", "--stop-pods-on-exit", "--kubeconfig",
-            server->kubeconfig().c_str(), "--pod-manifest-path", (base + "/manifests").c_str(),
-            "--root-dir", (base + "/root").c_str(), "--hostname-override", "node1", "--max-pods",
-            "500", "-v", "2", nullptr);
+    ::execl(kernelet.c_str(), kernelet.c_str(), "run", "--stop-pods-on-exit", "--port=0",
+            "--kubeconfig", server->kubeconfig().c_str(), "--pod-manifest-path",
+            (base + "/manifests").c_str(), "--root-dir", (base + "/root").c_str(),
+            "--hostname-override", "node1", "--max-pods", "500", "-v", "2", nullptr);
     ::_exit(127);
   }
   apiclient::ClusterAccess access;

@@ -15,6 +15,7 @@
 #include "agent/app/build_tag.h"
 #include "agent/app/oom_score.h"
 #include "agent/log/log.h"
+#include "agent/stats/instrumentation.h"
 #include "agent/model/pod_names.h"
 #include "agent/node/node_allocatable.h"
 #include "agent/runtime/holder_keeper.h"
@@ -245,6 +246,11 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
     // One network thread for every watch and token request, however many pods.
     a->net_ = std::make_unique<apiclient::ApiLoop>();
     a->net_->start();
+    // rest_client_requests_total on /metrics.
+    stats::installApiRequestMetrics();
+    // Before the Node is registered: its status says where the server listens.
+    TRY_VOID(a->startServer(&access));
+    facts.kubelet_port = a->server_port_;
     TRY(a->cluster_, ClusterSync::start(
                          ctx.config, access, *a->loop_, *a->net_, facts,
                          [self](std::map<std::string, ApiPod> pods) {
@@ -300,6 +306,9 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
                        }),
                    "--pod-manifest-path"));
   }
+  if (config.kubeconfig.empty()) {
+    TRY_VOID(a->startServer(nullptr));
+  }
   a->shutdown_ =
       ShutdownManager::start(*a->loop_, *a->timers_,
                              {.grace_seconds = config.shutdown_grace_seconds,
@@ -317,6 +326,10 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
 }
 
 Agent::~Agent() {
+  // First: its handlers read the snapshots and ask the reviewers.
+  server_.reset();
+  access_reviewer_.reset();  // their calls live on the network thread
+  token_reviewer_.reset();
   shutdown_.reset();  // its callbacks reach the workers
   ctx_.objects = nullptr;
   objects_.reset();  // its watches use the cluster's client
@@ -448,6 +461,20 @@ void Agent::reconcile() {
       desired[uid] = {&ap.pod, ap.hash, true, !ap.deletion_timestamp.empty(),
                       ap.deletion_grace_seconds};
     }
+  }
+  if (!stopping_) {
+    // Kept while stopping: the pods being terminated still show their specs.
+    std::map<std::string, std::shared_ptr<const std::string>> sources;
+    for (const auto& [uid, sp] : statics) {
+      auto old = source_json_.find(uid);
+      sources[uid] = old != source_json_.end() && old->second && *old->second == sp.json
+                         ? old->second
+                         : std::make_shared<const std::string>(sp.json);
+    }
+    for (const auto& [uid, ap] : api_pods_) {
+      sources[uid] = ap.json;
+    }
+    source_json_ = std::move(sources);
   }
   if (cluster_ && !stopping_) {
     publishStaticPods(statics);
@@ -597,8 +624,12 @@ void Agent::writeStatus(const std::string& uid) {
   if (auto down = shut_down_.find(uid); down != shut_down_.end()) {
     markShutDown(status, down->second);
   }
-  snapshots_.update(podSnapshot(w.pod(), status, w.created(),
-                                podCgroup(ctx_.config.cgroup_root, w.pod(), status)));
+  PodSnapshot snap = podSnapshot(w.pod(), status, w.created(),
+                                 podCgroup(ctx_.config.cgroup_root, w.pod(), status));
+  if (auto src = source_json_.find(uid); src != source_json_.end()) {
+    snap.source_json = src->second;
+  }
+  snapshots_.update(std::move(snap));
   if (invalidPodName(w.pod())) {
     return;  // rejected at admission: its uid is not fit to be a path component
   }

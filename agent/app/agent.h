@@ -23,6 +23,7 @@
 #include "agent/runtime/holder_keeper.h"
 #include "agent/runtime/image_puller.h"
 #include "agent/runtime/kernel_runtime.h"
+#include "agent/server/server.h"
 #include "agent/sources/manifest_source.h"
 #include "agent/sources/object_cache.h"
 #include "agent/status/snapshot.h"
@@ -58,6 +59,10 @@ class Agent {
   // Watches and tokens only for what the pods still refer to.
   void retainObjects();
   void onSignal();
+  // The node server (:10250), once the agent's parts exist; in cluster mode
+  // with `access` for its TokenReviews and SubjectAccessReviews. Standalone
+  // it runs only with a client CA. Sets ctx_'s bound port.
+  Result<void> startServer(const apiclient::ClusterAccess* access);
   // Stops the pod (a terminate within `grace`, else its own) and removes its
   // worker once nothing of it is left; a pod the API deletes then gets its
   // final DELETE.
@@ -122,6 +127,15 @@ class Agent {
   // Pods stopped for a node shutdown, uid -> when: their status says so.
   std::map<std::string, std::string> shut_down_;
   bool api_delivered_ = false;  // the API's pods arrived once (or kApiReadyWait passed)
+  // The pods' source documents by uid (static manifests and API objects), for /pods.
+  std::map<std::string, std::shared_ptr<const std::string>> source_json_;
+  // The node server and, in cluster mode, its own API client and reviewers
+  // (on the network thread). Stopped first: its handlers read the above.
+  std::unique_ptr<apiclient::ApiClient> review_client_;
+  std::unique_ptr<server::TokenReviewer> token_reviewer_;
+  std::unique_ptr<server::AccessReviewer> access_reviewer_;
+  std::unique_ptr<server::NodeServer> server_;
+  int server_port_ = 0;  // bound; 0: no server
 };
 
 }  // namespace kernelet::agent

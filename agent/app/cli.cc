@@ -23,8 +23,101 @@ struct RunFlags {
   std::string config_file, kubeconfig;
   std::string kube_reserved, system_reserved, eviction_hard;  // parsed after the file
   std::string shutdown_grace, shutdown_grace_critical;        // Go durations
+  std::string authn_cache_ttl, authz_authorized_ttl, authz_unauthorized_ttl;  // Go durations
   AgentConfig config;
 };
+
+// The node server (:10250) and its authentication and authorization.
+void addServerFlags(CLI::App* run, RunFlags& f) {
+  ServerSettings& s = f.config.server;
+  run->add_option("--address", s.address, "the node server's address")->capture_default_str();
+  run->add_option("--port", s.port, "the node server's port (0: any free port)")
+      ->capture_default_str();
+  run->add_option("--tls-cert-file", s.tls_cert_file, "the node server's certificate (PEM)");
+  run->add_option("--tls-private-key-file", s.tls_private_key_file, "its private key (PEM)");
+  run->add_option("--cert-dir", s.cert_dir,
+                  "where the self-signed serving certificate is kept (default ROOT/pki)");
+  run->add_option("--tls-min-version", s.tls_min_version, "VersionTLS12 or VersionTLS13")
+      ->capture_default_str();
+  run->add_option("--tls-cipher-suites", s.tls_cipher_suites,
+                  "cipher suites, Go's names, comma-separated")
+      ->delimiter(',');
+  run->add_option("--client-ca-file", s.client_ca_file,
+                  "client certificates signed by this CA authenticate (CN user, O groups)");
+  run->add_flag("--anonymous-auth", s.anonymous,
+                "let unauthenticated requests in as system:anonymous (default false)");
+  run->add_flag("--authentication-token-webhook", s.webhook_authn,
+                "check bearer tokens with TokenReview (default true with --kubeconfig)");
+  run->add_option("--authentication-token-webhook-cache-ttl", f.authn_cache_ttl,
+                  "how long TokenReview answers are cached (default 2m)");
+  run->add_option("--authorization-mode", s.authorization_mode, "Webhook or AlwaysAllow")
+      ->capture_default_str();
+  run->add_option("--authorization-webhook-cache-authorized-ttl", f.authz_authorized_ttl,
+                  "how long allowed SubjectAccessReview answers are cached (default 5m)");
+  run->add_option("--authorization-webhook-cache-unauthorized-ttl", f.authz_unauthorized_ttl,
+                  "how long denied answers are cached (default 30s)");
+}
+
+// The server's flags given on the command line, over the file's.
+bool applyServerFlags(CLI::App* run, const RunFlags& flags, ServerSettings& s, std::string& error) {
+  const ServerSettings& f = flags.config.server;
+  auto given = [run](const char* name) { return run->count(name) > 0; };
+  if (given("--address")) {
+    s.address = f.address;
+  }
+  if (given("--port")) {
+    s.port = f.port;
+  }
+  if (given("--tls-cert-file")) {
+    s.tls_cert_file = f.tls_cert_file;
+  }
+  if (given("--tls-private-key-file")) {
+    s.tls_private_key_file = f.tls_private_key_file;
+  }
+  if (given("--cert-dir")) {
+    s.cert_dir = f.cert_dir;
+  }
+  if (given("--tls-min-version")) {
+    s.tls_min_version = f.tls_min_version;
+  }
+  if (given("--tls-cipher-suites")) {
+    s.tls_cipher_suites = f.tls_cipher_suites;
+  }
+  if (given("--client-ca-file")) {
+    s.client_ca_file = f.client_ca_file;
+  }
+  if (given("--anonymous-auth")) {
+    s.anonymous = f.anonymous;
+  }
+  if (given("--authentication-token-webhook")) {
+    s.webhook_authn = f.webhook_authn;
+  }
+  if (given("--authorization-mode")) {
+    s.authorization_mode = f.authorization_mode;
+  }
+  for (auto [name, text, target] :
+       {std::tuple{"--authentication-token-webhook-cache-ttl", &flags.authn_cache_ttl,
+                   &s.webhook_cache_ttl},
+        std::tuple{"--authorization-webhook-cache-authorized-ttl", &flags.authz_authorized_ttl,
+                   &s.authz_cache_authorized_ttl},
+        std::tuple{"--authorization-webhook-cache-unauthorized-ttl", &flags.authz_unauthorized_ttl,
+                   &s.authz_cache_unauthorized_ttl}}) {
+    if (!given(name)) {
+      continue;
+    }
+    auto parsed = parseDurationSeconds(*text, name);
+    if (!parsed) {
+      error = parsed.error().message();
+      return false;
+    }
+    *target = *parsed;
+  }
+  if (auto r = validateServerSettings(s); !r) {
+    error = r.error().message();
+    return false;
+  }
+  return true;
+}
 
 void addRunFlags(CLI::App* run, RunFlags& f) {
   AgentConfig& c = f.config;
@@ -68,6 +161,7 @@ void addRunFlags(CLI::App* run, RunFlags& f) {
   run->add_option("--shutdown-grace-period-critical-pods", f.shutdown_grace_critical,
                   "of that, the part kept for critical pods, terminated last "
                   "(shutdownGracePeriodCriticalPods)");
+  addServerFlags(run, f);
   run->add_option("-v,--v", c.verbosity, "log verbosity");
   run->add_flag("--seccomp-default", c.seccomp_default,
                 "RuntimeDefault seccomp for containers that set no profile (seccompDefault; "
@@ -146,6 +240,10 @@ Configured configure(CLI::App* run, const RunFlags& flags) {
     out.error = r.error().message();
     return out;
   }
+  if (!applyServerFlags(run, flags, config.server, out.error)) {
+    out.status = kUsageError;
+    return out;
+  }
   config.limits_unenforced = f.limits_unenforced;
   config.stop_pods_on_exit = f.stop_pods_on_exit;
   config.kubeconfig = flags.kubeconfig;
@@ -154,6 +252,12 @@ Configured configure(CLI::App* run, const RunFlags& flags) {
     out.error =
         "no pod source: give --pod-manifest-path DIR (or staticPodPath in --config) and/or "
         "--kubeconfig FILE";
+  } else if (config.kubeconfig.empty() && config.server.anonymous) {
+    // Standalone, nobody can authorize a request: the server is x509 or off, never open.
+    out.status = kUsageError;
+    out.error =
+        "--anonymous-auth (authentication.anonymous.enabled): not allowed without --kubeconfig "
+        "(standalone, the node server takes only client certificates of --client-ca-file)";
   }
   return out;
 }

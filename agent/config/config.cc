@@ -4,11 +4,13 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <boost/asio/ip/address.hpp>
 #include <cctype>
 #include <cstdlib>
 #include <set>
 #include <sstream>
 
+#include "agent/server/tls.h"
 #include "apiclient/quantity.h"
 #include "sys/fileio.h"
 
@@ -148,7 +150,102 @@ Result<void> readNodeShutdown(const std::string& file, const YAML::Node& root,
   return {};
 }
 
+// A nested map of the server's settings: each key must be one of `known`
+// (a misspelt security setting must not be dropped silently).
+Result<YAML::Node> section(const std::string& file, const YAML::Node& parent,
+                           const std::string& key, const std::string& where,
+                           const std::set<std::string>& known) {
+  YAML::Node n = parent[key];
+  if (!n || n.IsNull()) {
+    return YAML::Node();
+  }
+  if (!n.IsMap()) {
+    return fieldError(file, n, where, "must be a map");
+  }
+  for (const auto& kv : n) {
+    std::string name = kv.first.as<std::string>("");
+    if (!known.contains(name)) {
+      return fieldError(file, kv.first, where + ("." + name), "unknown field");
+    }
+  }
+  return n;
+}
+
+// address, port, tls*, authentication, authorization.
+Result<void> readServer(const std::string& file, const YAML::Node& root, ServerSettings& s) {
+  TRY_VOID(read(file, root, "address", s.address));
+  TRY_VOID(read(file, root, "port", s.port));
+  TRY_VOID(read(file, root, "tlsCertFile", s.tls_cert_file));
+  TRY_VOID(read(file, root, "tlsPrivateKeyFile", s.tls_private_key_file));
+  TRY_VOID(read(file, root, "tlsMinVersion", s.tls_min_version));
+  if (YAML::Node n = root["tlsCipherSuites"]; n && !n.IsNull()) {
+    if (!n.IsSequence()) {
+      return fieldError(file, n, "tlsCipherSuites", "must be a list of cipher suite names");
+    }
+    s.tls_cipher_suites.clear();
+    for (const auto& c : n) {
+      s.tls_cipher_suites.push_back(c.as<std::string>(""));
+    }
+  }
+  TRY(YAML::Node authn,
+      section(file, root, "authentication", "authentication", {"x509", "webhook", "anonymous"}));
+  if (authn) {
+    TRY(YAML::Node x509, section(file, authn, "x509", "authentication.x509", {"clientCAFile"}));
+    if (x509) {
+      TRY_VOID(read(file, x509, "clientCAFile", s.client_ca_file));
+    }
+    TRY(YAML::Node hook,
+        section(file, authn, "webhook", "authentication.webhook", {"enabled", "cacheTTL"}));
+    if (hook) {
+      TRY_VOID(read(file, hook, "enabled", s.webhook_authn));
+      TRY_VOID(readDuration(file, hook, "cacheTTL", s.webhook_cache_ttl));
+    }
+    TRY(YAML::Node anon,
+        section(file, authn, "anonymous", "authentication.anonymous", {"enabled"}));
+    if (anon) {
+      TRY_VOID(read(file, anon, "enabled", s.anonymous));
+    }
+  }
+  TRY(YAML::Node authz, section(file, root, "authorization", "authorization", {"mode", "webhook"}));
+  if (authz) {
+    TRY_VOID(read(file, authz, "mode", s.authorization_mode));
+    TRY(YAML::Node hook, section(file, authz, "webhook", "authorization.webhook",
+                                 {"cacheAuthorizedTTL", "cacheUnauthorizedTTL"}));
+    if (hook) {
+      TRY_VOID(readDuration(file, hook, "cacheAuthorizedTTL", s.authz_cache_authorized_ttl));
+      TRY_VOID(readDuration(file, hook, "cacheUnauthorizedTTL", s.authz_cache_unauthorized_ttl));
+    }
+  }
+  if (auto r = validateServerSettings(s); !r) {
+    return fieldError(file, root, r.error().op, r.error().detail);
+  }
+  return {};
+}
+
 }  // namespace
+
+Result<void> validateServerSettings(const ServerSettings& s) {
+  boost::system::error_code ec;
+  (void)boost::asio::ip::make_address(s.address, ec);  // only whether it parses
+  if (ec) {
+    return makeError("address (--address)", "", "\"" + s.address + "\" is not an IP address");
+  }
+  if (s.port < 0 || s.port > 65535) {
+    return makeError("port (--port)", "", "must be between 0 and 65535");
+  }
+  if (s.tls_cert_file.empty() != s.tls_private_key_file.empty()) {
+    return makeError("tlsCertFile/tlsPrivateKeyFile (--tls-cert-file/--tls-private-key-file)", "",
+                     "give both or neither");
+  }
+  if (auto r = server::checkTlsSettings(s.tls_min_version, s.tls_cipher_suites); !r) {
+    return makeError(r.error().op, "", "\"" + r.error().path + "\": " + r.error().detail);
+  }
+  if (s.authorization_mode != "Webhook" && s.authorization_mode != "AlwaysAllow") {
+    return makeError("authorization.mode (--authorization-mode)", "",
+                     "\"" + s.authorization_mode + "\" is not Webhook or AlwaysAllow");
+  }
+  return {};
+}
 
 Result<void> validateServiceSettings(const AgentConfig& config) {
   if (config.oom_score_adj < -1000 || config.oom_score_adj > 1000) {
@@ -277,6 +374,7 @@ Result<void> loadKubeletConfiguration(const std::string& file, AgentConfig& conf
     config.eviction_hard = std::move(hard);
   }
   TRY_VOID(readNodeShutdown(file, root, config));
+  TRY_VOID(readServer(file, root, config.server));
   if (config.max_pods <= 0) {
     return fieldError(file, root["maxPods"], "maxPods", "must be positive");
   }

@@ -34,6 +34,28 @@ struct Threshold {
 // the kubelet's defaults. A signal without a threshold never fires.
 std::map<std::string, Threshold> defaultEvictionHard();
 
+// The node server (:10250) and who may use it: the kubelet's flags and
+// KubeletConfiguration fields (address, port, tls*, authentication,
+// authorization), with v1beta1's defaults except anonymous (off).
+struct ServerSettings {
+  std::string address = "0.0.0.0";
+  int port = 10250;  // 0: any free port (a kernelet extension, for tests)
+  std::string tls_cert_file, tls_private_key_file;
+  std::string cert_dir;  // empty: ROOT/pki
+  std::string tls_min_version = "VersionTLS12";
+  std::vector<std::string> tls_cipher_suites;
+  std::string client_ca_file;                  // authentication.x509.clientCAFile
+  bool anonymous = false;                      // authentication.anonymous.enabled
+  bool webhook_authn = true;                   // authentication.webhook.enabled
+  int64_t webhook_cache_ttl = 120;             // authentication.webhook.cacheTTL, seconds
+  std::string authorization_mode = "Webhook";  // or AlwaysAllow
+  int64_t authz_cache_authorized_ttl = 300;    // authorization.webhook.cacheAuthorizedTTL
+  int64_t authz_cache_unauthorized_ttl = 30;   // authorization.webhook.cacheUnauthorizedTTL
+};
+
+// Checks the server's settings; errors name the flag and field.
+Result<void> validateServerSettings(const ServerSettings& s);
+
 struct AgentConfig {
   std::string pod_manifest_path;  // staticPodPath; empty: no static pods
   std::string kubeconfig;         // join the cluster it names; empty: standalone
@@ -73,6 +95,7 @@ struct AgentConfig {
   // Graceful node shutdown through systemd-logind (shutdownGracePeriod,
   // shutdownGracePeriodCriticalPods): 0 disables it, as with the kubelet.
   int64_t shutdown_grace_seconds = 0, shutdown_grace_critical_seconds = 0;
+  ServerSettings server;
 };
 
 // Reads a KubeletConfiguration (YAML or JSON) over `config`. Errors name the

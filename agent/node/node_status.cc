@@ -143,7 +143,7 @@ void status(Writer& w, const NodeFacts& f, const NodeSignals& s, const std::stri
   w.Key("kubeletEndpoint");
   w.StartObject();
   w.Key("Port");
-  w.Int(10250);
+  w.Int(f.kubelet_port);
   w.EndObject();
   w.EndObject();
   w.Key("nodeInfo");

@@ -20,6 +20,7 @@ struct NodeFacts {
   int64_t ephemeral_capacity = 0, ephemeral_allocatable = 0;
   std::map<std::string, int64_t> hugepages;  // "hugepages-2Mi" -> bytes
   int max_pods = 110;
+  int kubelet_port = 10250;  // daemonEndpoints.kubeletEndpoint.Port: where the node server listens
 };
 
 // Reads /etc/machine-id, the boot id, uname, /etc/os-release, the root dir's

@@ -127,6 +127,7 @@ void ApiPodSource::onPodEvent(const apiclient::ObjectEvent& e) {
     }
     ApiPod p;
     p.pod = std::move((*manifests)[0].pod);
+    p.json = std::make_shared<const std::string>(std::move((*manifests)[0].json));
     std::string status = apiclient::statusOf(d);
     p.hash = specHash(d);
     p.deletion_timestamp = meta->deletion_timestamp;

@@ -29,6 +29,7 @@ struct ApiPod {
   std::string hash;                // of its spec but images: a change restarts it
   std::string deletion_timestamp;  // set: terminate it
   int64_t deletion_grace_seconds = 30;
+  std::shared_ptr<const std::string> json;  // the object as the API gave it (/pods shows its spec)
 };
 
 class ApiPodSource {

@@ -37,6 +37,9 @@ struct PodSnapshot {
   PodStatus status;
   // The pod's cgroup relative to the cgroup v2 mount (where its stats are).
   std::string cgroup_path;
+  // The pod's document as its source gave it (JSON), when the agent has it:
+  // /pods shows its spec. Shared, never copied per publish.
+  std::shared_ptr<const std::string> source_json;
 };
 
 PodSnapshot podSnapshot(const Pod& pod, const PodStatus& status, const std::string& created,

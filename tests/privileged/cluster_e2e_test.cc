@@ -82,6 +82,7 @@ class ClusterE2E : public ::testing::Test {
   void startAgent(const std::vector<std::string>& extra = {}, bool leave_pods = false) {
     std::vector<std::string> args = {KERNELET_BINARY,
                                      "run",
+                                     "--port=0",  // several agents (and tests) at once
                                      "--kubeconfig",
                                      server_->kubeconfig(),
                                      "--pod-manifest-path",

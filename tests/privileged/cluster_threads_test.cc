@@ -103,12 +103,27 @@ class ClusterThreads : public ::testing::Test {
   }
 
   void startAgent() {
-    agent_ = testing::spawnLogged(
-        {kernelet(), "run", "--stop-pods-on-exit", "--kubeconfig", server_->kubeconfig(),
-         "--pod-manifest-path", base_ + "/manifests", "--root-dir", base_ + "/root",
-         "--pod-log-dir", base_ + "/logs", "--run-dir", run_, "--cgroup-root", cgroup_root_,
-         "--hostname-override", "node1", "-v", "1"},
-        base_ + "/agent.log");
+    agent_ = testing::spawnLogged({kernelet(),
+                                   "run",
+                                   "--stop-pods-on-exit",
+                                   "--port=0",
+                                   "--kubeconfig",
+                                   server_->kubeconfig(),
+                                   "--pod-manifest-path",
+                                   base_ + "/manifests",
+                                   "--root-dir",
+                                   base_ + "/root",
+                                   "--pod-log-dir",
+                                   base_ + "/logs",
+                                   "--run-dir",
+                                   run_,
+                                   "--cgroup-root",
+                                   cgroup_root_,
+                                   "--hostname-override",
+                                   "node1",
+                                   "-v",
+                                   "1"},
+                                  base_ + "/agent.log");
   }
 
   // Pod i with its ConfigMap cm-i and Secret s-i.

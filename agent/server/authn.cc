@@ -1,0 +1,97 @@
+#include "agent/server/authn.h"
+
+#include <openssl/evp.h>
+
+#include <memory>
+
+namespace kernelet::agent::server {
+
+std::string sha256Hex(const std::string& s) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(s.data(), s.size(), md, &len, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; i++) {
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 0xf];
+  }
+  return out;
+}
+
+Authenticator::Authenticator(AuthnOptions options, Post post, Clock clock)
+    : options_(options), post_(std::move(post)), clock_(std::move(clock)) {
+  if (!clock_) {
+    clock_ = [] { return std::chrono::steady_clock::now(); };
+  }
+}
+
+void Authenticator::remember(const std::string& key, const TokenAnswer& answer) {
+  auto now = clock_();
+  if (cache_.size() >= options_.cache_size) {
+    // Expired entries first; if none, the cache is full of live answers and
+    // one is dropped (it is asked again when needed): the size stays bounded
+    // however many distinct tokens arrive.
+    std::erase_if(cache_, [&](const auto& kv) { return kv.second.expires <= now; });
+    if (cache_.size() >= options_.cache_size) {
+      cache_.erase(cache_.begin());
+    }
+  }
+  auto ttl = answer.authenticated ? options_.cache_ttl : options_.failure_ttl;
+  if (ttl.count() > 0) {
+    cache_[key] = {answer, now + ttl};
+  }
+}
+
+void Authenticator::authenticate(const Credentials& creds, std::function<void(AuthnResult)> done) {
+  if (creds.cert_present && options_.x509) {
+    if (creds.cert_verified) {
+      done({UserInfo{creds.cert_cn, creds.cert_orgs}, ""});
+      return;
+    }
+    // A certificate the CA did not sign is an error, not "no credentials".
+    done({std::nullopt, "x509: " + creds.cert_error});
+    return;
+  }
+  if (creds.bearer && options_.tokens != nullptr) {
+    std::string key = sha256Hex(*creds.bearer);
+    if (auto it = cache_.find(key); it != cache_.end()) {
+      if (it->second.expires > clock_()) {
+        const TokenAnswer& a = it->second.answer;
+        done(a.authenticated ? AuthnResult{a.user, ""} : AuthnResult{std::nullopt, a.error});
+        return;
+      }
+      cache_.erase(it);
+    }
+    reviews_++;
+    auto shared_done = std::make_shared<std::function<void(AuthnResult)>>(std::move(done));
+    options_.tokens->review(*creds.bearer, [this, key, shared_done](Result<TokenAnswer> r) {
+      post_([this, key, shared_done, r = std::move(r)] {
+        if (!r) {
+          (*shared_done)({std::nullopt, "token review failed: " + r.error().message()});
+          return;
+        }
+        remember(key, *r);
+        (*shared_done)(r->authenticated
+                           ? AuthnResult{r->user, ""}
+                           : AuthnResult{std::nullopt,
+                                         "invalid bearer token" +
+                                             (r->error.empty() ? std::string() : ": " + r->error)});
+      });
+    });
+    return;
+  }
+  if (creds.bearer || creds.cert_present) {
+    // Credentials this server cannot check are not made anonymous.
+    done({std::nullopt, creds.bearer ? "bearer tokens are not accepted (no token webhook)"
+                                     : "client certificates are not accepted (no client CA)"});
+    return;
+  }
+  if (options_.anonymous) {
+    done({UserInfo{"system:anonymous", {"system:unauthenticated"}}, ""});
+    return;
+  }
+  done({std::nullopt, "no credentials"});
+}
+
+}  // namespace kernelet::agent::server

@@ -1,0 +1,98 @@
+#pragma once
+// Who a request of the node server comes from, as the kubelet's
+// authenticators decide it, in order: a client certificate the client CA
+// verified (user = CN, groups = O); a bearer token, asked of the API server
+// by TokenReview and cached; anonymous (system:anonymous in
+// system:unauthenticated) only when allowed. A certificate that did not
+// verify is refused (401) rather than passed on as anonymous.
+//
+// Threads: authenticate() and the cache are the server thread's; a reviewer
+// may answer on any thread, and its answer is brought back with `post`.
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sys/result.h"
+
+namespace kernelet::agent::server {
+
+struct UserInfo {
+  std::string name;
+  std::vector<std::string> groups;
+};
+
+// What the connection and the request carry.
+struct Credentials {
+  bool cert_present = false;
+  bool cert_verified = false;  // against the client CA
+  std::string cert_error;      // why it did not verify
+  std::string cert_cn;
+  std::vector<std::string> cert_orgs;
+  std::optional<std::string> bearer;  // from "Authorization: Bearer ..."
+};
+
+struct TokenAnswer {
+  bool authenticated = false;
+  UserInfo user;
+  std::string error;  // status.error when not authenticated
+};
+
+// Asks whether a token is good (TokenReview). `done` once, from any thread;
+// an error is a failed review (not an answer), never cached.
+class TokenReviewer {
+ public:
+  virtual ~TokenReviewer() = default;
+  virtual void review(const std::string& token, std::function<void(Result<TokenAnswer>)> done) = 0;
+};
+
+struct AuthnOptions {
+  bool x509 = false;                // a client CA is configured
+  TokenReviewer* tokens = nullptr;  // null: bearer tokens are not accepted
+  bool anonymous = false;
+  std::chrono::seconds cache_ttl{120};   // webhook.cacheTTL: authenticated answers
+  std::chrono::seconds failure_ttl{10};  // "not authenticated" answers (shorter)
+  size_t cache_size = 4096;              // entries at most
+};
+
+// nullopt: unauthenticated (401, with the reason for the log).
+struct AuthnResult {
+  std::optional<UserInfo> user;
+  std::string reason;
+};
+
+class Authenticator {
+ public:
+  using Clock = std::function<std::chrono::steady_clock::time_point()>;
+  using Post = std::function<void(std::function<void()>)>;
+  // `post` runs a function on the thread that calls authenticate();
+  // `clock` is steady_clock::now unless a test gives its own.
+  Authenticator(AuthnOptions options, Post post, Clock clock = nullptr);
+
+  void authenticate(const Credentials& creds, std::function<void(AuthnResult)> done);
+
+  size_t cacheEntries() const { return cache_.size(); }
+  size_t reviews() const { return reviews_; }
+
+ private:
+  struct Entry {
+    TokenAnswer answer;
+    std::chrono::steady_clock::time_point expires;
+  };
+  void remember(const std::string& key, const TokenAnswer& answer);
+
+  AuthnOptions options_;
+  Post post_;
+  Clock clock_;
+  std::map<std::string, Entry> cache_;  // by SHA-256 of the token
+  size_t reviews_ = 0;
+};
+
+// The SHA-256 of `s`, hex: what the cache keeps instead of a token.
+std::string sha256Hex(const std::string& s);
+
+}  // namespace kernelet::agent::server
