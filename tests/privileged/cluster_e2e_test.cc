@@ -2,8 +2,11 @@
 // the test API server (schema checks on everything the agent writes) and
 // kubectl as the user's client.
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -200,6 +203,19 @@ TEST_F(ClusterE2E, TheNodeIsReadyWithItsCapacityAndRenewsItsLease) {
             std::to_string(std::thread::hardware_concurrency() * 1000 - 100) + "m");
   EXPECT_EQ(kubectl("get node node1 -o jsonpath={.status.nodeInfo.containerRuntimeVersion}"),
             "kernelet://" KERNELET_VERSION_STRING);
+  // Where the agent's own server listens (--port=0: a free port), and it does.
+  int port = std::atoi(
+      kubectl("get node node1 -o jsonpath={.status.daemonEndpoints.kubeletEndpoint.Port}").c_str());
+  EXPECT_GT(port, 0);
+  EXPECT_NE(port, 10250);
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0)
+      << "nothing listens on the node's kubeletEndpoint port " << port;
+  ::close(fd);
   std::string lease_cmd = "get lease -n kube-node-lease node1 -o jsonpath={.spec.renewTime}";
   std::string first = waitKubectl(lease_cmd, has("Z"), "a lease");
   // Renewed every ~10 s.
