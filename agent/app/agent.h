@@ -23,6 +23,7 @@
 #include "agent/runtime/holder_keeper.h"
 #include "agent/runtime/image_puller.h"
 #include "agent/runtime/kernel_runtime.h"
+#include "agent/server/run_endpoint.h"
 #include "agent/server/server.h"
 #include "agent/sources/manifest_source.h"
 #include "agent/sources/object_cache.h"
@@ -31,6 +32,7 @@
 #include "images/image_store.h"
 #include "netns/netns.h"
 #include "sys/event_loop.h"
+#include "sys/loop_queue.h"
 #include "sys/timer_queue.h"
 #include "sys/unique_fd.h"
 
@@ -63,6 +65,8 @@ class Agent {
   // with `access` for its TokenReviews and SubjectAccessReviews. Standalone
   // it runs only with a client CA. Sets ctx_'s bound port.
   Result<void> startServer(const apiclient::ClusterAccess* access);
+  // The node server's /run, on the loop: the command in a running container.
+  void runInPod(const server::RunRequest& r, const server::Responder& respond);
   // Stops the pod (a terminate within `grace`, else its own) and removes its
   // worker once nothing of it is left; a pod the API deletes then gets its
   // final DELETE.
@@ -131,6 +135,9 @@ class Agent {
   std::map<std::string, std::shared_ptr<const std::string>> source_json_;
   // The node server and, in cluster mode, its own API client and reviewers
   // (on the network thread). Stopped first: its handlers read the above.
+  // The node server's requests for the loop (/run), and the commands they
+  // started that still run.
+  std::unique_ptr<LoopQueue> server_queue_;
   std::unique_ptr<apiclient::ApiClient> review_client_;
   std::unique_ptr<server::TokenReviewer> token_reviewer_;
   std::unique_ptr<server::AccessReviewer> access_reviewer_;

@@ -8,6 +8,7 @@
 #include "agent/logs/logs_endpoint.h"
 #include "agent/server/api_reviewers.h"
 #include "agent/server/node_endpoints.h"
+#include "agent/server/run_endpoint.h"
 #include "agent/stats/stats_endpoints.h"
 #include "cgroups/cgroups.h"
 
@@ -56,6 +57,11 @@ Result<void> Agent::startServer(const apiclient::ClusterAccess* access) {
   }
   server::Endpoints endpoints;
   server::addNodeEndpoints(endpoints, snapshots_, config);
+  TRY(server_queue_, LoopQueue::create(*loop_));
+  server::addRunEndpoint(endpoints, [this](server::RunRequest r, server::Responder respond) {
+    server_queue_->post(
+        [this, r = std::move(r), respond = std::move(respond)] { runInPod(r, respond); });
+  });
   logs::addLogEndpoints(endpoints, snapshots_, config.pod_log_dir);
   stats::StatsContext stats{.snapshots = &snapshots_};
   stats.sources.node_name = config.node_name;
@@ -68,6 +74,30 @@ Result<void> Agent::startServer(const apiclient::ClusterAccess* access) {
   TRY(server_, server::NodeServer::start(std::move(sc), std::move(endpoints), sec));
   server_port_ = server_->port();
   return {};
+}
+
+void Agent::runInPod(const server::RunRequest& r, const server::Responder& respond) {
+  // What the kubelet's /run allows a command: a minute, and here at most
+  // 4 MiB of output kept (the rest is dropped, not buffered).
+  constexpr std::chrono::seconds kTimeout{60};
+  constexpr size_t kMaxOutput = 4 << 20;
+  for (auto& [uid, w] : workers_) {
+    const Pod& pod = w->pod();
+    if (pod.namespace_ != r.namespace_ || pod.name != r.pod || (!r.uid.empty() && uid != r.uid) ||
+        terminating_.contains(uid)) {
+      continue;
+    }
+    w->runCommand(r.container, r.argv, kTimeout, kMaxOutput, [respond](Result<ProbeOutcome> o) {
+      if (!o) {
+        return respond(server::Response::error(404, o.error().detail));
+      }
+      // A command that ran and failed: its output and why, as
+      // the kubelet answers an error of RunInContainer.
+      respond(server::Response::text(o->success ? 200 : 500, o->message));
+    });
+    return;
+  }
+  respond(server::Response::error(404, "pod does not exist"));
 }
 
 }  // namespace kernelet::agent

@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -96,6 +97,14 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   // volumes tries again, one running gets its volumes rewritten, containers
   // held by CreateContainerConfigError are retried now.
   void objectsChanged();
+  // `argv` in the running container `name` (the node server's /run): exit 0
+  // or not, and what it printed (stdout and stderr, at most `max_output`
+  // bytes), through `done` on the loop within `timeout`. An error: no such
+  // container, or it is not running. Commands still running when the worker
+  // goes are killed, and their `done` never runs.
+  void runCommand(const std::string& name, const std::vector<std::string>& argv,
+                  std::chrono::seconds timeout, size_t max_output,
+                  std::function<void(Result<ProbeOutcome>)> done);
 
   const Pod& pod() const { return pod_; }
   const std::string& hash() const { return hash_; }
@@ -249,6 +258,9 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   TimerQueue::Id pace_timer_ = 0;
   TimerQueue::Id publish_timer_ = 0;
   std::vector<std::function<void()>> on_done_;
+  // runCommand()'s commands still running, by a number of their own.
+  std::map<uint64_t, std::unique_ptr<ProbeRun>> commands_;
+  uint64_t next_command_ = 0;
   // Metrics (agent/stats): when this worker first saw the pod, whether its
   // start (first Running) was counted, and what the next sync is in the
   // kubelet's terms (create, update, sync).

@@ -1,5 +1,7 @@
 // The pod worker's probes of a running container: startup first, then
 // readiness and liveness, as the kubelet's prober manager runs them.
+#include <algorithm>
+
 #include "agent/lifecycle/pod_worker.h"
 #include "agent/log/log.h"
 #include "agent/stats/metrics.h"
@@ -91,6 +93,50 @@ void PodWorker::runProbe(Ctr& c, size_t i) {
                                    }
                                  }
                                });
+}
+
+void PodWorker::runCommand(const std::string& name, const std::vector<std::string>& argv,
+                           std::chrono::seconds timeout, size_t max_output,
+                           std::function<void(Result<ProbeOutcome>)> done) {
+  auto c =
+      std::find_if(ctrs_.begin(), ctrs_.end(), [&](const Ctr& k) { return k.spec->name == name; });
+  if (c == ctrs_.end()) {
+    return done(makeError("run in container", name,
+                          "container \"" + name + "\" not found in pod \"" + pod_.name + "\""));
+  }
+  if (!live(*c)) {
+    return done(
+        makeError("run in container", name,
+                  "container \"" + name + "\" in pod \"" + pod_.name + "\" is not running"));
+  }
+  // An exec probe's run, with the command's own bounds: the same setup in the
+  // container, the same deadline, the same reaping when it is given up.
+  Probe command;
+  command.kind = Probe::Kind::kExec;
+  command.command = argv;
+  command.timeout_seconds = static_cast<int>(timeout.count());
+  std::weak_ptr<PodWorker> self = weak_from_this();
+  size_t index = static_cast<size_t>(&*c - ctrs_.data());
+  ProbeTarget target;
+  target.max_output = max_output;
+  target.exec = [self, index](const std::vector<std::string>& args, int out_fd,
+                              std::chrono::milliseconds setup_timeout)
+      -> Result<std::unique_ptr<runtime::ExecProcess>> {
+    auto w = self.lock();
+    if (!w || !w->live(w->ctrs_[index])) {
+      return makeError("run in container", "", "the container is not running");
+    }
+    return w->ctx_.runtime->exec(w->ctrs_[index].handle, args, out_fd, setup_timeout);
+  };
+  uint64_t id = next_command_++;
+  commands_[id] =
+      startProbe(*ctx_.loop, *ctx_.timers, command, target,
+                 [self, id, done = std::move(done)](ProbeOutcome o) {
+                   auto w = self.lock();
+                   // Taken out first: destroying the run ends it.
+                   auto run = w ? w->commands_.extract(id) : decltype(w->commands_)::node_type();
+                   done(std::move(o));
+                 });
 }
 
 void PodWorker::onProbe(Ctr& c, size_t i, const ProbeOutcome& o) {

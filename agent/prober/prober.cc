@@ -83,6 +83,7 @@ class ExecRun : public Run {
   ~ExecRun() override { stop(); }
 
   void start(const Probe& probe, const ProbeTarget& target) {
+    max_output_ = target.max_output;
     for (const auto& a : probe.command) {
       command_ += (command_.empty() ? "" : " ") + a;
     }
@@ -110,7 +111,7 @@ class ExecRun : public Run {
     for (;;) {
       ssize_t n = ::read(out_.get(), buf, sizeof buf);
       if (n > 0) {
-        output_.append(buf, std::min(static_cast<size_t>(n), kMaxRead - output_.size()));
+        output_.append(buf, std::min(static_cast<size_t>(n), max_output_ - output_.size()));
         continue;
       }
       if (n == 0) {
@@ -148,6 +149,7 @@ class ExecRun : public Run {
   std::unique_ptr<runtime::ExecProcess> proc_;
   UniqueFd out_;
   std::string output_, command_;
+  size_t max_output_ = kMaxRead;
 };
 
 // tcpSocket, and httpGet on top of it.

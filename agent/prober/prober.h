@@ -36,6 +36,9 @@ struct ProbeTarget {
   std::function<Result<std::unique_ptr<runtime::ExecProcess>>(
       const std::vector<std::string>& argv, int out_fd, std::chrono::milliseconds setup_timeout)>
       exec;
+  // What an exec keeps of the command's output: a probe's 10 KiB as the
+  // kubelet's, more for the node server's /run.
+  size_t max_output = 10 * 1024;
 };
 
 class ProbeRun {

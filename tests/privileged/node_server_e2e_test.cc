@@ -26,6 +26,7 @@
 #include <regex>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "support/api_server.h"
@@ -449,6 +450,29 @@ TEST_F(NodeServerE2E, StraightAtThePortCredentialsAreCheckedAndStreamsNeedCreate
                               cluster->server->kubeletClientKey(),
                           "/healthz"),
             "200");
+}
+
+// POST /run: the command's output as the body (the API server's kubelet
+// client certificate may; it is system:masters).
+TEST_F(NodeServerE2E, RunAnswersWithTheCommandsOutput) {
+  std::string base = "curl -sk --max-time 60 -X POST -w ' %{http_code}' --cert " +
+                     cluster->server->kubeletClientCert() + " --key " +
+                     cluster->server->kubeletClientKey() +
+                     " 'https://127.0.0.1:" + std::to_string(cluster->port);
+  auto [out, rc] = run(base + "/run/default/talker/side?cmd=echo+ran%20in++side'");
+  EXPECT_EQ(out, "ran in side\n 200") << rc;
+  // A command that fails: 500 with what it printed.
+  std::tie(out, rc) = run(base + "/run/default/talker/side?cmd=ls+/nonexistent'");
+  EXPECT_TRUE(out.ends_with(" 500") && out.find("/nonexistent") != std::string::npos) << out;
+  std::tie(out, rc) = run(base + "/run/default/talker/nosuch?cmd=true'");
+  EXPECT_EQ(out, "container \"nosuch\" not found in pod \"talker\"\n 404");
+  std::tie(out, rc) = run(base + "/run/default/nosuch/app?cmd=true'");
+  EXPECT_EQ(out, "pod does not exist\n 404");
+  // GET is not how /run is asked.
+  EXPECT_EQ(cluster->curl("--cert " + cluster->server->kubeletClientCert() + " --key " +
+                              cluster->server->kubeletClientKey(),
+                          "/run/default/talker/side?cmd=true"),
+            "405");
 }
 
 // Last: what the agent asked the API server on the way (the curl case's token

@@ -4,6 +4,7 @@
 #include <rapidjson/document.h>
 
 #include "agent/server/node_endpoints.h"
+#include "agent/server/run_endpoint.h"
 
 namespace kernelet::agent::server {
 namespace {
@@ -54,3 +55,47 @@ TEST(ServerNodeEndpoints, PodListCarriesMetadataSpecAndStatus) {
 
 }  // namespace
 }  // namespace kernelet::agent::server
+
+// /run: the command is `cmd` split as Go's strings.Fields, the path's
+// parameters name the container; a missing command is refused before the
+// agent is asked.
+TEST(RunEndpoint, SplitsTheCommandAndPassesTheContainer) {
+  using kernelet::agent::server::addRunEndpoint;
+  using kernelet::agent::server::Endpoints;
+  using kernelet::agent::server::Query;
+  using kernelet::agent::server::Request;
+  using kernelet::agent::server::Response;
+  using kernelet::agent::server::RunRequest;
+  using kernelet::agent::server::splitFields;
+  EXPECT_EQ(splitFields("  echo \t a  b\n"), (std::vector<std::string>{"echo", "a", "b"}));
+  EXPECT_TRUE(splitFields(" \t ").empty());
+
+  std::vector<RunRequest> asked;
+  Endpoints endpoints;
+  addRunEndpoint(endpoints, [&](RunRequest r, const kernelet::agent::server::Responder& respond) {
+    asked.push_back(r);
+    respond(Response::text(200, "out"));
+  });
+  std::vector<Response> answers;
+  auto respond = [&](Response r) { answers.push_back(std::move(r)); };
+  Request req;
+  req.method = "POST";
+  req.params = {"ns", "pod", "uid-1", "ctr"};
+  req.query = *Query::parse("cmd=ls+-l%20/tmp");
+  endpoints.run(req, respond);
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0].namespace_, "ns");
+  EXPECT_EQ(asked[0].pod, "pod");
+  EXPECT_EQ(asked[0].uid, "uid-1");
+  EXPECT_EQ(asked[0].container, "ctr");
+  EXPECT_EQ(asked[0].argv, (std::vector<std::string>{"ls", "-l", "/tmp"}));
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].status, 200);
+
+  req.params = {"ns", "pod", "ctr"};
+  req.query = *Query::parse("cmd=+");
+  endpoints.run(req, respond);
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_EQ(answers[1].status, 400);
+  EXPECT_EQ(asked.size(), 1u);
+}
