@@ -1,6 +1,7 @@
 #include "agent/logs/logs_endpoint.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <memory>
 
@@ -35,8 +36,32 @@ bool hasContainer(const PodSnapshot& pod, const std::string& name) {
              pod.init_containers.end();
 }
 
+// Followed logs at once, at most: each holds an inotify instance, and root
+// has 128 of them for the whole node (fs.inotify.max_user_instances).
+constexpr int kMaxFollows = 32;
+
+// A followed log counted while it lasts (destroyed on the server's thread).
+class CountedStream : public server::BodySource {
+ public:
+  CountedStream(std::unique_ptr<server::BodySource> inner, std::shared_ptr<std::atomic<int>> count)
+      : inner_(std::move(inner)), count_(std::move(count)) {
+    ++*count_;
+  }
+  ~CountedStream() override { --*count_; }
+  CountedStream(const CountedStream&) = delete;
+  CountedStream& operator=(const CountedStream&) = delete;
+  Result<State> read(std::string& out, size_t max) override { return inner_->read(out, max); }
+  int waitFd() const override { return inner_->waitFd(); }
+  std::chrono::milliseconds pollAfter() const override { return inner_->pollAfter(); }
+
+ private:
+  std::unique_ptr<server::BodySource> inner_;
+  std::shared_ptr<std::atomic<int>> count_;
+};
+
 Response containerLogs(const server::Request& req, const SnapshotPublisher& pods,
-                       const std::string& pod_log_dir) {
+                       const std::string& pod_log_dir,
+                       const std::shared_ptr<std::atomic<int>>& follows) {
   // NS, POD, [UID,] CONTAINER
   if (req.params.size() < 3 || req.params.size() > 4) {
     return Response::error(400, "expected /containerLogs/NAMESPACE/POD/CONTAINER");
@@ -77,13 +102,22 @@ Response containerLogs(const server::Request& req, const SnapshotPublisher& pods
     const ContainerStatus* s = findContainerStatus(it->second->status, container);
     return s != nullptr && runIsRunning(*s, run);
   };
+  if (options->follow && *follows >= kMaxFollows) {
+    return Response::error(429, "too many followed logs on this node (" +
+                                    std::to_string(kMaxFollows) + "); try again later");
+  }
   auto stream = LogStream::open(containerLogDir(pod_log_dir, ns, name, pod->uid, container), *run,
                                 *options, std::move(running));
   if (!stream) {
     return Response::error(500, stream.error().message());
   }
   Response r;
-  r.stream = std::move(*stream);
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");  // the pod's text, never HTML
+  if (options->follow) {
+    r.stream = std::make_unique<CountedStream>(std::move(*stream), follows);
+  } else {
+    r.stream = std::move(*stream);
+  }
   return r;
 }
 
@@ -91,9 +125,10 @@ Response containerLogs(const server::Request& req, const SnapshotPublisher& pods
 
 void addLogEndpoints(server::Endpoints& endpoints, const SnapshotPublisher& pods,
                      std::string pod_log_dir) {
-  endpoints.container_logs = [&pods, dir = std::move(pod_log_dir)](
+  auto follows = std::make_shared<std::atomic<int>>(0);
+  endpoints.container_logs = [&pods, dir = std::move(pod_log_dir), follows](
                                  const server::Request& req, const server::Responder& respond) {
-    respond(containerLogs(req, pods, dir));
+    respond(containerLogs(req, pods, dir, follows));
   };
 }
 

@@ -45,8 +45,14 @@ void Authenticator::remember(const std::string& key, const TokenAnswer& answer) 
 
 void Authenticator::authenticate(const Credentials& creds, std::function<void(AuthnResult)> done) {
   if (creds.cert_present && options_.x509) {
-    if (creds.cert_verified) {
+    if (creds.cert_verified && !creds.cert_cn.empty()) {
       done({UserInfo{creds.cert_cn, creds.cert_orgs}, ""});
+      return;
+    }
+    if (creds.cert_verified) {
+      // As the kubelet's x509 authenticator: no CN, no user (an empty user
+      // would be judged by its groups alone).
+      done({std::nullopt, "x509: the client certificate has no common name"});
       return;
     }
     // A certificate the CA did not sign is an error, not "no credentials".

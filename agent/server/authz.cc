@@ -4,15 +4,22 @@ namespace kernelet::agent::server {
 namespace {
 
 std::string cacheKey(const UserInfo& user, const std::string& verb, const std::string& sub) {
-  // NUL-separated: no user or group name contains one (they came through
-  // a certificate or the API server's JSON and are compared whole).
-  std::string key = user.name;
-  key += '\0';
+  // Each part with its length before it: a name may hold any byte (a NUL in
+  // a TokenReview's JSON, or in a certificate's CN), and no two identities
+  // may share a key, or one would be given the other's cached answer.
+  std::string key;
+  auto part = [&key](const std::string& s) {
+    key += std::to_string(s.size());
+    key += ':';
+    key += s;
+  };
+  part(user.name);
+  key += std::to_string(user.groups.size()) + '#';
   for (const auto& g : user.groups) {
-    key += g;
-    key += '\0';
+    part(g);
   }
-  key += '\0' + verb + '\0' + sub;
+  part(verb);
+  part(sub);
   return key;
 }
 

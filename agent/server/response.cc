@@ -6,6 +6,9 @@ Response Response::text(int status, std::string body) {
   Response r;
   r.status = status;
   r.body = std::move(body);
+  // Log content is the pod's: a browser must not sniff it into HTML (Go's
+  // http.Error sets the same).
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
   return r;
 }
 

@@ -222,6 +222,9 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (!a.user) {
       log::v(2, "Unauthorized request", {{"path", route_->path}, {"reason", a.reason}});
+      // Closed after the answer: a client without credentials must not hold
+      // one of the connections the API server needs by keeping it alive.
+      keep_alive_ = false;
       return respond(Response::error(401, "Unauthorized"));
     }
     user_ = std::move(*a.user);
