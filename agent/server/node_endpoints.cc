@@ -4,6 +4,7 @@
 #include <rapidjson/writer.h>
 
 #include "agent/status/pod_status.h"
+#include "apiclient/json_fields.h"
 #include "apiclient/quantity.h"
 #include "sys/json.h"
 
@@ -12,10 +13,7 @@ namespace {
 
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
-void put(Writer& w, const char* key, const std::string& value) {
-  w.Key(key);
-  w.String(value.c_str(), static_cast<rapidjson::SizeType>(value.size()));
-}
+using apiclient::put;
 
 void putMap(Writer& w, const char* key, const std::map<std::string, std::string>& m) {
   if (m.empty()) {
