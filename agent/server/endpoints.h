@@ -5,9 +5,12 @@
 //   agent/server: pods, configz, run          (server/node_endpoints.h)
 //   agent/logs:   container_logs              (logs/logs_endpoint.h: addLogEndpoints)
 //   agent/stats:  stats_summary, metrics_*    (stats/stats_endpoints.h: addStatsEndpoints)
+//   agent/streams: exec, attach, port_forward (streams/*_endpoint.h), which
+//                  take the connection over (streams/upgrade.h)
 // /healthz is the server's own. A handler left empty answers 404.
 
 #include "agent/server/handler.h"
+#include "agent/streams/upgrade.h"
 
 namespace kernelet::agent::server {
 
@@ -19,6 +22,9 @@ struct Endpoints {
   Handler stats_summary;   // GET /stats/summary
   Handler metrics;         // GET /metrics (the agent's own)
   Handler metrics_resource, metrics_cadvisor, metrics_probes;  // GET /metrics/...
+  // /exec/NS/POD/[UID/]CONTAINER, /attach/..., /portForward/NS/POD[/UID]:
+  // upgraded connections. Empty: 501 "not implemented".
+  streams::UpgradeHandler exec, attach, port_forward;
 };
 
 }  // namespace kernelet::agent::server

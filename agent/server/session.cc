@@ -56,6 +56,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // At stop: ends whatever the session waits for.
   void close() {
+    if (upgraded_) {
+      return;  // the stream is the endpoint's now (moved out)
+    }
     closed_ = true;
     self_.reset();  // nothing outside keeps it once it is closed
     source_.reset();
@@ -282,9 +285,14 @@ class Session : public std::enable_shared_from_this<Session> {
       return respond(Response::text(200, "ok"));
     }
     if (e == Endpoint::kExec || e == Endpoint::kAttach || e == Endpoint::kPortForward) {
-      // Routed and authorized like the others (verb create), so the rules are
-      // in place; the streams themselves come with issue #18.
-      return respond(Response::error(501, "not implemented yet"));
+      Endpoints& ep = state_->endpoints;
+      streams::UpgradeHandler& h = e == Endpoint::kExec     ? ep.exec
+                                   : e == Endpoint::kAttach ? ep.attach
+                                                            : ep.port_forward;
+      if (!h) {
+        return respond(Response::error(501, "not implemented"));
+      }
+      return upgrade(h);
     }
     Handler* h = handlerFor(e);
     if (h == nullptr || !*h) {
@@ -293,6 +301,27 @@ class Session : public std::enable_shared_from_this<Session> {
     Request req{route_method_, route_->path, route_->params,
                 route_->query, user_.name,   user_.groups};
     (*h)(std::move(req), makeResponder());
+  }
+
+  // Hands the connection to a stream endpoint: the session ends here and
+  // nothing of it touches the stream again.
+  void upgrade(streams::UpgradeHandler& h) {
+    self_.reset();
+    closed_ = upgraded_ = true;
+    wait_timer_.cancel();
+    write_timer_.cancel();
+    tcp().expires_never();  // the framing sets its own deadlines
+    auto conn = std::make_shared<streams::UpgradedConnection>(streams::UpgradedConnection{
+        .ioc = state_->ioc.lock(),
+        .stream = std::move(stream_),
+        .buffer = std::move(buffer_),
+        .request = parser_->release(),  // NOLINT(bugprone-unchecked-optional-access): read
+        .slot = slot_});
+    state_->upgraded.remove_if([](const auto& w) { return w.expired(); });
+    state_->upgraded.push_back(conn);
+    Request req{route_method_, route_->path, route_->params,
+                route_->query, user_.name,   user_.groups};
+    h(std::move(req), std::move(conn));
   }
 
   // Callable once from any thread; its answer is posted here. A responder
@@ -470,7 +499,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   Credentials creds_;  // the connection's certificate
   bool first_ = true, keep_alive_ = false, head_ = false, closed_ = false, waiting_ = false;
-  bool drain_ = false;  // the request was not read whole: drain before closing
+  bool upgraded_ = false;  // the connection went to a stream endpoint
+  bool drain_ = false;     // the request was not read whole: drain before closing
   std::shared_ptr<Route> route_;
   std::string route_method_;
   UserInfo user_;
@@ -521,6 +551,13 @@ void closeSessions(ServerState& state) {
     }
   }
   state.sessions.clear();
+  for (auto& w : state.upgraded) {
+    if (auto c = w.lock()) {
+      // Its framing sees the error and lets go of it.
+      quietly([&c](auto& ec) { return c->stream.next_layer().socket().close(ec); });
+    }
+  }
+  state.upgraded.clear();
 }
 
 }  // namespace kernelet::agent::server

@@ -34,6 +34,8 @@ struct ServerState {
   std::unique_ptr<Authorizer> authz;
   std::weak_ptr<boost::asio::io_context> ioc;  // where answers from other threads are posted
   std::list<std::weak_ptr<Session>> sessions;  // live ones, to close at stop
+  // Connections taken over by a stream endpoint, to close at stop.
+  std::list<std::weak_ptr<streams::UpgradedConnection>> upgraded;
   std::atomic<size_t> connections{0};
 };
 
