@@ -9,7 +9,7 @@ export CCACHE_BASEDIR ?= $(CURDIR)
 export CCACHE_NOHASHDIR ?= 1
 
 # Seconds each fuzz target runs (scripts/run-fuzz).
-export FUZZ_SECONDS ?= 30
+export FUZZ_SECONDS ?= 20
 
 .PHONY: all deps configure build install install-service run test fuzz clean
 

@@ -144,12 +144,22 @@ Summary StatsService::summary() {
 
 std::string StatsService::summaryText(bool only_cpu_and_memory) {
   auto s = current();
-  if (!only_cpu_and_memory) {
-    return summaryJson(*s);
+  if (s != text_of_) {
+    text_[0].clear();
+    text_[1].clear();
+    text_of_ = s;
   }
-  Summary copy = *s;
-  keepCpuAndMemory(copy);
-  return summaryJson(copy);
+  std::string& text = text_[only_cpu_and_memory ? 1 : 0];
+  if (text.empty()) {
+    if (!only_cpu_and_memory) {
+      text = summaryJson(*s);
+    } else {
+      Summary copy = *s;
+      keepCpuAndMemory(copy);
+      text = summaryJson(copy);
+    }
+  }
+  return text;
 }
 
 std::string StatsService::resourceText() {

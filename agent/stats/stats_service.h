@@ -85,6 +85,11 @@ class StatsService {
   std::shared_ptr<const Summary> last_;
   std::shared_ptr<const NodeSnapshot> last_snapshot_;
   std::chrono::steady_clock::time_point last_built_;
+  // /stats/summary's JSON of last_ (whole, and only_cpu_and_memory), made on
+  // the first request after each build: scrapers between builds (metrics-server
+  // every 15 s, Prometheus) get the same text without serializing 100 pods again.
+  std::shared_ptr<const Summary> text_of_;
+  std::string text_[2];
   StoppableThread thread_;  // last: stopped first
 };
 
