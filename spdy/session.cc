@@ -166,11 +166,22 @@ Result<void> Session::onSynStream(SynStream f) {
 Result<void> Session::onData(const DataFrame& f) {
   const uint32_t id = f.stream_id;
   const size_t n = f.data.size();
+  auto it = streams_.find(id);
+  // A stream's own window is checked first: its overrun resets that stream
+  // alone, and its bytes never count against the session.
+  if (it != streams_.end() && !it->second.remote_closed) {
+    it->second.recv_window -= static_cast<int64_t>(n);
+    if (it->second.recv_window < 0 && flowControlled()) {
+      rst(id, RstStatus::kFlowControlError);
+      remove(id);
+      event(SessionEvent::Kind::kReset, id);
+      return {};
+    }
+  }
   session_recv_window_ -= static_cast<int64_t>(n);
   if (session_recv_window_ < 0 && flowControlled()) {
     return connectionError("DATA past the session's window");
   }
-  auto it = streams_.find(id);
   if (it == streams_.end()) {
     // Bytes for a stream that ended (ours in flight) count no longer.
     consumed(0, n);
@@ -183,14 +194,6 @@ Result<void> Session::onData(const DataFrame& f) {
   if (s.remote_closed) {
     consumed(0, n);
     rst(id, RstStatus::kStreamAlreadyClosed);
-    remove(id);
-    event(SessionEvent::Kind::kReset, id);
-    return {};
-  }
-  s.recv_window -= static_cast<int64_t>(n);
-  if (s.recv_window < 0 && flowControlled()) {
-    consumed(0, n);
-    rst(id, RstStatus::kFlowControlError);
     remove(id);
     event(SessionEvent::Kind::kReset, id);
     return {};
