@@ -92,12 +92,13 @@ class SpdyTransport : public Transport, public std::enable_shared_from_this<Spdy
     flush();
   }
 
+  // Writes still waiting for the client's window go first; then GOAWAY.
   void close() override {
     if (closed_ || closing_) {
       return;
     }
-    session_.goAway(spdy::GoAwayStatus::kOk);
-    closeAfterFlush(Error{.op = "spdy connection", .detail = "closed by the server"});
+    close_requested_ = true;
+    pump();
   }
 
  private:
@@ -125,6 +126,9 @@ class SpdyTransport : public Transport, public std::enable_shared_from_this<Spdy
       self->reading_ = false;
       if (self->closed_) {
         return;
+      }
+      if (self->closing_) {
+        return self->shutdown();  // what came is dropped: we said GOAWAY
       }
       if (ec) {
         self->fail(Error{.op = "spdy connection",
@@ -219,6 +223,11 @@ class SpdyTransport : public Transport, public std::enable_shared_from_this<Spdy
       }
       ++it;
     }
+    if (close_requested_ && pending_.empty() && !closing_) {
+      session_.goAway(spdy::GoAwayStatus::kOk);
+      closeAfterFlush(Error{.op = "spdy connection", .detail = "closed by the server"});
+      return;
+    }
     flush();
   }
 
@@ -280,6 +289,12 @@ class SpdyTransport : public Transport, public std::enable_shared_from_this<Spdy
     if (shutting_down_) {
       return;
     }
+    if (reading_) {
+      // The TLS shutdown reads too: the pending read ends first, and its
+      // handler comes back here.
+      beast::get_lowest_layer(conn_->stream).cancel();
+      return;
+    }
     shutting_down_ = true;
     beast::get_lowest_layer(conn_->stream).expires_after(std::chrono::seconds(2));
     conn_->stream.async_shutdown([self = shared_from_this()](beast::error_code) {
@@ -319,6 +334,7 @@ class SpdyTransport : public Transport, public std::enable_shared_from_this<Spdy
   std::vector<std::function<void(bool)>> after_flush_;
   std::optional<Error> closing_error_;
   bool reading_ = false, writing_ = false, closing_ = false, shutting_down_ = false;
+  bool close_requested_ = false;
   bool closed_ = false, any_stream_ = false;
 };
 
