@@ -1,26 +1,448 @@
-// PLACEHOLDER while the framing is written on its own branch (issue #18):
-// answers 501 so the endpoints above it link and refuse cleanly.
+// SPDY/3.1 on an upgraded connection: the 101 (or the kubelet's error), then
+// a spdy::Session fed from the TLS stream, its output written back, and its
+// events turned into the Transport's. Everything runs on the connection's
+// executor (the node server's thread).
 #include "agent/streams/spdy_transport.h"
 
+#include <array>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <map>
 
 namespace kernelet::agent::streams {
 
-namespace http = boost::beast::http;
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
 
-void acceptSpdy(std::shared_ptr<UpgradedConnection> conn, const std::vector<std::string>&,
-                AcceptDone done) {
-  UpgradeError err{501, "not implemented"};
-  auto res = std::make_shared<http::response<http::string_body>>(http::status::not_implemented, 11);
+namespace {
+
+class SpdyTransport : public Transport, public std::enable_shared_from_this<SpdyTransport> {
+ public:
+  SpdyTransport(std::shared_ptr<UpgradedConnection> conn, SpdyTransportOptions options)
+      : conn_(std::move(conn)),
+        options_(options),
+        session_(options.session),
+        timer_(conn_->stream.get_executor()) {}
+
+  net::any_io_executor executor() override { return conn_->stream.get_executor(); }
+
+  void start(TransportEvents events) override {
+    events_ = std::move(events);
+    timer_.expires_after(options_.stream_creation_timeout);
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec && !self->any_stream_ && !self->closed_) {
+        self->fail(Error{.op = "spdy connection",
+                         .detail = "no stream opened within " +
+                                   std::to_string(self->options_.stream_creation_timeout.count()) +
+                                   " ms of the upgrade"});
+      }
+    });
+    // What the server read past the request's headers is the first SPDY.
+    std::string first(static_cast<const char*>(conn_->buffer.data().data()), conn_->buffer.size());
+    conn_->buffer.consume(conn_->buffer.size());
+    if (!first.empty()) {
+      process(first);
+    }
+    read();
+  }
+
+  void write(StreamId id, std::string data, std::function<void(bool)> sent) override {
+    if (closed_ || closing_ || !session_.canSend(id) || pending_.contains(id)) {
+      post(std::move(sent), false);
+      return;
+    }
+    pending_[id] = Pending{.data = std::move(data), .sent = std::move(sent)};
+    pump();
+  }
+
+  void consumed(StreamId id, size_t n) override {
+    if (closed_) {
+      return;
+    }
+    session_.consumed(id, n);
+    flush();
+    read();
+  }
+
+  void finish(StreamId id) override {
+    if (closed_) {
+      return;
+    }
+    auto it = pending_.find(id);
+    if (it != pending_.end()) {
+      it->second.finish = true;  // after the bytes still waiting for a window
+      return;
+    }
+    session_.finish(id);
+    flush();
+  }
+
+  void reset(StreamId id) override {
+    if (closed_) {
+      return;
+    }
+    dropPending(id);
+    session_.reset(id, spdy::RstStatus::kCancel);
+    flush();
+  }
+
+  // Writes still waiting for the client's window go first; then GOAWAY.
+  void close() override {
+    if (closed_ || closing_) {
+      return;
+    }
+    close_requested_ = true;
+    pump();
+  }
+
+ private:
+  struct Pending {
+    std::string data;
+    size_t offset = 0;
+    std::function<void(bool)> sent;
+    bool finish = false;
+  };
+
+  void post(std::function<void(bool)> cb, bool ok) {
+    if (cb) {
+      net::post(executor(), [cb = std::move(cb), ok] { cb(ok); });
+    }
+  }
+
+  void read() {
+    if (reading_ || closed_ || closing_ || session_.unconsumed() > options_.max_unconsumed ||
+        session_.outputSize() + out_.size() > options_.max_output) {
+      return;  // consumed() or a finished write calls again
+    }
+    reading_ = true;
+    conn_->stream.async_read_some(net::buffer(rbuf_), [self = shared_from_this()](
+                                                          beast::error_code ec, size_t n) {
+      self->reading_ = false;
+      if (self->closed_) {
+        return;
+      }
+      if (self->closing_) {
+        return self->shutdown();  // what came is dropped: we said GOAWAY
+      }
+      if (ec) {
+        self->fail(Error{.op = "spdy connection",
+                         .detail = ec == net::error::eof || ec == net::ssl::error::stream_truncated
+                                       ? "the client closed the connection"
+                                       : "read: " + ec.message()});
+        return;
+      }
+      self->process(std::string_view(self->rbuf_.data(), n));
+      self->read();
+    });
+  }
+
+  void process(std::string_view bytes) {
+    auto r = session_.receive(bytes);
+    dispatch();
+    if (!r && !closed_) {
+      // The GOAWAY is in the output: send it, then end.
+      closeAfterFlush(r.error());
+      return;
+    }
+    pump();
+  }
+
+  void dispatch() {
+    for (auto& ev : session_.takeEvents()) {
+      if (closed_) {
+        return;
+      }
+      using Kind = spdy::SessionEvent::Kind;
+      switch (ev.kind) {
+        case Kind::kOpened: {
+          any_stream_ = true;
+          StreamHeaders h{.type = std::string(spdy::headerValue(ev.headers, "streamtype")),
+                          .port = std::string(spdy::headerValue(ev.headers, "port")),
+                          .request_id = std::string(spdy::headerValue(ev.headers, "requestid"))};
+          if (events_.opened) {
+            events_.opened(ev.stream_id, h);
+          }
+          break;
+        }
+        case Kind::kData:
+          if (session_.isOpen(ev.stream_id) && events_.data) {
+            events_.data(ev.stream_id, ev.data);
+          }
+          break;
+        case Kind::kHalfClosed:
+          if (events_.half_closed) {
+            events_.half_closed(ev.stream_id);
+          }
+          break;
+        case Kind::kReset:
+          dropPending(ev.stream_id);
+          if (events_.reset) {
+            events_.reset(ev.stream_id);
+          }
+          break;
+        case Kind::kWritable:
+        case Kind::kGoAway:
+          break;  // pump() follows the batch
+      }
+    }
+  }
+
+  // Moves what the windows allow from the queued writes into the session.
+  void pump() {
+    if (closed_) {
+      return;
+    }
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      Pending& p = it->second;
+      size_t left = p.data.size() - p.offset;
+      size_t n = std::min(left, session_.sendable(it->first));
+      if (!session_.canSend(it->first)) {
+        post(std::move(p.sent), false);
+        it = pending_.erase(it);
+        continue;
+      }
+      if (n > 0 || left == 0) {
+        bool done = n == left;
+        if (n > 0 || p.finish) {
+          (void)session_.send(it->first, std::string_view(p.data).substr(p.offset, n),
+                              done && p.finish);  // can send: checked above
+        }
+        p.offset += n;
+        if (done) {
+          // Its callback runs once these bytes went to the socket.
+          after_flush_.push_back(std::move(p.sent));
+          it = pending_.erase(it);
+          continue;
+        }
+      }
+      ++it;
+    }
+    if (close_requested_ && pending_.empty() && !closing_) {
+      session_.goAway(spdy::GoAwayStatus::kOk);
+      closeAfterFlush(Error{.op = "spdy connection", .detail = "closed by the server"});
+      return;
+    }
+    flush();
+  }
+
+  void flush() {
+    if (writing_ || closed_) {
+      return;
+    }
+    if (!session_.hasOutput()) {
+      for (auto& cb : std::exchange(after_flush_, {})) {
+        post(std::move(cb), true);
+      }
+      if (closing_) {
+        shutdown();
+      }
+      return;
+    }
+    writing_ = true;
+    out_ = session_.takeOutput();
+    auto waiting = std::exchange(after_flush_, {});
+    net::async_write(
+        conn_->stream, net::buffer(out_),
+        [self = shared_from_this(), waiting = std::move(waiting)](beast::error_code ec,
+                                                                  size_t) mutable {
+          self->writing_ = false;
+          self->out_.clear();
+          for (auto& cb : waiting) {
+            if (cb) {
+              cb(!ec && !self->closed_);
+            }
+          }
+          if (ec) {
+            self->fail(Error{.op = "spdy connection", .detail = "write: " + ec.message()});
+            return;
+          }
+          self->pump();
+          self->read();
+        });
+  }
+
+  void dropPending(StreamId id) {
+    auto it = pending_.find(id);
+    if (it != pending_.end()) {
+      post(std::move(it->second.sent), false);
+      pending_.erase(it);
+    }
+  }
+
+  void closeAfterFlush(Error why) {
+    closing_ = true;
+    closing_error_ = std::move(why);
+    for (auto& [id, p] : std::exchange(pending_, {})) {
+      post(std::move(p.sent), false);
+    }
+    flush();
+  }
+
+  // What was due went out: a TLS close_notify (bounded: 2 s), then the socket goes.
+  void shutdown() {
+    if (shutting_down_) {
+      return;
+    }
+    if (reading_) {
+      // The TLS shutdown reads too: the pending read ends first, and its
+      // handler comes back here.
+      beast::get_lowest_layer(conn_->stream).cancel();
+      return;
+    }
+    shutting_down_ = true;
+    beast::get_lowest_layer(conn_->stream).expires_after(std::chrono::seconds(2));
+    conn_->stream.async_shutdown([self = shared_from_this()](beast::error_code) {
+      self->fail(self->closing_error_.value_or(Error{.op = "spdy connection", .detail = "closed"}));
+    });
+  }
+
+  // The end: no event after closed(), every queued write gets sent(false).
+  void fail(Error why) {
+    if (closed_) {
+      return;
+    }
+    closed_ = true;
+    timer_.cancel();
+    beast::error_code ec;
+    beast::get_lowest_layer(conn_->stream).socket().close(ec);  // done with it either way
+    for (auto& [id, p] : std::exchange(pending_, {})) {
+      post(std::move(p.sent), false);
+    }
+    for (auto& cb : std::exchange(after_flush_, {})) {
+      post(std::move(cb), false);
+    }
+    auto events = std::exchange(events_, {});  // lets go of what the user's callbacks hold
+    if (events.closed) {
+      events.closed(why);
+    }
+  }
+
+  std::shared_ptr<UpgradedConnection> conn_;
+  SpdyTransportOptions options_;
+  spdy::Session session_;
+  net::steady_timer timer_;
+  TransportEvents events_;
+  std::array<char, 16 << 10> rbuf_{};
+  std::string out_;  // being written
+  std::map<StreamId, Pending> pending_;
+  std::vector<std::function<void(bool)>> after_flush_;
+  std::optional<Error> closing_error_;
+  bool reading_ = false, writing_ = false, closing_ = false, shutting_down_ = false;
+  bool close_requested_ = false;
+  bool closed_ = false, any_stream_ = false;
+};
+
+// The client's X-Stream-Protocol-Version values: repeated headers and
+// comma-separated lists both count, as httpstream reads them.
+std::vector<std::string> offeredProtocols(const http::request<http::string_body>& req) {
+  std::vector<std::string> out;
+  auto [from, to] = req.equal_range("X-Stream-Protocol-Version");
+  for (auto it = from; it != to; ++it) {
+    std::string_view v(it->value().data(), it->value().size());
+    while (!v.empty()) {
+      size_t comma = v.find(',');
+      std::string_view item = v.substr(0, comma);
+      while (!item.empty() && item.front() == ' ') {
+        item.remove_prefix(1);
+      }
+      while (!item.empty() && item.back() == ' ') {
+        item.remove_suffix(1);
+      }
+      if (!item.empty()) {
+        out.emplace_back(item);
+      }
+      v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
+    }
+  }
+  return out;
+}
+
+std::string goList(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); i++) {
+    out += (i > 0 ? " " : "") + v[i];
+  }
+  return out + "]";
+}
+
+// The error as Go's http.Error writes it, then the connection closes.
+void refuse(std::shared_ptr<UpgradedConnection> conn, UpgradeError err,
+            const std::vector<std::string>& accepted, AcceptDone done) {
+  auto res = std::make_shared<http::response<http::string_body>>(
+      static_cast<http::status>(err.status), 11);
+  res->set(http::field::content_type, "text/plain; charset=utf-8");
+  res->set("X-Content-Type-Options", "nosniff");
+  for (const auto& p : accepted) {
+    res->insert("X-Accepted-Stream-Protocol-Versions", p);
+  }
   res->set(http::field::connection, "close");
-  res->body() = err.message;
+  res->body() = err.message + "\n";
   res->prepare_payload();
   http::async_write(conn->stream, *res,
-                    [conn, res, err, done = std::move(done)](boost::beast::error_code, size_t) {
-                      boost::beast::error_code ec;
-                      conn->stream.next_layer().socket().close(ec);  // done with it either way
+                    [conn, res, err, done = std::move(done)](beast::error_code, size_t) {
+                      beast::error_code ec;
+                      beast::get_lowest_layer(conn->stream).socket().close(ec);  // done with it
                       done(std::unexpected(err));
                     });
+}
+
+}  // namespace
+
+void acceptSpdy(std::shared_ptr<UpgradedConnection> conn, const std::vector<std::string>& supported,
+                AcceptDone done, SpdyTransportOptions options) {
+  std::string connection(conn->request[http::field::connection]);
+  std::string lowered;
+  for (char c : connection) {
+    lowered.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  }
+  if (lowered.find("upgrade") == std::string::npos) {
+    return refuse(
+        std::move(conn),
+        {400, "unable to upgrade: missing upgrade headers in request: Connection: " + connection},
+        {}, std::move(done));
+  }
+  auto offered = offeredProtocols(conn->request);
+  if (offered.empty()) {
+    return refuse(std::move(conn),
+                  {400, "unable to upgrade: X-Stream-Protocol-Version is required"}, {},
+                  std::move(done));
+  }
+  std::string chosen;
+  for (const auto& o : offered) {
+    if (std::find(supported.begin(), supported.end(), o) != supported.end()) {
+      chosen = o;
+      break;
+    }
+  }
+  if (chosen.empty()) {
+    return refuse(std::move(conn),
+                  {403, "unable to upgrade: unable to negotiate protocol: client supports " +
+                            goList(offered) + ", server accepts " + goList(supported)},
+                  supported, std::move(done));
+  }
+  auto res =
+      std::make_shared<http::response<http::empty_body>>(http::status::switching_protocols, 11);
+  res->set(http::field::connection, "Upgrade");
+  res->set(http::field::upgrade, "SPDY/3.1");
+  res->set("X-Stream-Protocol-Version", chosen);
+  http::async_write(
+      conn->stream, *res,
+      [conn, res, chosen, options, done = std::move(done)](beast::error_code ec, size_t) {
+        if (ec) {
+          beast::error_code ignored;
+          beast::get_lowest_layer(conn->stream).socket().close(ignored);
+          done(std::unexpected(UpgradeError{0, "writing the 101: " + ec.message()}));
+          return;
+        }
+        done(Negotiated{.transport = std::make_shared<SpdyTransport>(conn, options),
+                        .protocol = chosen});
+      });
 }
 
 }  // namespace kernelet::agent::streams

@@ -2,22 +2,46 @@
 // The SPDY/3.1 framing of a stream endpoint (the one every API server sends
 // a kubelet): the codec is the spdy/ library; this adapts it to an upgraded
 // TLS connection as a Transport.
+//
+// Bounds, so a client costs little whatever it does:
+// - it must open its first stream within `stream_creation_timeout` of the
+//   101 (30 s, the kubelet's streamCreationTimeout), or the connection is
+//   closed; after that idle streams stay (the kubelet's idle timeout is 4 h);
+// - reading stops while more than `max_unconsumed` bytes the consumers were
+//   given are not consumed yet, or more than `max_output` bytes wait to go
+//   out (a client flooding PINGs while never reading), and resumes after;
+// - a write to the client goes out within the client's window once the
+//   client does flow control (spdy/session.h: spdystream does not), and at
+//   most one chunk per stream is queued either way.
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "agent/streams/upgrade.h"
+#include "spdy/session.h"
 
 namespace kernelet::agent::streams {
 
-// Answers the upgrade with 101 Switching Protocols (Upgrade: SPDY/3.1,
-// X-Stream-Protocol-Version: the first of `supported` that the client's
-// X-Stream-Protocol-Version headers offer; none offered: the first of
-// `supported`, as the kubelet's legacy clients expect), or with the
-// kubelet's error (403 when no protocol is shared). `done` gets the
-// transport, not yet started.
+struct SpdyTransportOptions {
+  spdy::SessionOptions session;
+  std::chrono::milliseconds stream_creation_timeout{30000};
+  size_t max_unconsumed = 256 << 10;
+  size_t max_output = 256 << 10;
+};
+
+// Answers the upgrade with 101 Switching Protocols (Connection: Upgrade,
+// Upgrade: SPDY/3.1, X-Stream-Protocol-Version: the first of the client's
+// X-Stream-Protocol-Version values, in its order, that `supported` has, as
+// the kubelet's httpstream.Handshake picks), or with the kubelet's error:
+// 400 "unable to upgrade: X-Stream-Protocol-Version is required" when the
+// client offers none, 403 "unable to upgrade: unable to negotiate protocol:
+// client supports [...], server accepts [...]" (with
+// X-Accepted-Stream-Protocol-Versions) when no protocol is shared, 400 when
+// the Connection header lacks "upgrade". `done` gets the transport, not yet
+// started.
 void acceptSpdy(std::shared_ptr<UpgradedConnection> conn, const std::vector<std::string>& supported,
-                AcceptDone done);
+                AcceptDone done, SpdyTransportOptions options = {});
 
 }  // namespace kernelet::agent::streams
