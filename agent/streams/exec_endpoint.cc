@@ -85,7 +85,8 @@ std::expected<RemoteCommandOptions, UpgradeError> execOptions(const server::Requ
   o.use_stderr = *err && !*tty;  // the terminal merges stderr into stdout
   o.tty = *tty;
   if (!o.use_stdin && !o.use_stdout && !o.use_stderr) {
-    return std::unexpected(UpgradeError{400, "you must specify at least 1 of stdin, stdout, stderr"});
+    return std::unexpected(
+        UpgradeError{400, "you must specify at least 1 of stdin, stdout, stderr"});
   }
   o.command = req.query.all("command");
   if (o.command.empty()) {
@@ -111,9 +112,10 @@ UpgradeHandler execHandler(PodExists pod_exists, ExecStarter starter,
     opts->stream_creation_timeout = stream_creation_timeout;
     opts->websocket = boost::beast::iequals(conn->request[http::field::upgrade], "websocket");
     auto plan = [o = *opts](const std::string&) { return execChannelPlan(o); };
-    log::v(4, "Exec upgrade", {{"pod", opts->pod.namespace_ + "/" + opts->pod.name},
-                               {"container", opts->container},
-                               {"user", req.user}});
+    log::v(4, "Exec upgrade",
+           {{"pod", opts->pod.namespace_ + "/" + opts->pod.name},
+            {"container", opts->container},
+            {"user", req.user}});
     acceptUpgrade(std::move(conn), execProtocols(), plan,
                   [opts = std::move(*opts), starter, done](auto negotiated) mutable {
                     if (!negotiated) {

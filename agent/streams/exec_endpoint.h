@@ -11,6 +11,7 @@
 #include "agent/streams/pod_access.h"
 #include "agent/streams/remote_command.h"
 #include "agent/streams/upgrade.h"
+#include "agent/streams/websocket_transport.h"  // ChannelPlan
 
 namespace kernelet::agent::streams {
 
@@ -30,8 +31,9 @@ ChannelPlan execChannelPlan(const RemoteCommandOptions& options);
 std::expected<RemoteCommandOptions, UpgradeError> execOptions(const server::Request& req);
 
 // The handler for Endpoints::exec. `done` (tests, metrics) sees each exec's end.
-UpgradeHandler execHandler(PodExists pod_exists, ExecStarter starter,
-                           std::chrono::milliseconds stream_creation_timeout = kStreamCreationTimeout,
-                           RemoteCommandDone done = {});
+UpgradeHandler execHandler(
+    PodExists pod_exists, ExecStarter starter,
+    std::chrono::milliseconds stream_creation_timeout = kStreamCreationTimeout,
+    RemoteCommandDone done = {});
 
 }  // namespace kernelet::agent::streams

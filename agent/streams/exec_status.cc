@@ -1,6 +1,5 @@
 #include "agent/streams/exec_status.h"
 
-
 namespace kernelet::agent::streams {
 
 int remoteCommandVersion(const std::string& protocol) {
@@ -133,7 +132,8 @@ std::string execStatusJson(const ExecOutcome& o) {
     return j + R"(,"reason":"InternalError","details":{"causes":[{"message":)" +
            goJsonString(internalText(o)) + R"(}]},"code":500})";
   }
-  return j + R"(,"reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":")" +
+  return j +
+         R"(,"reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":")" +
          std::to_string(o.exit_code) + R"("}]}})";
 }
 

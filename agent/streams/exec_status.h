@@ -19,8 +19,8 @@ int remoteCommandVersion(const std::string& protocol);
 // How an exec ended.
 struct ExecOutcome {
   enum class Kind { kExited, kFailed } kind = Kind::kExited;
-  int exit_code = 0;       // kExited: the status, 128+N for a signal N
-  std::string error;       // kFailed: why it could not run (start failure, no streams)
+  int exit_code = 0;                 // kExited: the status, 128+N for a signal N
+  std::string error;                 // kFailed: why it could not run (start failure, no streams)
   std::vector<std::string> command;  // for the kubelet's message of a non-zero exit
 };
 

@@ -5,8 +5,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <deque>
@@ -247,7 +247,8 @@ class RemoteCommand : public std::enable_shared_from_this<RemoteCommand> {
     phase_ = Phase::kRunning;
     auto request = makeRequest();
     if (!request) {
-      log::error("Error executing command in container", logFields({{"err", request.error().message()}}));
+      log::error("Error executing command in container",
+                 logFields({{"err", request.error().message()}}));
       never_started_ = true;
       outcome_ = failure(request.error().message());
       return endWithStatus();
@@ -258,15 +259,18 @@ class RemoteCommand : public std::enable_shared_from_this<RemoteCommand> {
     announceReady();
     auto self = shared_from_this();
     auto exec = transport_->executor();
-    ExecHooks hooks{
-        .started =
-            [self, exec](Result<void> r) {
-              asio::post(exec, [self, r = std::move(r)]() mutable { self->onStarted(std::move(r)); });
-            },
-        .exited =
-            [self, exec](Result<int> r) {
-              asio::post(exec, [self, r = std::move(r)]() mutable { self->onExited(std::move(r)); });
-            }};
+    ExecHooks hooks{.started =
+                        [self, exec](Result<void> r) {
+                          asio::post(exec, [self, r = std::move(r)]() mutable {
+                            self->onStarted(std::move(r));
+                          });
+                        },
+                    .exited =
+                        [self, exec](Result<int> r) {
+                          asio::post(exec, [self, r = std::move(r)]() mutable {
+                            self->onExited(std::move(r));
+                          });
+                        }};
     starter_(std::move(*request), std::move(hooks));
     readOutput(out_);
     readOutput(err_);
@@ -275,8 +279,8 @@ class RemoteCommand : public std::enable_shared_from_this<RemoteCommand> {
 
   // The child's ends go to the request; ours become descriptors on the executor.
   Result<ExecRequest> makeRequest() {
-    ExecRequest r{.pod = opts_.pod, .container = opts_.container, .command = opts_.command,
-                  .tty = opts_.tty};
+    ExecRequest r{
+        .pod = opts_.pod, .container = opts_.container, .command = opts_.command, .tty = opts_.tty};
     auto exec = transport_->executor();
     auto own = [&](UniqueFd fd) { return std::make_unique<Descriptor>(exec, fd.release()); };
     if (opts_.tty) {
@@ -351,8 +355,7 @@ class RemoteCommand : public std::enable_shared_from_this<RemoteCommand> {
       log::v(2, "Exec started", logFields({{"command", joined()}}));
       return;
     }
-    log::error("Error executing command in container",
-               logFields({{"err", r.error().message()}}));
+    log::error("Error executing command in container", logFields({{"err", r.error().message()}}));
     never_started_ = true;
     outcome_ = failure(r.error().message());
     closeTerminalSocket();
@@ -367,8 +370,7 @@ class RemoteCommand : public std::enable_shared_from_this<RemoteCommand> {
       log::v(2, "Exec finished", logFields({{"exitCode", std::to_string(*r)}}));
     } else {
       outcome_ = failure(r.error().message());
-      log::error("Error executing command in container",
-                 logFields({{"err", r.error().message()}}));
+      log::error("Error executing command in container", logFields({{"err", r.error().message()}}));
     }
     if (opts_.tty && !master_) {
       tryTerminal();  // it may sit in the socket still
@@ -378,9 +380,8 @@ class RemoteCommand : public std::enable_shared_from_this<RemoteCommand> {
   }
 
   ExecOutcome failure(std::string why) const {
-    return ExecOutcome{.kind = ExecOutcome::Kind::kFailed,
-                       .error = std::move(why),
-                       .command = opts_.command};
+    return ExecOutcome{
+        .kind = ExecOutcome::Kind::kFailed, .error = std::move(why), .command = opts_.command};
   }
 
   // ---- the terminal ----
@@ -404,7 +405,8 @@ class RemoteCommand : public std::enable_shared_from_this<RemoteCommand> {
     }
     auto got = receiveTerminal(console_->native_handle());
     if (!got) {
-      log::error("Error receiving the exec's terminal", logFields({{"err", got.error().message()}}));
+      log::error("Error receiving the exec's terminal",
+                 logFields({{"err", got.error().message()}}));
       closeTerminalSocket();
       return true;
     }
@@ -533,10 +535,10 @@ class RemoteCommand : public std::enable_shared_from_this<RemoteCommand> {
     if (o.buf.empty()) {
       o.buf.resize(kChunk);
     }
-    o.fd->async_read_some(
-        asio::buffer(o.buf), [self = shared_from_this(), &o](boost::system::error_code ec, size_t n) {
-          self->onOutput(o, ec, n);
-        });
+    o.fd->async_read_some(asio::buffer(o.buf),
+                          [self = shared_from_this(), &o](boost::system::error_code ec, size_t n) {
+                            self->onOutput(o, ec, n);
+                          });
   }
 
   void onOutput(Output& o, boost::system::error_code ec, size_t n) {
