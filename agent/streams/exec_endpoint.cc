@@ -56,7 +56,9 @@ void reject(const std::shared_ptr<UpgradedConnection>& conn, const UpgradeError&
   res->prepare_payload();
   http::async_write(conn->stream, *res, [conn, res](boost::beast::error_code, size_t) {
     boost::beast::error_code ec;
-    conn->stream.next_layer().socket().close(ec);  // done with it either way
+    if (conn->stream.next_layer().socket().close(ec)) {
+      return;  // closed either way
+    }
   });
 }
 

@@ -25,8 +25,17 @@ namespace {
 namespace asio = boost::asio;
 using Descriptor = asio::posix::stream_descriptor;
 
+// Closes where failing changes nothing: a descriptor we are done with.
+template <typename Op>
+void quietly(Op op) {
+  boost::system::error_code ec;
+  if (op(ec)) {
+    return;  // closed either way
+  }
+}
+
 // Output is read in chunks of this size, one per stream in flight.
-constexpr size_t kChunk = 32 * 1024;
+constexpr size_t kChunk = size_t{32} << 10;
 
 // Process output on its way to one stream (stdout or stderr).
 struct Output {
@@ -96,7 +105,7 @@ class RemoteCommand : public std::enable_shared_from_this<RemoteCommand> {
   }
 
  private:
-  enum class Phase { kWaiting, kRunning, kEnding, kDone };
+  enum class Phase : uint8_t { kWaiting, kRunning, kEnding, kDone };
 
   log::Fields logFields(log::Fields extra = {}) const {
     log::Fields f{{"pod", opts_.pod.namespace_ + "/" + opts_.pod.name},
@@ -253,8 +262,8 @@ class RemoteCommand : public std::enable_shared_from_this<RemoteCommand> {
       outcome_ = failure(request.error().message());
       return endWithStatus();
     }
-    if (version_ == 1 && !opts_.websocket && stream("stdin")) {
-      transport_->finish(*stream("stdin"));  // the kubelet's v1 handler closes stdin's reply side
+    if (auto in = stream("stdin"); in && version_ == 1 && !opts_.websocket) {
+      transport_->finish(*in);  // the kubelet's v1 handler closes stdin's reply side
     }
     announceReady();
     auto self = shared_from_this();
@@ -328,13 +337,16 @@ class RemoteCommand : public std::enable_shared_from_this<RemoteCommand> {
       return;
     }
     Output* o = out_.id ? &out_ : err_.id ? &err_ : nullptr;
-    auto id = o != nullptr ? *o->id : *stream("error");
+    std::optional<StreamId> id = o != nullptr ? o->id : stream("error");
+    if (!id) {
+      return;  // cannot be: the error stream is always there once ready
+    }
     if (o != nullptr) {
       o->in_flight = true;
     } else {
       error_busy_ = true;
     }
-    transport_->write(id, "", [self = shared_from_this(), o](bool ok) {
+    transport_->write(*id, "", [self = shared_from_this(), o](bool ok) {
       if (o == nullptr) {
         self->error_busy_ = false;
         if (self->status_waits_) {
@@ -410,10 +422,11 @@ class RemoteCommand : public std::enable_shared_from_this<RemoteCommand> {
       closeTerminalSocket();
       return true;
     }
-    if (!*got) {
+    std::optional<UniqueFd>& master = *got;
+    if (!master) {
       return false;
     }
-    master_ = std::make_unique<Descriptor>(transport_->executor(), (*got)->release());
+    master_ = std::make_unique<Descriptor>(transport_->executor(), master->release());
     closeTerminalSocket();
     out_.fd = master_.get();
     if (pending_size_) {
@@ -426,8 +439,7 @@ class RemoteCommand : public std::enable_shared_from_this<RemoteCommand> {
 
   void closeTerminalSocket() {
     if (console_) {
-      boost::system::error_code ec;
-      console_->close(ec);  // nothing to report: we are done with it
+      quietly([&](auto& ec) { return console_->close(ec); });  // we are done with it
       console_.reset();
     }
   }
@@ -519,8 +531,7 @@ class RemoteCommand : public std::enable_shared_from_this<RemoteCommand> {
   void closeStdin() {
     stdin_closed_ = true;
     if (stdin_w_) {
-      boost::system::error_code ec;
-      stdin_w_->close(ec);  // a pipe's close does not fail in a way we could act on
+      quietly([&](auto& ec) { return stdin_w_->close(ec); });  // the process reads EOF
       stdin_w_.reset();
     }
     dropStdin();
@@ -584,8 +595,7 @@ class RemoteCommand : public std::enable_shared_from_this<RemoteCommand> {
 
   static void closeDescriptor(std::unique_ptr<Descriptor>& d) {
     if (d) {
-      boost::system::error_code ec;
-      d->close(ec);  // cancels its operations; a close error changes nothing for us
+      quietly([&](auto& ec) { return d->close(ec); });  // cancels its operations
       d.reset();
     }
   }

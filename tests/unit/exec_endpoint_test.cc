@@ -74,6 +74,7 @@ TEST(ExecChannelPlan, TheKubeletsChannels) {
   RemoteCommandOptions o{.use_stdin = true, .use_stdout = true};
   auto plan = execChannelPlan(o);
   std::vector<std::pair<StreamId, std::string>> got;
+  got.reserve(plan.channels.size());
   for (auto& [id, h] : plan.channels) {
     got.emplace_back(id, h.type);
   }

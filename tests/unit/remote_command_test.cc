@@ -85,6 +85,7 @@ class HostStarter {
   void start(ExecRequest r, ExecHooks h) {
     starts++;
     std::vector<char*> argv;
+    argv.reserve(r.command.size() + 1);
     for (auto& a : r.command) {
       argv.push_back(a.data());
     }
@@ -103,16 +104,16 @@ class HostStarter {
     pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
-      ::signal(SIGPIPE, SIG_DFL);  // the test ignores it; exec keeps SIG_IGN
+      (void)::signal(SIGPIPE, SIG_DFL);  // the test ignores it; exec keeps SIG_IGN
       int fds[3] = {r.stdin_fd.get(), r.stdout_fd.get(), r.stderr_fd.get()};
       if (r.tty) {
-        ::setsid();
-        ::ioctl(slave.get(), TIOCSCTTY, 0);
+        (void)::setsid();  // the child: failures show as the test's failure
+        (void)::ioctl(slave.get(), TIOCSCTTY, 0);
         fds[0] = fds[1] = fds[2] = slave.get();
       }
       int null = ::open("/dev/null", O_RDWR);
       for (int i = 0; i < 3; i++) {
-        ::dup2(fds[i] >= 0 ? fds[i] : null, i);
+        (void)::dup2(fds[i] >= 0 ? fds[i] : null, i);
       }
       ::execvp(argv[0], argv.data());
       int e = errno;
