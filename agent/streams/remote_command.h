@@ -1,0 +1,58 @@
+#pragma once
+// One exec over an upgraded connection, whatever its framing (SPDY or
+// WebSocket, transport.h): waits for the streams the options call for, starts
+// the command through the agent's ExecStarter (pod_access.h) with pipes, or
+// with a terminal whose master comes back over a console socket, then pumps
+// stdin to the process and its output to the client, applies window sizes
+// from the resize stream, and at the exit writes the error stream the way the
+// kubelet does (exec_status.h) and closes the connection.
+//
+// Memory stays bounded whatever the peers do: one chunk of output per stream
+// is read only after the transport sent the previous one, and stdin bytes
+// are reported consumed() only once written to the process, so the transport
+// (which lets a bounded number of unconsumed bytes in) slows the client.
+//
+// Threads: everything runs on transport->executor() (the node server's
+// thread); the starter's hooks may come from anywhere and are posted there.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/streams/exec_status.h"
+#include "agent/streams/pod_access.h"
+#include "agent/streams/transport.h"
+
+namespace kernelet::agent::streams {
+
+// The kubelet's streaming DefaultStreamCreationTimeout: how long a client
+// (SPDY) has to open the streams it asked for.
+inline constexpr std::chrono::milliseconds kStreamCreationTimeout = std::chrono::seconds(30);
+
+struct RemoteCommandOptions {
+  PodRef pod;
+  std::string container;
+  std::vector<std::string> command;
+  // Which streams the client asked for. With tty, stderr is dropped (the
+  // terminal merges it into stdout), as the kubelet does.
+  bool use_stdin = false, use_stdout = false, use_stderr = false, tty = false;
+  // The connection is WebSocket: the kubelet then tells the client it is
+  // ready with an empty message on the lowest writable channel.
+  bool websocket = false;
+  std::chrono::milliseconds stream_creation_timeout = kStreamCreationTimeout;
+};
+
+// Runs once all is over: the connection closed and the process reaped (or
+// never started). `outcome` is what the error stream said (or would have).
+using RemoteCommandDone = std::function<void(const ExecOutcome& outcome)>;
+
+// Starts `transport` (not started yet) for the negotiated `protocol`
+// ("v5.channel.k8s.io", "v4.channel.k8s.io", ..., "channel.k8s.io",
+// "base64.channel.k8s.io"). The command keeps itself alive until done.
+void runRemoteCommand(std::shared_ptr<Transport> transport, const std::string& protocol,
+                      RemoteCommandOptions options, ExecStarter starter,
+                      RemoteCommandDone done = {});
+
+}  // namespace kernelet::agent::streams

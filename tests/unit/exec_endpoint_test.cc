@@ -1,0 +1,137 @@
+// The pieces of exec that need no process: the /exec query and its 400s
+// (agent/streams/exec_endpoint.h), the error stream's texts
+// (exec_status.h) and the resize stream's decoder (terminal_size.h).
+
+#include "agent/streams/exec_endpoint.h"
+
+#include <gtest/gtest.h>
+
+#include "agent/streams/exec_status.h"
+#include "agent/streams/terminal_size.h"
+
+namespace kernelet::agent::streams {
+namespace {
+
+server::Request execRequest(const std::string& query,
+                            std::vector<std::string> params = {"ns", "web", "app"}) {
+  auto q = server::Query::parse(query);
+  EXPECT_TRUE(q) << query;
+  return server::Request{.method = "POST",
+                         .path = "/exec/ns/web/app",
+                         .params = std::move(params),
+                         .query = q ? *q : server::Query{}};
+}
+
+TEST(ExecOptions, TheApiServersQuery) {
+  auto o =
+      execOptions(execRequest("command=sh&command=-c&command=echo+hi&input=1&output=1&error=1"));
+  ASSERT_TRUE(o) << o.error().message;
+  EXPECT_EQ(o->command, (std::vector<std::string>{"sh", "-c", "echo hi"}));
+  EXPECT_TRUE(o->use_stdin);
+  EXPECT_TRUE(o->use_stdout);
+  EXPECT_TRUE(o->use_stderr);
+  EXPECT_FALSE(o->tty);
+  EXPECT_EQ(o->pod.namespace_, "ns");
+  EXPECT_EQ(o->pod.name, "web");
+  EXPECT_EQ(o->pod.uid, "");
+  EXPECT_EQ(o->container, "app");
+}
+
+TEST(ExecOptions, PodExecOptionsNamesAndTheUidForm) {
+  auto o = execOptions(
+      execRequest("command=ls&stdout=true&tty=true&stderr=true", {"ns", "web", "uid-1", "app"}));
+  ASSERT_TRUE(o) << o.error().message;
+  EXPECT_TRUE(o->use_stdout);
+  EXPECT_TRUE(o->tty);
+  EXPECT_FALSE(o->use_stderr) << "a terminal merges stderr, as the kubelet";
+  EXPECT_EQ(o->pod.uid, "uid-1");
+  EXPECT_EQ(o->container, "app");
+}
+
+TEST(ExecOptions, TheKubeletsBadRequests) {
+  auto none = execOptions(execRequest("command=ls"));
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().status, 400);
+  EXPECT_EQ(none.error().message, "you must specify at least 1 of stdin, stdout, stderr");
+
+  auto only_stderr_with_tty = execOptions(execRequest("command=ls&error=1&tty=1"));
+  ASSERT_FALSE(only_stderr_with_tty);
+  EXPECT_EQ(only_stderr_with_tty.error().message,
+            "you must specify at least 1 of stdin, stdout, stderr");
+
+  auto no_command = execOptions(execRequest("output=1"));
+  ASSERT_FALSE(no_command);
+  EXPECT_EQ(no_command.error().status, 400);
+  EXPECT_EQ(no_command.error().message, "you must specify at least one command for the container");
+
+  auto bad = execOptions(execRequest("command=ls&output=maybe"));
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().status, 400);
+  EXPECT_NE(bad.error().message.find("output"), std::string::npos) << bad.error().message;
+}
+
+TEST(ExecChannelPlan, TheKubeletsChannels) {
+  RemoteCommandOptions o{.use_stdin = true, .use_stdout = true};
+  auto plan = execChannelPlan(o);
+  std::vector<std::pair<StreamId, std::string>> got;
+  got.reserve(plan.channels.size());
+  for (auto& [id, h] : plan.channels) {
+    got.emplace_back(id, h.type);
+  }
+  EXPECT_EQ(got, (std::vector<std::pair<StreamId, std::string>>{
+                     {0, "stdin"}, {1, "stdout"}, {3, "error"}, {4, "resize"}}));
+  EXPECT_FALSE(plan.port_prefix);
+}
+
+TEST(ExecStatus, ProtocolVersions) {
+  EXPECT_EQ(remoteCommandVersion("v5.channel.k8s.io"), 5);
+  EXPECT_EQ(remoteCommandVersion("v4.channel.k8s.io"), 4);
+  EXPECT_EQ(remoteCommandVersion("v4.base64.channel.k8s.io"), 4);
+  EXPECT_EQ(remoteCommandVersion("v3.channel.k8s.io"), 3);
+  EXPECT_EQ(remoteCommandVersion("v2.channel.k8s.io"), 2);
+  EXPECT_EQ(remoteCommandVersion("channel.k8s.io"), 1);
+  EXPECT_EQ(remoteCommandVersion("base64.channel.k8s.io"), 1);
+  EXPECT_EQ(remoteCommandVersion(""), 1);
+}
+
+TEST(ExecStatus, GoJsonStrings) {
+  EXPECT_EQ(goJsonString("a<b>&\"\\\n\t\x01"), R"("a\u003cb\u003e\u0026\"\\\n\t\u0001")");
+  EXPECT_EQ(goJsonString("caf\xc3\xa9 \xff"), "\"caf\xc3\xa9 \\ufffd\"");
+  EXPECT_EQ(goJsonString("\xe2\x80\xa8"), R"("\u2028")");
+}
+
+TEST(ExecStatus, ExitCodesBySignalAndTheirStatus) {
+  ExecOutcome o{.exit_code = 137, .command = {"sleep", "1"}};
+  EXPECT_EQ(errorStreamBytes(4, o),
+            R"({"metadata":{},"status":"Failure","message":"command terminated with non-zero )"
+            R"(exit code: error executing command [sleep 1], exit code 137","reason":)"
+            R"("NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"137"}]}})");
+  EXPECT_EQ(errorStreamBytes(2, ExecOutcome{}), "");
+}
+
+TEST(ResizeDecoder, MessagesWholeSplitAndMany) {
+  ResizeDecoder d;
+  auto a = d.feed(R"({"Width":80,"Height":24})"
+                  "\n"
+                  R"({"Width":1)");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(*a, (std::vector<TerminalSize>{{80, 24}}));
+  auto b = d.feed(R"(20,"Height":40,"Other":{"x":"}"}} {"HEIGHT":5})");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(*b, (std::vector<TerminalSize>{{120, 40}, {0, 5}}));
+}
+
+TEST(ResizeDecoder, BadInputStopsResizing) {
+  for (const char* bad :
+       {R"({"Width":-1})", R"({"Width":70000})", R"({"Width":"80"})", "[1]", "x"}) {
+    ResizeDecoder d;
+    EXPECT_FALSE(d.feed(bad)) << bad;
+    EXPECT_TRUE(d.failed());
+    EXPECT_FALSE(d.feed(R"({"Width":80,"Height":24})")) << "stays failed";
+  }
+  ResizeDecoder d;
+  EXPECT_FALSE(d.feed("{\"Width\":\"" + std::string(5000, 'a')));
+}
+
+}  // namespace
+}  // namespace kernelet::agent::streams
