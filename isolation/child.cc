@@ -28,6 +28,7 @@
 
 #include "isolation/channel.h"
 #include "isolation/child_plan.h"
+#include "isolation/terminal.h"
 #include "sys/syscalls.h"
 
 namespace kernelet::isolation {
@@ -35,7 +36,8 @@ namespace kernelet::isolation {
 namespace {
 
 int g_report_fd = -1;
-int g_start_fifo = -1;  // O_PATH handle, opened before pivot_root hides the host path
+constexpr int kConsoleFd = 4;  // where a terminal's console socket waits for its use
+int g_start_fifo = -1;         // O_PATH handle, opened before pivot_root hides the host path
 
 [[noreturn]] void fail(const char* op, const char* path, int err = errno) {
   sendReport(g_report_fd, ChildMessage::kFailed, err, op, path);
@@ -526,16 +528,28 @@ void waitForStart(const ChildPlan& plan) {
     }
   }
   // The agent's descriptors, inherited with its table, go now: from here on
-  // the child needs only stdio and the report pipe (as 3). A node's worth of
-  // them would otherwise count against the lower open-file limit the
-  // container gets below (rlimits), and every open() would fail with EMFILE.
+  // the child needs only stdio, the report pipe (as 3) and with a terminal
+  // the console socket (as 4). A node's worth of them would otherwise count
+  // against the lower open-file limit the container gets below (rlimits),
+  // and every open() would fail with EMFILE.
+  int console = -1;
+  if (plan.terminal.enabled) {
+    // Out of the way first: the caller's number may be 3 or 4.
+    console = ::fcntl(plan.console_socket, F_DUPFD_CLOEXEC, 5);
+    if (console < 0) {
+      fail("dup console socket", "");
+    }
+  }
   if (g_report_fd != 3) {
     if (::dup3(g_report_fd, 3, O_CLOEXEC) < 0) {
       fail("dup3 report pipe", "");
     }
     g_report_fd = 3;
   }
-  closeFrom(4, 0);
+  if (console >= 0 && ::dup3(console, kConsoleFd, O_CLOEXEC) < 0) {
+    fail("dup3 console socket", "");
+  }
+  closeFrom(console >= 0 ? kConsoleFd + 1 : kConsoleFd, 0);
 
   // A session keyring of its own, for a container and for an exec into one.
   joinNewSessionKeyring();
@@ -549,6 +563,19 @@ void waitForStart(const ChildPlan& plan) {
   }
   if (plan.rootfs != nullptr) {
     setupRootfs(plan);  // else an exec: the joined mount namespace is the container's
+  }
+  // 4b. The terminal, of the container's devpts: now that its /dev is the one
+  //     we resolve (pivot_root done, or its mount namespace joined), and
+  //     while still root (the slave's owner, the devpts' modes), before
+  //     seccomp. Opening a terminal leaves the process not dumpable.
+  if (plan.terminal.enabled) {
+    TerminalPlan t = plan.terminal;
+    t.socket = kConsoleFd;
+    const char* top = "";
+    const char* tpath = "";
+    if (int err = setUpTerminal(t, &top, &tpath); err != 0) {
+      fail(top, tpath, err);
+    }
   }
 
   // 5. Hostname and rlimits: while still privileged.

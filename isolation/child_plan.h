@@ -12,6 +12,7 @@
 #include "isolation/capabilities.h"
 #include "isolation/container_spec.h"
 #include "isolation/seccomp.h"
+#include "isolation/terminal.h"
 #include "sys/result.h"
 #include "sys/unique_fd.h"
 
@@ -78,6 +79,10 @@ struct ChildPlan {
   SeccompProgram seccomp;
 
   int stdio[3] = {-1, -1, -1};
+  // With a terminal: the console socket as the caller gave it (terminal.socket
+  // is the number runChild moves it to).
+  int console_socket = -1;
+  TerminalPlan terminal;
   const char* start_fifo = nullptr;
 };
 

@@ -51,6 +51,12 @@ struct Sysctl {
   std::string value;
 };
 
+// A terminal's window, as OCI's process.consoleSize.
+struct ConsoleSize {
+  unsigned rows = 0;
+  unsigned cols = 0;
+};
+
 struct ContainerSpec {
   std::vector<std::string> argv;
   std::vector<std::string> env;  // "KEY=value"
@@ -81,6 +87,17 @@ struct ContainerSpec {
   int stdin_fd = -1;
   int stdout_fd = -1;
   int stderr_fd = -1;
+
+  // A pseudo-terminal made in the container's devpts (/dev/ptmx, as mounted at
+  // /dev/pts) as 0, 1 and 2 and as the controlling terminal, instead of the
+  // descriptors above (which must stay -1). Its master is sent over
+  // console_socket_fd (SCM_RIGHTS, the terminal's name as the data), as runc
+  // and crun send it to --console-socket; the socket is the caller's, the
+  // child only writes to its copy.
+  bool terminal = false;
+  int console_socket_fd = -1;
+  // The terminal's window before exec; none leaves the kernel's 0x0.
+  std::optional<ConsoleSize> console_size;
 
   // The cgroup directory to start in (clone3 CLONE_INTO_CGROUP); -1: ours.
   int cgroup_fd = -1;

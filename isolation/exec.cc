@@ -15,6 +15,9 @@ ContainerSpec execSpec(const ContainerSpec& spec, pid_t pid, std::vector<std::st
   e.sysctls.clear();
   e.start_fifo.clear();
   e.stdin_fd = e.stdout_fd = e.stderr_fd = -1;
+  e.terminal = false;  // the exec's own, if any, is the caller's to ask for
+  e.console_socket_fd = -1;
+  e.console_size.reset();
   e.cgroup_fd = -1;
   // Every namespace the container has (created or joined), through its pid.
   e.namespaces.clear();

@@ -109,6 +109,8 @@ int ociMain(int argc, char** argv) {
   auto bundleOpts = [&](CLI::App* sub) {
     sub->add_option("-b,--bundle", bundle, "the bundle directory (default: current directory)");
     sub->add_option("--pid-file", pid_file, "write the container's pid to this file");
+    sub->add_option("--console-socket", options.console_socket,
+                    "with process.terminal: the AF_UNIX socket to send the pty master to");
     sub->add_option("id", id, "container id")->required();
   };
   auto* run = app.add_subcommand("run", "create and start a container, wait for it to exit");

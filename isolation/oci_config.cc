@@ -51,10 +51,20 @@ Result<void> readProcess(const Cursor& p, ContainerSpec& s) {
   TRY_VOID(
       known(p, {"terminal", "consoleSize", "user", "args", "env", "cwd", "capabilities", "rlimits",
                 "noNewPrivileges", "oomScoreAdj", "apparmorProfile", "selinuxLabel"}));
-  TRY(bool terminal, p.optBool("terminal"));
-  if (terminal) {
-    TRY(Cursor t, p.field("terminal"));
-    return t.error("true is not supported (no console socket); set it to false");
+  // The terminal's master goes to --console-socket (oci::create checks that
+  // one was given, as runc and crun do).
+  TRY(s.terminal, p.optBool("terminal"));
+  TRY(std::optional<Cursor> size, p.opt("consoleSize"));
+  if (size) {
+    TRY_VOID(known(*size, {"height", "width"}));
+    TRY(auto height, size->optNumber<uint16_t>("height"));
+    TRY(auto width, size->optNumber<uint16_t>("width"));
+    // runc and crun apply it only to a terminal; without one there is no
+    // window to size, so it is refused rather than ignored.
+    if (!s.terminal) {
+      return size->error("given without \"terminal\": true");
+    }
+    s.console_size = ConsoleSize{height.value_or(0), width.value_or(0)};
   }
   TRY_VOID(mustBeEmpty(p, "apparmorProfile"));
   TRY_VOID(mustBeEmpty(p, "selinuxLabel"));

@@ -13,6 +13,7 @@
 
 #include "cgroups/cgroups.h"
 #include "isolation/oci_config.h"
+#include "isolation/terminal.h"
 #include "sys/fileio.h"
 #include "sys/syscalls.h"
 
@@ -137,6 +138,22 @@ Result<Created> create(const std::string& root, const std::string& id, const std
               << " offers only:" << (offered.empty() ? " nothing" : offered) << "\n";
     dropUnavailable(b.limits, h);
     controllers = neededControllers(b.limits);
+  }
+
+  // Connected before anything is made: a wrong path leaves nothing behind.
+  // The child sends the master before create (or run) returns; our end then
+  // closes with this frame.
+  UniqueFd console;
+  if (b.spec.terminal != !options.console_socket.empty()) {
+    return makeError("create container", id,
+                     b.spec.terminal ? std::string("use --console-socket with ") +
+                                           (options.wait_for_start ? "create" : "run") +
+                                           " when a terminal is used"
+                                     : "--console-socket is given but process.terminal is false");
+  }
+  if (b.spec.terminal) {
+    TRY(console, connectConsoleSocket(options.console_socket));
+    b.spec.console_socket_fd = console.get();
   }
 
   std::error_code ec;

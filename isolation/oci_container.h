@@ -22,6 +22,10 @@ struct CreateOptions {
   // Where the cgroup v2 hierarchy lacks a controller the limits need, run
   // without those limits and warn on stderr, instead of refusing.
   bool limits_unenforced = false;
+  // --console-socket: the AF_UNIX socket a process.terminal's master is sent
+  // to (runc's and crun's contract); required with a terminal, refused
+  // without one.
+  std::string console_socket;
 };
 
 // Sets the container up from its bundle: state dir, cgroup with limits and

@@ -264,6 +264,41 @@ Result<void> planRootfs(ChildPlan& plan, const ContainerSpec& spec) {
   return {};
 }
 
+// The terminal, its console socket and its window: all or none of them.
+Result<void> planTerminal(ChildPlan& plan, const ContainerSpec& spec) {
+  if (!spec.terminal) {
+    if (spec.console_socket_fd >= 0) {
+      return makeError("container spec", "console socket", "given without process.terminal");
+    }
+    if (spec.console_size) {
+      return makeError("container spec", "process.consoleSize", "given without process.terminal");
+    }
+    return {};
+  }
+  if (spec.console_socket_fd < 0) {
+    return makeError("container spec", "process.terminal",
+                     "a terminal needs a console socket to send its master to");
+  }
+  if (spec.stdin_fd >= 0 || spec.stdout_fd >= 0 || spec.stderr_fd >= 0) {
+    return makeError("container spec", "process.terminal",
+                     "the terminal is the process's stdin, stdout and stderr: give no other");
+  }
+  plan.console_socket = spec.console_socket_fd;
+  plan.terminal.enabled = true;
+  plan.terminal.owner = spec.uid;
+  if (spec.console_size) {
+    const ConsoleSize& size = *spec.console_size;
+    if (size.rows > 65535 || size.cols > 65535) {
+      return makeError("container spec", "process.consoleSize",
+                       "height and width must be at most 65535");
+    }
+    plan.terminal.set_size = true;
+    plan.terminal.size.ws_row = static_cast<unsigned short>(size.rows);
+    plan.terminal.size.ws_col = static_cast<unsigned short>(size.cols);
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<ChildPlan> buildPlan(const ContainerSpec& spec) {
@@ -358,6 +393,7 @@ Result<ChildPlan> buildPlan(const ContainerSpec& spec) {
   plan.stdio[0] = spec.stdin_fd;
   plan.stdio[1] = spec.stdout_fd;
   plan.stdio[2] = spec.stderr_fd;
+  TRY_VOID(planTerminal(plan, spec));
   if (!spec.start_fifo.empty()) {
     plan.start_fifo = plan.keep(spec.start_fifo);
   }

@@ -82,7 +82,8 @@ void PodWorker::runProbe(Ctr& c, size_t i) {
     if (!w || !w->live(w->ctrs_[index])) {
       return makeError("exec probe", "", "the container is not running");
     }
-    return w->ctx_.runtime->exec(w->ctrs_[index].handle, argv, out_fd, setup_timeout);
+    return w->ctx_.runtime->exec(w->ctrs_[index].handle, argv, runtime::ExecIo::output(out_fd),
+                                 setup_timeout);
   };
   c.probes[i].run = startProbe(*ctx_.loop, *ctx_.timers, c.probes[i].spec, target,
                                [self, index, i](ProbeOutcome o) {
@@ -126,7 +127,8 @@ void PodWorker::runCommand(const std::string& name, const std::vector<std::strin
     if (!w || !w->live(w->ctrs_[index])) {
       return makeError("run in container", "", "the container is not running");
     }
-    return w->ctx_.runtime->exec(w->ctrs_[index].handle, args, out_fd, setup_timeout);
+    return w->ctx_.runtime->exec(w->ctrs_[index].handle, args, runtime::ExecIo::output(out_fd),
+                                 setup_timeout);
   };
   uint64_t id = next_command_++;
   commands_[id] =

@@ -612,7 +612,7 @@ void KernelRuntime::remove(ContainerHandle h) {
 
 Result<std::unique_ptr<ExecProcess>> KernelRuntime::exec(ContainerHandle h,
                                                          const std::vector<std::string>& argv,
-                                                         int out_fd,
+                                                         const ExecIo& io,
                                                          std::chrono::milliseconds setup_timeout) {
   Instance* inst = find(h);
   if (inst == nullptr) {
@@ -620,13 +620,34 @@ Result<std::unique_ptr<ExecProcess>> KernelRuntime::exec(ContainerHandle h,
   }
   TRY_VOID(specFor(*inst));  // an adopted run's, on its first exec
   isolation::ContainerSpec e = isolation::execSpec(inst->spec, inst->proc.pid(), argv);
-  UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  e.stdin_fd = devnull.get();
-  e.stdout_fd = e.stderr_fd = out_fd;
+  UniqueFd devnull;
+  if (io.tty) {
+    // The terminal is made in the container and is 0, 1 and 2 (buildPlan
+    // refuses other stdio beside it).
+    e.terminal = true;
+    e.console_socket_fd = io.console_socket;
+    e.stdin_fd = io.stdin_fd;
+    e.stdout_fd = io.stdout_fd;
+    e.stderr_fd = io.stderr_fd;
+    if (io.rows != 0 && io.cols != 0) {
+      e.console_size = isolation::ConsoleSize{io.rows, io.cols};
+    }
+  } else {
+    e.console_socket_fd = io.console_socket;  // refused by buildPlan if given
+    if (io.stdin_fd < 0 || io.stdout_fd < 0 || io.stderr_fd < 0) {
+      devnull.reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
+      if (!devnull) {
+        return sysError("open", "/dev/null");
+      }
+    }
+    e.stdin_fd = io.stdin_fd >= 0 ? io.stdin_fd : devnull.get();
+    e.stdout_fd = io.stdout_fd >= 0 ? io.stdout_fd : devnull.get();
+    e.stderr_fd = io.stderr_fd >= 0 ? io.stderr_fd : devnull.get();
+  }
   e.cgroup_fd = inst->cgroup.fd();
   e.setup_timeout = setup_timeout;
   TRY(isolation::PendingStart pending, isolation::beginStart(e));
-  return PendingExec::watch(loop_, timers_, std::move(pending));
+  return PendingExec::watch(loop_, timers_, std::move(pending), io.started);
 }
 
 Result<ContainerStats> KernelRuntime::stats(ContainerHandle h) {

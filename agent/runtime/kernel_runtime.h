@@ -66,7 +66,7 @@ class KernelRuntime : public PodRuntime {
   Result<void> kill(ContainerHandle h) override;
   void remove(ContainerHandle h) override;
   Result<std::unique_ptr<ExecProcess>> exec(ContainerHandle h, const std::vector<std::string>& argv,
-                                            int out_fd,
+                                            const ExecIo& io,
                                             std::chrono::milliseconds setup_timeout) override;
   Result<ContainerStats> stats(ContainerHandle h) override;
   // Live restore (issue #16): adopt.cc and leftovers.cc.

@@ -7,12 +7,13 @@
 namespace kernelet::agent::runtime {
 
 Result<std::unique_ptr<ExecProcess>> PendingExec::watch(EventLoop& loop, TimerQueue& timers,
-                                                        isolation::PendingStart pending) {
+                                                        isolation::PendingStart pending,
+                                                        std::function<void(Result<void>)> started) {
   UniqueFd ended(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!ended) {
     return sysError("eventfd", "exec");  // `pending` goes with this frame: its child is killed
   }
-  std::unique_ptr<PendingExec> e(new PendingExec(loop, std::move(ended)));
+  std::unique_ptr<PendingExec> e(new PendingExec(loop, std::move(ended), std::move(started)));
   PendingExec* raw = e.get();
   TRY(e->watch_,
       isolation::watchStart(loop, timers, std::move(pending),
@@ -36,22 +37,30 @@ PendingExec::~PendingExec() {
 void PendingExec::started(Result<isolation::Process> proc) {
   // The watch has done its work; it is destroyed with this object, as
   // watchStart allows (not here: we are inside its callback).
-  if (!proc) {
+  if (proc) {
+    proc_ = std::move(*proc);
+    if (auto r = loop_.add(proc_->pidfd(), EPOLLIN,
+                           [this](uint32_t) {
+                             loop_.remove(proc_->pidfd());
+                             watching_exit_ = false;
+                             end();
+                           });
+        !r) {
+      failed_ = withContext(std::move(r.error()), "watch exec");
+    } else {
+      watching_exit_ = true;
+    }
+  } else {
     failed_ = std::move(proc.error());
-    return end();
   }
-  proc_ = std::move(*proc);
-  if (auto r = loop_.add(proc_->pidfd(), EPOLLIN,
-                         [this](uint32_t) {
-                           loop_.remove(proc_->pidfd());
-                           watching_exit_ = false;
-                           end();
-                         });
-      !r) {
-    failed_ = withContext(std::move(r.error()), "watch exec");
-    return end();
+  if (failed_) {
+    end();
   }
-  watching_exit_ = true;
+  if (on_started_) {
+    // Last: the callback may destroy this object.
+    auto cb = std::move(on_started_);
+    cb(failed_ ? Result<void>(std::unexpected(*failed_)) : Result<void>{});
+  }
 }
 
 void PendingExec::end() {

@@ -6,6 +6,7 @@
 // as the error from reap(). So an exec into a container that starves its
 // child of CPU never holds up the agent's loop.
 
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -19,9 +20,11 @@ namespace kernelet::agent::runtime {
 
 class PendingExec : public ExecProcess {
  public:
-  // `pending` from isolation::beginStart of an execSpec.
-  static Result<std::unique_ptr<ExecProcess>> watch(EventLoop& loop, TimerQueue& timers,
-                                                    isolation::PendingStart pending);
+  // `pending` from isolation::beginStart of an execSpec; `started` (may be
+  // empty) is ExecIo::started.
+  static Result<std::unique_ptr<ExecProcess>> watch(
+      EventLoop& loop, TimerQueue& timers, isolation::PendingStart pending,
+      std::function<void(Result<void>)> started = nullptr);
   // Kills and reaps the child, whether it is setting up or running.
   ~PendingExec() override;
 
@@ -29,12 +32,14 @@ class PendingExec : public ExecProcess {
   Result<int> reap() override;
 
  private:
-  PendingExec(EventLoop& loop, UniqueFd ended) : loop_(loop), ended_(std::move(ended)) {}
+  PendingExec(EventLoop& loop, UniqueFd ended, std::function<void(Result<void>)> on_started)
+      : loop_(loop), ended_(std::move(ended)), on_started_(std::move(on_started)) {}
   void started(Result<isolation::Process> proc);
   void end();
 
   EventLoop& loop_;
   UniqueFd ended_;  // an eventfd: readable once the run is over
+  std::function<void(Result<void>)> on_started_;
   std::unique_ptr<isolation::StartWatch> watch_;
   std::optional<isolation::Process> proc_;
   std::optional<Error> failed_;

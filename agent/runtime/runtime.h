@@ -146,8 +146,40 @@ struct LeftoverPod {
   std::string uid, namespace_, name;
 };
 
-// A process started in a running container (an exec probe, later kubectl
-// exec). Destroying it kills and reaps it if it has not been reaped.
+// The stdio of an exec (PodRuntime::exec). The descriptors are the caller's:
+// the runtime dups them into the process and never closes them, so the
+// caller closes its copies once exec() returned.
+struct ExecIo {
+  // The process's 0, 1 and 2; -1 is /dev/null. Must stay -1 with tty.
+  int stdin_fd = -1;
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+  // A pseudo-terminal made in the container (its devpts: `tty` prints
+  // /dev/pts/N), the process's 0, 1, 2 and controlling terminal; the process
+  // is its session's leader. Its master is sent over `console_socket` (one
+  // end of a socketpair(AF_UNIX, SOCK_STREAM); the other end receives it with
+  // isolation::receiveTerminal: SCM_RIGHTS, the data the terminal's name), as
+  // OCI's --console-socket.
+  bool tty = false;
+  int console_socket = -1;
+  // With tty: the window before exec when both are non-zero; later ones go
+  // to the master (isolation::setWindowSize).
+  uint16_t rows = 0, cols = 0;
+  // Optional, on the loop, once: the command was exec'ed (ok) or its setup
+  // failed (the error, e.g. exec `nope`: No such file or directory). Not
+  // called when exec() itself fails, nor once the ExecProcess is destroyed.
+  std::function<void(Result<void>)> started;
+
+  // What an exec probe gets: stdout and stderr to `out_fd`, stdin /dev/null.
+  static ExecIo output(int out_fd) {
+    ExecIo io;
+    io.stdout_fd = io.stderr_fd = out_fd;
+    return io;
+  }
+};
+
+// A process started in a running container (an exec probe, kubectl exec). Destroying it kills and
+// reaps it if it has not been reaped.
 class ExecProcess {
  public:
   virtual ~ExecProcess() = default;
@@ -202,11 +234,11 @@ class PodRuntime {
   // releases it without calling its exit callback.
   virtual void remove(ContainerHandle h) = 0;
   // `argv` in the container (its namespaces, cgroup, user, capabilities,
-  // seccomp), stdout and stderr to `out_fd`; the setup until execve is bounded
-  // by `setup_timeout`.
+  // seccomp; not dumpable until execve), its stdio as `io` says; the setup
+  // until execve is bounded by `setup_timeout`.
   virtual Result<std::unique_ptr<ExecProcess>> exec(ContainerHandle h,
                                                     const std::vector<std::string>& argv,
-                                                    int out_fd,
+                                                    const ExecIo& io,
                                                     std::chrono::milliseconds setup_timeout) = 0;
   virtual Result<ContainerStats> stats(ContainerHandle h) = 0;
 

@@ -8,7 +8,8 @@
 //                           in the child; the same with clone(2)
 //   hunt SECONDS            watch /proc for processes that are not this one (the
 //                           agent's exec and probe children) and try to read their
-//                           memory, open their exe for writing and ptrace them
+//                           memory and environment, open their exe for writing
+//                           and ptrace them
 //                           before they exec (or get a handle on the agent's
 //                           binary); prints "ESCAPE ..." for each success
 //                           and a summary line "hunt: ..."
@@ -188,6 +189,16 @@ static void attack(pid_t pid) {
       if (n > 0) {
         escape("mem", pid, exe, buf, n);
       }
+    }
+    close(fd);
+  }
+  // Its environment: the agent's, secrets included, before the exec.
+  snprintf(path, sizeof path, "/proc/%d/environ", pid);
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n > 0 && classify(pid, exe, sizeof exe) == kForeign) {
+      escape("environ", pid, exe, buf, n);
     }
     close(fd);
   }

@@ -2,9 +2,12 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/capability.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -142,6 +145,58 @@ class OciCli : public ::testing::Test {
   }
   std::string dir_, root_, bundle_;
 };
+
+// A listening AF_UNIX socket at `path`, as recvtty's.
+int listenAt(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  EXPECT_EQ(::listen(fd, 1), 0);
+  return fd;
+}
+
+// What recvtty does with a connection: one message, the terminal's name as
+// data and its master as SCM_RIGHTS. -1 if there was none.
+int receiveMaster(int conn, std::string* name) {
+  char data[256];
+  iovec iov{data, sizeof data};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n = ::recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
+  cmsghdr* c = n > 0 ? CMSG_FIRSTHDR(&msg) : nullptr;
+  if (c == nullptr || c->cmsg_type != SCM_RIGHTS) {
+    return -1;
+  }
+  int fd;
+  std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  name->assign(data, static_cast<size_t>(n));
+  return fd;
+}
+
+// Everything the terminal prints until its process ends (EIO), 20 s at most.
+std::string readTerminal(int master) {
+  std::string out;
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < until) {
+    pollfd p{master, POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0) {
+      continue;
+    }
+    char buf[1024];
+    ssize_t n = ::read(master, buf, sizeof buf);
+    if (n <= 0) {
+      break;
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
 
 TEST_F(OciCli, RunIsForegroundWithTheContainersOutputAndStatus) {
   writeConfig({"sh", "-c", "echo hello from $(hostname); echo err >&2; exit 7"});
@@ -437,6 +492,84 @@ TEST_F(OciCli, RunWithStdinAndStdoutClosedBehaves) {
   // stdin, stdout, stderr and ls's own directory: nothing else of kernelet's.
   EXPECT_EQ(r.err, "0\n1\n2\n3\n");
   EXPECT_TRUE(nothingLeftOf("c13"));
+}
+
+}  // namespace
+
+namespace {
+
+const char* kDevpts =
+    R"({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+        "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+                 {"destination": "/tmp")";
+
+// process.terminal as crun and runc are tested: a receiver on the console
+// socket gets the master at create, types into the shell after start and
+// reads the answers: the container's first terminal, the consoleSize, pid 1
+// leading its session.
+TEST_F(OciCli, TheTerminalsMasterGoesToTheConsoleSocket) {
+  writeConfig({"sh"});
+  editConfig(R"("terminal": false)",
+             R"("terminal": true, "consoleSize": {"height": 33, "width": 101})");
+  editConfig(R"({"destination": "/tmp")", kDevpts);
+  std::string sock = dir_ + "/console.sock";
+  int listener = listenAt(sock);
+  Ran c = kernelet(oci({"create", "--bundle", bundle_, "--console-socket", sock, "t1"}));
+  ASSERT_EQ(c.status, 0) << c.err;
+  int conn = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  ::close(listener);
+  ASSERT_GE(conn, 0);
+  std::string name;
+  int master = receiveMaster(conn, &name);
+  ::close(conn);
+  ASSERT_GE(master, 0) << "no terminal came over the console socket";
+  EXPECT_EQ(name, "/dev/pts/0");
+  ASSERT_EQ(kernelet(oci({"start", "t1"})).status, 0);
+  std::string typed = "stty size; tty; echo pid=$$ sid=$(cut -d' ' -f6 /proc/$$/stat); exit 3\n";
+  ASSERT_EQ(::write(master, typed.data(), typed.size()), static_cast<ssize_t>(typed.size()));
+  std::string out = readTerminal(master);
+  ::close(master);
+  EXPECT_NE(out.find("\r\n33 101\r\n/dev/pts/0\r\npid=1 sid=1\r\n"), std::string::npos) << out;
+  for (int i = 0; i < 500 && stateOf("t1") != "stopped"; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(stateOf("t1"), "stopped");
+  EXPECT_EQ(kernelet(oci({"delete", "t1"})).status, 0);
+  EXPECT_TRUE(nothingLeftOf("t1"));
+}
+
+// A terminal needs a console socket (crun's words), a console socket a
+// terminal; neither leaves anything behind.
+TEST_F(OciCli, TerminalAndConsoleSocketComeTogether) {
+  writeConfig({"true"});
+  std::string sock = dir_ + "/console.sock";
+  int listener = listenAt(sock);
+  Ran extra = kernelet(oci({"run", "--bundle", bundle_, "--console-socket", sock, "t2"}));
+  EXPECT_EQ(extra.status, 1);
+  EXPECT_EQ(extra.err,
+            "kernelet oci: create container `t2`: --console-socket is given but "
+            "process.terminal is false\n");
+  EXPECT_TRUE(nothingLeftOf("t2"));
+
+  editConfig(R"("terminal": false)", R"("terminal": true)");
+  Ran create = kernelet(oci({"create", "--bundle", bundle_, "t3"}));
+  EXPECT_EQ(create.status, 1);
+  EXPECT_EQ(create.err,
+            "kernelet oci: create container `t3`: use --console-socket with create when a "
+            "terminal is used\n");
+  Ran run = kernelet(oci({"run", "--bundle", bundle_, "t3"}));
+  EXPECT_EQ(run.status, 1);
+  EXPECT_EQ(run.err,
+            "kernelet oci: create container `t3`: use --console-socket with run when a "
+            "terminal is used\n");
+  EXPECT_TRUE(nothingLeftOf("t3"));
+  Ran missing =
+      kernelet(oci({"run", "--bundle", bundle_, "--console-socket", dir_ + "/nope", "t4"}));
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_EQ(missing.err, "kernelet oci: connect console socket `" + dir_ +
+                             "/nope`: No such file or directory\n");
+  EXPECT_TRUE(nothingLeftOf("t4"));
+  ::close(listener);
 }
 
 }  // namespace

@@ -321,7 +321,7 @@ TEST_F(LiveRestoreTest, AdoptsWhatThePreviousRuntimeLeftThenStopsItAsALeftover) 
   // exec works on the adopted handle.
   int out[2];
   ASSERT_EQ(::pipe2(out, O_CLOEXEC | O_NONBLOCK), 0);
-  auto ex = b->exec(ap->handle, {"sh", "-c", "echo exec-ok"}, out[1], seconds(10));
+  auto ex = b->exec(ap->handle, {"sh", "-c", "echo exec-ok"}, ExecIo::output(out[1]), seconds(10));
   ::close(out[1]);
   ASSERT_TRUE(ex) << ex.error().message();
   // The exec's setup is watched on the loop: turn it until the process exited.

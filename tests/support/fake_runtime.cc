@@ -236,15 +236,22 @@ void FakeRuntime::remove(rt::ContainerHandle h) {
 
 Result<std::unique_ptr<rt::ExecProcess>> FakeRuntime::exec(rt::ContainerHandle h,
                                                            const std::vector<std::string>& argv,
-                                                           int out_fd, std::chrono::milliseconds) {
+                                                           const rt::ExecIo& io,
+                                                           std::chrono::milliseconds) {
   auto it = runs_.find(h);
   if (it == runs_.end()) {
     return makeError("exec probe", "", "the container is not running");
   }
   calls_.push_back("exec " + it->second.name + " " + (argv.empty() ? "" : argv[0]));
   ExecResult r = execs_[it->second.name];
-  if (!r.output.empty() && ::write(out_fd, r.output.data(), r.output.size()) < 0) {
+  if (!r.output.empty() && io.stdout_fd >= 0 &&
+      ::write(io.stdout_fd, r.output.data(), r.output.size()) < 0) {
     return sysError("write", "exec output");
+  }
+  if (io.started) {
+    // From the loop, later, as the real runtime reports it.
+    pending_.push_back(timers_.after(std::chrono::seconds(0),
+                                     [started = io.started] { started(Result<void>{}); }));
   }
   UniqueFd fd(::eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!fd) {

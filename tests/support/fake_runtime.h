@@ -96,7 +96,8 @@ class FakeRuntime : public rt::PodRuntime {
   Result<void> kill(rt::ContainerHandle h) override;
   void remove(rt::ContainerHandle h) override;
   Result<std::unique_ptr<rt::ExecProcess>> exec(rt::ContainerHandle h,
-                                                const std::vector<std::string>& argv, int out_fd,
+                                                const std::vector<std::string>& argv,
+                                                const rt::ExecIo& io,
                                                 std::chrono::milliseconds setup_timeout) override;
   Result<rt::ContainerStats> stats(rt::ContainerHandle h) override;
   std::optional<rt::AdoptedPod> adopt(const agent::Pod& pod, agent::QosClass qos,

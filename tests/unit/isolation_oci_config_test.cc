@@ -95,13 +95,34 @@ void expectError(const std::string& json, const std::string& message) {
   EXPECT_EQ(b.error().message(), "config.json `/bundles/x/config.json`: " + message);
 }
 
+// process.terminal is accepted (the master goes to --console-socket: see
+// oci::create), with the window of process.consoleSize.
+TEST(OciConfig, TerminalAndConsoleSize) {
+  auto b = parseOciConfig(withReplaced(R"("terminal": false)", R"("terminal": true,
+      "consoleSize": {"height": 24, "width": 132})"),
+                          "/bundles/x");
+  ASSERT_TRUE(b) << b.error().message();
+  EXPECT_TRUE(b->spec.terminal);
+  ASSERT_TRUE(b->spec.console_size);
+  EXPECT_EQ(b->spec.console_size->rows, 24u);
+  EXPECT_EQ(b->spec.console_size->cols, 132u);
+  auto plain = parseOciConfig(kConfig, "/bundles/x");
+  ASSERT_TRUE(plain) << plain.error().message();
+  EXPECT_FALSE(plain->spec.terminal);
+  EXPECT_FALSE(plain->spec.console_size);
+}
+
 TEST(OciConfig, UnsupportedFieldsAreNamedNeverIgnored) {
   expectError(withReplaced(R"("cgroupsPath")", R"("intelRdt": {}, "cgroupsPath")"),
               "linux.intelRdt: not supported by kernelet");
   expectError(withReplaced(R"("pids": {"limit": 64},)", R"("pids": {"limit": 64}, "blockIO": {},)"),
               "linux.resources.blockIO: not supported by kernelet");
-  expectError(withReplaced(R"("terminal": false)", R"("terminal": true)"),
-              "process.terminal: true is not supported (no console socket); set it to false");
+  expectError(withReplaced(R"("terminal": false)",
+                           R"("terminal": false, "consoleSize": {"height": 24, "width": 80})"),
+              "process.consoleSize: given without \"terminal\": true");
+  expectError(withReplaced(R"("terminal": false)",
+                           R"("terminal": true, "consoleSize": {"height": 70000, "width": 80})"),
+              "process.consoleSize.height: out of range");
   expectError(
       withReplaced(R"("annotations")", R"("hooks": {"prestart": [{"path": "/x"}]}, "annotations")"),
       "hooks: not supported by kernelet");
