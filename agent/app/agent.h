@@ -29,7 +29,9 @@
 #include "agent/sources/object_cache.h"
 #include "agent/status/snapshot.h"
 #include "agent/status/status_files.h"
+#include "agent/streams/pod_access.h"
 #include "images/image_store.h"
+#include "netns/dial.h"
 #include "netns/netns.h"
 #include "sys/event_loop.h"
 #include "sys/loop_queue.h"
@@ -67,6 +69,13 @@ class Agent {
   Result<void> startServer(const apiclient::ClusterAccess* access);
   // The node server's /run, on the loop: the command in a running container.
   void runInPod(const server::RunRequest& r, const server::Responder& respond);
+  // /exec and /portForward (agent_streams.cc): the endpoints, and what they
+  // ask of the loop.
+  void addStreamEndpoints(server::Endpoints& endpoints);
+  PodWorker* findWorker(const streams::PodRef& ref);
+  void execInPod(streams::ExecRequest& r, streams::ExecHooks hooks);
+  void dialInPod(const streams::PodRef& ref, uint16_t port,
+                 std::function<void(Result<UniqueFd>)> done);
   // Stops the pod (a terminate within `grace`, else its own) and removes its
   // worker once nothing of it is left; a pod the API deletes then gets its
   // final DELETE.
@@ -141,6 +150,8 @@ class Agent {
   std::unique_ptr<apiclient::ApiClient> review_client_;
   std::unique_ptr<server::TokenReviewer> token_reviewer_;
   std::unique_ptr<server::AccessReviewer> access_reviewer_;
+  // Port-forward's connections into pods' networks, made off the loop.
+  std::unique_ptr<netns::Dialer> dialer_;
   std::unique_ptr<server::NodeServer> server_;
   int server_port_ = 0;  // bound; 0: no server
 };

@@ -62,6 +62,7 @@ Result<void> Agent::startServer(const apiclient::ClusterAccess* access) {
     server_queue_->post(
         [this, r = std::move(r), respond = std::move(respond)] { runInPod(r, respond); });
   });
+  addStreamEndpoints(endpoints);
   logs::addLogEndpoints(endpoints, snapshots_, config.pod_log_dir);
   stats::StatsContext stats{.snapshots = &snapshots_};
   stats.sources.node_name = config.node_name;

@@ -106,6 +106,20 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
                   std::chrono::seconds timeout, size_t max_output,
                   std::function<void(Result<ProbeOutcome>)> done);
 
+  // kubectl exec (agent/streams): `argv` in the running container `name`
+  // with `io` (its stdio, a terminal, `io.started`). `exited` runs once on
+  // the loop with its status, or the error that ended it (its setup failed,
+  // the worker went: the process is killed then). An error: no such
+  // container, it is not running, or nothing could be started; neither
+  // callback runs then.
+  Result<void> exec(const std::string& name, const std::vector<std::string>& argv,
+                    const runtime::ExecIo& io, std::function<void(Result<int>)> exited);
+  // Where the pod's network is (port-forward dials there): empty for
+  // hostNetwork pods; nullopt while there is no sandbox.
+  std::optional<std::string> netnsPath() const {
+    return sandbox_ ? std::optional(sandbox_->netns_path) : std::nullopt;
+  }
+
   const Pod& pod() const { return pod_; }
   const std::string& hash() const { return hash_; }
   const PodStatus& status() const { return status_; }
@@ -261,6 +275,14 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   // runCommand()'s commands still running, by a number of their own.
   std::map<uint64_t, std::unique_ptr<ProbeRun>> commands_;
   uint64_t next_command_ = 0;
+  // exec()'s processes still running, by a number of their own.
+  struct ExecRun {
+    EventLoop* loop = nullptr;
+    std::unique_ptr<runtime::ExecProcess> proc;
+    std::function<void(Result<int>)> exited;  // emptied once called
+    ~ExecRun();  // off the loop, kills what still runs, tells `exited`
+  };
+  std::map<uint64_t, std::unique_ptr<ExecRun>> execs_;
   // Metrics (agent/stats): when this worker first saw the pod, whether its
   // start (first Running) was counted, and what the next sync is in the
   // kubelet's terms (create, update, sync).

@@ -355,7 +355,8 @@ std::optional<AdoptedPod> KernelRuntime::adopt(const Pod& pod, QosClass qos,
                                        .projected = r.projected});
   }
   entry.record = r;
-  AdoptedPod out{.pod_hash = r.pod_hash, .sandbox = {.ip = r.ip}};
+  AdoptedPod out{.pod_hash = r.pod_hash,
+                 .sandbox = {.ip = r.ip, .netns_path = entry.sandbox->netnsPath()}};
   if (r.kill_at_unix_ms) {
     out.kill_at =
         std::chrono::system_clock::time_point(std::chrono::milliseconds(*r.kill_at_unix_ms));

@@ -148,7 +148,7 @@ Result<SandboxInfo> KernelRuntime::createSandbox(const Pod& pod, QosClass qos,
     r.hostname = l.hostname;
     saveRecord(p);
   }
-  return SandboxInfo{.ip = p.sandbox->ip()};
+  return SandboxInfo{.ip = p.sandbox->ip(), .netns_path = p.sandbox->netnsPath()};
 }
 
 void KernelRuntime::saveRecord(PodEntry& pod) {

@@ -45,6 +45,9 @@ using ContainerHandle = uint64_t;
 
 struct SandboxInfo {
   std::string ip;  // the pod's address (the node's for hostNetwork pods)
+  // Its network namespace (a bind-mounted file, where port-forward dials);
+  // empty for hostNetwork pods: the node's.
+  std::string netns_path;
 };
 
 // An image ready to run.

@@ -1,0 +1,114 @@
+// The agent's side of kubectl exec and port-forward (agent/streams): the
+// endpoints run on the server's thread and reach the pods through the loop
+// (server_queue_), as /run does.
+#include <memory>
+
+#include "agent/app/agent.h"
+#include "agent/log/log.h"
+#include "agent/streams/exec_endpoint.h"
+#include "agent/streams/port_forward_endpoint.h"
+
+namespace kernelet::agent {
+
+void Agent::addStreamEndpoints(server::Endpoints& endpoints) {
+  // On the server thread: the read-only snapshot, never the workers.
+  streams::PodExists exists = [this](const streams::PodRef& ref) {
+    auto snap = snapshots_.current();
+    for (const auto& [uid, pod] : snap->pods) {
+      if (pod->namespace_ == ref.namespace_ && pod->name == ref.name &&
+          (ref.uid.empty() || uid == ref.uid)) {
+        return true;
+      }
+    }
+    return false;
+  };
+  endpoints.exec = streams::execHandler(
+      exists, [this](streams::ExecRequest r, streams::ExecHooks hooks) {
+        auto shared = std::make_shared<streams::ExecRequest>(std::move(r));
+        server_queue_->post([this, shared, hooks = std::move(hooks)]() mutable {
+          execInPod(*shared, std::move(hooks));
+        });
+      });
+  dialer_ = std::make_unique<netns::Dialer>();
+  endpoints.port_forward = streams::portForwardHandler(
+      exists, [this](const streams::PodRef& ref, uint16_t port,
+                     std::function<void(Result<UniqueFd>)> done) {
+        server_queue_->post([this, ref, port, done = std::move(done)]() mutable {
+          dialInPod(ref, port, std::move(done));
+        });
+      });
+}
+
+PodWorker* Agent::findWorker(const streams::PodRef& ref) {
+  for (auto& [uid, w] : workers_) {
+    const Pod& pod = w->pod();
+    if (pod.namespace_ == ref.namespace_ && pod.name == ref.name &&
+        (ref.uid.empty() || uid == ref.uid) && !terminating_.contains(uid)) {
+      return w.get();
+    }
+  }
+  return nullptr;
+}
+
+void Agent::execInPod(streams::ExecRequest& r, streams::ExecHooks hooks) {
+  PodWorker* w = findWorker(r.pod);
+  if (w == nullptr) {
+    return hooks.started(makeError("exec", "", "pod does not exist"));
+  }
+  // The hooks' order holds whatever happens: started once, then exited only
+  // after a started(ok). A setup that fails is started's error; a worker
+  // that goes before the setup reported is too.
+  struct Order {
+    streams::ExecHooks hooks;
+    bool started = false, failed = false;
+  };
+  auto order = std::make_shared<Order>(Order{.hooks = std::move(hooks)});
+  runtime::ExecIo io;
+  io.stdin_fd = r.stdin_fd.get();
+  io.stdout_fd = r.stdout_fd.get();
+  io.stderr_fd = r.stderr_fd.get();
+  io.tty = r.tty;
+  io.console_socket = r.console_socket.get();
+  io.started = [order](Result<void> s) {
+    order->started = true;
+    order->failed = !s;
+    order->hooks.started(std::move(s));
+  };
+  log::v(2, "Exec in container",
+         {{"pod", r.pod.namespace_ + "/" + r.pod.name}, {"container", r.container}});
+  auto res = w->exec(r.container, r.command, io, [order](Result<int> status) {
+    if (!order->started) {
+      order->started = order->failed = true;
+      if (status) {
+        order->hooks.started(makeError("exec", "", "the process ended before it started"));
+      } else {
+        order->hooks.started(std::unexpected(status.error()));
+      }
+      return;
+    }
+    if (!order->failed) {
+      order->hooks.exited(std::move(status));
+    }
+  });
+  // The runtime gave the child its own copies: ours close with `r`.
+  if (!res) {
+    order->started = true;
+    order->hooks.started(std::unexpected(res.error()));
+  }
+}
+
+void Agent::dialInPod(const streams::PodRef& ref, uint16_t port,
+                      std::function<void(Result<UniqueFd>)> done) {
+  PodWorker* w = findWorker(ref);
+  if (w == nullptr) {
+    return done(makeError("port-forward", "", "pod does not exist"));
+  }
+  std::optional<std::string> ns = w->netnsPath();
+  if (!ns) {
+    return done(makeError("port-forward", "", "the pod has no network yet"));
+  }
+  // Off the loop: a connect into the pod's namespace may take its timeout.
+  dialer_->dial({.ns_path = *ns, .ns_id = w->pod().uid}, port, std::move(done));
+}
+
+}  // namespace kernelet::agent
