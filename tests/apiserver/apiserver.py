@@ -19,7 +19,10 @@ whose rules also answer SubjectAccessReviews; TokenReviews know every token.
 
 What the real API server does with a kubelet's own server (nodeproxy.py):
 pods/NAME/log is proxied, streaming, to the node's /containerLogs/...,
-nodes/NAME/proxy/PATH to the node's /PATH, with the kubelet client certificate.
+nodes/NAME/proxy/PATH to the node's /PATH, with the kubelet client certificate;
+pods/NAME/exec, attach and portforward go to the node's /exec, /attach and
+/portForward with the client's upgrade headers, and once the kubelet has
+upgraded, the bytes are relayed both ways (streamrelay.py).
 
 Every namespace holds the "default" ServiceAccount and the kube-root-ca.crt
 ConfigMap; pods pass the ServiceAccount admission (the kube-api-access
