@@ -19,7 +19,10 @@ whose rules also answer SubjectAccessReviews; TokenReviews know every token.
 
 What the real API server does with a kubelet's own server (nodeproxy.py):
 pods/NAME/log is proxied, streaming, to the node's /containerLogs/...,
-nodes/NAME/proxy/PATH to the node's /PATH, with the kubelet client certificate.
+nodes/NAME/proxy/PATH to the node's /PATH, with the kubelet client certificate;
+pods/NAME/exec, attach and portforward go to the node's /exec, /attach and
+/portForward with the client's upgrade headers, and once the kubelet has
+upgraded, the bytes are relayed both ways (streamrelay.py).
 
 Every namespace holds the "default" ServiceAccount and the kube-root-ca.crt
 ConfigMap; pods pass the ServiceAccount admission (the kube-api-access
@@ -59,6 +62,7 @@ import access  # noqa: E402
 import nodeproxy  # noqa: E402
 import patch as patches  # noqa: E402
 import schema as schemas_mod  # noqa: E402
+import streamrelay  # noqa: E402
 import tables  # noqa: E402
 
 
@@ -78,6 +82,9 @@ RESOURCES = {
     ("coordination.k8s.io", "v1", "leases"): ("Lease", True, []),
 }
 STATUS_SUBRESOURCE = {"pods", "nodes", "namespaces"}
+# pods/NAME/SUB relayed to the kubelet once it has upgraded the connection
+STREAM_SUBRESOURCES = {"exec": "PodExecOptions", "attach": "PodAttachOptions",
+                       "portforward": "PodPortForwardOptions"}
 NODE_PROXY_PATH = re.compile(r"^/api/v1/nodes/[^/]+/proxy(/|$)")
 # group -> plural -> kind of the review APIs (create only, nothing stored)
 REVIEWS = {"authentication.k8s.io": {"tokenreviews": "TokenReview"},
@@ -631,6 +638,14 @@ class Handler(BaseHTTPRequestHandler):
             if mode == "policy":  # read-only users issued tokens before: they still do
                 self.authorize(user, groups, mode, attrs)
             return self.token_request(namespace, name, user)
+        if plural == "pods" and sub in STREAM_SUBRESOURCES and method in ("GET", "POST") \
+                and len(rest) == 3:
+            # kubectl's WebSocket attempt is a GET: the real API server asks
+            # for create on it too (AuthorizePodWebsocketUpgradeCreatePermission).
+            self.authorize(user, groups, mode, attrs)
+            if verb != "create":
+                self.authorize(user, groups, mode, dict(attrs, verb="create"))
+            return self.pod_stream(sub, namespace, name)
         if plural == "pods" and sub == "log" and method == "GET" and len(rest) == 3:
             self.authorize(user, groups, mode, attrs)
             return self.pod_log(namespace, name, query)
@@ -795,6 +810,62 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             conn.close()
 
+    def pod_stream(self, kind, namespace, name):
+        """pods/NAME/exec, attach, portforward: the upgrade goes to the node's
+        kubelet with the client's upgrade headers; its answer comes back as
+        it is, and after a 101 the bytes go both ways (streamrelay.py)."""
+        with self.api.store.lock:
+            pod = copy.deepcopy(self.api.store.objects.get(("", "pods", namespace, name)))
+        if pod is None:
+            raise not_found("pods", name)
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query,
+                                      keep_blank_values=True)
+        try:
+            target = streamrelay.kubelet_target(kind, pod, query)
+        except streamrelay.StreamError as e:
+            raise ApiError(e.code, e.reason, e.message)
+        host, port = self.kubelet_at(pod["spec"]["nodeName"])
+        headers = streamrelay.upgrade_headers(self.headers)
+        args = self.api.args
+        try:
+            conn = nodeproxy.KubeletConnection(host, port, args.kubelet_client_cert,
+                                               args.kubelet_client_key)
+        except nodeproxy.BackendError as e:
+            raise ApiError(500, "", f"error dialing backend: {e}")
+        try:
+            try:
+                status, reason, answer = conn.request(self.command, target, headers, close=False)
+            except (nodeproxy.BackendError, OSError) as e:
+                raise ApiError(500, "", f"error dialing backend: {e}")
+            self.close_connection = True
+            if status != 101:
+                # Not upgraded: the kubelet's answer as it came, then the end.
+                body = streamrelay.read_body(conn, answer)
+                sys.stderr.write(f"apiserver: kubelet {conn.url_base}{target}: {status} "
+                                 f"{body[:200]!r}\n")
+                return self.send_raw(status, reason, answer, body)
+            self.send_raw(status, reason, answer, None)
+            pending = streamrelay.drain_buffered(self.connection, self.rfile)
+            streamrelay.relay(self.connection, pending, conn.sock, conn.pending)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass
+        finally:
+            conn.close()
+
+    def send_raw(self, status, reason, headers, body):
+        """The kubelet's status line and headers as it sent them (the body's
+        length set again when there is one: it was read whole)."""
+        lines = [f"HTTP/1.1 {status} {reason}"]
+        for k, v in headers:
+            if body is not None and k.lower() in ("content-length", "transfer-encoding",
+                                                  "connection"):
+                continue
+            lines.append(f"{k}: {v}")
+        if body is not None:
+            lines += [f"Content-Length: {len(body)}", "Connection: close"]
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b""))
+        self.wfile.flush()
+
     def read_chunked(self, limit=16 << 20):
         """A chunked request body (at most `limit` bytes)."""
         body = b""
@@ -861,6 +932,11 @@ class Handler(BaseHTTPRequestHandler):
             if plural == "pods":
                 resources.append({"name": "pods/log", "singularName": "", "namespaced": True,
                                   "kind": "Pod", "verbs": ["get"]})
+            if plural == "pods":
+                for sub, options_kind in STREAM_SUBRESOURCES.items():
+                    resources.append({"name": f"pods/{sub}", "singularName": "",
+                                      "namespaced": True, "kind": options_kind,
+                                      "verbs": ["create", "get"]})
             if plural == "nodes":
                 resources.append({"name": "nodes/proxy", "singularName": "", "namespaced": False,
                                   "kind": "NodeProxyOptions",

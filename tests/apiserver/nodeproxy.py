@@ -220,10 +220,13 @@ class KubeletConnection:
         except OSError:
             pass
 
-    def request(self, method, target, headers, body=b""):
-        """Sends the request; returns (status, reason, [(header, value)])."""
+    def request(self, method, target, headers, body=b"", close=True):
+        """Sends the request; returns (status, reason, [(header, value)]).
+        `close=False`: no `Connection: close` (an upgrade brings its own)."""
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self.url_base[8:]}",
-                 "Connection: close", "User-Agent: kernelet-test-apiserver"]
+                 "User-Agent: kernelet-test-apiserver"]
+        if close:
+            lines.insert(2, "Connection: close")
         for k, v in headers:
             lines.append(f"{k}: {v}")
         if body or method in ("POST", "PUT", "PATCH"):

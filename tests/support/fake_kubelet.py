@@ -12,12 +12,20 @@ Client certificates are required and verified against CA (as a kubelet with
   previous=true: ...previous.log) with tailLines, limitBytes and timestamps;
   follow=true streams what is appended until DIR/NS_POD_CONTAINER.end exists.
   No such file: 404 (400 for previous, as the kubelet words it).
+- GET or POST /exec/..., /attach/..., /portForward/... with an Upgrade header:
+  101 with the same Upgrade, the first offered Sec-WebSocket-Protocol (and
+  Sec-WebSocket-Accept) or X-Stream-Protocol-Version, then every byte read is
+  written back until the client closes; a line "bye" makes it close first.
+  Container "refused": 404 `container not found ("refused")`, as a kubelet.
 - anything else: 200 with JSON {method, path, query, body} (an echo).
 Every request is appended to FILE as a JSON line: method, path, query and the
-client certificate's CN and O.
+client certificate's CN and O (an upgrade: its headers too, and a line
+{"ended": PATH} once it is over).
 """
 
 import argparse
+import base64
+import hashlib
 import json
 import os
 import socket
@@ -49,11 +57,16 @@ class Handler(BaseHTTPRequestHandler):
                     orgs.append(v)
         return cn, orgs
 
-    def record(self, method, url):
+    def record(self, method, url, extra=None):
         cn, orgs = self.peer()
+        line = {"method": method, "path": url.path, "query": url.query, "user": cn,
+                "groups": orgs}
+        line.update(extra or {})
+        self.write_record(line)
+
+    def write_record(self, line):
         with open(self.server.args.record, "a") as f:
-            f.write(json.dumps({"method": method, "path": url.path, "query": url.query,
-                                "user": cn, "groups": orgs}) + "\n")
+            f.write(json.dumps(line) + "\n")
 
     def answer(self, code, body, content_type="text/plain"):
         data = body.encode() if isinstance(body, str) else body
@@ -71,6 +84,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle_any(self, method):
         url = urllib.parse.urlsplit(self.path)
+        if self.headers.get("Upgrade") and url.path.split("/")[1:2] in (
+                ["exec"], ["attach"], ["portForward"]):
+            return self.upgrade(method, url)
         self.record(method, url)
         query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
         parts = url.path.split("/")
@@ -82,6 +98,40 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(n).decode() if n else ""
         self.answer(200, json.dumps({"method": method, "path": url.path, "query": url.query,
                                      "body": body}), "application/json")
+
+    def upgrade(self, method, url):
+        names = ("Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version",
+                 "Sec-WebSocket-Protocol", "X-Stream-Protocol-Version")
+        seen = {k: self.headers.get_all(k) for k in names if self.headers.get(k) is not None}
+        self.record(method, url, {"upgrade": seen})
+        if url.path.endswith("/refused"):
+            return self.answer(404, 'container not found ("refused")')
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Upgrade", self.headers["Upgrade"])
+        self.send_header("Connection", "Upgrade")
+        key = self.headers.get("Sec-WebSocket-Key")
+        if key:
+            digest = hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode())
+            self.send_header("Sec-WebSocket-Accept", base64.b64encode(digest.digest()).decode())
+        for name in ("Sec-WebSocket-Protocol", "X-Stream-Protocol-Version"):
+            offered = ",".join(self.headers.get_all(name) or [])
+            if offered:
+                self.send_header(name, offered.split(",")[0].strip())
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        try:
+            while True:
+                data = self.rfile.read1(65536)
+                if not data:
+                    break
+                self.wfile.write(data)
+                self.wfile.flush()
+                if data.endswith(b"bye\n"):
+                    break
+        except OSError:
+            pass  # the client went away: the end all the same
+        self.write_record({"ended": url.path})
 
     def logs(self, ns, pod, container, query):
         base = os.path.join(self.server.args.logs, f"{ns}_{pod}_{container}")

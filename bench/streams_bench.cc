@@ -1,0 +1,292 @@
+// Exec and port-forward (issue #18) in one run of the test VM
+// (bench/run-streams): `kernelet run --kubeconfig` against the test API
+// server, real kubectl, each stream against a plain loopback TCP peer in the
+// same VM doing the same work:
+//   1. 100 MiB through `kubectl exec -i POD -- cat`, checksummed on the way
+//      out, against the same file through socat to a socat running `cat` on
+//      loopback (target: at least half its speed);
+//   2. 100 MiB through `kubectl port-forward` (curl of a file busybox httpd
+//      serves in the pod), checksummed, against curl of the same file from
+//      busybox httpd on the VM's loopback (target: at least half);
+//   3. `kubectl exec POD -- true` latency against `crun exec` into a crun
+//      container of the same image, beside `kubectl get --raw /healthz`
+//      (kubectl's own start and one API round trip: the floor of any kubectl).
+// Both framings where kubectl has a choice: its default (WebSocket first) and
+// SPDY only (KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false, ..._PORT_FORWARD_...).
+//
+//   streams_bench --kernelet PATH --fixtures DIR [-n N]
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/bench_util.h"
+#include "support/api_server.h"
+
+namespace {
+
+using kernelet::bench::median;
+using kernelet::bench::runCommand;
+using kernelet::bench::slurp;
+using kernelet::bench::writeBundle;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+const std::string kBase = "/tmp/streams-bench";
+const std::string kSpdyOnly =
+    "KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false KUBECTL_PORT_FORWARD_WEBSOCKETS=false ";
+constexpr long kSize = 100L << 20;
+
+// `sh -c CMD`, output to `out`; the exit status.
+int sh(const std::string& cmd, const std::string& out = "/dev/null") {
+  return runCommand({"sh", "-c", cmd}, out);
+}
+
+double secondsOf(const std::function<void()>& fn) {
+  auto t0 = Clock::now();
+  fn();
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// A background `sh -c CMD` in a process group of its own, output to `log`.
+pid_t background(const std::string& cmd, const std::string& log) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    FILE* f = std::fopen(log.c_str(), "w");
+    if (f != nullptr) {
+      ::dup2(fileno(f), 1);
+      ::dup2(fileno(f), 2);
+    }
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return pid;
+}
+
+void stop(pid_t pid) {
+  if (pid > 0) {
+    ::kill(-pid, SIGTERM);
+    ::waitpid(pid, nullptr, 0);
+  }
+}
+
+// Polls `log` for `pattern`'s first group (e.g. a port) for up to 120 s.
+std::string waitFor(const std::string& log, const std::regex& pattern) {
+  auto deadline = Clock::now() + std::chrono::seconds(120);
+  std::smatch m;
+  while (Clock::now() < deadline) {
+    std::string text = slurp(log);
+    if (std::regex_search(text, m, pattern)) {
+      return m[1].str();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return "";
+}
+
+// The first 64 characters of `file` (sha256sum's digest).
+std::string digest(const std::string& file) { return slurp(file).substr(0, 64); }
+
+struct Copy {
+  double seconds = 0;
+  bool intact = false;
+};
+
+// `pipeline` (ending in sha256sum) timed; intact when its digest is `want`.
+Copy timedCopy(const std::string& pipeline, const std::string& want) {
+  std::string out = kBase + "/copy.sum";
+  Copy c;
+  int rc = 0;
+  c.seconds = secondsOf([&] { rc = sh(pipeline, out); });
+  c.intact = rc == 0 && digest(out) == want;
+  if (!c.intact) {
+    std::cerr << "  copy failed (" << rc << "): " << pipeline << "\n" << slurp(out) << "\n";
+  }
+  return c;
+}
+
+void printCopy(const std::string& name, const Copy& c, const Copy& peer) {
+  double mibs = kSize / (1 << 20) / c.seconds;
+  double peer_mibs = kSize / (1 << 20) / peer.seconds;
+  std::printf("  %-34s %8.1f MiB/s %s  %5.2fx the loopback copy (%.1f MiB/s)\n", name.c_str(),
+              c.intact ? mibs : 0.0, c.intact ? "intact " : "BROKEN ",
+              c.intact ? mibs / peer_mibs : 0, peer_mibs);
+}
+
+bool podsRunning(const kernelet::testing::ApiServer& server) {
+  auto deadline = Clock::now() + std::chrono::seconds(300);
+  while (Clock::now() < deadline) {
+    std::string out = server.kubectl("get pods -o jsonpath={.items[*].status.phase}");
+    if (out == "Running Running") {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  return false;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string kernelet, fixtures;
+  int n = 20;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--kernelet") kernelet = argv[i + 1];
+    if (a == "--fixtures") fixtures = argv[i + 1];
+    if (a == "-n") n = std::stoi(argv[i + 1]);
+  }
+  if (kernelet.empty() || fixtures.empty()) {
+    std::cerr << "usage: streams_bench --kernelet PATH --fixtures DIR [-n N]\n";
+    return 2;
+  }
+  fs::remove_all(kBase);
+  fs::create_directories(kBase + "/manifests");
+  fs::create_directories(kBase + "/www");
+  auto server = kernelet::testing::ApiServer::start(kBase + "/api", {});
+  if (!server) {
+    std::cerr << "api server: " << server.error().message() << "\n";
+    return 1;
+  }
+  std::string root = kBase + "/root";
+  if (runCommand({kernelet, "images", "--root-dir", root, "import", fixtures + "/oci/busybox"},
+                 "/dev/null") != 0) {
+    std::cerr << "image import failed\n";
+    return 1;
+  }
+  pid_t agent = ::fork();
+  if (agent == 0) {
+    std::string log = kBase + "/agent.log";
+    FILE* f = std::fopen(log.c_str(), "w");
+    ::dup2(fileno(f), 1);
+    ::dup2(fileno(f), 2);
+    ::execl(kernelet.c_str(), kernelet.c_str(), "run", "--kubeconfig", server->kubeconfig().c_str(),
+            "--pod-manifest-path", (kBase + "/manifests").c_str(), "--root-dir", root.c_str(),
+            "--pod-log-dir", (kBase + "/logs").c_str(), "--run-dir", "/run/streams-bench",
+            "--cgroup-root", "/streams-bench", "--hostname-override", "node1", "--node-ip",
+            "127.0.0.1", "--port=0", "--client-ca-file", server->caFile().c_str(),
+            "--stop-pods-on-exit", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // The file both copies carry, in the pod (an emptyDir filled at start) and here.
+  std::string file = kBase + "/www/big";
+  sh("head -c " + std::to_string(kSize) + " /dev/urandom > " + file + " && sha256sum < " + file,
+     kBase + "/big.sum");
+  std::string want = digest(kBase + "/big.sum");
+  std::ofstream(kBase + "/pods.yaml")
+      << "apiVersion: v1\nkind: Pod\nmetadata: {name: shell}\nspec:\n  nodeName: node1\n"
+         "  terminationGracePeriodSeconds: 1\n  containers:\n  - name: app\n"
+         "    image: fixtures.kernelet.test/busybox:latest\n    imagePullPolicy: Never\n"
+         "    command: [sh, -c, 'exec sleep 3600']\n---\n"
+         "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  nodeName: node1\n"
+         "  terminationGracePeriodSeconds: 1\n  volumes: [{name: www, emptyDir: {}}]\n"
+         "  containers:\n  - name: app\n    image: fixtures.kernelet.test/busybox:latest\n"
+         "    imagePullPolicy: Never\n    volumeMounts: [{name: www, mountPath: /www}]\n"
+         "    command: [sh, -c, 'head -c "
+      << kSize << " /dev/urandom > /www/big; sha256sum /www/big; exec httpd -f -p 8080 -h /www']\n";
+  std::cout << server->kubectl("apply -f " + kBase + "/pods.yaml");
+  if (!podsRunning(*server)) {
+    std::cerr << "pods not running\n" << slurp(kBase + "/agent.log");
+    ::kill(agent, SIGTERM);
+    ::waitpid(agent, nullptr, 0);
+    return 1;
+  }
+  std::string kubectl = "KUBECONFIG=" + server->kubeconfig() + " ";
+  // The pod's file (its own random bytes): its digest, from the pod's log.
+  std::string pod_want;
+  for (auto deadline = Clock::now() + std::chrono::seconds(300);
+       pod_want.empty() && Clock::now() < deadline;
+       std::this_thread::sleep_for(std::chrono::milliseconds(500))) {
+    std::smatch m;
+    std::string log = server->kubectl("logs web");
+    if (std::regex_search(log, m, std::regex("([0-9a-f]{64})  /www/big"))) {
+      pod_want = m[1].str();
+    }
+  }
+  if (pod_want.empty()) {
+    std::cerr << "no digest in the web pod's log\n";
+  }
+  std::printf("100 MiB through exec -i cat (checksummed):\n");
+  pid_t echo = background("socat -b 65536 TCP-LISTEN:7001,bind=127.0.0.1,reuseaddr,fork EXEC:cat",
+                          kBase + "/socat.log");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  Copy loop =
+      timedCopy("socat -b 65536 -t 60 - TCP:127.0.0.1:7001 < " + file + " | sha256sum", want);
+  stop(echo);
+  for (const auto& [name, env] : {std::pair<std::string, std::string>{"kubectl exec (default)", ""},
+                                  {"kubectl exec (SPDY)", kSpdyOnly}}) {
+    Copy c = timedCopy(
+        kubectl + env + "timeout 600 kubectl exec -i shell -- cat < " + file + " | sha256sum",
+        want);
+    printCopy(name, c, loop);
+  }
+
+  std::printf("100 MiB through port-forward (checksummed):\n");
+  pid_t httpd =
+      background("busybox httpd -f -p 127.0.0.1:7002 -h " + kBase + "/www", kBase + "/httpd.log");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  Copy plain = timedCopy("curl -sf http://127.0.0.1:7002/big | sha256sum", want);
+  stop(httpd);
+  for (const auto& [name, env] :
+       {std::pair<std::string, std::string>{"kubectl port-forward (default)", ""},
+        {"kubectl port-forward (SPDY)", kSpdyOnly}}) {
+    std::string log = kBase + "/pf.log";
+    pid_t pf = background("exec env " + kubectl + env + "kubectl port-forward pod/web :8080", log);
+    std::string port = waitFor(log, std::regex(R"(Forwarding from 127\.0\.0\.1:(\d+))"));
+    Copy c;
+    if (port.empty()) {
+      std::cerr << "  no port-forward: " << slurp(log) << "\n";
+    } else {
+      c = timedCopy("curl -sf http://127.0.0.1:" + port + "/big | sha256sum", pod_want);
+    }
+    stop(pf);
+    printCopy(name, c, plain);
+  }
+
+  std::printf("exec -- true latency (median of %d):\n", n);
+  std::string bundle = kBase + "/bundle";
+  writeBundle(bundle, fs::absolute(fixtures + "/rootfs/busybox"), "\"sleep\", \"3600\"");
+  std::string crun_root = kBase + "/crun";
+  bool crun_up = runCommand({"crun", "--root", crun_root, "run", "-d", "-b", bundle, "peer"},
+                            kBase + "/crun.log") == 0;
+  std::vector<double> crun_ms, exec_ms, spdy_ms, floor_ms;
+  for (int i = 0; i < n; i++) {
+    if (crun_up) {
+      crun_ms.push_back(1000 * secondsOf([&] {
+                          runCommand({"crun", "--root", crun_root, "exec", "peer", "true"});
+                        }));
+    }
+    exec_ms.push_back(1000 * secondsOf([&] { sh(kubectl + "kubectl exec shell -- true"); }));
+    spdy_ms.push_back(1000 *
+                      secondsOf([&] { sh(kubectl + kSpdyOnly + "kubectl exec shell -- true"); }));
+    floor_ms.push_back(1000 * secondsOf([&] { sh(kubectl + "kubectl get --raw /healthz"); }));
+  }
+  if (crun_up) {
+    runCommand({"crun", "--root", crun_root, "delete", "-f", "peer"}, "/dev/null");
+  } else {
+    std::cerr << "  crun run failed: " << slurp(kBase + "/crun.log") << "\n";
+  }
+  double crun = median(crun_ms);
+  std::printf("  %-34s %8.1f ms\n", "crun exec", crun);
+  std::printf("  %-34s %8.1f ms  %6.1fx crun exec\n", "kubectl exec (default)", median(exec_ms),
+              crun > 0 ? median(exec_ms) / crun : 0);
+  std::printf("  %-34s %8.1f ms  %6.1fx crun exec\n", "kubectl exec (SPDY)", median(spdy_ms),
+              crun > 0 ? median(spdy_ms) / crun : 0);
+  std::printf("  %-34s %8.1f ms  (kubectl's start and one API round trip)\n",
+              "kubectl get --raw /healthz", median(floor_ms));
+  ::kill(agent, SIGTERM);  // --stop-pods-on-exit: the pods go with it
+  ::waitpid(agent, nullptr, 0);
+  fs::remove_all(kBase);
+  return 0;
+}

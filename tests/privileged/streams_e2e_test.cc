@@ -1,0 +1,479 @@
+// End to end in the test VM: exec, terminals, port-forward and cp (issue #18)
+// as a cluster's users reach them. Real kubectl through the test API server,
+// which relays pods/exec and pods/portforward to the agent's :10250 with its
+// kubelet client certificate (tests/apiserver/streamrelay.py), every case
+// twice: with kubectl's defaults (WebSocket first, SPDY when the upgrade
+// fails) and with KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false and
+// KUBECTL_PORT_FORWARD_WEBSOCKETS=false (SPDY only). The API server's record
+// of requests tells which framing kubectl asked for (a WebSocket upgrade is a
+// GET, SPDY's a POST).
+//
+// One API server, one agent and two pods serve every case, to stay cheap:
+//   shell  app: sleeps; what exec and cp run in
+//   web    app: busybox httpd on :8080 serving index.html from an emptyDir
+// Every failure prints what kubectl said and the agent's log.
+
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <memory>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/api_server.h"
+#include "support/privileged.h"
+#include "support/process_util.h"
+#include "sys/fileio.h"
+
+namespace kernelet {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono;
+
+const std::string kImage = "fixtures.kernelet.test/busybox:latest";
+const std::string kSpdyOnly =
+    "KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false KUBECTL_PORT_FORWARD_WEBSOCKETS=false ";
+
+struct Output {
+  std::string out, err;
+  int rc = -1;
+};
+
+// Runs `cmd` through the shell, stdout and stderr apart.
+Output run(const std::string& cmd, const std::string& scratch) {
+  Output o;
+  std::string err = scratch + "/stderr";
+  FILE* p = ::popen((cmd + " 2>" + err).c_str(), "r");
+  if (p == nullptr) {
+    o.err = "popen failed";
+    return o;
+  }
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) {
+    o.out.append(buf, n);
+  }
+  int status = ::pclose(p);
+  o.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  o.err = readFile(err).value_or("");
+  return o;
+}
+
+// The API server, the agent and the pods every case shares.
+struct Cluster {
+  std::string base, root, run_dir, cgroup_root;
+  std::unique_ptr<testing::ApiServer> server;
+  pid_t agent = -1;
+  std::string setup_error;
+
+  ~Cluster() {
+    if (agent > 0) {
+      ::kill(agent, SIGTERM);
+      ::waitpid(agent, nullptr, 0);
+    }
+    server.reset();
+    std::error_code ec;
+    fs::remove_all(base, ec);
+    std::string top = "/sys/fs/cgroup" + cgroup_root;
+    for (const char* q : {"/kubepods/burstable", "/kubepods/besteffort", "/kubepods", ""}) {
+      ::rmdir((top + q).c_str());
+    }
+  }
+
+  std::string kubectl(const std::string& args) const { return server->kubectl(args); }
+  std::string agentLog() const { return readFile(base + "/agent.log").value_or(""); }
+  // `ENV kubectl ARGS` (ENV: variables for kubectl), bounded by `timeout`.
+  std::string command(const std::string& env, const std::string& args, int timeout = 180,
+                      bool foreground = false) const {
+    return "KUBECONFIG=" + server->kubeconfig() + " " + env + "timeout " +
+           (foreground ? "--foreground " : "") + std::to_string(timeout) + " kubectl " + args;
+  }
+
+  bool agentExited() {
+    int status = 0;
+    if (agent > 0 && ::waitpid(agent, &status, WNOHANG) == agent) {
+      agent = -1;
+      return true;
+    }
+    return agent <= 0;
+  }
+
+  // Polls `kubectl ARGS` until `ok`; the last output either way.
+  std::string waitKubectl(const std::string& args,
+                          const std::function<bool(const std::string&)>& ok, bool& seen) {
+    auto deadline = steady_clock::now() + seconds(240);
+    std::string out;
+    seen = false;
+    while (steady_clock::now() < deadline) {
+      out = kubectl(args);
+      if (ok(out)) {
+        seen = true;
+        return out;
+      }
+      if (agentExited()) {
+        return out + "\n(the agent has exited)";
+      }
+      std::this_thread::sleep_for(milliseconds(300));
+    }
+    return out;
+  }
+
+  void start() {
+    std::string id = std::to_string(::getpid());
+    base = "/tmp/kernelet-streams-" + id;
+    root = base + "/root";
+    run_dir = "/run/kernelet-streams-" + id;
+    cgroup_root = "/kernelet-streams-" + id;
+    fs::create_directories(base + "/manifests");
+    fs::create_directories(base + "/scratch");
+    testing::ApiServer::Options options;
+    options.validate_agent = "admin";
+    auto s = testing::ApiServer::start(base + "/api", options);
+    if (!s) {
+      setup_error = s.error().message();
+      return;
+    }
+    server = std::make_unique<testing::ApiServer>(std::move(*s));
+    Output imported = run(std::string(KERNELET_BINARY) + " images --root-dir " + root + " import " +
+                              KERNELET_FIXTURES + "/oci/busybox",
+                          base + "/scratch");
+    if (imported.rc != 0) {
+      setup_error = "image import: " + imported.out + imported.err;
+      return;
+    }
+    agent = testing::spawnLogged({KERNELET_BINARY,
+                                  "run",
+                                  "--kubeconfig",
+                                  server->kubeconfig(),
+                                  "--pod-manifest-path",
+                                  base + "/manifests",
+                                  "--root-dir",
+                                  root,
+                                  "--pod-log-dir",
+                                  base + "/logs",
+                                  "--run-dir",
+                                  run_dir,
+                                  "--cgroup-root",
+                                  cgroup_root,
+                                  "--hostname-override",
+                                  "node1",
+                                  "--node-ip",
+                                  "127.0.0.1",
+                                  "--port=0",
+                                  "--client-ca-file",
+                                  server->caFile(),
+                                  "--authentication-token-webhook",
+                                  "--authorization-mode",
+                                  "Webhook",
+                                  "--stop-pods-on-exit",
+                                  "-v",
+                                  "2"},
+                                 base + "/agent.log");
+    apply("shell", "  containers:\n  - name: app\n    image: " + kImage +
+                       "\n    imagePullPolicy: Never\n    command: [sh, -c, 'exec sleep 3600']\n");
+    apply("web",
+          "  volumes: [{name: www, emptyDir: {}}]\n  containers:\n  - name: app\n"
+          "    image: " +
+              kImage +
+              "\n    imagePullPolicy: Never\n    volumeMounts: [{name: www, mountPath: "
+              "/www}]\n    command: [sh, -c, 'echo hello-from-pod > /www/index.html; "
+              "exec httpd -f -p 8080 -h /www']\n");
+    for (const char* pod : {"shell", "web"}) {
+      bool seen = false;
+      std::string phase = waitKubectl(
+          std::string("get pod ") + pod + " -o jsonpath={.status.phase}",
+          [](const std::string& s) { return s == "Running"; }, seen);
+      if (!seen) {
+        setup_error += std::string(pod) + " not Running: " + phase + "\n" + agentLog();
+        return;
+      }
+    }
+  }
+
+  void apply(const std::string& name, const std::string& spec) {
+    std::string file = base + "/" + name + ".yaml";
+    std::ofstream(file) << "apiVersion: v1\nkind: Pod\nmetadata: {name: " << name
+                        << "}\nspec:\n  nodeName: node1\n  terminationGracePeriodSeconds: 1\n"
+                        << spec;
+    std::string out = kubectl("apply -f " + file);
+    if (out.find("created") == std::string::npos) {
+      setup_error += "apply " + name + ": " + out;
+    }
+  }
+};
+
+Cluster* cluster = nullptr;
+
+// The parameter: true for kubectl's defaults (WebSocket first), false for SPDY only.
+class StreamsE2E : public ::testing::TestWithParam<bool> {
+ protected:
+  static void TearDownTestSuite() {
+    delete cluster;
+    cluster = nullptr;
+  }
+
+  void SetUp() override {
+    KERNELET_REQUIRE_PRIVILEGED();
+    for (const char* tool : {"/usr/bin/kubectl", "/usr/bin/curl"}) {
+      if (::access(tool, X_OK) != 0) {
+        if (std::getenv("CI") != nullptr || testing::inTestVm()) {
+          FAIL() << tool << " is not installed";
+        }
+        GTEST_SKIP() << tool << " is not installed";
+      }
+    }
+    if (cluster == nullptr) {
+      cluster = new Cluster();
+      cluster->start();
+    }
+    ASSERT_TRUE(cluster->setup_error.empty()) << cluster->setup_error;
+    scratch_ = cluster->base + "/scratch/" + (GetParam() ? "ws" : "spdy");
+    fs::create_directories(scratch_);
+    requests_before_ = requests().size();
+  }
+
+  std::string env() const { return GetParam() ? "" : kSpdyOnly; }
+  Output kubectl(const std::string& args, const std::string& stdin_from = "") {
+    std::string cmd = cluster->command(env(), args);
+    if (!stdin_from.empty()) {
+      cmd = stdin_from + " | " + cmd;
+    }
+    return run(cmd, scratch_);
+  }
+  std::string requests() {
+    auto r = cluster->server->control("requests", "", false);
+    return r ? *r : "";
+  }
+  // The framing kubectl asked for since the case began: a WebSocket upgrade
+  // is a GET of the subresource, SPDY's a POST.
+  void expectFraming(const std::string& subresource) {
+    std::string seen = requests().substr(requests_before_);
+    std::regex ws(R"re("method": "GET", "path": "/api/v1/namespaces/default/pods/[a-z]+/)re" +
+                  subresource + "\"");
+    std::regex spdy(R"re("method": "POST", "path": "/api/v1/namespaces/default/pods/[a-z]+/)re" +
+                    subresource + "\"");
+    if (GetParam()) {
+      EXPECT_TRUE(std::regex_search(seen, ws)) << "no WebSocket attempt at " << subresource;
+    } else {
+      EXPECT_FALSE(std::regex_search(seen, ws)) << "a WebSocket attempt despite SPDY only";
+      EXPECT_TRUE(std::regex_search(seen, spdy)) << "no SPDY upgrade of " << subresource;
+    }
+  }
+  std::string context() const { return "\nagent log:\n" + cluster->agentLog(); }
+
+  std::string scratch_;
+  size_t requests_before_ = 0;
+};
+
+TEST_P(StreamsE2E, ExecPassesStdoutAndStderrApartAndExitsWithTheCommandsCode) {
+  Output o = kubectl("exec shell -- sh -c 'echo out; echo err >&2; exit 3'");
+  EXPECT_EQ(o.rc, 3) << o.out << o.err << context();
+  EXPECT_EQ(o.out, "out\n") << o.err;
+  EXPECT_NE(o.err.find("err\n"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("command terminated with exit code 3"), std::string::npos) << o.err;
+  Output ok = kubectl("exec shell -- true");
+  EXPECT_EQ(ok.rc, 0) << ok.out << ok.err;
+  expectFraming("exec");
+}
+
+TEST_P(StreamsE2E, StdinReachesTheCommandAndItsEndEndsIt) {
+  Output o = kubectl("exec -i shell -- cat", "echo data");
+  EXPECT_EQ(o.rc, 0) << o.err << context();
+  EXPECT_EQ(o.out, "data\n") << o.err;
+  expectFraming("exec");
+}
+
+// Reads `fd` into `seen` until `pattern` turns up after `from` or `limit` passes.
+bool readUntil(int fd, std::string& seen, const std::string& pattern, size_t from = 0,
+               seconds limit = seconds(120)) {
+  auto deadline = steady_clock::now() + limit;
+  while (seen.find(pattern, from) == std::string::npos) {
+    auto left = duration_cast<milliseconds>(deadline - steady_clock::now()).count();
+    if (left <= 0) {
+      return false;
+    }
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) <= 0) {
+      return false;
+    }
+    char buf[4096];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) {
+      return seen.find(pattern, from) != std::string::npos;  // EIO: kubectl has exited
+    }
+    seen.append(buf, static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// kubectl under a pseudo-terminal the test drives, as a user's terminal.
+class Terminal {
+ public:
+  explicit Terminal(const std::string& cmd) {
+    winsize ws{};
+    ws.ws_row = 24;
+    ws.ws_col = 80;
+    pid_ = ::forkpty(&master_, nullptr, nullptr, &ws);
+    if (pid_ == 0) {
+      ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+  }
+  ~Terminal() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (master_ >= 0) {
+      ::close(master_);
+    }
+  }
+  bool started() const { return pid_ > 0; }
+  bool type(const std::string& text) {
+    return ::write(master_, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  }
+  // Waits for `pattern` in what the terminal shows after offset `from`.
+  bool shows(const std::string& pattern, size_t from = 0, seconds limit = seconds(120)) {
+    return readUntil(master_, seen_, pattern, from, limit);
+  }
+  bool resize(unsigned short rows, unsigned short cols) {
+    winsize ws{};
+    ws.ws_row = rows;
+    ws.ws_col = cols;
+    return ::ioctl(master_, TIOCSWINSZ, &ws) == 0;  // kubectl gets SIGWINCH
+  }
+  const std::string& seen() const { return seen_; }
+  // Reads to the end (kubectl closes the terminal); kubectl's exit status.
+  int wait() {
+    (void)readUntil(master_, seen_, "\x01never");  // ends at EIO: the output is all there
+    int status = 0;
+    if (::waitpid(pid_, &status, 0) != pid_) {
+      return -1;
+    }
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int master_ = -1;
+  std::string seen_;
+};
+
+TEST_P(StreamsE2E, TerminalRunsAShellThatSeesTypingAndResizes) {
+  // --foreground: kubectl stays in the terminal's foreground group (timeout
+  // would otherwise put it in a group of its own, stopped at its first read).
+  Terminal t(cluster->command(env(), "exec -it shell -- sh", 180, true));
+  ASSERT_TRUE(t.started()) << "forkpty";
+  ASSERT_TRUE(t.shows("# ")) << "no prompt: " << t.seen() << context();
+  ASSERT_TRUE(t.type("echo typed-$((6*7))\r"));
+  EXPECT_TRUE(t.shows("typed-42")) << t.seen();
+  size_t mark = t.seen().size();
+  ASSERT_TRUE(t.type("stty size\r"));
+  EXPECT_TRUE(t.shows("24 80", mark)) << t.seen();
+  ASSERT_TRUE(t.resize(33, 101));
+  // kubectl may send the new size a moment after the signal: ask until it shows.
+  bool resized = false;
+  for (int i = 0; i < 10 && !resized; i++) {
+    mark = t.seen().size();
+    ASSERT_TRUE(t.type("stty size\r"));
+    resized = t.shows("33 101", mark, seconds(10));
+  }
+  EXPECT_TRUE(resized) << t.seen();
+  ASSERT_TRUE(t.type("exit 7\r"));
+  EXPECT_EQ(t.wait(), 7) << t.seen();
+  expectFraming("exec");
+}
+
+TEST_P(StreamsE2E, PortForwardServesTwentyConcurrentRequests) {
+  std::string log = scratch_ + "/port-forward.log";
+  pid_t pf = ::fork();
+  ASSERT_GE(pf, 0);
+  if (pf == 0) {
+    ::setpgid(0, 0);  // a group of its own: the end of the case ends all of it
+    std::string cmd =
+        cluster->command(env(), "port-forward pod/web :8080", 600) + " >" + log + " 2>&1";
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // "Forwarding from 127.0.0.1:PORT -> 8080"
+  std::smatch m;
+  std::string text;
+  std::regex forwarding(R"(Forwarding from 127\.0\.0\.1:(\d+) -> 8080)");
+  auto deadline = steady_clock::now() + seconds(120);
+  int status = 0;
+  bool exited = false;
+  while (!std::regex_search(text = readFile(log).value_or(""), m, forwarding) &&
+         steady_clock::now() < deadline) {
+    if (::waitpid(pf, &status, WNOHANG) == pf) {
+      exited = true;  // it gave up (its log says why)
+      text = readFile(log).value_or("");
+      break;
+    }
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  std::string port = m.size() > 1 ? m[1].str() : "";
+  EXPECT_FALSE(port.empty()) << text << context();
+  if (!port.empty()) {
+    std::vector<std::future<Output>> answers;
+    for (int i = 0; i < 20; i++) {
+      std::string dir = scratch_ + "/curl" + std::to_string(i);
+      fs::create_directories(dir);
+      answers.push_back(std::async(std::launch::async, [port, dir] {
+        return run("curl -s --max-time 120 http://127.0.0.1:" + port + "/index.html", dir);
+      }));
+    }
+    int good = 0;
+    for (auto& a : answers) {
+      Output o = a.get();
+      good += o.out == "hello-from-pod\n" ? 1 : 0;
+      EXPECT_EQ(o.out, "hello-from-pod\n") << o.rc << o.err;
+    }
+    EXPECT_EQ(good, 20) << readFile(log).value_or("") << context();
+  }
+  if (!exited) {
+    ::kill(-pf, SIGTERM);
+    ::waitpid(pf, &status, 0);
+  }
+  expectFraming("portforward");
+}
+
+TEST_P(StreamsE2E, CpCopiesTenMebibytesInAndOutIntact) {
+  std::string local = scratch_ + "/big", back = scratch_ + "/back";
+  Output made =
+      run("head -c 10485760 /dev/urandom > " + local + " && sha256sum < " + local, scratch_);
+  ASSERT_EQ(made.rc, 0) << made.err;
+  std::string sum = made.out.substr(0, 64);
+  std::string remote = std::string("/tmp/big-") + (GetParam() ? "ws" : "spdy");
+  Output in = kubectl("cp " + local + " shell:" + remote);
+  EXPECT_EQ(in.rc, 0) << in.out << in.err << context();
+  Output there = kubectl("exec shell -- sha256sum " + remote);
+  EXPECT_EQ(there.out.substr(0, 64), sum) << there.out << there.err;
+  Output out = kubectl("cp shell:" + remote + " " + back);
+  EXPECT_EQ(out.rc, 0) << out.out << out.err;
+  Output local_sum = run("sha256sum < " + back, scratch_);
+  EXPECT_EQ(local_sum.out.substr(0, 64), sum) << local_sum.err;
+  expectFraming("exec");
+}
+
+INSTANTIATE_TEST_SUITE_P(Framings, StreamsE2E, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "WebSocketFirst" : "SpdyOnly";
+                         });
+
+}  // namespace
+}  // namespace kernelet
