@@ -1,5 +1,5 @@
 #pragma once
-// An exec (an exec probe, later kubectl exec) whose child is still setting up
+// An exec (an exec probe, kubectl exec) whose child is still setting up
 // when it is handed back: the loop waits for the child's report with the
 // setup deadline (isolation::watchStart) and then for its exit, and exitFd()
 // becomes readable once either ended - a setup that failed or stalled reads

@@ -162,7 +162,10 @@ struct ExecIo {
   // is its session's leader. Its master is sent over `console_socket` (one
   // end of a socketpair(AF_UNIX, SOCK_STREAM); the other end receives it with
   // isolation::receiveTerminal: SCM_RIGHTS, the data the terminal's name), as
-  // OCI's --console-socket.
+  // OCI's --console-socket. The master is sent before the command is
+  // exec'ed, so it is there by started(ok); a child that fails before it
+  // closes its end without one (receiveTerminal then reports end of file,
+  // once the caller closed its copy of that end too).
   bool tty = false;
   int console_socket = -1;
   // With tty: the window before exec when both are non-zero; later ones go
