@@ -183,7 +183,7 @@ class Client {
   }
 
   // Ends the connection under a blocked write (from another thread).
-  void abort() { ::shutdown(s_.next_layer().native_handle(), SHUT_RDWR); }
+  void abort() { [[maybe_unused]] int rc = ::shutdown(s_.next_layer().native_handle(), SHUT_RDWR); }
   bool send(const std::string& bytes) {
     beast::error_code ec;
     net::write(s_, net::buffer(bytes), ec);
@@ -247,7 +247,8 @@ class SpdyTransportTest : public ::testing::Test {
     c.tls.node_name = "node-a";
     c.tls.ips = {"127.0.0.1"};
     server::Endpoints e;
-    e.exec = [this, options, sink](server::Request, std::shared_ptr<UpgradedConnection> conn) {
+    e.exec = [this, options, sink](const server::Request&,
+                                   std::shared_ptr<UpgradedConnection> conn) {
       acceptSpdy(
           std::move(conn), {"v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io"},
           [this, sink](std::expected<Negotiated, UpgradeError> r) {
