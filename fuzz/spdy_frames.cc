@@ -23,7 +23,7 @@ void checkRoundTrip(const Frame& f) {
   FrameParser again;
   again.feed(serialize(f));
   auto back = again.next();
-  if (!back || !*back || !(**back == f)) {
+  if (!back || !back->has_value() || !(back->value() == f)) {
     std::abort();
   }
 }
@@ -59,15 +59,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     for (;;) {
       auto f = parser.next();
-      if (!f || !*f) {
+      if (!f || !f->has_value()) {
         break;
       }
-      if (auto* d = std::get_if<DataFrame>(&**f); d != nullptr && d->data.empty()) {
+      const Frame& frame = f->value();
+      if (auto* d = std::get_if<DataFrame>(&frame); d != nullptr && d->data.empty()) {
         // An empty piece only ever ends a frame (or is a zero-length frame).
       } else {
-        checkRoundTrip(**f);
+        checkRoundTrip(frame);
       }
-      if (const std::string* block = headerBlock(**f)) {
+      if (const std::string* block = headerBlock(frame)) {
         auto plain = inflater.inflate(*block);
         if (plain) {
           if (plain->size() > kLimit) {

@@ -52,7 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     (void)session.takeEvents();
     // Output is bounded by what came in (answers, RSTs, updates) and what we sent.
-    if (session.outputSize() > 64 * (fed + 64) + 64 * 1024) {
+    if (session.outputSize() > 64 * (fed + 64) + size_t{64} * 1024) {
       std::abort();
     }
     (void)session.takeOutput();

@@ -209,66 +209,71 @@ Result<std::optional<Frame>> FrameParser::nextControl(uint16_t version, uint16_t
     return std::nullopt;
   }
   std::string_view p = b.substr(pos_ + 8, length);
-  auto exact = [&](uint32_t want) -> std::optional<Error> {
-    if (length != want) {
-      return Error{.op = "spdy frame",
-                   .detail = name + " of length " + std::to_string(length) + " (must be " +
-                             std::to_string(want) + ")"};
-    }
-    return std::nullopt;
-  };
-  auto atLeast = [&](uint32_t want) -> std::optional<Error> {
-    if (length < want) {
-      return Error{.op = "spdy frame",
-                   .detail = name + " of length " + std::to_string(length) + " (at least " +
-                             std::to_string(want) + ")"};
-    }
-    return std::nullopt;
-  };
+  // The payload's length first: fixed for some types, a minimum for others.
   std::optional<Error> bad;
+  auto need = [&](uint32_t want, bool exact) {
+    if (exact ? length != want : length < want) {
+      bad = Error{.op = "spdy frame",
+                  .detail = name + " of length " + std::to_string(length) +
+                            (exact ? " (must be " : " (at least ") + std::to_string(want) + ")"};
+    }
+  };
+  switch (static_cast<ControlType>(type)) {
+    case ControlType::kSynStream:
+      need(10, false);
+      break;
+    case ControlType::kSynReply:
+    case ControlType::kHeaders:
+    case ControlType::kSettings:
+      need(4, false);
+      break;
+    case ControlType::kPing:
+      need(4, true);
+      break;
+    case ControlType::kRstStream:
+    case ControlType::kGoAway:
+    case ControlType::kWindowUpdate:
+      need(8, true);
+      break;
+  }
+  if (!bad && static_cast<ControlType>(type) == ControlType::kSettings) {
+    uint32_t count = get32(p, 0);
+    if (size_t{count} * 8 != length - 4) {
+      bad = Error{.op = "spdy frame",
+                  .detail = "SETTINGS of length " + std::to_string(length) + " for " +
+                            std::to_string(count) + " entries (must be 4 + 8 each)"};
+    }
+  }
+  if (bad) {
+    error_ = *bad;
+    return std::unexpected(*bad);
+  }
   Frame frame;
   switch (static_cast<ControlType>(type)) {
     case ControlType::kSynStream:
-      if (!(bad = atLeast(10))) {
-        frame = SynStream{.stream_id = get32(p, 0) & kMaxStreamId,
-                          .associated_to = get32(p, 4) & kMaxStreamId,
-                          .priority = static_cast<uint8_t>(static_cast<uint8_t>(p[8]) >> 5),
-                          .slot = static_cast<uint8_t>(p[9]),
-                          .flags = flags,
-                          .header_block = std::string(p.substr(10))};
-      }
+      frame = SynStream{.stream_id = get32(p, 0) & kMaxStreamId,
+                        .associated_to = get32(p, 4) & kMaxStreamId,
+                        .priority = static_cast<uint8_t>(static_cast<uint8_t>(p[8]) >> 5),
+                        .slot = static_cast<uint8_t>(p[9]),
+                        .flags = flags,
+                        .header_block = std::string(p.substr(10))};
       break;
     case ControlType::kSynReply:
-      if (!(bad = atLeast(4))) {
-        frame = SynReply{.stream_id = get32(p, 0) & kMaxStreamId,
-                         .flags = flags,
-                         .header_block = std::string(p.substr(4))};
-      }
+      frame = SynReply{.stream_id = get32(p, 0) & kMaxStreamId,
+                       .flags = flags,
+                       .header_block = std::string(p.substr(4))};
       break;
     case ControlType::kHeaders:
-      if (!(bad = atLeast(4))) {
-        frame = HeadersFrame{.stream_id = get32(p, 0) & kMaxStreamId,
-                             .flags = flags,
-                             .header_block = std::string(p.substr(4))};
-      }
+      frame = HeadersFrame{.stream_id = get32(p, 0) & kMaxStreamId,
+                           .flags = flags,
+                           .header_block = std::string(p.substr(4))};
       break;
     case ControlType::kRstStream:
-      if (!(bad = exact(8))) {
-        frame = RstStream{.stream_id = get32(p, 0) & kMaxStreamId, .status = get32(p, 4)};
-      }
+      frame = RstStream{.stream_id = get32(p, 0) & kMaxStreamId, .status = get32(p, 4)};
       break;
     case ControlType::kSettings: {
-      if ((bad = atLeast(4))) {
-        break;
-      }
-      uint32_t count = get32(p, 0);
-      if (size_t{count} * 8 != length - 4) {
-        bad = Error{.op = "spdy frame",
-                    .detail = "SETTINGS of length " + std::to_string(length) + " for " +
-                              std::to_string(count) + " entries (must be 4 + 8 each)"};
-        break;
-      }
       Settings s{.flags = flags};
+      uint32_t count = get32(p, 0);
       s.entries.reserve(count);
       for (uint32_t i = 0; i < count; i++) {
         uint32_t w = get32(p, 4 + 8 * i);
@@ -280,28 +285,18 @@ Result<std::optional<Frame>> FrameParser::nextControl(uint16_t version, uint16_t
       break;
     }
     case ControlType::kPing:
-      if (!(bad = exact(4))) {
-        frame = Ping{.id = get32(p, 0)};
-      }
+      frame = Ping{.id = get32(p, 0)};
       break;
     case ControlType::kGoAway:
-      if (!(bad = exact(8))) {
-        frame = GoAway{.last_good_stream_id = get32(p, 0) & kMaxStreamId, .status = get32(p, 4)};
-      }
+      frame = GoAway{.last_good_stream_id = get32(p, 0) & kMaxStreamId, .status = get32(p, 4)};
       break;
     case ControlType::kWindowUpdate:
-      if (!(bad = exact(8))) {
-        frame = WindowUpdate{.stream_id = get32(p, 0) & kMaxStreamId,
-                             .delta = get32(p, 4) & kMaxWindow};
-      }
+      frame =
+          WindowUpdate{.stream_id = get32(p, 0) & kMaxStreamId, .delta = get32(p, 4) & kMaxWindow};
       break;
     default:
       frame = UnknownControl{.type = type, .flags = flags, .length = length};
       break;
-  }
-  if (bad) {
-    error_ = *bad;
-    return std::unexpected(*bad);
   }
   pos_ += 8 + size_t{length};
   return std::optional<Frame>(std::move(frame));

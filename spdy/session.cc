@@ -53,10 +53,11 @@ Result<void> Session::receive(std::string_view bytes) {
     if (!frame) {
       return connectionError(frame.error().detail);
     }
-    if (!*frame) {
+    std::optional<Frame>& next = *frame;
+    if (!next.has_value()) {
       return {};
     }
-    TRY_VOID(handle(std::move(**frame)));
+    TRY_VOID(handle(std::move(next.value())));
   }
 }
 
@@ -65,7 +66,7 @@ Result<void> Session::handle(Frame frame) {
     return onData(*f);
   }
   if (auto* f = std::get_if<SynStream>(&frame)) {
-    return onSynStream(std::move(*f));
+    return onSynStream(*f);
   }
   if (auto* f = std::get_if<HeadersFrame>(&frame)) {
     return onHeaders(*f);
@@ -114,7 +115,7 @@ Result<void> Session::handle(Frame frame) {
   return {};  // an unknown control frame: ignored, as the draft says
 }
 
-Result<void> Session::onSynStream(SynStream f) {
+Result<void> Session::onSynStream(const SynStream& f) {
   auto block = inflater_.inflate(f.header_block);
   if (!block) {
     return connectionError("SYN_STREAM: " + block.error().detail);

@@ -109,7 +109,7 @@ class Session {
   };
 
   Result<void> handle(Frame frame);
-  Result<void> onSynStream(SynStream f);
+  Result<void> onSynStream(const SynStream& f);
   Result<void> onData(const DataFrame& f);
   Result<void> onHeaders(const HeadersFrame& f);
   Result<void> onWindowUpdate(const WindowUpdate& f);

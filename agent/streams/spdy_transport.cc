@@ -22,6 +22,14 @@ namespace http = beast::http;
 
 namespace {
 
+// An error here (the socket closed already) changes nothing.
+void closeSocket(beast::ssl_stream<beast::tcp_stream>& stream) {
+  beast::error_code ec;
+  if (beast::get_lowest_layer(stream).socket().close(ec)) {
+    return;  // closed before: what we wanted anyway
+  }
+}
+
 class SpdyTransport : public Transport, public std::enable_shared_from_this<SpdyTransport> {
  public:
   SpdyTransport(std::shared_ptr<UpgradedConnection> conn, SpdyTransportOptions options)
@@ -303,14 +311,13 @@ class SpdyTransport : public Transport, public std::enable_shared_from_this<Spdy
   }
 
   // The end: no event after closed(), every queued write gets sent(false).
-  void fail(Error why) {
+  void fail(const Error& why) {
     if (closed_) {
       return;
     }
     closed_ = true;
     timer_.cancel();
-    beast::error_code ec;
-    beast::get_lowest_layer(conn_->stream).socket().close(ec);  // done with it either way
+    closeSocket(conn_->stream);
     for (auto& [id, p] : std::exchange(pending_, {})) {
       post(std::move(p.sent), false);
     }
@@ -372,7 +379,7 @@ std::string goList(const std::vector<std::string>& v) {
 }
 
 // The error as Go's http.Error writes it, then the connection closes.
-void refuse(std::shared_ptr<UpgradedConnection> conn, UpgradeError err,
+void refuse(const std::shared_ptr<UpgradedConnection>& conn, const UpgradeError& err,
             const std::vector<std::string>& accepted, AcceptDone done) {
   auto res = std::make_shared<http::response<http::string_body>>(
       static_cast<http::status>(err.status), 11);
@@ -386,16 +393,16 @@ void refuse(std::shared_ptr<UpgradedConnection> conn, UpgradeError err,
   res->prepare_payload();
   http::async_write(conn->stream, *res,
                     [conn, res, err, done = std::move(done)](beast::error_code, size_t) {
-                      beast::error_code ec;
-                      beast::get_lowest_layer(conn->stream).socket().close(ec);  // done with it
+                      closeSocket(conn->stream);
                       done(std::unexpected(err));
                     });
 }
 
 }  // namespace
 
-void acceptSpdy(std::shared_ptr<UpgradedConnection> conn, const std::vector<std::string>& supported,
-                AcceptDone done, SpdyTransportOptions options) {
+void acceptSpdy(const std::shared_ptr<UpgradedConnection>& conn,
+                const std::vector<std::string>& supported, AcceptDone done,
+                SpdyTransportOptions options) {
   std::string connection(conn->request[http::field::connection]);
   std::string lowered;
   for (char c : connection) {
@@ -403,14 +410,13 @@ void acceptSpdy(std::shared_ptr<UpgradedConnection> conn, const std::vector<std:
   }
   if (lowered.find("upgrade") == std::string::npos) {
     return refuse(
-        std::move(conn),
+        conn,
         {400, "unable to upgrade: missing upgrade headers in request: Connection: " + connection},
         {}, std::move(done));
   }
   auto offered = offeredProtocols(conn->request);
   if (offered.empty()) {
-    return refuse(std::move(conn),
-                  {400, "unable to upgrade: X-Stream-Protocol-Version is required"}, {},
+    return refuse(conn, {400, "unable to upgrade: X-Stream-Protocol-Version is required"}, {},
                   std::move(done));
   }
   std::string chosen;
@@ -421,7 +427,7 @@ void acceptSpdy(std::shared_ptr<UpgradedConnection> conn, const std::vector<std:
     }
   }
   if (chosen.empty()) {
-    return refuse(std::move(conn),
+    return refuse(conn,
                   {403, "unable to upgrade: unable to negotiate protocol: client supports " +
                             goList(offered) + ", server accepts " + goList(supported)},
                   supported, std::move(done));
@@ -435,8 +441,7 @@ void acceptSpdy(std::shared_ptr<UpgradedConnection> conn, const std::vector<std:
       conn->stream, *res,
       [conn, res, chosen, options, done = std::move(done)](beast::error_code ec, size_t) {
         if (ec) {
-          beast::error_code ignored;
-          beast::get_lowest_layer(conn->stream).socket().close(ignored);
+          closeSocket(conn->stream);
           done(std::unexpected(UpgradeError{0, "writing the 101: " + ec.message()}));
           return;
         }

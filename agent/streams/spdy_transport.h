@@ -41,7 +41,8 @@ struct SpdyTransportOptions {
 // X-Accepted-Stream-Protocol-Versions) when no protocol is shared, 400 when
 // the Connection header lacks "upgrade". `done` gets the transport, not yet
 // started.
-void acceptSpdy(std::shared_ptr<UpgradedConnection> conn, const std::vector<std::string>& supported,
-                AcceptDone done, SpdyTransportOptions options = {});
+void acceptSpdy(const std::shared_ptr<UpgradedConnection>& conn,
+                const std::vector<std::string>& supported, AcceptDone done,
+                SpdyTransportOptions options = {});
 
 }  // namespace kernelet::agent::streams

@@ -33,10 +33,11 @@ std::vector<Frame> parseAll(FrameParser& p, std::string* error = nullptr) {
       }
       return out;
     }
-    if (!*f) {
+    std::optional<Frame>& next = *f;
+    if (!next.has_value()) {
       return out;
     }
-    out.push_back(std::move(**f));
+    out.push_back(std::move(next.value()));
   }
 }
 

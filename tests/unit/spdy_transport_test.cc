@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -20,6 +21,7 @@
 #include <boost/beast/ssl.hpp>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include "agent/server/server.h"
 #include "support/spdy_client.h"
@@ -118,6 +120,24 @@ class Echo : public std::enable_shared_from_this<Echo> {
   bool writing_ = false, eof_ = false, ended_ = false;
 };
 
+// Takes stdin and never consumes it, as a process that does not read.
+class Sink : public std::enable_shared_from_this<Sink> {
+ public:
+  explicit Sink(std::shared_ptr<Transport> t) : t_(std::move(t)) {}
+  void start() {
+    auto self = shared_from_this();
+    t_->start(TransportEvents{.opened = [](StreamId, const StreamHeaders&) {},
+                              .data = [self](StreamId, std::string_view b) { given += b.size(); },
+                              .half_closed = [](StreamId) {},
+                              .reset = [](StreamId) {},
+                              .closed = [self](const Error&) { self->t_.reset(); }});
+  }
+  static inline std::atomic<size_t> given{0};
+
+ private:
+  std::shared_ptr<Transport> t_;
+};
+
 // A blocking TLS client: the upgrade request (with SPDY bytes right behind
 // it, so the server reads some past the headers), then frames.
 class Client {
@@ -162,6 +182,8 @@ class Client {
     return p.release();
   }
 
+  // Ends the connection under a blocked write (from another thread).
+  void abort() { [[maybe_unused]] int rc = ::shutdown(s_.next_layer().native_handle(), SHUT_RDWR); }
   bool send(const std::string& bytes) {
     beast::error_code ec;
     net::write(s_, net::buffer(bytes), ec);
@@ -217,7 +239,7 @@ class Client {
 
 class SpdyTransportTest : public ::testing::Test {
  protected:
-  void start(SpdyTransportOptions options = {}) {
+  void start(SpdyTransportOptions options = {}, bool sink = false) {
     server::ServerConfig c;
     c.address = "127.0.0.1";
     c.port = 0;
@@ -225,15 +247,20 @@ class SpdyTransportTest : public ::testing::Test {
     c.tls.node_name = "node-a";
     c.tls.ips = {"127.0.0.1"};
     server::Endpoints e;
-    e.exec = [this, options](server::Request, std::shared_ptr<UpgradedConnection> conn) {
+    e.exec = [this, options, sink](const server::Request&,
+                                   std::shared_ptr<UpgradedConnection> conn) {
       acceptSpdy(
           std::move(conn), {"v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io"},
-          [this](std::expected<Negotiated, UpgradeError> r) {
+          [this, sink](std::expected<Negotiated, UpgradeError> r) {
             if (!r) {
               seen_.add(seen_.closed, "refused: " + r.error().message);
               return;
             }
             protocol_ = r->protocol;
+            if (sink) {
+              std::make_shared<Sink>(r->transport)->start();
+              return;
+            }
             std::make_shared<Echo>(r->transport, seen_)->start();
           },
           options);
@@ -327,6 +354,34 @@ TEST_F(SpdyTransportTest, WritesStayInTheWindowOfAClientThatDoesFlowControl) {
   for (const auto& d : c.sent<spdy::DataFrame>()) {
     EXPECT_LE(d.data.size(), static_cast<size_t>(kWindow));
   }
+}
+
+TEST_F(SpdyTransportTest, AProcessThatDoesNotReadStopsTheClientNotTheAgent) {
+  // spdystream honours no window: what bounds it is that the agent stops
+  // reading while 256 KiB are unconsumed, so the client's writes block.
+  start({}, /*sink=*/true);
+  Client c(server_->port());
+  auto res = c.upgrade({"v4.channel.k8s.io"}, c.spdy.opens({{1, "error"}, {3, "stdin"}}));
+  ASSERT_EQ(res.result_int(), 101);
+  std::atomic<size_t> sent{0};
+  const std::string chunk = SpdyClient::data(3, std::string(32 << 10, 'x'));
+  std::thread writer([&] {
+    while (sent < (64u << 20) && c.send(chunk)) {
+      sent += chunk.size();
+    }
+  });
+  // Blocked is the absence of progress: sample until a second passes without any.
+  size_t last = SIZE_MAX;
+  for (int i = 0; i < 30 && sent.load() != last; i++) {
+    last = sent.load();
+    std::this_thread::sleep_for(1s);
+  }
+  EXPECT_LT(sent.load(), 64u << 20) << "the client's writes never blocked";
+  c.abort();  // unblocks the writer
+  writer.join();
+  // Given to the consumer: the limit, plus at most what one read brought.
+  EXPECT_GE(Sink::given.load(), 256u << 10);
+  EXPECT_LE(Sink::given.load(), (256u << 10) + (48u << 10));
 }
 
 TEST_F(SpdyTransportTest, RefusalsAsTheKubelet) {
