@@ -72,6 +72,11 @@ Result<std::unique_ptr<NodeServer>> NodeServer::start(ServerConfig config, Endpo
     // Stopped: the acceptor and every session close here, on this thread.
     quietly([&acceptor](auto& e) { return acceptor->close(e); });
     closeSessions(*state);
+    // What the closing aborted runs now (operation_aborted), so a stream
+    // endpoint sees its connection end and lets go of it, its process and
+    // the io_context it holds; what it starts then is dropped with the context.
+    io->restart();
+    io->poll();
   });
   log::info("Serving", {{"address", bound}});
   return s;
