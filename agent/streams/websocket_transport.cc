@@ -27,6 +27,14 @@ using WsStream = websocket::stream<beast::ssl_stream<beast::tcp_stream>&>;
 
 constexpr std::chrono::seconds kCloseWait{30};
 
+// Closes the socket under the TLS stream; one already closed is the state wanted.
+void closeQuietly(beast::ssl_stream<beast::tcp_stream>& s) {
+  beast::error_code ec;
+  if (s.next_layer().socket().close(ec)) {
+    return;  // already closed: nothing to undo
+  }
+}
+
 struct Channel {
   size_t unconsumed = 0;     // given by data(), not yet consumed()
   bool half_closed = false;  // v5 CLOSE signal seen
@@ -68,7 +76,7 @@ class WebSocketTransport : public Transport,
   }
 
   // The 101 (or Beast's error answer for a broken handshake).
-  void accept(std::string chosen, AcceptDone done) {
+  void accept(const std::string& chosen, AcceptDone done) {
     ws_.set_option(websocket::stream_base::decorator([chosen](websocket::response_type& res) {
       res.set(http::field::server, "kernelet");
       if (!chosen.empty()) {
@@ -344,8 +352,7 @@ class WebSocketTransport : public Transport,
   }
 
   void closeSocket() {
-    beast::error_code ec;
-    conn_->stream.next_layer().socket().close(ec);  // ends whatever is pending; done either way
+    closeQuietly(conn_->stream);  // ends whatever is pending
   }
 
   std::shared_ptr<UpgradedConnection> conn_;
@@ -394,7 +401,7 @@ std::string bracketed(const std::vector<std::string>& v) {
 }
 
 // An HTTP answer instead of the upgrade; the connection closes after it.
-void refuse(const std::shared_ptr<UpgradedConnection>& conn, UpgradeError err, AcceptDone done) {
+void refuse(std::shared_ptr<UpgradedConnection> conn, UpgradeError err, AcceptDone done) {
   log::warning("WebSocket upgrade refused", {{"path", std::string(conn->request.target())},
                                              {"status", std::to_string(err.status)},
                                              {"error", err.message}});
@@ -404,33 +411,35 @@ void refuse(const std::shared_ptr<UpgradedConnection>& conn, UpgradeError err, A
   res->set(http::field::connection, "close");
   res->body() = err.message + "\n";
   res->prepare_payload();
-  http::async_write(conn->stream, *res,
-                    [conn, res, err, done = std::move(done)](beast::error_code, size_t) {
-                      beast::error_code ec;
-                      conn->stream.next_layer().socket().close(ec);  // done with it either way
-                      done(std::unexpected(err));
-                    });
+  auto& stream = conn->stream;
+  http::async_write(
+      stream, *res,
+      [conn = std::move(conn), res, err, done = std::move(done)](beast::error_code, size_t) {
+        closeQuietly(conn->stream);  // done with it either way
+        done(std::unexpected(err));
+      });
 }
 
 }  // namespace
 
+// NOLINTBEGIN(performance-unnecessary-value-param): the seam's signature (upgrade.h)
 void acceptWebSocket(std::shared_ptr<UpgradedConnection> conn,
                      const std::vector<std::string>& supported, PlanFor plan, AcceptDone done) {
+  // NOLINTEND(performance-unnecessary-value-param)
   std::vector<std::string> offered = offeredProtocols(conn->request);
+  // No protocol offered: the kubelet maps it to channel.k8s.io's framing.
   std::optional<std::string> chosen;
   if (offered.empty()) {
-    chosen = "";  // the kubelet maps "no protocol" to channel.k8s.io's framing
+    chosen = "";
   }
   for (const auto& s : supported) {
-    if (chosen) {
-      break;
-    }
-    if (channelProtocol(s) && std::ranges::find(offered, s) != offered.end()) {
+    if (!chosen && channelProtocol(s) && std::ranges::find(offered, s) != offered.end()) {
       chosen = s;
     }
   }
-  if (!chosen) {
-    return refuse(conn,
+  std::optional<ChannelProtocol> framing = chosen ? channelProtocol(*chosen) : std::nullopt;
+  if (!chosen || !framing) {
+    return refuse(std::move(conn),
                   UpgradeError{403, "requested protocol(s) are not supported: " +
                                         bracketed(offered) + "; supports " + bracketed(supported)},
                   std::move(done));
@@ -440,14 +449,14 @@ void acceptWebSocket(std::shared_ptr<UpgradedConnection> conn,
   // read buffer holds 1536 bytes, too few to re-parse the request with
   // them), so they are refused rather than lost.
   if (conn->buffer.size() > 0) {
-    return refuse(
-        conn,
-        UpgradeError{400, "websocket: the client sent " + std::to_string(conn->buffer.size()) +
-                              " bytes before the handshake's answer"},
-        std::move(done));
+    size_t n = conn->buffer.size();
+    return refuse(std::move(conn),
+                  UpgradeError{400, "websocket: the client sent " + std::to_string(n) +
+                                        " bytes before the handshake's answer"},
+                  std::move(done));
   }
   ChannelPlan p = plan ? plan(*chosen) : ChannelPlan{};
-  auto t = std::make_shared<WebSocketTransport>(conn, *channelProtocol(*chosen), std::move(p));
+  auto t = std::make_shared<WebSocketTransport>(std::move(conn), *framing, std::move(p));
   t->accept(*chosen, std::move(done));
 }
 

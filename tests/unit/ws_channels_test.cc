@@ -20,13 +20,19 @@ TEST(WsChannels, KnowsEveryChannelProtocolAndNothingElse) {
   for (std::string_view binary : {"v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io",
                                   "v2.channel.k8s.io", "channel.k8s.io", ""}) {
     auto p = channelProtocol(binary);
-    ASSERT_TRUE(p) << binary;
+    if (!p) {
+      ADD_FAILURE() << "unknown: " << binary;
+      continue;
+    }
     EXPECT_FALSE(p->base64) << binary;
     EXPECT_EQ(p->close_signal, binary == "v5.channel.k8s.io") << binary;
   }
   for (std::string_view text : {"base64.channel.k8s.io", "v4.base64.channel.k8s.io"}) {
     auto p = channelProtocol(text);
-    ASSERT_TRUE(p) << text;
+    if (!p) {
+      ADD_FAILURE() << "unknown: " << text;
+      continue;
+    }
     EXPECT_TRUE(p->base64) << text;
     EXPECT_FALSE(p->close_signal) << text;
   }
@@ -104,9 +110,7 @@ TEST(WsChannels, Base64RoundTripsEveryLengthAndByte) {
     std::string in = all.substr(0, n);
     std::string enc = base64Encode(in);
     EXPECT_EQ(enc.size() % 4, 0u);
-    auto dec = base64Decode(enc);
-    ASSERT_TRUE(dec) << enc;
-    EXPECT_EQ(*dec, in);
+    EXPECT_EQ(base64Decode(enc), std::optional<std::string>(in)) << enc;
   }
   EXPECT_EQ(base64Encode("foobar"), "Zm9vYmFy");
   EXPECT_EQ(base64Encode("fo"), "Zm8=");
@@ -120,7 +124,7 @@ TEST(WsChannels, V5CloseSignalHalfClosesTheNamedChannel) {
   EXPECT_EQ(m->kind, Kind::kClose);
   EXPECT_EQ(m->channel, 0);
   EXPECT_TRUE(m->payload.empty());
-  for (std::string bad : {std::string("\xff", 1), std::string("\xff\x00\x01", 3)}) {
+  for (const std::string& bad : {std::string("\xff", 1), std::string("\xff\x00\x01", 3)}) {
     auto e = decodeChannelMessage(p, bad);
     ASSERT_FALSE(e);
     EXPECT_NE(e.error().message().find("CLOSE signal"), std::string::npos) << e.error().message();
