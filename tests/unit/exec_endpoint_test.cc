@@ -202,7 +202,7 @@ TEST(ExecHandler, AnswersBeforeAnyUpgradeAsTheKubelet) {
         asked.push_back(p);
         return p.name == "web";
       },
-      [&](ExecRequest, ExecHooks) { starts++; });
+      [&](const ExecRequest&, const ExecHooks&) { starts++; });
 
   auto no_command =
       handOver(handler, execRequest("output=1"), "/exec/ns/web/app?output=1", dir.path());
