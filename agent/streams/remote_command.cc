@@ -196,10 +196,10 @@ class RemoteCommand : public std::enable_shared_from_this<RemoteCommand> {
     if (stream("stdin") != id) {
       return;
     }
-    if (drop) {
-      stdin_queue_.clear();
-    }
     stdin_eof_ = true;
+    if (drop) {
+      dropStdin();
+    }
     pumpStdin();
   }
 
@@ -501,8 +501,11 @@ class RemoteCommand : public std::enable_shared_from_this<RemoteCommand> {
                         // The chunk stays queued while written (its bytes are
                         // the write's buffer); now it is consumed, written or not.
                         self->stdin_writing_ = false;
-                        size_t len = self->stdin_queue_.front().size();
-                        self->stdin_queue_.pop_front();
+                        size_t len = 0;
+                        if (!self->stdin_queue_.empty()) {  // always: dropStdin() keeps it
+                          len = self->stdin_queue_.front().size();
+                          self->stdin_queue_.pop_front();
+                        }
                         if (auto id = self->stream("stdin"); id && !self->conn_closed_) {
                           self->transport_->consumed(*id, len);
                         }

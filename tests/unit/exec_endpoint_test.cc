@@ -1,13 +1,23 @@
 // The pieces of exec that need no process: the /exec query and its 400s
 // (agent/streams/exec_endpoint.h), the error stream's texts
-// (exec_status.h) and the resize stream's decoder (terminal_size.h).
+// (exec_status.h) and the resize stream's decoder (terminal_size.h); and
+// the handler's answers before an upgrade, on a loopback TLS connection.
 
 #include "agent/streams/exec_endpoint.h"
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <cstdlib>
+#include <thread>
+
 #include "agent/streams/exec_status.h"
 #include "agent/streams/terminal_size.h"
+#include "support/temp_dir.h"
 
 namespace kernelet::agent::streams {
 namespace {
@@ -131,6 +141,89 @@ TEST(ResizeDecoder, BadInputStopsResizing) {
   }
   ResizeDecoder d;
   EXPECT_FALSE(d.feed("{\"Width\":\"" + std::string(5000, 'a')));
+}
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+struct Answer {
+  int status = 0;
+  std::string body;
+};
+
+// One request through execHandler on a loopback TLS connection, as the node
+// server hands it over after routing (`req` is what the router made of it).
+Answer handOver(const UpgradeHandler& handler, const server::Request& req,
+                const std::string& target, const std::string& cert_dir) {
+  auto ioc = std::make_shared<net::io_context>();
+  net::ssl::context server_tls(net::ssl::context::tls_server);
+  server_tls.use_certificate_chain_file(cert_dir + "/c.pem");
+  server_tls.use_private_key_file(cert_dir + "/k.pem", net::ssl::context::pem);
+  net::ip::tcp::acceptor acceptor(*ioc, {net::ip::make_address("127.0.0.1"), 0});
+  Answer answer;
+  std::thread client([&, port = acceptor.local_endpoint().port()] {
+    net::io_context cio;
+    net::ssl::context tls(net::ssl::context::tls_client);
+    beast::ssl_stream<beast::tcp_stream> s(cio, tls);
+    beast::get_lowest_layer(s).connect({net::ip::make_address("127.0.0.1"), port});
+    s.handshake(net::ssl::stream_base::client);
+    http::request<http::string_body> r(http::verb::post, target, 11);
+    r.set(http::field::host, "node");
+    http::write(s, r);
+    beast::flat_buffer b;
+    http::response<http::string_body> res;
+    beast::error_code ec;
+    http::read(s, b, res, ec);
+    answer = {static_cast<int>(res.result_int()), res.body()};
+  });
+  auto conn = std::make_shared<UpgradedConnection>(UpgradedConnection{
+      .ioc = ioc, .stream = {acceptor.accept(), server_tls}, .buffer = {}, .request = {}});
+  conn->stream.handshake(net::ssl::stream_base::server);
+  http::read(conn->stream, conn->buffer, conn->request);
+  handler(req, conn);
+  conn.reset();
+  ioc->run();
+  client.join();
+  return answer;
+}
+
+TEST(ExecHandler, AnswersBeforeAnyUpgradeAsTheKubelet) {
+  kernelet::testing::TempDir dir;
+  ASSERT_EQ(std::system(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+                         "-nodes -days 1 -subj /CN=node -keyout " +
+                         dir.path() + "/k.pem -out " + dir.path() + "/c.pem >/dev/null 2>&1")
+                            .c_str()),
+            0);
+  int starts = 0;
+  std::vector<PodRef> asked;
+  auto handler = execHandler(
+      [&](const PodRef& p) {
+        asked.push_back(p);
+        return p.name == "web";
+      },
+      [&](const ExecRequest&, const ExecHooks&) { starts++; });
+
+  auto no_command =
+      handOver(handler, execRequest("output=1"), "/exec/ns/web/app?output=1", dir.path());
+  EXPECT_EQ(no_command.status, 400);
+  EXPECT_EQ(no_command.body, "you must specify at least one command for the container\n");
+  EXPECT_TRUE(asked.empty()) << "the options are checked first, as the kubelet";
+
+  auto no_pod = handOver(handler, execRequest("command=ls&output=1", {"ns", "gone", "app"}),
+                         "/exec/ns/gone/app?command=ls&output=1", dir.path());
+  EXPECT_EQ(no_pod.status, 404);
+  EXPECT_EQ(no_pod.body, "pod does not exist\n");
+
+  // A plain POST where an upgrade belongs: the framing's answer.
+  auto plain = handOver(handler, execRequest("command=ls&output=1"),
+                        "/exec/ns/web/app?command=ls&output=1", dir.path());
+  EXPECT_EQ(plain.status, 400);
+  EXPECT_EQ(plain.body, "unable to upgrade: missing upgrade headers in request\n");
+  ASSERT_EQ(asked.size(), 2u);
+  EXPECT_EQ(asked[1].namespace_, "ns");
+  EXPECT_EQ(asked[1].name, "web");
+  EXPECT_EQ(starts, 0);
 }
 
 }  // namespace

@@ -257,6 +257,25 @@ TEST_F(RemoteCommandTest, StdinReachesTheProcessAndItsEndEndsCat) {
   EXPECT_EQ(t_->written[kError], R"({"metadata":{},"status":"Success"})");
 }
 
+TEST_F(RemoteCommandTest, AResetStdinEndsItToo) {
+  t_->hold_writes = true;  // cat blocks on stdout, so stdin chunks wait in our queue
+  run("v4.channel.k8s.io", {.command = {"cat"}, .use_stdin = true, .use_stdout = true});
+  openStreams(true, true, false);
+  std::string chunk(64 << 10, 'x');
+  for (int i = 0; i < 16; i++) {
+    t_->send(kStdin, chunk);
+  }
+  ASSERT_TRUE(runUntil([&] { return t_->writes >= 1; }));
+  t_->clientReset(kStdin);  // what was queued is dropped, and consumed
+  ASSERT_TRUE(runUntil([&] {
+    t_->releaseWrites();
+    return done_;
+  }));
+  EXPECT_EQ(outcome_.exit_code, 0);
+  EXPECT_EQ(t_->consumed_bytes[kStdin], 16u * chunk.size());
+  EXPECT_LT(t_->written[kStdout].size(), 16u * chunk.size());
+}
+
 TEST_F(RemoteCommandTest, WebSocketV5AnnouncesReadinessAndItsCloseSignalEndsStdin) {
   run("v5.channel.k8s.io",
       {.command = {"cat"}, .use_stdin = true, .use_stdout = true, .websocket = true});
