@@ -39,7 +39,10 @@ Reply request(int port, const std::string& target, const std::string& upgrade) {
   beast::error_code ec;
   s.next_layer().connect({net::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port)}, ec);
   timeval tv{10, 0};
-  ::setsockopt(s.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (::setsockopt(s.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) {
+    out.error = "setsockopt SO_RCVTIMEO failed";
+    return out;
+  }
   if (!ec) {
     s.handshake(net::ssl::stream_base::client, ec);
   }
