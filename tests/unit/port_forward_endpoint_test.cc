@@ -37,14 +37,19 @@ Reply request(int port, const std::string& target, const std::string& upgrade) {
   net::ssl::context ctx(net::ssl::context::tls_client);
   beast::ssl_stream<net::ip::tcp::socket> s(ioc, ctx);
   beast::error_code ec;
-  s.next_layer().connect({net::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port)}, ec);
-  timeval tv{10, 0};
-  ::setsockopt(s.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (!ec) {
-    s.handshake(net::ssl::stream_base::client, ec);
+  if (s.next_layer().connect({net::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port)},
+                             ec)) {
+    out.error = "connect: " + ec.message();
+    return out;
   }
+  timeval tv{10, 0};
+  if (::setsockopt(s.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) {
+    out.error = "setsockopt SO_RCVTIMEO failed";
+    return out;
+  }
+  s.handshake(net::ssl::stream_base::client, ec);
   if (ec) {
-    out.error = "connect/handshake: " + ec.message();
+    out.error = "handshake: " + ec.message();
     return out;
   }
   http::request<http::string_body> req{http::verb::get, target, 11};
