@@ -22,17 +22,17 @@ void Agent::addStreamEndpoints(server::Endpoints& endpoints) {
     }
     return false;
   };
-  endpoints.exec = streams::execHandler(
-      exists, [this](streams::ExecRequest r, streams::ExecHooks hooks) {
+  endpoints.exec =
+      streams::execHandler(exists, [this](streams::ExecRequest r, streams::ExecHooks hooks) {
         auto shared = std::make_shared<streams::ExecRequest>(std::move(r));
         server_queue_->post([this, shared, hooks = std::move(hooks)]() mutable {
           execInPod(*shared, std::move(hooks));
         });
       });
   dialer_ = std::make_unique<netns::Dialer>();
-  endpoints.port_forward = streams::portForwardHandler(
-      exists, [this](const streams::PodRef& ref, uint16_t port,
-                     std::function<void(Result<UniqueFd>)> done) {
+  endpoints.port_forward =
+      streams::portForwardHandler(exists, [this](const streams::PodRef& ref, uint16_t port,
+                                                 std::function<void(Result<UniqueFd>)> done) {
         server_queue_->post([this, ref, port, done = std::move(done)]() mutable {
           dialInPod(ref, port, std::move(done));
         });

@@ -280,7 +280,7 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
     EventLoop* loop = nullptr;
     std::unique_ptr<runtime::ExecProcess> proc;
     std::function<void(Result<int>)> exited;  // emptied once called
-    ~ExecRun();  // off the loop, kills what still runs, tells `exited`
+    ~ExecRun();                               // off the loop, kills what still runs, tells `exited`
   };
   std::map<uint64_t, std::unique_ptr<ExecRun>> execs_;
   // Metrics (agent/stats): when this worker first saw the pod, whether its
