@@ -116,11 +116,12 @@ Result<bool> LogStream::fill(size_t want) {
 }
 
 Result<void> LogStream::openNext() {
-  auto add = [this](std::optional<RotationKey> key, std::string path) -> Result<bool> {
+  auto open = [](std::optional<RotationKey> key,
+                 std::string path) -> Result<std::optional<LogFile>> {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
       if (errno == ENOENT) {
-        return false;  // rotated again, or not created yet
+        return std::nullopt;  // rotated again, or not created yet
       }
       return sysError("open log", path);
     }
@@ -130,20 +131,22 @@ Result<void> LogStream::openNext() {
       return sysError("stat log", f.path);
     }
     f.inode = st.st_ino;
-    for (const LogFile& o : files_) {
-      if (o.inode == f.inode) {
-        return false;  // the live file, renamed between the listing and its open
-      }
-    }
-    files_.push_back(std::move(f));
-    return true;
+    return f;
   };
+  // The live file before the listing: a rotation in between lists the file
+  // we opened under its rotated name (skipped by its inode) and nothing is
+  // missed; listing first would miss the file rotated before the open.
+  TRY(std::optional<LogFile> live, open(std::nullopt, dir_ + "/" + liveLogName(run_)));
   for (auto& [key, path] : rotatedAfter(dir_, run_, last_key_)) {
-    TRY(bool added, add(key, path));
-    (void)added;  // a file gone since the listing was pruned by rotation: nothing to read
+    TRY(std::optional<LogFile> f, open(key, path));
+    // Gone since the listing: pruned by rotation, nothing to read.
+    if (f && !(live && live->inode == f->inode)) {
+      files_.push_back(std::move(*f));
+    }
   }
-  TRY(bool added, add(std::nullopt, dir_ + "/" + liveLogName(run_)));
-  (void)added;  // no live file yet: follow waits for its creation
+  if (live) {
+    files_.push_back(std::move(*live));  // no live file yet: follow waits for its creation
+  }
   return {};
 }
 
