@@ -5,9 +5,9 @@
 //   1. 100 MiB through `kubectl exec -i POD -- cat`, checksummed on the way
 //      out, against the same file through socat to a socat running `cat` on
 //      loopback (target: at least half its speed);
-//   2. 100 MiB through `kubectl port-forward` (curl of a file busybox httpd
-//      serves in the pod), checksummed, against curl of the same file from
-//      busybox httpd on the VM's loopback (target: at least half);
+//   2. 100 MiB through `kubectl port-forward` (a file the pod's busybox nc
+//      sends to whoever connects), checksummed, against the same file sent by
+//      socat on the VM's loopback (target: at least half);
 //   3. `kubectl exec POD -- true` latency against `crun exec` into a crun
 //      container of the same image, beside `kubectl get --raw /healthz`
 //      (kubectl's own start and one API round trip: the floor of any kubectl).
@@ -200,7 +200,8 @@ int main(int argc, char** argv) {
          "  containers:\n  - name: app\n    image: fixtures.kernelet.test/busybox:latest\n"
          "    imagePullPolicy: Never\n    volumeMounts: [{name: www, mountPath: /www}]\n"
          "    command: [sh, -c, 'head -c "
-      << kSize << " /dev/urandom > /www/big; md5sum /www/big; exec httpd -f -p 8080 -h /www']\n";
+      << kSize
+      << " /dev/urandom > /www/big; md5sum /www/big; exec nc -ll -p 8080 -e cat /www/big']\n";
   std::cout << server->kubectl("apply -f " + kBase + "/pods.yaml");
   if (!podsRunning(*server)) {
     std::cerr << "pods not running\n" << slurp(kBase + "/agent.log");
@@ -239,11 +240,12 @@ int main(int argc, char** argv) {
   }
 
   std::printf("100 MiB through port-forward (checksummed):\n");
-  pid_t httpd =
-      background("busybox httpd -f -p 127.0.0.1:7002 -h " + kBase + "/www", kBase + "/httpd.log");
+  pid_t sender =
+      background("socat TCP-LISTEN:7002,bind=127.0.0.1,reuseaddr,fork SYSTEM:'cat " + file + "'",
+                 kBase + "/sender.log");
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  Copy plain = timedCopy("curl -sf http://127.0.0.1:7002/big | md5sum", want);
-  stop(httpd);
+  Copy plain = timedCopy("socat -u TCP:127.0.0.1:7002 - | md5sum", want);
+  stop(sender);
   for (const auto& [name, env] :
        {std::pair<std::string, std::string>{"kubectl port-forward (default)", ""},
         {"kubectl port-forward (SPDY)", kSpdyOnly}}) {
@@ -257,7 +259,7 @@ int main(int argc, char** argv) {
     if (port.empty()) {
       std::cerr << "  no port-forward: " << slurp(log) << "\n";
     } else {
-      c = timedCopy("curl -sf http://127.0.0.1:" + port + "/big | md5sum", pod_want);
+      c = timedCopy("socat -u TCP:127.0.0.1:" + port + " - | md5sum", pod_want);
     }
     stop(pf);
     printCopy(name, c, plain);
