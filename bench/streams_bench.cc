@@ -15,7 +15,10 @@
 // SPDY only (KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false, ..._PORT_FORWARD_...).
 //
 //   streams_bench --kernelet PATH --fixtures DIR [-n N]
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -95,6 +98,27 @@ std::string waitFor(const std::string& log, const std::regex& pattern) {
   return "";
 }
 
+// Waits up to 30 s for a listener on 127.0.0.1:`port` (a peer just started).
+bool listening(int port) {
+  auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (Clock::now() < deadline) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    if (fd >= 0) {
+      ::close(fd);
+    }
+    if (ok) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
 // The first 32 characters of `file` (md5sum's digest: the cheapest sum both
 // sides can run, so the copies and not the checksum are measured under TCG).
 std::string digest(const std::string& file) { return slurp(file).substr(0, 32); }
@@ -121,9 +145,10 @@ void printCopy(const std::string& name, const Copy& c, const Copy& peer) {
   double mib = static_cast<double>(kSize) / (1 << 20);
   double mibs = mib / c.seconds;
   double peer_mibs = mib / peer.seconds;
-  std::printf("  %-34s %8.1f MiB/s %s  %5.2fx the loopback copy (%.1f MiB/s)\n", name.c_str(),
-              c.intact ? mibs : 0.0, c.intact ? "intact " : "BROKEN ",
-              c.intact ? mibs / peer_mibs : 0, peer_mibs);
+  bool both = c.intact && peer.intact;  // a ratio to a broken peer means nothing
+  std::printf("  %-34s %8.1f MiB/s %s  %5.2fx the loopback copy (%.1f MiB/s%s)\n", name.c_str(),
+              c.intact ? mibs : 0.0, c.intact ? "intact " : "BROKEN ", both ? mibs / peer_mibs : 0,
+              peer.intact ? peer_mibs : 0.0, peer.intact ? "" : ", BROKEN");
 }
 
 bool podsRunning(const kernelet::testing::ApiServer& server) {
@@ -227,7 +252,9 @@ int main(int argc, char** argv) {
   std::printf("100 MiB through exec -i cat (checksummed):\n");
   pid_t echo = background("socat -b 65536 TCP-LISTEN:7001,bind=127.0.0.1,reuseaddr,fork EXEC:cat",
                           kBase + "/socat.log");
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  if (!listening(7001)) {
+    std::cerr << "  the loopback echo did not start: " << slurp(kBase + "/socat.log") << "\n";
+  }
   Copy loop = timedCopy("socat -b 65536 -t 60 - TCP:127.0.0.1:7001 < " + file + " | md5sum", want);
   stop(echo);
   for (const auto& [name, env] : {std::pair<std::string, std::string>{"kubectl exec (default)", ""},
@@ -240,11 +267,13 @@ int main(int argc, char** argv) {
   }
 
   std::printf("100 MiB through port-forward (checksummed):\n");
-  pid_t sender =
-      background("socat TCP-LISTEN:7002,bind=127.0.0.1,reuseaddr,fork SYSTEM:'cat " + file + "'",
-                 kBase + "/sender.log");
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  Copy plain = timedCopy("socat -u TCP:127.0.0.1:7002 - | md5sum", want);
+  pid_t sender = background(
+      "socat -b 65536 TCP-LISTEN:7002,bind=127.0.0.1,reuseaddr,fork SYSTEM:'cat " + file + "'",
+      kBase + "/sender.log");
+  if (!listening(7002)) {
+    std::cerr << "  the loopback sender did not start: " << slurp(kBase + "/sender.log") << "\n";
+  }
+  Copy plain = timedCopy("socat -b 65536 -u TCP:127.0.0.1:7002 - | md5sum", want);
   stop(sender);
   for (const auto& [name, env] :
        {std::pair<std::string, std::string>{"kubectl port-forward (default)", ""},
@@ -259,7 +288,7 @@ int main(int argc, char** argv) {
     if (port.empty()) {
       std::cerr << "  no port-forward: " << slurp(log) << "\n";
     } else {
-      c = timedCopy("socat -u TCP:127.0.0.1:" + port + " - | md5sum", pod_want);
+      c = timedCopy("socat -b 65536 -u TCP:127.0.0.1:" + port + " - | md5sum", pod_want);
     }
     stop(pf);
     printCopy(name, c, plain);
