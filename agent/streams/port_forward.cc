@@ -31,6 +31,7 @@ std::optional<uint16_t> parsePort(const std::string& s) {
 }
 
 constexpr StreamId kNone = UINT32_MAX;
+constexpr size_t kMaxRequestId = 128;
 
 // One forwarded connection: its two streams, then its socket in the pod.
 struct Pair {
@@ -101,9 +102,13 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     // Streams the kubelet rejects: reset, the others go on.
     auto port = parsePort(h.port);
-    if ((h.type != "error" && h.type != "data") || !port) {
+    // A request id is client-go's counter: one of SPDY's 256 KiB header
+    // blocks kept per unpaired stream would hold ~500 MiB per connection.
+    if ((h.type != "error" && h.type != "data") || !port || h.request_id.size() > kMaxRequestId) {
       log::v(2, "Port-forward stream rejected",
-             {{"stream", std::to_string(id)}, {"streamType", h.type}, {"port", h.port}});
+             {{"stream", std::to_string(id)},
+              {"streamType", h.type.substr(0, 64)},
+              {"port", h.port.substr(0, 64)}});
       transport_->reset(id);
       return;
     }
