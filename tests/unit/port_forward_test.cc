@@ -476,7 +476,7 @@ namespace {
 // threads then run `done`: the callback posts to the executor of the
 // destroyed io_context, and dropping it destroys the Pair's steady_timer
 // after its io_context. Run under valgrind to see the invalid accesses.
-TEST(PortForwardReviewTest, DISABLED_DialOutlivingTheServersIoContext) {
+TEST(PortForwardReviewTest, DialOutlivingTheServersIoContext) {
   std::function<void(Result<UniqueFd>)> held;  // the dial thread's callback
   {
     auto ioc = std::make_unique<asio::io_context>();
