@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cstdio>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <utility>
 
@@ -31,6 +32,7 @@ std::optional<uint16_t> parsePort(const std::string& s) {
 }
 
 constexpr StreamId kNone = UINT32_MAX;
+constexpr size_t kMaxRequestId = 128;
 
 // One forwarded connection: its two streams, then its socket in the pod.
 struct Pair {
@@ -59,6 +61,14 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(std::shared_ptr<Transport> t, PortForwardOptions o, PortDialer d)
       : transport_(std::move(t)), options_(std::move(o)), dialer_(std::move(d)) {}
+  // A dial may end on its thread after the connection and the server's
+  // io_context are gone (the agent stops its server before its Dialer):
+  // its callback posts only while this session, and so the io_context its
+  // transport holds, still lives.
+  ~Session() {
+    std::lock_guard lock(gate_->mu);
+    gate_->open = false;
+  }
 
   void start() {
     self_ = shared_from_this();  // until the connection ends
@@ -101,9 +111,13 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     // Streams the kubelet rejects: reset, the others go on.
     auto port = parsePort(h.port);
-    if ((h.type != "error" && h.type != "data") || !port) {
+    // A request id is client-go's counter: one of SPDY's 256 KiB header
+    // blocks kept per unpaired stream would hold ~500 MiB per connection.
+    if ((h.type != "error" && h.type != "data") || !port || h.request_id.size() > kMaxRequestId) {
       log::v(2, "Port-forward stream rejected",
-             {{"stream", std::to_string(id)}, {"streamType", h.type}, {"port", h.port}});
+             {{"stream", std::to_string(id)},
+              {"streamType", h.type.substr(0, 64)},
+              {"port", h.port.substr(0, 64)}});
       transport_->reset(id);
       return;
     }
@@ -225,9 +239,18 @@ class Session : public std::enable_shared_from_this<Session> {
     std::weak_ptr<Session> weak = weak_from_this();
     asio::any_io_executor ex = transport_->executor();
     // `done` may run on any thread, even before dialer_ returns.
-    dialer_(options_.pod, p->port, [weak, p, ex](Result<UniqueFd> r) {
-      asio::post(ex, [weak, p, r = std::move(r)]() mutable {
-        if (auto s = weak.lock()) {
+    // Weak: the callback must not own the pair's timer and socket, which
+    // belong to the io_context and may not outlive it.
+    std::weak_ptr<Pair> pair = p;
+    dialer_(options_.pod, p->port, [weak, pair, ex, gate = gate_](Result<UniqueFd> r) {
+      std::lock_guard lock(gate->mu);
+      if (!gate->open) {
+        return;  // the session went: the socket closes here
+      }
+      asio::post(ex, [weak, pair, r = std::move(r)]() mutable {
+        auto s = weak.lock();
+        auto p = pair.lock();
+        if (s && p) {
           s->dialed(p, std::move(r));
         }
       });
@@ -454,6 +477,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
   std::string podName() const { return options_.pod.namespace_ + "/" + options_.pod.name; }
 
+  struct Gate {
+    std::mutex mu;
+    bool open = true;
+  };
+  std::shared_ptr<Gate> gate_ = std::make_shared<Gate>();
   std::shared_ptr<Transport> transport_;
   PortForwardOptions options_;
   PortDialer dialer_;

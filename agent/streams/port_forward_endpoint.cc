@@ -3,7 +3,6 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/write.hpp>
-#include <regex>
 #include <utility>
 
 #include "agent/log/log.h"
@@ -15,11 +14,34 @@ namespace http = boost::beast::http;
 
 // apimachinery's wsstream.IsWebSocketRequest: Connection lists "upgrade"
 // and Upgrade is "websocket", both case-insensitive.
+// Go's regexp "(^|.*,\\s*)upgrade($|\\s*,)" on the lowered header, as a scan
+// of its comma-separated items: libstdc++'s std::regex recurses per
+// character, and a 40 KB header overflowed the server thread's stack.
 bool isWebSocketRequest(const http::request<http::string_body>& req) {
-  static const std::regex kUpgrade("(^|.*,\\s*)upgrade($|\\s*,)", std::regex::icase);
-  std::string connection(req[http::field::connection]);
-  return std::regex_search(connection, kUpgrade) &&
-         boost::beast::iequals(req[http::field::upgrade], "websocket");
+  boost::beast::string_view connection = req[http::field::connection];
+  auto space = [](char c) {  // RE2's \s
+    return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r';
+  };
+  bool found = false;
+  size_t start = 0;
+  for (bool first = true; !found; first = false) {
+    size_t comma = connection.find(',', start);
+    bool last = comma == boost::beast::string_view::npos;
+    boost::beast::string_view item =
+        connection.substr(start, last ? connection.npos : comma - start);
+    while (!first && !item.empty() && space(item.front())) {
+      item.remove_prefix(1);  // ",\s*upgrade"
+    }
+    while (!last && !item.empty() && space(item.back())) {
+      item.remove_suffix(1);  // "upgrade\s*,"
+    }
+    found = boost::beast::iequals(item, "upgrade");
+    if (last) {
+      break;
+    }
+    start = comma + 1;
+  }
+  return found && boost::beast::iequals(req[http::field::upgrade], "websocket");
 }
 
 // An HTTP error instead of the upgrade, then the connection closes (as

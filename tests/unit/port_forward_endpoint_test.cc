@@ -31,7 +31,8 @@ struct Reply {
 
 // One upgrade request on a new TLS connection (the server's certificate is
 // not checked: the test made it), bounded by a 10 s receive timeout.
-Reply request(int port, const std::string& target, const std::string& upgrade) {
+Reply request(int port, const std::string& target, const std::string& upgrade,
+              const std::string& connection = "Upgrade") {
   Reply out;
   net::io_context ioc;
   net::ssl::context ctx(net::ssl::context::tls_client);
@@ -54,7 +55,7 @@ Reply request(int port, const std::string& target, const std::string& upgrade) {
   }
   http::request<http::string_body> req{http::verb::get, target, 11};
   req.set(http::field::host, "127.0.0.1");
-  req.set(http::field::connection, "Upgrade");
+  req.set(http::field::connection, connection);
   req.set(http::field::upgrade, upgrade);
   if (upgrade == "websocket") {
     req.set(http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
@@ -165,6 +166,18 @@ TEST_F(PortForwardEndpointTest, AKnownPodGoesOnToTheUpgrade) {
   EXPECT_NE(ws.status, 400);
   EXPECT_EQ(asked(),
             (std::vector<std::string>{"default/web/", "default/web/1234", "default/web/"}));
+}
+
+// Review (issue #18): isWebSocketRequest ran std::regex "(^|.*,\\s*)upgrade..."
+// over the Connection header; libstdc++'s regex recurses per character, and
+// a 40000-byte header (the limit is 64 KiB) overflowed the server thread's
+// stack: the agent died (SIGSEGV) on one request.
+TEST_F(PortForwardEndpointTest, LongConnectionHeaderDoesNotCrashTheServer) {
+  Reply r = request(server_->port(), "/portForward/default/web?port=80", "websocket",
+                    std::string(40000, 'a') + ", upgrade");
+  EXPECT_TRUE(r.error.empty()) << r.error;
+  Reply after = request(server_->port(), "/portForward/default/gone", "SPDY/3.1");
+  EXPECT_EQ(after.status, 404) << after.error;
 }
 
 }  // namespace

@@ -4,6 +4,11 @@
 // the draft asks for.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
+
+#include "spdy/frames.h"
+#include "spdy/header_block.h"
 #include "spdy/session.h"
 #include "support/spdy_client.h"
 
@@ -271,6 +276,37 @@ TEST(SpdySession, OurGoAwayNamesTheLastStreamAndRefusesNewOnes) {
   EXPECT_FALSE(p.session.isOpen(5));
   ASSERT_EQ(p.sent<RstStream>().size(), 1u);
   EXPECT_EQ(p.sent<RstStream>()[0].status, 3u) << "REFUSED_STREAM";
+}
+
+}  // namespace
+}  // namespace kernelet::spdy
+
+namespace kernelet::spdy {
+namespace {
+
+// Review (issue #18), disabled: it fails today. HEADERS frames for an open
+// stream are inflated (they must be: the zlib context is shared) and then
+// ignored; 72 KB on the wire inflated to 60 MB, ~140 ms of the node
+// server's only thread, so ~0.5 MB/s from one client stalls every :10250
+// connection. A budget of inflated bytes per connection would bound it.
+TEST(SpdySessionReviewTest, DISABLED_HeaderBlocksDoNotAmplifyCpu) {
+  Session s;
+  HeaderDeflater d;
+  std::string wire =
+      serialize(SynStream{.stream_id = 1, .header_block = *d.compress({{"streamtype", "error"}})});
+  for (int i = 0; i < 240; i++) {
+    wire += serialize(HeadersFrame{
+        .stream_id = 1,
+        .header_block = *d.compress({{"x" + std::to_string(i), std::string(250 << 10, 'a')}})});
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = s.receive(wire);
+  auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  std::printf("%zu wire bytes took %lld ms (ok=%d)\n", wire.size(), static_cast<long long>(ms),
+              static_cast<int>(r.has_value()));
+  EXPECT_LT(ms, 20);
 }
 
 }  // namespace
