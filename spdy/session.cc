@@ -43,6 +43,21 @@ std::unexpected<Error> Session::connectionError(std::string what) {
   return std::unexpected(*failed_);
 }
 
+Result<std::string> Session::inflateBlock(std::string_view block, const char* frame) {
+  auto out = inflater_.inflate(block);
+  if (!out) {
+    return connectionError(std::string(frame) + ": " + out.error().detail);
+  }
+  inflated_ += out->size();
+  size_t budget = options_.header_budget_base + syn_streams_ * options_.header_budget_per_stream;
+  if (inflated_ > budget) {
+    return connectionError(std::string(frame) + ": header blocks inflated to " +
+                           std::to_string(inflated_) + " bytes, over the connection's budget of " +
+                           std::to_string(budget));
+  }
+  return out;
+}
+
 Result<void> Session::receive(std::string_view bytes) {
   if (failed_) {
     return std::unexpected(*failed_);
@@ -74,9 +89,9 @@ Result<void> Session::handle(Frame frame) {
   if (auto* f = std::get_if<SynReply>(&frame)) {
     // We open no streams, so no reply is due to us; its block still keeps
     // the zlib context in step.
-    auto block = inflater_.inflate(f->header_block);
+    auto block = inflateBlock(f->header_block, "SYN_REPLY");
     if (!block) {
-      return connectionError("SYN_REPLY: " + block.error().detail);
+      return std::unexpected(block.error());
     }
     if (isOpen(f->stream_id)) {
       rst(f->stream_id, RstStatus::kProtocolError);
@@ -116,9 +131,10 @@ Result<void> Session::handle(Frame frame) {
 }
 
 Result<void> Session::onSynStream(const SynStream& f) {
-  auto block = inflater_.inflate(f.header_block);
+  syn_streams_++;
+  auto block = inflateBlock(f.header_block, "SYN_STREAM");
   if (!block) {
-    return connectionError("SYN_STREAM: " + block.error().detail);
+    return std::unexpected(block.error());
   }
   uint32_t id = f.stream_id;
   if (id == 0) {
@@ -213,9 +229,9 @@ Result<void> Session::onData(const DataFrame& f) {
 }
 
 Result<void> Session::onHeaders(const HeadersFrame& f) {
-  auto block = inflater_.inflate(f.header_block);
+  auto block = inflateBlock(f.header_block, "HEADERS");
   if (!block) {
-    return connectionError("HEADERS: " + block.error().detail);
+    return std::unexpected(block.error());
   }
   const uint32_t id = f.stream_id;
   if (id == 0) {

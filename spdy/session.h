@@ -43,6 +43,12 @@ struct SessionOptions {
   uint32_t initial_window = 64 << 10;  // what we grant per stream and per session
   size_t max_streams = 1000;           // open at once
   size_t max_header_bytes = 256 << 10;
+  // What all of a connection's header blocks may inflate to: a base and a
+  // little per stream the client opens. Deflate turns 72 KB on the wire into
+  // 60 MB of headers, and the server has one thread: past the budget the
+  // connection ends (kubectl's blocks are a few hundred bytes a stream).
+  size_t header_budget_base = 512 << 10;
+  size_t header_budget_per_stream = 4 << 10;
   size_t max_control_frame = 256 << 10;
   size_t max_data_frame = 64 << 10;  // we split what we send into DATA frames this long
   PeerFlowControl peer_flow_control = PeerFlowControl::kAuto;
@@ -128,6 +134,9 @@ class Session {
   SessionOptions options_;
   FrameParser parser_;
   HeaderInflater inflater_;
+  size_t inflated_ = 0;     // header bytes inflated on this connection
+  size_t syn_streams_ = 0;  // SYN_STREAMs the client sent
+  Result<std::string> inflateBlock(std::string_view block, const char* frame);
   HeaderDeflater deflater_;
   std::map<uint32_t, Stream> streams_;
   std::vector<SessionEvent> events_;
