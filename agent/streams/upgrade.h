@@ -62,8 +62,9 @@ using AcceptDone = std::function<void(std::expected<Negotiated, UpgradeError>)>;
 
 namespace kernelet::agent::streams {
 
-// What an endpoint speaks, by framing. The first of a list the client also
-// offers wins (the list is in our order of preference, best first).
+// What an endpoint speaks, by framing, best first. SPDY takes the first the
+// client offers that we speak (the client's order, as the kubelet's
+// httpstream.Handshake); WebSocket the first of ours the client offers.
 struct Protocols {
   std::vector<std::string> spdy;       // X-Stream-Protocol-Version values
   std::vector<std::string> websocket;  // Sec-WebSocket-Protocol values
