@@ -278,7 +278,9 @@ int main(int argc, char** argv) {
   for (const auto& [name, env] :
        {std::pair<std::string, std::string>{"kubectl port-forward (default)", ""},
         {"kubectl port-forward (SPDY)", kSpdyOnly}}) {
-    std::string log = kBase + "/pf.log";
+    // A log of its own per run: the child truncates it only once it runs, so
+    // a shared one could still show the last run's (closed) port.
+    std::string log = kBase + (env.empty() ? "/pf-default.log" : "/pf-spdy.log");
     std::string cmd = "exec env " + kubectl;
     cmd += env;
     cmd += "kubectl port-forward pod/web :8080";
