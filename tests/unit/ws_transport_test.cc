@@ -255,8 +255,10 @@ class WsTransport : public ::testing::Test {
   }
 
   testing::TempDir dir_;
-  std::unique_ptr<server::NodeServer> server_;
+  // Before the server: its stop runs the closed connections' handlers, which
+  // still write here.
   Seen seen_;
+  std::unique_ptr<server::NodeServer> server_;
   net::io_context ioc_;
   net::ssl::context tls_{net::ssl::context::tls_client};
 };
