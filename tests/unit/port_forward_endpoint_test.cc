@@ -118,10 +118,11 @@ class PortForwardEndpointTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
-  std::unique_ptr<server::NodeServer> server_;
   std::mutex mu_;
   std::vector<std::string> asked_;
   int dials_ = 0;
+  // Last: stopped before what its handlers write to goes.
+  std::unique_ptr<server::NodeServer> server_;
 };
 
 TEST_F(PortForwardEndpointTest, WebSocketPortsAreCheckedBeforeThePod) {
