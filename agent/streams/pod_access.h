@@ -52,6 +52,50 @@ struct ExecHooks {
 // on the server thread; the hooks run on any thread, each once, in order.
 using ExecStarter = std::function<void(ExecRequest, ExecHooks)>;
 
+// Attach (`kubectl attach`, `run -it`, `debug -it`) joins the stdio a
+// container was started with: its spec's `stdin` (a pipe the agent holds the
+// write end of) and `tty` (a terminal made in the container, whose master the
+// agent holds; all its output is stdout), while its output goes on to the
+// CRI log as before.
+struct AttachRequest {
+  PodRef pod;
+  std::string container;
+  bool stdin = false;  // the client sends stdin
+  bool tty = false;    // the client asked for a terminal
+  // Write ends of pipes the agent copies the container's output into from
+  // now on (what it writes after the attach, as the kubelet: no replay);
+  // empty when the client did not ask for that stream. The agent never
+  // blocks on them: a reader that falls a pipe's worth behind is cut off
+  // (its pipe closed), the container and its log are not slowed.
+  UniqueFd stdout_fd, stderr_fd;
+};
+
+struct Attached {
+  // With stdin: the container's stdin (a dup of its stdin pipe's write end,
+  // or of its terminal's master). The endpoint closes it when the client's
+  // stdin ends; the container's own stdin stays open until `detach`.
+  UniqueFd stdin_fd;
+  // A container with a terminal: its master, for window size changes.
+  UniqueFd terminal_fd;
+  // Once, on any thread, when the session ends for any reason: the agent
+  // stops copying output to the session's pipes (closing them) and, for a
+  // `stdinOnce` container, closes the container's stdin for good.
+  std::function<void()> detach;
+};
+
+struct AttachHooks {
+  // Joined, or why not (no such container, not running, no stdin or no
+  // terminal to join): the message is what the user sees.
+  std::function<void(Result<Attached>)> started;
+  // After started(ok): the container's run ended; the output pipes were
+  // closed after the last of its output.
+  std::function<void()> ended;
+};
+
+// Called on the server thread; the hooks run on any thread, each once, in
+// order.
+using AttachStarter = std::function<void(AttachRequest, AttachHooks)>;
+
 // Connects to TCP `port` on localhost in the pod's network namespace.
 // Called on the server thread; `done` runs on any thread with the connected
 // socket, or an error whose message the error stream carries (the kubelet's
