@@ -72,7 +72,7 @@ Response containerLogs(const server::Request& req, const SnapshotPublisher& pods
   std::string uid = req.params.size() == 4 ? req.params[2] : "";
   auto options = parseLogOptions(req.query, nowNanos());
   if (!options) {
-    return Response::error(400, options.error().message());
+    return Response::error(logOptionsStatus(options.error()), options.error().message());
   }
   auto pod = findPod(*pods.current(), ns, name, uid);
   if (!pod) {
