@@ -170,7 +170,7 @@ struct Cluster {
     }
     bool seen = false;
     std::string phase = waitKubectl(
-        "get pod target -o jsonpath={.status.phase}",
+        "get pod target -o jsonpath='{.status.phase}'",
         [](const std::string& s) { return s == "Running"; }, seen);
     if (!seen) {
       setup_error = "target not Running: " + phase + "\n" + agentLog();
@@ -202,12 +202,12 @@ class DebugE2E : public ::testing::Test {
   }
   std::string kubectl(const std::string& args) { return cluster->kubectl(args); }
   std::string get(const std::string& jsonpath) {
-    return kubectl("get pod target -o jsonpath={" + jsonpath + "}");
+    return kubectl("get pod target -o jsonpath='{" + jsonpath + "}'");
   }
   std::string waitFor(const std::string& jsonpath, const std::string& want) {
     bool seen = false;
     std::string out = cluster->waitKubectl(
-        "get pod target -o jsonpath={" + jsonpath + "}",
+        "get pod target -o jsonpath='{" + jsonpath + "}'",
         [&want](const std::string& s) { return s == want; }, seen);
     return seen ? want : out + " (waited for " + want + ")" + context();
   }
@@ -241,7 +241,7 @@ TEST_F(DebugE2E, ATargetingDebuggerSeesTheTargetsProcessesAndEndsWithItsCode) {
   // Its events name it as the kubelet's do (Pulled, Created, Started).
   bool seen = false;
   std::string events = cluster->waitKubectl(
-      "get events -o jsonpath={.items[*].involvedObject.fieldPath}",
+      "get events -o jsonpath='{.items[*].involvedObject.fieldPath}'",
       [](const std::string& s) {
         return s.find("spec.ephemeralContainers{dbg}") != std::string::npos;
       },
@@ -253,8 +253,8 @@ TEST_F(DebugE2E, ExecReachesARunningDebuggerInThePodsSandbox) {
   std::string out = kubectl(kDebug + "target -c shell -- sleep 3602");
   bool seen = false;
   cluster->waitKubectl(
-      "get pod target -o jsonpath={.status.ephemeralContainerStatuses[?(@.name==\"shell\")]."
-      "state.running.startedAt}",
+      "get pod target -o jsonpath='{.status.ephemeralContainerStatuses[?(@.name==\"shell\")]."
+      "state.running.startedAt}'",
       [](const std::string& s) { return !s.empty(); }, seen);
   ASSERT_TRUE(seen) << out << context();
   // Its own PID namespace (no target): only itself and the exec.
