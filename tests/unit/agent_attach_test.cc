@@ -40,7 +40,7 @@ std::string drain(int fd, bool* eof = nullptr) {
   }
 }
 
-Result<std::vector<ParsedPod>> decode(const std::string& container) {
+Result<std::vector<ManifestPod>> decode(const std::string& container) {
   return parseManifests(
       "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - " + container,
       "web.yaml");
@@ -70,7 +70,12 @@ TEST(AttachDecode, AWrongTypeNamesTheField) {
 
 TEST(AttachRecord, TheRunsStdioSurvivesTheRecord) {
   rt::PodRecord r;
+  r.boot_id = "0f2b5c1e-1111-2222-3333-444455556666";
   r.uid = "u1";
+  r.namespace_ = "default";
+  r.name = r.hostname = "web";
+  r.pod_hash = "abc";
+  r.run_dir = "/run/kernelet/pods/u1";
   r.cgroup = "/sys/fs/cgroup/kubepods/pod";
   rt::RunRecord run;
   run.id = std::string(64, 'a');
@@ -97,7 +102,12 @@ TEST(AttachRecord, TheRunsStdioSurvivesTheRecord) {
   const rt::RunRecord& plain = *back->containers["plain"].latest;
   EXPECT_FALSE(plain.stdin || plain.tty);
   // A plain run's record reads as before this field existed.
-  EXPECT_EQ(json.find("\"stdio\""), json.rfind("\"stdio\"")) << "written for the two only";
+  size_t written = 0;
+  for (size_t at = json.find("\"stdio\""); at != std::string::npos;
+       at = json.find("\"stdio\"", at + 1)) {
+    written++;
+  }
+  EXPECT_EQ(written, 2u) << "not for the plain run: " << json;
 }
 
 // ---- the kernel runtime's tap (ContainerStdio), on plain pipes ----
