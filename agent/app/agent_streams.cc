@@ -1,4 +1,4 @@
-// The agent's side of kubectl exec and port-forward (agent/streams): the
+// The agent's side of kubectl exec, attach and port-forward (agent/streams): the
 // endpoints run on the server's thread and reach the pods through the loop
 // (server_queue_), as /run does.
 #include <atomic>
@@ -6,6 +6,7 @@
 
 #include "agent/app/agent.h"
 #include "agent/log/log.h"
+#include "agent/streams/attach_endpoint.h"
 #include "agent/streams/exec_endpoint.h"
 #include "agent/streams/port_forward_endpoint.h"
 
@@ -28,6 +29,13 @@ void Agent::addStreamEndpoints(server::Endpoints& endpoints) {
         auto shared = std::make_shared<streams::ExecRequest>(std::move(r));
         server_queue_->post([this, shared, hooks = std::move(hooks)]() mutable {
           execInPod(*shared, std::move(hooks));
+        });
+      });
+  endpoints.attach =
+      streams::attachHandler(exists, [this](streams::AttachRequest r, streams::AttachHooks hooks) {
+        auto shared = std::make_shared<streams::AttachRequest>(std::move(r));
+        server_queue_->post([this, shared, hooks = std::move(hooks)]() mutable {
+          attachInPod(*shared, std::move(hooks));
         });
       });
   dialer_ = std::make_unique<netns::Dialer>();
