@@ -431,7 +431,7 @@ TEST_P(StreamsE2E, AttachJoinsAContainersTerminalWhoseOutputIsLogged) {
 // attached to once Running, deleted at the end, and kubectl exits with the
 // container's code.
 TEST_P(StreamsE2E, RunItRmAttachesThenDeletesThePodAndExitsWithItsCode) {
-  std::string name = GetParam() ? "run-ws" : "run-spdy";
+  std::string name = GetParam() ? "runws" : "runspdy";  // expectFraming: [a-z]+
   Terminal t(cluster->command(
       env(),
       "run " + name + " -it --rm --restart=Never --image=" + kImage +
