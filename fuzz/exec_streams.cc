@@ -1,13 +1,15 @@
 // What exec reads from the client besides the command's own bytes: the
 // resize stream's JSON messages, fed in pieces (agent/streams/terminal_size.h),
-// and the /exec query's options (agent/streams/exec_endpoint.h). Splitting the
-// input anywhere must give the sizes the whole gives.
+// and the /exec and /attach queries' options (agent/streams/exec_endpoint.h,
+// attach_endpoint.h). Splitting the input anywhere must give the sizes the
+// whole gives; attach must read the streams exactly as exec does.
 
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 
+#include "agent/streams/attach_endpoint.h"
 #include "agent/streams/exec_endpoint.h"
 #include "agent/streams/exec_status.h"
 #include "agent/streams/terminal_size.h"
@@ -48,6 +50,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto o = kernelet::agent::streams::execOptions(req);
     if (o && (o->command.empty() || (o->tty && o->use_stderr))) {
       std::abort();
+    }
+    auto a = kernelet::agent::streams::attachOptions(req);
+    if (a && ((a->tty && a->use_stderr) || !(a->use_stdin || a->use_stdout || a->use_stderr))) {
+      std::abort();
+    }
+    if (o && (!a || a->use_stdin != o->use_stdin || a->use_stdout != o->use_stdout ||
+              a->use_stderr != o->use_stderr || a->tty != o->tty)) {
+      std::abort();  // an exec's streams parse, so the same attach's must, alike
     }
   }
   return 0;

@@ -319,6 +319,9 @@ CriLogWriter::Pass CriLogWriter::pumpPipe(int i, size_t budget, bool final) {
   Stream s = i == 0 ? Stream::kStdout : Stream::kStderr;
   int fd = pipes_[i].get();
   tail_[i] = 0;
+  if (terminal_) {
+    return readTerminal(budget);
+  }
   Scratch* sc = scratch(pipe_size_[i]);
   if (sc == nullptr || !pending(s).empty()) {
     return readPipe(i, budget);
@@ -340,6 +343,7 @@ CriLogWriter::Pass CriLogWriter::pumpPipe(int i, size_t budget, bool final) {
       return readPipe(i, budget);  // cannot happen; the plain read still works
     }
     std::string_view window(buf, static_cast<size_t>(n));
+    tapWindow(i, window);
     size_t used = 0;
     (void)emitLines(s, window, used);  // a failed log write loses those lines, as it always did
     if (used == 0 && !final && !full && !moreThan(fd, window.size())) {
@@ -356,6 +360,7 @@ CriLogWriter::Pass CriLogWriter::pumpPipe(int i, size_t budget, bool final) {
       if (!consume(*sc, fd, window.size())) {
         return Pass::kClosed;
       }
+      took(i, window.size());
       pending(s).append(window);
       done += window.size();
       return readPipe(i, budget - std::min(budget, done));
@@ -363,6 +368,7 @@ CriLogWriter::Pass CriLogWriter::pumpPipe(int i, size_t budget, bool final) {
     if (!consume(*sc, fd, used)) {
       return Pass::kClosed;
     }
+    took(i, used);
     done += used;
   }
   return Pass::kMore;
@@ -381,10 +387,48 @@ CriLogWriter::Pass CriLogWriter::readPipe(int i, size_t budget) {
     if (n <= 0) {
       return n < 0 && errno == EAGAIN ? Pass::kEmpty : Pass::kClosed;
     }
-    (void)feed(s, std::string_view(buf, static_cast<size_t>(n)));
-    done += static_cast<size_t>(n);
+    std::string_view data(buf, static_cast<size_t>(n));
+    tapWindow(i, data);
+    took(i, data.size());
+    (void)feed(s, data);  // a failed log write loses those lines, as it always did
+    done += data.size();
   }
   return Pass::kMore;
+}
+
+CriLogWriter::Pass CriLogWriter::readTerminal(size_t budget) {
+  char buf[64 * 1024];
+  for (size_t done = 0; done < budget;) {
+    // One reader (this pump), so a readable master does not block the read.
+    pollfd p{.fd = pipes_[0].get(), .events = POLLIN};
+    if (::poll(&p, 1, 0) != 1) {
+      return Pass::kEmpty;
+    }
+    ssize_t n = ::read(pipes_[0].get(), buf, sizeof buf);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+      return Pass::kEmpty;
+    }
+    if (n <= 0) {
+      return Pass::kClosed;  // EIO: the slave side is gone, as is the output
+    }
+    std::string_view data(buf, static_cast<size_t>(n));
+    if (tap_) {
+      tap_(Stream::kStdout, data);
+    }
+    (void)feed(Stream::kStdout, data);  // a failed log write loses those lines
+    done += data.size();
+  }
+  return Pass::kMore;
+}
+
+void CriLogWriter::tapWindow(int i, std::string_view window) {
+  if (window.size() <= tapped_[i]) {
+    return;
+  }
+  if (tap_) {
+    tap_(i == 0 ? Stream::kStdout : Stream::kStderr, window.substr(tapped_[i]));
+  }
+  tapped_[i] = window.size();
 }
 
 void CriLogWriter::closePipe(EventLoop& loop, int i) {
@@ -392,13 +436,15 @@ void CriLogWriter::closePipe(EventLoop& loop, int i) {
   loop.remove(pipes_[i].get());
   pipes_[i].reset();
   tail_[i] = 0;
+  tapped_[i] = 0;
 }
 
 // Edge-triggered: a pipe left holding an unfinished line must not wake the
 // loop again until more is written (every completed write to a polled pipe
 // wakes it; awaitTail covers a write still blocked).
 Result<void> CriLogWriter::watch(EventLoop& loop, int i) {
-  return loop.add(pipes_[i].get(), EPOLLIN | EPOLLET,
+  // A terminal is level-triggered: it is read, never left holding a tail.
+  return loop.add(pipes_[i].get(), terminal_ ? EPOLLIN : EPOLLIN | EPOLLET,
                   [this, &loop, i](uint32_t) { onReadable(loop, i); });
 }
 
@@ -483,6 +529,12 @@ Result<void> CriLogWriter::pump(EventLoop& loop, UniqueFd stdout_pipe, UniqueFd 
   return {};
 }
 
+Result<void> CriLogWriter::pumpTerminal(EventLoop& loop, UniqueFd master) {
+  terminal_ = true;
+  pipes_[0] = std::move(master);
+  return watch(loop, 0);
+}
+
 void CriLogWriter::finish(EventLoop& loop) {
   for (int i = 0; i < 2; i++) {
     if (pipes_[i]) {
@@ -500,6 +552,7 @@ void CriLogWriter::detach(EventLoop& loop) {
       pipes_[i].reset();
     }
     tail_[i] = 0;
+    tapped_[i] = 0;
   }
   awaitTail(loop);
 }

@@ -22,7 +22,9 @@
 // into memory, as a plain reader would, so the writer goes on; that line is
 // lost if the agent dies before its newline.
 
+#include <algorithm>
 #include <ctime>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -55,6 +57,17 @@ class CriLogWriter {
   // Pumps both pipes from `loop` until they close. The writer must outlive the
   // loop's use (or call finish() or detach()) and must not move after this.
   Result<void> pump(EventLoop& loop, UniqueFd stdout_pipe, UniqueFd stderr_pipe);
+  // Pumps a terminal's master: everything read from it is stdout. A terminal
+  // cannot be tee'd, so its bytes are read (an unfinished line is kept here,
+  // lost if the agent dies); EIO - no one has the terminal open any more - is
+  // its end. Reads only when poll(2) says it is readable: the master stays
+  // blocking for whoever else holds it.
+  Result<void> pumpTerminal(EventLoop& loop, UniqueFd master);
+  // Sees each chunk of the container's output once, as the pump takes it in
+  // (before its lines are complete, so a prompt shows at once), on the loop.
+  using Tap = std::function<void(Stream, std::string_view)>;
+  void setTap(Tap tap) { tap_ = std::move(tap); }
+
   // The container has exited: reads what is left in the pipes without blocking,
   // writes pending partial lines and takes the pipes off `loop`.
   void finish(EventLoop& loop);
@@ -84,6 +97,11 @@ class CriLogWriter {
   enum class Pass { kEmpty, kTail, kMore, kClosed };
   Pass pumpPipe(int i, size_t budget, bool final);
   Pass readPipe(int i, size_t budget);  // without a scratch pipe: read and keep the tail here
+  Pass readTerminal(size_t budget);
+  // `window` starts at the head of pipe i: the tap gets what it has not seen.
+  void tapWindow(int i, std::string_view window);
+  // `n` bytes were taken from the head of pipe i.
+  void took(int i, size_t n) { tapped_[i] -= std::min(tapped_[i], n); }
   void onReadable(EventLoop& loop, int i);
   Result<void> watch(EventLoop& loop, int i);
   void closePipe(EventLoop& loop, int i);
@@ -101,6 +119,11 @@ class CriLogWriter {
   // in a pipe, a timer looks (FIONREAD) whether more came without a wakeup.
   size_t tail_[2] = {0, 0};
   int pipe_size_[2] = {0, 0};  // F_GETPIPE_SZ of each pipe
+  // Bytes at the head of each pipe the tap has seen (a tee'd line waiting
+  // for its newline is seen once, not at every look).
+  size_t tapped_[2] = {0, 0};
+  Tap tap_;
+  bool terminal_ = false;  // pipes_[0] is a terminal's master
   UniqueFd tail_timer_;
   int tail_timer_ms_ = 0;
   int64_t size_ = 0, max_size_ = 0;

@@ -69,11 +69,12 @@ class Agent {
   Result<void> startServer(const apiclient::ClusterAccess* access);
   // The node server's /run, on the loop: the command in a running container.
   void runInPod(const server::RunRequest& r, const server::Responder& respond);
-  // /exec and /portForward (agent_streams.cc): the endpoints, and what they
+  // /exec, /attach and /portForward (agent_streams.cc): the endpoints, and what they
   // ask of the loop.
   void addStreamEndpoints(server::Endpoints& endpoints);
   PodWorker* findWorker(const streams::PodRef& ref);
   void execInPod(streams::ExecRequest& r, streams::ExecHooks hooks);
+  void attachInPod(streams::AttachRequest& r, streams::AttachHooks hooks);
   void dialInPod(const streams::PodRef& ref, uint16_t port,
                  std::function<void(Result<UniqueFd>)> done);
   // Stops the pod (a terminate within `grace`, else its own) and removes its

@@ -1,10 +1,12 @@
-// The agent's side of kubectl exec and port-forward (agent/streams): the
+// The agent's side of kubectl exec, attach and port-forward (agent/streams): the
 // endpoints run on the server's thread and reach the pods through the loop
 // (server_queue_), as /run does.
+#include <atomic>
 #include <memory>
 
 #include "agent/app/agent.h"
 #include "agent/log/log.h"
+#include "agent/streams/attach_endpoint.h"
 #include "agent/streams/exec_endpoint.h"
 #include "agent/streams/port_forward_endpoint.h"
 
@@ -27,6 +29,13 @@ void Agent::addStreamEndpoints(server::Endpoints& endpoints) {
         auto shared = std::make_shared<streams::ExecRequest>(std::move(r));
         server_queue_->post([this, shared, hooks = std::move(hooks)]() mutable {
           execInPod(*shared, std::move(hooks));
+        });
+      });
+  endpoints.attach =
+      streams::attachHandler(exists, [this](streams::AttachRequest r, streams::AttachHooks hooks) {
+        auto shared = std::make_shared<streams::AttachRequest>(std::move(r));
+        server_queue_->post([this, shared, hooks = std::move(hooks)]() mutable {
+          attachInPod(*shared, std::move(hooks));
         });
       });
   dialer_ = std::make_unique<netns::Dialer>();
@@ -95,6 +104,38 @@ void Agent::execInPod(streams::ExecRequest& r, streams::ExecHooks hooks) {
     order->started = true;
     order->hooks.started(std::unexpected(res.error()));
   }
+}
+
+void Agent::attachInPod(streams::AttachRequest& r, streams::AttachHooks hooks) {
+  PodWorker* w = findWorker(r.pod);
+  if (w == nullptr) {
+    return hooks.started(makeError("attach", "", "pod does not exist"));
+  }
+  // started runs below, before the runtime can end the run (its `ended`
+  // never runs within attach()): the hooks' order holds.
+  auto shared = std::make_shared<streams::AttachHooks>(std::move(hooks));
+  runtime::AttachIo io{
+      .stdout_fd = r.stdout_fd.get(), .stderr_fd = r.stderr_fd.get(), .stdin = r.stdin};
+  log::v(2, "Attach to container",
+         {{"pod", r.pod.namespace_ + "/" + r.pod.name}, {"container", r.container}});
+  auto a = w->attach(r.container, io, r.tty, [shared] { shared->ended(); });
+  // The runtime has its own copies of the output pipes: ours close with `r`.
+  if (!a) {
+    return shared->started(std::unexpected(a.error()));
+  }
+  streams::Attached out;
+  out.stdin_fd = std::move(a->io.stdin_fd);
+  out.terminal_fd = std::move(a->io.terminal_fd);
+  auto once = std::make_shared<std::atomic<bool>>(false);
+  out.detach = [this, once, h = a->handle, session = a->io.session] {
+    if (once->exchange(true)) {
+      return;
+    }
+    // Any thread: the runtime is the loop's. A run that ended meanwhile has
+    // no session left to detach, which the runtime allows.
+    server_queue_->post([this, h, session] { runtime_->detach(h, session); });
+  };
+  shared->started(std::move(out));
 }
 
 void Agent::dialInPod(const streams::PodRef& ref, uint16_t port,

@@ -116,6 +116,16 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   // callback runs then.
   Result<void> exec(const std::string& name, const std::vector<std::string>& argv,
                     const runtime::ExecIo& io, std::function<void(Result<int>)> exited);
+  // kubectl attach (agent/streams): joins the stdio the running container
+  // `name` started with (runtime::PodRuntime::attach); `ended` runs once on
+  // the loop when its run ended (or the worker went). An error, as the user
+  // sees it: no such container, not running, no stdin or no terminal to join.
+  struct Attachment {
+    runtime::ContainerHandle handle = 0;  // for runtime detach
+    runtime::AttachedIo io;
+  };
+  Result<Attachment> attach(const std::string& name, const runtime::AttachIo& io, bool tty,
+                            std::function<void()> ended);
   // Where the pod's network is (port-forward dials there): empty for
   // hostNetwork pods; nullopt while there is no sandbox.
   std::optional<std::string> netnsPath() const {

@@ -284,6 +284,12 @@ Result<Container> container(const Ctx& c, const YAML::Node& n, const std::string
   TRY(k.working_dir, str(c, n, "workingDir", field));
   TRY(k.image_pull_policy, str(c, n, "imagePullPolicy", field));
   TRY(k.restart_policy, str(c, n, "restartPolicy", field));
+  TRY(auto in, opt<bool>(c, n, "stdin", field));
+  TRY(auto once, opt<bool>(c, n, "stdinOnce", field));
+  TRY(auto tty, opt<bool>(c, n, "tty", field));
+  k.stdin = in.value_or(false);
+  k.stdin_once = once.value_or(false);
+  k.tty = tty.value_or(false);
   if (n["env"] && n["env"].IsSequence()) {
     TRY(k.env, env(c, n["env"], field));
   }

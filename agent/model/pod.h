@@ -82,6 +82,11 @@ struct Container {
   std::string restart_policy;  // init containers: "Always" makes a sidecar
   std::vector<ContainerPort> ports;
   std::optional<Probe> liveness_probe, readiness_probe, startup_probe;
+  // The stdio it starts with (kubectl run -it, attach): `stdin` a pipe the
+  // agent holds the write end of (else /dev/null), `tty` a terminal as 0, 1
+  // and 2 (its output is the log's stdout); `stdin_once` closes stdin for
+  // good when the first attach session that sent stdin ends.
+  bool stdin = false, stdin_once = false, tty = false;
 };
 
 // spec.ephemeralContainers[]: a container added to a running pod through the

@@ -126,7 +126,26 @@ void Instance::leave(EventLoop& loop) {
   // The writer closes its pipe ends undrained: what waits in them is the next
   // agent's to write. A partial line it holds (no newline yet) is lost.
   log.reset();
-  has_cgroup = false;  // the Cgroup and Rootfs handles close, the group and mount stay
+  stdio.endSessions();  // the keeper holds stdin and the master for the next agent
+  has_cgroup = false;   // the Cgroup and Rootfs handles close, the group and mount stay
+}
+
+void Instance::adoptKept(const RunRecord& r, std::optional<KeptRun>& kept) {
+  stdio.stdin = r.stdin;
+  stdio.stdin_once = r.stdin_once;
+  stdio.tty = r.tty;
+  stdio.stdin_closed = r.stdin_closed;
+  if (!kept) {
+    return;
+  }
+  // Its stdin's write end (or the master) comes back with the log's fds.
+  if (std::optional<size_t> pumped = stdio.adoptKept(kept->fds)) {
+    for (size_t i = 0; i < *pumped; i++) {
+      pipes[i] = PumpedPipe::of(kept->fds[i].get());
+    }
+  } else {
+    kept->fds.clear();  // not this run's stdio: as if they were lost
+  }
 }
 
 ContainerExit exitFromWaitStatus(int wait_status, bool oom_killed) {
@@ -188,7 +207,7 @@ struct KernelRuntime::AdoptInput {
 
 std::unique_ptr<isolation::CriLogWriter> KernelRuntime::reopenLog(const RunRecord& run,
                                                                   std::optional<KeptRun>& kept) {
-  if (!kept || kept->fds.size() != 2) {
+  if (!kept || kept->fds.size() != (run.tty ? 1U : 2U)) {
     return nullptr;
   }
   auto writer = isolation::CriLogWriter::open(run.log_path);
@@ -198,7 +217,9 @@ std::unique_ptr<isolation::CriLogWriter> KernelRuntime::reopenLog(const RunRecor
   }
   auto log = std::make_unique<isolation::CriLogWriter>(std::move(*writer));
   log->rotateAt(config_.container_log_max_size, config_.container_log_max_files);
-  if (auto p = log->pump(loop_, std::move(kept->fds[0]), std::move(kept->fds[1])); !p) {
+  auto p = run.tty ? log->pumpTerminal(loop_, std::move(kept->fds[0]))
+                   : log->pump(loop_, std::move(kept->fds[0]), std::move(kept->fds[1]));
+  if (!p) {
     log::error("Pump container log", {{"path", run.log_path}, {"err", p.error().message()}});
     return nullptr;
   }
@@ -279,10 +300,7 @@ AdoptedContainer KernelRuntime::adoptRun(AdoptInput& in, const std::string& name
     inst->has_cgroup = true;
   }
   bool rootfs_there = ::access(inst->rootfs.path().c_str(), F_OK) == 0;
-  if (kept && kept->fds.size() == 2) {
-    inst->pipes[0] = PumpedPipe::of(kept->fds[0].get());
-    inst->pipes[1] = PumpedPipe::of(kept->fds[1].get());
-  }
+  inst->adoptKept(run, kept);
   if (alive && (!group || !rootfs_there)) {
     // A run that lost its cgroup or rootfs under it is not one to keep.
     log::error("Adopt container: inconsistent run",
@@ -295,6 +313,7 @@ AdoptedContainer KernelRuntime::adoptRun(AdoptInput& in, const std::string& name
     return out;
   }
   inst->log = reopenLog(run, kept);
+  inst->tapLog();
   if (alive && !inst->log) {
     // No one held its pipes (no keeper, or it lost them): its output would
     // go nowhere, and a full pipe would block it. It cannot be kept.

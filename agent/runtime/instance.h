@@ -8,11 +8,14 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "agent/log/log.h"
+#include "agent/runtime/container_stdio.h"
 #include "agent/runtime/pod_sandbox.h"
+#include "agent/runtime/run_keeper.h"
 #include "agent/runtime/run_records.h"
 #include "agent/runtime/runtime.h"
 #include "cgroups/cgroups.h"
@@ -56,7 +59,9 @@ struct Instance {
   };
   std::shared_ptr<const SpecSource> spec_source;
   std::unique_ptr<isolation::CriLogWriter> log;
+  // The log's pipes, or (tty) pipes[0] the terminal's master and pipes[1] none.
   PumpedPipe pipes[2];
+  ContainerStdio stdio;  // stdin, the terminal, attach sessions
   int stop_signal = 15;
   // Started by a previous agent: not our child, so its exit status may have
   // to come from the keeper.
@@ -67,8 +72,9 @@ struct Instance {
   // Everything but the process, which has been reaped (or never started).
   void release(EventLoop& loop) {
     if (log) {
-      log->finish(loop);
+      log->finish(loop);  // the sessions get the last of the output
     }
+    stdio.endSessions();
     if (has_cgroup) {
       if (auto r = cgroup.remove(); !r) {
         log::error("Remove container cgroup", {{"container", name}, {"err", r.error().message()}});
@@ -83,6 +89,28 @@ struct Instance {
   // (the keeper holds them, and the next agent pumps on from there), every fd
   // of ours closes, the cgroup and rootfs stay.
   void leave(EventLoop& loop);
+  // An adopted run's stdio as its record says, with what the keeper held:
+  // the pumped pipes (or master) stay in `kept`, stdin is taken. Fds that do
+  // not fit the record are dropped (the log then counts as lost).
+  void adoptKept(const RunRecord& r, std::optional<KeptRun>& kept);
+  // The log shows attach sessions what it reads. The instance must not move.
+  void tapLog() {
+    if (log) {
+      log->setTap([this](isolation::Stream s, std::string_view d) { stdio.tap(s, d); });
+    }
+  }
+  // What the keeper holds for the run: its pumped pipes (or master), stdin.
+  // Empty when a pumped one closed (the run cannot be kept whole).
+  std::vector<int> keptFds() const {
+    std::vector<int> pumped;
+    for (int i = 0; i < (stdio.tty ? 1 : 2); i++) {
+      if (!pipes[i].stillOpen()) {
+        return {};
+      }
+      pumped.push_back(pipes[i].fd);
+    }
+    return stdio.keptFds(std::move(pumped));
+  }
 };
 
 // A leftover pod being stopped (leftovers.cc).

@@ -23,10 +23,10 @@ void KernelRuntime::checkKept() {
   for (const auto& [h, inst] : containers_) {
     // A run whose stream closed cannot be kept whole; it has nothing more to
     // say on that stream, but its exit would still be lost with the agent.
-    if (kept.contains(inst->id) || !inst->pipes[0].stillOpen() || !inst->pipes[1].stillOpen()) {
+    std::vector<int> fds = inst->keptFds();
+    if (kept.contains(inst->id) || fds.empty()) {
       continue;
     }
-    int fds[] = {inst->pipes[0].fd, inst->pipes[1].fd};
     if (auto k =
             keeper_->keep(inst->id, inst->run.pid, inst->run.start_time, inst->proc.pidfd(), fds);
         k) {

@@ -65,7 +65,8 @@ ImageOutcome found(const images::ImageRecord& r, bool pulled) {
 
 struct KernelRuntime::Starting {
   std::unique_ptr<Instance> inst;
-  UniqueFd out_r, err_r;  // the container's stdout and stderr, pumped once it runs
+  UniqueFd out_r, err_r;        // the container's stdout and stderr, pumped once it runs
+  ContainerStdio::Start stdio;  // stdin's read end, the console socket
   std::function<void(StartResult)> done;
   std::unique_ptr<isolation::StartWatch> watch;  // destroyed: the child is killed and reaped
 };
@@ -428,15 +429,26 @@ void KernelRuntime::startContainer(const ContainerRequest& r,
   }
   UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   isolation::ContainerSpec spec = inst->spec;
-  spec.stdin_fd = devnull.get();
   spec.stdout_fd = out_w.get();
   spec.stderr_fd = err_w.get();
+  auto stdio = inst->stdio.prepare(*r.container, spec, devnull.get());
+  if (!stdio) {
+    inst->release(loop_);
+    return done(std::unexpected(
+        StartFailure{.reason = "CreateContainerError", .message = stdio.error().message()}));
+  }
+  if (inst->stdio.tty) {
+    out_r.reset();  // the terminal is the output: the pipes go unused
+    err_r.reset();
+  }
   spec.cgroup_fd = inst->cgroup.fd();
   auto pending = isolation::beginStart(spec);
   // The child has its own copies of the write ends (or none): ours go now, so
   // that the log pump sees EOF when the container's last writer is gone.
   out_w.reset();
   err_w.reset();
+  stdio->stdin_r.reset();
+  stdio->console_child.reset();
   if (!pending) {
     return start_error(pending.error());
   }
@@ -445,6 +457,7 @@ void KernelRuntime::startContainer(const ContainerRequest& r,
   starting->inst = std::move(inst);
   starting->out_r = std::move(out_r);
   starting->err_r = std::move(err_r);
+  starting->stdio = std::move(*stdio);
   starting->done = std::move(done);
   auto watch = isolation::watchStart(
       loop_, timers_, std::move(*pending),
@@ -483,8 +496,23 @@ void KernelRuntime::started(uint64_t id, Result<isolation::Process> proc) {
   inst->run.start_time = isolation::processStartTime(inst->proc.pid());
   inst->run.started_at = nowRfc3339();
   inst->run.stop_signal = inst->stop_signal;
+  inst->run.stdin = inst->stdio.stdin;
+  inst->run.stdin_once = inst->stdio.stdin_once;
+  inst->run.tty = inst->stdio.tty;
+  auto master = inst->stdio.takeTerminal(s->stdio);
+  if (!master) {
+    // A terminal no one holds: its output would go nowhere. As a failed pump.
+    (void)inst->proc.signal(SIGKILL);  // it may have exited already; wait() reaps either way
+    (void)inst->proc.wait();
+    return fail(master.error());
+  }
+  if (inst->stdio.tty) {
+    s->out_r = std::move(*master);  // what the log pumps, and the keeper keeps
+  }
+  inst->pipes[0] = PumpedPipe::of(s->out_r.get());
+  inst->pipes[1] = PumpedPipe::of(s->err_r.get());
   if (keeper_ != nullptr) {
-    int fds[] = {s->out_r.get(), s->err_r.get()};
+    std::vector<int> fds = inst->keptFds();
     if (auto k =
             keeper_->keep(inst->id, inst->run.pid, inst->run.start_time, inst->proc.pidfd(), fds);
         !k) {
@@ -492,9 +520,10 @@ void KernelRuntime::started(uint64_t id, Result<isolation::Process> proc) {
       log::error("Keep container run", {{"container", inst->name}, {"err", k.error().message()}});
     }
   }
-  inst->pipes[0] = PumpedPipe::of(s->out_r.get());
-  inst->pipes[1] = PumpedPipe::of(s->err_r.get());
-  if (auto pumped = inst->log->pump(loop_, std::move(s->out_r), std::move(s->err_r)); !pumped) {
+  inst->tapLog();
+  auto pumped = inst->stdio.tty ? inst->log->pumpTerminal(loop_, std::move(s->out_r))
+                                : inst->log->pump(loop_, std::move(s->out_r), std::move(s->err_r));
+  if (!pumped) {
     // Nobody would read the container's output: it would block once a pipe is
     // full. Not a container to keep: killed, reaped and reported as StartError.
     (void)inst->proc.signal(SIGKILL);  // it may have exited already; wait() reaps either way

@@ -69,6 +69,10 @@ class KernelRuntime : public PodRuntime {
                                             const ExecIo& io,
                                             std::chrono::milliseconds setup_timeout) override;
   Result<ContainerStats> stats(ContainerHandle h) override;
+  // attach.cc
+  Result<AttachedIo> attach(ContainerHandle h, const AttachIo& io,
+                            std::function<void()> ended) override;
+  void detach(ContainerHandle h, uint64_t session) override;
   // Live restore (issue #16): adopt.cc and leftovers.cc.
   std::optional<AdoptedPod> adopt(const Pod& pod, QosClass qos, const PodRuntimeInfo& info,
                                   PodObjects* objects) override;

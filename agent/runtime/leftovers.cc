@@ -65,6 +65,7 @@ void KernelRuntime::stopLeftover(const std::string& pod_uid, std::function<void(
       }
     }
     // What it writes until it is gone still reaches its log.
+    inst->adoptKept(run, kept);
     inst->log = reopenLog(run, kept);
     inst->proc = isolation::Process(run.pid, std::move(pidfd));
     int fd = inst->proc.pidfd();

@@ -44,6 +44,17 @@ void writeRun(Writer& w, const RunRecord& r) {
   str(w, "logPath", r.log_path);
   str(w, "rootfsDir", r.rootfs_dir);
   str(w, "cgroup", r.cgroup);
+  if (r.stdin || r.stdin_once || r.tty) {
+    // Only then: a record of a plain run reads as it always did.
+    w.Key("stdio");
+    w.StartObject();
+    for (auto [key, v] : {std::pair{"stdin", r.stdin}, std::pair{"stdinOnce", r.stdin_once},
+                          std::pair{"tty", r.tty}, std::pair{"stdinClosed", r.stdin_closed}}) {
+      w.Key(key);
+      w.Bool(v);
+    }
+    w.EndObject();
+  }
   if (r.ended) {
     w.Key("end");
     w.StartObject();
@@ -82,7 +93,7 @@ Result<void> absolutePath(const json::Cursor& c, const std::string& v, const cha
 
 Result<RunRecord> readRun(const json::Cursor& c) {
   TRY_VOID(c.onlyKeys({"id", "pid", "startTime", "startedAt", "restartCount", "imageName",
-                       "imageId", "stopSignal", "logPath", "rootfsDir", "cgroup", "end"}));
+                       "imageId", "stopSignal", "logPath", "rootfsDir", "cgroup", "stdio", "end"}));
   RunRecord r;
   TRY(r.id, c.str("id"));
   if (r.id.size() != 64 || !std::all_of(r.id.begin(), r.id.end(), [](char ch) {
@@ -112,6 +123,14 @@ Result<RunRecord> readRun(const json::Cursor& c) {
   TRY_VOID(absolutePath(c, r.rootfs_dir, "rootfsDir", false));
   TRY(r.cgroup, c.str("cgroup"));
   TRY_VOID(absolutePath(c, r.cgroup, "cgroup", false));
+  TRY(std::optional<json::Cursor> stdio, c.optObject("stdio"));
+  if (stdio) {
+    TRY_VOID(stdio->onlyKeys({"stdin", "stdinOnce", "tty", "stdinClosed"}));
+    TRY(r.stdin, stdio->optBool("stdin"));
+    TRY(r.stdin_once, stdio->optBool("stdinOnce"));
+    TRY(r.tty, stdio->optBool("tty"));
+    TRY(r.stdin_closed, stdio->optBool("stdinClosed"));
+  }
   TRY(std::optional<json::Cursor> end, c.optObject("end"));
   if (end) {
     TRY_VOID(end->onlyKeys({"exitCode", "reason", "message", "finishedAt", "oomKilled"}));

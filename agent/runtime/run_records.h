@@ -36,6 +36,9 @@ struct RunRecord {
   std::string log_path;    // the CRI log file the run writes to
   std::string rootfs_dir;  // ROOT/containers/<id>, the overlay is its rootfs/
   std::string cgroup;      // the run's cgroup, absolute
+  // Its stdio beyond the log pipes (ContainerStdio): what the keeper's fds
+  // for it are, and whether stdinOnce closed stdin for good.
+  bool stdin = false, stdin_once = false, tty = false, stdin_closed = false;
   // Set once the run ended (the agent saw it, or learnt it at adoption).
   bool ended = false;
   int exit_code = 0;

@@ -27,6 +27,7 @@
 #include "agent/model/qos.h"
 #include "agent/sources/pod_objects.h"
 #include "sys/result.h"
+#include "sys/unique_fd.h"
 
 namespace kernelet::agent::runtime {
 
@@ -195,6 +196,25 @@ class ExecProcess {
   virtual Result<int> reap() = 0;
 };
 
+// An attach session's side of a container's stdio (PodRuntime::attach).
+struct AttachIo {
+  // Write ends of the session's pipes for the container's stdout and stderr
+  // (-1: not wanted). The runtime dups them; from now on each chunk of output
+  // it reads from the container for its log is also written to them, without
+  // blocking: a pipe that cannot take a whole chunk is closed (the session is
+  // cut off from that stream), the container and its log go on.
+  int stdout_fd = -1, stderr_fd = -1;
+  bool stdin = false;  // the session sends stdin: it gets the container's
+};
+
+struct AttachedIo {
+  uint64_t session = 0;  // for detach()
+  // With AttachIo::stdin: a dup of the container's stdin pipe's write end,
+  // or of its terminal's master.
+  UniqueFd stdin_fd;
+  UniqueFd terminal_fd;  // a container with a terminal: a dup of its master
+};
+
 class PodRuntime {
  public:
   virtual ~PodRuntime() = default;
@@ -247,6 +267,18 @@ class PodRuntime {
                                                     const ExecIo& io,
                                                     std::chrono::milliseconds setup_timeout) = 0;
   virtual Result<ContainerStats> stats(ContainerHandle h) = 0;
+  // Joins the stdio container `h` was started with (its spec's stdin and
+  // tty). `ended` runs once, on the loop, when the run ended (after its last
+  // output went to the session's pipes, which are closed then) or the runtime
+  // let it go (remove, leaveRunning); never after detach(), never within
+  // attach(). An error: the run has no such stdio (no stdin, or stdinOnce
+  // closed it), or `h` is not running.
+  virtual Result<AttachedIo> attach(ContainerHandle h, const AttachIo& io,
+                                    std::function<void()> ended) = 0;
+  // The session ends: its pipes close, and if it sent stdin to a container
+  // with stdinOnce and no terminal, the container's stdin is closed for good
+  // (containerd's rule). A session or run that already ended: nothing.
+  virtual void detach(ContainerHandle h, uint64_t session) = 0;
 
   // ---- a previous agent's pods (live restore) -----------------------------
   // Takes over what a previous agent left of the pod, if anything: the sandbox

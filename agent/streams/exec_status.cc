@@ -107,7 +107,8 @@ std::string exitText(const ExecOutcome& o) {
 }
 
 std::string internalText(const ExecOutcome& o) {
-  return "error executing command in container: " + o.error;
+  return (o.attach ? "error attaching to container: " : "error executing command in container: ") +
+         o.error;
 }
 
 }  // namespace

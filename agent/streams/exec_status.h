@@ -16,12 +16,15 @@ namespace kernelet::agent::streams {
 // base64.channel.k8s.io (and no protocol at all, the kubelet's fallback).
 int remoteCommandVersion(const std::string& protocol);
 
-// How an exec ended.
+// How an exec (or an attach) ended.
 struct ExecOutcome {
   enum class Kind { kExited, kFailed } kind = Kind::kExited;
   int exit_code = 0;                 // kExited: the status, 128+N for a signal N
   std::string error;                 // kFailed: why it could not run (start failure, no streams)
   std::vector<std::string> command;  // for the kubelet's message of a non-zero exit
+  // An attach, not an exec: a failure reads "error attaching to container:
+  // WHY" (the kubelet's ServeAttach); its clean end is Success.
+  bool attach = false;
 };
 
 // The Status the kubelet writes (Go's json.Marshal of metav1.Status):
@@ -32,6 +35,7 @@ struct ExecOutcome {
 //   {"metadata":{},"status":"Failure","message":"Internal error occurred: error executing
 //    command in container: WHY","reason":"InternalError","details":{"causes":[{"message":
 //    "error executing command in container: WHY"}]},"code":500}
+//   (an attach's: "error attaching to container: WHY")
 std::string execStatusJson(const ExecOutcome& outcome);
 // The Status's message (what v1-v3 write, and what kubectl prints).
 std::string execStatusMessage(const ExecOutcome& outcome);

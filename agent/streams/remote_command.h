@@ -1,16 +1,23 @@
 #pragma once
-// One exec over an upgraded connection, whatever its framing (SPDY or
-// WebSocket, transport.h): waits for the streams the options call for, starts
-// the command through the agent's ExecStarter (pod_access.h) with pipes, or
-// with a terminal whose master comes back over a console socket, then pumps
-// stdin to the process and its output to the client, applies window sizes
-// from the resize stream, and at the exit writes the error stream the way the
-// kubelet does (exec_status.h) and closes the connection.
+// One exec or attach over an upgraded connection, whatever its framing (SPDY
+// or WebSocket, transport.h): waits for the streams the options call for,
+// then
+// - exec: starts the command through the agent's ExecStarter (pod_access.h)
+//   with pipes, or with a terminal whose master comes back over a console
+//   socket; the session ends when the process exited and its output drained;
+// - attach: joins the container's stdio through the agent's AttachStarter
+//   with output pipes made here; the session ends when those pipes reach EOF
+//   (the container's run ended) or the client goes, and calls the Attached's
+//   `detach` once then;
+// pumps stdin to the process or container and its output to the client,
+// applies window sizes from the resize stream, and at the end writes the
+// error stream the way the kubelet does (exec_status.h) and closes the
+// connection. The shared part is remote_command_session.h.
 //
 // Memory stays bounded whatever the peers do: one chunk of output per stream
 // is read only after the transport sent the previous one, and stdin bytes
-// are reported consumed() only once written to the process, so the transport
-// (which lets a bounded number of unconsumed bytes in) slows the client.
+// are reported consumed() only once written on, so the transport (which lets
+// a bounded number of unconsumed bytes in) slows the client.
 //
 // Threads: everything runs on transport->executor() (the node server's
 // thread); the starter's hooks may come from anywhere and are posted there.
@@ -45,7 +52,8 @@ struct RemoteCommandOptions {
 };
 
 // Runs once all is over: the connection closed and the process reaped (or
-// never started). `outcome` is what the error stream said (or would have).
+// never started; for an attach: the starter answered). `outcome` is what the error stream said (or
+// would have).
 using RemoteCommandDone = std::function<void(const ExecOutcome& outcome)>;
 
 // Starts `transport` (not started yet) for the negotiated `protocol`
@@ -54,5 +62,15 @@ using RemoteCommandDone = std::function<void(const ExecOutcome& outcome)>;
 void runRemoteCommand(std::shared_ptr<Transport> transport, const std::string& protocol,
                       RemoteCommandOptions options, ExecStarter starter,
                       RemoteCommandDone done = {});
+
+// The same for an attach (options.command is not used). The output pipes'
+// write ends in the AttachRequest are non-blocking. Attached::stdin_fd is
+// written with non-blocking I/O, which sets O_NONBLOCK on its open file
+// description (shared with the dups it was made from). The outcome is
+// Success (kExited, 0) when the attach ended cleanly, or a failure with the
+// starter's message ("error attaching to container: WHY" in the status).
+void runRemoteAttach(std::shared_ptr<Transport> transport, const std::string& protocol,
+                     RemoteCommandOptions options, AttachStarter starter,
+                     RemoteCommandDone done = {});
 
 }  // namespace kernelet::agent::streams

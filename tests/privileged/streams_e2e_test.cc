@@ -1,6 +1,6 @@
-// End to end in the test VM: exec, terminals, port-forward and cp (issue #18)
+// End to end in the test VM: exec, attach, terminals, port-forward and cp (issue #18)
 // as a cluster's users reach them. Real kubectl through the test API server,
-// which relays pods/exec and pods/portforward to the agent's :10250 with its
+// which relays pods/exec, pods/attach and pods/portforward to the agent's :10250 with its
 // kubelet client certificate (tests/apiserver/streamrelay.py), every case
 // twice: with kubectl's defaults (WebSocket first, SPDY when the upgrade
 // fails) and with KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false and
@@ -8,9 +8,11 @@
 // of requests tells which framing kubectl asked for (a WebSocket upgrade is a
 // GET, SPDY's a POST).
 //
-// One API server, one agent and two pods serve every case, to stay cheap:
+// One API server, one agent and three pods serve every case, to stay cheap:
 //   shell  app: sleeps; what exec and cp run in
 //   web    app: busybox httpd on :8080 serving index.html from an emptyDir
+//   tty    app: a shell started with stdin and a terminal; what attach joins
+// (kubectl run -it --rm makes and deletes pods of its own).
 // Every failure prints what kubectl said and the agent's log.
 
 #include <poll.h>
@@ -192,7 +194,10 @@ struct Cluster {
               "\n    imagePullPolicy: Never\n    volumeMounts: [{name: www, mountPath: "
               "/www}]\n    command: [sh, -c, 'echo hello-from-pod > /www/index.html; "
               "exec httpd -f -p 8080 -h /www']\n");
-    for (const char* pod : {"shell", "web"}) {
+    apply("tty", "  containers:\n  - name: app\n    image: " + kImage +
+                     "\n    imagePullPolicy: Never\n    stdin: true\n    tty: true\n"
+                     "    command: [sh]\n");
+    for (const char* pod : {"shell", "web", "tty"}) {
       bool seen = false;
       std::string phase = waitKubectl(
           std::string("get pod ") + pod + " -o jsonpath={.status.phase}",
@@ -397,6 +402,58 @@ TEST_P(StreamsE2E, TerminalRunsAShellThatSeesTypingAndResizes) {
   ASSERT_TRUE(t.type("exit 7\r"));
   EXPECT_EQ(t.wait(), 7) << t.seen();
   expectFraming("exec");
+}
+
+// A container started with `stdin: true, tty: true` (the tty pod): kubectl
+// attach -it joins its terminal - no replay, so the case types before it
+// looks - and what the shell prints is in the container's log as stdout.
+TEST_P(StreamsE2E, AttachJoinsAContainersTerminalWhoseOutputIsLogged) {
+  std::string mark = GetParam() ? "ws" : "spdy";
+  Terminal t(cluster->command(env(), "attach -it tty", 180, true));
+  ASSERT_TRUE(t.started()) << "forkpty";
+  // Typed before the session is up, the line waits in kubectl's terminal
+  // and goes out once it is; typed again if it was not (none is lost twice).
+  std::string want = "attached-" + mark + "-42";
+  bool shown = false;
+  for (int i = 0; i < 5 && !shown; i++) {
+    ASSERT_TRUE(t.type("echo attached-" + mark + "-$((6*7))\r"));
+    shown = t.shows(want, 0, seconds(i == 0 ? 60 : 20));
+  }
+  ASSERT_TRUE(shown) << t.seen() << context();
+  bool logged = false;
+  std::string logs = cluster->waitKubectl(
+      "logs tty", [&](const std::string& s) { return s.find(want) != std::string::npos; }, logged);
+  EXPECT_TRUE(logged) << logs;
+  expectFraming("attach");
+}
+
+// kubectl run -it --rm: the pod is made with stdin, stdinOnce and tty,
+// attached to once Running, deleted at the end, and kubectl exits with the
+// container's code.
+TEST_P(StreamsE2E, RunItRmAttachesThenDeletesThePodAndExitsWithItsCode) {
+  std::string name = GetParam() ? "runws" : "runspdy";  // expectFraming: [a-z]+
+  Terminal t(cluster->command(
+      env(),
+      "run " + name + " -it --rm --restart=Never --image=" + kImage +
+          " --image-pull-policy=Never --overrides='{\"apiVersion\": \"v1\", \"spec\": "
+          "{\"nodeName\": \"node1\", \"terminationGracePeriodSeconds\": 1}}' -- sh",
+      240, true));
+  ASSERT_TRUE(t.started()) << "forkpty";
+  bool shown = false;
+  for (int i = 0; i < 5 && !shown; i++) {
+    ASSERT_TRUE(t.type("echo run-$((6*7))\r"));
+    shown = t.shows("run-42", 0, seconds(i == 0 ? 120 : 20));
+  }
+  ASSERT_TRUE(shown) << t.seen() << context();
+  ASSERT_TRUE(t.type("exit 5\r"));
+  EXPECT_EQ(t.wait(), 5) << t.seen() << context();
+  EXPECT_NE(t.seen().find("pod \"" + name + "\" deleted"), std::string::npos) << t.seen();
+  bool gone = false;
+  std::string left = cluster->waitKubectl(
+      "get pod " + name + " -o name",
+      [](const std::string& s) { return s.find("NotFound") != std::string::npos; }, gone);
+  EXPECT_TRUE(gone) << left;
+  expectFraming("attach");
 }
 
 TEST_P(StreamsE2E, PortForwardServesTwentyConcurrentRequests) {

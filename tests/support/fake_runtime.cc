@@ -1,5 +1,6 @@
 #include "support/fake_runtime.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -95,6 +96,7 @@ void FakeRuntime::exitLater(rt::ContainerHandle h, int code, const std::string& 
     Run run = std::move(it->second);
     runs_.erase(it);
     calls_.push_back("exited " + run.name + " " + std::to_string(code));
+    endSessions(run);
     if (run.on_exit) {
       run.on_exit({.exit_code = code, .reason = why, .oom_killed = why == "OOMKilled"});
     }
@@ -168,7 +170,9 @@ void FakeRuntime::startContainer(const rt::ContainerRequest& request,
   auto shared = runs_.find(request.share_pid_with);
   shared_pid_[name] = shared == runs_.end() ? "" : shared->second.name;
   std::string uid = request.pod->uid;
-  auto answer = [this, name, uid, done = std::move(done)] {
+  bool stdin = request.container->stdin, stdin_once = request.container->stdin_once,
+       tty = request.container->tty;
+  auto answer = [this, name, uid, stdin, stdin_once, tty, done = std::move(done)] {
     auto& failures = start_failures_[name];
     std::string id = std::string(64 - std::to_string(next_).size(), '0') + std::to_string(next_);
     if (!failures.empty()) {
@@ -179,7 +183,12 @@ void FakeRuntime::startContainer(const rt::ContainerRequest& request,
           .reason = reason, .message = message, .id = reason == "StartError" ? id : ""}));
     }
     rt::ContainerHandle h = next_++;
-    runs_[h] = {.name = name, .pod_uid = uid, .id = id};
+    runs_[h] = {.name = name,
+                .pod_uid = uid,
+                .id = id,
+                .stdin = stdin,
+                .stdin_once = stdin_once,
+                .tty = tty};
     done(rt::StartedContainer{.handle = h,
                               .id = id,
                               .started_at = rt::nowRfc3339(),
@@ -232,7 +241,9 @@ void FakeRuntime::remove(rt::ContainerHandle h) {
   if (it != runs_.end()) {
     // After leaveRunning() the run goes on without this runtime.
     calls_.push_back((leaving_ ? "release " : "remove ") + it->second.name);
+    Run run = std::move(it->second);
     runs_.erase(it);
+    endSessions(run);
   }
 }
 
@@ -343,6 +354,122 @@ void FakeRuntime::stopLeftover(const std::string& pod_uid, std::function<void()>
 void FakeRuntime::leaveRunning() {
   calls_.push_back("leaveRunning");
   leaving_ = true;
+}
+
+}  // namespace kernelet::testing
+
+namespace kernelet::testing {
+
+void FakeRuntime::endSessions(Run& run) {
+  std::map<uint64_t, Session> ending = std::move(run.sessions);
+  run.sessions.clear();
+  for (auto& [id, s] : ending) {
+    s.out[0].reset();
+    s.out[1].reset();
+    s.ended();
+  }
+}
+
+Result<rt::AttachedIo> FakeRuntime::attach(rt::ContainerHandle h, const rt::AttachIo& io,
+                                           std::function<void()> ended) {
+  auto it = runs_.find(h);
+  if (it == runs_.end()) {
+    return makeError("attach", std::to_string(h), "the container is not running");
+  }
+  Run& run = it->second;
+  calls_.push_back("attach " + run.name + (io.stdin ? " stdin" : ""));
+  rt::AttachedIo out;
+  if (!run.stdin_r) {
+    // Made at the first attach; with a terminal it also stands for the master.
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) {
+      return sysError("pipe", "fake stdin");
+    }
+    run.stdin_r.reset(p[0]);
+    run.stdin_w.reset(p[1]);
+    (void)::fcntl(p[0], F_SETFL, O_NONBLOCK);  // readStdin never waits
+  }
+  if (io.stdin) {
+    if (!run.stdin || !run.stdin_w) {
+      return makeError("attach", run.name, "no stdin to join");
+    }
+    out.stdin_fd.reset(::fcntl(run.stdin_w.get(), F_DUPFD_CLOEXEC, 3));
+  }
+  if (run.tty && run.stdin_w) {
+    out.terminal_fd.reset(::fcntl(run.stdin_w.get(), F_DUPFD_CLOEXEC, 3));
+  }
+  Session s{.stdin = io.stdin, .ended = std::move(ended)};
+  int given[2] = {io.stdout_fd, io.stderr_fd};
+  for (int i = 0; i < 2; i++) {
+    if (given[i] >= 0) {
+      s.out[i].reset(::fcntl(given[i], F_DUPFD_CLOEXEC, 3));
+      (void)::fcntl(s.out[i].get(), F_SETFL, O_NONBLOCK);
+    }
+  }
+  out.session = next_session_++;
+  run.sessions.emplace(out.session, std::move(s));
+  return out;
+}
+
+void FakeRuntime::detach(rt::ContainerHandle h, uint64_t session) {
+  auto it = runs_.find(h);
+  if (it == runs_.end()) {
+    return;
+  }
+  Run& run = it->second;
+  auto s = run.sessions.find(session);
+  if (s == run.sessions.end()) {
+    return;
+  }
+  calls_.push_back("detach " + run.name);
+  bool sent_stdin = s->second.stdin;
+  run.sessions.erase(s);
+  if (sent_stdin && run.stdin_once && !run.tty) {
+    run.stdin_w.reset();
+    calls_.push_back("close stdin " + run.name);
+  }
+}
+
+bool FakeRuntime::output(const std::string& name, int stream, const std::string& data) {
+  rt::ContainerHandle h = find(name);
+  if (h == 0) {
+    return false;
+  }
+  for (auto& [id, s] : runs_[h].sessions) {
+    UniqueFd& fd = s.out[stream];
+    if (fd && ::write(fd.get(), data.data(), data.size()) != static_cast<ssize_t>(data.size())) {
+      fd.reset();
+    }
+  }
+  return true;
+}
+
+std::string FakeRuntime::readStdin(const std::string& name, bool* eof) {
+  rt::ContainerHandle h = find(name);
+  std::string got;
+  if (eof != nullptr) {
+    *eof = false;
+  }
+  if (h == 0 || !runs_[h].stdin_r) {
+    return got;
+  }
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(runs_[h].stdin_r.get(), buf, sizeof buf);
+    if (n > 0) {
+      got.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n == 0 && eof != nullptr) {
+      *eof = true;
+    }
+    return got;
+  }
+}
+
+size_t FakeRuntime::sessions(const std::string& name) const {
+  rt::ContainerHandle h = find(name);
+  return h == 0 ? 0 : runs_.at(h).sessions.size();
 }
 
 }  // namespace kernelet::testing

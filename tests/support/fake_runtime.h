@@ -18,6 +18,7 @@
 
 #include "agent/runtime/runtime.h"
 #include "sys/timer_queue.h"
+#include "sys/unique_fd.h"
 
 namespace kernelet::testing {
 
@@ -45,6 +46,17 @@ class FakeRuntime : public rt::PodRuntime {
   void setAsyncStarts(bool async) { async_starts_ = async; }
   // What an exec in container `name` exits with and prints.
   void setExec(const std::string& name, int exit_code, const std::string& output = "");
+
+  // ---- attach sessions ----
+  // The running container `name` writes `data` to its stdout (stream 0) or
+  // stderr (1): every attached session's pipe for it gets it (a full one is
+  // cut off, as the real runtime does). False when no such container runs.
+  bool output(const std::string& name, int stream, const std::string& data);
+  // What sessions wrote to the container's stdin so far (non-blocking);
+  // `eof` (may be null) says whether its stdin is closed for good and drained.
+  std::string readStdin(const std::string& name, bool* eof = nullptr);
+  // Attach sessions of the running container `name` now.
+  size_t sessions(const std::string& name) const;
 
   // ---- driving ----
   // The running container `name` exits with `code` (on the next loop turn).
@@ -106,6 +118,9 @@ class FakeRuntime : public rt::PodRuntime {
                                                 const rt::ExecIo& io,
                                                 std::chrono::milliseconds setup_timeout) override;
   Result<rt::ContainerStats> stats(rt::ContainerHandle h) override;
+  Result<rt::AttachedIo> attach(rt::ContainerHandle h, const rt::AttachIo& io,
+                                std::function<void()> ended) override;
+  void detach(rt::ContainerHandle h, uint64_t session) override;
   std::optional<rt::AdoptedPod> adopt(const agent::Pod& pod, agent::QosClass qos,
                                       const agent::PodRuntimeInfo& info,
                                       agent::PodObjects* objects) override;
@@ -116,11 +131,21 @@ class FakeRuntime : public rt::PodRuntime {
   void leaveRunning() override;
 
  private:
+  struct Session {
+    UniqueFd out[2];
+    bool stdin = false;
+    std::function<void()> ended;
+  };
   struct Run {
     std::string name, pod_uid, id;
     std::function<void(rt::ContainerExit)> on_exit;
     bool exiting = false;
+    bool stdin = false, stdin_once = false, tty = false;
+    UniqueFd stdin_r, stdin_w;  // its stdin, a pipe the sessions write to
+    std::map<uint64_t, Session> sessions;
   };
+  // The run ended or was let go: its sessions' pipes close, their `ended` runs.
+  static void endSessions(Run& run);
   struct ExecResult {
     int code = 0;
     std::string output;
@@ -150,6 +175,7 @@ class FakeRuntime : public rt::PodRuntime {
   bool leaving_ = false;
   bool async_starts_ = false;
   rt::ContainerHandle next_ = 1;
+  uint64_t next_session_ = 1;
 };
 
 }  // namespace kernelet::testing

@@ -366,5 +366,67 @@ TEST_F(CriLogPumpTest, FinishWritesALineOfManyBuffersOnce) {
   EXPECT_EQ(unread(), "");
 }
 
+// An attach session's tap: each byte once, as it comes, even a line that
+// waits in the pipe for its newline (a prompt shows at once).
+TEST_F(CriLogPumpTest, TheTapSeesEachByteOnceAsItComes) {
+  auto w = startPump();
+  std::string tapped;
+  w->setTap([&](Stream s, std::string_view d) {
+    EXPECT_EQ(s, Stream::kStdout);
+    tapped.append(d);
+  });
+  write("one\nhal");
+  settle();
+  EXPECT_EQ(tapped, "one\nhal");
+  write("f\nprompt$ ");
+  settle();
+  EXPECT_EQ(tapped, "one\nhalf\nprompt$ ");
+  EXPECT_EQ(logged(), (std::vector<std::string>{"F one", "F half"}));
+  w->finish(*loop_);
+  EXPECT_EQ(tapped, "one\nhalf\nprompt$ ");
+  EXPECT_EQ(logged().back(), "F prompt$ ");
+}
+
+// A container's terminal: everything read from the master is stdout, shown
+// to the tap at once; EIO (no one has the slave open) ends it.
+TEST(CriLogTerminal, TheMastersOutputIsStdoutUntilTheSlaveIsGone) {
+  int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(master, 0);
+  ASSERT_EQ(::grantpt(master), 0);
+  ASSERT_EQ(::unlockpt(master), 0);
+  int slave = ::open(::ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(slave, 0);
+  int log = ::memfd_create("cri-log-tty", MFD_CLOEXEC);
+  ASSERT_GE(log, 0);
+  auto loop = EventLoop::create();
+  ASSERT_TRUE(loop);
+  CriLogWriter w{UniqueFd(::dup(log))};
+  std::string tapped;
+  w.setTap([&](Stream s, std::string_view d) {
+    EXPECT_EQ(s, Stream::kStdout);
+    tapped.append(d);
+  });
+  ASSERT_TRUE(w.pumpTerminal(*loop, UniqueFd(master)));
+  ASSERT_EQ(::write(slave, "hello\n/ # ", 10), 10);
+  auto turn = [&] {
+    for (int i = 0; i < 100 && !loop->empty(); i++) {
+      ASSERT_TRUE(loop->runOnce(std::chrono::milliseconds(10)));
+    }
+  };
+  for (int i = 0; i < 100 && tapped.size() < 11; i++) {
+    ASSERT_TRUE(loop->runOnce(std::chrono::milliseconds(10)));
+  }
+  EXPECT_EQ(tapped, "hello\r\n/ # ") << "the terminal's own newlines";
+  ::close(slave);
+  turn();
+  EXPECT_TRUE(loop->empty()) << "EIO ended the pump";
+  std::string all(static_cast<size_t>(::lseek(log, 0, SEEK_END)), '\0');
+  ASSERT_EQ(::pread(log, all.data(), all.size(), 0), static_cast<ssize_t>(all.size()));
+  ::close(log);
+  EXPECT_NE(all.find(" stdout F hello\n"), std::string::npos) << all;
+  EXPECT_NE(all.find(" stdout F / # \n"), std::string::npos) << all;
+  EXPECT_EQ(all.find("stderr"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace kernelet::isolation
