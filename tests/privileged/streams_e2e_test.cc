@@ -456,6 +456,37 @@ TEST_P(StreamsE2E, RunItRmAttachesThenDeletesThePodAndExitsWithItsCode) {
   expectFraming("attach");
 }
 
+// kubectl debug -it --target: an ephemeral container with stdin and a
+// terminal is added to the running shell pod, in its app container's PID
+// namespace, and kubectl attaches to it: its shell sees the target's sleep.
+TEST_P(StreamsE2E, DebugItAttachesToAnEphemeralShellThatSeesTheTarget) {
+  std::string name = GetParam() ? "dbgws" : "dbgspdy";
+  Terminal t(cluster->command(env(),
+                              "debug -it shell --image=" + kImage +
+                                  " --image-pull-policy=Never --target=app --container=" + name +
+                                  " -- sh",
+                              240, true));
+  ASSERT_TRUE(t.started()) << "forkpty";
+  bool shown = false;
+  for (int i = 0; i < 5 && !shown; i++) {
+    ASSERT_TRUE(t.type("echo debug-$((6*7)); ps -o comm | grep -c sleep\r"));
+    shown = t.shows("debug-42", 0, seconds(i == 0 ? 120 : 20));
+  }
+  ASSERT_TRUE(shown) << t.seen() << context();
+  size_t mark = t.seen().find("debug-42");
+  EXPECT_TRUE(t.shows("\n1", mark))
+      << "the target's sleep is not in its PID namespace: " << t.seen();
+  ASSERT_TRUE(t.type("exit\r"));
+  (void)t.wait();
+  bool ended = false;
+  std::string state = cluster->waitKubectl(
+      "get pod shell -o jsonpath='{.status.ephemeralContainerStatuses[?(@.name==\"" + name +
+          "\")].state.terminated.exitCode}'",
+      [](const std::string& s) { return s == "0"; }, ended);
+  EXPECT_TRUE(ended) << state << context();
+  expectFraming("attach");
+}
+
 TEST_P(StreamsE2E, PortForwardServesTwentyConcurrentRequests) {
   std::string log = scratch_ + "/port-forward.log";
   pid_t pf = ::fork();
