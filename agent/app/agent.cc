@@ -51,7 +51,22 @@ std::string pickNodeIp(const std::string& flag, const std::string& bridge) {
   return found.empty() ? "127.0.0.1" : found;
 }
 
-// Images, labels or annotations differ (what a running pod takes without a restart).
+// The event's involvedObject.fieldPath for a container, as the kubelet's
+// (the kubelet's GenerateContainerRef; init containers keep spec.containers here).
+std::string containerFieldPath(const Pod& pod, const std::string& container) {
+  if (container.empty()) {
+    return "";
+  }
+  for (const auto& c : pod.ephemeral_containers) {
+    if (c.name == container) {
+      return "spec.ephemeralContainers{" + container + "}";
+    }
+  }
+  return "spec.containers{" + container + "}";
+}
+
+// Images, labels or annotations differ, or ephemeral containers were added
+// (what a running pod takes without a restart).
 bool changedInPlace(const Pod& running, const Pod& wanted) {
   if (running.labels != wanted.labels || running.annotations != wanted.annotations) {
     return true;
@@ -65,7 +80,14 @@ bool changedInPlace(const Pod& running, const Pod& wanted) {
     }
     return out;
   };
-  return images(running) != images(wanted);
+  auto ephemeral = [](const Pod& p) {
+    std::vector<std::string> out;
+    for (const auto& c : p.ephemeral_containers) {
+      out.push_back(c.name);
+    }
+    return out;
+  };
+  return images(running) != images(wanted) || ephemeral(running) != ephemeral(wanted);
 }
 
 // The pod's cgroup as the sandbox lays it out, for the snapshot's readers.
@@ -286,14 +308,13 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
     log::info("Joining the cluster", {{"server", access.server}, {"node", config.node_name}});
     ctx.event = [self](const Pod& pod, const std::string& container, const std::string& type,
                        const std::string& reason, const std::string& message) {
-      self->cluster_->event(
-          {.involved_name = pod.name,
-           .involved_namespace = pod.namespace_,
-           .involved_uid = pod.uid,
-           .field_path = container.empty() ? "" : "spec.containers{" + container + "}",
-           .type = type,
-           .reason = reason,
-           .message = message});
+      self->cluster_->event({.involved_name = pod.name,
+                             .involved_namespace = pod.namespace_,
+                             .involved_uid = pod.uid,
+                             .field_path = containerFieldPath(pod, container),
+                             .type = type,
+                             .reason = reason,
+                             .message = message});
     };
   }
   if (!config.pod_manifest_path.empty()) {

@@ -54,11 +54,13 @@ ContainerState terminatedState(const runtime::RunEnd& end) {
 
 // The container's status in the previous agent's last written pod status.
 const ContainerStatus* lastStatusOf(const std::optional<PodStatus>& last, const std::string& name,
-                                    bool init) {
+                                    bool init, bool ephemeral) {
   if (!last) {
     return nullptr;
   }
-  const auto& list = init ? last->init_container_statuses : last->container_statuses;
+  const auto& list = ephemeral ? last->ephemeral_container_statuses
+                     : init    ? last->init_container_statuses
+                               : last->container_statuses;
   auto it = std::find_if(list.begin(), list.end(),
                          [&](const ContainerStatus& s) { return s.name == name; });
   return it == list.end() ? nullptr : &*it;
@@ -92,7 +94,7 @@ void PodWorker::adopt(const runtime::AdoptedPod& a) {
       }
       continue;
     }
-    adoptContainer(*it, ac, lastStatusOf(last, ac.name, it->init));
+    adoptContainer(*it, ac, lastStatusOf(last, ac.name, it->init, it->ephemeral));
     running += ac.handle != 0 ? 1 : 0;
   }
   log::info("Adopted pod", {{"pod", who()},
@@ -111,7 +113,10 @@ void PodWorker::adopt(const runtime::AdoptedPod& a) {
     // Made from another spec than the one wanted now: replaced, as a
     // container whose image changed is.
     for (auto& c : ctrs_) {
-      if (live(c)) {
+      if (live(c) && c.ephemeral) {
+        // Never started twice: it goes, as the kubelet's pod restart ends it.
+        stopContainer(c, "Stopping container " + c.spec->name, false);
+      } else if (live(c)) {
         log::info("Container definition changed, will be restarted",
                   {{"pod", who()}, {"container", c.spec->name}});
         stopContainer(c, "Container " + c.spec->name + " definition changed, will be restarted",

@@ -109,17 +109,44 @@ bool PodWorker::syncInit() {
   return true;
 }
 
+void PodWorker::syncEphemeral() {
+  for (auto& c : ctrs_) {
+    if (!c.ephemeral || c.started_once || c.state != CtrState::kWaiting) {
+      continue;  // running, being created, backing off a failed creation, or done for good
+    }
+    if (starts_this_turn_ >= kStartsPerTurn) {
+      paceStarts();
+      return;
+    }
+    starts_this_turn_++;
+    if (c.status.state.kind == Kind::kWaiting && c.status.state.reason == "PodInitializing") {
+      c.status.state.reason = "ContainerCreating";
+    }
+    startContainer(c);
+  }
+}
+
+const PodWorker::Ctr* PodWorker::targetOf(const Ctr& c) const {
+  for (const auto& k : ctrs_) {
+    if (!k.ephemeral && k.spec->name == c.target && k.state == CtrState::kRunning) {
+      return &k;
+    }
+  }
+  return nullptr;
+}
+
 void PodWorker::syncOnce() {
   if (state_ != PodState::kSyncing || !sandbox_ || !volumes_ready_) {
     return;
   }
+  syncEphemeral();
   if (!syncInit()) {
     return;
   }
   bool alive = false;
   for (auto& c : ctrs_) {
-    if (c.init) {
-      continue;
+    if (c.init || c.ephemeral) {
+      continue;  // ephemeral containers keep no pod alive: they go when it completes
     }
     if (live(c) || c.state == CtrState::kCreating || c.state == CtrState::kBackOff) {
       alive = true;
@@ -311,6 +338,19 @@ void PodWorker::runContainer(Ctr& c) {
     }
   }
   size_t index = static_cast<size_t>(&c - ctrs_.data());
+  if (c.ephemeral && !c.target.empty()) {
+    const Ctr* target = targetOf(c);
+    if (target == nullptr) {
+      // The kubelet's getTargetID: a config error, tried again after a back-off.
+      onStarted(index,
+                std::unexpected(runtime::StartFailure{
+                    .reason = "CreateContainerConfigError",
+                    .message = "unable to find target container " + c.target}),
+                false);
+      return;
+    }
+    r.share_pid_with = target->handle;  // its PID namespace, as CRI's NamespaceMode TARGET
+  }
   std::weak_ptr<PodWorker> self = weak_from_this();
   bool outer = in_start_call_;
   in_start_call_ = true;

@@ -1,5 +1,6 @@
 #include "agent/lifecycle/pod_worker.h"
 
+#include <algorithm>
 #include <map>
 
 #include "agent/log/log.h"
@@ -19,25 +20,44 @@ PodWorker::PodWorker(NodeContext& ctx, Pod pod, std::string hash)
   }
   qos_ = podQos(resources);
   for (const auto& c : pod_.init_containers) {
-    Ctr k;
-    k.spec = &c;
-    k.init = true;
-    k.sidecar = c.restart_policy == "Always";
-    ctrs_.push_back(std::move(k));
+    addCtr(c, true, false);
   }
   for (const auto& c : pod_.containers) {
-    Ctr k;
-    k.spec = &c;
-    ctrs_.push_back(std::move(k));
+    addCtr(c, false, false);
   }
-  for (auto& c : ctrs_) {
-    c.status.name = c.spec->name;
-    c.status.image = c.spec->image;
-    c.status.started = false;
-    bool waits_for_init = c.init || !pod_.init_containers.empty();
-    c.status.state = {.kind = Kind::kWaiting,
-                      .reason = waits_for_init ? "PodInitializing" : "ContainerCreating"};
+  for (const auto& c : pod_.ephemeral_containers) {
+    addCtr(c, false, true);
   }
+}
+
+void PodWorker::addCtr(const Container& spec, bool init, bool ephemeral) {
+  Ctr k;
+  k.spec = &spec;
+  k.init = init;
+  k.sidecar = init && spec.restart_policy == "Always";
+  k.ephemeral = ephemeral;
+  if (ephemeral) {
+    k.target = static_cast<const EphemeralContainer&>(spec).target_container_name;
+  }
+  k.status.name = spec.name;
+  k.status.image = spec.image;
+  k.status.started = false;
+  // The kubelet's default waiting state, ephemeral containers' included.
+  bool waits_for_init = init || !pod_.init_containers.empty();
+  k.status.state = {.kind = Kind::kWaiting,
+                    .reason = waits_for_init ? "PodInitializing" : "ContainerCreating"};
+  ctrs_.push_back(std::move(k));
+}
+
+std::vector<EphemeralContainer> PodWorker::mergeEphemeral(const Pod& pod) const {
+  std::vector<EphemeralContainer> out = pod_.ephemeral_containers;
+  for (const auto& e : pod.ephemeral_containers) {
+    auto same = [&](const EphemeralContainer& k) { return k.name == e.name; };
+    if (std::none_of(out.begin(), out.end(), same)) {
+      out.push_back(e);
+    }
+  }
+  return out;
 }
 
 PodWorker::~PodWorker() {
@@ -168,7 +188,10 @@ void PodWorker::update(const Pod& pod) {
   for (const auto& c : ctrs_) {
     old_images[c.spec->name] = c.spec->image;
   }
+  std::vector<EphemeralContainer> ephemeral = mergeEphemeral(pod);
+  size_t had = pod_.ephemeral_containers.size();
   pod_ = pod;
+  pod_.ephemeral_containers = std::move(ephemeral);
   // ctrs_ point into pod_'s lists: point them at the new ones.
   size_t i = 0;
   for (const auto* list : {&pod_.init_containers, &pod_.containers}) {
@@ -176,8 +199,17 @@ void PodWorker::update(const Pod& pod) {
       ctrs_[i++].spec = &spec;
     }
   }
+  for (size_t e = 0; e < pod_.ephemeral_containers.size(); e++) {
+    if (e < had) {
+      ctrs_[i++].spec = &pod_.ephemeral_containers[e];
+    } else {
+      log::info("Ephemeral container added",
+                {{"pod", who()}, {"container", pod_.ephemeral_containers[e].name}});
+      addCtr(pod_.ephemeral_containers[e], false, true);
+    }
+  }
   for (auto& c : ctrs_) {
-    if (c.spec->image == old_images[c.spec->name]) {
+    if (c.ephemeral || c.spec->image == old_images[c.spec->name]) {
       continue;
     }
     c.status.image = c.spec->image;
@@ -193,6 +225,10 @@ void PodWorker::update(const Pod& pod) {
     if (auto r = ctx_.runtime->refreshVolumes(pod_, runtimeInfo(), objects()); !r) {
       log::error("Update volumes", {{"pod", who()}, {"err", r.error().message()}});
     }
+  }
+  if (pod_.ephemeral_containers.size() > had) {
+    sync();  // starts the new ones (and publishes)
+    return;
   }
   publish();
 }
@@ -304,6 +340,12 @@ void PodWorker::publish() {
   s.message = status_.message;
   s.qos_class = qosName(qos_);
   for (const auto& c : ctrs_) {
+    if (c.ephemeral) {
+      // The kubelet's ephemeral statuses carry no `started`: no probe runs.
+      s.ephemeral_container_statuses.push_back(c.status);
+      s.ephemeral_container_statuses.back().started.reset();
+      continue;
+    }
     (c.init ? s.init_container_statuses : s.container_statuses).push_back(c.status);
   }
   computeConditions(pod_, s, sandbox_.has_value(), &status_, runtime::nowRfc3339());

@@ -91,7 +91,9 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   // The API changed what it lets change in a running pod: container images
   // (a running container with a new image is stopped and started again, as
   // the kubelet does when a container's definition changed), labels and
-  // annotations (downwardAPI files follow). Same containers, same order.
+  // annotations (downwardAPI files follow), and ephemeral containers (new
+  // ones are started; the others are left as they are). Same containers,
+  // same order.
   void update(const Pod& pod);
   // A ConfigMap, Secret or token changed or arrived: a pod waiting for its
   // volumes tries again, one running gets its volumes rewritten, containers
@@ -150,6 +152,10 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   struct Ctr {
     const Container* spec = nullptr;
     bool init = false, sidecar = false;
+    // spec.ephemeralContainers: started once, never restarted, no part of the
+    // pod's phase; `target` (targetContainerName) lends it its PID namespace.
+    bool ephemeral = false;
+    std::string target;
     CtrState state = CtrState::kWaiting;
     std::string state_reason;  // why it is in `state`: logged with each transition
     ContainerStatus status;
@@ -205,6 +211,15 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   void sync();
   void syncOnce();
   bool syncInit();
+  // Ephemeral containers not started yet: started whatever the init
+  // containers are doing, as the kubelet starts them first.
+  void syncEphemeral();
+  void addCtr(const Container& spec, bool init, bool ephemeral);
+  // `pod`'s ephemeral containers as this worker runs them: those it has
+  // keep their spec (the API never changes nor removes one), new ones follow.
+  std::vector<EphemeralContainer> mergeEphemeral(const Pod& pod) const;
+  // The running target of an ephemeral container, or null.
+  const Ctr* targetOf(const Ctr& c) const;
   // More containers wait to start than one turn takes: sync again on the next.
   void paceStarts();
   void startContainer(Ctr& c);

@@ -22,6 +22,9 @@ double secondsLeft(int64_t delay, std::chrono::steady_clock::time_point since,
 
 void PodWorker::startProbes(Ctr& c) {
   stopProbes(c);
+  if (c.ephemeral) {
+    return;  // no probes, and never ready: the kubelet's ephemeral statuses
+  }
   const Container& spec = *c.spec;
   if (spec.startup_probe) {
     c.probes.push_back({ProbeState::Type::kStartup, *spec.startup_probe});

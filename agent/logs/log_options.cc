@@ -9,14 +9,20 @@ namespace {
 
 constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
 constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+// The kubelet answers a query that does not decode into PodLogOptions with
+// 400 and options its validation refuses with 422.
+constexpr const char* kInvalidOp = "invalid log options";
+constexpr const char* kDecodeOp = "decode log options";
 
 // The API server's field error form (field.Invalid / field.Forbidden).
 std::unexpected<Error> invalid(const std::string& field, const std::string& value,
                                const std::string& detail) {
-  return makeError("invalid log options", "", field + ": Invalid value: " + value + ": " + detail);
+  return makeError(kInvalidOp, "", field + ": Invalid value: " + value + ": " + detail);
 }
 
 }  // namespace
+
+int logOptionsStatus(const Error& e) { return e.op == kInvalidOp ? 422 : 400; }
 
 Result<void> validateLogOptions(const LogOptions& o) {
   if (o.tail_lines && *o.tail_lines < 0) {
@@ -27,7 +33,7 @@ Result<void> validateLogOptions(const LogOptions& o) {
     return invalid("limitBytes", std::to_string(*o.limit_bytes), "must be greater than 0");
   }
   if (o.tail_lines && o.stream != StreamFilter::kAll) {
-    return makeError("invalid log options", "",
+    return makeError(kInvalidOp, "",
                      "tailLines: Forbidden: `tailLines` and specific `stream` are mutually "
                      "exclusive for now");
   }
@@ -48,7 +54,7 @@ Result<LogOptions> parseLogOptions(const server::Query& q, int64_t now_nanos) {
   TRY(auto since_seconds, q.integer("sinceSeconds", kMin, kMax));
   auto since_time = q.get("sinceTime");
   if (since_seconds && since_time) {
-    return makeError("invalid log options", "",
+    return makeError(kInvalidOp, "",
                      "at most one of `sinceTime` or `sinceSeconds` may be specified");
   }
   if (since_seconds) {
@@ -63,8 +69,10 @@ Result<LogOptions> parseLogOptions(const server::Query& q, int64_t now_nanos) {
   if (since_time) {
     auto t = parseRfc3339(*since_time);
     if (!t) {
-      return invalid("sinceTime", "\"" + since_time->substr(0, 64) + "\"",
-                     "must be an RFC 3339 time (2006-01-02T15:04:05Z)");
+      // Not a time at all: the query does not decode (400), as the kubelet's.
+      return makeError(kDecodeOp, "",
+                       "sinceTime: Invalid value: \"" + since_time->substr(0, 64) +
+                           "\": must be an RFC 3339 time (2006-01-02T15:04:05Z)");
     }
     o.since_nanos = t;
   }
@@ -76,7 +84,7 @@ Result<LogOptions> parseLogOptions(const server::Query& q, int64_t now_nanos) {
     } else if (*s == "Stderr") {
       o.stream = StreamFilter::kStderr;
     } else {
-      return makeError("invalid log options", "",
+      return makeError(kInvalidOp, "",
                        "stream: Unsupported value: \"" + s->substr(0, 64) +
                            "\": supported values: \"All\", \"Stderr\", \"Stdout\"");
     }

@@ -33,6 +33,11 @@ struct LogOptions {
 // parameter: "tailLines: Invalid value: -1: must be greater than or equal to 0".
 Result<LogOptions> parseLogOptions(const server::Query& query, int64_t now_nanos);
 
+// The status the kubelet answers a parseLogOptions error with: 422 when
+// PodLogOptions' validation refuses the options (a negative tailLines, both
+// sinceTime and sinceSeconds, ...), 400 when the query does not decode.
+int logOptionsStatus(const Error& error);
+
 // The same checks for options built another way (the CLI's flags).
 Result<void> validateLogOptions(const LogOptions& options);
 

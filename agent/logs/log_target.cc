@@ -55,7 +55,8 @@ bool runIsRunning(const ContainerStatus& s, int run) {
 }
 
 const ContainerStatus* findContainerStatus(const PodStatus& status, const std::string& name) {
-  for (const auto* list : {&status.container_statuses, &status.init_container_statuses}) {
+  for (const auto* list : {&status.container_statuses, &status.init_container_statuses,
+                           &status.ephemeral_container_statuses}) {
     for (const ContainerStatus& c : *list) {
       if (c.name == name) {
         return &c;

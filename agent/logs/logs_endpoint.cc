@@ -31,9 +31,12 @@ std::shared_ptr<const PodSnapshot> findPod(const NodeSnapshot& node, const std::
 }
 
 bool hasContainer(const PodSnapshot& pod, const std::string& name) {
-  return std::find(pod.containers.begin(), pod.containers.end(), name) != pod.containers.end() ||
-         std::find(pod.init_containers.begin(), pod.init_containers.end(), name) !=
-             pod.init_containers.end();
+  for (const auto* list : {&pod.containers, &pod.init_containers, &pod.ephemeral_containers}) {
+    if (std::find(list->begin(), list->end(), name) != list->end()) {
+      return true;
+    }
+  }
+  return false;
 }
 
 // Followed logs at once, at most: each holds an inotify instance, and root
@@ -72,7 +75,7 @@ Response containerLogs(const server::Request& req, const SnapshotPublisher& pods
   std::string uid = req.params.size() == 4 ? req.params[2] : "";
   auto options = parseLogOptions(req.query, nowNanos());
   if (!options) {
-    return Response::error(400, options.error().message());
+    return Response::error(logOptionsStatus(options.error()), options.error().message());
   }
   auto pod = findPod(*pods.current(), ns, name, uid);
   if (!pod) {

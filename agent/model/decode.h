@@ -1,7 +1,8 @@
 #pragma once
 // Internal to agent/model's pod decoder (pod.cc, decode_container.cc,
-// decode_volumes.cc): the error context and the readers they share. Not for
-// use outside agent/model; the public entry point is parseManifests (pod.h).
+// decode_ephemeral.cc, decode_volumes.cc): the error context and the readers
+// they share. Not for use outside agent/model; the public entry point is
+// parseManifests (pod.h).
 
 #include <yaml-cpp/yaml.h>
 
@@ -64,6 +65,10 @@ inline Result<std::string> str(const Ctx& c, const YAML::Node& parent, const cha
 Result<SecurityContext> securityContext(const Ctx& c, const YAML::Node& n,
                                         const std::string& field);
 Result<Container> container(const Ctx& c, const YAML::Node& n, const std::string& field);
+
+// decode_ephemeral.cc: spec.ephemeralContainers[i] at `field`.
+Result<EphemeralContainer> ephemeralContainer(const Ctx& c, const YAML::Node& n,
+                                              const std::string& field);
 
 // decode_volumes.cc: the pod's spec.volumes, a sequence.
 Result<std::vector<Volume>> volumes(const Ctx& c, const YAML::Node& list);

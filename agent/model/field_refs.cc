@@ -78,6 +78,11 @@ Result<std::string> resourceFieldValue(const Pod& pod, const std::string& contai
       }
     }
   }
+  for (const auto& k : pod.ephemeral_containers) {
+    if (k.name == container) {
+      c = &k;  // no resources of its own (the API forbids them): the node's, as for any unset
+    }
+  }
   if (c == nullptr) {
     return makeError("resolve resourceFieldRef", resource, "no container \"" + container + "\"");
   }

@@ -18,6 +18,37 @@ using decode::Ctx;
 using decode::opt;
 using decode::str;
 
+// spec.ephemeralContainers: names unique among all the pod's containers
+// (`names` holds the others'), a target that is one of the others.
+Result<std::vector<EphemeralContainer>> ephemeralContainers(const Ctx& c, const YAML::Node& spec,
+                                                            const Pod& p,
+                                                            std::set<std::string>& names) {
+  std::vector<EphemeralContainer> out;
+  const YAML::Node list = spec["ephemeralContainers"];
+  if (!list || list.IsNull()) {
+    return out;
+  }
+  if (!list.IsSequence()) {
+    return c.error(list, "spec.ephemeralContainers", "must be a list");
+  }
+  size_t i = 0;
+  for (const auto& n : list) {
+    std::string f = "spec.ephemeralContainers[" + std::to_string(i++) + "]";
+    TRY(EphemeralContainer e, decode::ephemeralContainer(c, n, f));
+    if (!names.insert(e.name).second) {
+      return c.error(n, f + ".name", "duplicate container name \"" + e.name + "\"");
+    }
+    const std::string& target = e.target_container_name;
+    auto named = [&](const Container& k) { return k.name == target; };
+    if (!target.empty() && std::none_of(p.containers.begin(), p.containers.end(), named) &&
+        std::none_of(p.init_containers.begin(), p.init_containers.end(), named)) {
+      return c.error(n, f + ".targetContainerName", "Not found: \"" + target + "\"");
+    }
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
 Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
   if (!doc.IsMap()) {
     return c.error(doc, "(document)", "not a mapping");
@@ -87,6 +118,7 @@ Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
   if (p.containers.empty()) {
     return c.error(spec, "spec.containers", "at least one container is required");
   }
+  TRY(p.ephemeral_containers, ephemeralContainers(c, spec, p, names));
   TRY(auto restart, opt<std::string>(c, spec, "restartPolicy", "spec"));
   p.restart_policy = restart.value_or("Always");
   if (p.restart_policy != "Always" && p.restart_policy != "OnFailure" &&
@@ -122,14 +154,21 @@ Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
     TRY(p.volumes, decode::volumes(c, spec["volumes"]));
   }
   // Every mount names a volume of the pod.
+  std::vector<const Container*> all;
   for (const auto* list : {&p.init_containers, &p.containers}) {
     for (const auto& k : *list) {
-      for (const auto& m : k.volume_mounts) {
-        if (std::none_of(p.volumes.begin(), p.volumes.end(),
-                         [&](const Volume& v) { return v.name == m.name; })) {
-          return c.error(spec, "container " + k.name + " volumeMounts",
-                         "no volume named \"" + m.name + "\"");
-        }
+      all.push_back(&k);
+    }
+  }
+  for (const auto& k : p.ephemeral_containers) {
+    all.push_back(&k);
+  }
+  for (const Container* k : all) {
+    for (const auto& m : k->volume_mounts) {
+      if (std::none_of(p.volumes.begin(), p.volumes.end(),
+                       [&](const Volume& v) { return v.name == m.name; })) {
+        return c.error(spec, "container " + k->name + " volumeMounts",
+                       "no volume named \"" + m.name + "\"");
       }
     }
   }

@@ -89,6 +89,16 @@ struct Container {
   bool stdin = false, stdin_once = false, tty = false;
 };
 
+// spec.ephemeralContainers[]: a container added to a running pod through the
+// ephemeralcontainers subresource (kubectl debug). The API forbids ports,
+// resources, probes, lifecycle, resizePolicy, restartPolicy and volume
+// subPaths for it; the decoder refuses them by name. It runs once, is never
+// restarted, and with targetContainerName shares that container's PID
+// namespace.
+struct EphemeralContainer : Container {
+  std::string target_container_name;
+};
+
 struct DownwardItem {
   std::string path;
   std::string field_path;  // fieldRef.fieldPath
@@ -137,6 +147,7 @@ struct Pod {
   std::string name, namespace_ = "default", uid;
   std::map<std::string, std::string> labels, annotations;
   std::vector<Container> init_containers, containers;
+  std::vector<EphemeralContainer> ephemeral_containers;
   std::vector<Volume> volumes;
   std::string restart_policy = "Always";
   int64_t termination_grace_period_seconds = 30;

@@ -445,6 +445,11 @@ Result<void> KernelRuntime::specFor(Instance& inst) {
       }
     }
   }
+  for (const Container& ct : src.pod.ephemeral_containers) {
+    if (ct.name == inst.name) {
+      ci.container = &ct;
+    }
+  }
   auto pod = pods_.find(inst.pod_uid);
   if (ci.container == nullptr || pod == pods_.end() || !pod->second.sandbox ||
       !pod->second.volumes) {

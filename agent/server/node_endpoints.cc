@@ -53,7 +53,8 @@ void writeSpec(Writer& w, const PodSnapshot& p) {
   w.StartObject();
   put(w, "nodeName", p.node_name);
   for (auto [key, list] :
-       {std::pair{"initContainers", &p.init_containers}, std::pair{"containers", &p.containers}}) {
+       {std::pair{"initContainers", &p.init_containers}, std::pair{"containers", &p.containers},
+        std::pair{"ephemeralContainers", &p.ephemeral_containers}}) {
     if (list->empty()) {
       continue;
     }

@@ -192,13 +192,21 @@ class Session : public std::enable_shared_from_this<Session> {
     std::string method(req.method_string());
     head_ = method == "HEAD";
     std::string_view target(req.target().data(), req.target().size());
+    // A request the router refuses (a bad path or query, a method no verb
+    // names) is answered only once its client is known: as the kubelet's
+    // authentication filter, which runs before routing, a client without
+    // credentials learns nothing of what the server serves (401 for all).
+    refused_.reset();
+    std::expected<Route, RouteError> routed;
     if (target.find('\0') != std::string_view::npos || !isValidUtf8(target)) {
       keep_alive_ = false;
-      return respond(Response::error(400, "invalid request target: NUL or invalid UTF-8"));
+      routed = std::unexpected(RouteError{400, "invalid request target: NUL or invalid UTF-8"});
+    } else {
+      routed = route(method, target);
     }
-    auto routed = route(method, target);
     if (!routed) {
-      return respond(Response::error(routed.error().status, routed.error().message));
+      refused_ = routed.error();
+      routed = Route{.path = "(refused)"};
     }
     Credentials creds = creds_;
     if (auto auth = req.find(http::field::authorization); auth != req.end()) {
@@ -231,6 +239,9 @@ class Session : public std::enable_shared_from_this<Session> {
       return respond(Response::error(401, "Unauthorized"));
     }
     user_ = std::move(*a.user);
+    if (refused_) {
+      return respond(Response::error(refused_->status, refused_->message));
+    }
     std::weak_ptr<Session> weak = shared_from_this();
     state_->authz->authorize(user_, route_->access, [weak](AuthzResult r) {
       if (auto s = weak.lock()) {
@@ -502,6 +513,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool upgraded_ = false;  // the connection went to a stream endpoint
   bool drain_ = false;     // the request was not read whole: drain before closing
   std::shared_ptr<Route> route_;
+  std::optional<RouteError> refused_;  // the router's answer, given once authenticated
   std::string route_method_;
   UserInfo user_;
   std::shared_ptr<Session> self_;

@@ -22,8 +22,9 @@ std::string fingerprint(const rapidjson::Document& pod) {
 }
 
 // The hash of a pod's spec less what the API lets change in a bound pod:
-// container images (the worker restarts just those containers), tolerations
-// and activeDeadlineSeconds. Edits `d`.
+// container images (the worker restarts just those containers), tolerations,
+// activeDeadlineSeconds and ephemeral containers (added through their
+// subresource, started by the worker without touching the others). Edits `d`.
 std::string specHash(rapidjson::Document& d) {
   if (!d.HasMember("spec") || !d["spec"].IsObject()) {
     return "";
@@ -31,6 +32,7 @@ std::string specHash(rapidjson::Document& d) {
   rapidjson::Value& spec = d["spec"];
   spec.RemoveMember("tolerations");
   spec.RemoveMember("activeDeadlineSeconds");
+  spec.RemoveMember("ephemeralContainers");
   for (const char* list : {"initContainers", "containers"}) {
     if (spec.HasMember(list) && spec[list].IsArray()) {
       for (auto& c : spec[list].GetArray()) {

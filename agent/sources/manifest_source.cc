@@ -92,6 +92,16 @@ bool ManifestSource::load(const std::string& name) {
   }
   std::vector<StaticPod> pods;
   for (const auto& m : *parsed) {
+    if (!m.pod.ephemeral_containers.empty()) {
+      // The API server's rule for static pods (#113935): ephemeral containers
+      // come only through the API's subresource, which mirror pods refuse.
+      report_(makeError("parse manifest", path,
+                        "line " + std::to_string(m.line) +
+                            ": spec.ephemeralContainers: Forbidden: static pods do not support "
+                            "ephemeral containers")
+                  .error());
+      return false;
+    }
     pods.push_back(staticPod(m, path, node_));
     // Checked on the names as they will be used (with the node suffix), before
     // any log or volume path is built from them; the kubelet refuses such a

@@ -38,23 +38,30 @@ PodRefs podRefs(const Pod& pod) {
       }
     }
   }
+  std::vector<const Container*> all;
   for (const auto* list : {&pod.init_containers, &pod.containers}) {
     for (const auto& c : *list) {
-      for (const auto& e : c.env) {
-        if (e.config_map_key) {
-          add(ObjectRef::Kind::kConfigMap, e.config_map_key->name);
-        }
-        if (e.secret_key) {
-          add(ObjectRef::Kind::kSecret, e.secret_key->name);
-        }
+      all.push_back(&c);
+    }
+  }
+  for (const auto& c : pod.ephemeral_containers) {
+    all.push_back(&c);
+  }
+  for (const Container* c : all) {
+    for (const auto& e : c->env) {
+      if (e.config_map_key) {
+        add(ObjectRef::Kind::kConfigMap, e.config_map_key->name);
       }
-      for (const auto& f : c.env_from) {
-        if (!f.config_map.empty()) {
-          add(ObjectRef::Kind::kConfigMap, f.config_map);
-        }
-        if (!f.secret.empty()) {
-          add(ObjectRef::Kind::kSecret, f.secret);
-        }
+      if (e.secret_key) {
+        add(ObjectRef::Kind::kSecret, e.secret_key->name);
+      }
+    }
+    for (const auto& f : c->env_from) {
+      if (!f.config_map.empty()) {
+        add(ObjectRef::Kind::kConfigMap, f.config_map);
+      }
+      if (!f.secret.empty()) {
+        add(ObjectRef::Kind::kSecret, f.secret);
       }
     }
   }

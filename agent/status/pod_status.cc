@@ -273,6 +273,7 @@ void writeStatus(Writer& w, const PodStatus& s) {
   putIfSet(w, "startTime", s.start_time);
   writeContainers(w, "initContainerStatuses", s.init_container_statuses);
   writeContainers(w, "containerStatuses", s.container_statuses);
+  writeContainers(w, "ephemeralContainerStatuses", s.ephemeral_container_statuses);
   putIfSet(w, "qosClass", s.qos_class);
   w.EndObject();
 }
@@ -371,17 +372,29 @@ std::string podJson(const Pod& pod, const PodStatus& status, const std::string& 
   w.StartObject();
   putIfSet(w, "nodeName", pod.node_name);
   putIfSet(w, "restartPolicy", pod.restart_policy);
-  for (auto [key, list] :
-       {std::pair{"initContainers", &pod.init_containers}, {"containers", &pod.containers}}) {
-    if (list->empty()) {
+  std::vector<const Container*> ephemeral;
+  for (const auto& c : pod.ephemeral_containers) {
+    ephemeral.push_back(&c);
+  }
+  auto pointers = [](const std::vector<Container>& list) {
+    std::vector<const Container*> out;
+    for (const auto& c : list) {
+      out.push_back(&c);
+    }
+    return out;
+  };
+  for (const auto& [key, list] : {std::pair{"initContainers", pointers(pod.init_containers)},
+                                  {"containers", pointers(pod.containers)},
+                                  {"ephemeralContainers", ephemeral}}) {
+    if (list.empty()) {
       continue;
     }
     w.Key(key);
     w.StartArray();
-    for (const auto& c : *list) {
+    for (const Container* c : list) {
       w.StartObject();
-      putIfSet(w, "name", c.name);
-      putIfSet(w, "image", c.image);
+      putIfSet(w, "name", c->name);
+      putIfSet(w, "image", c->image);
       w.EndObject();
     }
     w.EndArray();
@@ -424,6 +437,7 @@ Result<PodSummary> parsePodJson(const std::string& json, const std::string& wher
     p.status.start_time = stringField(s, "startTime");
     p.status.init_container_statuses = readContainers(s, "initContainerStatuses");
     p.status.container_statuses = readContainers(s, "containerStatuses");
+    p.status.ephemeral_container_statuses = readContainers(s, "ephemeralContainerStatuses");
   }
   return p;
 }

@@ -36,6 +36,8 @@ struct PodStatus {
   std::string reason, message;  // a rejected pod: OutOfcpu, ...
   std::string host_ip, pod_ip, start_time, qos_class;
   std::vector<ContainerStatus> init_container_statuses, container_statuses;
+  // Never ready, never restarted; no part of the phase or the conditions.
+  std::vector<ContainerStatus> ephemeral_container_statuses;
 };
 
 // The phase from the spec and the container statuses (the kubelet's getPhase,

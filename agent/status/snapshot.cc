@@ -21,6 +21,9 @@ PodSnapshot podSnapshot(const Pod& pod, const PodStatus& status, const std::stri
   for (const auto& c : pod.containers) {
     s.containers.push_back(c.name);
   }
+  for (const auto& c : pod.ephemeral_containers) {
+    s.ephemeral_containers.push_back(c.name);
+  }
   return s;
 }
 

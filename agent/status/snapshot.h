@@ -32,6 +32,7 @@ struct PodSnapshot {
   std::string created;  // creationTimestamp, RFC 3339
   std::map<std::string, std::string> labels, annotations;
   std::vector<std::string> init_containers, containers;  // names, in spec order
+  std::vector<std::string> ephemeral_containers;         // names, as added
   // Phase, conditions, container statuses and their restart counts, pod IP,
   // start times, QoS class.
   PodStatus status;

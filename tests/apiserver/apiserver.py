@@ -59,6 +59,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import access  # noqa: E402
+import ephemeral  # noqa: E402
 import nodeproxy  # noqa: E402
 import patch as patches  # noqa: E402
 import schema as schemas_mod  # noqa: E402
@@ -105,6 +106,14 @@ class ApiError(Exception):
         if self.details:
             s["details"] = self.details
         return s
+
+
+def invalid(kind, name, problems):
+    """422 Invalid in the real server's words: one problem, or [a, b]."""
+    what = problems[0] if len(problems) == 1 else "[" + ", ".join(problems) + "]"
+    return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {what}',
+                    {"name": name, "kind": kind.lower() + "s",
+                     "causes": [{"message": p} for p in problems]})
 
 
 def not_found(plural, name, group=""):
@@ -646,6 +655,11 @@ class Handler(BaseHTTPRequestHandler):
             if verb != "create":
                 self.authorize(user, groups, mode, dict(attrs, verb="create"))
             return self.pod_stream(sub, namespace, name)
+        if plural == "pods" and sub == "ephemeralcontainers" and len(rest) == 3 and \
+                method in ("GET", "PUT", "PATCH"):
+            self.authorize(user, groups, mode, attrs)
+            ctx = (group, version, plural, kind, namespaced, namespace, name, sub, user)
+            return self.ephemeral_containers(ctx, method)
         if plural == "pods" and sub == "log" and method == "GET" and len(rest) == 3:
             self.authorize(user, groups, mode, attrs)
             return self.pod_log(namespace, name, query)
@@ -932,6 +946,9 @@ class Handler(BaseHTTPRequestHandler):
             if plural == "pods":
                 resources.append({"name": "pods/log", "singularName": "", "namespaced": True,
                                   "kind": "Pod", "verbs": ["get"]})
+                resources.append({"name": "pods/ephemeralcontainers", "singularName": "",
+                                  "namespaced": True, "kind": "Pod",
+                                  "verbs": ["get", "patch", "update"]})
             if plural == "pods":
                 for sub, options_kind in STREAM_SUBRESOURCES.items():
                     resources.append({"name": f"pods/{sub}", "singularName": "",
@@ -1073,6 +1090,9 @@ class Handler(BaseHTTPRequestHandler):
         obj["apiVersion"] = f"{group}/{version}" if group else version
         obj["kind"] = kind
         if kind == "Pod":
+            problems = ephemeral.create_errors(obj)
+            if problems:
+                raise invalid("Pod", meta["name"], problems)
             pod_defaults(obj)
         store = self.api.store
         key = (group, plural, ns, meta["name"])
@@ -1238,10 +1258,48 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(200, self.write(ctx, obj, obj.get("metadata", {}).get("resourceVersion")))
 
     def patch(self, ctx):
-        group, version, plural, kind, _, _, name, sub, _ = ctx
-        content_type = self.headers.get("Content-Type", "").split(";")[0].strip()
         body = self.read_body()
         cur = self.get_obj(ctx)
+        new = self.patched(ctx, cur, body)
+        self.validate(ctx, new)
+        expected = (body or {}).get("metadata", {}).get("resourceVersion") \
+            if isinstance(body, dict) else None
+        self.send_json(200, self.write(ctx, new, expected))
+
+    def ephemeral_containers(self, ctx, method):
+        """GET, PUT or PATCH pods/NAME/ephemeralcontainers: the Pod, of which
+        only spec.ephemeralContainers changes (ephemeral.py)."""
+        name = ctx[6]
+        if method == "GET":
+            return self.send_json(200, self.get_obj(ctx))
+        body = self.read_body()
+        if method == "PUT" and not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", "the body must be an object")
+        meta = body.get("metadata", {}) if isinstance(body, dict) else {}
+        if method == "PUT" and meta.get("name") not in (None, name):
+            raise ApiError(400, "BadRequest", "the name of the object does not match the URL")
+        given_rv = meta.get("resourceVersion")
+        # A patch is applied to the pod as stored, again if a status write
+        # came in between (the real server retries a patch on a conflict too).
+        for attempt in range(5):
+            cur = self.get_obj(ctx)
+            wanted = body if method == "PUT" else self.patched(ctx, cur, body)
+            new, problems = ephemeral.update(wanted, cur)
+            if problems:
+                raise invalid("Pod", name, problems)
+            self.validate(ctx, new)
+            try:
+                out = self.write(ctx, new, given_rv or cur["metadata"]["resourceVersion"])
+            except ApiError as e:
+                if e.code != 409 or given_rv or attempt == 4:
+                    raise
+                continue
+            return self.send_json(200, out)
+
+    def patched(self, ctx, cur, body):
+        """`cur` with the request's patch `body` applied, by its Content-Type."""
+        group, version, _, kind, _, _, _, _, _ = ctx
+        content_type = self.headers.get("Content-Type", "").split(";")[0].strip()
         schema = self.api.schemas.for_kind(group, version, kind)
         try:
             if content_type == "application/strategic-merge-patch+json":
@@ -1267,10 +1325,7 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(409, "Conflict",
                            f'Precondition failed: UID in precondition: {patch_uid}, UID in object '
                            f'meta: {cur["metadata"]["uid"]}')
-        self.validate(ctx, new)
-        expected = (body or {}).get("metadata", {}).get("resourceVersion") \
-            if isinstance(body, dict) else None
-        self.send_json(200, self.write(ctx, new, expected))
+        return new
 
     def delete(self, ctx, query):
         group, _, plural, kind, _, _, name, _, _ = ctx

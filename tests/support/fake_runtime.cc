@@ -167,6 +167,8 @@ void FakeRuntime::startContainer(const rt::ContainerRequest& request,
   std::string name = request.container->name;
   calls_.push_back("start " + name);
   starts_[name]++;
+  auto shared = runs_.find(request.share_pid_with);
+  shared_pid_[name] = shared == runs_.end() ? "" : shared->second.name;
   std::string uid = request.pod->uid;
   bool stdin = request.container->stdin, stdin_once = request.container->stdin_once,
        tty = request.container->tty;

@@ -65,6 +65,12 @@ class FakeRuntime : public rt::PodRuntime {
   bool running(const std::string& name) const;
   // How many times a container of that name was started.
   int starts(const std::string& name) const;
+  // The container whose PID namespace the last start of `name` was asked to
+  // join (ContainerRequest::share_pid_with), "" for none.
+  std::string sharedPidWith(const std::string& name) const {
+    auto it = shared_pid_.find(name);
+    return it == shared_pid_.end() ? "" : it->second;
+  }
   // Every call so far, in order.
   const std::vector<std::string>& calls() const { return calls_; }
   // The calls that start with `prefix` ("start ", "signal "...), in order.
@@ -157,6 +163,7 @@ class FakeRuntime : public rt::PodRuntime {
   std::string sandbox_error_;
   std::map<std::string, ExecResult> execs_;
   std::map<std::string, int> starts_;
+  std::map<std::string, std::string> shared_pid_;
   std::map<rt::ContainerHandle, Run> runs_;
   std::vector<TimerQueue::Id> pending_;  // answers not yet given: cancelled on destruction
   struct Left {

@@ -514,9 +514,20 @@ TEST(LogsEndpoint, AnswersLikeTheKubeletForWhatIsNotThere) {
   r = f.get({"ns", "web", "app"}, "previous=true");
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(r.body, "previous terminated container \"app\" in pod \"web\" not found\n");
+  // Options the API's validation refuses: 422; a query that does not decode: 400.
   r = f.get({"ns", "web", "app"}, "tailLines=-1");
+  EXPECT_EQ(r.status, 422);
+  EXPECT_NE(r.body.find("tailLines"), std::string::npos) << r.body;
+  r = f.get({"ns", "web", "app"}, "sinceSeconds=5&sinceTime=2026-01-02T03:04:05Z");
+  EXPECT_EQ(r.status, 422);
+  r = f.get({"ns", "web", "app"}, "stream=Both");
+  EXPECT_EQ(r.status, 422);
+  r = f.get({"ns", "web", "app"}, "tailLines=ten");
   EXPECT_EQ(r.status, 400);
   EXPECT_NE(r.body.find("tailLines"), std::string::npos) << r.body;
+  r = f.get({"ns", "web", "app"}, "sinceTime=yesterday");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("sinceTime"), std::string::npos) << r.body;
   EXPECT_FALSE(r.stream);
 }
 

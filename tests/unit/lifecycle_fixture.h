@@ -78,7 +78,8 @@ class Lifecycle : public ::testing::Test {
   }
   const ContainerStatus& ctr(const std::string& name) {
     const PodStatus& s = worker_->status();
-    for (const auto* list : {&s.init_container_statuses, &s.container_statuses}) {
+    for (const auto* list :
+         {&s.init_container_statuses, &s.container_statuses, &s.ephemeral_container_statuses}) {
       for (const auto& c : *list) {
         if (c.name == name) {
           return c;

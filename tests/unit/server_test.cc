@@ -248,10 +248,21 @@ TEST_F(ServerTest, ClientCertificatesFromTheCaOnly) {
   EXPECT_EQ(
       fetch(server->port(), http::verb::post, "/exec/ns/p/c?command=id", {.cert = &client}).status,
       501);
-  // Bad paths: 400 before anything else.
-  EXPECT_EQ(fetch(server->port(), http::verb::get, "/containerLogs/ns/%2e%2e/c").status, 400);
-  EXPECT_EQ(fetch(server->port(), http::verb::get, "/healthz%00").status, 400);
-  EXPECT_EQ(fetch(server->port(), http::verb::get, "/p\xff\xfe").status, 400);
+  // Bad paths and methods: 400 and 405 to an authenticated client; a client
+  // without credentials gets 401 for them too, learning nothing.
+  for (const Cert* c : {static_cast<const Cert*>(nullptr), &stranger}) {
+    Options o{.cert = c};
+    EXPECT_EQ(fetch(server->port(), http::verb::get, "/containerLogs/ns/%2e%2e/c", o).status, 401);
+    EXPECT_EQ(fetch(server->port(), http::verb::get, "/healthz%00", o).status, 401);
+    EXPECT_EQ(fetch(server->port(), http::verb::get, "/p\xff\xfe", o).status, 401);
+    EXPECT_EQ(fetch(server->port(), http::verb::get, "/nope", o).status, 401);
+    EXPECT_EQ(fetch(server->port(), http::verb::get, "/run/ns/p/c?cmd=id", o).status, 401);
+  }
+  Options ok{.cert = &client};
+  EXPECT_EQ(fetch(server->port(), http::verb::get, "/containerLogs/ns/%2e%2e/c", ok).status, 400);
+  EXPECT_EQ(fetch(server->port(), http::verb::get, "/healthz%00", ok).status, 400);
+  EXPECT_EQ(fetch(server->port(), http::verb::get, "/p\xff\xfe", ok).status, 400);
+  EXPECT_EQ(fetch(server->port(), http::verb::get, "/run/ns/p/c?cmd=id", ok).status, 405);
 }
 
 TEST_F(ServerTest, TokensAndADenyingAuthorizer) {
