@@ -538,7 +538,14 @@ Result<void> CriLogWriter::pumpTerminal(EventLoop& loop, UniqueFd master) {
 void CriLogWriter::finish(EventLoop& loop) {
   for (int i = 0; i < 2; i++) {
     if (pipes_[i]) {
-      (void)pumpPipe(i, SIZE_MAX, true);
+      // What the run left in the pipe (or terminal) now, and a look more: a
+      // process that outlived the run (one left in a PID namespace it shared)
+      // and goes on writing must not hold the loop here for as long as it writes.
+      int avail = 0;
+      if (::ioctl(pipes_[i].get(), FIONREAD, &avail) != 0 || avail < 0) {
+        avail = 0;
+      }
+      (void)pumpPipe(i, static_cast<size_t>(avail) + kBudget, true);
       closePipe(loop, i);
     }
   }

@@ -428,5 +428,78 @@ TEST(CriLogTerminal, TheMastersOutputIsStdoutUntilTheSlaveIsGone) {
   EXPECT_EQ(all.find("stderr"), std::string::npos);
 }
 
+// Review proof: a writer that outlives the container's main process (a
+// process it left behind in a PID namespace it shares: shareProcessNamespace,
+// or an ephemeral container's targetContainerName) and floods its stdout
+// keeps finish() - on the agent's loop - busy for as long as it writes.
+// Writers stop by themselves after kFloodSeconds (bounded test).
+constexpr int kFloodSeconds = 6;
+
+pid_t floodInto(int fd) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::signal(SIGPIPE, SIG_DFL);
+    ::alarm(kFloodSeconds);  // bounded: SIGALRM ends it
+    char buf[8192];
+    for (size_t i = 0; i < sizeof buf; i += 2) {
+      buf[i] = 'y';
+      buf[i + 1] = '\n';
+    }
+    for (;;) {
+      if (::write(fd, buf, sizeof buf) < 0) {
+        ::_exit(0);
+      }
+    }
+  }
+  return pid;
+}
+
+double secondsOfFinish(CriLogWriter& w, EventLoop& loop) {
+  auto t0 = std::chrono::steady_clock::now();
+  w.finish(loop);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+TEST(CriLogReview, FinishReturnsWhileALeftBehindWriterFloodsThePipe) {
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  (void)::fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
+  pid_t writer = floodInto(p[1]);
+  ASSERT_GT(writer, 0);
+  ::close(p[1]);
+  auto loop = EventLoop::create();
+  ASSERT_TRUE(loop);
+  CriLogWriter w{UniqueFd(::open("/dev/null", O_WRONLY | O_CLOEXEC))};
+  ASSERT_TRUE(w.pump(*loop, UniqueFd(p[0]), UniqueFd()));
+  ::usleep(200 * 1000);  // the pipe fills; the main process "exits" now
+  double took = secondsOfFinish(w, *loop);
+  ::kill(writer, SIGKILL);
+  ::waitpid(writer, nullptr, 0);
+  EXPECT_LT(took, 1.0) << "finish() on the agent's loop took " << took
+                       << " s: as long as the left-behind writer wrote";
+}
+
+TEST(CriLogReview, FinishReturnsWhileALeftBehindWriterFloodsTheTerminal) {
+  int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(master, 0);
+  ASSERT_EQ(::grantpt(master), 0);
+  ASSERT_EQ(::unlockpt(master), 0);
+  int slave = ::open(::ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(slave, 0);
+  pid_t writer = floodInto(slave);
+  ASSERT_GT(writer, 0);
+  ::close(slave);
+  auto loop = EventLoop::create();
+  ASSERT_TRUE(loop);
+  CriLogWriter w{UniqueFd(::open("/dev/null", O_WRONLY | O_CLOEXEC))};
+  ASSERT_TRUE(w.pumpTerminal(*loop, UniqueFd(master)));
+  ::usleep(200 * 1000);
+  double took = secondsOfFinish(w, *loop);
+  ::kill(writer, SIGKILL);
+  ::waitpid(writer, nullptr, 0);
+  EXPECT_LT(took, 1.0) << "finish() on the agent's loop took " << took
+                       << " s: as long as the left-behind writer wrote";
+}
+
 }  // namespace
 }  // namespace kernelet::isolation
