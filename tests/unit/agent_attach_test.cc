@@ -325,10 +325,8 @@ TEST(AttachTapReview, DISABLED_ASessionWhoseClientNeverReadsPinsAMebibytePerStre
     pipes.push_back(Pipe::make());
   }
   for (int i = 0; i < kSessions; i++) {
-    ASSERT_TRUE(stdio.attach("app",
-                             {.stdout_fd = pipes[2 * i].w.get(),
-                              .stderr_fd = pipes[2 * i + 1].w.get()},
-                             [] {}));
+    ASSERT_TRUE(stdio.attach(
+        "app", {.stdout_fd = pipes[2 * i].w.get(), .stderr_fd = pipes[2 * i + 1].w.get()}, [] {}));
   }
   for (auto& p : pipes) {
     p.w.reset();
@@ -344,8 +342,8 @@ TEST(AttachTapReview, DISABLED_ASessionWhoseClientNeverReadsPinsAMebibytePerStre
     ASSERT_EQ(::ioctl(p.r.get(), FIONREAD, &n), 0);
     pinned += static_cast<size_t>(n);
   }
-  std::printf("%d attach sessions whose clients never read pin %zu KiB in their pipes\n",
-              kSessions, pinned / 1024);
+  std::printf("%d attach sessions whose clients never read pin %zu KiB in their pipes\n", kSessions,
+              pinned / 1024);
   EXPECT_LE(pinned, size_t{2 * kSessions} * 64 * 1024)
       << "each stream holds what its pipe holds, not an exec's 64 KiB";
 }
