@@ -320,7 +320,7 @@ CriLogWriter::Pass CriLogWriter::pumpPipe(int i, size_t budget, bool final) {
   int fd = pipes_[i].get();
   tail_[i] = 0;
   if (terminal_) {
-    return readTerminal(budget);
+    return readTerminal(budget, final);
   }
   Scratch* sc = scratch(pipe_size_[i]);
   if (sc == nullptr || !pending(s).empty()) {
@@ -396,7 +396,7 @@ CriLogWriter::Pass CriLogWriter::readPipe(int i, size_t budget) {
   return Pass::kMore;
 }
 
-CriLogWriter::Pass CriLogWriter::readTerminal(size_t budget) {
+CriLogWriter::Pass CriLogWriter::readTerminal(size_t budget, bool final) {
   char buf[64 * 1024];
   for (size_t done = 0; done < budget;) {
     // One reader (this pump), so a readable master does not block the read.
@@ -408,8 +408,15 @@ CriLogWriter::Pass CriLogWriter::readTerminal(size_t budget) {
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
       return Pass::kEmpty;
     }
+    if (n <= 0 && !final && n < 0 && errno == EIO) {
+      // No one has the slave open now, but the container may open it again
+      // (its master is held): a hangup to wait out, as containerd's console
+      // does. Edge-triggered, the hangup is not reported again; a write after
+      // a reopen is. The run's end (finish) closes it.
+      return Pass::kEmpty;
+    }
     if (n <= 0) {
-      return Pass::kClosed;  // EIO: the slave side is gone, as is the output
+      return Pass::kClosed;  // the run ended: the output is over
     }
     std::string_view data(buf, static_cast<size_t>(n));
     if (tap_) {
@@ -443,8 +450,9 @@ void CriLogWriter::closePipe(EventLoop& loop, int i) {
 // loop again until more is written (every completed write to a polled pipe
 // wakes it; awaitTail covers a write still blocked).
 Result<void> CriLogWriter::watch(EventLoop& loop, int i) {
-  // A terminal is level-triggered: it is read, never left holding a tail.
-  return loop.add(pipes_[i].get(), terminal_ ? EPOLLIN : EPOLLIN | EPOLLET,
+  // A terminal is read until empty (never left holding a tail), and its
+  // hangup (EIO while no one has the slave open) is reported once.
+  return loop.add(pipes_[i].get(), EPOLLIN | EPOLLET,
                   [this, &loop, i](uint32_t) { onReadable(loop, i); });
 }
 
@@ -538,7 +546,14 @@ Result<void> CriLogWriter::pumpTerminal(EventLoop& loop, UniqueFd master) {
 void CriLogWriter::finish(EventLoop& loop) {
   for (int i = 0; i < 2; i++) {
     if (pipes_[i]) {
-      (void)pumpPipe(i, SIZE_MAX, true);
+      // What the run left in the pipe (or terminal) now, and a look more: a
+      // process that outlived the run (one left in a PID namespace it shared)
+      // and goes on writing must not hold the loop here for as long as it writes.
+      int avail = 0;
+      if (::ioctl(pipes_[i].get(), FIONREAD, &avail) != 0 || avail < 0) {
+        avail = 0;
+      }
+      (void)pumpPipe(i, static_cast<size_t>(avail) + kBudget, true);
       closePipe(loop, i);
     }
   }

@@ -59,8 +59,9 @@ class CriLogWriter {
   Result<void> pump(EventLoop& loop, UniqueFd stdout_pipe, UniqueFd stderr_pipe);
   // Pumps a terminal's master: everything read from it is stdout. A terminal
   // cannot be tee'd, so its bytes are read (an unfinished line is kept here,
-  // lost if the agent dies); EIO - no one has the terminal open any more - is
-  // its end. Reads only when poll(2) says it is readable: the master stays
+  // lost if the agent dies); EIO - no one has the terminal open now - is a
+  // hangup the container may end by opening it again: only finish() ends the
+  // pump. Reads only when poll(2) says it is readable: the master stays
   // blocking for whoever else holds it.
   Result<void> pumpTerminal(EventLoop& loop, UniqueFd master);
   // Sees each chunk of the container's output once, as the pump takes it in
@@ -97,7 +98,7 @@ class CriLogWriter {
   enum class Pass { kEmpty, kTail, kMore, kClosed };
   Pass pumpPipe(int i, size_t budget, bool final);
   Pass readPipe(int i, size_t budget);  // without a scratch pipe: read and keep the tail here
-  Pass readTerminal(size_t budget);
+  Pass readTerminal(size_t budget, bool final);
   // `window` starts at the head of pipe i: the tap gets what it has not seen.
   void tapWindow(int i, std::string_view window);
   // `n` bytes were taken from the head of pipe i.

@@ -8,15 +8,19 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "agent/runtime/kernel_runtime.h"
 #include "agent/runtime/recovery.h"
@@ -378,6 +382,57 @@ TEST_F(AttachRuntimeTest, StdinOnceClosesStdinWhenTheSessionEnds) {
   })) << env_->logOf("once");
   auto again = env_->rt->attach(handle("once"), {.stdin = true}, [] {});
   EXPECT_FALSE(again);
+}
+
+// Review proof: a container in another's PID namespace (shareProcessNamespace,
+// or an ephemeral container's targetContainerName) whose main process exits
+// leaves what it started running until release() kills its cgroup - after
+// the log's finish(). One left behind that floods its stdout held the agent's
+// loop in finish() for as long as it wrote, i.e. for ever (fixed on review3:
+// finish() drains what was there plus one look).
+TEST_F(AttachRuntimeTest, ReviewAFloodingProcessLeftInASharedPidNamespaceDoesNotHoldTheLoop) {
+  KernelRuntime& rt = *env_->rt;
+  static const Container leaver{.name = "leaver",
+                                .image = kImage,
+                                .command = {"sh", "-c", "sleep 4321 & yes & sleep 1; echo bye"}};
+  const_cast<Container&>(leaver).image_pull_policy = "Never";
+  std::optional<ImageOutcome> image;
+  rt.ensureImage(
+      leaver.image, "Never", [] {}, [&](ImageOutcome o) { image = o; });
+  ASSERT_TRUE(image && image->ok);
+  std::optional<StartResult> started;
+  ContainerRequest req{.pod = &env_->pod,
+                       .container = &leaver,
+                       .image = image->image,
+                       .log_dir = env_->config.root_dir + "/logs/" + env_->pod.uid + "/leaver",
+                       .share_pid_with = handle("cat")};
+  rt.startContainer(req, [&](StartResult r) { started = std::move(r); });
+  ASSERT_TRUE(env_->turnUntil([&] { return started.has_value(); }) && *started);
+  bool exited = false;
+  ASSERT_TRUE(rt.watchExit((*started)->handle, [&](ContainerExit) { exited = true; }));
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(env_->turnUntil([&] { return exited; }));
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(took, 5.0) << "the exit took " << took << " s of the agent's loop";
+  std::vector<int> left;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    std::string pid = e.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) {
+      continue;
+    }
+    std::ifstream f(e.path() / "cmdline");
+    std::string cmd((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (cmd == std::string("sleep\0"
+                           "4321\0",
+                           11)) {
+      left.push_back(std::stoi(pid));
+    }
+  }
+  for (int pid : left) {
+    ::kill(pid, SIGKILL);
+  }
+  EXPECT_TRUE(left.empty()) << left.size()
+                            << " process(es) of the exited container still run in the pod";
 }
 
 }  // namespace

@@ -2,7 +2,11 @@
 // the pod worker's checks and sessions through the fake runtime, the kernel
 // runtime's session tap (ContainerStdio) and the run record's stdio.
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
+
+#include <cstdio>
+#include <vector>
 
 #include "agent/runtime/container_stdio.h"
 #include "agent/runtime/run_records.h"
@@ -304,6 +308,44 @@ TEST_F(Attach, TheWorkersEndEndsTheSessions) {
   EXPECT_EQ(runtime_->sessions("sh"), 1u);
   ASSERT_TRUE(terminate());
   EXPECT_TRUE(ended);
+}
+
+// Review proof: every attach stream's pipe is grown to 1 MiB, and one whose
+// client never reads stays full (the session reads one chunk and waits for
+// the client) for as long as the connection lives: a container that floods
+// its output pins 1 MiB of the agent's kernel memory per stream, 2 MiB per
+// attach connection, up to the server's 1024 connections (2 GiB). An exec's
+// pipes keep the default 64 KiB. Disabled: fails until fixed (run it with
+// --gtest_also_run_disabled_tests).
+TEST(AttachTapReview, DISABLED_ASessionWhoseClientNeverReadsPinsAMebibytePerStream) {
+  rt::ContainerStdio stdio;
+  constexpr int kSessions = 16;
+  std::vector<Pipe> pipes;
+  for (int i = 0; i < 2 * kSessions; i++) {
+    pipes.push_back(Pipe::make());
+  }
+  for (int i = 0; i < kSessions; i++) {
+    ASSERT_TRUE(stdio.attach(
+        "app", {.stdout_fd = pipes[2 * i].w.get(), .stderr_fd = pipes[2 * i + 1].w.get()}, [] {}));
+  }
+  for (auto& p : pipes) {
+    p.w.reset();
+  }
+  std::string chunk(256 * 1024, 'y');
+  for (int i = 0; i < 5; i++) {
+    stdio.tap(isolation::Stream::kStdout, chunk);
+    stdio.tap(isolation::Stream::kStderr, chunk);
+  }
+  size_t pinned = 0;
+  for (auto& p : pipes) {
+    int n = 0;
+    ASSERT_EQ(::ioctl(p.r.get(), FIONREAD, &n), 0);
+    pinned += static_cast<size_t>(n);
+  }
+  std::printf("%d attach sessions whose clients never read pin %zu KiB in their pipes\n", kSessions,
+              pinned / 1024);
+  EXPECT_LE(pinned, size_t{2 * kSessions} * 64 * 1024)
+      << "each stream holds what its pipe holds, not an exec's 64 KiB";
 }
 
 }  // namespace

@@ -388,7 +388,7 @@ TEST_F(CriLogPumpTest, TheTapSeesEachByteOnceAsItComes) {
 }
 
 // A container's terminal: everything read from the master is stdout, shown
-// to the tap at once; EIO (no one has the slave open) ends it.
+// to the tap at once; EIO (no one has the slave open) is a hangup, the run's end ends it.
 TEST(CriLogTerminal, TheMastersOutputIsStdoutUntilTheSlaveIsGone) {
   int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
   ASSERT_GE(master, 0);
@@ -419,13 +419,130 @@ TEST(CriLogTerminal, TheMastersOutputIsStdoutUntilTheSlaveIsGone) {
   EXPECT_EQ(tapped, "hello\r\n/ # ") << "the terminal's own newlines";
   ::close(slave);
   turn();
-  EXPECT_TRUE(loop->empty()) << "EIO ended the pump";
+  EXPECT_FALSE(loop->empty()) << "EIO is a hangup: the container may open its terminal again";
+  w.finish(*loop);
+  EXPECT_TRUE(loop->empty()) << "the run's end ended the pump";
   std::string all(static_cast<size_t>(::lseek(log, 0, SEEK_END)), '\0');
   ASSERT_EQ(::pread(log, all.data(), all.size(), 0), static_cast<ssize_t>(all.size()));
   ::close(log);
   EXPECT_NE(all.find(" stdout F hello\n"), std::string::npos) << all;
   EXPECT_NE(all.find(" stdout F / # \n"), std::string::npos) << all;
   EXPECT_EQ(all.find("stderr"), std::string::npos);
+}
+
+// Review proof: a writer that outlives the container's main process (a
+// process it left behind in a PID namespace it shares: shareProcessNamespace,
+// or an ephemeral container's targetContainerName) and floods its stdout
+// keeps finish() - on the agent's loop - busy for as long as it writes.
+// Writers stop by themselves after kFloodSeconds (bounded test).
+constexpr int kFloodSeconds = 6;
+
+pid_t floodInto(int fd) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::signal(SIGPIPE, SIG_DFL);
+    ::alarm(kFloodSeconds);  // bounded: SIGALRM ends it
+    char buf[8192];
+    for (size_t i = 0; i < sizeof buf; i += 2) {
+      buf[i] = 'y';
+      buf[i + 1] = '\n';
+    }
+    for (;;) {
+      if (::write(fd, buf, sizeof buf) < 0) {
+        ::_exit(0);
+      }
+    }
+  }
+  return pid;
+}
+
+double secondsOfFinish(CriLogWriter& w, EventLoop& loop) {
+  auto t0 = std::chrono::steady_clock::now();
+  w.finish(loop);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+TEST(CriLogReview, FinishReturnsWhileALeftBehindWriterFloodsThePipe) {
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  (void)::fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
+  pid_t writer = floodInto(p[1]);
+  ASSERT_GT(writer, 0);
+  ::close(p[1]);
+  auto loop = EventLoop::create();
+  ASSERT_TRUE(loop);
+  CriLogWriter w{UniqueFd(::open("/dev/null", O_WRONLY | O_CLOEXEC))};
+  ASSERT_TRUE(w.pump(*loop, UniqueFd(p[0]), UniqueFd()));
+  ::usleep(200 * 1000);  // the pipe fills; the main process "exits" now
+  double took = secondsOfFinish(w, *loop);
+  ::kill(writer, SIGKILL);
+  ::waitpid(writer, nullptr, 0);
+  EXPECT_LT(took, 1.0) << "finish() on the agent's loop took " << took
+                       << " s: as long as the left-behind writer wrote";
+}
+
+TEST(CriLogReview, FinishReturnsWhileALeftBehindWriterFloodsTheTerminal) {
+  int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(master, 0);
+  ASSERT_EQ(::grantpt(master), 0);
+  ASSERT_EQ(::unlockpt(master), 0);
+  int slave = ::open(::ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(slave, 0);
+  pid_t writer = floodInto(slave);
+  ASSERT_GT(writer, 0);
+  ::close(slave);
+  auto loop = EventLoop::create();
+  ASSERT_TRUE(loop);
+  CriLogWriter w{UniqueFd(::open("/dev/null", O_WRONLY | O_CLOEXEC))};
+  ASSERT_TRUE(w.pumpTerminal(*loop, UniqueFd(master)));
+  ::usleep(200 * 1000);
+  double took = secondsOfFinish(w, *loop);
+  ::kill(writer, SIGKILL);
+  ::waitpid(writer, nullptr, 0);
+  EXPECT_LT(took, 1.0) << "finish() on the agent's loop took " << took
+                       << " s: as long as the left-behind writer wrote";
+}
+
+// Review proof: a container that closes its terminal (every fd on the slave)
+// and opens it again (/dev/pts/N, as a daemonizing shell or `exec >/dev/tty`
+// does) writes into a terminal nobody reads any more: the pump ended at the
+// first EIO, while the agent (and the keeper) still hold the master.
+// containerd's console treats EIO as a hangup to wait out.
+TEST(CriLogReview, TheTerminalIsStillPumpedAfterTheContainerReopensIt) {
+  int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(master, 0);
+  ASSERT_EQ(::grantpt(master), 0);
+  ASSERT_EQ(::unlockpt(master), 0);
+  std::string pts = ::ptsname(master);
+  int slave = ::open(pts.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(slave, 0);
+  int held = ::dup(master);  // the agent's and the keeper's copies
+  int log = ::memfd_create("cri-log-tty", MFD_CLOEXEC);
+  auto loop = EventLoop::create();
+  ASSERT_TRUE(loop);
+  CriLogWriter w{UniqueFd(::dup(log))};
+  ASSERT_TRUE(w.pumpTerminal(*loop, UniqueFd(master)));
+  auto turn = [&] {
+    for (int i = 0; i < 20 && !loop->empty(); i++) {
+      ASSERT_TRUE(loop->runOnce(std::chrono::milliseconds(10)));
+    }
+  };
+  ASSERT_EQ(::write(slave, "before\n", 7), 7);
+  turn();
+  ::close(slave);
+  turn();
+  slave = ::open(pts.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(slave, 0) << "the terminal can be opened again: its master is held";
+  ASSERT_EQ(::write(slave, "after\n", 6), 6);
+  turn();
+  std::string all(static_cast<size_t>(::lseek(log, 0, SEEK_END)), '\0');
+  ASSERT_EQ(::pread(log, all.data(), all.size(), 0), static_cast<ssize_t>(all.size()));
+  EXPECT_NE(all.find(" stdout F before\n"), std::string::npos) << all;
+  EXPECT_NE(all.find(" stdout F after\n"), std::string::npos)
+      << "output after the reopen is lost (and a container writing more blocks): " << all;
+  ::close(slave);
+  ::close(held);
+  ::close(log);
 }
 
 }  // namespace
