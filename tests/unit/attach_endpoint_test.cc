@@ -301,7 +301,10 @@ TEST_F(AttachSessionTest, WithoutOutputTheContainersEndEndsIt) {
   EXPECT_FALSE(container_.request.stderr_fd.valid());
   t_->send(kStdin, "x");
   ASSERT_TRUE(runUntil([&] { return t_->consumed_bytes[kStdin] == 1; }));
-  EXPECT_EQ(done_, 0);
+  ioc_.poll();
+  EXPECT_EQ(done_, 0) << "attached until the container's run ends";
+  EXPECT_EQ(t_->close_calls, 0);
+  EXPECT_EQ(container_.readStdin(1), "x");
   container_.hooks.ended();
   ASSERT_TRUE(runUntil([&] { return done_ == 1; }));
   EXPECT_EQ(t_->written[kError], R"({"metadata":{},"status":"Success"})");
