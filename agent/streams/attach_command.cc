@@ -20,7 +20,7 @@ class AttachCommand : public RemoteCommandSession {
   AttachCommand(std::shared_ptr<Transport> transport, const std::string& protocol,
                 RemoteCommandOptions options, AttachStarter starter, RemoteCommandDone done)
       : RemoteCommandSession(std::move(transport), protocol, std::move(options),
-                             ExecOutcome{.attach = true}, std::move(done)),
+                             /*attach=*/true, std::move(done)),
         starter_(std::move(starter)) {}
 
  private:

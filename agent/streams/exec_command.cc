@@ -16,8 +16,8 @@ class ExecCommand : public RemoteCommandSession {
  public:
   ExecCommand(std::shared_ptr<Transport> transport, const std::string& protocol,
               RemoteCommandOptions options, ExecStarter starter, RemoteCommandDone done)
-      : RemoteCommandSession(std::move(transport), protocol, options,
-                             ExecOutcome{.command = options.command}, std::move(done)),
+      : RemoteCommandSession(std::move(transport), protocol, std::move(options),
+                             /*attach=*/false, std::move(done)),
         starter_(std::move(starter)) {}
 
  private:

@@ -5,6 +5,7 @@
 // (reason NonZeroExitCode, cause ExitCode) so `kubectl exec` exits with it;
 // v1-v3 only a failure's message, nothing on success.
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,7 +19,7 @@ int remoteCommandVersion(const std::string& protocol);
 
 // How an exec (or an attach) ended.
 struct ExecOutcome {
-  enum class Kind { kExited, kFailed } kind = Kind::kExited;
+  enum class Kind : uint8_t { kExited, kFailed } kind = Kind::kExited;
   int exit_code = 0;                 // kExited: the status, 128+N for a signal N
   std::string error;                 // kFailed: why it could not run (start failure, no streams)
   std::vector<std::string> command;  // for the kubelet's message of a non-zero exit

@@ -22,14 +22,14 @@ constexpr size_t kChunk = size_t{32} << 10;
 
 RemoteCommandSession::RemoteCommandSession(std::shared_ptr<Transport> transport,
                                            const std::string& protocol,
-                                           RemoteCommandOptions options, ExecOutcome initial,
+                                           RemoteCommandOptions options, bool attach,
                                            RemoteCommandDone done)
     : transport_(std::move(transport)),
       version_(remoteCommandVersion(protocol)),
       opts_(std::move(options)),
-      outcome_(initial),
+      outcome_{.command = opts_.command, .attach = attach},
       protocol_(protocol),
-      initial_(std::move(initial)),
+      initial_(outcome_),
       done_(std::move(done)),
       timer_(transport_->executor()) {
   if (opts_.tty && opts_.use_stderr) {

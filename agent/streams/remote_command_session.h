@@ -33,9 +33,9 @@ namespace kernelet::agent::streams {
 
 class RemoteCommandSession : public std::enable_shared_from_this<RemoteCommandSession> {
  public:
-  // `initial` is the outcome's frame (the exec's command, or attach).
+  // `attach`: the session is an attach (its outcome's words), else an exec.
   RemoteCommandSession(std::shared_ptr<Transport> transport, const std::string& protocol,
-                       RemoteCommandOptions options, ExecOutcome initial, RemoteCommandDone done);
+                       RemoteCommandOptions options, bool attach, RemoteCommandDone done);
   virtual ~RemoteCommandSession() = default;
   RemoteCommandSession(const RemoteCommandSession&) = delete;
   RemoteCommandSession& operator=(const RemoteCommandSession&) = delete;

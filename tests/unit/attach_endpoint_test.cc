@@ -5,7 +5,6 @@
 
 #include "agent/streams/attach_endpoint.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -14,15 +13,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
-#include <csignal>
 #include <optional>
 
 #include "agent/streams/exec_endpoint.h"
-#include "support/fake_transport.h"
+#include "support/remote_command_fixture.h"
 
 namespace kernelet::agent::streams {
 namespace {
@@ -89,18 +85,6 @@ TEST(AttachOptions, ProtocolsAreExecsAsTheKubelets) {
   EXPECT_EQ(a.websocket.front(), "v5.channel.k8s.io");
 }
 
-int countFds() {
-  int n = 0;
-  DIR* d = ::opendir("/proc/self/fd");
-  while (d != nullptr && ::readdir(d) != nullptr) {
-    n++;
-  }
-  if (d != nullptr) {
-    ::closedir(d);
-  }
-  return n;
-}
-
 // The agent's side of a running container: a stdin pipe (or a pty whose
 // slave is the container's terminal), and the attach's output pipes, which
 // the test writes into as the agent's copier would.
@@ -126,12 +110,7 @@ class FakeContainer {
     }
     Attached a;
     if (request.tty) {
-      master.reset(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
-      ASSERT_TRUE(master.valid());
-      ASSERT_EQ(::grantpt(master.get()), 0);
-      ASSERT_EQ(::unlockpt(master.get()), 0);
-      slave.reset(::open(::ptsname(master.get()), O_RDWR | O_NOCTTY | O_CLOEXEC));
-      ASSERT_TRUE(slave.valid());
+      ASSERT_NO_FATAL_FAILURE(testing::openPty(master, slave));
       termios t{};
       ASSERT_EQ(::tcgetattr(slave.get(), &t), 0);
       ::cfmakeraw(&t);  // bytes as typed, no echo
@@ -189,52 +168,19 @@ class FakeContainer {
   UniqueFd stdin_r, master, slave;
 };
 
-class AttachSessionTest : public ::testing::Test {
+class AttachSessionTest : public testing::RemoteCommandFixture {
  protected:
-  static void SetUpTestSuite() {
-    (void)::signal(SIGPIPE, SIG_IGN);  // as the agent: a valid signal, cannot fail
-  }
-
-  static constexpr StreamId kError = 1, kStdin = 3, kStdout = 5, kStderr = 7, kResize = 9;
-
   void run(const std::string& protocol, RemoteCommandOptions o) {
     runRemoteAttach(t_, protocol, std::move(o), container_.fn(), [this](const ExecOutcome& out) {
       outcome_ = out;
       done_++;
     });
   }
-  void openStreams(bool in, bool out, bool err, bool resize = false) {
-    t_->open(kError, {.type = "error"});
-    if (in) {
-      t_->open(kStdin, {.type = "stdin"});
-    }
-    if (out) {
-      t_->open(kStdout, {.type = "stdout"});
-    }
-    if (err) {
-      t_->open(kStderr, {.type = "stderr"});
-    }
-    if (resize) {
-      t_->open(kResize, {.type = "resize"});
-    }
-  }
-  template <typename Pred>
-  bool runUntil(Pred pred) {
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (!pred() && std::chrono::steady_clock::now() < deadline) {
-      ioc_.run_one_for(100ms);
-    }
-    return pred();
-  }
   static void writeAll(const UniqueFd& fd, std::string_view s) {
     ASSERT_EQ(::write(fd.get(), s.data(), s.size()), static_cast<ssize_t>(s.size()));
   }
 
-  boost::asio::io_context ioc_;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_{
-      ioc_.get_executor()};
   FakeContainer container_;
-  std::shared_ptr<FakeTransport> t_ = std::make_shared<FakeTransport>(ioc_);
   ExecOutcome outcome_;
   int done_ = 0;
 };
@@ -301,7 +247,10 @@ TEST_F(AttachSessionTest, WithoutOutputTheContainersEndEndsIt) {
   EXPECT_FALSE(container_.request.stderr_fd.valid());
   t_->send(kStdin, "x");
   ASSERT_TRUE(runUntil([&] { return t_->consumed_bytes[kStdin] == 1; }));
-  EXPECT_EQ(done_, 0);
+  ioc_.poll();
+  EXPECT_EQ(done_, 0) << "attached until the container's run ends";
+  EXPECT_EQ(t_->close_calls, 0);
+  EXPECT_EQ(container_.readStdin(1), "x");
   container_.hooks.ended();
   ASSERT_TRUE(runUntil([&] { return done_ == 1; }));
   EXPECT_EQ(t_->written[kError], R"({"metadata":{},"status":"Success"})");

@@ -4,7 +4,6 @@
 
 #include "agent/streams/remote_command.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/ioctl.h>
@@ -23,25 +22,13 @@
 #include <mutex>
 #include <thread>
 
-#include "support/fake_transport.h"
+#include "support/remote_command_fixture.h"
 
 namespace kernelet::agent::streams {
 namespace {
 
 using namespace std::chrono_literals;
 using testing::FakeTransport;
-
-int countFds() {
-  int n = 0;
-  DIR* d = ::opendir("/proc/self/fd");
-  while (d != nullptr && ::readdir(d) != nullptr) {
-    n++;
-  }
-  if (d != nullptr) {
-    ::closedir(d);
-  }
-  return n;
-}
 
 // Sends `fd` over `sock` as runc sends a console socket's master.
 bool sendFd(int sock, int fd) {
@@ -94,12 +81,7 @@ class HostStarter {
     ASSERT_EQ(::pipe2(status, O_CLOEXEC), 0);
     UniqueFd master, slave;
     if (r.tty) {
-      master.reset(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
-      ASSERT_TRUE(master.valid());
-      ASSERT_EQ(::grantpt(master.get()), 0);
-      ASSERT_EQ(::unlockpt(master.get()), 0);
-      slave.reset(::open(::ptsname(master.get()), O_RDWR | O_NOCTTY | O_CLOEXEC));
-      ASSERT_TRUE(slave.valid());
+      ASSERT_NO_FATAL_FAILURE(testing::openPty(master, slave));
     }
     pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
@@ -150,15 +132,8 @@ class HostStarter {
   std::vector<std::thread> waiters_;
 };
 
-class RemoteCommandTest : public ::testing::Test {
+class RemoteCommandTest : public testing::RemoteCommandFixture {
  protected:
-  static void SetUpTestSuite() {
-    (void)::signal(SIGPIPE, SIG_IGN);  // as the agent: a valid signal, cannot fail
-  }
-
-  // The client's stream ids, as an SPDY client would number them.
-  static constexpr StreamId kError = 1, kStdin = 3, kStdout = 5, kStderr = 7, kResize = 9;
-
   void run(const std::string& protocol, RemoteCommandOptions o) {
     if (o.command.empty()) {
       o.command = {"true"};
@@ -168,36 +143,8 @@ class RemoteCommandTest : public ::testing::Test {
       done_ = true;
     });
   }
-  void openStreams(bool in, bool out, bool err, bool resize = false) {
-    t_->open(kError, {.type = "error"});
-    if (in) {
-      t_->open(kStdin, {.type = "stdin"});
-    }
-    if (out) {
-      t_->open(kStdout, {.type = "stdout"});
-    }
-    if (err) {
-      t_->open(kStderr, {.type = "stderr"});
-    }
-    if (resize) {
-      t_->open(kResize, {.type = "resize"});
-    }
-  }
-  // Runs the loop until `pred` or 20 s (then fails).
-  template <typename Pred>
-  bool runUntil(Pred pred) {
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (!pred() && std::chrono::steady_clock::now() < deadline) {
-      ioc_.run_one_for(100ms);
-    }
-    return pred();
-  }
 
-  boost::asio::io_context ioc_;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_{
-      ioc_.get_executor()};
   HostStarter starter_;
-  std::shared_ptr<FakeTransport> t_ = std::make_shared<FakeTransport>(ioc_);
   ExecOutcome outcome_;
   bool done_ = false;
 };
