@@ -37,6 +37,7 @@
 #include <functional>
 #include <iostream>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -131,9 +132,50 @@ bool listening(int port) {
 // sides can run, so the copies and not the checksum are measured under TCG).
 std::string digest(const std::string& file) { return slurp(file).substr(0, 32); }
 
+// The processes whose CPU time each copy reports: under TCG every hop is
+// CPU-bound, and CPU seconds are what other load on the machine changes least.
+pid_t g_agent = -1;
+pid_t g_relay = -1;  // the API server (its relay threads)
+
+// utime + stime of `pid` (all its threads) in seconds; 0 when it is gone.
+double cpuSeconds(pid_t pid) {
+  if (pid <= 0) {
+    return 0;
+  }
+  std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) {
+    return 0;
+  }
+  std::istringstream in(stat.substr(paren + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && in >> field; i++) {  // fields 14 and 15: utime, stime
+    if (i >= 14) {
+      ticks += std::stod(field);
+    }
+  }
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// The API server's pid: the python3 running apiserver.py (the only one).
+pid_t findRelay() {
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) {
+      continue;
+    }
+    if (slurp(e.path().string() + "/cmdline").find("apiserver.py") != std::string::npos) {
+      return std::stoi(name);
+    }
+  }
+  return -1;
+}
+
 struct Copy {
   double seconds = 0;
   bool intact = false;
+  double agent_cpu = 0, relay_cpu = 0;  // seconds of CPU during the copy
 };
 
 // `pipeline` (ending in md5sum) timed; intact when its digest is `want`.
@@ -141,7 +183,10 @@ Copy timedCopy(const std::string& pipeline, const std::string& want) {
   std::string out = kBase + "/copy.sum";
   Copy c;
   int rc = 0;
+  double agent0 = cpuSeconds(g_agent), relay0 = cpuSeconds(g_relay);
   c.seconds = secondsOf([&] { rc = sh(pipeline, out); });
+  c.agent_cpu = cpuSeconds(g_agent) - agent0;
+  c.relay_cpu = cpuSeconds(g_relay) - relay0;
   c.intact = rc == 0 && digest(out) == want;
   if (!c.intact) {
     std::cerr << "  copy failed (" << rc << "): " << pipeline << "\n" << slurp(out) << "\n";
@@ -157,9 +202,15 @@ void printCopy(const std::string& name, const Copy& c, const Copy& peer) {
   double mibs = mib / c.seconds;
   double peer_mibs = mib / peer.seconds;
   bool both = c.intact && peer.intact;  // a ratio to a broken peer means nothing
-  std::printf("  %-34s %8.1f MiB/s %s  %5.2fx the loopback copy (%.1f MiB/s%s)\n", name.c_str(),
+  std::printf("  %-34s %8.1f MiB/s %s  %5.2fx the loopback copy (%.1f MiB/s%s)", name.c_str(),
               c.intact ? mibs : 0.0, c.intact ? "intact " : "BROKEN ", both ? mibs / peer_mibs : 0,
               peer.intact ? peer_mibs : 0.0, peer.intact ? "" : ", BROKEN");
+  // CPU per MiB moved: the agent's and the relay's share of the hop.
+  if (c.agent_cpu + c.relay_cpu > 0.05) {
+    std::printf("  CPU ms/MiB: agent %.0f, relay %.0f", 1000 * c.agent_cpu / mib,
+                1000 * c.relay_cpu / mib);
+  }
+  std::printf("\n");
 }
 
 // The TLS floor of a copy: `server` (a socat address: the echo or the sender)
@@ -308,6 +359,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::string kubectl = "KUBECONFIG=" + server->kubeconfig() + " ";
+  g_agent = agent;
+  g_relay = findRelay();
   // The pod's file (its own random bytes): its digest, from the pod's log.
   std::string pod_want;
   for (auto deadline = Clock::now() + std::chrono::seconds(300);
