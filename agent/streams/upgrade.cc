@@ -15,10 +15,11 @@ namespace http = boost::beast::http;
 
 void acceptUpgrade(std::shared_ptr<UpgradedConnection> conn, const Protocols& protocols,
                    PlanFor plan, AcceptDone done) {
-  // A stream's bytes go out as TLS records of at most 16 KiB, each its own
-  // send(), all below loopback's MSS: with Nagle on, each waits for the ACK
-  // of the one before (a delayed ACK: up to 40 ms). Go sets TCP_NODELAY on
-  // every connection, the kubelet's included.
+  // As the kubelet: Go sets TCP_NODELAY on every connection. A stream's
+  // bytes go out as TLS records of at most 16 KiB, each its own send(), and
+  // Nagle may hold a small one back for an ACK (bench/run-streams' TLS floor
+  // shows no measurable cost for a bulk copy under the VM; interactive
+  // streams, a terminal's keystrokes and echoes, are what it would delay).
   boost::beast::error_code nodelay_ec;
   if (conn->stream.next_layer().socket().set_option(boost::asio::ip::tcp::no_delay(true),
                                                     nodelay_ec)) {

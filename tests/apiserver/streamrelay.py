@@ -177,9 +177,9 @@ def relay(client, client_pending, kubelet, kubelet_pending, idle_seconds=IDLE_SE
     b.out += kubelet_pending
     for s in (a, b):
         s.sock.setblocking(False)
-        # OpenSSL sends each record (16 KiB, below loopback's MSS) with a
-        # send() of its own: with Nagle on, each waits for the ACK of the
-        # one before. Go's sockets, the real API server's, have it off.
+        # As the real API server's (Go's) sockets: OpenSSL sends each
+        # record with a send() of its own, and Nagle may hold a small one
+        # back for an ACK (a terminal's keystrokes and echoes).
         try:
             s.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
