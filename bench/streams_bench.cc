@@ -13,8 +13,16 @@
 //      (kubectl's own start and one API round trip: the floor of any kubectl).
 // Both framings where kubectl has a choice: its default (WebSocket first) and
 // SPDY only (KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false, ..._PORT_FORWARD_...).
+// Each copy is also taken apart into its hops, so a slow one is found:
+//   - the TLS floor: the same copy through socat with TLS, once end to end
+//     and once through a socat in the middle that decrypts and encrypts
+//     again (kubectl -> API server -> agent is two TLS legs; under qemu's TCG
+//     AES is slow, so this bounds what any kubelet could do here);
+//   - the agent alone: streams_direct.py straight to the agent's :10250 with
+//     the API server's kubelet client certificate (WebSocket, no relay).
 //
-//   streams_bench --kernelet PATH --fixtures DIR [-n N]
+//   streams_bench --kernelet PATH --fixtures DIR [-n N] [--mib M]
+//   (-n 0: no latency samples; --mib: the copies' size, 100 by default)
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -29,6 +37,7 @@
 #include <functional>
 #include <iostream>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,7 +57,7 @@ using Clock = std::chrono::steady_clock;
 const std::string kBase = "/tmp/streams-bench";
 const std::string kSpdyOnly =
     "KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false KUBECTL_PORT_FORWARD_WEBSOCKETS=false ";
-constexpr long kSize = 100L << 20;
+long kSize = 100L << 20;  // --mib
 
 // `sh -c CMD`, output to `out`; the exit status.
 int sh(const std::string& cmd, const std::string& out = "/dev/null") {
@@ -123,9 +132,50 @@ bool listening(int port) {
 // sides can run, so the copies and not the checksum are measured under TCG).
 std::string digest(const std::string& file) { return slurp(file).substr(0, 32); }
 
+// The processes whose CPU time each copy reports: under TCG every hop is
+// CPU-bound, and CPU seconds are what other load on the machine changes least.
+pid_t g_agent = -1;
+pid_t g_relay = -1;  // the API server (its relay threads)
+
+// utime + stime of `pid` (all its threads) in seconds; 0 when it is gone.
+double cpuSeconds(pid_t pid) {
+  if (pid <= 0) {
+    return 0;
+  }
+  std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) {
+    return 0;
+  }
+  std::istringstream in(stat.substr(paren + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && in >> field; i++) {  // fields 14 and 15: utime, stime
+    if (i >= 14) {
+      ticks += std::stod(field);
+    }
+  }
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// The API server's pid: the python3 running apiserver.py (the only one).
+pid_t findRelay() {
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) {
+      continue;
+    }
+    if (slurp(e.path().string() + "/cmdline").find("apiserver.py") != std::string::npos) {
+      return std::stoi(name);
+    }
+  }
+  return -1;
+}
+
 struct Copy {
   double seconds = 0;
   bool intact = false;
+  double agent_cpu = 0, relay_cpu = 0;  // seconds of CPU during the copy
 };
 
 // `pipeline` (ending in md5sum) timed; intact when its digest is `want`.
@@ -133,10 +183,16 @@ Copy timedCopy(const std::string& pipeline, const std::string& want) {
   std::string out = kBase + "/copy.sum";
   Copy c;
   int rc = 0;
+  double agent0 = cpuSeconds(g_agent), relay0 = cpuSeconds(g_relay);
   c.seconds = secondsOf([&] { rc = sh(pipeline, out); });
+  c.agent_cpu = cpuSeconds(g_agent) - agent0;
+  c.relay_cpu = cpuSeconds(g_relay) - relay0;
   c.intact = rc == 0 && digest(out) == want;
   if (!c.intact) {
     std::cerr << "  copy failed (" << rc << "): " << pipeline << "\n" << slurp(out) << "\n";
+    // What the agent said of its streams meanwhile (errors, resets).
+    runCommand(
+        {"sh", "-c", "grep -iE 'exec|stream|spdy|forward' " + kBase + "/agent.log | tail -n 8"});
   }
   return c;
 }
@@ -146,9 +202,73 @@ void printCopy(const std::string& name, const Copy& c, const Copy& peer) {
   double mibs = mib / c.seconds;
   double peer_mibs = mib / peer.seconds;
   bool both = c.intact && peer.intact;  // a ratio to a broken peer means nothing
-  std::printf("  %-34s %8.1f MiB/s %s  %5.2fx the loopback copy (%.1f MiB/s%s)\n", name.c_str(),
+  std::printf("  %-34s %8.1f MiB/s %s  %5.2fx the loopback copy (%.1f MiB/s%s)", name.c_str(),
               c.intact ? mibs : 0.0, c.intact ? "intact " : "BROKEN ", both ? mibs / peer_mibs : 0,
               peer.intact ? peer_mibs : 0.0, peer.intact ? "" : ", BROKEN");
+  // CPU per MiB moved: the agent's and the relay's share of the hop.
+  if (c.agent_cpu + c.relay_cpu > 0.05) {
+    std::printf("  CPU ms/MiB: agent %.0f, relay %.0f", 1000 * c.agent_cpu / mib,
+                1000 * c.relay_cpu / mib);
+  }
+  std::printf("\n");
+}
+
+// The TLS floor of a copy: `server` (a socat address: the echo or the sender)
+// behind TLS on `port`, and a socat relaying TLS to TLS on `port` + 1; the
+// client goes through one TLS leg, then two (kubectl -> API server -> agent
+// is two). All with TCP_NODELAY, as Go's sockets; and once one leg with
+// Nagle on (socat's default, `port` + 2), to show what it costs: OpenSSL
+// sends each 16 KiB record with a send() of its own, below loopback's MSS.
+// `client` is the copy's pipeline with ADDR where the socat address goes.
+void tlsFloor(const std::string& server, int port, const std::string& client,
+              const std::string& want, const Copy& peer) {
+  std::string dir = kBase + "/tls";
+  std::filesystem::create_directories(dir);
+  if (sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
+         "-subj /CN=localhost -keyout " +
+             dir + "/tls.key -out " + dir + "/tls.crt",
+         dir + "/openssl.log") != 0) {
+    std::cerr << "  openssl req failed: " << slurp(dir + "/openssl.log") << "\n";
+    return;
+  }
+  std::string tls = "cert=" + dir + "/tls.crt,key=" + dir + "/tls.key,verify=0";
+  auto listen = [&](int p, const std::string& opts) {
+    return "socat -b 65536 OPENSSL-LISTEN:" + std::to_string(p) +
+           ",bind=127.0.0.1,reuseaddr,fork," + tls + opts + " ";
+  };
+  std::string to_end = "OPENSSL:127.0.0.1:" + std::to_string(port) + ",verify=0,nodelay";
+  std::vector<pid_t> peers{background(listen(port, ",nodelay") + server, dir + "/end.log"),
+                           background(listen(port + 1, ",nodelay") + to_end, dir + "/mid.log"),
+                           background(listen(port + 2, "") + server, dir + "/nagle.log")};
+  if (!listening(port) || !listening(port + 1) || !listening(port + 2)) {
+    std::cerr << "  the TLS peers did not start: " << slurp(dir + "/end.log")
+              << slurp(dir + "/mid.log") << slurp(dir + "/nagle.log") << "\n";
+  }
+  struct Row {
+    const char* name;
+    int port;
+    const char* opts;
+  };
+  for (const Row& r : {Row{"  TLS floor: one leg, Nagle on", port + 2, ""},
+                       Row{"  TLS floor: one leg", port, ",nodelay"},
+                       Row{"  TLS floor: two legs", port + 1, ",nodelay"}}) {
+    std::string pipeline = client;
+    std::string addr = "OPENSSL:127.0.0.1:" + std::to_string(r.port) + ",verify=0" + r.opts;
+    pipeline.replace(pipeline.find("ADDR"), 4, addr);
+    printCopy(r.name, timedCopy(pipeline, want), peer);
+  }
+  for (pid_t p : peers) {
+    stop(p);
+  }
+}
+
+// The agent alone (streams_direct.py): `args` after the script's mode.
+void direct(const std::string& name, const std::string& args, const std::string& want,
+            const Copy& peer) {
+  printCopy(
+      name,
+      timedCopy(std::string("python3 ") + KERNELET_STREAMS_DIRECT + " " + args + " | md5sum", want),
+      peer);
 }
 
 bool podsRunning(const kernelet::testing::ApiServer& server) {
@@ -176,8 +296,12 @@ int main(int argc, char** argv) {
       fixtures = argv[i + 1];
     } else if (a == "-n") {
       n = std::stoi(argv[i + 1]);
+    } else if (a == "--mib") {
+      kSize = std::stol(argv[i + 1]) << 20;
     }
   }
+  // Rows as they come: the VM's console is a pipe. (Failing leaves them buffered.)
+  (void)std::setvbuf(stdout, nullptr, _IOLBF, 0);
   if (kernelet.empty() || fixtures.empty()) {
     std::cerr << "usage: streams_bench --kernelet PATH --fixtures DIR [-n N]\n";
     return 2;
@@ -235,6 +359,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::string kubectl = "KUBECONFIG=" + server->kubeconfig() + " ";
+  g_agent = agent;
+  g_relay = findRelay();
   // The pod's file (its own random bytes): its digest, from the pod's log.
   std::string pod_want;
   for (auto deadline = Clock::now() + std::chrono::seconds(300);
@@ -249,7 +375,7 @@ int main(int argc, char** argv) {
   if (pod_want.empty()) {
     std::cerr << "no digest in the web pod's log\n";
   }
-  std::printf("100 MiB through exec -i cat (checksummed):\n");
+  std::printf("%ld MiB through exec -i cat (checksummed):\n", kSize >> 20);
   pid_t echo = background("socat -b 65536 TCP-LISTEN:7001,bind=127.0.0.1,reuseaddr,fork EXEC:cat",
                           kBase + "/socat.log");
   if (!listening(7001)) {
@@ -257,6 +383,12 @@ int main(int argc, char** argv) {
   }
   Copy loop = timedCopy("socat -b 65536 -t 60 - TCP:127.0.0.1:7001 < " + file + " | md5sum", want);
   stop(echo);
+  tlsFloor("EXEC:cat", 7003, "socat -b 65536 -t 60 - ADDR < " + file + " | md5sum", want, loop);
+  std::string agent_port =
+      server->kubectl("get node node1 -o jsonpath={.status.daemonEndpoints.kubeletEndpoint.Port}");
+  std::string creds = "127.0.0.1 " + agent_port + " " + server->kubeletClientCert() + " " +
+                      server->kubeletClientKey() + " default ";
+  direct("  agent alone (WebSocket v5)", "exec " + creds + "shell app " + file, want, loop);
   for (const auto& [name, env] : {std::pair<std::string, std::string>{"kubectl exec (default)", ""},
                                   {"kubectl exec (SPDY)", kSpdyOnly}}) {
     std::string pipeline = kubectl;
@@ -266,7 +398,7 @@ int main(int argc, char** argv) {
     printCopy(name, c, loop);
   }
 
-  std::printf("100 MiB through port-forward (checksummed):\n");
+  std::printf("%ld MiB through port-forward (checksummed):\n", kSize >> 20);
   pid_t sender = background(
       "socat -b 65536 TCP-LISTEN:7002,bind=127.0.0.1,reuseaddr,fork SYSTEM:'cat " + file + "'",
       kBase + "/sender.log");
@@ -275,6 +407,9 @@ int main(int argc, char** argv) {
   }
   Copy plain = timedCopy("socat -b 65536 -u TCP:127.0.0.1:7002 - | md5sum", want);
   stop(sender);
+  tlsFloor("SYSTEM:'cat " + file + "'", 7010, "socat -b 65536 -u ADDR - | md5sum", want, plain);
+  direct("  agent alone (WebSocket v4)",
+         "portforward " + creds + "web 8080 " + std::to_string(kSize), pod_want, plain);
   for (const auto& [name, env] :
        {std::pair<std::string, std::string>{"kubectl port-forward (default)", ""},
         {"kubectl port-forward (SPDY)", kSpdyOnly}}) {
@@ -296,6 +431,12 @@ int main(int argc, char** argv) {
     printCopy(name, c, plain);
   }
 
+  if (n <= 0) {
+    ::kill(agent, SIGTERM);
+    ::waitpid(agent, nullptr, 0);
+    fs::remove_all(kBase);
+    return 0;
+  }
   std::printf("exec -- true latency (median of %d):\n", n);
   std::string bundle = kBase + "/bundle";
   writeBundle(bundle, fs::absolute(fixtures + "/rootfs/busybox"), "\"sleep\", \"3600\"");

@@ -43,7 +43,7 @@ struct PortForwardOptions {
   bool channels = false;
   std::chrono::milliseconds stream_creation_timeout = std::chrono::seconds(30);
   std::chrono::milliseconds linger = std::chrono::seconds(1);
-  size_t read_chunk = 32 * 1024;  // bytes read from a socket per write to the client
+  size_t read_chunk = 64 * 1024;  // bytes read from a socket per write to the client
 };
 
 // Starts the transport and serves port-forward on it until the connection

@@ -9,9 +9,13 @@ SPDY fallback both reach the kubelet as kubectl sent them.
 The relay is one thread per connection driving both TLS sockets without
 blocking: a side is read only while what it sent the other way is below a
 bound, so a peer that stops reading stops its sender instead of growing this
-process, and neither direction waits on the other."""
+process, and neither direction waits on the other. Each turn of the loop
+takes every TLS record a side has ready (one recv() returns one record, at
+most 16 KiB) and writes up to WRITE_MAX at once, so the interpreter's cost
+is paid per turn, not per record."""
 
 import select
+import socket
 import ssl
 import time
 import urllib.parse
@@ -23,6 +27,7 @@ UPGRADE_HEADERS = ("upgrade", "connection", "x-stream-protocol-version", "origin
 UPGRADE_PREFIXES = ("sec-websocket-",)
 BUFFER_LIMIT = 1 << 20  # bytes read from one side and not yet written to the other
 CHUNK = 1 << 16
+WRITE_MAX = 1 << 18  # bytes handed to one send(): OpenSSL makes records of them
 IDLE_SECONDS = 600  # a relayed connection with no byte either way for this long ends
 FLUSH_SECONDS = 10  # how long what is left goes on to the other side after one closes
 
@@ -136,19 +141,24 @@ class _Side:
         return isinstance(self.sock, ssl.SSLSocket) and self.sock.pending() > 0
 
     def read(self):
-        try:
-            chunk = self.sock.recv(CHUNK)
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
-            return
-        except (OSError, ssl.SSLError):
-            chunk = b""
-        if not chunk:
-            self.eof = True
-        self.out += chunk
+        """What the socket has now, up to BUFFER_LIMIT waiting."""
+        while len(self.out) < BUFFER_LIMIT:
+            try:
+                chunk = self.sock.recv(CHUNK)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                return
+            except (OSError, ssl.SSLError):
+                chunk = b""
+            if not chunk:
+                self.eof = True
+                return
+            self.out += chunk
 
     def write_from(self, other):
         try:
-            n = self.sock.send(bytes(other.out[:CHUNK]))
+            # A view, not a copy; released before `out` is resized.
+            with memoryview(other.out) as view, view[:WRITE_MAX] as part:
+                n = self.sock.send(part)
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
             return True
         except (OSError, ssl.SSLError):
@@ -167,6 +177,13 @@ def relay(client, client_pending, kubelet, kubelet_pending, idle_seconds=IDLE_SE
     b.out += kubelet_pending
     for s in (a, b):
         s.sock.setblocking(False)
+        # As the real API server's (Go's) sockets: OpenSSL sends each
+        # record with a send() of its own, and Nagle may hold a small one
+        # back for an ACK (a terminal's keystrokes and echoes).
+        try:
+            s.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # not TCP (a test's socketpair): nothing to batch
     last = time.monotonic()
     flush_until = None
     while True:
