@@ -95,8 +95,15 @@ class LiveRestore : public ::testing::Test {
       if (agent_->pid() > 0) {
         agent_->signal(SIGKILL);
       }
+      // Its stop signal once it has adopted what is there: its "Ready" (the
+      // log is appended to by every agent of the suite).
+      size_t from = agent_->log().size();
       agent_->start();
-      std::this_thread::sleep_for(seconds(5));
+      for (auto until = steady_clock::now() + seconds(120);
+           agent_->log().find("] \"Ready\"", from) == std::string::npos &&
+           steady_clock::now() < until;) {
+        std::this_thread::sleep_for(milliseconds(100));
+      }
       EXPECT_EQ(agent_->stop(), 0) << agent_->log().substr(0, 20000);
       delete agent_;
       agent_ = nullptr;

@@ -24,38 +24,44 @@ using testing::StaticAgent;
 
 const std::string kImage = "fixtures.kernelet.test/busybox:latest";
 
-// The agent on a manifest directory of its own, as agent_e2e_test.cc runs it.
+// One agent on a manifest directory of its own, as agent_e2e_test.cc runs it,
+// shared by the cases (each runs a pod of its own name): starting an agent and
+// importing the image is most of a case's time in the test VM.
 class PodDevices : public ::testing::Test {
  protected:
+  static void TearDownTestSuite() {
+    if (agent_ && agent_->pid() > 0) {
+      testing::StopResult r = agent_->stopWithin(seconds(90));
+      EXPECT_FALSE(r.killed) << "agent did not stop in 90 s\n" << agent_->log();
+      EXPECT_EQ(r.status, 0) << agent_->log();
+    }
+    agent_.reset();
+    setup_error_.clear();
+  }
+
   void SetUp() override {
     KERNELET_REQUIRE_PRIVILEGED();
-    agent_ = std::make_unique<StaticAgent>(KERNELET_BINARY, "devices");
+    if (!agent_ && setup_error_.empty()) {
+      setup_error_ = startShared();
+    }
+    ASSERT_TRUE(setup_error_.empty()) << setup_error_;
     base_ = agent_->base();
+  }
+
+  // The node's disk, the image and the agent, once; what failed if anything did.
+  static std::string startShared() {
     // The node's disk: one small ramdisk (Debian builds brd as a module).
     CommandResult brd = testing::runCommand({"/sbin/modprobe", "brd", "rd_nr=1", "rd_size=1024"});
     struct stat st {};
-    ASSERT_EQ(::stat("/dev/ram0", &st), 0) << "no /dev/ram0 after modprobe brd: " << brd.err;
-    ASSERT_TRUE(S_ISBLK(st.st_mode));
-    ASSERT_EQ(st.st_rdev, makedev(1, 0));
-    auto err = agent_->importImage(std::string(KERNELET_FIXTURES) + "/oci/busybox");
-    ASSERT_FALSE(err) << *err;
-  }
-
-  void TearDown() override {
-    if (agent_ && agent_->pid() > 0) {
-      EXPECT_EQ(stopAgent(), 0);
+    if (::stat("/dev/ram0", &st) != 0 || !S_ISBLK(st.st_mode) || st.st_rdev != makedev(1, 0)) {
+      return "no block device 1:0 at /dev/ram0 after modprobe brd: " + brd.err;
     }
-    agent_.reset();
-  }
-
-  void startAgent() { agent_->start(); }
-
-  int stopAgent() {
-    testing::StopResult r = agent_->stopWithin(seconds(90));
-    if (r.killed) {
-      ADD_FAILURE() << "agent did not stop in 90 s\n" << agentLog();
+    agent_ = std::make_unique<StaticAgent>(KERNELET_BINARY, "devices");
+    if (auto err = agent_->importImage(std::string(KERNELET_FIXTURES) + "/oci/busybox")) {
+      return *err;
     }
-    return r.status;
+    agent_->start();
+    return "";
   }
 
   std::string agentLog() const { return agent_->log(); }
@@ -84,7 +90,8 @@ class PodDevices : public ::testing::Test {
     return l.out;
   }
 
-  std::unique_ptr<StaticAgent> agent_;
+  static inline std::unique_ptr<StaticAgent> agent_;
+  static inline std::string setup_error_;
   std::string base_;
 };
 
@@ -108,7 +115,6 @@ TEST_F(PodDevices, ADefaultPodOpensOnlyTheStandardDevices) {
                         "mknod /tmp/console c 5 1 && echo written-by-pod >/tmp/console; "
                         "head -c 4 /dev/zero | wc -c; head -c 4 /dev/urandom | wc -c; "
                         "echo x >/dev/null && echo null written"));
-  startAgent();
   EXPECT_EQ(waitForPhase("plain", {"Succeeded", "Failed"}), "Succeeded");
   EXPECT_EQ(logs("plain", "app"),
             "made\n"
@@ -134,7 +140,6 @@ TEST_F(PodDevices, ADeviceNodeFromOutsideTheContainerDoesNotOpen) {
                         "  securityContext: {runAsUser: 1000}\n"
                         "  volumes: [{name: devs, hostPath: {path: " +
                             base_ + "/devs, type: Directory}}]\n"));
-  startAgent();
   EXPECT_EQ(waitForPhase("nonroot", {"Succeeded", "Failed"}), "Succeeded");
   EXPECT_EQ(logs("nonroot", "app"), "1000\nhead: /devs/ram0: Operation not permitted\n");
 }
@@ -146,7 +151,6 @@ TEST_F(PodDevices, APrivilegedPodOpensTheNodesDisk) {
                         "exec 2>&1; mknod /tmp/ram0 b 1 0 && head -c 16 /tmp/ram0 | wc -c; "
                         "mknod /tmp/mem c 1 1 && (exec 3</tmp/mem) && echo mem opened",
                         "    securityContext: {privileged: true}\n"));
-  startAgent();
   EXPECT_EQ(waitForPhase("priv", {"Succeeded", "Failed"}), "Succeeded");
   EXPECT_EQ(logs("priv", "app"), "16\nmem opened\n");
 }

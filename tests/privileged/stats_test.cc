@@ -133,17 +133,23 @@ TEST_F(StatsTest, RealGroupsShowWorkingSetAndGrowingCpu) {
   ASSERT_TRUE(first.node.cpu);
 
   // CPU grows while kt-spin runs; the rate needs the window (1 s) to pass.
+  // The counters move at the scheduler's ticks: a read right after the first
+  // (the window may have passed already) can find them where they were.
   uint64_t before = *c1.cpu->usage_core_nano_seconds;
+  uint64_t node_before = *first.node.cpu->usage_core_nano_seconds;
   Summary second;
   do {
     second = buildSummary(sources(), snap, sampler, nullptr, Clock::now());
-  } while (!second.pods[0].containers[0].cpu->usage_nano_cores && Clock::now() < deadline);
+  } while ((!second.pods[0].containers[0].cpu->usage_nano_cores ||
+            *second.pods[0].containers[0].cpu->usage_core_nano_seconds <= before ||
+            *second.node.cpu->usage_core_nano_seconds <= node_before) &&
+           Clock::now() < deadline);
   const auto& c2 = second.pods[0].containers[0];
   EXPECT_GT(*c2.cpu->usage_core_nano_seconds, before);
   ASSERT_TRUE(c2.cpu->usage_nano_cores);
   // One spinning thread on a shared, emulated CPU: clearly more than nothing.
   EXPECT_GT(*c2.cpu->usage_nano_cores, 50000000u);
-  EXPECT_GT(*second.node.cpu->usage_core_nano_seconds, *first.node.cpu->usage_core_nano_seconds);
+  EXPECT_GT(*second.node.cpu->usage_core_nano_seconds, node_before);
 
   std::string text = resourceMetricsText(second, false);
   EXPECT_NE(text.find("container_memory_working_set_bytes{container=\"app\",namespace=\"default\","

@@ -30,15 +30,8 @@ Result<void> sh(const std::string& cmd) {
   return {};
 }
 
-}  // namespace
-
-Result<ApiServer> ApiServer::start(const std::string& dir, Options options) {
-  ApiServer s;
-  s.dir_ = dir;
-  s.options_ = std::move(options);
-  s.port_ = freeLoopbackPort();
-  fs::create_directories(dir);
-  std::string d = dir + "/";
+// The CA, the server's and the clients' keys and certificates, in `d`.
+Result<void> generateCredentials(const std::string& d) {
   TRY_VOID(sh("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout " + d +
               "ca.key -out " + d + "ca.crt"));
   TRY_VOID(sh("openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout " + d +
@@ -57,6 +50,64 @@ Result<ApiServer> ApiServer::start(const std::string& dir, Options options) {
          d + "kubelet-client.key -out " + d + "kubelet-client.csr"));
   TRY_VOID(sh("openssl x509 -req -in " + d + "kubelet-client.csr -CA " + d + "ca.crt -CAkey " + d +
               "ca.key -CAcreateserial -days 2 -out " + d + "kubelet-client.crt"));
+  return {};
+}
+
+// Generated once per test process and copied to each server's dir: four RSA
+// keys cost seconds under the test VM's emulation, and a suite that starts a
+// server per case would pay them every time. The directory goes at exit (not
+// in forked children, which share the static).
+class CredentialCache {
+ public:
+  ~CredentialCache() {
+    if (!dir_.empty() && ::getpid() == owner_) {
+      std::error_code ec;
+      fs::remove_all(dir_, ec);
+    }
+  }
+
+  Result<void> copyTo(const std::string& d) {
+    if (dir_.empty()) {
+      char tmpl[] = "/tmp/kernelet-apiserver-pki-XXXXXX";
+      if (::mkdtemp(tmpl) == nullptr) {
+        return makeError("mkdtemp", tmpl, "cannot create the credentials' directory");
+      }
+      owner_ = ::getpid();
+      dir_ = tmpl;
+      if (auto r = generateCredentials(dir_ + "/"); !r) {
+        std::error_code ec;
+        fs::remove_all(dir_, ec);
+        dir_.clear();
+        return r;
+      }
+    }
+    for (const char* f : {"ca.key", "ca.crt", "server.key", "server.crt", "client.key",
+                          "client.crt", "kubelet-client.key", "kubelet-client.crt"}) {
+      std::error_code ec;
+      fs::copy_file(dir_ + "/" + f, d + f, fs::copy_options::overwrite_existing, ec);
+      if (ec) {
+        return makeError("copy", d + f, ec.message());
+      }
+    }
+    return {};
+  }
+
+ private:
+  std::string dir_;
+  pid_t owner_ = -1;
+};
+
+}  // namespace
+
+Result<ApiServer> ApiServer::start(const std::string& dir, Options options) {
+  static CredentialCache credentials;
+  ApiServer s;
+  s.dir_ = dir;
+  s.options_ = std::move(options);
+  s.port_ = freeLoopbackPort();
+  fs::create_directories(dir);
+  std::string d = dir + "/";
+  TRY_VOID(credentials.copyTo(d));
   s.writeAccessFiles();
   std::ofstream(d + "kubeconfig")
       << "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n"
@@ -172,15 +223,23 @@ Result<void> ApiServer::launch() {
     ::execvp("python3", argv.data());
     ::_exit(127);
   }
-  // Ready once it answers.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  // Ready once it answers. Loading the OpenAPI schemas took over 60 s in the
+  // test VM on a loaded host (its cluster tests failed there, before and
+  // after the tier ran two tests at a time); an exit ends the wait at once.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
   while (std::chrono::steady_clock::now() < deadline) {
     if (control("requests", "", false)) {
       return {};
     }
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return makeError("start test API server", d + "apiserver.log",
+                       "exited with status " + std::to_string(status));
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  return makeError("start test API server", d + "apiserver.log", "no answer in 60 s");
+  return makeError("start test API server", d + "apiserver.log", "no answer in 180 s");
 }
 
 ApiServer::ApiServer(ApiServer&& o) noexcept

@@ -1,7 +1,8 @@
 #pragma once
 // The test API server (tests/apiserver/apiserver.py) on a loopback port with a
 // CA, a server certificate for 127.0.0.1/localhost and a client certificate
-// (CN=admin) generated per test; tokens "admin-token" (admin) and
+// (CN=admin), generated once per test process and copied to each server's
+// dir (so servers of one process share the CA); tokens "admin-token" (admin) and
 // "reader-token" (read only). Its state survives restart().
 //
 // As the real API server it presents a kubelet client certificate (CN
