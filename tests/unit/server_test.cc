@@ -250,7 +250,7 @@ TEST_F(ServerTest, ClientCertificatesFromTheCaOnly) {
       501);
   // Bad paths and methods: 400 and 405 to an authenticated client; a client
   // without credentials gets 401 for them too, learning nothing.
-  for (const Cert* c : {static_cast<const Cert*>(nullptr), &stranger}) {
+  for (const Cert* c : {static_cast<const Cert*>(nullptr), static_cast<const Cert*>(&stranger)}) {
     Options o{.cert = c};
     EXPECT_EQ(fetch(server->port(), http::verb::get, "/containerLogs/ns/%2e%2e/c", o).status, 401);
     EXPECT_EQ(fetch(server->port(), http::verb::get, "/healthz%00", o).status, 401);
