@@ -29,7 +29,7 @@ BUFFER_LIMIT = 1 << 20  # bytes read from one side and not yet written to the ot
 CHUNK = 1 << 16
 WRITE_MAX = 1 << 18  # bytes handed to one send(): OpenSSL makes records of them
 IDLE_SECONDS = 600  # a relayed connection with no byte either way for this long ends
-FLUSH_SECONDS = 10  # how long what is left goes on to the other side after one closes
+FLUSH_SECONDS = 10  # after one side closes, the rest goes on until it stalls this long
 
 
 class StreamError(Exception):
@@ -170,7 +170,7 @@ class _Side:
 def relay(client, client_pending, kubelet, kubelet_pending, idle_seconds=IDLE_SECONDS):
     """Copies bytes between the two sockets (blocking sockets made non-blocking
     here) until one side closes or fails, then what is left to the other side
-    (for at most FLUSH_SECONDS), then returns; the caller closes both.
+    (until it stalls for FLUSH_SECONDS), then returns; the caller closes both.
     `*_pending`: bytes already read from that side past the HTTP head."""
     a, b = _Side(client, "client"), _Side(kubelet, "kubelet")
     a.out += client_pending
@@ -216,11 +216,17 @@ def relay(client, client_pending, kubelet, kubelet_pending, idle_seconds=IDLE_SE
                 before = len(s.out)
                 s.read()
                 moved = moved or len(s.out) != before or s.eof
+        wrote = False
         for dst in writers:
             src = b if dst is a else a
             if dst.sock in w:
                 if not dst.write_from(src):
                     dst.eof = True
-                moved = True
+                moved = wrote = True
         if moved:
             last = time.monotonic()
+        # The rest goes on while it moves: a client that reads slowly (kubectl
+        # cp writing a file under a loaded VM) still gets all of it, as from
+        # the real API server's copy, which has no such limit at all.
+        if wrote and flush_until is not None:
+            flush_until = last + FLUSH_SECONDS
