@@ -16,8 +16,14 @@ namespace {
 
 // A session's pipe holds this much before it counts as fallen behind: one
 // look of the log pump (256 KiB) must fit, or a fast container would cut
-// off a reader that keeps up. Smaller where pipe-max-size forbids.
-constexpr int kSessionPipeSize = 1 << 20;
+// off a reader that keeps up; two fit, so a reader a look behind is not cut
+// off either. Smaller where pipe-max-size forbids.
+constexpr int kSessionPipeSize = 512 << 10;
+// Sessions one container may have at once. A session whose client never
+// reads keeps its pipes full (kernel memory charged to the agent) for as
+// long as its connection lives: without a cap, 1,024 such connections
+// would pin 1 GiB. 16 sessions of two streams pin at most 16 MiB.
+constexpr size_t kMaxSessions = 16;
 
 Result<UniqueFd> dupFd(int fd, const std::string& what) {
   int d = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
@@ -108,6 +114,11 @@ std::optional<size_t> ContainerStdio::adoptKept(std::vector<UniqueFd>& fds) {
 Result<AttachedIo> ContainerStdio::attach(const std::string& name, const AttachIo& io,
                                           std::function<void()> ended) {
   AttachedIo out;
+  if (sessions_.size() >= kMaxSessions) {
+    return makeError(
+        "attach", name,
+        "container " + name + " has " + std::to_string(kMaxSessions) + " attach sessions already");
+  }
   if (io.stdin) {
     if (!stdin) {
       return makeError("attach", name, "container " + name + " did not start with stdin");
