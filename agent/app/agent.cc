@@ -506,6 +506,21 @@ void Agent::reconcile() {
     auto it = desired.find(uid);
     bool gone = it == desired.end();
     bool deleting = !gone && it->second.deleting;
+    if (!gone && !deleting && !it->second.pod->refused.empty() && w->pod().refused.empty() &&
+        !terminating_.contains(uid)) {
+      // A running pod changed to set a field kernelet refuses (an ephemeral
+      // container added with one, activeDeadlineSeconds set): the change is
+      // not applied, and said once, as a warning and a Warning event.
+      if (std::string& said = refused_updates_[uid]; said != it->second.pod->refused) {
+        said = it->second.pod->refused;
+        log::warning("Pod update refused",
+                     {{"pod", w->pod().namespace_ + "/" + w->pod().name}, {"message", said}});
+        if (ctx_.event) {
+          ctx_.event(w->pod(), "", "Warning", std::string(kUnsupportedPodSpec), said);
+        }
+      }
+      continue;
+    }
     if (!gone && !deleting && it->second.hash == w->hash() && !terminating_.contains(uid) &&
         changedInPlace(w->pod(), *it->second.pod)) {
       log::v(2, "SyncLoop UPDATE (in place)", {{"pod", w->pod().namespace_ + "/" + w->pod().name}});
@@ -691,6 +706,7 @@ void Agent::removePod(const std::string& uid) {
       ctx_.config.pod_log_dir + "/" + pod.namespace_ + "_" + pod.name + "_" + uid, ec);
   workers_.erase(it);
   terminating_.erase(uid);
+  refused_updates_.erase(uid);
   shut_down_.erase(uid);
   snapshots_.remove(uid);
   retainObjects();

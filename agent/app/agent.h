@@ -129,6 +129,8 @@ class Agent {
   std::optional<std::map<std::string, std::string>> published_statics_;
   std::map<std::string, std::shared_ptr<PodWorker>> workers_;  // by uid
   std::set<std::string> terminating_;                          // uids being stopped
+  // Running pods whose update set a refused field: uid -> the message said.
+  std::map<std::string, std::string> refused_updates_;
   SnapshotPublisher snapshots_;  // staged by writeStatus, published once per loop turn
   UniqueFd signals_;
   bool stopping_ = false;

@@ -97,6 +97,12 @@ Admission admit(const Pod& pod, const std::vector<const Pod*>& running, const No
   if (auto bad = invalidPodName(pod)) {
     return {false, "FailedValidation", *bad};
   }
+  // A field kernelet does not implement is refused, never dropped: the pod
+  // fails here with the field's name, as the kubelet fails a pod it cannot
+  // run (its PodOSNotSupported, SysctlForbidden), and the pods beside it run.
+  if (!pod.refused.empty()) {
+    return {false, std::string(kUnsupportedPodSpec), pod.refused};
+  }
   size_t containers = pod.init_containers.size() + pod.containers.size();
   if (containers > kMaxContainersPerPod) {
     return {false, "FailedValidation",

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/config/config.h"
@@ -46,9 +47,14 @@ NodeResources nodeResources(int64_t capacity_milli_cpu, int64_t capacity_memory,
 int64_t podRequestMilliCpu(const Pod& pod);
 int64_t podRequestMemory(const Pod& pod);
 
+// The reason a pod that sets a field kernelet refuses (Pod::refused) is
+// rejected with; the message names the field.
+constexpr std::string_view kUnsupportedPodSpec = "UnsupportedPodSpec";
+
 struct Admission {
   bool admitted = true;
-  std::string reason;   // FailedValidation, OutOfcpu, OutOfmemory, OutOfpods, OutOfdescriptors
+  // FailedValidation, UnsupportedPodSpec, OutOfcpu, OutOfmemory, OutOfpods, OutOfdescriptors
+  std::string reason;
   std::string message;  // "Node didn't have enough resource: cpu, requested: 500, used: ..."
 };
 

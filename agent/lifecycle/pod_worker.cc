@@ -122,6 +122,8 @@ void PodWorker::reject(const std::string& reason, const std::string& message) {
   status_.host_ip = ctx_.node_ip;
   status_.qos_class = qosName(qos_);
   log::warning("Pod rejected", {{"pod", who()}, {"reason", reason}, {"message", message}});
+  // The kubelet's rejectPod: a Warning event with the reason and the bare message.
+  emit(nullptr, "Warning", reason, message);
   ctx_.status_changed(pod_.uid);
 }
 

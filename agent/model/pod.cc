@@ -6,6 +6,7 @@
 #include <set>
 
 #include "agent/model/decode.h"
+#include "agent/model/pod_fields.h"
 #include "agent/model/pod_names.h"
 #include "agent/model/yaml_json.h"
 #include "agent/model/yaml_stream.h"
@@ -45,6 +46,29 @@ Result<std::vector<EphemeralContainer>> ephemeralContainers(const Ctx& c, const 
       return c.error(n, f + ".targetContainerName", "Not found: \"" + target + "\"");
     }
     out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// spec.securityContext.supplementalGroups: group ids the API server accepts.
+Result<std::vector<int64_t>> supplementalGroups(const Ctx& c, const YAML::Node& list) {
+  std::vector<int64_t> out;
+  const std::string f = "spec.securityContext.supplementalGroups";
+  if (!list || list.IsNull()) {
+    return out;
+  }
+  if (!list.IsSequence()) {
+    return c.error(list, f, "must be a list of integers");
+  }
+  size_t i = 0;
+  for (const auto& g : list) {
+    int64_t gid = -1;
+    if (!g.IsScalar() || !YAML::convert<int64_t>::decode(g, gid) || gid < 0 || gid > 2147483647) {
+      return c.error(g, f + "[" + std::to_string(i) + "]",
+                     "must be between 0 and 2147483647, inclusive");
+    }
+    out.push_back(gid);
+    i++;
   }
   return out;
 }
@@ -149,6 +173,8 @@ Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
       decode::securityContext(c, spec["securityContext"], "spec.securityContext"));
   if (spec["securityContext"]) {
     TRY(p.fs_group, opt<int64_t>(c, spec["securityContext"], "fsGroup", "spec.securityContext"));
+    TRY(p.supplemental_groups,
+        supplementalGroups(c, spec["securityContext"]["supplementalGroups"]));
   }
   if (spec["volumes"] && spec["volumes"].IsSequence()) {
     TRY(p.volumes, decode::volumes(c, spec["volumes"]));
@@ -177,7 +203,8 @@ Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
 
 }  // namespace
 
-Result<std::vector<ManifestPod>> parseManifests(const std::string& text, const std::string& file) {
+Result<std::vector<ManifestPod>> parseManifests(const std::string& text, const std::string& file,
+                                                RefusedFields refused) {
   Ctx c{file};
   TRY(std::vector<YAML::Node> docs, loadYamlDocuments(text, "parse manifest", file));
   std::vector<ManifestPod> out;
@@ -187,6 +214,15 @@ Result<std::vector<ManifestPod>> parseManifests(const std::string& text, const s
     }
     try {
       TRY(Pod p, pod(c, d));
+      // After the decode, so that a value the API would refuse is named as
+      // such (an ephemeral container's ports are Forbidden, not unsupported).
+      if (auto f = firstRefusedField(d)) {
+        if (refused == RefusedFields::kError) {
+          return makeError("parse manifest", file,
+                           "line " + std::to_string(f->mark.line + 1) + ": " + refusedMessage(*f));
+        }
+        p.refused = refusedMessage(*f);
+      }
       YAML::Emitter canonical;
       canonical << d;
       out.push_back({std::move(p), d.Mark().line + 1, canonical.c_str(), yamlNodeToJson(d)});

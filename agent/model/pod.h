@@ -2,7 +2,8 @@
 // The part of a Kubernetes Pod the agent acts on, decoded from YAML or JSON
 // manifests (several documents per file, as the kubelet's staticPodPath takes
 // them). Unknown fields are ignored, as the kubelet's decoder does; fields of
-// the wrong type and invalid values are errors naming file, line and field.
+// the wrong type and invalid values are errors naming file, line and field, and
+// so is a field kernelet refuses (agent/model/pod_fields.h).
 
 #include <cstdint>
 #include <map>
@@ -160,6 +161,10 @@ struct Pod {
   SecurityContext security_context;  // pod level
   std::optional<int64_t> fs_group;
   std::vector<int64_t> supplemental_groups;
+  // API pods only: the first field set to something kernelet refuses
+  // ("spec.containers[1].lifecycle: not supported by kernelet"). Admission
+  // rejects the pod with it, so that it shows in the pod's status.
+  std::string refused;
 };
 
 struct ManifestPod {
@@ -169,7 +174,12 @@ struct ManifestPod {
   std::string json;      // the document as JSON, quoted scalars kept strings (mirror pods)
 };
 
+// What a field kernelet refuses does: a static manifest's is an error; an API
+// pod's is kept in Pod::refused, for admission to reject the pod.
+enum class RefusedFields { kError, kRecord };
+
 // Decodes every document of `text` (read from `file`, named in errors).
-Result<std::vector<ManifestPod>> parseManifests(const std::string& text, const std::string& file);
+Result<std::vector<ManifestPod>> parseManifests(const std::string& text, const std::string& file,
+                                                RefusedFields refused = RefusedFields::kError);
 
 }  // namespace kernelet::agent

@@ -120,7 +120,9 @@ void ApiPodSource::onPodEvent(const apiclient::ObjectEvent& e) {
     return;
   } else {
     pod_fingerprint_[e.uid] = std::move(fp);
-    auto manifests = parseManifests(e.object, "pod " + key);
+    // A field kernelet refuses does not stop the decode: admission rejects
+    // the pod with it, where the refusal shows in the pod's status.
+    auto manifests = parseManifests(e.object, "pod " + key, RefusedFields::kRecord);
     if (!manifests || manifests->size() != 1) {
       lock.unlock();
       log::error("Cannot run pod",

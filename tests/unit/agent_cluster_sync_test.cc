@@ -179,6 +179,29 @@ TEST_F(ClusterSyncTest, PodsBoundToTheNodeReachTheLoopAndTheirStatusGoesBack) {
   ASSERT_TRUE(until([&] { return !api_pods_.contains(uid); }));
 }
 
+// A pod that sets a field kernelet refuses still reaches the loop, decoded,
+// with the field named for admission to reject it (status and event: the
+// lifecycle tests); the pod beside it comes as usual.
+TEST_F(ClusterSyncTest, APodWithARefusedFieldReachesTheLoopWithTheFieldNamed) {
+  auto refused = client_->create(kPods,
+                                 R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"hooks"},
+          "spec":{"nodeName":"node1","containers":[{"name":"c","image":"busybox"},
+            {"name":"d","image":"busybox","lifecycle":{"preStop":{"sleep":{"seconds":5}}}}]}})");
+  ASSERT_TRUE(refused) << refused.error().str();
+  auto plain = client_->create(kPods,
+                               R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"web"},
+          "spec":{"nodeName":"node1","containers":[{"name":"c","image":"busybox"}]}})");
+  ASSERT_TRUE(plain) << plain.error().str();
+  std::string refused_uid = at(*refused, {"metadata", "uid"});
+  std::string plain_uid = at(*plain, {"metadata", "uid"});
+  startSync();
+  ASSERT_TRUE(
+      until([&] { return api_pods_.contains(refused_uid) && api_pods_.contains(plain_uid); }));
+  EXPECT_EQ(api_pods_[refused_uid].pod.refused,
+            "spec.containers[1].lifecycle: not supported by kernelet");
+  EXPECT_EQ(api_pods_[plain_uid].pod.refused, "");
+}
+
 // The agent stops a previous agent's pods that no source wants only once the
 // API's first list is in: the signal comes after that list's pods, and comes
 // also when the node has none.

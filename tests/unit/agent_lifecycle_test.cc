@@ -409,5 +409,29 @@ TEST_F(Lifecycle, ARejectedPodIsFailedAndNothingRuns) {
   EXPECT_TRUE(runtime_->calls().empty());
 }
 
+// An API pod that sets a field kernelet refuses: rejected as the kubelet's
+// rejectPod does (phase Failed, the reason, "Pod was rejected: " and the
+// message naming the field) with a Warning event, and nothing of it runs.
+TEST_F(Lifecycle, APodWithARefusedFieldIsRejectedWithAWarningEvent) {
+  auto pods = parseManifests(R"({"apiVersion": "v1", "kind": "Pod",
+    "metadata": {"name": "web", "uid": "u1"},
+    "spec": {"containers": [{"name": "app", "image": "busybox",
+      "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}}}]}})",
+                             "pod default/web", RefusedFields::kRecord);
+  ASSERT_TRUE(pods) << pods.error().message();
+  worker_ = std::make_shared<PodWorker>(ctx_, (*pods)[0].pod, "hash");
+  Admission adm = admit(worker_->pod(), {}, ctx_.node);
+  ASSERT_FALSE(adm.admitted);
+  worker_->reject(adm.reason, adm.message);
+  EXPECT_EQ(worker_->status().phase, "Failed");
+  EXPECT_EQ(worker_->status().reason, "UnsupportedPodSpec");
+  EXPECT_EQ(worker_->status().message,
+            "Pod was rejected: spec.containers[0].lifecycle: not supported by kernelet");
+  EXPECT_TRUE(sawEvent(
+      "Warning UnsupportedPodSpec : spec.containers[0].lifecycle: not supported by kernelet"))
+      << (events_.empty() ? "(no events)" : events_[0]);
+  EXPECT_TRUE(runtime_->calls().empty());
+}
+
 }  // namespace
 }  // namespace kernelet::agent

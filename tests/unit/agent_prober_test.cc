@@ -328,9 +328,9 @@ spec:
   EXPECT_NE(error("    livenessProbe: {exec: {command: [x]}, successThreshold: 2}\n")
                 .find("livenessProbe.successThreshold: must be 1"),
             std::string::npos);
-  EXPECT_NE(
-      error("    readinessProbe: {grpc: {port: 9000}}\n").find("gRPC probes are not supported"),
-      std::string::npos);
+  EXPECT_NE(error("    readinessProbe: {grpc: {port: 9000}}\n")
+                .find("spec.containers[0].readinessProbe.grpc: not supported by kernelet"),
+            std::string::npos);
   EXPECT_NE(error("    readinessProbe: {periodSeconds: 3}\n")
                 .find("must have exactly one of exec, httpGet or tcpSocket"),
             std::string::npos);
