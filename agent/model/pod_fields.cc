@@ -574,8 +574,22 @@ bool accepted(const PodField& f, const YAML::Node& n) {
 
 // Depth first, in document order: the first refused field is the one named.
 // `schema` is the path in the table's notation, `at` with concrete indices.
+// A pod on the host's network publishes every port as it is: the API server
+// sets hostPort to containerPort on such pods, so that pair is no request at all.
+bool hostNetworkPort(const YAML::Node& port, const std::string& path, bool host_network) {
+  static const std::string kSuffix = "].ports[].hostPort";
+  if (!host_network || path.size() < kSuffix.size() ||
+      path.compare(path.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0) {
+    return false;
+  }
+  const YAML::Node host = port["hostPort"];
+  const YAML::Node container = port["containerPort"];
+  return host.IsScalar() && container && container.IsScalar() &&
+         host.Scalar() == container.Scalar();
+}
+
 std::optional<RefusedField> walk(const YAML::Node& map, const std::string& schema,
-                                 const std::string& at) {
+                                 const std::string& at, bool host_network) {
   for (const auto& kv : map) {
     if (!kv.first.IsScalar()) {
       continue;  // not a field name: the decoder names what is wrong with it
@@ -585,7 +599,8 @@ std::optional<RefusedField> walk(const YAML::Node& map, const std::string& schem
     std::string here = at.empty() ? key : at + "." + key;
     const YAML::Node& value = kv.second;
     if (const PodField* f = podField(path)) {
-      if (f->use == FieldUse::kRefused && isSet(value) && !accepted(*f, value)) {
+      if (f->use == FieldUse::kRefused && isSet(value) && !accepted(*f, value) &&
+          !hostNetworkPort(map, path, host_network)) {
         return RefusedField{here, kv.first.Mark()};
       }
       continue;  // implemented, of no effect here, or refused but unset
@@ -594,7 +609,7 @@ std::optional<RefusedField> walk(const YAML::Node& map, const std::string& schem
       continue;  // not a Pod field
     }
     if (value.IsMap()) {
-      if (auto found = walk(value, path, here)) {
+      if (auto found = walk(value, path, here, host_network)) {
         return found;
       }
     } else if (value.IsSequence()) {
@@ -602,7 +617,7 @@ std::optional<RefusedField> walk(const YAML::Node& map, const std::string& schem
       for (const auto& item : value) {
         std::string indexed = here + "[" + std::to_string(i++) + "]";
         if (item.IsMap()) {
-          if (auto found = walk(item, path + "[]", indexed)) {
+          if (auto found = walk(item, path + "[]", indexed, host_network)) {
             return found;
           }
         }
@@ -618,7 +633,12 @@ std::optional<RefusedField> firstRefusedField(const YAML::Node& doc) {
   if (!doc.IsMap()) {
     return std::nullopt;
   }
-  return walk(doc, "", "");
+  const YAML::Node spec = doc["spec"];
+  bool host_network = false;
+  if (spec && spec.IsMap() && spec["hostNetwork"] && spec["hostNetwork"].IsScalar()) {
+    YAML::convert<bool>::decode(spec["hostNetwork"], host_network);
+  }
+  return walk(doc, "", "", host_network);
 }
 
 std::string refusedMessage(const RefusedField& f) { return f.path + ": not supported by kernelet"; }

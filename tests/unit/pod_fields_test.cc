@@ -312,6 +312,28 @@ status: {phase: Pending}
   EXPECT_EQ((*pods)[0].pod.refused, "");
 }
 
+// The API server sets hostPort to containerPort on every port of a pod on the
+// host's network: that pair asks for nothing and passes; any other hostPort
+// is still refused.
+TEST(PodFields, AHostNetworkPodsDefaultedHostPortPasses) {
+  auto pods = parse(R"(  hostNetwork: true
+  containers:
+  - name: a
+    image: i
+    ports: [{containerPort: 8080, hostPort: 8080, protocol: TCP}]
+)");
+  ASSERT_TRUE(pods) << pods.error().message();
+  EXPECT_NE(
+      error("  hostNetwork: true\n"
+            "  containers: [{name: a, image: i, ports: [{containerPort: 80, hostPort: 81}]}]\n")
+          .find("spec.containers[0].ports[0].hostPort: not supported by kernelet"),
+      std::string::npos);
+  EXPECT_NE(
+      error("  containers: [{name: a, image: i, ports: [{containerPort: 80, hostPort: 80}]}]\n")
+          .find("spec.containers[0].ports[0].hostPort: not supported by kernelet"),
+      std::string::npos);
+}
+
 // As the kubelet's decoder: a field the schema does not have is dropped.
 TEST(PodFields, FieldsTheSchemaDoesNotHavePass) {
   auto pods = parse(
