@@ -110,9 +110,12 @@ void StatsService::run() {
     if (job) {
       job(/*cancelled=*/false);
     } else if (std::chrono::steady_clock::now() >= next) {
-      auto snap = ctx_.snapshots->current();
-      keep(std::move(snap));
-      next = std::chrono::steady_clock::now() + ctx_.housekeeping;
+      // A request that found no Summary (or one too old) has just read
+      // everything: that read is this round's, not one to repeat at once.
+      if (!last_ || std::chrono::steady_clock::now() - last_built_ >= ctx_.housekeeping) {
+        keep(ctx_.snapshots->current());
+      }
+      next = last_built_ + ctx_.housekeeping;
     }
   }
 }
