@@ -41,6 +41,23 @@ std::vector<std::string> listDirs(const std::string& dir) {
   return out;
 }
 
+// The containers a pod's stats list, as the kubelet's (which reads every
+// container group of the pod): each running one, whether init (a sidecar, or
+// an init container still at work), regular or ephemeral. Each has its own
+// group, <pod group>/<ID>, whichever list it is in.
+std::vector<const ContainerStatus*> runningContainers(const PodSnapshot& pod) {
+  std::vector<const ContainerStatus*> out;
+  for (const auto* list : {&pod.status.init_container_statuses, &pod.status.container_statuses,
+                           &pod.status.ephemeral_container_statuses}) {
+    for (const auto& cs : *list) {
+      if (cs.state.kind == ContainerState::Kind::kRunning) {
+        out.push_back(&cs);
+      }
+    }
+  }
+  return out;
+}
+
 CpuStats cpuOf(const std::string& key, const CgroupSample& s, CpuSampler& sampler) {
   CpuStats c;
   c.time = s.time;
@@ -192,9 +209,10 @@ std::optional<PodStats> podStats(const SummarySources& src, const PodSnapshot& p
   p.swap = swapOf(*group);
   p.network = networkOf(podInterfaces(src.cgroup_mount, pod.cgroup_path, src.proc), now);
   p.process_count = group->pids_current;
-  for (const auto& cs : pod.status.container_statuses) {
+  for (const ContainerStatus* status : runningContainers(pod)) {
+    const ContainerStatus& cs = *status;
     std::string id = containerIdOf(cs.container_id);
-    if (cs.state.kind != ContainerState::Kind::kRunning || !safeComponent(id)) {
+    if (!safeComponent(id)) {
       continue;
     }
     std::string cgroup = pod.cgroup_path + "/" + id;
@@ -341,14 +359,13 @@ std::vector<std::string> podDiskTargets(const SummarySources& src, const PodSnap
   if (!safeComponent(pod.uid) || !safeComponent(pod.namespace_) || !safeComponent(pod.name)) {
     return out;
   }
-  for (const auto& cs : pod.status.container_statuses) {
-    std::string id = containerIdOf(cs.container_id);
-    if (cs.state.kind != ContainerState::Kind::kRunning || !safeComponent(id) ||
-        !safeComponent(cs.name)) {
+  for (const ContainerStatus* cs : runningContainers(pod)) {
+    std::string id = containerIdOf(cs->container_id);
+    if (!safeComponent(id) || !safeComponent(cs->name)) {
       continue;
     }
     out.push_back(src.root_dir + "/containers/" + id + "/upper");
-    out.push_back(logDir(src, pod, cs.name));
+    out.push_back(logDir(src, pod, cs->name));
   }
   for (const auto& name : listDirs(emptyDirRoot(src, pod.uid))) {
     out.push_back(emptyDirRoot(src, pod.uid) + "/" + name);

@@ -6,9 +6,9 @@
 // (times in RFC 3339 at seconds, as metav1.Time).
 //
 // buildSummary() reads the node and every pod of a snapshot that has a cgroup;
-// the containers are the running ones of its container statuses (their
-// group: <pod group>/<ID>). Disk usage comes from an FsUsageCache, never from
-// a walk here.
+// the containers are the running ones of its init, regular and ephemeral
+// container statuses (their group: <pod group>/<ID>). Disk usage comes from an FsUsageCache, never
+// from a walk here.
 
 #include <cstdint>
 #include <optional>

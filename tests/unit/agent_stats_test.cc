@@ -6,13 +6,16 @@
 #include <rapidjson/document.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <future>
+#include <map>
 
 #include "agent/stats/cgroup_stats.h"
 #include "agent/stats/cpu_sampler.h"
 #include "agent/stats/fs_usage.h"
 #include "agent/stats/kernel_files.h"
+#include "agent/stats/metrics_text.h"
 #include "agent/stats/stats_endpoints.h"
 #include "agent/stats/summary.h"
 #include "stats_fixture.h"
@@ -466,6 +469,71 @@ TEST(StatsSummary, PsiAndSwapInGoShapeWhereTheKernelHasThemOmittedWhereNot) {
   EXPECT_FALSE(none["node"].HasMember("io"));
   EXPECT_FALSE(none["node"].HasMember("swap"));
   EXPECT_FALSE(none["node"]["cpu"].HasMember("psi"));
+}
+
+// A running sidecar (an init container with restartPolicy Always), an init
+// container still at work and a `kubectl debug` ephemeral container are the
+// pod's containers in the stats as much as a regular one: each is read from
+// its own group, and is in /metrics/resource and /metrics/cadvisor too. A
+// terminated init container is not.
+TEST(StatsSummary, RunningInitSidecarAndEphemeralContainersAreThePodsToo) {
+  SummaryFixture f;
+  f.n.group(f.pod_cgroup + "/c5", 1000000, 5000000, "anon 1000000\n");
+  f.n.group(f.pod_cgroup + "/c6", 1000000, 6000000, "anon 1000000\n");
+  f.n.group(f.pod_cgroup + "/c8", 1000000, 8000000, "anon 1000000\n");
+  PodSnapshot p = *f.snap.pods.at("uid-1");
+  auto done = test::running("setup", "c8");
+  done.state.kind = ContainerState::Kind::kTerminated;
+  p.status.init_container_statuses = {done, test::running("proxy", "c5")};
+  p.status.ephemeral_container_statuses = {test::running("debugger", "c6")};
+  f.snap.pods["uid-1"] = std::make_shared<PodSnapshot>(p);
+  PodSnapshot q = test::pod("uid-3", "initing", "kubepods/besteffort/poduid-3");
+  f.n.group(q.cgroup_path, 1, 1, "");
+  f.n.group(q.cgroup_path + "/c7", 1000000, 7000000, "");
+  q.status.init_container_statuses = {test::running("migrate", "c7")};
+  f.snap.pods["uid-3"] = std::make_shared<PodSnapshot>(q);
+
+  CpuSampler sampler;
+  auto src = f.n.sources();
+  Summary s = buildSummary(src, f.snap, sampler, nullptr, Clock::now());
+  auto doc = parse(summaryJson(s));
+  std::map<std::string, uint64_t> working_set;  // pod/container -> bytes
+  for (const auto& pod : doc["pods"].GetArray()) {
+    for (const auto& c : pod["containers"].GetArray()) {
+      working_set[std::string(pod["podRef"]["name"].GetString()) + "/" + c["name"].GetString()] =
+          c["memory"]["workingSetBytes"].GetUint64();
+    }
+  }
+  EXPECT_EQ(working_set, (std::map<std::string, uint64_t>{{"initing/migrate", 7000000},
+                                                          {"web/app", 30000000 - 4000000},
+                                                          {"web/debugger", 6000000},
+                                                          {"web/proxy", 5000000}}));
+  // Their upper and log dirs are measured as a regular container's.
+  auto targets = podDiskTargets(src, p);
+  for (const char* id : {"c5", "c6"}) {
+    std::string upper = src.root_dir + "/containers/" + id + "/upper";
+    EXPECT_NE(std::find(targets.begin(), targets.end(), upper), targets.end()) << upper;
+  }
+  EXPECT_NE(
+      std::find(targets.begin(), targets.end(), src.pod_log_dir + "/default_web_uid-1/debugger"),
+      targets.end());
+  EXPECT_EQ(std::find(targets.begin(), targets.end(), src.root_dir + "/containers/c8/upper"),
+            targets.end());
+
+  std::string resource = resourceMetricsText(s, false);
+  EXPECT_NE(resource.find("container_memory_working_set_bytes{container=\"debugger\","
+                          "namespace=\"default\",pod=\"web\"} 6e+06 "),
+            std::string::npos)
+      << resource;
+  EXPECT_NE(resource.find("container_memory_working_set_bytes{container=\"proxy\","
+                          "namespace=\"default\",pod=\"web\"} 5e+06 "),
+            std::string::npos)
+      << resource;
+  std::string cadvisor = cadvisorMetricsText(s, f.snap);
+  EXPECT_NE(cadvisor.find("container_memory_working_set_bytes{container=\"debugger\",id=\"/" +
+                          f.pod_cgroup + "/c6\""),
+            std::string::npos)
+      << cadvisor;
 }
 
 TEST(StatsSummary, Rfc3339BothWays) {
