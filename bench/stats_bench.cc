@@ -89,8 +89,9 @@ int main(int argc, char** argv) {
     snap.pods[uid] = std::make_shared<PodSnapshot>(p);
     for (const std::string& g : {pod_cg, pod_cg + "/c" + std::to_string(i)}) {
       // What the reader reads of each group.
-      for (const char* f :
-           {"cpu.stat", "memory.current", "memory.max", "memory.stat", "pids.current"}) {
+      for (const char* f : {"cpu.stat", "memory.current", "memory.max", "memory.stat",
+                            "pids.current", "cpu.pressure", "memory.pressure", "io.pressure",
+                            "memory.swap.current", "memory.swap.max"}) {
         files.push_back(h->mount + "/" + g + "/" + f);
       }
     }

@@ -1,10 +1,12 @@
 // The kernel text files the stats read (agent/stats/kernel_files.h): cgroup v2
-// cpu.stat, memory.stat, io.stat and single values, /proc/meminfo, /proc/stat,
-// /proc/PID/net/dev and /proc/PID/stat. The kernel writes them, but a
+// cpu.stat, memory.stat, io.stat, single values and the pressure files
+// (*.pressure, /proc/pressure/*), /proc/meminfo, /proc/stat, /proc/PID/net/dev
+// and /proc/PID/stat. The kernel writes them, but a
 // reader must not crash on junk: the first byte picks the parser, the rest is
 // the file; every parser takes whatever comes and returns what it could read.
 // The parsers never read beyond the text (ASan) and never overflow (UBSan).
 
+#include <cmath>
 #include <cstdint>
 #include <string_view>
 
@@ -18,7 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 8) {
+  switch (data[0] % 9) {
     case 0:
       (void)parseKeyValues(text);
       break;
@@ -43,6 +45,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     case 6:
       (void)parseProcPidStat(text);
+      break;
+    case 8:
+      // The averages go into the Summary's JSON as numbers: never NaN,
+      // infinite or negative, whatever the file says.
+      if (auto p = parsePressure(text)) {
+        for (const PressureLine* l : {&p->some, &p->full}) {
+          for (double v : {l->avg10, l->avg60, l->avg300}) {
+            if (!std::isfinite(v) || v < 0) {
+              __builtin_trap();
+            }
+          }
+        }
+      }
       break;
     default:
       // Label values come from pods (names, images): whatever they hold,

@@ -14,6 +14,7 @@
 
 #include "agent/app/build_tag.h"
 #include "agent/app/oom_score.h"
+#include "agent/events/field_path.h"
 #include "agent/log/log.h"
 #include "agent/model/pod_names.h"
 #include "agent/node/node_allocatable.h"
@@ -49,20 +50,6 @@ std::string pickNodeIp(const std::string& flag, const std::string& bridge) {
     ::freeifaddrs(list);
   }
   return found.empty() ? "127.0.0.1" : found;
-}
-
-// The event's involvedObject.fieldPath for a container, as the kubelet's
-// (the kubelet's GenerateContainerRef; init containers keep spec.containers here).
-std::string containerFieldPath(const Pod& pod, const std::string& container) {
-  if (container.empty()) {
-    return "";
-  }
-  for (const auto& c : pod.ephemeral_containers) {
-    if (c.name == container) {
-      return "spec.ephemeralContainers{" + container + "}";
-    }
-  }
-  return "spec.containers{" + container + "}";
 }
 
 // Images, labels or annotations differ, or ephemeral containers were added

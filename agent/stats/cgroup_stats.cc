@@ -22,6 +22,11 @@ std::optional<std::string> readOptional(const std::string& path) {
   return std::move(*text);
 }
 
+std::optional<Pressure> readPressure(const std::string& path) {
+  auto text = readOptional(path);
+  return text ? parsePressure(*text) : std::nullopt;
+}
+
 }  // namespace
 
 Result<CgroupSample> readCgroup(const std::string& mount, const std::string& relative,
@@ -64,6 +69,15 @@ Result<CgroupSample> readCgroup(const std::string& mount, const std::string& rel
   if (auto text = readOptional(dir + "/pids.current")) {
     s.pids_current = parseSingleValue(*text);
   }
+  s.cpu_pressure = readPressure(dir + "/cpu.pressure");
+  s.memory_pressure = readPressure(dir + "/memory.pressure");
+  s.io_pressure = readPressure(dir + "/io.pressure");
+  if (auto text = readOptional(dir + "/memory.swap.current")) {
+    s.swap_current = parseSingleValue(*text);
+    if (auto max = readOptional(dir + "/memory.swap.max")) {
+      s.swap_max = parseSingleValue(*max);
+    }
+  }
   return s;
 }
 
@@ -76,6 +90,10 @@ Result<NodeSample> readNode(const std::string& cgroup_mount, const std::string& 
   n.memory_total = get(meminfo, "MemTotal");
   uint64_t free = get(meminfo, "MemFree");
   n.memory_usage = n.memory_total > free ? n.memory_total - free : 0;
+  if (meminfo.contains("SwapTotal") && meminfo.contains("SwapFree")) {
+    n.swap_total = get(meminfo, "SwapTotal");
+    n.swap_free = get(meminfo, "SwapFree");
+  }
 
   // The root group has cpu.stat and memory.stat but no memory.current; where
   // the v2 root is not the whole machine's (a hybrid host), procfs answers.
@@ -114,6 +132,9 @@ Result<NodeSample> readNode(const std::string& cgroup_mount, const std::string& 
   if (auto text = readOptional(proc + "/sys/kernel/pid_max")) {
     n.pid_max = parseSingleValue(*text);
   }
+  n.cpu_pressure = readPressure(proc + "/pressure/cpu");
+  n.memory_pressure = readPressure(proc + "/pressure/memory");
+  n.io_pressure = readPressure(proc + "/pressure/io");
   struct sysinfo info {};
   if (proc == "/proc" && sysinfo(&info) == 0) {
     n.processes = info.procs;

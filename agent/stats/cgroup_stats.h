@@ -31,6 +31,12 @@ struct CgroupSample {
   uint64_t working_set = 0;
   IoTotals io;
   std::optional<uint64_t> pids_current;
+  // cpu.pressure, memory.pressure, io.pressure: unset where the kernel has no
+  // PSI (CONFIG_PSI off, psi=0, or cgroup.pressure turned off for the group).
+  std::optional<Pressure> cpu_pressure, memory_pressure, io_pressure;
+  // memory.swap.current (unset without swap accounting) and memory.swap.max
+  // (unset: "max", no limit).
+  std::optional<uint64_t> swap_current, swap_max;
 };
 
 // The group `relative` below `mount`. An error if the group is not there
@@ -51,6 +57,10 @@ struct NodeSample {
   uint64_t available = 0;             // MemTotal - working set, as the kubelet computes it
   std::optional<uint64_t> pid_max;    // /proc/sys/kernel/pid_max
   std::optional<uint64_t> processes;  // tasks now (sysinfo(2), as the kubelet)
+  // /proc/pressure/{cpu,memory,io}: unset without PSI.
+  std::optional<Pressure> cpu_pressure, memory_pressure, io_pressure;
+  // SwapTotal and SwapFree of /proc/meminfo, unset if it lacks them.
+  std::optional<uint64_t> swap_total, swap_free;
 };
 
 // `proc` is the procfs mount (/proc). An error only if /proc/meminfo cannot be read.

@@ -1,6 +1,7 @@
 #include "agent/stats/kernel_files.h"
 
 #include <charconv>
+#include <cmath>
 
 namespace kernelet::agent::stats {
 
@@ -110,6 +111,80 @@ IoTotals parseIoStat(std::string_view text) {
     }
   });
   return t;
+}
+
+namespace {
+
+// A pressure average: a finite, non-negative decimal ("inf", "nan" and
+// negatives are junk: the JSON could not carry them).
+std::optional<double> toAverage(std::string_view s) {
+  double v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, std::chars_format::fixed);
+  if (ec != std::errc() || end != s.data() + s.size() || s.empty() || !std::isfinite(v) || v < 0) {
+    return std::nullopt;
+  }
+  return v;
+}
+
+// The fields after "some"/"full": all four or the line is skipped.
+std::optional<PressureLine> parsePressureFields(std::string_view line) {
+  PressureLine p;
+  bool avg10 = false, avg60 = false, avg300 = false, total = false;
+  for (std::string_view kv = nextField(line); !kv.empty(); kv = nextField(line)) {
+    size_t eq = kv.find('=');
+    if (eq == std::string_view::npos) {
+      return std::nullopt;
+    }
+    std::string_view k = kv.substr(0, eq), v = kv.substr(eq + 1);
+    if (k == "total") {
+      auto n = toNumber(v);
+      if (!n) {
+        return std::nullopt;
+      }
+      p.total = *n;
+      total = true;
+      continue;
+    }
+    auto avg = toAverage(v);
+    if (!avg) {
+      return std::nullopt;
+    }
+    if (k == "avg10") {
+      p.avg10 = *avg;
+      avg10 = true;
+    } else if (k == "avg60") {
+      p.avg60 = *avg;
+      avg60 = true;
+    } else if (k == "avg300") {
+      p.avg300 = *avg;
+      avg300 = true;
+    }
+  }
+  if (!avg10 || !avg60 || !avg300 || !total) {
+    return std::nullopt;
+  }
+  return p;
+}
+
+}  // namespace
+
+std::optional<Pressure> parsePressure(std::string_view text) {
+  Pressure out;
+  bool any = false;
+  eachLine(text, [&](std::string_view line) {
+    std::string_view kind = nextField(line);
+    if (kind != "some" && kind != "full") {
+      return;
+    }
+    if (auto p = parsePressureFields(line)) {
+      (kind == "some" ? out.some : out.full) = *p;
+      any = true;
+    }
+  });
+  if (!any) {
+    return std::nullopt;
+  }
+  return out;
 }
 
 std::optional<uint64_t> parseProcStatBusyTicks(std::string_view text) {

@@ -33,6 +33,22 @@ IoTotals parseIoStat(std::string_view text);
 // system, irq, softirq, steal; not idle or iowait), in USER_HZ ticks.
 std::optional<uint64_t> parseProcStatBusyTicks(std::string_view text);
 
+// cpu.pressure, memory.pressure, io.pressure (and /proc/pressure/*), the
+// kernel's pressure stall information:
+//   some avg10=0.12 avg60=0.05 avg300=0.00 total=123456
+//   full avg10=0.00 avg60=0.00 avg300=0.00 total=0
+// The averages are percentages of wall time, total is microseconds stalled.
+// A file without a "full" line (/proc/pressure/cpu before Linux 5.13) leaves
+// it zero, as Go's zero PSIData; nullopt when no line parses.
+struct PressureLine {
+  uint64_t total = 0;
+  double avg10 = 0, avg60 = 0, avg300 = 0;
+};
+struct Pressure {
+  PressureLine full, some;
+};
+std::optional<Pressure> parsePressure(std::string_view text);
+
 // /proc/PID/net/dev: one entry per interface, in file order.
 struct InterfaceCounters {
   std::string name;

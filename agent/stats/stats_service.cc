@@ -21,21 +21,28 @@ Clock::time_point bootTime(const std::string& proc) {
   return Clock::from_time_t(static_cast<time_t>(it->second));
 }
 
-// What only_cpu_and_memory=true leaves: cpu and memory of the node, the pods
-// and their containers, as the kubelet's cpu-and-memory summary.
+// What only_cpu_and_memory=true leaves: cpu and memory (with their
+// pressure) and swap of the node, the pods and their containers, as the
+// kubelet's cpu-and-memory summary.
 void keepCpuAndMemory(Summary& s) {
   NodeStats& n = s.node;
+  n.io.reset();
   n.network.reset();
   n.fs.reset();
   n.image_fs.reset();
   n.container_fs.reset();
   n.rlimit.reset();
+  for (auto& sc : n.system_containers) {
+    sc.io.reset();
+  }
   for (auto& p : s.pods) {
+    p.io.reset();
     p.network.reset();
     p.volume.clear();
     p.ephemeral_storage.reset();
     p.process_count.reset();
     for (auto& c : p.containers) {
+      c.io.reset();
       c.rootfs.reset();
       c.logs.reset();
     }
@@ -103,9 +110,12 @@ void StatsService::run() {
     if (job) {
       job(/*cancelled=*/false);
     } else if (std::chrono::steady_clock::now() >= next) {
-      auto snap = ctx_.snapshots->current();
-      keep(std::move(snap));
-      next = std::chrono::steady_clock::now() + ctx_.housekeeping;
+      // A request that found no Summary (or one too old) has just read
+      // everything: that read is this round's, not one to repeat at once.
+      if (!last_ || std::chrono::steady_clock::now() - last_built_ >= ctx_.housekeeping) {
+        keep(ctx_.snapshots->current());
+      }
+      next = last_built_ + ctx_.housekeeping;
     }
   }
 }

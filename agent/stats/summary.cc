@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "agent/stats/network_stats.h"
@@ -40,12 +41,30 @@ std::vector<std::string> listDirs(const std::string& dir) {
   return out;
 }
 
+// The containers a pod's stats list, as the kubelet's (which reads every
+// container group of the pod): each running one, whether init (a sidecar, or
+// an init container still at work), regular or ephemeral. Each has its own
+// group, <pod group>/<ID>, whichever list it is in.
+std::vector<const ContainerStatus*> runningContainers(const PodSnapshot& pod) {
+  std::vector<const ContainerStatus*> out;
+  for (const auto* list : {&pod.status.init_container_statuses, &pod.status.container_statuses,
+                           &pod.status.ephemeral_container_statuses}) {
+    for (const auto& cs : *list) {
+      if (cs.state.kind == ContainerState::Kind::kRunning) {
+        out.push_back(&cs);
+      }
+    }
+  }
+  return out;
+}
+
 CpuStats cpuOf(const std::string& key, const CgroupSample& s, CpuSampler& sampler) {
   CpuStats c;
   c.time = s.time;
   uint64_t ns = s.cpu_usage_usec * 1000;
   c.usage_core_nano_seconds = ns;
   c.usage_nano_cores = sampler.observe(key, ns, s.time);
+  c.psi = s.cpu_pressure;
   return c;
 }
 
@@ -61,7 +80,32 @@ MemoryStats memoryOf(const CgroupSample& s) {
   if (s.memory_max) {
     m.available_bytes = *s.memory_max > s.working_set ? *s.memory_max - s.working_set : 0;
   }
+  m.psi = s.memory_pressure;
   return m;
+}
+
+// IOStats holds nothing but the pressure: without it, no io object at all.
+std::optional<IoStats> ioOf(Clock::time_point time, const std::optional<Pressure>& pressure) {
+  if (!pressure) {
+    return std::nullopt;
+  }
+  return IoStats{time, pressure};
+}
+
+// As the kubelet (cadvisor's memory.swap.current and the limit): usage
+// always, available only under a limit; no swap accounting, no swap object.
+std::optional<SwapStats> swapOf(const CgroupSample& s) {
+  if (!s.swap_current) {
+    return std::nullopt;
+  }
+  SwapStats w;
+  w.time = s.time;
+  w.swap_usage_bytes = s.swap_current;
+  // cadvisor's "unlimited": above 2^62 (the kernel rounds "max" pages).
+  if (s.swap_max && *s.swap_max <= (uint64_t{1} << 62)) {
+    w.swap_available_bytes = *s.swap_max > *s.swap_current ? *s.swap_max - *s.swap_current : 0;
+  }
+  return w;
 }
 
 // A directory's usage from the cache, on the capacity of its filesystem.
@@ -161,11 +205,14 @@ std::optional<PodStats> podStats(const SummarySources& src, const PodSnapshot& p
                      .value_or(parseRfc3339(pod.created).value_or(Clock::time_point{}));
   p.cpu = cpuOf(pod.cgroup_path, *group, sampler);
   p.memory = memoryOf(*group);
+  p.io = ioOf(group->time, group->io_pressure);
+  p.swap = swapOf(*group);
   p.network = networkOf(podInterfaces(src.cgroup_mount, pod.cgroup_path, src.proc), now);
   p.process_count = group->pids_current;
-  for (const auto& cs : pod.status.container_statuses) {
+  for (const ContainerStatus* status : runningContainers(pod)) {
+    const ContainerStatus& cs = *status;
     std::string id = containerIdOf(cs.container_id);
-    if (cs.state.kind != ContainerState::Kind::kRunning || !safeComponent(id)) {
+    if (!safeComponent(id)) {
       continue;
     }
     std::string cgroup = pod.cgroup_path + "/" + id;
@@ -180,6 +227,8 @@ std::optional<PodStats> podStats(const SummarySources& src, const PodSnapshot& p
     c.start_time = parseRfc3339(cs.state.started_at).value_or(Clock::time_point{});
     c.cpu = cpuOf(cgroup, *s, sampler);
     c.memory = memoryOf(*s);
+    c.io = ioOf(s->time, s->io_pressure);
+    c.swap = swapOf(*s);
     c.rootfs = diskOf(disk, src.root_dir + "/containers/" + id + "/upper", caps.root);
     c.logs = diskOf(disk, logDir(src, pod, cs.name), caps.logs);
     addUsed(p.ephemeral_storage, c.rootfs);
@@ -208,6 +257,8 @@ std::optional<ContainerStats> systemContainer(const SummarySources& src, const s
   c.start_time = src.node_start;
   c.cpu = cpuOf(cgroup, *s, sampler);
   c.memory = memoryOf(*s);
+  c.io = ioOf(s->time, s->io_pressure);
+  c.swap = swapOf(*s);
   return c;
 }
 
@@ -251,6 +302,7 @@ NodeStats nodeStats(const SummarySources& src, CpuSampler& sampler, const Capaci
       c.time = now;
       c.usage_core_nano_seconds = ns;
       c.usage_nano_cores = sampler.observe("/", ns.value_or(0), now);
+      c.psi = s->cpu_pressure;
       n.cpu = c;
     }
     MemoryStats m;
@@ -261,7 +313,14 @@ NodeStats nodeStats(const SummarySources& src, CpuSampler& sampler, const Capaci
     m.rss_bytes = s->rss;
     m.page_faults = s->pgfault;
     m.major_page_faults = s->pgmajfault;
+    m.psi = s->memory_pressure;
     n.memory = m;
+    n.io = ioOf(now, s->io_pressure);
+    // The node's swap is the machine's: the limit is all swap there is.
+    if (s->swap_total && s->swap_free) {
+      uint64_t total = *s->swap_total, unused = std::min(*s->swap_free, total);
+      n.swap = SwapStats{now, unused, total - unused};
+    }
     RlimitStats r;
     r.time = now;
     if (std::optional<uint64_t> max = s->pid_max) {
@@ -300,14 +359,13 @@ std::vector<std::string> podDiskTargets(const SummarySources& src, const PodSnap
   if (!safeComponent(pod.uid) || !safeComponent(pod.namespace_) || !safeComponent(pod.name)) {
     return out;
   }
-  for (const auto& cs : pod.status.container_statuses) {
-    std::string id = containerIdOf(cs.container_id);
-    if (cs.state.kind != ContainerState::Kind::kRunning || !safeComponent(id) ||
-        !safeComponent(cs.name)) {
+  for (const ContainerStatus* cs : runningContainers(pod)) {
+    std::string id = containerIdOf(cs->container_id);
+    if (!safeComponent(id) || !safeComponent(cs->name)) {
       continue;
     }
     out.push_back(src.root_dir + "/containers/" + id + "/upper");
-    out.push_back(logDir(src, pod, cs.name));
+    out.push_back(logDir(src, pod, cs->name));
   }
   for (const auto& name : listDirs(emptyDirRoot(src, pod.uid))) {
     out.push_back(emptyDirRoot(src, pod.uid) + "/" + name);

@@ -6,9 +6,9 @@
 // (times in RFC 3339 at seconds, as metav1.Time).
 //
 // buildSummary() reads the node and every pod of a snapshot that has a cgroup;
-// the containers are the running ones of its container statuses (their
-// group: <pod group>/<ID>). Disk usage comes from an FsUsageCache, never from
-// a walk here.
+// the containers are the running ones of its init, regular and ephemeral
+// container statuses (their group: <pod group>/<ID>). Disk usage comes from an FsUsageCache, never
+// from a walk here.
 
 #include <cstdint>
 #include <optional>
@@ -22,14 +22,29 @@
 
 namespace kernelet::agent::stats {
 
+// PSIStats (KubeletPSI): the kernel's pressure file as it is, total in
+// microseconds; both lines are always written, a missing one as zeros.
+using PsiStats = Pressure;
 struct CpuStats {
   Clock::time_point time;
   std::optional<uint64_t> usage_nano_cores, usage_core_nano_seconds;
+  std::optional<PsiStats> psi;
 };
 struct MemoryStats {
   Clock::time_point time;
   std::optional<uint64_t> available_bytes, usage_bytes, working_set_bytes, rss_bytes, page_faults,
       major_page_faults;
+  std::optional<PsiStats> psi;
+};
+// IOStats: only io pressure (the kubelet reports no io counters here).
+struct IoStats {
+  Clock::time_point time;
+  std::optional<PsiStats> psi;
+};
+struct SwapStats {
+  Clock::time_point time;
+  // swap limit - usage; left out when there is no limit.
+  std::optional<uint64_t> swap_available_bytes, swap_usage_bytes;
 };
 struct InterfaceStats {
   std::string name;
@@ -58,7 +73,9 @@ struct ContainerStats {
   Clock::time_point start_time;
   std::optional<CpuStats> cpu;
   std::optional<MemoryStats> memory;
+  std::optional<IoStats> io;
   std::optional<FsStats> rootfs, logs;
+  std::optional<SwapStats> swap;
   // Beyond the Go type, for /metrics/cadvisor: the runtime's id and image.
   std::string id, image;
 };
@@ -68,10 +85,12 @@ struct NodeStats {
   Clock::time_point start_time;
   std::optional<CpuStats> cpu;
   std::optional<MemoryStats> memory;
+  std::optional<IoStats> io;
   std::optional<NetworkStats> network;
   std::optional<FsStats> fs;
   std::optional<FsStats> image_fs, container_fs;  // runtime{imageFs, containerFs}
   std::optional<RlimitStats> rlimit;
+  std::optional<SwapStats> swap;
 };
 struct PodStats {
   std::string name, namespace_, uid;  // podRef
@@ -79,10 +98,12 @@ struct PodStats {
   std::vector<ContainerStats> containers;
   std::optional<CpuStats> cpu;
   std::optional<MemoryStats> memory;
+  std::optional<IoStats> io;
   std::optional<NetworkStats> network;
   std::vector<VolumeStats> volume;
   std::optional<FsStats> ephemeral_storage;
   std::optional<uint64_t> process_count;  // process_stats.process_count
+  std::optional<SwapStats> swap;
 };
 struct Summary {
   NodeStats node;

@@ -4,6 +4,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 
@@ -43,6 +44,66 @@ void opt(Writer& w, const char* key, const std::optional<T>& v) {
   }
 }
 
+// A float64 as Go's encoding/json writes one: an integral value without a
+// fraction ("0", not rapidjson's "0.0"), else the shortest form that reads
+// back the same (both write 0.12 as "0.12"). PSI averages are percentages
+// with two decimals, far from where Go would switch to an exponent.
+void float64(Writer& w, const char* key, double v) {
+  w.Key(key);
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {
+    std::string s = std::to_string(static_cast<int64_t>(v));
+    w.RawValue(s.c_str(), s.size(), rapidjson::kNumberType);
+    return;
+  }
+  w.Double(v);
+}
+
+void psiData(Writer& w, const char* key, const PressureLine& d) {
+  w.Key(key);
+  w.StartObject();
+  w.Key("total");
+  w.Uint64(d.total);
+  float64(w, "avg10", d.avg10);
+  float64(w, "avg60", d.avg60);
+  float64(w, "avg300", d.avg300);
+  w.EndObject();
+}
+
+// PSIStats: Full before Some, the Go struct's order.
+void psi(Writer& w, const std::optional<PsiStats>& p) {
+  if (!p) {
+    return;
+  }
+  w.Key("psi");
+  w.StartObject();
+  psiData(w, "full", p->full);
+  psiData(w, "some", p->some);
+  w.EndObject();
+}
+
+void io(Writer& w, const std::optional<IoStats>& i) {
+  if (!i) {
+    return;
+  }
+  w.Key("io");
+  w.StartObject();
+  time(w, "time", i->time);
+  psi(w, i->psi);
+  w.EndObject();
+}
+
+void swap(Writer& w, const std::optional<SwapStats>& s) {
+  if (!s) {
+    return;
+  }
+  w.Key("swap");
+  w.StartObject();
+  time(w, "time", s->time);
+  opt(w, "swapAvailableBytes", s->swap_available_bytes);
+  opt(w, "swapUsageBytes", s->swap_usage_bytes);
+  w.EndObject();
+}
+
 void cpu(Writer& w, const std::optional<CpuStats>& c) {
   if (!c) {
     return;
@@ -52,6 +113,7 @@ void cpu(Writer& w, const std::optional<CpuStats>& c) {
   time(w, "time", c->time);
   opt(w, "usageNanoCores", c->usage_nano_cores);
   opt(w, "usageCoreNanoSeconds", c->usage_core_nano_seconds);
+  psi(w, c->psi);
   w.EndObject();
 }
 
@@ -68,6 +130,7 @@ void memory(Writer& w, const std::optional<MemoryStats>& m) {
   opt(w, "rssBytes", m->rss_bytes);
   opt(w, "pageFaults", m->page_faults);
   opt(w, "majorPageFaults", m->major_page_faults);
+  psi(w, m->psi);
   w.EndObject();
 }
 
@@ -127,8 +190,10 @@ void container(Writer& w, const ContainerStats& c) {
   time(w, "startTime", c.start_time);
   cpu(w, c.cpu);
   memory(w, c.memory);
+  io(w, c.io);
   fs(w, "rootfs", c.rootfs);
   fs(w, "logs", c.logs);
+  swap(w, c.swap);
   w.EndObject();
 }
 
@@ -147,6 +212,7 @@ void node(Writer& w, const NodeStats& n) {
   time(w, "startTime", n.start_time);
   cpu(w, n.cpu);
   memory(w, n.memory);
+  io(w, n.io);
   network(w, n.network);
   fs(w, "fs", n.fs);
   if (n.image_fs || n.container_fs) {
@@ -164,6 +230,7 @@ void node(Writer& w, const NodeStats& n) {
     opt(w, "curproc", n.rlimit->num_of_running_processes);
     w.EndObject();
   }
+  swap(w, n.swap);
   w.EndObject();
 }
 
@@ -184,6 +251,7 @@ void pod(Writer& w, const PodStats& p) {
   w.EndArray();
   cpu(w, p.cpu);
   memory(w, p.memory);
+  io(w, p.io);
   network(w, p.network);
   if (!p.volume.empty()) {
     w.Key("volume");
@@ -203,6 +271,7 @@ void pod(Writer& w, const PodStats& p) {
     opt(w, "process_count", p.process_count);
     w.EndObject();
   }
+  swap(w, p.swap);
   w.EndObject();
 }
 

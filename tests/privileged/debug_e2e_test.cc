@@ -263,6 +263,18 @@ TEST_F(DebugE2E, ExecReachesARunningDebuggerInThePodsSandbox) {
   EXPECT_EQ(ps.find("sleep 3600"), std::string::npos) << ps;
   // The pod's UTS namespace: the pod's hostname.
   EXPECT_EQ(kubectl("exec target -c shell -- hostname"), "target\n");
+  // A running debugger is one of the pod's containers in the node's stats,
+  // read from its own group: what metrics-server reads, and the Summary.
+  std::string metrics = cluster->waitKubectl(
+      "get --raw /api/v1/nodes/node1/proxy/metrics/resource",
+      [](const std::string& s) {
+        return s.find("container_memory_working_set_bytes{container=\"shell\",namespace=\"" +
+                      std::string("default\",pod=\"target\"}")) != std::string::npos;
+      },
+      seen);
+  EXPECT_TRUE(seen) << metrics << context();
+  std::string summary = kubectl("get --raw /api/v1/nodes/node1/proxy/stats/summary");
+  EXPECT_NE(summary.find("{\"name\":\"shell\",\"startTime\":\""), std::string::npos) << summary;
 }
 
 TEST_F(DebugE2E, ARestartedAgentAdoptsTheRunningDebugger) {

@@ -314,6 +314,7 @@ TEST_F(NodeServerE2E, KubectlLogsShowsContentTailTimestampsAndPicksTheContainer)
 TEST_F(NodeServerE2E, StatsSummaryHasThePodWithWorkingSetAndGrowingCpu) {
   // The pod's usageCoreNanoSeconds from one read (-1 when absent), its
   // workingSetBytes into `ws`.
+  bool pressure_and_swap = false;
   auto read = [&](int64_t& ws, std::string& body) -> int64_t {
     body = raw("/stats/summary");
     auto doc = json::parse(body, "parse", "stats/summary");
@@ -326,6 +327,11 @@ TEST_F(NodeServerE2E, StatsSummaryHasThePodWithWorkingSetAndGrowingCpu) {
           std::string(pod["podRef"]["name"].GetString()) != "talker") {
         continue;
       }
+      // Pressure and swap, which the VM's kernel has (PSI on, swap accounting).
+      pressure_and_swap = pod.HasMember("cpu") && pod["cpu"].HasMember("psi") &&
+                          pod.HasMember("memory") && pod["memory"].HasMember("psi") &&
+                          pod.HasMember("io") && pod["io"].HasMember("psi") &&
+                          pod.HasMember("swap") && pod["swap"].HasMember("swapUsageBytes");
       ws = pod.HasMember("memory") && pod["memory"].HasMember("workingSetBytes") &&
                    pod["memory"]["workingSetBytes"].IsNumber()
                ? pod["memory"]["workingSetBytes"].GetInt64()
@@ -342,6 +348,7 @@ TEST_F(NodeServerE2E, StatsSummaryHasThePodWithWorkingSetAndGrowingCpu) {
   int64_t first = read(ws, body);
   ASSERT_GT(first, 0) << body << "\n" << cluster->agentLog();
   EXPECT_GT(ws, 0) << body;
+  EXPECT_TRUE(pressure_and_swap) << body;
   // The side container keeps forking sleep: its usage grows within seconds.
   auto deadline = steady_clock::now() + seconds(60);
   int64_t later = first;

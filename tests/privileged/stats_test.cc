@@ -158,5 +158,48 @@ TEST_F(StatsTest, RealGroupsShowWorkingSetAndGrowingCpu) {
       << text;
 }
 
+// The VM's kernel (Debian's, CONFIG_PSI=y and on, swap accounting with the
+// memory controller) writes the pressure and swap files the Summary carries:
+// each is there for the pod and its container, read from the real files.
+TEST_F(StatsTest, RealGroupsShowPressureAndSwap) {
+  if (::access("/proc/pressure/cpu", F_OK) != 0) {
+    GTEST_SKIP() << "this kernel has no PSI (/proc/pressure)";
+  }
+  pids_.push_back(spawnIn(ctr_, {helper("kt-spin")}));
+  ASSERT_TRUE(ctr_.write("memory.swap.max", std::to_string(64 << 20)));
+  auto snap = snapshot();
+  CpuSampler sampler;
+  const Summary s = buildSummary(sources(), snap, sampler, nullptr, Clock::now());
+  ASSERT_EQ(s.pods.size(), 1u);
+  ASSERT_EQ(s.pods[0].containers.size(), 1u);
+  const PodStats& pod = s.pods[0];
+  const ContainerStats& c = pod.containers[0];
+  for (const auto* cpu : {&pod.cpu, &c.cpu, &s.node.cpu}) {
+    ASSERT_TRUE(*cpu && (*cpu)->psi);
+  }
+  for (const auto* mem : {&pod.memory, &c.memory, &s.node.memory}) {
+    ASSERT_TRUE(*mem && (*mem)->psi);
+  }
+  for (const auto* io : {&pod.io, &c.io, &s.node.io}) {
+    ASSERT_TRUE(*io && (*io)->psi);
+  }
+  // The VM has stalled on its emulated CPUs since boot.
+  EXPECT_GT(s.node.cpu->psi->some.total, 0u);
+  // No swap device in the VM: nothing swapped, but the accounting is there.
+  ASSERT_TRUE(c.swap);
+  EXPECT_EQ(c.swap->swap_usage_bytes, 0u);
+  EXPECT_EQ(c.swap->swap_available_bytes, 64u << 20);  // the limit just set
+  ASSERT_TRUE(pod.swap);
+  EXPECT_EQ(pod.swap->swap_usage_bytes, 0u);
+  EXPECT_FALSE(pod.swap->swap_available_bytes);  // "max": no limit
+  ASSERT_TRUE(s.node.swap);
+
+  std::string json = summaryJson(s);
+  for (const char* want :
+       {"\"psi\":{\"full\":{\"total\":", "\"io\":{\"time\":", "\"swap\":{\"time\":"}) {
+    EXPECT_NE(json.find(want), std::string::npos) << want << " in " << json;
+  }
+}
+
 }  // namespace
 }  // namespace kernelet::agent::stats

@@ -42,6 +42,14 @@ TEST_F(Lifecycle, InitContainersThenSidecarsThenContainersStartInOrder) {
   EXPECT_EQ(condition("Ready"), "True");
   EXPECT_EQ(worker_->status().pod_ip, "10.88.0.7");
   EXPECT_TRUE(sawEvent("Normal Started app: Started container app"));
+  // Each event names its container where the kubelet's does: init containers
+  // (run-to-completion and sidecar alike) by spec.initContainers.
+  for (const char* want :
+       {"Started spec.initContainers{setup}", "Started spec.initContainers{proxy}",
+        "Started spec.initContainers{migrate}", "Started spec.containers{app}"}) {
+    EXPECT_NE(std::find(event_paths_.begin(), event_paths_.end(), want), event_paths_.end())
+        << want;
+  }
 }
 
 TEST_F(Lifecycle, RestartPolicyAlwaysBacksOffDoublingWithCrashLoopBackOff) {

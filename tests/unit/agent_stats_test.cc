@@ -6,13 +6,16 @@
 #include <rapidjson/document.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <future>
+#include <map>
 
 #include "agent/stats/cgroup_stats.h"
 #include "agent/stats/cpu_sampler.h"
 #include "agent/stats/fs_usage.h"
 #include "agent/stats/kernel_files.h"
+#include "agent/stats/metrics_text.h"
 #include "agent/stats/stats_endpoints.h"
 #include "agent/stats/summary.h"
 #include "stats_fixture.h"
@@ -70,6 +73,83 @@ TEST(StatsKernelFiles, ParsesTheKernelsFormatsAndSkipsJunk) {
   EXPECT_EQ(st->vsize_bytes, 123456u);
   EXPECT_EQ(st->rss_pages, 78u);
   EXPECT_FALSE(parseProcPidStat("42 (x) S 1 2"));
+}
+
+TEST(StatsKernelFiles, PressureLinesAsTheKernelWritesThemJunkSkipped) {
+  auto p = parsePressure(
+      "some avg10=0.12 avg60=3.50 avg300=100.00 total=123456\n"
+      "full avg10=0.00 avg60=0.01 avg300=0.00 total=42\n");
+  ASSERT_TRUE(p);
+  EXPECT_DOUBLE_EQ(p->some.avg10, 0.12);
+  EXPECT_DOUBLE_EQ(p->some.avg60, 3.5);
+  EXPECT_DOUBLE_EQ(p->some.avg300, 100.0);
+  EXPECT_EQ(p->some.total, 123456u);
+  EXPECT_DOUBLE_EQ(p->full.avg60, 0.01);
+  EXPECT_EQ(p->full.total, 42u);
+
+  // /proc/pressure/cpu before Linux 5.13: no full line, full stays zero.
+  auto cpu = parsePressure("some avg10=1.00 avg60=0.00 avg300=0.00 total=7");
+  ASSERT_TRUE(cpu);
+  EXPECT_EQ(cpu->some.total, 7u);
+  EXPECT_EQ(cpu->full.total, 0u);
+  EXPECT_EQ(cpu->full.avg10, 0.0);
+
+  // A line with a bad or missing field is skipped, the other kept.
+  for (const char* bad :
+       {"avg10=nan avg60=0.00 avg300=0.00 total=1", "avg10=inf avg60=0.00 avg300=0.00 total=1",
+        "avg10=-1.00 avg60=0.00 avg300=0.00 total=1", "avg10=0.00 avg60=0.00 total=1",
+        "avg10=0.00 avg60=0.00 avg300=0.00", "avg10=0.00 avg60=0.00 avg300=0.00 total=-1",
+        "avg10=1e400 avg60=0.00 avg300=0.00 total=1", "avg10=0.00 avg60 avg300=0.00 total=1"}) {
+    auto q = parsePressure(std::string("some ") + bad +
+                           "\nfull avg10=2.00 avg60=0.00 avg300=0.00 total=9\n");
+    ASSERT_TRUE(q) << bad;
+    EXPECT_EQ(q->some.total, 0u) << bad;
+    EXPECT_EQ(q->full.total, 9u) << bad;
+    EXPECT_EQ(parsePressure(std::string("some ") + bad), std::nullopt) << bad;
+  }
+  EXPECT_EQ(parsePressure(""), std::nullopt);
+  EXPECT_EQ(parsePressure("other avg10=0.00 avg60=0.00 avg300=0.00 total=1\n"), std::nullopt);
+}
+
+TEST(StatsCgroup, PressureAndSwapWhereTheKernelHasThemUnsetWhereNot) {
+  FakeNode n;
+  n.group("a", 1, 100, "");
+  n.file("cgroup/a/cpu.pressure",
+         "some avg10=1.50 avg60=0.00 avg300=0.00 total=10\n"
+         "full avg10=0.50 avg60=0.00 avg300=0.00 total=5\n");
+  n.file("cgroup/a/memory.pressure",
+         "some avg10=0.00 avg60=0.00 avg300=0.00 total=20\n"
+         "full avg10=0.00 avg60=0.00 avg300=0.00 total=15\n");
+  n.file("cgroup/a/io.pressure",
+         "some avg10=0.00 avg60=0.00 avg300=0.00 total=30\n"
+         "full avg10=0.00 avg60=0.00 avg300=0.00 total=25\n");
+  n.file("cgroup/a/memory.swap.current", "4096\n");
+  n.file("cgroup/a/memory.swap.max", "65536\n");
+  auto a = readCgroup(n.sources().cgroup_mount, "a", Clock::now());
+  ASSERT_TRUE(a) << a.error().message();
+  ASSERT_TRUE(a->cpu_pressure && a->memory_pressure && a->io_pressure);
+  EXPECT_EQ(a->cpu_pressure->some.total, 10u);
+  EXPECT_DOUBLE_EQ(a->cpu_pressure->full.avg10, 0.5);
+  EXPECT_EQ(a->memory_pressure->full.total, 15u);
+  EXPECT_EQ(a->io_pressure->some.total, 30u);
+  EXPECT_EQ(a->swap_current, 4096u);
+  EXPECT_EQ(a->swap_max, 65536u);
+
+  n.group("b", 1, 100, "");
+  auto b = readCgroup(n.sources().cgroup_mount, "b", Clock::now());
+  ASSERT_TRUE(b);
+  EXPECT_FALSE(b->cpu_pressure || b->memory_pressure || b->io_pressure);
+  EXPECT_FALSE(b->swap_current || b->swap_max);
+
+  n.file("proc/pressure/memory",
+         "some avg10=0.00 avg60=0.00 avg300=0.00 total=77\n"
+         "full avg10=0.00 avg60=0.00 avg300=0.00 total=66\n");
+  auto node = readNode(n.sources().cgroup_mount, n.sources().proc, Clock::now());
+  ASSERT_TRUE(node);
+  EXPECT_FALSE(node->cpu_pressure);
+  ASSERT_TRUE(node->memory_pressure);
+  EXPECT_EQ(node->memory_pressure->some.total, 77u);
+  EXPECT_FALSE(node->swap_total);  // the fake meminfo has no Swap lines
 }
 
 TEST(StatsCgroup, WorkingSetIsCurrentMinusInactiveFileNeverBelowZero) {
@@ -296,6 +376,166 @@ TEST(StatsSummary, JsonHasTheV1alpha1FieldsAndValues) {
             c["rootfs"]["usedBytes"].GetUint64() + c["logs"]["usedBytes"].GetUint64() + vol);
 }
 
+// The raw JSON text of `key`'s value inside `json` (first match), to check
+// how a number is written, not only what it reads as.
+std::string rawAfter(const std::string& json, const std::string& key) {
+  size_t at = json.find("\"" + key + "\":");
+  if (at == std::string::npos) {
+    return {};
+  }
+  at += key.size() + 3;
+  return json.substr(at, json.find_first_of(",}", at) - at);
+}
+
+TEST(StatsSummary, PsiAndSwapInGoShapeWhereTheKernelHasThemOmittedWhereNot) {
+  SummaryFixture f;
+  CpuSampler sampler;
+  auto src = f.n.sources();
+  std::string c1 = "cgroup/" + f.pod_cgroup + "/c1";
+  f.n.file(c1 + "/cpu.pressure",
+           "some avg10=0.12 avg60=3.50 avg300=0.00 total=1234\n"
+           "full avg10=0.00 avg60=0.00 avg300=0.00 total=56\n");
+  f.n.file(c1 + "/memory.pressure",
+           "some avg10=0.00 avg60=0.00 avg300=0.00 total=7\n"
+           "full avg10=0.00 avg60=0.00 avg300=0.00 total=6\n");
+  f.n.file(c1 + "/io.pressure",
+           "some avg10=0.00 avg60=0.00 avg300=0.00 total=9\n"
+           "full avg10=0.00 avg60=0.00 avg300=0.00 total=8\n");
+  f.n.file(c1 + "/memory.swap.current", "1000\n");
+  f.n.file(c1 + "/memory.swap.max", "5000\n");
+  std::string pod = "cgroup/" + f.pod_cgroup;
+  f.n.file(pod + "/memory.swap.current", "3000\n");
+  f.n.file(pod + "/memory.swap.max", "max\n");
+  f.n.file("proc/pressure/cpu", "some avg10=12.00 avg60=0.00 avg300=0.00 total=111\n");
+  f.n.file("proc/pressure/io",
+           "some avg10=0.00 avg60=0.00 avg300=0.00 total=222\n"
+           "full avg10=0.00 avg60=0.00 avg300=0.00 total=200\n");
+  f.n.file("proc/meminfo",
+           "MemTotal:        8000000 kB\nMemFree:         2000000 kB\n"
+           "SwapTotal:       1000 kB\nSwapFree:        600 kB\n");
+  std::string json = summaryJson(buildSummary(src, f.snap, sampler, nullptr, Clock::now()));
+  auto doc = parse(json);
+
+  const auto& c = doc["pods"][0]["containers"][0];
+  ASSERT_TRUE(c["cpu"].HasMember("psi")) << json;
+  EXPECT_EQ(c["cpu"]["psi"]["some"]["total"].GetUint64(), 1234u);
+  EXPECT_DOUBLE_EQ(c["cpu"]["psi"]["some"]["avg10"].GetDouble(), 0.12);
+  EXPECT_DOUBLE_EQ(c["cpu"]["psi"]["some"]["avg60"].GetDouble(), 3.5);
+  EXPECT_EQ(c["cpu"]["psi"]["full"]["total"].GetUint64(), 56u);
+  EXPECT_EQ(c["memory"]["psi"]["full"]["total"].GetUint64(), 6u);
+  EXPECT_TRUE(c["io"]["time"].IsString());
+  EXPECT_EQ(c["io"]["psi"]["some"]["total"].GetUint64(), 9u);
+  EXPECT_EQ(c["swap"]["swapUsageBytes"].GetUint64(), 1000u);
+  EXPECT_EQ(c["swap"]["swapAvailableBytes"].GetUint64(), 4000u);  // limit - usage
+  EXPECT_TRUE(c["swap"]["time"].IsString());
+  // Go's order (Full, then Some; total before the averages) and its floats:
+  // 0 is "0", not "0.0".
+  std::string cpu_json = json.substr(json.find("\"psi\":{\"full\":{\"total\":56,"));
+  EXPECT_EQ(cpu_json.rfind("\"psi\":{\"full\":{\"total\":56,\"avg10\":0,\"avg60\":0,"
+                           "\"avg300\":0},\"some\":{\"total\":1234,\"avg10\":0.12,"
+                           "\"avg60\":3.5,\"avg300\":0}}",
+                           0),
+            0u)
+      << json;
+
+  // The pod: swap without a limit has no available bytes; no pressure files.
+  const auto& p = doc["pods"][0];
+  EXPECT_EQ(p["swap"]["swapUsageBytes"].GetUint64(), 3000u);
+  EXPECT_FALSE(p["swap"].HasMember("swapAvailableBytes"));
+  EXPECT_FALSE(p["cpu"].HasMember("psi"));
+  EXPECT_FALSE(p["memory"].HasMember("psi"));
+  EXPECT_FALSE(p.HasMember("io"));
+
+  // The node: /proc/pressure (no memory file here) and meminfo's swap.
+  const auto& node = doc["node"];
+  EXPECT_EQ(node["cpu"]["psi"]["some"]["total"].GetUint64(), 111u);
+  EXPECT_EQ(rawAfter(json.substr(json.find("\"total\":111")), "avg10"), "12");
+  EXPECT_EQ(node["cpu"]["psi"]["full"]["total"].GetUint64(), 0u);  // no full line
+  EXPECT_FALSE(node["memory"].HasMember("psi"));
+  EXPECT_EQ(node["io"]["psi"]["full"]["total"].GetUint64(), 200u);
+  EXPECT_EQ(node["swap"]["swapUsageBytes"].GetUint64(), 400u * 1024);
+  EXPECT_EQ(node["swap"]["swapAvailableBytes"].GetUint64(), 600u * 1024);
+
+  // A kernel without PSI or swap accounting: none of it, not zeros.
+  SummaryFixture bare;
+  auto none =
+      parse(summaryJson(buildSummary(bare.n.sources(), bare.snap, sampler, nullptr, Clock::now())));
+  const auto& bc = none["pods"][0]["containers"][0];
+  EXPECT_FALSE(bc["cpu"].HasMember("psi"));
+  EXPECT_FALSE(bc["memory"].HasMember("psi"));
+  EXPECT_FALSE(bc.HasMember("io"));
+  EXPECT_FALSE(bc.HasMember("swap"));
+  EXPECT_FALSE(none["pods"][0].HasMember("swap"));
+  EXPECT_FALSE(none["node"].HasMember("io"));
+  EXPECT_FALSE(none["node"].HasMember("swap"));
+  EXPECT_FALSE(none["node"]["cpu"].HasMember("psi"));
+}
+
+// A running sidecar (an init container with restartPolicy Always), an init
+// container still at work and a `kubectl debug` ephemeral container are the
+// pod's containers in the stats as much as a regular one: each is read from
+// its own group, and is in /metrics/resource and /metrics/cadvisor too. A
+// terminated init container is not.
+TEST(StatsSummary, RunningInitSidecarAndEphemeralContainersAreThePodsToo) {
+  SummaryFixture f;
+  f.n.group(f.pod_cgroup + "/c5", 1000000, 5000000, "anon 1000000\n");
+  f.n.group(f.pod_cgroup + "/c6", 1000000, 6000000, "anon 1000000\n");
+  f.n.group(f.pod_cgroup + "/c8", 1000000, 8000000, "anon 1000000\n");
+  PodSnapshot p = *f.snap.pods.at("uid-1");
+  auto done = test::running("setup", "c8");
+  done.state.kind = ContainerState::Kind::kTerminated;
+  p.status.init_container_statuses = {done, test::running("proxy", "c5")};
+  p.status.ephemeral_container_statuses = {test::running("debugger", "c6")};
+  f.snap.pods["uid-1"] = std::make_shared<PodSnapshot>(p);
+  PodSnapshot q = test::pod("uid-3", "initing", "kubepods/besteffort/poduid-3");
+  f.n.group(q.cgroup_path, 1, 1, "");
+  f.n.group(q.cgroup_path + "/c7", 1000000, 7000000, "");
+  q.status.init_container_statuses = {test::running("migrate", "c7")};
+  f.snap.pods["uid-3"] = std::make_shared<PodSnapshot>(q);
+
+  CpuSampler sampler;
+  auto src = f.n.sources();
+  Summary s = buildSummary(src, f.snap, sampler, nullptr, Clock::now());
+  auto doc = parse(summaryJson(s));
+  std::map<std::string, uint64_t> working_set;  // pod/container -> bytes
+  for (const auto& pod : doc["pods"].GetArray()) {
+    for (const auto& c : pod["containers"].GetArray()) {
+      working_set[std::string(pod["podRef"]["name"].GetString()) + "/" + c["name"].GetString()] =
+          c["memory"]["workingSetBytes"].GetUint64();
+    }
+  }
+  EXPECT_EQ(working_set, (std::map<std::string, uint64_t>{{"initing/migrate", 7000000},
+                                                          {"web/app", 30000000 - 4000000},
+                                                          {"web/debugger", 6000000},
+                                                          {"web/proxy", 5000000}}));
+  // Their upper and log dirs are measured as a regular container's.
+  auto targets = podDiskTargets(src, p);
+  for (const char* id : {"c5", "c6"}) {
+    std::string upper = src.root_dir + "/containers/" + id + "/upper";
+    EXPECT_NE(std::find(targets.begin(), targets.end(), upper), targets.end()) << upper;
+  }
+  EXPECT_NE(
+      std::find(targets.begin(), targets.end(), src.pod_log_dir + "/default_web_uid-1/debugger"),
+      targets.end());
+  EXPECT_EQ(std::find(targets.begin(), targets.end(), src.root_dir + "/containers/c8/upper"),
+            targets.end());
+
+  std::string resource = resourceMetricsText(s, false);
+  EXPECT_NE(resource.find("container_memory_working_set_bytes{container=\"debugger\","
+                          "namespace=\"default\",pod=\"web\"} 6e+06 "),
+            std::string::npos)
+      << resource;
+  EXPECT_NE(resource.find("container_memory_working_set_bytes{container=\"proxy\","
+                          "namespace=\"default\",pod=\"web\"} 5e+06 "),
+            std::string::npos)
+      << resource;
+  std::string cadvisor = cadvisorMetricsText(s, f.snap);
+  EXPECT_NE(cadvisor.find("container_memory_working_set_bytes{container=\"debugger\",id=\"/" +
+                          f.pod_cgroup + "/c6\""),
+            std::string::npos)
+      << cadvisor;
+}
+
 TEST(StatsSummary, Rfc3339BothWays) {
   EXPECT_EQ(rfc3339(Clock::from_time_t(0)), "1970-01-01T00:00:00Z");
   EXPECT_EQ(parseRfc3339("2026-11-30T10:00:00Z"), parseRfc3339("2026-11-30T12:00:00.123+02:00"));
@@ -320,6 +560,11 @@ server::Response call(const server::Handler& h, const std::string& method, const
 
 TEST(StatsEndpoints, SummaryAndMetricsAnswerFromTheStatsThread) {
   SummaryFixture f;
+  for (const char* file : {"cpu.pressure", "io.pressure"}) {
+    f.n.file("cgroup/" + f.pod_cgroup + "/c1/" + file,
+             "some avg10=0.00 avg60=0.00 avg300=0.00 total=1\n");
+  }
+  f.n.file("cgroup/" + f.pod_cgroup + "/c1/memory.swap.current", "0\n");
   SnapshotPublisher pub;
   for (const auto& [uid, p] : f.snap.pods) {
     pub.update(*p);
@@ -344,6 +589,12 @@ TEST(StatsEndpoints, SummaryAndMetricsAnswerFromTheStatsThread) {
   EXPECT_FALSE(only["pods"][0]["containers"][0].HasMember("rootfs"));
   EXPECT_FALSE(only["node"].HasMember("fs"));
   EXPECT_TRUE(only["pods"][0]["memory"].HasMember("workingSetBytes"));
+  // As the kubelet's cpu-and-memory stats: the pressure inside cpu and
+  // memory and the swap stay, io goes.
+  EXPECT_TRUE(doc["pods"][0]["containers"][0].HasMember("io"));
+  EXPECT_FALSE(only["pods"][0]["containers"][0].HasMember("io"));
+  EXPECT_TRUE(only["pods"][0]["containers"][0]["cpu"].HasMember("psi"));
+  EXPECT_TRUE(only["pods"][0]["containers"][0].HasMember("swap"));
 
   auto bad = call(e.stats_summary, "GET", "only_cpu_and_memory=maybe");
   EXPECT_EQ(bad.status, 400);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <functional>
 
+#include "agent/events/field_path.h"
 #include "agent/lifecycle/admission.h"
 #include "agent/lifecycle/pod_worker.h"
 #include "agent/model/pod.h"
@@ -37,9 +38,11 @@ class Lifecycle : public ::testing::Test {
     ctx_.config.pod_log_dir = "/nonexistent/logs";
     ctx_.second = std::chrono::milliseconds(10);
     ctx_.status_changed = [this](const std::string&) { history_.push_back(worker_->status()); };
-    ctx_.event = [this](const Pod&, const std::string& container, const std::string& type,
+    ctx_.event = [this](const Pod& pod, const std::string& container, const std::string& type,
                         const std::string& reason, const std::string& message) {
       events_.push_back(type + " " + reason + " " + container + ": " + message);
+      // What the agent makes of it for the API: the event's fieldPath.
+      event_paths_.push_back(reason + " " + containerFieldPath(pod, container));
     };
   }
   void TearDown() override {
@@ -131,6 +134,7 @@ class Lifecycle : public ::testing::Test {
   std::shared_ptr<PodWorker> worker_;
   std::vector<PodStatus> history_;
   Strings events_;
+  Strings event_paths_;  // "REASON FIELDPATH" of each event
 };
 
 }  // namespace kernelet::agent
