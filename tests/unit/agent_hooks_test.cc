@@ -293,6 +293,25 @@ TEST_F(Lifecycle, AFailedPreStopIsAWarningAndTheStopGoesOn) {
   EXPECT_EQ(worker_->state(), PodState::kTerminated);
 }
 
+// The kubelet's killContainer runs preStop whatever the reason for the stop:
+// a failed liveness probe too.
+TEST_F(Lifecycle, AContainerStoppedForItsLivenessProbeRunsItsPreStopFirst) {
+  runtime_->addImage("busybox");
+  runtime_->setExec("app", 1, "unhealthy");
+  run(R"(spec:
+  containers:
+  - name: app
+    image: busybox
+    livenessProbe: {exec: {command: [check]}, periodSeconds: 1, failureThreshold: 1}
+    lifecycle: {preStop: {sleep: {seconds: 3}}}
+)");
+  ASSERT_TRUE(until([&] { return sawEvent("Normal Killing app: Container app failed liveness"); }));
+  auto killing = Clock::now();
+  ASSERT_TRUE(until([&] { return !runtime_->calls("signal ").empty(); }));
+  EXPECT_GE(Clock::now() - killing, std::chrono::milliseconds(25));
+  ASSERT_TRUE(until([&] { return runtime_->starts("app") == 2; }));
+}
+
 // A loopback server answering one request with `answer`.
 class OneAnswer {
  public:
