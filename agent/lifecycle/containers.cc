@@ -1,5 +1,7 @@
 // The pod worker's container part: what to start next, images, starts,
 // exits, restarts and their back-off.
+#include <algorithm>
+
 #include "agent/lifecycle/pod_worker.h"
 #include "agent/log/log.h"
 #include "agent/stats/metrics.h"
@@ -9,6 +11,12 @@ namespace kernelet::agent {
 using Kind = ContainerState::Kind;
 
 namespace {
+
+// A container's postStart holds the pod's next starts (Ctr::post_start).
+template <typename Ctrs>
+bool holding(const Ctrs& ctrs) {
+  return std::any_of(ctrs.begin(), ctrs.end(), [](const auto& c) { return c.post_start; });
+}
 
 // Where a container goes when nothing of it runs or is due.
 CtrState idle(bool started_once) { return started_once ? CtrState::kExited : CtrState::kWaiting; }
@@ -81,7 +89,7 @@ bool PodWorker::syncInit() {
         }
         starts_this_turn_++;
         startContainer(c);
-        if (c.state == CtrState::kCreating) {
+        if (c.state == CtrState::kCreating || c.post_start) {
           return false;
         }
         continue;
@@ -114,6 +122,9 @@ void PodWorker::syncEphemeral() {
     if (!c.ephemeral || c.started_once || c.state != CtrState::kWaiting) {
       continue;  // running, being created, backing off a failed creation, or done for good
     }
+    if (holding(ctrs_)) {
+      return;
+    }
     if (starts_this_turn_ >= kStartsPerTurn) {
       paceStarts();
       return;
@@ -139,6 +150,9 @@ void PodWorker::syncOnce() {
   if (state_ != PodState::kSyncing || !sandbox_ || !volumes_ready_) {
     return;
   }
+  if (holding(ctrs_)) {
+    return;  // the kubelet's SyncPod waits in a postStart: onPostStart or onExit syncs again
+  }
   syncEphemeral();
   if (!syncInit()) {
     return;
@@ -147,6 +161,9 @@ void PodWorker::syncOnce() {
   for (auto& c : ctrs_) {
     if (c.init || c.ephemeral) {
       continue;  // ephemeral containers keep no pod alive: they go when it completes
+    }
+    if (holding(ctrs_)) {
+      return;  // a start of this round runs its postStart: the next ones wait for it
     }
     if (live(c) || c.state == CtrState::kCreating || c.state == CtrState::kBackOff) {
       alive = true;
@@ -427,7 +444,12 @@ void PodWorker::onRunning(Ctr& c, const runtime::StartedContainer& run) {
   c.handle = run.handle;
   c.stop_signal = run.stop_signal;
   watchRun(c);
-  c.status.state = {.kind = Kind::kRunning, .started_at = run.started_at};
+  // With a postStart hook it is not Running until the hook returned (hooks.cc).
+  bool post_start = c.spec->lifecycle.post_start && !c.ephemeral && !stopping();
+  c.started_at = run.started_at;
+  c.status.state = post_start
+                       ? ContainerState{.kind = Kind::kWaiting, .reason = "ContainerCreating"}
+                       : ContainerState{.kind = Kind::kRunning, .started_at = run.started_at};
   c.status.container_id = "kernelet://" + run.id;
   c.status.image = c.image->name;
   c.status.image_id = c.image->id;
@@ -443,9 +465,13 @@ void PodWorker::onRunning(Ctr& c, const runtime::StartedContainer& run) {
     // The pod was told to stop while this start was on its way: it stops
     // now, within what is left of the pod's grace period.
     transition(c, CtrState::kStopping, "pod stopping");
-    if (auto r = ctx_.runtime->signal(c.handle, c.stop_signal); !r) {
-      log::v(2, "Stop container", {{"container", c.spec->name}, {"err", r.error().message()}});
-    }
+    stopGracefully(c, graceLeft(), false);
+    return;
+  }
+  if (post_start) {
+    c.status.started = false;
+    c.status.ready = false;
+    startPostStart(c);
     return;
   }
   startProbes(c);
@@ -457,6 +483,13 @@ void PodWorker::onExit(size_t index, const runtime::ContainerExit& exit) {
     return;
   }
   c.handle = 0;
+  // Its hooks end with it (the kubelet aborts a handler whose container exited).
+  cancelHook(c);
+  c.post_start = false;
+  c.pre_stop_since.reset();
+  c.pre_stop_grace = 0;
+  std::string post_start_error = std::move(c.post_start_error);
+  c.post_start_error.clear();
   ContainerState t{.kind = Kind::kTerminated,
                    .reason = exit.reason,
                    .message = exit.message,
@@ -504,6 +537,11 @@ void PodWorker::onExit(size_t index, const runtime::ContainerExit& exit) {
     // are written once for the burst, not once per exit.
     publishSoon();
     return;
+  }
+  if (!post_start_error.empty() && shouldRestart(c)) {
+    // The kubelet's reason cache: until it runs again, the failed start shows.
+    setWaiting(c, "PostStartHookError", post_start_error);
+    publish();
   }
   sync();
 }

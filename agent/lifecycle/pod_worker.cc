@@ -67,6 +67,7 @@ PodWorker::~PodWorker() {
   for (auto& c : ctrs_) {
     ctx_.timers->cancel(c.timer);
     ctx_.timers->cancel(c.stop_timer);
+    cancelHook(c);
     stopProbes(c);
     if (c.handle != 0) {
       ctx_.runtime->remove(c.handle);

@@ -16,7 +16,8 @@
 // Each change recomputes the PodStatus and hands it to the agent.
 //
 // The files: pod_worker.cc (the pod: sandbox, updates, status), containers.cc
-// (starts and restarts), termination.cc (stops and cleanup), probes.cc.
+// (starts and restarts), termination.cc (stops and cleanup), probes.cc,
+// hooks.cc (postStart and preStop).
 
 #include <chrono>
 #include <functional>
@@ -176,6 +177,19 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
     TimerQueue::Id timer = 0;        // BackOff: the restart or retried creation
     TimerQueue::Id stop_timer = 0;   // Stopping: SIGKILL when its grace runs out
     std::vector<ProbeState> probes;  // of the running instance
+    // Lifecycle hooks (hooks.cc). While `post_start` holds, the container
+    // runs but its status stays Waiting (ContainerCreating) and the pod's
+    // other starts wait, as in the kubelet's SyncPod: from the start until
+    // its postStart succeeded, or until it exited after one that failed.
+    bool post_start = false;
+    std::string started_at;          // of the run whose postStart is running
+    std::string post_start_error;    // the failed postStart's message, for the waiting state
+    std::unique_ptr<ProbeRun> hook;  // an exec or httpGet action running
+    TimerQueue::Id hook_timer = 0;   // a sleep action, or a tcpSocket's failure
+    // preStop running: when it began, and the grace it was given.
+    std::optional<Clock::time_point> pre_stop_since;
+    int64_t pre_stop_grace = 0;
+    bool pre_stop_owns_kill = false;  // its SIGKILL is its own timer's, not the pod's
   };
 
   // The one place states change.
@@ -251,12 +265,36 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   // termination.cc
   void finishPod();
   void killAll();
+  // The pod's SIGKILL time came: every live container is killed but those
+  // on the clock of their preStop (the hook, or the grace left after it).
+  void killOverdue();
+  // What is left of the pod's grace period, in its seconds (0 when none runs).
+  int64_t graceLeft() const;
   void stopContainers(bool sidecars);
   // Stops a running container with its grace period (SIGKILL after it);
   // `replace` starts it again once it exited, whatever the restart policy.
   void stopContainer(Ctr& c, const std::string& why, bool replace);
   void maybeCleanUp();
   void onSandboxDestroyed();
+
+  // hooks.cc: lifecycle.postStart and preStop, as the kubelet runs them.
+  // `done(worker, container, ok, message)` once on the loop, unless the hook
+  // is cancelled first (cancelHook, the container's exit).
+  using HookDone = std::function<void(PodWorker&, Ctr&, bool, const std::string&)>;
+  void runHook(Ctr& c, const LifecycleHandler& h, HookDone done);
+  void cancelHook(Ctr& c);
+  void startPostStart(Ctr& c);
+  void onPostStart(Ctr& c, bool ok, const std::string& message);
+  // Stops a live container already in Stopping: its preStop first (within
+  // `grace`, the pod's seconds), then the stop signal with what is left of
+  // the grace (at least 2 s after a preStop, as the kubelet gives), SIGKILL
+  // after it. Without a preStop: the signal now, and SIGKILL after `grace` on
+  // its own timer when `own_kill`, else the pod's.
+  void stopGracefully(Ctr& c, int64_t grace, bool own_kill);
+  void afterPreStop(Ctr& c);
+  void signalStop(Ctr& c);
+  // A container's run, for exec probes and hooks (runtime::exec in it).
+  ProbeTarget execTarget(const Ctr& c, const char* op);
 
   // probes.cc: startup first, then readiness and liveness; each outcome moves
   // started/ready or stops the container.
@@ -289,6 +327,8 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   // within the call is folded into the sync running, a later one syncs.
   bool in_image_call_ = false, in_start_call_ = false;
   TimerQueue::Id kill_timer_ = 0, retry_timer_ = 0;
+  // When kill_timer_ fires (Completed or Terminating): what preStops are given.
+  std::optional<Clock::time_point> kill_due_;
   // Containers started in this turn of the loop: a pod of hundreds starts
   // them kStartsPerTurn at a time, so that a SIGTERM or another pod's exit is
   // not kept waiting behind all of them.

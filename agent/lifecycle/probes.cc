@@ -75,19 +75,7 @@ void PodWorker::runProbe(Ctr& c, size_t i) {
   }
   std::weak_ptr<PodWorker> self = weak_from_this();
   size_t index = static_cast<size_t>(&c - ctrs_.data());
-  ProbeTarget target;
-  // httpGet and tcpSocket go to the pod's IP (the node's for host-network pods).
-  target.ip = pod_.host_network || !sandbox_ ? ctx_.node_ip : sandbox_->ip;
-  target.exec = [self, index](const std::vector<std::string>& argv, int out_fd,
-                              std::chrono::milliseconds setup_timeout)
-      -> Result<std::unique_ptr<runtime::ExecProcess>> {
-    auto w = self.lock();
-    if (!w || !w->live(w->ctrs_[index])) {
-      return makeError("exec probe", "", "the container is not running");
-    }
-    return w->ctx_.runtime->exec(w->ctrs_[index].handle, argv, runtime::ExecIo::output(out_fd),
-                                 setup_timeout);
-  };
+  ProbeTarget target = execTarget(c, "exec probe");
   c.probes[i].run = startProbe(*ctx_.loop, *ctx_.timers, c.probes[i].spec, target,
                                [self, index, i](ProbeOutcome o) {
                                  if (auto w = self.lock()) {
@@ -97,6 +85,26 @@ void PodWorker::runProbe(Ctr& c, size_t i) {
                                    }
                                  }
                                });
+}
+
+ProbeTarget PodWorker::execTarget(const Ctr& c, const char* op) {
+  std::weak_ptr<PodWorker> self = weak_from_this();
+  size_t index = static_cast<size_t>(&c - ctrs_.data());
+  ProbeTarget target;
+  // httpGet and tcpSocket go to the pod's IP (the node's for host-network pods).
+  target.ip = pod_.host_network || !sandbox_ ? ctx_.node_ip : sandbox_->ip;
+  // Looked up at the call: the run it reaches is the container's live one.
+  target.exec = [self, index, op](const std::vector<std::string>& argv, int out_fd,
+                                  std::chrono::milliseconds setup_timeout)
+      -> Result<std::unique_ptr<runtime::ExecProcess>> {
+    auto w = self.lock();
+    if (!w || !w->live(w->ctrs_[index])) {
+      return makeError(op, "", "the container is not running");
+    }
+    return w->ctx_.runtime->exec(w->ctrs_[index].handle, argv, runtime::ExecIo::output(out_fd),
+                                 setup_timeout);
+  };
+  return target;
 }
 
 void PodWorker::runCommand(const std::string& name, const std::vector<std::string>& argv,
@@ -120,19 +128,8 @@ void PodWorker::runCommand(const std::string& name, const std::vector<std::strin
   command.command = argv;
   command.timeout_seconds = static_cast<int>(timeout.count());
   std::weak_ptr<PodWorker> self = weak_from_this();
-  size_t index = static_cast<size_t>(&*c - ctrs_.data());
-  ProbeTarget target;
+  ProbeTarget target = execTarget(*c, "run in container");
   target.max_output = max_output;
-  target.exec = [self, index](const std::vector<std::string>& args, int out_fd,
-                              std::chrono::milliseconds setup_timeout)
-      -> Result<std::unique_ptr<runtime::ExecProcess>> {
-    auto w = self.lock();
-    if (!w || !w->live(w->ctrs_[index])) {
-      return makeError("run in container", "", "the container is not running");
-    }
-    return w->ctx_.runtime->exec(w->ctrs_[index].handle, args, runtime::ExecIo::output(out_fd),
-                                 setup_timeout);
-  };
   uint64_t id = next_command_++;
   commands_[id] =
       startProbe(*ctx_.loop, *ctx_.timers, command, target,

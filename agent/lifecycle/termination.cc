@@ -1,7 +1,10 @@
 // The pod worker's way out: a pod that completed, a container stopped for a
-// probe or a new image, and graceful termination (the stop signal, the grace
-// period, SIGKILL, sidecars last, then the sandbox).
+// probe or a new image, and graceful termination (preStop hooks, the stop
+// signal, the grace period, SIGKILL, sidecars last, then the sandbox).
 #include <signal.h>
+
+#include <algorithm>
+#include <cmath>
 
 #include "agent/lifecycle/pod_worker.h"
 #include "agent/log/log.h"
@@ -15,33 +18,40 @@ void PodWorker::stopContainer(Ctr& c, const std::string& why, bool replace) {
   emit(&c, "Normal", "Killing", why);
   c.replace = replace;
   transition(c, CtrState::kStopping, why);
-  if (auto r = ctx_.runtime->signal(c.handle, c.stop_signal); !r) {
-    // It exited meanwhile: its exit is on its way to onExit.
-    log::v(2, "Stop container", {{"container", c.spec->name}, {"err", r.error().message()}});
-  }
-  size_t index = static_cast<size_t>(&c - ctrs_.data());
-  c.stop_timer =
-      after(static_cast<double>(pod_.termination_grace_period_seconds), [index](PodWorker& w) {
-        Ctr& k = w.ctrs_[index];
-        k.stop_timer = 0;
-        if (w.live(k)) {
-          // Failing, it is gone already.
-          (void)w.ctx_.runtime->kill(k.handle);
-        }
-      });
+  stopGracefully(c, pod_.termination_grace_period_seconds, true);
 }
 
 void PodWorker::stopContainers(bool sidecars) {
   for (auto it = ctrs_.rbegin(); it != ctrs_.rend(); ++it) {
     Ctr& c = *it;
     if (live(c) && c.sidecar == sidecars) {
+      if (c.state == CtrState::kStopping && (c.stop_timer != 0 || c.pre_stop_grace > 0)) {
+        continue;  // on its way out already, on a clock of its own
+      }
       log::v(2, "Killing container with a grace period",
              {{"pod", who()}, {"container", c.spec->name}});
       transition(c, CtrState::kStopping, "pod stopping");
-      if (auto r = ctx_.runtime->signal(c.handle, c.stop_signal); !r) {
-        log::v(2, "Stop container", {{"container", c.spec->name}, {"err", r.error().message()}});
-      }
       emit(&c, "Normal", "Killing", "Stopping container " + c.spec->name);
+      stopGracefully(c, graceLeft(), false);
+    }
+  }
+}
+
+int64_t PodWorker::graceLeft() const {
+  if (!kill_due_) {
+    return 0;
+  }
+  double left = std::chrono::duration<double>(*kill_due_ - Clock::now()) /
+                std::chrono::duration<double>(ctx_.second);
+  return std::max<int64_t>(static_cast<int64_t>(std::ceil(left)), 0);
+}
+
+void PodWorker::killOverdue() {
+  for (auto& c : ctrs_) {
+    if (live(c) && !c.pre_stop_since) {
+      transition(c, CtrState::kStopping, "SIGKILL");
+      // Failing, it is gone already and its exit is on its way.
+      (void)ctx_.runtime->kill(c.handle);
     }
   }
 }
@@ -53,11 +63,12 @@ void PodWorker::finishPod() {
   transition(PodState::kCompleted, "no container will run again");
   log::v(2, "Pod finished", {{"pod", who()}});
   // Sidecars and init containers still running go now, with the pod's grace.
+  kill_due_ = Clock::now() + ctx_.second * pod_.termination_grace_period_seconds;
   stopContainers(false);
   stopContainers(true);
   kill_timer_ = after(static_cast<double>(pod_.termination_grace_period_seconds), [](PodWorker& w) {
     w.kill_timer_ = 0;
-    w.killAll();
+    w.killOverdue();
   });
   maybeCleanUp();
 }
@@ -65,6 +76,9 @@ void PodWorker::finishPod() {
 void PodWorker::killAll() {
   for (auto& c : ctrs_) {
     if (live(c)) {
+      // A hook still running goes with it; its preStop's clock stops.
+      cancelHook(c);
+      c.pre_stop_grace = 0;
       transition(c, CtrState::kStopping, "SIGKILL");
       // Failing, it is gone already and its exit is on its way.
       (void)ctx_.runtime->kill(c.handle);
@@ -117,11 +131,12 @@ void PodWorker::terminate(std::function<void()> done, std::optional<int64_t> gra
     for (const auto& c : ctrs_) {
       regular = regular || (live(c) && !c.sidecar);
     }
+    kill_due_ = Clock::now() + ctx_.second * grace;
     stopContainers(!regular);
     ctx_.timers->cancel(kill_timer_);
     kill_timer_ = after(static_cast<double>(grace), [](PodWorker& w) {
       w.kill_timer_ = 0;
-      w.killAll();
+      w.killOverdue();
     });
   }
   maybeCleanUp();

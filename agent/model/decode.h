@@ -1,6 +1,6 @@
 #pragma once
 // Internal to agent/model's pod decoder (pod.cc, decode_container.cc,
-// decode_ephemeral.cc, decode_volumes.cc): the error context and the readers
+// decode_ephemeral.cc, decode_lifecycle.cc, decode_volumes.cc): the error context and the readers
 // they share. Not for use outside agent/model; the public entry point is
 // parseManifests (pod.h).
 
@@ -62,9 +62,26 @@ inline Result<std::string> str(const Ctx& c, const YAML::Node& parent, const cha
 }
 
 // decode_container.cc
+// A list of strings at parent[key] (exec commands, args); absent: empty.
+Result<std::vector<std::string>> strings(const Ctx& c, const YAML::Node& parent, const char* key,
+                                         const std::string& field);
+// The port of a probe's or hook's httpGet or tcpSocket `action`: a number, or
+// the name of one of the container's `ports`.
+Result<int> port(const Ctx& c, const YAML::Node& action, const std::string& field,
+                 const std::vector<ContainerPort>& ports);
+// An httpGet action of a probe or hook, into `p` (port, path, host, scheme, headers).
+Result<void> httpGet(const Ctx& c, const YAML::Node& h, const std::string& field,
+                     const std::vector<ContainerPort>& ports, Probe& p);
 Result<SecurityContext> securityContext(const Ctx& c, const YAML::Node& n,
                                         const std::string& field);
 Result<Container> container(const Ctx& c, const YAML::Node& n, const std::string& field);
+
+// decode_lifecycle.cc: a container's lifecycle at `field` (postStart, preStop).
+Result<ContainerLifecycle> lifecycle(const Ctx& c, const YAML::Node& n, const std::string& field,
+                                     const std::vector<ContainerPort>& ports);
+// Every sleep action of the pod's containers fits its grace period, as the
+// API validates (spec: the pod's spec node, for the errors' lines).
+Result<void> checkSleepHooks(const Ctx& c, const YAML::Node& spec, const Pod& pod);
 
 // decode_ephemeral.cc: spec.ephemeralContainers[i] at `field`.
 Result<EphemeralContainer> ephemeralContainer(const Ctx& c, const YAML::Node& n,

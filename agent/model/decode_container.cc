@@ -1,4 +1,5 @@
-// Decoding a container: its env, resources, security context, ports and probes.
+// Decoding a container: its env, resources, security context, ports and probes
+// (its lifecycle hooks: decode_lifecycle.cc).
 
 #include <yaml-cpp/yaml.h>
 
@@ -13,8 +14,6 @@
 #include "agent/model/pod_names.h"
 
 namespace kernelet::agent::decode {
-
-namespace {
 
 Result<std::vector<std::string>> strings(const Ctx& c, const YAML::Node& parent, const char* key,
                                          const std::string& field) {
@@ -34,6 +33,55 @@ Result<std::vector<std::string>> strings(const Ctx& c, const YAML::Node& parent,
   }
   return out;
 }
+
+Result<int> port(const Ctx& c, const YAML::Node& action, const std::string& field,
+                 const std::vector<ContainerPort>& ports) {
+  const YAML::Node v = action["port"];
+  if (!v || !v.IsScalar()) {
+    return c.error(action, field + ".port", "required");
+  }
+  int number = 0;
+  if (YAML::convert<int>::decode(v, number)) {
+    if (number < 1 || number > 65535) {
+      return c.error(v, field + ".port", "must be between 1 and 65535");
+    }
+    return number;
+  }
+  std::string name = v.as<std::string>();
+  for (const auto& cp : ports) {
+    if (cp.name == name) {
+      return cp.container_port;
+    }
+  }
+  return c.error(v, field + ".port", "no container port named \"" + name + "\"");
+}
+
+Result<void> httpGet(const Ctx& c, const YAML::Node& h, const std::string& field,
+                     const std::vector<ContainerPort>& ports, Probe& p) {
+  TRY(p.port, port(c, h, field, ports));
+  TRY(auto path, opt<std::string>(c, h, "path", field));
+  p.path = path.value_or("/");
+  if (p.path.empty() || p.path[0] != '/') {
+    p.path = "/" + p.path;
+  }
+  TRY(p.host, str(c, h, "host", field));
+  TRY(auto scheme, opt<std::string>(c, h, "scheme", field));
+  p.scheme = scheme.value_or("HTTP");
+  if (p.scheme != "HTTP" && p.scheme != "HTTPS") {
+    return c.error(h, field + ".scheme", "must be HTTP or HTTPS");
+  }
+  size_t i = 0;
+  for (const auto& hd :
+       h["httpHeaders"] ? h["httpHeaders"] : YAML::Node(YAML::NodeType::Sequence)) {
+    std::string hf = field + ".httpHeaders[" + std::to_string(i++) + "]";
+    TRY(std::string name, str(c, hd, "name", hf));
+    TRY(std::string value, str(c, hd, "value", hf));
+    p.headers.emplace_back(name, value);
+  }
+  return {};
+}
+
+namespace {
 
 Result<ResourceList> resources(const Ctx& c, const YAML::Node& n, const std::string& field) {
   ResourceList out;
@@ -85,26 +133,6 @@ Result<std::optional<Probe>> probe(const Ctx& c, const YAML::Node& n, const std:
     return std::optional<Probe>();
   }
   Probe p;
-  auto port = [&](const YAML::Node& h, const std::string& f) -> Result<int> {
-    const YAML::Node v = h["port"];
-    if (!v || !v.IsScalar()) {
-      return c.error(h, f + ".port", "required");
-    }
-    int number = 0;
-    if (YAML::convert<int>::decode(v, number)) {
-      if (number < 1 || number > 65535) {
-        return c.error(v, f + ".port", "must be between 1 and 65535");
-      }
-      return number;
-    }
-    std::string name = v.as<std::string>();
-    for (const auto& cp : ports) {
-      if (cp.name == name) {
-        return cp.container_port;
-      }
-    }
-    return c.error(v, f + ".port", "no container port named \"" + name + "\"");
-  };
   int kinds = 0;
   if (n["exec"]) {
     kinds++;
@@ -116,34 +144,13 @@ Result<std::optional<Probe>> probe(const Ctx& c, const YAML::Node& n, const std:
   }
   if (n["httpGet"]) {
     kinds++;
-    const YAML::Node h = n["httpGet"];
-    std::string f = field + ".httpGet";
     p.kind = Probe::Kind::kHttpGet;
-    TRY(p.port, port(h, f));
-    TRY(auto path, opt<std::string>(c, h, "path", f));
-    p.path = path.value_or("/");
-    if (p.path.empty() || p.path[0] != '/') {
-      p.path = "/" + p.path;
-    }
-    TRY(p.host, str(c, h, "host", f));
-    TRY(auto scheme, opt<std::string>(c, h, "scheme", f));
-    p.scheme = scheme.value_or("HTTP");
-    if (p.scheme != "HTTP" && p.scheme != "HTTPS") {
-      return c.error(h, f + ".scheme", "must be HTTP or HTTPS");
-    }
-    size_t i = 0;
-    for (const auto& hd :
-         h["httpHeaders"] ? h["httpHeaders"] : YAML::Node(YAML::NodeType::Sequence)) {
-      std::string hf = f + ".httpHeaders[" + std::to_string(i++) + "]";
-      TRY(std::string name, str(c, hd, "name", hf));
-      TRY(std::string value, str(c, hd, "value", hf));
-      p.headers.emplace_back(name, value);
-    }
+    TRY_VOID(httpGet(c, n["httpGet"], field + ".httpGet", ports, p));
   }
   if (n["tcpSocket"]) {
     kinds++;
     p.kind = Probe::Kind::kTcpSocket;
-    TRY(p.port, port(n["tcpSocket"], field + ".tcpSocket"));
+    TRY(p.port, port(c, n["tcpSocket"], field + ".tcpSocket", ports));
   }
   if (n["grpc"]) {
     // Refused by the field table (pod_fields.cc) once the pod is decoded: an
@@ -340,6 +347,7 @@ Result<Container> container(const Ctx& c, const YAML::Node& n, const std::string
   TRY(k.liveness_probe, probe(c, n["livenessProbe"], field + ".livenessProbe", k.ports));
   TRY(k.readiness_probe, probe(c, n["readinessProbe"], field + ".readinessProbe", k.ports));
   TRY(k.startup_probe, probe(c, n["startupProbe"], field + ".startupProbe", k.ports));
+  TRY(k.lifecycle, lifecycle(c, n["lifecycle"], field + ".lifecycle", k.ports));
   for (const auto* pr : {&k.liveness_probe, &k.startup_probe}) {
     if (*pr && (*pr)->success_threshold != 1) {
       return c.error(n,

@@ -154,6 +154,7 @@ Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
   if (p.termination_grace_period_seconds < 0) {
     return c.error(spec, "spec.terminationGracePeriodSeconds", "must not be negative");
   }
+  TRY_VOID(decode::checkSleepHooks(c, spec, p));
   TRY(auto host_net, opt<bool>(c, spec, "hostNetwork", "spec"));
   p.host_network = host_net.value_or(false);
   TRY(auto share, opt<bool>(c, spec, "shareProcessNamespace", "spec"));

@@ -69,6 +69,20 @@ struct Probe {
   int success_threshold = 1, failure_threshold = 3;
 };
 
+// lifecycle.postStart / preStop: exactly one action, as the API validates.
+// exec and httpGet run as a probe's would (in `action`, without its
+// timeout); sleep waits `sleep_seconds`; tcpSocket is accepted as the API
+// does (deprecated, never validated) and fails when run, as with the kubelet.
+struct LifecycleHandler {
+  enum class Kind { kExec, kHttpGet, kSleep, kTcpSocket } kind = Kind::kExec;
+  Probe action;
+  int64_t sleep_seconds = 0;
+};
+
+struct ContainerLifecycle {
+  std::optional<LifecycleHandler> post_start, pre_stop;
+};
+
 struct Container {
   std::string name;
   std::string image;
@@ -83,6 +97,7 @@ struct Container {
   std::string restart_policy;  // init containers: "Always" makes a sidecar
   std::vector<ContainerPort> ports;
   std::optional<Probe> liveness_probe, readiness_probe, startup_probe;
+  ContainerLifecycle lifecycle;
   // The stdio it starts with (kubectl run -it, attach): `stdin` a pipe the
   // agent holds the write end of (else /dev/null), `tty` a terminal as 0, 1
   // and 2 (its output is the log's stdout); `stdin_once` closes stdin for

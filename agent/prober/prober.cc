@@ -40,6 +40,9 @@ class Run : public ProbeRun {
 
  protected:
   void armTimeout(int seconds) {
+    if (seconds <= 0) {
+      return;  // no deadline of its own
+    }
     timer_ = timers_.after(std::chrono::seconds(seconds), [this] {
       timer_ = 0;
       onTimeout();
@@ -56,7 +59,7 @@ class Run : public ProbeRun {
   }
   // Releases what the run holds (fds off the loop, a process killed).
   virtual void stop() = 0;
-  void finish(bool success, std::string message) {
+  void finish(bool success, std::string message, int exit_code = -1) {
     if (finished_) {
       return;
     }
@@ -65,7 +68,7 @@ class Run : public ProbeRun {
     timer_ = 0;
     stop();
     auto done = std::move(done_);
-    done({success, std::move(message)});  // last: it may destroy this run
+    done({success, std::move(message), exit_code});  // last: it may destroy this run
   }
 
   EventLoop& loop_;
@@ -132,7 +135,7 @@ class ExecRun : public Run {
       // The command never ran (its setup failed or passed the deadline).
       return finish(false, status.error().message());
     }
-    finish(*status == 0, output_);
+    finish(*status == 0, output_, *status);
   }
   void onTimeout() override { finish(false, "command \"" + command_ + "\" timed out"); }
   void stop() override {
@@ -160,6 +163,7 @@ class SocketRun : public Run {
   ~SocketRun() override { stop(); }
 
   void start(const Probe& probe, const ProbeTarget& target) {
+    any_status_ = target.any_status;
     std::string host = probe.host.empty() ? target.ip : probe.host;
     std::string hostport = host + ":" + std::to_string(probe.port);
     dial_ = "dial tcp " + hostport;
@@ -183,7 +187,7 @@ class SocketRun : public Run {
         request_ += k + ": " + v + "\r\n";
       }
       request_ += has_host ? "" : "Host: " + hostport + "\r\n";
-      request_ += has_agent ? "" : "User-Agent: kube-probe/1.35\r\n";
+      request_ += has_agent ? "" : "User-Agent: " + target.user_agent + "\r\n";
       request_ += has_accept ? "" : "Accept: */*\r\n";
       request_ += "Connection: close\r\n\r\n";
     }
@@ -326,7 +330,7 @@ class SocketRun : public Run {
     if (code == 0) {
       return fail("malformed HTTP response");
     }
-    if (code >= 200 && code < 400) {
+    if ((code >= 200 && code < 400) || any_status_) {
       return finish(true, "");
     }
     finish(false, "HTTP probe failed with statuscode: " + std::to_string(code));
@@ -347,7 +351,7 @@ class SocketRun : public Run {
     fd_.reset();
   }
 
-  bool http_, tls_ = false;
+  bool http_, tls_ = false, any_status_ = false;
   SSL* ssl_ = nullptr;
   UniqueFd fd_;
   bool watching_ = false;

@@ -25,6 +25,7 @@ namespace kernelet::agent {
 struct ProbeOutcome {
   bool success = false;
   std::string message;  // why it failed (or what an exec printed)
+  int exit_code = -1;   // exec: what the command exited with; -1 when it never ran to its end
 };
 
 struct ProbeTarget {
@@ -39,6 +40,11 @@ struct ProbeTarget {
   // What an exec keeps of the command's output: a probe's 10 KiB as the
   // kubelet's, more for the node server's /run.
   size_t max_output = 10 * 1024;
+  // httpGet: the User-Agent unless a header sets one (lifecycle hooks send
+  // kube-lifecycle/, as the kubelet's), and whether any HTTP answer is a
+  // success: the kubelet's hook runner looks at no status code.
+  std::string user_agent = "kube-probe/1.35";
+  bool any_status = false;
 };
 
 class ProbeRun {
@@ -47,7 +53,8 @@ class ProbeRun {
 };
 
 // `done` runs once, on the loop, unless the run is destroyed first; the run
-// may be destroyed from within `done`.
+// may be destroyed from within `done`. A probe.timeout_seconds of 0 sets no
+// deadline (lifecycle hooks: the caller bounds them).
 std::unique_ptr<ProbeRun> startProbe(EventLoop& loop, TimerQueue& timers, const Probe& probe,
                                      const ProbeTarget& target,
                                      std::function<void(ProbeOutcome)> done);

@@ -476,6 +476,66 @@ TEST_F(AgentE2E, RemovingTheManifestTerminatesWithinTheGracePeriodAndLeavesNothi
   EXPECT_EQ(stopAgent(), 0);
 }
 
+// The Kubernetes documentation's lifecycle example ("Attach Handlers to
+// Container Lifecycle Events"), with the fixture image and files in a hostPath
+// the test reads: postStart writes its message before the container counts as
+// Running; deleting the pod runs preStop before SIGTERM, and its sleep delays
+// the container's end.
+TEST_F(AgentE2E, PostStartRunsBeforeRunningAndPreStopDelaysTheDeletion) {
+  std::string shared = base_ + "/shared";
+  fs::create_directories(shared);
+  writeManifest(
+      "lifecycle.yaml",
+      podYaml("lifecycle-demo",
+              "  containers:\n" +
+                  ctr("lifecycle-demo-container",
+                      "trap \"echo SIGTERM >> /shared/order; exit 0\" TERM; "
+                      "while true; do sleep 1; done",
+                      "    lifecycle:\n"
+                      "      postStart:\n"
+                      "        exec:\n"
+                      "          command: [\"/bin/sh\", \"-c\", \"echo Hello from the postStart "
+                      "handler > /shared/message\"]\n"
+                      "      preStop:\n"
+                      "        exec:\n"
+                      "          command: [\"/bin/sh\", \"-c\", \"echo preStop >> /shared/order; "
+                      "sleep 3\"]\n"
+                      "    volumeMounts:\n    - {name: shared, mountPath: /shared}\n") +
+                  "  volumes:\n  - {name: shared, hostPath: {path: " + shared +
+                  ", type: Directory}}\n"));
+  startAgent();
+  // Whenever the status says Running, the postStart has written its message.
+  bool message_before_running = true;
+  waitFor(
+      "lifecycle-demo",
+      [&](const PodSummary& s) {
+        const ContainerStatus* c = statusOf(s, "lifecycle-demo-container");
+        bool up = c != nullptr && c->state.kind == Kind::kRunning;
+        if (up && !fs::exists(shared + "/message")) {
+          message_before_running = false;
+        }
+        return up && c->ready;
+      },
+      "Running and Ready");
+  EXPECT_TRUE(message_before_running) << "Running before the postStart hook returned";
+  EXPECT_EQ(readFile(shared + "/message").value_or(""), "Hello from the postStart handler\n");
+
+  auto t0 = steady_clock::now();
+  fs::remove(manifests_ + "/lifecycle.yaml");
+  auto deadline = t0 + seconds(40);
+  while (pod("lifecycle-demo") && steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_FALSE(pod("lifecycle-demo")) << agentLog();
+  auto took = steady_clock::now() - t0;
+  EXPECT_GE(took, seconds(3)) << "the preStop's sleep did not delay the stop";
+  EXPECT_LT(took, seconds(25)) << "SIGTERM did not follow the preStop";
+  EXPECT_EQ(readFile(shared + "/order").value_or(""), "preStop\nSIGTERM\n") << agentLog();
+  EXPECT_NE(agentLog().find("\"Running preStop hook\""), std::string::npos);
+  EXPECT_EQ(agentLog().find("\"PreStop hook failed\""), std::string::npos);
+  EXPECT_EQ(stopAgent(), 0);
+}
+
 TEST_F(AgentE2E, AMalformedManifestIsReportedAndTheOthersKeepRunning) {
   writeManifest("good.yaml", podYaml("good", "  containers:\n" + ctr("app", "exec kt-sleep 600")));
   startAgent();

@@ -186,7 +186,7 @@ TEST_F(ClusterSyncTest, APodWithARefusedFieldReachesTheLoopWithTheFieldNamed) {
   auto refused = client_->create(kPods,
                                  R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"hooks"},
           "spec":{"nodeName":"node1","containers":[{"name":"c","image":"busybox"},
-            {"name":"d","image":"busybox","lifecycle":{"preStop":{"sleep":{"seconds":5}}}}]}})");
+            {"name":"d","image":"busybox","lifecycle":{"stopSignal":"SIGUSR1"}}]}})");
   ASSERT_TRUE(refused) << refused.error().str();
   auto plain = client_->create(kPods,
                                R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"web"},
@@ -198,7 +198,7 @@ TEST_F(ClusterSyncTest, APodWithARefusedFieldReachesTheLoopWithTheFieldNamed) {
   ASSERT_TRUE(
       until([&] { return api_pods_.contains(refused_uid) && api_pods_.contains(plain_uid); }));
   EXPECT_EQ(api_pods_[refused_uid].pod.refused,
-            "spec.containers[1].lifecycle: not supported by kernelet");
+            "spec.containers[1].lifecycle.stopSignal: not supported by kernelet");
   EXPECT_EQ(api_pods_[plain_uid].pod.refused, "");
 }
 

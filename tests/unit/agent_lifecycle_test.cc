@@ -424,7 +424,7 @@ TEST_F(Lifecycle, APodWithARefusedFieldIsRejectedWithAWarningEvent) {
   auto pods = parseManifests(R"({"apiVersion": "v1", "kind": "Pod",
     "metadata": {"name": "web", "uid": "u1"},
     "spec": {"containers": [{"name": "app", "image": "busybox",
-      "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}}}]}})",
+      "lifecycle": {"stopSignal": "SIGUSR1"}}]}})",
                              "pod default/web", RefusedFields::kRecord);
   ASSERT_TRUE(pods) << pods.error().message();
   worker_ = std::make_shared<PodWorker>(ctx_, (*pods)[0].pod, "hash");
@@ -434,9 +434,10 @@ TEST_F(Lifecycle, APodWithARefusedFieldIsRejectedWithAWarningEvent) {
   EXPECT_EQ(worker_->status().phase, "Failed");
   EXPECT_EQ(worker_->status().reason, "UnsupportedPodSpec");
   EXPECT_EQ(worker_->status().message,
-            "Pod was rejected: spec.containers[0].lifecycle: not supported by kernelet");
-  EXPECT_TRUE(sawEvent(
-      "Warning UnsupportedPodSpec : spec.containers[0].lifecycle: not supported by kernelet"))
+            "Pod was rejected: spec.containers[0].lifecycle.stopSignal: not supported by kernelet");
+  EXPECT_TRUE(
+      sawEvent("Warning UnsupportedPodSpec : spec.containers[0].lifecycle.stopSignal: not "
+               "supported by kernelet"))
       << (events_.empty() ? "(no events)" : events_[0]);
   EXPECT_TRUE(runtime_->calls().empty());
 }

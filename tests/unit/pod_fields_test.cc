@@ -249,11 +249,10 @@ TEST(PodFields, ARefusedFieldIsAnErrorNamingFileLineAndTheConcreteField) {
     image: busybox
   - name: b
     image: busybox
-    lifecycle:
-      preStop: {exec: {command: [sleep, "5"]}}
+    terminationMessagePolicy: FallbackToLogsOnError
 )"),
-            "parse manifest `/m/web.yaml`: line 10: spec.containers[1].lifecycle: not supported by "
-            "kernelet");
+            "parse manifest `/m/web.yaml`: line 10: spec.containers[1].terminationMessagePolicy: "
+            "not supported by kernelet");
   EXPECT_EQ(error(R"(  containers:
   - name: a
     image: busybox
@@ -348,12 +347,12 @@ TEST(PodFields, AnApiPodKeepsItsRefusedFieldForAdmission) {
     image: i
   - name: b
     image: i
-    lifecycle: {postStart: {exec: {command: [date]}}}
+    lifecycle: {stopSignal: SIGUSR1}
 )",
                     RefusedFields::kRecord);
   ASSERT_TRUE(pods) << pods.error().message();
   const Pod& refused = (*pods)[0].pod;
-  EXPECT_EQ(refused.refused, "spec.containers[1].lifecycle: not supported by kernelet");
+  EXPECT_EQ(refused.refused, "spec.containers[1].lifecycle.stopSignal: not supported by kernelet");
 
   auto other = parse("  containers: [{name: a, image: i}]\n", RefusedFields::kRecord);
   ASSERT_TRUE(other);
@@ -363,7 +362,7 @@ TEST(PodFields, AnApiPodKeepsItsRefusedFieldForAdmission) {
   Admission a = admit(refused, {&beside}, node);
   EXPECT_FALSE(a.admitted);
   EXPECT_EQ(a.reason, "UnsupportedPodSpec");
-  EXPECT_EQ(a.message, "spec.containers[1].lifecycle: not supported by kernelet");
+  EXPECT_EQ(a.message, "spec.containers[1].lifecycle.stopSignal: not supported by kernelet");
   // The pod beside it is admitted as if the refused one were not there.
   EXPECT_TRUE(admit(beside, {}, node).admitted);
 }
