@@ -135,6 +135,10 @@ void Agent::attachInPod(streams::AttachRequest& r, streams::AttachHooks hooks) {
     // no session left to detach, which the runtime allows.
     server_queue_->post([this, h, session] { runtime_->detach(h, session); });
   };
+  // Posted as detach is, so the two keep their order on the loop.
+  out.stdin_ended = [this, h = a->handle, session = a->io.session] {
+    server_queue_->post([this, h, session] { runtime_->attachStdinEnded(h, session); });
+  };
   shared->started(std::move(out));
 }
 

@@ -12,7 +12,7 @@
 //   shell  app: sleeps; what exec and cp run in
 //   web    app: busybox httpd on :8080 serving index.html from an emptyDir
 //   tty    app: a shell started with stdin and a terminal; what attach joins
-// (kubectl run -it --rm makes and deletes pods of its own).
+// (kubectl run -it --rm and run -i --rm make and delete pods of their own).
 // Every failure prints what kubectl said and the agent's log.
 
 #include <poll.h>
@@ -448,6 +448,30 @@ TEST_P(StreamsE2E, RunItRmAttachesThenDeletesThePodAndExitsWithItsCode) {
   ASSERT_TRUE(t.type("exit 5\r"));
   EXPECT_EQ(t.wait(), 5) << t.seen() << context();
   EXPECT_NE(t.seen().find("pod \"" + name + "\" deleted"), std::string::npos) << t.seen();
+  bool gone = false;
+  std::string left = cluster->waitKubectl(
+      "get pod " + name + " -o name",
+      [](const std::string& s) { return s.find("NotFound") != std::string::npos; }, gone);
+  EXPECT_TRUE(gone) << left;
+  expectFraming("attach");
+}
+
+// echo x | kubectl run -i --rm (no -t): the pod is made with stdin and
+// stdinOnce but no terminal. The end of kubectl's stdin closes the
+// container's stdin (containerd's rule), so cat prints what came and ends,
+// the pod completes, kubectl exits with its code and deletes it.
+TEST_P(StreamsE2E, RunIRmWithoutATerminalEndsAtTheEndOfStdin) {
+  std::string name = GetParam() ? "catws" : "catspdy";  // expectFraming: [a-z]+
+  Output o = kubectl("run " + name + " -i --rm --restart=Never --image=" + kImage +
+                         " --image-pull-policy=Never --overrides='{\"apiVersion\": \"v1\", "
+                         "\"spec\": {\"nodeName\": \"node1\", "
+                         "\"terminationGracePeriodSeconds\": 1}}' -- sh -c 'cat; echo cat-ended; "
+                         "exit 4'",
+                     "echo piped-data");
+  EXPECT_EQ(o.rc, 4) << o.out << o.err << context();
+  EXPECT_NE(o.out.find("piped-data\ncat-ended\n"), std::string::npos) << o.out << o.err;
+  EXPECT_NE((o.out + o.err).find("pod \"" + name + "\" deleted"), std::string::npos)
+      << o.out << o.err;
   bool gone = false;
   std::string left = cluster->waitKubectl(
       "get pod " + name + " -o name",
