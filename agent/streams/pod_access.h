@@ -24,6 +24,13 @@ struct PodRef {
 // not exist" before any upgrade, as the kubelet.
 using PodExists = std::function<bool(const PodRef&)>;
 
+// Whether container `name` of the pod runs now (on the server thread, as
+// quick as PodExists). No: 500 `container not found ("NAME")` before any
+// upgrade, as the kubelet's exec and attach (its findContainer looks among
+// the runtime's running containers only: one not started yet, one that
+// exited, and a name the pod does not have all answer so).
+using ContainerRunning = std::function<bool(const PodRef&, const std::string& name)>;
+
 struct ExecRequest {
   PodRef pod;
   std::string container;

@@ -12,6 +12,8 @@
 //   shell  app: sleeps; what exec and cp run in
 //   web    app: busybox httpd on :8080 serving index.html from an emptyDir
 //   tty    app: a shell started with stdin and a terminal; what attach joins
+//   shared app: sleeps; done: exits at once (restartPolicy Never), so exec
+//          and attach meet a container of a running pod that does not run
 // (kubectl run -it --rm and run -i --rm make and delete pods of their own).
 // Every failure prints what kubectl said and the agent's log.
 
@@ -197,7 +199,11 @@ struct Cluster {
     apply("tty", "  containers:\n  - name: app\n    image: " + kImage +
                      "\n    imagePullPolicy: Never\n    stdin: true\n    tty: true\n"
                      "    command: [sh]\n");
-    for (const char* pod : {"shell", "web", "tty"}) {
+    apply("shared", "  restartPolicy: Never\n  containers:\n  - name: app\n    image: " + kImage +
+                        "\n    imagePullPolicy: Never\n    command: [sh, -c, 'exec sleep 3600']\n"
+                        "  - name: done\n    image: " +
+                        kImage + "\n    imagePullPolicy: Never\n    command: ['true']\n");
+    for (const char* pod : {"shell", "web", "tty", "shared"}) {
       bool seen = false;
       std::string phase = waitKubectl(
           std::string("get pod ") + pod + " -o jsonpath={.status.phase}",
@@ -478,6 +484,31 @@ TEST_P(StreamsE2E, RunIRmWithoutATerminalEndsAtTheEndOfStdin) {
       [](const std::string& s) { return s.find("NotFound") != std::string::npos; }, gone);
   EXPECT_TRUE(gone) << left;
   expectFraming("attach");
+}
+
+// exec and attach into a container of a running pod that does not run (it
+// exited): the kubelet's 500 before any upgrade, which kubectl prints (after
+// its WebSocket attempt failed the same way, through its SPDY fallback).
+TEST_P(StreamsE2E, ExecAndAttachIntoAnExitedContainerPrintTheKubeletsError) {
+  bool done = false;
+  std::string state = cluster->waitKubectl(
+      "get pod shared -o jsonpath={.status.containerStatuses[?(@.name==\"done\")].state."
+      "terminated.reason}",
+      [](const std::string& s) { return s == "Completed"; }, done);
+  ASSERT_TRUE(done) << state << context();
+  Output e = kubectl("exec shared -c done -- true");
+  EXPECT_NE(e.rc, 0) << e.out << e.err;
+  EXPECT_NE(e.err.find("container not found (\"done\")"), std::string::npos) << e.err << context();
+  if (!GetParam()) {
+    EXPECT_NE(e.err.find("unable to upgrade connection: container not found"), std::string::npos)
+        << e.err;
+  }
+  Output a = kubectl("attach shared -c done");
+  EXPECT_NE(a.rc, 0) << a.out << a.err;
+  EXPECT_NE(a.err.find("container not found (\"done\")"), std::string::npos) << a.err;
+  Output ok = kubectl("exec shared -c app -- true");
+  EXPECT_EQ(ok.rc, 0) << ok.out << ok.err << context();
+  expectFraming("exec");
 }
 
 // kubectl debug -it --target: an ephemeral container with stdin and a
