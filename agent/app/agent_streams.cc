@@ -24,15 +24,37 @@ void Agent::addStreamEndpoints(server::Endpoints& endpoints) {
     }
     return false;
   };
-  endpoints.exec =
-      streams::execHandler(exists, [this](streams::ExecRequest r, streams::ExecHooks hooks) {
+  // Also the snapshot's: the runtime's state as the loop last published it
+  // (the kubelet asks its runtime cache likewise). A run that ends after
+  // this answer gets the start's error on the error stream instead.
+  streams::ContainerRunning running = [this](const streams::PodRef& ref, const std::string& name) {
+    auto snap = snapshots_.current();
+    for (const auto& [uid, pod] : snap->pods) {
+      if (pod->namespace_ != ref.namespace_ || pod->name != ref.name ||
+          (!ref.uid.empty() && uid != ref.uid)) {
+        continue;
+      }
+      const PodStatus& s = pod->status;
+      for (const auto* list :
+           {&s.init_container_statuses, &s.container_statuses, &s.ephemeral_container_statuses}) {
+        for (const ContainerStatus& c : *list) {
+          if (c.name == name && c.state.kind == ContainerState::Kind::kRunning) {
+            return true;
+          }
+        }
+      }
+    }
+    return false;
+  };
+  endpoints.exec = streams::execHandler(
+      exists, running, [this](streams::ExecRequest r, streams::ExecHooks hooks) {
         auto shared = std::make_shared<streams::ExecRequest>(std::move(r));
         server_queue_->post([this, shared, hooks = std::move(hooks)]() mutable {
           execInPod(*shared, std::move(hooks));
         });
       });
-  endpoints.attach =
-      streams::attachHandler(exists, [this](streams::AttachRequest r, streams::AttachHooks hooks) {
+  endpoints.attach = streams::attachHandler(
+      exists, running, [this](streams::AttachRequest r, streams::AttachHooks hooks) {
         auto shared = std::make_shared<streams::AttachRequest>(std::move(r));
         server_queue_->post([this, shared, hooks = std::move(hooks)]() mutable {
           attachInPod(*shared, std::move(hooks));
@@ -134,6 +156,10 @@ void Agent::attachInPod(streams::AttachRequest& r, streams::AttachHooks hooks) {
     // Any thread: the runtime is the loop's. A run that ended meanwhile has
     // no session left to detach, which the runtime allows.
     server_queue_->post([this, h, session] { runtime_->detach(h, session); });
+  };
+  // Posted as detach is, so the two keep their order on the loop.
+  out.stdin_ended = [this, h = a->handle, session = a->io.session] {
+    server_queue_->post([this, h, session] { runtime_->attachStdinEnded(h, session); });
   };
   shared->started(std::move(out));
 }

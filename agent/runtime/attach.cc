@@ -17,26 +17,36 @@ Result<AttachedIo> KernelRuntime::attach(ContainerHandle h, const AttachIo& io,
 
 void KernelRuntime::detach(ContainerHandle h, uint64_t session) {
   Instance* inst = find(h);
-  if (inst == nullptr || !inst->stdio.detach(session)) {
+  if (inst != nullptr && inst->stdio.detach(session)) {
+    stdinClosedForGood(*inst);
+  }
+}
+
+void KernelRuntime::attachStdinEnded(ContainerHandle h, uint64_t session) {
+  Instance* inst = find(h);
+  if (inst != nullptr && inst->stdio.stdinEnded(session)) {
+    stdinClosedForGood(*inst);
+  }
+}
+
+// stdinOnce closed stdin: the record says so (a next agent must not wait
+// for a stdin fd), and the keeper lets go of its copy of the write end, or
+// the container would never read its end of file.
+void KernelRuntime::stdinClosedForGood(Instance& inst) {
+  inst.run.stdin_closed = true;
+  recordRun(inst);
+  if (keeper_ == nullptr) {
     return;
   }
-  // stdinOnce closed stdin: the record says so (a next agent must not wait
-  // for a stdin fd), and the keeper lets go of its copy of the write end, or
-  // the container would never read its end of file.
-  inst->run.stdin_closed = true;
-  recordRun(*inst);
-  if (keeper_ != nullptr) {
-    std::vector<int> fds = inst->keptFds();
-    if (fds.empty()) {
-      keeper_->forget(inst->id);  // cannot be kept whole any more (a stream closed)
-      return;
-    }
-    if (auto k =
-            keeper_->keep(inst->id, inst->run.pid, inst->run.start_time, inst->proc.pidfd(), fds);
-        !k) {
-      log::error("Keep container run without stdin",
-                 {{"container", inst->name}, {"err", k.error().message()}});
-    }
+  std::vector<int> fds = inst.keptFds();
+  if (fds.empty()) {
+    keeper_->forget(inst.id);  // cannot be kept whole any more (a stream closed)
+    return;
+  }
+  if (auto k = keeper_->keep(inst.id, inst.run.pid, inst.run.start_time, inst.proc.pidfd(), fds);
+      !k) {
+    log::error("Keep container run without stdin",
+               {{"container", inst.name}, {"err", k.error().message()}});
   }
 }
 

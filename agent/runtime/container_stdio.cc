@@ -123,16 +123,18 @@ Result<AttachedIo> ContainerStdio::attach(const std::string& name, const AttachI
     if (!stdin) {
       return makeError("attach", name, "container " + name + " did not start with stdin");
     }
-    if (stdin_closed) {
-      return makeError("attach", name,
-                       "the stdin of container " + name + " was closed (stdinOnce)");
-    }
+  }
+  // After stdinOnce closed it, a session that asks for stdin joins without
+  // it (containerd's copy into the closed pipe ends at once): what its client
+  // sends is dropped, the output still comes.
+  bool gets_stdin = io.stdin && !stdin_closed;
+  if (gets_stdin) {
     TRY(out.stdin_fd, dupFd(tty ? master.get() : stdin_w.get(), "stdin of " + name));
   }
   if (tty) {
     TRY(out.terminal_fd, dupFd(master.get(), "terminal of " + name));
   }
-  Session s{.stdin = io.stdin, .ended = std::move(ended)};
+  Session s{.stdin = gets_stdin, .ended = std::move(ended)};
   int given[2] = {io.stdout_fd, io.stderr_fd};
   for (int i = 0; i < 2; i++) {
     if (given[i] < 0) {
@@ -167,6 +169,31 @@ bool ContainerStdio::detach(uint64_t session) {
     return true;
   }
   return false;
+}
+
+bool ContainerStdio::stdinEnded(uint64_t session) {
+  auto it = sessions_.find(session);
+  if (it == sessions_.end() || !it->second.stdin) {
+    return false;
+  }
+  bool closed = false;
+  bool once = stdin_once && !tty;
+  if (once && !stdin_closed) {
+    stdin_w.reset();  // the endpoint closed its copy: the container reads EOF
+    stdin_closed = true;
+    closed = true;
+  }
+  Session& s = it->second;
+  if (!once || (!s.out[0] && !s.out[1])) {
+    // containerd stops copying output to the session: its client sees the
+    // end, and the session ends with success.
+    std::function<void()> ended = std::move(s.ended);
+    sessions_.erase(it);
+    if (ended) {
+      ended();
+    }
+  }
+  return closed;
 }
 
 void ContainerStdio::tap(isolation::Stream s, std::string_view data) {

@@ -53,6 +53,12 @@ struct ContainerStdio {
                             std::function<void()> ended);
   // True: stdin was closed for good now (the record and the keeper must say so).
   bool detach(uint64_t session);
+  // The session's client ended its stdin (its copy of stdin is closed).
+  // containerd's rule: a stdinOnce container without a terminal has its stdin
+  // closed for good, and the session keeps its output until the run ends;
+  // any other session ends (its pipes close, its `ended` runs), as does one
+  // that takes no output. True: stdin was closed for good now.
+  bool stdinEnded(uint64_t session);
   // The log's tap: one chunk of the container's output to every session.
   void tap(isolation::Stream s, std::string_view data);
   // The run ended or is let go: every session's pipes close, then its `ended` runs.
@@ -60,8 +66,8 @@ struct ContainerStdio {
 
  private:
   struct Session {
-    UniqueFd out[2];  // stdout, stderr
-    bool stdin = false;
+    UniqueFd out[2];     // stdout, stderr
+    bool stdin = false;  // it got a copy of the container's stdin
     std::function<void()> ended;
   };
   std::map<uint64_t, Session> sessions_;

@@ -73,6 +73,7 @@ class KernelRuntime : public PodRuntime {
   Result<AttachedIo> attach(ContainerHandle h, const AttachIo& io,
                             std::function<void()> ended) override;
   void detach(ContainerHandle h, uint64_t session) override;
+  void attachStdinEnded(ContainerHandle h, uint64_t session) override;
   // Live restore (issue #16): adopt.cc and leftovers.cc.
   std::optional<AdoptedPod> adopt(const Pod& pod, QosClass qos, const PodRuntimeInfo& info,
                                   PodObjects* objects) override;
@@ -98,6 +99,8 @@ class KernelRuntime : public PodRuntime {
   void started(uint64_t id, Result<isolation::Process> proc);
   void onExited(ContainerHandle h, ContainerExit exit);
   Instance* find(ContainerHandle h) const;
+  // attach.cc: stdinOnce closed the run's stdin; its record and keeper follow.
+  void stdinClosedForGood(Instance& inst);
 
   // ---- the pod records (run_records.h) ------------------------------------
   void saveRecord(PodEntry& pod);

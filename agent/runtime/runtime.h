@@ -270,15 +270,23 @@ class PodRuntime {
   // Joins the stdio container `h` was started with (its spec's stdin and
   // tty). `ended` runs once, on the loop, when the run ended (after its last
   // output went to the session's pipes, which are closed then) or the runtime
-  // let it go (remove, leaveRunning); never after detach(), never within
-  // attach(). An error: the run has no such stdio (no stdin, or stdinOnce
-  // closed it), or `h` is not running.
+  // let it go (remove, leaveRunning), or attachStdinEnded() ended the
+  // session; never after detach(), never within attach(). An error: the run
+  // has no stdin, or `h` is not running. After stdinOnce closed its stdin, a
+  // session asking for stdin joins without it (no stdin_fd), as containerd's.
   virtual Result<AttachedIo> attach(ContainerHandle h, const AttachIo& io,
                                     std::function<void()> ended) = 0;
   // The session ends: its pipes close, and if it sent stdin to a container
   // with stdinOnce and no terminal, the container's stdin is closed for good
   // (containerd's rule). A session or run that already ended: nothing.
   virtual void detach(ContainerHandle h, uint64_t session) = 0;
+  // The session's client ended its stdin, and the session closed its
+  // stdin_fd. As containerd's attach: a container with stdinOnce and no
+  // terminal has its stdin closed for good (it reads EOF; the session keeps
+  // its output until the run ends); any other session ends now (its pipes
+  // close and its `ended` runs), as does one without output. A session that
+  // got no stdin, or one that ended: nothing.
+  virtual void attachStdinEnded(ContainerHandle h, uint64_t session) = 0;
 
   // ---- a previous agent's pods (live restore) -----------------------------
   // Takes over what a previous agent left of the pod, if anything: the sandbox

@@ -4,8 +4,10 @@
 // container's stdin (or terminal) the starter gives back, window sizes to its
 // terminal. The session is over when the output pipes reach EOF (the
 // container's run ended), or, with no output asked for, when the starter says
-// the run ended; `detach` runs once whenever the session ends or the client
-// goes, as containerd's attach stops copying then.
+// the session ended (the run's end, or `stdin_ended`'s); the client's end of
+// stdin goes to the agent (`stdin_ended`: a stdinOnce container's stdin
+// closes, or the session ends); `detach` runs once whenever the session ends
+// or the client goes, as containerd's attach stops copying then.
 
 #include <fcntl.h>
 
@@ -63,6 +65,11 @@ class AttachCommand : public RemoteCommandSession {
   bool inputMayCome() const override { return !attached_ && !never_started_; }
   bool eofClosesInput() const override { return true; }
   int terminalFd() const override { return terminal_.valid() ? terminal_.get() : -1; }
+  void inputEnded() override {
+    if (auto ended = std::exchange(stdin_ended_, nullptr)) {
+      ended();
+    }
+  }
   void ending() override { detachOnce(); }
   void closeTargetFds() override {
     terminal_.reset();
@@ -81,6 +88,7 @@ class AttachCommand : public RemoteCommandSession {
     }
     attached_ = true;
     detach_ = std::move(r->detach);
+    stdin_ended_ = std::move(r->stdin_ended);
     if (conn_closed_ || phase_ != Phase::kRunning) {
       // The client went (or the session ended) while the agent was joining.
       closeTargetFds();
@@ -111,7 +119,7 @@ class AttachCommand : public RemoteCommandSession {
   AttachStarter starter_;
   AttachRequest request_;  // between prepare() and launch()
   UniqueFd terminal_;
-  std::function<void()> detach_;
+  std::function<void()> detach_, stdin_ended_;
   bool attached_ = false, ended_ = false;
 };
 

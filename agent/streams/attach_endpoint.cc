@@ -11,10 +11,12 @@ std::expected<RemoteCommandOptions, UpgradeError> attachOptions(const server::Re
   return remoteCommandStreams(req, "attach");
 }
 
-UpgradeHandler attachHandler(PodExists pod_exists, AttachStarter starter,
+UpgradeHandler attachHandler(PodExists pod_exists, ContainerRunning container_running,
+                             AttachStarter starter,
                              std::chrono::milliseconds stream_creation_timeout,
                              RemoteCommandDone done) {
-  return remoteCommandHandler("attach", attachOptions, std::move(pod_exists), attachProtocols(),
+  return remoteCommandHandler("attach", attachOptions, std::move(pod_exists),
+                              std::move(container_running), attachProtocols(),
                               stream_creation_timeout,
                               sessionRunner(runRemoteAttach, std::move(starter), std::move(done)));
 }

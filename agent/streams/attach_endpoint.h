@@ -27,7 +27,7 @@ std::expected<RemoteCommandOptions, UpgradeError> attachOptions(const server::Re
 
 // The handler for Endpoints::attach. `done` (tests, metrics) sees each attach's end.
 UpgradeHandler attachHandler(
-    PodExists pod_exists, AttachStarter starter,
+    PodExists pod_exists, ContainerRunning container_running, AttachStarter starter,
     std::chrono::milliseconds stream_creation_timeout = kStreamCreationTimeout,
     RemoteCommandDone done = {});
 

@@ -41,10 +41,11 @@ std::expected<RemoteCommandOptions, UpgradeError> execOptions(const server::Requ
   return o;
 }
 
-UpgradeHandler execHandler(PodExists pod_exists, ExecStarter starter,
-                           std::chrono::milliseconds stream_creation_timeout,
+UpgradeHandler execHandler(PodExists pod_exists, ContainerRunning container_running,
+                           ExecStarter starter, std::chrono::milliseconds stream_creation_timeout,
                            RemoteCommandDone done) {
-  return remoteCommandHandler("exec", execOptions, std::move(pod_exists), execProtocols(),
+  return remoteCommandHandler("exec", execOptions, std::move(pod_exists),
+                              std::move(container_running), execProtocols(),
                               stream_creation_timeout,
                               sessionRunner(runRemoteCommand, std::move(starter), std::move(done)));
 }

@@ -32,7 +32,7 @@ std::expected<RemoteCommandOptions, UpgradeError> execOptions(const server::Requ
 
 // The handler for Endpoints::exec. `done` (tests, metrics) sees each exec's end.
 UpgradeHandler execHandler(
-    PodExists pod_exists, ExecStarter starter,
+    PodExists pod_exists, ContainerRunning container_running, ExecStarter starter,
     std::chrono::milliseconds stream_creation_timeout = kStreamCreationTimeout,
     RemoteCommandDone done = {});
 

@@ -24,6 +24,13 @@ struct PodRef {
 // not exist" before any upgrade, as the kubelet.
 using PodExists = std::function<bool(const PodRef&)>;
 
+// Whether container `name` of the pod runs now (on the server thread, as
+// quick as PodExists). No: 500 `container not found ("NAME")` before any
+// upgrade, as the kubelet's exec and attach (its findContainer looks among
+// the runtime's running containers only: one not started yet, one that
+// exited, and a name the pod does not have all answer so).
+using ContainerRunning = std::function<bool(const PodRef&, const std::string& name)>;
+
 struct ExecRequest {
   PodRef pod;
   std::string container;
@@ -73,7 +80,8 @@ struct AttachRequest {
 struct Attached {
   // With stdin: the container's stdin (a dup of its stdin pipe's write end,
   // or of its terminal's master). The endpoint closes it when the client's
-  // stdin ends; the container's own stdin stays open until `detach`.
+  // stdin ends, then calls `stdin_ended`. Empty when stdinOnce closed the
+  // container's stdin before: what the client sends is dropped.
   UniqueFd stdin_fd;
   // A container with a terminal: its master, for window size changes.
   UniqueFd terminal_fd;
@@ -81,6 +89,12 @@ struct Attached {
   // stops copying output to the session's pipes (closing them) and, for a
   // `stdinOnce` container, closes the container's stdin for good.
   std::function<void()> detach;
+  // Once, on any thread, when the client's stdin ended and stdin_fd was
+  // closed: containerd's rule. A `stdinOnce` container without a terminal
+  // has its stdin closed for good (it reads EOF, so `echo x | kubectl run -i
+  // -- cat` ends) and the session keeps its output until the run ends; any
+  // other session ends (its output pipes close, or `ended` runs).
+  std::function<void()> stdin_ended;
 };
 
 struct AttachHooks {

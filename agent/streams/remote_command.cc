@@ -341,7 +341,7 @@ void RemoteCommandSession::pumpStdin() {
   }
   if (stdin_queue_.empty()) {
     if (stdin_eof_ && eofClosesInput()) {
-      closeStdin();  // what reads it sees EOF
+      endInput();  // what reads it sees EOF
     }
     return;
   }
@@ -366,7 +366,7 @@ void RemoteCommandSession::onStdinWritten(boost::system::error_code ec) {
   }
   if (ec) {
     // The reader closed its stdin or is gone: the rest is dropped.
-    closeStdin();
+    endInput();
   }
   pumpStdin();
 }
@@ -389,6 +389,14 @@ void RemoteCommandSession::closeStdin() {
   stdin_closed_ = true;
   closeDescriptor(stdin_w_);  // the reader sees EOF (if it was the last writer)
   dropStdin();
+}
+
+void RemoteCommandSession::endInput() {
+  if (stdin_closed_) {
+    return;  // closed by the session's end or the client's going, not here
+  }
+  closeStdin();
+  inputEnded();
 }
 
 // ---- output ----

@@ -22,15 +22,17 @@ Result<bool> flag(const server::Query& q, const char* kubelet_name, const char* 
   return a || b;
 }
 
-// An answer before the upgrade, in the kubelet's form (the message as text),
-// then the connection closes.
-void reject(const std::shared_ptr<UpgradedConnection>& conn, const UpgradeError& err) {
+// An answer before the upgrade, in the kubelet's form (the message as text,
+// ended by a newline where the kubelet's http.Error adds one), then the
+// connection closes.
+void reject(const std::shared_ptr<UpgradedConnection>& conn, const UpgradeError& err,
+            bool newline = true) {
   auto res = std::make_shared<http::response<http::string_body>>(
       static_cast<http::status>(err.status), 11);
   res->set(http::field::content_type, "text/plain; charset=utf-8");
   res->set("X-Content-Type-Options", "nosniff");
   res->set(http::field::connection, "close");
-  res->body() = err.message + "\n";
+  res->body() = err.message + (newline ? "\n" : "");
   res->prepare_payload();
   http::async_write(conn->stream, *res, [conn, res](boost::beast::error_code, size_t) {
     boost::beast::error_code ec;
@@ -74,14 +76,14 @@ std::expected<RemoteCommandOptions, UpgradeError> remoteCommandStreams(
 }
 
 UpgradeHandler remoteCommandHandler(std::string what, ParseOptions parse, PodExists pod_exists,
-                                    Protocols protocols,
+                                    ContainerRunning container_running, Protocols protocols,
                                     std::chrono::milliseconds stream_creation_timeout,
                                     RunSession run) {
   std::string title = what;  // "exec" -> "Exec", for the start of a log line
   title[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(title[0])));
   return [what = std::move(what), title = std::move(title), parse = std::move(parse),
-          pod_exists = std::move(pod_exists), protocols = std::move(protocols),
-          stream_creation_timeout,
+          pod_exists = std::move(pod_exists), container_running = std::move(container_running),
+          protocols = std::move(protocols), stream_creation_timeout,
           run = std::move(run)](server::Request req, std::shared_ptr<UpgradedConnection> conn) {
     auto opts = parse(req);
     if (!opts) {
@@ -90,6 +92,12 @@ UpgradeHandler remoteCommandHandler(std::string what, ParseOptions parse, PodExi
     }
     if (!pod_exists(opts->pod)) {
       return reject(conn, UpgradeError{404, "pod does not exist"});
+    }
+    if (!container_running(opts->pod, opts->container)) {
+      // The kubelet's GetExec/GetAttach error through the streaming
+      // server's WriteError: 500 and the message as it is, no newline.
+      return reject(conn, UpgradeError{500, "container not found (\"" + opts->container + "\")"},
+                    /*newline=*/false);
     }
     opts->stream_creation_timeout = stream_creation_timeout;
     opts->websocket = boost::beast::iequals(conn->request[http::field::upgrade], "websocket");

@@ -2,7 +2,7 @@
 // What /exec and /attach share before their sessions (remote_command.h): the
 // kubelet's query for the streams (remotecommand.NewOptions), the answers it
 // gives before any upgrade (400 for a bad query, 404 for a pod that is not
-// here), and the upgrade itself.
+// here, 500 for a container that does not run), and the upgrade itself.
 
 #include <chrono>
 #include <expected>
@@ -44,10 +44,11 @@ RunSession sessionRunner(void (*run)(std::shared_ptr<Transport>, const std::stri
   };
 }
 
-// A handler: the options (or their 400), 404 "pod does not exist", then the
-// upgrade with `protocols` and the session. `what` names it in the logs.
+// A handler: the options (or their 400), 404 "pod does not exist", 500
+// `container not found ("NAME")`, then the upgrade with `protocols` and the
+// session. `what` names it in the logs.
 UpgradeHandler remoteCommandHandler(std::string what, ParseOptions parse, PodExists pod_exists,
-                                    Protocols protocols,
+                                    ContainerRunning container_running, Protocols protocols,
                                     std::chrono::milliseconds stream_creation_timeout,
                                     RunSession run);
 

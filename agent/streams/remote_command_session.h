@@ -78,6 +78,9 @@ class RemoteCommandSession : public std::enable_shared_from_this<RemoteCommandSe
   // Whether the client's end of stdin closes input() (not a terminal an
   // exec owns: its EOF is the user's ^D, which arrives as data).
   virtual bool eofClosesInput() const = 0;
+  // The client's stdin ended and input() was closed for it (the client's EOF,
+  // or what reads it went): an attach tells the agent (containerd's rule).
+  virtual void inputEnded() {}
   // The terminal that takes window sizes (-1: none yet; sizes wait).
   virtual int terminalFd() const = 0;
   // The session is ending (its status about to be written).
@@ -144,6 +147,8 @@ class RemoteCommandSession : public std::enable_shared_from_this<RemoteCommandSe
   void onStdinWritten(boost::system::error_code ec);
   void dropStdin();
   void closeStdin();
+  // closeStdin() because the client's stdin ended there: inputEnded() follows.
+  void endInput();
   void onOutput(Output& o, boost::system::error_code ec, size_t n);
   void stopOutput(Output& o);
   void endWithStatus();

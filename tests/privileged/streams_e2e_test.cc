@@ -12,7 +12,9 @@
 //   shell  app: sleeps; what exec and cp run in
 //   web    app: busybox httpd on :8080 serving index.html from an emptyDir
 //   tty    app: a shell started with stdin and a terminal; what attach joins
-// (kubectl run -it --rm makes and deletes pods of its own).
+//   shared app: sleeps; done: exits at once (restartPolicy Never), so exec
+//          and attach meet a container of a running pod that does not run
+// (kubectl run -it --rm and run -i --rm make and delete pods of their own).
 // Every failure prints what kubectl said and the agent's log.
 
 #include <poll.h>
@@ -197,7 +199,11 @@ struct Cluster {
     apply("tty", "  containers:\n  - name: app\n    image: " + kImage +
                      "\n    imagePullPolicy: Never\n    stdin: true\n    tty: true\n"
                      "    command: [sh]\n");
-    for (const char* pod : {"shell", "web", "tty"}) {
+    apply("shared", "  restartPolicy: Never\n  containers:\n  - name: app\n    image: " + kImage +
+                        "\n    imagePullPolicy: Never\n    command: [sh, -c, 'exec sleep 3600']\n"
+                        "  - name: done\n    image: " +
+                        kImage + "\n    imagePullPolicy: Never\n    command: ['true']\n");
+    for (const char* pod : {"shell", "web", "tty", "shared"}) {
       bool seen = false;
       std::string phase = waitKubectl(
           std::string("get pod ") + pod + " -o jsonpath={.status.phase}",
@@ -454,6 +460,55 @@ TEST_P(StreamsE2E, RunItRmAttachesThenDeletesThePodAndExitsWithItsCode) {
       [](const std::string& s) { return s.find("NotFound") != std::string::npos; }, gone);
   EXPECT_TRUE(gone) << left;
   expectFraming("attach");
+}
+
+// echo x | kubectl run -i --rm (no -t): the pod is made with stdin and
+// stdinOnce but no terminal. The end of kubectl's stdin closes the
+// container's stdin (containerd's rule), so cat prints what came and ends,
+// the pod completes, kubectl exits with its code and deletes it.
+TEST_P(StreamsE2E, RunIRmWithoutATerminalEndsAtTheEndOfStdin) {
+  std::string name = GetParam() ? "catws" : "catspdy";  // expectFraming: [a-z]+
+  Output o = kubectl("run " + name + " -i --rm --restart=Never --image=" + kImage +
+                         " --image-pull-policy=Never --overrides='{\"apiVersion\": \"v1\", "
+                         "\"spec\": {\"nodeName\": \"node1\", "
+                         "\"terminationGracePeriodSeconds\": 1}}' -- sh -c 'cat; echo cat-ended; "
+                         "exit 4'",
+                     "echo piped-data");
+  EXPECT_EQ(o.rc, 4) << o.out << o.err << context();
+  EXPECT_NE(o.out.find("piped-data\ncat-ended\n"), std::string::npos) << o.out << o.err;
+  EXPECT_NE((o.out + o.err).find("pod \"" + name + "\" deleted"), std::string::npos)
+      << o.out << o.err;
+  bool gone = false;
+  std::string left = cluster->waitKubectl(
+      "get pod " + name + " -o name",
+      [](const std::string& s) { return s.find("NotFound") != std::string::npos; }, gone);
+  EXPECT_TRUE(gone) << left;
+  expectFraming("attach");
+}
+
+// exec and attach into a container of a running pod that does not run (it
+// exited): the kubelet's 500 before any upgrade, which kubectl prints (after
+// its WebSocket attempt failed the same way, through its SPDY fallback).
+TEST_P(StreamsE2E, ExecAndAttachIntoAnExitedContainerPrintTheKubeletsError) {
+  bool done = false;
+  std::string state = cluster->waitKubectl(
+      "get pod shared -o jsonpath={.status.containerStatuses[?(@.name==\"done\")].state."
+      "terminated.reason}",
+      [](const std::string& s) { return s == "Completed"; }, done);
+  ASSERT_TRUE(done) << state << context();
+  Output e = kubectl("exec shared -c done -- true");
+  EXPECT_NE(e.rc, 0) << e.out << e.err;
+  EXPECT_NE(e.err.find("container not found (\"done\")"), std::string::npos) << e.err << context();
+  if (!GetParam()) {
+    EXPECT_NE(e.err.find("unable to upgrade connection: container not found"), std::string::npos)
+        << e.err;
+  }
+  Output a = kubectl("attach shared -c done");
+  EXPECT_NE(a.rc, 0) << a.out << a.err;
+  EXPECT_NE(a.err.find("container not found (\"done\")"), std::string::npos) << a.err;
+  Output ok = kubectl("exec shared -c app -- true");
+  EXPECT_EQ(ok.rc, 0) << ok.out << ok.err << context();
+  expectFraming("exec");
 }
 
 // kubectl debug -it --target: an ephemeral container with stdin and a

@@ -389,16 +389,18 @@ Result<rt::AttachedIo> FakeRuntime::attach(rt::ContainerHandle h, const rt::Atta
     run.stdin_w.reset(p[1]);
     (void)::fcntl(p[0], F_SETFL, O_NONBLOCK);  // readStdin never waits
   }
-  if (io.stdin) {
-    if (!run.stdin || !run.stdin_w) {
-      return makeError("attach", run.name, "no stdin to join");
-    }
+  if (io.stdin && !run.stdin) {
+    return makeError("attach", run.name, "no stdin to join");
+  }
+  // After stdinOnce closed stdin, the session joins without it (the runtime's rule).
+  bool gets_stdin = io.stdin && run.stdin_w;
+  if (gets_stdin) {
     out.stdin_fd.reset(::fcntl(run.stdin_w.get(), F_DUPFD_CLOEXEC, 3));
   }
   if (run.tty && run.stdin_w) {
     out.terminal_fd.reset(::fcntl(run.stdin_w.get(), F_DUPFD_CLOEXEC, 3));
   }
-  Session s{.stdin = io.stdin, .ended = std::move(ended)};
+  Session s{.stdin = gets_stdin, .ended = std::move(ended)};
   int given[2] = {io.stdout_fd, io.stderr_fd};
   for (int i = 0; i < 2; i++) {
     if (given[i] >= 0) {
@@ -427,6 +429,31 @@ void FakeRuntime::detach(rt::ContainerHandle h, uint64_t session) {
   if (sent_stdin && run.stdin_once && !run.tty) {
     run.stdin_w.reset();
     calls_.push_back("close stdin " + run.name);
+  }
+}
+
+void FakeRuntime::attachStdinEnded(rt::ContainerHandle h, uint64_t session) {
+  auto it = runs_.find(h);
+  if (it == runs_.end()) {
+    return;
+  }
+  Run& run = it->second;
+  auto s = run.sessions.find(session);
+  if (s == run.sessions.end() || !s->second.stdin) {
+    return;
+  }
+  calls_.push_back("stdin ended " + run.name);
+  bool once = run.stdin_once && !run.tty;
+  if (once && run.stdin_w) {
+    run.stdin_w.reset();
+    calls_.push_back("close stdin " + run.name);
+  }
+  if (!once || (!s->second.out[0] && !s->second.out[1])) {
+    std::function<void()> ended = std::move(s->second.ended);
+    run.sessions.erase(s);
+    if (ended) {
+      ended();
+    }
   }
 }
 

@@ -121,6 +121,7 @@ class FakeRuntime : public rt::PodRuntime {
   Result<rt::AttachedIo> attach(rt::ContainerHandle h, const rt::AttachIo& io,
                                 std::function<void()> ended) override;
   void detach(rt::ContainerHandle h, uint64_t session) override;
+  void attachStdinEnded(rt::ContainerHandle h, uint64_t session) override;
   std::optional<rt::AdoptedPod> adopt(const agent::Pod& pod, agent::QosClass qos,
                                       const agent::PodRuntimeInfo& info,
                                       agent::PodObjects* objects) override;

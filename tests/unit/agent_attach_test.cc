@@ -189,9 +189,123 @@ TEST(AttachTap, StdinOnceClosesStdinWhenTheSessionThatSentItEnds) {
   bool eof = false;
   EXPECT_EQ(drain(start->stdin_r.get(), &eof), "ls\n");
   EXPECT_TRUE(eof) << "the container reads the end of its stdin";
+  // containerd's: a later session asking for stdin joins, without it.
   auto again = stdio.attach("sh", {.stdin = true}, [] {});
-  ASSERT_FALSE(again);
-  EXPECT_NE(again.error().message().find("stdinOnce"), std::string::npos);
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_FALSE(again->stdin_fd);
+}
+
+// `echo hi | kubectl run -i --rm -- cat`: stdinOnce without a terminal. The
+// client's end of stdin closes the container's stdin for good at once (not
+// at the session's end, which waits for the output to end: cat would never
+// end), and the session keeps the output until the run ends.
+TEST(AttachTap, StdinOnceTheClientsEofClosesStdinAndTheOutputGoesOn) {
+  rt::ContainerStdio stdio;
+  Container c{.name = "cat", .stdin = true, .stdin_once = true};
+  isolation::ContainerSpec spec;
+  auto start = stdio.prepare(c, spec, -1);
+  ASSERT_TRUE(start) << start.error().message();
+  Pipe out = Pipe::make();
+  int ended = 0;
+  auto a = stdio.attach("cat", {.stdout_fd = out.w.get(), .stdin = true}, [&] { ended++; });
+  ASSERT_TRUE(a) << a.error().message();
+  out.w.reset();
+  auto watcher = stdio.attach("cat", {}, [] {});  // sends no stdin: its end is nothing
+  ASSERT_TRUE(watcher);
+  EXPECT_FALSE(stdio.stdinEnded(watcher->session));
+  ASSERT_EQ(::write(a->stdin_fd.get(), "hi\n", 3), 3);
+  a->stdin_fd.reset();  // the endpoint's copy, at the client's EOF
+  bool eof = false;
+  EXPECT_EQ(drain(start->stdin_r.get(), &eof), "hi\n");
+  EXPECT_FALSE(eof) << "the runtime still holds the write end";
+  EXPECT_TRUE(stdio.stdinEnded(a->session)) << "closed for good now";
+  EXPECT_EQ(drain(start->stdin_r.get(), &eof), "");
+  EXPECT_TRUE(eof) << "cat reads the end of its stdin";
+  EXPECT_TRUE(stdio.stdin_closed);
+  stdio.tap(isolation::Stream::kStdout, "hi\n");
+  EXPECT_EQ(drain(out.r.get(), &eof), "hi\n");
+  EXPECT_FALSE(eof) << "the session keeps its output until the run ends";
+  EXPECT_EQ(ended, 0);
+  EXPECT_FALSE(stdio.detach(a->session)) << "closed once";
+  // A later session asking for stdin gets output but no stdin.
+  Pipe out2 = Pipe::make();
+  auto b = stdio.attach("cat", {.stdout_fd = out2.w.get(), .stdin = true}, [&] { ended++; });
+  ASSERT_TRUE(b) << b.error().message();
+  out2.w.reset();
+  EXPECT_FALSE(b->stdin_fd);
+  EXPECT_FALSE(stdio.stdinEnded(b->session)) << "it got no stdin";
+  stdio.tap(isolation::Stream::kStdout, "later\n");
+  EXPECT_EQ(drain(out2.r.get()), "later\n");
+  stdio.endSessions();
+  EXPECT_EQ(drain(out2.r.get(), &eof), "");
+  EXPECT_TRUE(eof);
+  EXPECT_EQ(ended, 1);
+}
+
+// stdinOnce, and no output asked for: containerd's attach is over when its
+// stdin copy ends, so the session ends then too.
+TEST(AttachTap, StdinOnceASessionWithoutOutputEndsWithItsStdin) {
+  rt::ContainerStdio stdio;
+  Container c{.name = "cat", .stdin = true, .stdin_once = true};
+  isolation::ContainerSpec spec;
+  auto start = stdio.prepare(c, spec, -1);
+  ASSERT_TRUE(start);
+  int ended = 0;
+  auto a = stdio.attach("cat", {.stdin = true}, [&] { ended++; });
+  ASSERT_TRUE(a);
+  a->stdin_fd.reset();
+  EXPECT_TRUE(stdio.stdinEnded(a->session));
+  EXPECT_EQ(ended, 1);
+  bool eof = false;
+  EXPECT_EQ(drain(start->stdin_r.get(), &eof), "");
+  EXPECT_TRUE(eof);
+  stdio.endSessions();
+  EXPECT_EQ(ended, 1) << "ended once";
+}
+
+// Without stdinOnce, or with a terminal, containerd stops copying output to
+// a session whose client ended its stdin: the session ends; the container's
+// stdin (or terminal) stays open for the next one, so a terminal gets no
+// hangup from it.
+TEST(AttachTap, OtherwiseTheClientsEofEndsTheSessionAndStdinStaysOpen) {
+  for (bool tty : {false, true}) {
+    SCOPED_TRACE(tty ? "stdinOnce and a terminal" : "stdin without stdinOnce");
+    rt::ContainerStdio stdio;
+    UniqueFd stdin_r;
+    if (tty) {
+      // As prepare() and takeTerminal() leave it; a pipe stands for the master.
+      Pipe master = Pipe::make();
+      stdio.stdin = stdio.stdin_once = stdio.tty = true;
+      stdio.master = std::move(master.w);
+      stdin_r = std::move(master.r);
+    } else {
+      Container c{.name = "sh", .stdin = true};
+      isolation::ContainerSpec spec;
+      auto start = stdio.prepare(c, spec, -1);
+      ASSERT_TRUE(start);
+      stdin_r = std::move(start->stdin_r);
+    }
+    Pipe out = Pipe::make();
+    int ended = 0;
+    auto a = stdio.attach("sh", {.stdout_fd = out.w.get(), .stdin = true}, [&] { ended++; });
+    ASSERT_TRUE(a) << a.error().message();
+    out.w.reset();
+    ASSERT_TRUE(a->stdin_fd);
+    a->stdin_fd.reset();
+    EXPECT_FALSE(stdio.stdinEnded(a->session));
+    bool eof = false;
+    EXPECT_EQ(drain(out.r.get(), &eof), "");
+    EXPECT_TRUE(eof) << "the session's output ends";
+    EXPECT_EQ(ended, 1);
+    EXPECT_FALSE(stdio.stdin_closed);
+    EXPECT_EQ(drain(stdin_r.get(), &eof), "");
+    EXPECT_FALSE(eof) << "the container's stdin stays open";
+    auto next = stdio.attach("sh", {.stdin = true}, [] {});
+    ASSERT_TRUE(next);
+    EXPECT_TRUE(next->stdin_fd) << "the next session gets it";
+    stdio.endSessions();
+    EXPECT_EQ(ended, 1);
+  }
 }
 
 TEST(AttachTap, WithoutStdinOnceStdinStaysOpenForTheNextSession) {

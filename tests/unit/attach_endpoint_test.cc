@@ -117,7 +117,7 @@ class FakeContainer {
       ASSERT_EQ(::tcsetattr(slave.get(), TCSANOW, &t), 0);
       a.stdin_fd.reset(::fcntl(master.get(), F_DUPFD_CLOEXEC, 0));
       a.terminal_fd.reset(::fcntl(master.get(), F_DUPFD_CLOEXEC, 0));
-    } else if (request.stdin) {
+    } else if (request.stdin && !stdin_closed_before) {
       // The only write end goes to the endpoint, so the test sees it close.
       int p[2];
       ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
@@ -129,6 +129,7 @@ class FakeContainer {
       request.stdout_fd.reset();  // the agent stops copying: the pipes close
       request.stderr_fd.reset();
     };
+    a.stdin_ended = [this] { stdin_ends++; };
     hooks.started(std::move(a));
   }
 
@@ -161,8 +162,10 @@ class FakeContainer {
   }
 
   bool answer_at_once = true;
+  // stdinOnce closed the container's stdin before: the agent gives none.
+  bool stdin_closed_before = false;
   std::optional<std::string> fail;
-  int starts = 0, detaches = 0;
+  int starts = 0, detaches = 0, stdin_ends = 0;
   AttachRequest request;
   AttachHooks hooks;
   UniqueFd stdin_r, master, slave;
@@ -216,6 +219,8 @@ TEST_F(AttachSessionTest, StdinReachesTheContainerOutputTheClientAndItsEndIsSucc
     ioc_.poll();
     return container_.readStdin(1).empty();  // EOF: its only writer closed
   }));
+  ASSERT_TRUE(runUntil([&] { return container_.stdin_ends == 1; }))
+      << "the agent hears of the client's end of stdin (stdinOnce)";
   EXPECT_EQ(done_, 0) << "the attach goes on while the container runs";
 
   container_.end();  // the container exited: its output pipes reach EOF
@@ -226,6 +231,26 @@ TEST_F(AttachSessionTest, StdinReachesTheContainerOutputTheClientAndItsEndIsSucc
   EXPECT_EQ(t_->close_calls, 1);
   EXPECT_EQ(outcome_.kind, ExecOutcome::Kind::kExited);
   EXPECT_EQ(outcome_.exit_code, 0);
+  EXPECT_EQ(container_.detaches, 1);
+}
+
+// After stdinOnce closed the container's stdin, a later attach with stdin
+// joins without it, as containerd's: what the client sends is consumed and
+// dropped (never held), its end tells the agent nothing, the output comes.
+TEST_F(AttachSessionTest, WithoutTheContainersStdinTheClientsStdinIsDropped) {
+  container_.stdin_closed_before = true;
+  run("v4.channel.k8s.io", {.use_stdin = true, .use_stdout = true});
+  openStreams(true, true, false);
+  t_->send(kStdin, "lost\n");
+  ASSERT_TRUE(runUntil([&] { return t_->consumed_bytes[kStdin] == 5; }));
+  t_->halfClose(kStdin);
+  writeAll(container_.request.stdout_fd, "still here\n");
+  ASSERT_TRUE(runUntil([&] { return t_->written[kStdout] == "still here\n"; }));
+  EXPECT_EQ(container_.stdin_ends, 0);
+  EXPECT_EQ(done_, 0);
+  container_.end();
+  ASSERT_TRUE(runUntil([&] { return done_ == 1; }));
+  EXPECT_EQ(t_->written[kError], R"({"metadata":{},"status":"Success"})");
   EXPECT_EQ(container_.detaches, 1);
 }
 
@@ -355,6 +380,7 @@ TEST_F(AttachSessionTest, AClientGoneDetachesOnceAndLeavesNoFd) {
     }
     ASSERT_TRUE(runUntil([&] { return done_ == 1; }));
     EXPECT_EQ(container_.detaches, 1);
+    EXPECT_EQ(container_.stdin_ends, 0) << "a client gone is detach's, not a stdin EOF";
     container_.end();  // later events change nothing
     ioc_.poll();
     EXPECT_EQ(container_.detaches, 1);

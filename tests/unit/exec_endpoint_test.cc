@@ -152,10 +152,13 @@ struct Answer {
   std::string body;
 };
 
+// How the test's request asks for an upgrade.
+enum class Ask : uint8_t { kNone, kSpdy, kWebSocket };
+
 // One request through execHandler on a loopback TLS connection, as the node
 // server hands it over after routing (`req` is what the router made of it).
 Answer handOver(const UpgradeHandler& handler, const server::Request& req,
-                const std::string& target, const std::string& cert_dir) {
+                const std::string& target, const std::string& cert_dir, Ask ask = Ask::kNone) {
   auto ioc = std::make_shared<net::io_context>();
   net::ssl::context server_tls(net::ssl::context::tls_server);
   server_tls.use_certificate_chain_file(cert_dir + "/c.pem");
@@ -168,8 +171,21 @@ Answer handOver(const UpgradeHandler& handler, const server::Request& req,
     beast::ssl_stream<beast::tcp_stream> s(cio, tls);
     beast::get_lowest_layer(s).connect({net::ip::make_address("127.0.0.1"), port});
     s.handshake(net::ssl::stream_base::client);
-    http::request<http::string_body> r(http::verb::post, target, 11);
+    // As the API server asks: SPDY's upgrade is a POST, WebSocket's a GET.
+    http::request<http::string_body> r(ask == Ask::kWebSocket ? http::verb::get : http::verb::post,
+                                       target, 11);
     r.set(http::field::host, "node");
+    if (ask == Ask::kSpdy) {
+      r.set(http::field::connection, "Upgrade");
+      r.set(http::field::upgrade, "SPDY/3.1");
+      r.set("X-Stream-Protocol-Version", "v4.channel.k8s.io");
+    } else if (ask == Ask::kWebSocket) {
+      r.set(http::field::connection, "Upgrade");
+      r.set(http::field::upgrade, "websocket");
+      r.set(http::field::sec_websocket_version, "13");
+      r.set(http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
+      r.set(http::field::sec_websocket_protocol, "v5.channel.k8s.io");
+    }
     http::write(s, r);
     beast::flat_buffer b;
     http::response<http::string_body> res;
@@ -197,10 +213,16 @@ TEST(ExecHandler, AnswersBeforeAnyUpgradeAsTheKubelet) {
             0);
   int starts = 0;
   std::vector<PodRef> asked;
+  std::vector<std::string> containers;
   auto handler = execHandler(
       [&](const PodRef& p) {
         asked.push_back(p);
         return p.name == "web";
+      },
+      [&](const PodRef& p, const std::string& name) {
+        EXPECT_EQ(p.name, "web") << "asked only once the pod is known";
+        containers.push_back(name);
+        return name == "app";
       },
       [&](const ExecRequest&, const ExecHooks&) { starts++; });
 
@@ -223,6 +245,20 @@ TEST(ExecHandler, AnswersBeforeAnyUpgradeAsTheKubelet) {
   ASSERT_EQ(asked.size(), 2u);
   EXPECT_EQ(asked[1].namespace_, "ns");
   EXPECT_EQ(asked[1].name, "web");
+  EXPECT_EQ(containers, std::vector<std::string>{"app"});
+  EXPECT_EQ(starts, 0);
+
+  // A container that does not run (not started, exited, or not in the pod):
+  // the kubelet's 500 before the upgrade, whichever framing was asked for,
+  // its message as kubectl prints it ("unable to upgrade connection: ...").
+  for (Ask ask : {Ask::kNone, Ask::kSpdy, Ask::kWebSocket}) {
+    SCOPED_TRACE(static_cast<int>(ask));
+    auto stopped = handOver(handler, execRequest("command=ls&output=1", {"ns", "web", "done"}),
+                            "/exec/ns/web/done?command=ls&output=1", dir.path(), ask);
+    EXPECT_EQ(stopped.status, 500);
+    EXPECT_EQ(stopped.body, "container not found (\"done\")");
+  }
+  EXPECT_EQ(containers.back(), "done");
   EXPECT_EQ(starts, 0);
 }
 
