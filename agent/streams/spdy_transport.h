@@ -15,10 +15,12 @@
 //   most one chunk per stream is queued either way.
 
 #include <chrono>
+#include <expected>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "agent/streams/byte_link.h"
 #include "agent/streams/upgrade.h"
 #include "spdy/session.h"
 
@@ -44,5 +46,23 @@ struct SpdyTransportOptions {
 void acceptSpdy(const std::shared_ptr<UpgradedConnection>& conn,
                 const std::vector<std::string>& supported, AcceptDone done,
                 SpdyTransportOptions options = {});
+
+// The SPDY transport over any link (the TLS stream as above, or a
+// WebSocket tunnel: spdy_tunnel.h), not started yet.
+std::shared_ptr<Transport> makeSpdyTransport(std::shared_ptr<UpgradedConnection> conn,
+                                             std::unique_ptr<ByteLink> link,
+                                             SpdyTransportOptions options = {});
+
+// The protocol httpstream.Handshake picks: the first of the client's
+// `offered`, in its order, that `supported` has; else the kubelet's 400
+// (nothing offered) or 403 (nothing shared) with its text.
+std::expected<std::string, UpgradeError> negotiateSpdy(const std::vector<std::string>& offered,
+                                                       const std::vector<std::string>& supported);
+
+// A refused SPDY upgrade as Go's http.Error answers it (text/plain, nosniff,
+// one X-Accepted-Stream-Protocol-Versions header per `accepted`); the
+// connection closes after it and `done` gets `err`.
+void refuseSpdyUpgrade(const std::shared_ptr<UpgradedConnection>& conn, const UpgradeError& err,
+                       const std::vector<std::string>& accepted, AcceptDone done);
 
 }  // namespace kernelet::agent::streams

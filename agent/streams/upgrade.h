@@ -68,6 +68,9 @@ namespace kernelet::agent::streams {
 struct Protocols {
   std::vector<std::string> spdy;       // X-Stream-Protocol-Version values
   std::vector<std::string> websocket;  // Sec-WebSocket-Protocol values
+  // A WebSocket upgrade offering "SPDY/3.1+..." gets SPDY tunneled in
+  // WebSocket (spdy_tunnel.h) with the `spdy` protocols (port-forward).
+  bool spdy_tunnel = false;
 };
 
 // Answers the upgrade by the request's Upgrade header: "SPDY/3.1"

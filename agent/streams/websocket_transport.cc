@@ -367,31 +367,6 @@ class WebSocketTransport : public Transport,
   bool reading_ = false, writing_ = false, closing_ = false, close_sent_ = false, ended_ = false;
 };
 
-// The client's Sec-WebSocket-Protocol offers, in its order (one header or
-// several, comma separated).
-std::vector<std::string> offeredProtocols(const http::request<http::string_body>& req) {
-  std::vector<std::string> out;
-  for (auto it = req.find(http::field::sec_websocket_protocol);
-       it != req.end() && it->name() == http::field::sec_websocket_protocol; ++it) {
-    std::string_view v(it->value().data(), it->value().size());
-    while (!v.empty()) {
-      size_t comma = v.find(',');
-      std::string_view item = v.substr(0, comma);
-      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) {
-        item.remove_prefix(1);
-      }
-      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) {
-        item.remove_suffix(1);
-      }
-      if (!item.empty()) {
-        out.emplace_back(item);
-      }
-      v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
-    }
-  }
-  return out;
-}
-
 std::string bracketed(const std::vector<std::string>& v) {
   std::string s = "[";
   for (size_t i = 0; i < v.size(); i++) {
@@ -422,11 +397,34 @@ void refuse(std::shared_ptr<UpgradedConnection> conn, UpgradeError err, AcceptDo
 
 }  // namespace
 
+std::vector<std::string> webSocketOffers(const http::request<http::string_body>& req) {
+  std::vector<std::string> out;
+  for (auto it = req.find(http::field::sec_websocket_protocol);
+       it != req.end() && it->name() == http::field::sec_websocket_protocol; ++it) {
+    std::string_view v(it->value().data(), it->value().size());
+    while (!v.empty()) {
+      size_t comma = v.find(',');
+      std::string_view item = v.substr(0, comma);
+      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) {
+        item.remove_prefix(1);
+      }
+      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) {
+        item.remove_suffix(1);
+      }
+      if (!item.empty()) {
+        out.emplace_back(item);
+      }
+      v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
+    }
+  }
+  return out;
+}
+
 // NOLINTBEGIN(performance-unnecessary-value-param): the seam's signature (upgrade.h)
 void acceptWebSocket(std::shared_ptr<UpgradedConnection> conn,
                      const std::vector<std::string>& supported, PlanFor plan, AcceptDone done) {
   // NOLINTEND(performance-unnecessary-value-param)
-  std::vector<std::string> offered = offeredProtocols(conn->request);
+  std::vector<std::string> offered = webSocketOffers(conn->request);
   // No protocol offered: the kubelet maps it to channel.k8s.io's framing.
   std::optional<std::string> chosen;
   if (offered.empty()) {

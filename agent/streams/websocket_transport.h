@@ -59,4 +59,9 @@ inline constexpr size_t kWebSocketUnconsumedMax = 256 << 10;
 void acceptWebSocket(std::shared_ptr<UpgradedConnection> conn,
                      const std::vector<std::string>& supported, PlanFor plan, AcceptDone done);
 
+// The client's Sec-WebSocket-Protocol offers, in its order (one header or
+// several, comma separated, blanks around items dropped).
+std::vector<std::string> webSocketOffers(
+    const boost::beast::http::request<boost::beast::http::string_body>& req);
+
 }  // namespace kernelet::agent::streams
