@@ -98,7 +98,8 @@ class SpdyTransport : public Transport, public std::enable_shared_from_this<Spdy
         link_(std::move(link)),
         options_(options),
         session_(options.session),
-        timer_(conn_->stream.get_executor()) {}
+        timer_(conn_->stream.get_executor()),
+        idle_timer_(conn_->stream.get_executor()) {}
 
   net::any_io_executor executor() override { return conn_->stream.get_executor(); }
 
@@ -113,6 +114,8 @@ class SpdyTransport : public Transport, public std::enable_shared_from_this<Spdy
                                    " ms of the upgrade"});
       }
     });
+    touch();
+    armIdle();
     // What the server read past the request's headers is the first SPDY.
     std::string first = link_->takeBuffered();
     if (!first.empty()) {
@@ -200,6 +203,7 @@ class SpdyTransport : public Transport, public std::enable_shared_from_this<Spdy
             self->fail(Error{.op = "spdy connection", .detail = self->link_->describe(ec)});
             return;
           }
+          self->touch();
           self->process(std::string_view(self->rbuf_.data(), n));
           self->read();
         });
@@ -317,6 +321,7 @@ class SpdyTransport : public Transport, public std::enable_shared_from_this<Spdy
                                         beast::error_code ec, size_t) mutable {
       self->writing_ = false;
       self->out_.clear();
+      self->touch();
       for (auto& cb : waiting) {
         if (cb) {
           cb(!ec && !self->closed_);
@@ -328,6 +333,46 @@ class SpdyTransport : public Transport, public std::enable_shared_from_this<Spdy
       }
       self->pump();
       self->read();
+    });
+  }
+
+  // streamingConnectionIdleTimeout, as spdystream's idle-aware framer: every
+  // frame read or written starts the wait again; when it runs out, a GOAWAY
+  // and the end of the connection (2 s at most for them to go out).
+  void touch() { last_activity_ = std::chrono::steady_clock::now(); }
+
+  void armIdle() {
+    if (conn_->idle_timeout.count() <= 0 || closed_) {
+      return;
+    }
+    idle_timer_.expires_at(last_activity_ + conn_->idle_timeout);
+    idle_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->closed_) {
+        return;
+      }
+      if (std::chrono::steady_clock::now() - self->last_activity_ < self->conn_->idle_timeout) {
+        return self->armIdle();  // traffic since: wait from its time
+      }
+      self->idle();
+    });
+  }
+
+  void idle() {
+    auto seconds = std::chrono::duration_cast<std::chrono::seconds>(conn_->idle_timeout);
+    log::v(2, "Stream connection idle: closed",
+           {{"path", std::string(conn_->request.target())},
+            {"idleTimeout", std::to_string(seconds.count()) + "s"}});
+    if (!closing_) {
+      session_.goAway(spdy::GoAwayStatus::kOk);
+      closeAfterFlush(Error{.op = "spdy connection",
+                            .detail = "no traffic for the streaming connection idle timeout"});
+    }
+    // A client that reads nothing holds the GOAWAY: it ends regardless.
+    idle_timer_.expires_after(std::chrono::seconds(2));
+    idle_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec && !self->closed_) {
+        self->fail(Error{.op = "spdy connection", .detail = "closing timed out"});
+      }
     });
   }
 
@@ -367,6 +412,7 @@ class SpdyTransport : public Transport, public std::enable_shared_from_this<Spdy
     }
     closed_ = true;
     timer_.cancel();
+    idle_timer_.cancel();
     link_->close();
     for (auto& [id, p] : std::exchange(pending_, {})) {
       post(std::move(p.sent), false);
@@ -385,6 +431,8 @@ class SpdyTransport : public Transport, public std::enable_shared_from_this<Spdy
   SpdyTransportOptions options_;
   spdy::Session session_;
   net::steady_timer timer_;
+  net::steady_timer idle_timer_;
+  std::chrono::steady_clock::time_point last_activity_;
   TransportEvents events_;
   std::array<char, 16 << 10> rbuf_{};
   std::string out_;  // being written

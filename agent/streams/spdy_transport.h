@@ -6,7 +6,9 @@
 // Bounds, so a client costs little whatever it does:
 // - it must open its first stream within `stream_creation_timeout` of the
 //   101 (30 s, the kubelet's streamCreationTimeout), or the connection is
-//   closed; after that idle streams stay (the kubelet's idle timeout is 4 h);
+//   closed; after that a connection without a frame either way for the
+//   connection's idle_timeout (streamingConnectionIdleTimeout, 4 h) gets a
+//   GOAWAY and is closed, as spdystream's idle-aware framer does;
 // - reading stops while more than `max_unconsumed` bytes the consumers were
 //   given are not consumed yet, or more than `max_output` bytes wait to go
 //   out (a client flooding PINGs while never reading), and resumes after;

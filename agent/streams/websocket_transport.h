@@ -14,6 +14,8 @@
 //   dropped.
 // - close(): once the queued writes went out, a close frame (1000); closed()
 //   follows the client's answer (or 30 s without one).
+// No message either way for the connection's idle_timeout
+// (streamingConnectionIdleTimeout; the kubelet's wsstream deadline): close().
 // From the client: data() per message of a channel of the plan; a message
 // for a channel the plan lacks is dropped (logged at -v=4), as the kubelet
 // does. Protocol errors (an unmasked frame, a bad length, a message over

@@ -114,6 +114,7 @@ class SpdyTunnelTest : public ::testing::Test {
     server::ServerConfig c;
     c.address = "127.0.0.1";
     c.port = 0;
+    c.stream_idle_timeout = idle_timeout_;
     c.tls.cert_dir = dir_.path() + "/pki";
     c.tls.node_name = "node-a";
     c.tls.ips = {"127.0.0.1"};
@@ -243,6 +244,7 @@ class SpdyTunnelTest : public ::testing::Test {
     return out;
   }
 
+  std::chrono::milliseconds idle_timeout_ = std::chrono::hours(4);  // the kubelet's default
   testing::TempDir dir_;
   EchoServer echo_;
   std::unique_ptr<server::NodeServer> server_;  // stops before the echo server goes
@@ -375,6 +377,86 @@ TEST_F(SpdyTunnelTest, PingsAreAnsweredInBothLayers) {
   EXPECT_TRUE(readUntil(*ws, spdy, [&] { return pong && saw<spdy::Ping>(frames_); }))
       << "pong " << pong << ", SPDY PING back " << saw<spdy::Ping>(frames_);
   ws->close(websocket::close_code::normal);
+}
+
+// streamingConnectionIdleTimeout, short: a connection without traffic either
+// way is closed, in both framings; one with traffic is not.
+class StreamIdleTimeoutTest : public SpdyTunnelTest {
+ protected:
+  void SetUp() override {
+    idle_timeout_ = 600ms;
+    SpdyTunnelTest::SetUp();
+  }
+};
+
+TEST_F(StreamIdleTimeoutTest, AnIdleSpdyConnectionGetsGoAwayAndIsClosed) {
+  auto ws = openTunnel();
+  SpdyClient spdy;
+  sendSplit(*ws, openPair(spdy, 1, 3, echo_.port(), "0") + SpdyClient::data(3, "once"), 64);
+  ASSERT_TRUE(readUntil(*ws, spdy, [&] { return spdy.received[3] == "once"; })) << spdy.error;
+  auto quiet = std::chrono::steady_clock::now();
+  beast::error_code end;
+  EXPECT_FALSE(readUntil(
+      *ws, spdy, [] { return false; }, &end));
+  auto waited = std::chrono::steady_clock::now() - quiet;
+  EXPECT_TRUE(saw<spdy::GoAway>(frames_));
+  EXPECT_EQ(end, websocket::error::closed) << end.message();
+  EXPECT_GE(waited, 500ms);
+  EXPECT_LT(waited, 5s);
+}
+
+TEST_F(StreamIdleTimeoutTest, ASpdyConnectionWithTrafficStaysOpen) {
+  auto ws = openTunnel();
+  SpdyClient spdy;
+  sendSplit(*ws, openPair(spdy, 1, 3, echo_.port(), "0"), 64);
+  // 2.4 s of echoes, one every 300 ms: four idle timeouts' worth.
+  std::string want;
+  for (int i = 0; i < 8; i++) {
+    std::string piece = "tick" + std::to_string(i) + ";";
+    want += piece;
+    sendSplit(*ws, SpdyClient::data(3, piece), 1 << 20);
+    ASSERT_TRUE(readUntil(*ws, spdy, [&] { return spdy.received[3] == want; })) << i;
+    std::this_thread::sleep_for(300ms);
+  }
+  EXPECT_FALSE(saw<spdy::GoAway>(frames_));
+  ws->close(websocket::close_code::normal);
+}
+
+TEST_F(StreamIdleTimeoutTest, AnIdleWebSocketConnectionIsClosedAndABusyOneIsNot) {
+  beast::error_code ec;
+  websocket::response_type res;
+  std::string target = "/portForward/default/web?port=" + std::to_string(echo_.port());
+  auto busy = open("v4.channel.k8s.io", ec, res, target);
+  ASSERT_FALSE(ec) << ec.message() << " " << res.body();
+  auto idle = open("v4.channel.k8s.io", ec, res, target);
+  ASSERT_FALSE(ec) << ec.message() << " " << res.body();
+  auto start = std::chrono::steady_clock::now();
+  // The busy one: data on channel 0 every 300 ms for 2.4 s, echoed on it.
+  std::string echoed;
+  for (int i = 0; i < 8; i++) {
+    std::string piece = "tick" + std::to_string(i) + ";";
+    busy->write(net::buffer(std::string(1, '\0') + piece));
+    std::string want = echoed + piece;
+    ASSERT_TRUE(readMessages(
+        *busy,
+        [&](const std::string& m) {
+          // Each channel's first message is its port (2 bytes): not data.
+          if (m.size() > 1 && m[0] == '\0' && m.size() != 3) {
+            echoed += m.substr(1);
+          }
+        },
+        [&] { return echoed == want; }))
+        << i;
+    std::this_thread::sleep_for(300ms);
+  }
+  // The idle one went meanwhile, with a close frame.
+  beast::error_code end;
+  EXPECT_FALSE(readMessages(
+      *idle, [](const std::string&) {}, [] { return false; }, &end));
+  EXPECT_EQ(end, websocket::error::closed) << end.message();
+  EXPECT_EQ(idle->reason().code, websocket::close_code::normal);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 500ms);
+  busy->close(websocket::close_code::normal);
 }
 
 TEST(SpdyTunnelProtocols, OnlyPrefixedKubernetesProtocolsCount) {
