@@ -26,6 +26,7 @@ Result<void> Agent::startServer(const apiclient::ClusterAccess* access) {
   server::ServerConfig sc;
   sc.address = s.address;
   sc.port = s.port;
+  sc.stream_idle_timeout = std::chrono::seconds(s.streaming_idle_timeout);
   sc.tls = {.cert_file = s.tls_cert_file,
             .key_file = s.tls_private_key_file,
             .cert_dir = s.cert_dir.empty() ? config.root_dir + "/pki" : s.cert_dir,

@@ -24,6 +24,7 @@ struct RunFlags {
   std::string kube_reserved, system_reserved, eviction_hard;  // parsed after the file
   std::string shutdown_grace, shutdown_grace_critical;        // Go durations
   std::string authn_cache_ttl, authz_authorized_ttl, authz_unauthorized_ttl;  // Go durations
+  std::string streaming_idle_timeout;                                         // a Go duration
   AgentConfig config;
 };
 
@@ -50,6 +51,9 @@ void addServerFlags(CLI::App* run, RunFlags& f) {
                 "check bearer tokens with TokenReview (default true with --kubeconfig)");
   run->add_option("--authentication-token-webhook-cache-ttl", f.authn_cache_ttl,
                   "how long TokenReview answers are cached (default 2m)");
+  run->add_option("--streaming-connection-idle-timeout", f.streaming_idle_timeout,
+                  "how long an exec, attach or port-forward connection may carry no traffic "
+                  "before it is closed (default 4h; 0: never)");
   run->add_option("--authorization-mode", s.authorization_mode, "Webhook or AlwaysAllow")
       ->capture_default_str();
   run->add_option("--authorization-webhook-cache-authorized-ttl", f.authz_authorized_ttl,
@@ -101,7 +105,9 @@ bool applyServerFlags(CLI::App* run, const RunFlags& flags, ServerSettings& s, s
         std::tuple{"--authorization-webhook-cache-authorized-ttl", &flags.authz_authorized_ttl,
                    &s.authz_cache_authorized_ttl},
         std::tuple{"--authorization-webhook-cache-unauthorized-ttl", &flags.authz_unauthorized_ttl,
-                   &s.authz_cache_unauthorized_ttl}}) {
+                   &s.authz_cache_unauthorized_ttl},
+        std::tuple{"--streaming-connection-idle-timeout", &flags.streaming_idle_timeout,
+                   &s.streaming_idle_timeout}}) {
     if (!given(name)) {
       continue;
     }

@@ -171,13 +171,14 @@ Result<YAML::Node> section(const std::string& file, const YAML::Node& parent,
   return n;
 }
 
-// address, port, tls*, authentication, authorization.
+// address, port, tls*, streamingConnectionIdleTimeout, authentication, authorization.
 Result<void> readServer(const std::string& file, const YAML::Node& root, ServerSettings& s) {
   TRY_VOID(read(file, root, "address", s.address));
   TRY_VOID(read(file, root, "port", s.port));
   TRY_VOID(read(file, root, "tlsCertFile", s.tls_cert_file));
   TRY_VOID(read(file, root, "tlsPrivateKeyFile", s.tls_private_key_file));
   TRY_VOID(read(file, root, "tlsMinVersion", s.tls_min_version));
+  TRY_VOID(readDuration(file, root, "streamingConnectionIdleTimeout", s.streaming_idle_timeout));
   if (YAML::Node n = root["tlsCipherSuites"]; n && !n.IsNull()) {
     if (!n.IsSequence()) {
       return fieldError(file, n, "tlsCipherSuites", "must be a list of cipher suite names");

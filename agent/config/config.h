@@ -51,6 +51,9 @@ struct ServerSettings {
   std::string authorization_mode = "Webhook";  // or AlwaysAllow
   int64_t authz_cache_authorized_ttl = 300;    // authorization.webhook.cacheAuthorizedTTL
   int64_t authz_cache_unauthorized_ttl = 30;   // authorization.webhook.cacheUnauthorizedTTL
+  // streamingConnectionIdleTimeout, seconds: an exec, attach or port-forward
+  // connection with no traffic either way for this long is closed; 0: never.
+  int64_t streaming_idle_timeout = 4 * 3600;
 };
 
 // Checks the server's settings; errors name the flag and field.

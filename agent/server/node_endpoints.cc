@@ -137,6 +137,7 @@ std::string configzJson(const AgentConfig& c) {
   put(w, "tlsPrivateKeyFile", s.tls_private_key_file);
   put(w, "tlsMinVersion", s.tls_min_version);
   putStrings(w, "tlsCipherSuites", s.tls_cipher_suites);
+  put(w, "streamingConnectionIdleTimeout", goDuration(s.streaming_idle_timeout));
   w.Key("authentication");
   w.StartObject();
   w.Key("x509");

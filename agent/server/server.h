@@ -37,6 +37,10 @@ struct ServerConfig {
   std::chrono::milliseconds header_timeout{10000};
   std::chrono::milliseconds idle_timeout{120000};
   std::chrono::milliseconds write_timeout{60000};  // one write (a chunk, a whole body)
+  // An upgraded stream connection (exec, attach, port-forward) with no
+  // traffic either way this long is closed (streamingConnectionIdleTimeout,
+  // the kubelet's 4 h); 0: never.
+  std::chrono::milliseconds stream_idle_timeout{std::chrono::hours(4)};
   size_t header_limit = 64 << 10;
   size_t body_limit = 64 << 10;
   size_t max_connections = 1024;

@@ -327,7 +327,8 @@ class Session : public std::enable_shared_from_this<Session> {
         .stream = std::move(stream_),
         .buffer = std::move(buffer_),
         .request = parser_->release(),  // NOLINT(bugprone-unchecked-optional-access): read
-        .slot = slot_});
+        .slot = slot_,
+        .idle_timeout = state_->config.stream_idle_timeout});
     state_->upgraded.remove_if([](const auto& w) { return w.expired(); });
     state_->upgraded.push_back(conn);
     Request req{route_method_, route_->path, route_->params,

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "agent/log/log.h"
+#include "agent/streams/spdy_tunnel.h"
 
 namespace kernelet::agent::streams {
 namespace {
@@ -130,8 +131,10 @@ UpgradeHandler portForwardHandler(PodExists pod_exists, PortDialer dialer,
     PodRef pod{req.params[0], req.params[1], req.params.size() > 2 ? req.params[2] : ""};
     // The kubelet's order: the ports of a WebSocket request, then the pod.
     const bool websocket = isWebSocketRequest(conn->request);
+    // SPDY in WebSocket: ports come per stream, as over SPDY.
+    const bool tunnel = websocket && isSpdyTunnelRequest(conn->request);
     std::vector<uint16_t> ports;
-    if (websocket) {
+    if (websocket && !tunnel) {
       auto parsed = parsePortQuery(req.query);
       if (!parsed) {
         return replyError(conn, http::status::bad_request, parsed.error().detail);
@@ -145,10 +148,11 @@ UpgradeHandler portForwardHandler(PodExists pod_exists, PortDialer dialer,
       return replyError(conn, http::status::not_found, "pod not found");
     }
     Protocols protocols{.spdy = {"portforward.k8s.io"},
-                        .websocket = {"v4.channel.k8s.io", "v4.base64.channel.k8s.io"}};
+                        .websocket = {"v4.channel.k8s.io", "v4.base64.channel.k8s.io"},
+                        .spdy_tunnel = true};
     PortForwardOptions options = base;
     options.pod = pod;
-    options.channels = websocket;
+    options.channels = websocket && !tunnel;
     acceptUpgrade(
         std::move(conn), protocols,
         [ports](const std::string&) { return portForwardChannels(ports); },
@@ -160,6 +164,11 @@ UpgradeHandler portForwardHandler(PodExists pod_exists, PortDialer dialer,
                     {"err", r.error().message}});
             return;
           }
+          // Which framing a client got (kubectl falls back to SPDY when
+          // its WebSocket attempt is refused): once per connection.
+          log::v(2, "Port-forward connection",
+                 {{"pod", options.pod.namespace_ + "/" + options.pod.name},
+                  {"protocol", r->protocol}});
           servePortForward(std::move(r->transport), options, dialer);
         });
   };

@@ -1,11 +1,14 @@
 #pragma once
 // /portForward/NAMESPACE/POD[/UID] on the node's server: checks the request
 // as the kubelet does (the WebSocket `port` query, then the pod), answers the
-// upgrade (SPDY portforward.k8s.io, or WebSocket v4.channel.k8s.io /
-// v4.base64.channel.k8s.io), then serves port-forward (port_forward.h).
+// upgrade (SPDY portforward.k8s.io; WebSocket v4.channel.k8s.io /
+// v4.base64.channel.k8s.io; or SPDY tunneled in WebSocket,
+// SPDY/3.1+portforward.k8s.io, which kubectl tries first: spdy_tunnel.h),
+// then serves port-forward (port_forward.h). The protocol a connection got
+// is logged at -v=2.
 //
 // The kubelet's answers before any upgrade:
-//   400 query parameter "port" is required        (WebSocket only)
+//   400 query parameter "port" is required        (WebSocket channels only)
 //   400 unable to parse "x" as a port: strconv.ParseUint: parsing "x": invalid syntax
 //   400 port "0" must be > 0
 //   404 pod does not exist                        (no such pod on this node)

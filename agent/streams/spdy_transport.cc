@@ -1,7 +1,8 @@
 // SPDY/3.1 on an upgraded connection: the 101 (or the kubelet's error), then
-// a spdy::Session fed from the TLS stream, its output written back, and its
-// events turned into the Transport's. Everything runs on the connection's
-// executor (the node server's thread).
+// a spdy::Session fed from a ByteLink (the TLS stream, or a WebSocket tunnel:
+// spdy_tunnel.cc), its output written back, and its events turned into the
+// Transport's. Everything runs on the connection's executor (the node
+// server's thread).
 #include "agent/streams/spdy_transport.h"
 
 #include <array>
@@ -13,6 +14,8 @@
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <map>
+
+#include "agent/log/log.h"
 
 namespace kernelet::agent::streams {
 
@@ -30,13 +33,73 @@ void closeSocket(beast::ssl_stream<beast::tcp_stream>& stream) {
   }
 }
 
+// The SPDY upgrade's own link: the TLS stream, bytes as they come.
+class TlsLink : public ByteLink {
+ public:
+  explicit TlsLink(std::shared_ptr<UpgradedConnection> conn) : conn_(std::move(conn)) {}
+
+  std::string takeBuffered() override {
+    std::string first(static_cast<const char*>(conn_->buffer.data().data()), conn_->buffer.size());
+    conn_->buffer.consume(conn_->buffer.size());
+    return first;
+  }
+
+  void readSome(net::mutable_buffer into, IoDone done) override {
+    reading_ = true;
+    conn_->stream.async_read_some(
+        into, [this, done = std::move(done)](beast::error_code ec, size_t n) {
+          reading_ = false;
+          done(ec, n);  // holds the transport, and so this link, until it returns
+          if (pending_shutdown_) {
+            startShutdown(std::exchange(pending_shutdown_, nullptr));
+          }
+        });
+  }
+
+  void write(net::const_buffer bytes, IoDone done) override {
+    net::async_write(conn_->stream, bytes, std::move(done));
+  }
+
+  // The TLS shutdown reads too: a pending read is ended first, and the
+  // close_notify goes once its handler ran.
+  void shutdown(std::function<void()> done) override {
+    if (reading_) {
+      pending_shutdown_ = std::move(done);
+      beast::get_lowest_layer(conn_->stream).cancel();
+      return;
+    }
+    startShutdown(std::move(done));
+  }
+
+  void close() override { closeSocket(conn_->stream); }
+
+  std::string describe(beast::error_code ec) override {
+    return ec == net::error::eof || ec == net::ssl::error::stream_truncated
+               ? "the client closed the connection"
+               : "read: " + ec.message();
+  }
+
+ private:
+  void startShutdown(std::function<void()> done) {
+    beast::get_lowest_layer(conn_->stream).expires_after(std::chrono::seconds(2));
+    conn_->stream.async_shutdown([done = std::move(done)](beast::error_code) { done(); });
+  }
+
+  std::shared_ptr<UpgradedConnection> conn_;
+  bool reading_ = false;
+  std::function<void()> pending_shutdown_;
+};
+
 class SpdyTransport : public Transport, public std::enable_shared_from_this<SpdyTransport> {
  public:
-  SpdyTransport(std::shared_ptr<UpgradedConnection> conn, SpdyTransportOptions options)
+  SpdyTransport(std::shared_ptr<UpgradedConnection> conn, std::unique_ptr<ByteLink> link,
+                SpdyTransportOptions options)
       : conn_(std::move(conn)),
+        link_(std::move(link)),
         options_(options),
         session_(options.session),
-        timer_(conn_->stream.get_executor()) {}
+        timer_(conn_->stream.get_executor()),
+        idle_timer_(conn_->stream.get_executor()) {}
 
   net::any_io_executor executor() override { return conn_->stream.get_executor(); }
 
@@ -51,9 +114,10 @@ class SpdyTransport : public Transport, public std::enable_shared_from_this<Spdy
                                    " ms of the upgrade"});
       }
     });
+    touch();
+    armIdle();
     // What the server read past the request's headers is the first SPDY.
-    std::string first(static_cast<const char*>(conn_->buffer.data().data()), conn_->buffer.size());
-    conn_->buffer.consume(conn_->buffer.size());
+    std::string first = link_->takeBuffered();
     if (!first.empty()) {
       process(first);
     }
@@ -129,31 +193,29 @@ class SpdyTransport : public Transport, public std::enable_shared_from_this<Spdy
       return;  // consumed() or a finished write calls again
     }
     reading_ = true;
-    conn_->stream.async_read_some(net::buffer(rbuf_), [self = shared_from_this()](
-                                                          beast::error_code ec, size_t n) {
-      self->reading_ = false;
-      if (self->closed_) {
-        return;
-      }
-      if (self->closing_) {
-        return self->shutdown();  // what came is dropped: we said GOAWAY
-      }
-      if (ec) {
-        self->fail(Error{.op = "spdy connection",
-                         .detail = ec == net::error::eof || ec == net::ssl::error::stream_truncated
-                                       ? "the client closed the connection"
-                                       : "read: " + ec.message()});
-        return;
-      }
-      self->process(std::string_view(self->rbuf_.data(), n));
-      self->read();
-    });
+    link_->readSome(
+        net::buffer(rbuf_), [self = shared_from_this()](beast::error_code ec, size_t n) {
+          self->reading_ = false;
+          if (self->closed_ || self->closing_) {
+            return;  // what came is dropped: we said GOAWAY, and the link shuts down
+          }
+          if (ec) {
+            self->fail(Error{.op = "spdy connection", .detail = self->link_->describe(ec)});
+            return;
+          }
+          self->touch();
+          self->process(std::string_view(self->rbuf_.data(), n));
+          self->read();
+        });
   }
 
   void process(std::string_view bytes) {
     auto r = session_.receive(bytes);
     dispatch();
     if (!r && !closed_) {
+      log::warning(
+          "SPDY stream connection closed on a protocol error",
+          {{"path", std::string(conn_->request.target())}, {"error", r.error().message()}});
       // The GOAWAY is in the output: send it, then end.
       closeAfterFlush(r.error());
       return;
@@ -255,24 +317,63 @@ class SpdyTransport : public Transport, public std::enable_shared_from_this<Spdy
     writing_ = true;
     out_ = session_.takeOutput();
     auto waiting = std::exchange(after_flush_, {});
-    net::async_write(
-        conn_->stream, net::buffer(out_),
-        [self = shared_from_this(), waiting = std::move(waiting)](beast::error_code ec,
-                                                                  size_t) mutable {
-          self->writing_ = false;
-          self->out_.clear();
-          for (auto& cb : waiting) {
-            if (cb) {
-              cb(!ec && !self->closed_);
-            }
-          }
-          if (ec) {
-            self->fail(Error{.op = "spdy connection", .detail = "write: " + ec.message()});
-            return;
-          }
-          self->pump();
-          self->read();
-        });
+    link_->write(net::buffer(out_), [self = shared_from_this(), waiting = std::move(waiting)](
+                                        beast::error_code ec, size_t) mutable {
+      self->writing_ = false;
+      self->out_.clear();
+      self->touch();
+      for (auto& cb : waiting) {
+        if (cb) {
+          cb(!ec && !self->closed_);
+        }
+      }
+      if (ec) {
+        self->fail(Error{.op = "spdy connection", .detail = "write: " + ec.message()});
+        return;
+      }
+      self->pump();
+      self->read();
+    });
+  }
+
+  // streamingConnectionIdleTimeout, as spdystream's idle-aware framer: every
+  // frame read or written starts the wait again; when it runs out, a GOAWAY
+  // and the end of the connection (2 s at most for them to go out).
+  void touch() { last_activity_ = std::chrono::steady_clock::now(); }
+
+  void armIdle() {
+    if (conn_->idle_timeout.count() <= 0 || closed_) {
+      return;
+    }
+    idle_timer_.expires_at(last_activity_ + conn_->idle_timeout);
+    idle_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->closed_) {
+        return;
+      }
+      if (std::chrono::steady_clock::now() - self->last_activity_ < self->conn_->idle_timeout) {
+        return self->armIdle();  // traffic since: wait from its time
+      }
+      self->idle();
+    });
+  }
+
+  void idle() {
+    auto seconds = std::chrono::duration_cast<std::chrono::seconds>(conn_->idle_timeout);
+    log::v(2, "Stream connection idle: closed",
+           {{"path", std::string(conn_->request.target())},
+            {"idleTimeout", std::to_string(seconds.count()) + "s"}});
+    if (!closing_) {
+      session_.goAway(spdy::GoAwayStatus::kOk);
+      closeAfterFlush(Error{.op = "spdy connection",
+                            .detail = "no traffic for the streaming connection idle timeout"});
+    }
+    // A client that reads nothing holds the GOAWAY: it ends regardless.
+    idle_timer_.expires_after(std::chrono::seconds(2));
+    idle_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec && !self->closed_) {
+        self->fail(Error{.op = "spdy connection", .detail = "closing timed out"});
+      }
+    });
   }
 
   void dropPending(StreamId id) {
@@ -292,20 +393,14 @@ class SpdyTransport : public Transport, public std::enable_shared_from_this<Spdy
     flush();
   }
 
-  // What was due went out: a TLS close_notify (bounded: 2 s), then the socket goes.
+  // What was due went out: the link's polite end (a TLS close_notify or a
+  // WebSocket close, bounded), then the socket goes.
   void shutdown() {
     if (shutting_down_) {
       return;
     }
-    if (reading_) {
-      // The TLS shutdown reads too: the pending read ends first, and its
-      // handler comes back here.
-      beast::get_lowest_layer(conn_->stream).cancel();
-      return;
-    }
     shutting_down_ = true;
-    beast::get_lowest_layer(conn_->stream).expires_after(std::chrono::seconds(2));
-    conn_->stream.async_shutdown([self = shared_from_this()](beast::error_code) {
+    link_->shutdown([self = shared_from_this()] {
       self->fail(self->closing_error_.value_or(Error{.op = "spdy connection", .detail = "closed"}));
     });
   }
@@ -317,7 +412,8 @@ class SpdyTransport : public Transport, public std::enable_shared_from_this<Spdy
     }
     closed_ = true;
     timer_.cancel();
-    closeSocket(conn_->stream);
+    idle_timer_.cancel();
+    link_->close();
     for (auto& [id, p] : std::exchange(pending_, {})) {
       post(std::move(p.sent), false);
     }
@@ -331,9 +427,12 @@ class SpdyTransport : public Transport, public std::enable_shared_from_this<Spdy
   }
 
   std::shared_ptr<UpgradedConnection> conn_;
+  std::unique_ptr<ByteLink> link_;
   SpdyTransportOptions options_;
   spdy::Session session_;
   net::steady_timer timer_;
+  net::steady_timer idle_timer_;
+  std::chrono::steady_clock::time_point last_activity_;
   TransportEvents events_;
   std::array<char, 16 << 10> rbuf_{};
   std::string out_;  // being written
@@ -378,9 +477,17 @@ std::string goList(const std::vector<std::string>& v) {
   return out + "]";
 }
 
+}  // namespace
+
+std::shared_ptr<Transport> makeSpdyTransport(std::shared_ptr<UpgradedConnection> conn,
+                                             std::unique_ptr<ByteLink> link,
+                                             SpdyTransportOptions options) {
+  return std::make_shared<SpdyTransport>(std::move(conn), std::move(link), options);
+}
+
 // The error as Go's http.Error writes it, then the connection closes.
-void refuse(const std::shared_ptr<UpgradedConnection>& conn, const UpgradeError& err,
-            const std::vector<std::string>& accepted, AcceptDone done) {
+void refuseSpdyUpgrade(const std::shared_ptr<UpgradedConnection>& conn, const UpgradeError& err,
+                       const std::vector<std::string>& accepted, AcceptDone done) {
   auto res = std::make_shared<http::response<http::string_body>>(
       static_cast<http::status>(err.status), 11);
   res->set(http::field::content_type, "text/plain; charset=utf-8");
@@ -398,7 +505,21 @@ void refuse(const std::shared_ptr<UpgradedConnection>& conn, const UpgradeError&
                     });
 }
 
-}  // namespace
+std::expected<std::string, UpgradeError> negotiateSpdy(const std::vector<std::string>& offered,
+                                                       const std::vector<std::string>& supported) {
+  if (offered.empty()) {
+    return std::unexpected(
+        UpgradeError{400, "unable to upgrade: X-Stream-Protocol-Version is required"});
+  }
+  for (const auto& o : offered) {
+    if (std::find(supported.begin(), supported.end(), o) != supported.end()) {
+      return o;
+    }
+  }
+  return std::unexpected(
+      UpgradeError{403, "unable to upgrade: unable to negotiate protocol: client supports " +
+                            goList(offered) + ", server accepts " + goList(supported)});
+}
 
 void acceptSpdy(const std::shared_ptr<UpgradedConnection>& conn,
                 const std::vector<std::string>& supported, AcceptDone done,
@@ -409,44 +530,34 @@ void acceptSpdy(const std::shared_ptr<UpgradedConnection>& conn,
     lowered.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   }
   if (lowered.find("upgrade") == std::string::npos) {
-    return refuse(
+    return refuseSpdyUpgrade(
         conn,
         {400, "unable to upgrade: missing upgrade headers in request: Connection: " + connection},
         {}, std::move(done));
   }
-  auto offered = offeredProtocols(conn->request);
-  if (offered.empty()) {
-    return refuse(conn, {400, "unable to upgrade: X-Stream-Protocol-Version is required"}, {},
-                  std::move(done));
-  }
-  std::string chosen;
-  for (const auto& o : offered) {
-    if (std::find(supported.begin(), supported.end(), o) != supported.end()) {
-      chosen = o;
-      break;
-    }
-  }
-  if (chosen.empty()) {
-    return refuse(conn,
-                  {403, "unable to upgrade: unable to negotiate protocol: client supports " +
-                            goList(offered) + ", server accepts " + goList(supported)},
-                  supported, std::move(done));
+  auto chosen = negotiateSpdy(offeredProtocols(conn->request), supported);
+  if (!chosen) {
+    // The 403 names what we accept in headers too, as httpstream.Handshake.
+    return refuseSpdyUpgrade(conn, chosen.error(),
+                             chosen.error().status == 403 ? supported : std::vector<std::string>{},
+                             std::move(done));
   }
   auto res =
       std::make_shared<http::response<http::empty_body>>(http::status::switching_protocols, 11);
   res->set(http::field::connection, "Upgrade");
   res->set(http::field::upgrade, "SPDY/3.1");
-  res->set("X-Stream-Protocol-Version", chosen);
+  res->set("X-Stream-Protocol-Version", *chosen);
   http::async_write(
       conn->stream, *res,
-      [conn, res, chosen, options, done = std::move(done)](beast::error_code ec, size_t) {
+      [conn, res, chosen = *chosen, options, done = std::move(done)](beast::error_code ec, size_t) {
         if (ec) {
           closeSocket(conn->stream);
           done(std::unexpected(UpgradeError{0, "writing the 101: " + ec.message()}));
           return;
         }
-        done(Negotiated{.transport = std::make_shared<SpdyTransport>(conn, options),
-                        .protocol = chosen});
+        done(Negotiated{
+            .transport = makeSpdyTransport(conn, std::make_unique<TlsLink>(conn), options),
+            .protocol = chosen});
       });
 }
 

@@ -6,7 +6,9 @@
 // Bounds, so a client costs little whatever it does:
 // - it must open its first stream within `stream_creation_timeout` of the
 //   101 (30 s, the kubelet's streamCreationTimeout), or the connection is
-//   closed; after that idle streams stay (the kubelet's idle timeout is 4 h);
+//   closed; after that a connection without a frame either way for the
+//   connection's idle_timeout (streamingConnectionIdleTimeout, 4 h) gets a
+//   GOAWAY and is closed, as spdystream's idle-aware framer does;
 // - reading stops while more than `max_unconsumed` bytes the consumers were
 //   given are not consumed yet, or more than `max_output` bytes wait to go
 //   out (a client flooding PINGs while never reading), and resumes after;
@@ -15,10 +17,12 @@
 //   most one chunk per stream is queued either way.
 
 #include <chrono>
+#include <expected>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "agent/streams/byte_link.h"
 #include "agent/streams/upgrade.h"
 #include "spdy/session.h"
 
@@ -44,5 +48,23 @@ struct SpdyTransportOptions {
 void acceptSpdy(const std::shared_ptr<UpgradedConnection>& conn,
                 const std::vector<std::string>& supported, AcceptDone done,
                 SpdyTransportOptions options = {});
+
+// The SPDY transport over any link (the TLS stream as above, or a
+// WebSocket tunnel: spdy_tunnel.h), not started yet.
+std::shared_ptr<Transport> makeSpdyTransport(std::shared_ptr<UpgradedConnection> conn,
+                                             std::unique_ptr<ByteLink> link,
+                                             SpdyTransportOptions options = {});
+
+// The protocol httpstream.Handshake picks: the first of the client's
+// `offered`, in its order, that `supported` has; else the kubelet's 400
+// (nothing offered) or 403 (nothing shared) with its text.
+std::expected<std::string, UpgradeError> negotiateSpdy(const std::vector<std::string>& offered,
+                                                       const std::vector<std::string>& supported);
+
+// A refused SPDY upgrade as Go's http.Error answers it (text/plain, nosniff,
+// one X-Accepted-Stream-Protocol-Versions header per `accepted`); the
+// connection closes after it and `done` gets `err`.
+void refuseSpdyUpgrade(const std::shared_ptr<UpgradedConnection>& conn, const UpgradeError& err,
+                       const std::vector<std::string>& accepted, AcceptDone done);
 
 }  // namespace kernelet::agent::streams

@@ -7,6 +7,7 @@
 
 #include "agent/log/log.h"
 #include "agent/streams/spdy_transport.h"
+#include "agent/streams/spdy_tunnel.h"
 #include "agent/streams/websocket_transport.h"
 
 namespace kernelet::agent::streams {
@@ -31,6 +32,9 @@ void acceptUpgrade(std::shared_ptr<UpgradedConnection> conn, const Protocols& pr
     return acceptSpdy(std::move(conn), protocols.spdy, std::move(done));
   }
   if (boost::beast::iequals(upgrade, "websocket")) {
+    if (protocols.spdy_tunnel && isSpdyTunnelRequest(conn->request)) {
+      return acceptSpdyTunnel(conn, protocols.spdy, std::move(done));
+    }
     return acceptWebSocket(std::move(conn), protocols.websocket, std::move(plan), std::move(done));
   }
   // Neither: the kubelet's answer to a plain request on a stream path.

@@ -13,6 +13,7 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <chrono>
 #include <expected>
 #include <functional>
 #include <memory>
@@ -33,6 +34,10 @@ struct UpgradedConnection {
   boost::beast::http::request<boost::beast::http::string_body> request;
   // Counts the connection against the server's max_connections while held.
   std::shared_ptr<void> slot;
+  // streamingConnectionIdleTimeout: the framing closes the connection after
+  // this long without traffic either way (a frame or message read or
+  // written); 0: never.
+  std::chrono::milliseconds idle_timeout{0};
   // Framings keep this object (shared) and use `stream` in place (Beast's
   // websocket::stream over a reference), so the server can close the socket
   // of every live connection when it stops.
@@ -68,6 +73,9 @@ namespace kernelet::agent::streams {
 struct Protocols {
   std::vector<std::string> spdy;       // X-Stream-Protocol-Version values
   std::vector<std::string> websocket;  // Sec-WebSocket-Protocol values
+  // A WebSocket upgrade offering "SPDY/3.1+..." gets SPDY tunneled in
+  // WebSocket (spdy_tunnel.h) with the `spdy` protocols (port-forward).
+  bool spdy_tunnel = false;
 };
 
 // Answers the upgrade by the request's Upgrade header: "SPDY/3.1"

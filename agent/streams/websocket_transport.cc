@@ -50,7 +50,8 @@ class WebSocketTransport : public Transport,
         ws_(conn_->stream),
         protocol_(protocol),
         plan_(std::move(plan)),
-        close_timer_(conn_->stream.get_executor()) {
+        close_timer_(conn_->stream.get_executor()),
+        idle_timer_(conn_->stream.get_executor()) {
     // A channel is one byte on the wire, and 255 is v5's CLOSE signal.
     std::erase_if(plan_.channels, [](const auto& c) {
       if (c.first < kCloseChannel) {
@@ -63,8 +64,9 @@ class WebSocketTransport : public Transport,
     for (const auto& [id, headers] : plan_.channels) {
       channels_[id];
     }
-    // No idle timeout (the kubelet's is 4 h, and a paused read must not
-    // count as idle); the handshake and the close handshake get 30 s.
+    // Beast's idle timeout stays off (a paused read must not count as idle):
+    // the connection's own (armIdle) counts messages both ways. The
+    // handshake and the close handshake get 30 s.
     websocket::stream_base::timeout t{};
     t.handshake_timeout = std::chrono::seconds(30);
     t.idle_timeout = websocket::stream_base::none();
@@ -101,6 +103,8 @@ class WebSocketTransport : public Transport,
 
   void start(TransportEvents events) override {
     events_ = std::move(events);
+    touch();
+    armIdle();
     if (plan_.port_prefix) {
       queuePortPrefixes();
     }
@@ -208,6 +212,7 @@ class WebSocketTransport : public Transport,
   }
 
   void onMessage() {
+    touch();
     auto data = in_.cdata();
     std::string_view raw(static_cast<const char*>(data.data()), data.size());
     auto m = decodeChannelMessage(protocol_, raw);
@@ -260,6 +265,7 @@ class WebSocketTransport : public Transport,
     ws_.async_write(net::buffer(queue_.front().bytes),
                     [self = shared_from_this()](beast::error_code ec, size_t) {
                       self->writing_ = false;
+                      self->touch();
                       Pending done = std::move(self->queue_.front());
                       self->queue_.pop_front();
                       if (ec) {
@@ -273,6 +279,30 @@ class WebSocketTransport : public Transport,
                       }
                       self->pump();
                     });
+  }
+
+  // streamingConnectionIdleTimeout: as the kubelet's wsstream, whose
+  // deadline each message read or written pushes back.
+  void touch() { last_activity_ = std::chrono::steady_clock::now(); }
+
+  void armIdle() {
+    if (conn_->idle_timeout.count() <= 0 || ended_) {
+      return;
+    }
+    idle_timer_.expires_at(last_activity_ + conn_->idle_timeout);
+    idle_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->ended_ || self->closing_) {
+        return;
+      }
+      if (std::chrono::steady_clock::now() - self->last_activity_ < self->conn_->idle_timeout) {
+        return self->armIdle();  // traffic since: wait from its time
+      }
+      auto seconds = std::chrono::duration_cast<std::chrono::seconds>(self->conn_->idle_timeout);
+      log::v(2, "Stream connection idle: closed",
+             {{"path", std::string(self->conn_->request.target())},
+              {"idleTimeout", std::to_string(seconds.count()) + "s"}});
+      self->close();
+    });
   }
 
   void sendClose() {
@@ -330,6 +360,7 @@ class WebSocketTransport : public Transport,
     }
     ended_ = true;
     close_timer_.cancel();
+    idle_timer_.cancel();
     closeSocket();
     // The write in flight stays queued: its completion (aborted now) pops it
     // and says sent(false).
@@ -362,35 +393,12 @@ class WebSocketTransport : public Transport,
   std::map<StreamId, Channel> channels_;
   TransportEvents events_;
   net::steady_timer close_timer_;
+  net::steady_timer idle_timer_;
+  std::chrono::steady_clock::time_point last_activity_;
   beast::flat_buffer in_;
   std::deque<Pending> queue_;
   bool reading_ = false, writing_ = false, closing_ = false, close_sent_ = false, ended_ = false;
 };
-
-// The client's Sec-WebSocket-Protocol offers, in its order (one header or
-// several, comma separated).
-std::vector<std::string> offeredProtocols(const http::request<http::string_body>& req) {
-  std::vector<std::string> out;
-  for (auto it = req.find(http::field::sec_websocket_protocol);
-       it != req.end() && it->name() == http::field::sec_websocket_protocol; ++it) {
-    std::string_view v(it->value().data(), it->value().size());
-    while (!v.empty()) {
-      size_t comma = v.find(',');
-      std::string_view item = v.substr(0, comma);
-      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) {
-        item.remove_prefix(1);
-      }
-      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) {
-        item.remove_suffix(1);
-      }
-      if (!item.empty()) {
-        out.emplace_back(item);
-      }
-      v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
-    }
-  }
-  return out;
-}
 
 std::string bracketed(const std::vector<std::string>& v) {
   std::string s = "[";
@@ -422,11 +430,34 @@ void refuse(std::shared_ptr<UpgradedConnection> conn, UpgradeError err, AcceptDo
 
 }  // namespace
 
+std::vector<std::string> webSocketOffers(const http::request<http::string_body>& req) {
+  std::vector<std::string> out;
+  for (auto it = req.find(http::field::sec_websocket_protocol);
+       it != req.end() && it->name() == http::field::sec_websocket_protocol; ++it) {
+    std::string_view v(it->value().data(), it->value().size());
+    while (!v.empty()) {
+      size_t comma = v.find(',');
+      std::string_view item = v.substr(0, comma);
+      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) {
+        item.remove_prefix(1);
+      }
+      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) {
+        item.remove_suffix(1);
+      }
+      if (!item.empty()) {
+        out.emplace_back(item);
+      }
+      v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
+    }
+  }
+  return out;
+}
+
 // NOLINTBEGIN(performance-unnecessary-value-param): the seam's signature (upgrade.h)
 void acceptWebSocket(std::shared_ptr<UpgradedConnection> conn,
                      const std::vector<std::string>& supported, PlanFor plan, AcceptDone done) {
   // NOLINTEND(performance-unnecessary-value-param)
-  std::vector<std::string> offered = offeredProtocols(conn->request);
+  std::vector<std::string> offered = webSocketOffers(conn->request);
   // No protocol offered: the kubelet maps it to channel.k8s.io's framing.
   std::optional<std::string> chosen;
   if (offered.empty()) {

@@ -14,6 +14,8 @@
 //   dropped.
 // - close(): once the queued writes went out, a close frame (1000); closed()
 //   follows the client's answer (or 30 s without one).
+// No message either way for the connection's idle_timeout
+// (streamingConnectionIdleTimeout; the kubelet's wsstream deadline): close().
 // From the client: data() per message of a channel of the plan; a message
 // for a channel the plan lacks is dropped (logged at -v=4), as the kubelet
 // does. Protocol errors (an unmasked frame, a bad length, a message over
@@ -58,5 +60,10 @@ inline constexpr size_t kWebSocketUnconsumedMax = 256 << 10;
 // started; start() reports every channel of `plan(protocol)` as opened.
 void acceptWebSocket(std::shared_ptr<UpgradedConnection> conn,
                      const std::vector<std::string>& supported, PlanFor plan, AcceptDone done);
+
+// The client's Sec-WebSocket-Protocol offers, in its order (one header or
+// several, comma separated, blanks around items dropped).
+std::vector<std::string> webSocketOffers(
+    const boost::beast::http::request<boost::beast::http::string_body>& req);
 
 }  // namespace kernelet::agent::streams

@@ -6,7 +6,8 @@
 // fails) and with KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false and
 // KUBECTL_PORT_FORWARD_WEBSOCKETS=false (SPDY only). The API server's record
 // of requests tells which framing kubectl asked for (a WebSocket upgrade is a
-// GET, SPDY's a POST).
+// GET, SPDY's a POST); port-forward's WebSocket case also checks that the
+// tunnel served it (no fallback, and the agent's -v=2 line names the protocol).
 //
 // One API server, one agent and three pods serve every case, to stay cheap:
 //   shell  app: sleeps; what exec and cp run in
@@ -593,6 +594,19 @@ TEST_P(StreamsE2E, PortForwardServesTwentyConcurrentRequests) {
     ::waitpid(pf, &status, 0);
   }
   expectFraming("portforward");
+  if (GetParam()) {
+    // kubectl's first try, SPDY tunneled in WebSocket, must be what served
+    // it: no SPDY fallback (a POST), and the agent names the protocol.
+    std::regex fallback(
+        R"re("method": "POST", "path": "/api/v1/namespaces/default/pods/web/portforward")re");
+    EXPECT_FALSE(std::regex_search(requests().substr(requests_before_), fallback))
+        << "kubectl fell back to SPDY" << context();
+    EXPECT_NE(
+        cluster->agentLog().find(
+            R"("Port-forward connection" pod="default/web" protocol="SPDY/3.1+portforward.k8s.io")"),
+        std::string::npos)
+        << context();
+  }
 }
 
 TEST_P(StreamsE2E, CpCopiesTenMebibytesInAndOutIntact) {

@@ -31,6 +31,7 @@ TEST(ServerConfig, DefaultsAreV1beta1sButAnonymousIsOff) {
   EXPECT_EQ(s.authorization_mode, "Webhook");
   EXPECT_EQ(s.authz_cache_authorized_ttl, 300);
   EXPECT_EQ(s.authz_cache_unauthorized_ttl, 30);
+  EXPECT_EQ(s.streaming_idle_timeout, 4 * 3600);  // streamingConnectionIdleTimeout: 4h
 }
 
 TEST(ServerConfig, FlagsAreTheKubelets) {
@@ -41,7 +42,8 @@ TEST(ServerConfig, FlagsAreTheKubelets) {
            "--client-ca-file=/ca.crt", "--anonymous-auth=true",
            "--authentication-token-webhook=false", "--authentication-token-webhook-cache-ttl=1m30s",
            "--authorization-mode=AlwaysAllow", "--authorization-webhook-cache-authorized-ttl=10m",
-           "--authorization-webhook-cache-unauthorized-ttl=5s"});
+           "--authorization-webhook-cache-unauthorized-ttl=5s",
+           "--streaming-connection-idle-timeout=30m"});
   ASSERT_TRUE(c) << c.error().message();
   const ServerSettings& s = c->server;
   EXPECT_EQ(s.address, "127.0.0.1");
@@ -57,6 +59,7 @@ TEST(ServerConfig, FlagsAreTheKubelets) {
   EXPECT_EQ(s.authorization_mode, "AlwaysAllow");
   EXPECT_EQ(s.authz_cache_authorized_ttl, 600);
   EXPECT_EQ(s.authz_cache_unauthorized_ttl, 5);
+  EXPECT_EQ(s.streaming_idle_timeout, 1800);
 }
 
 TEST(ServerConfig, BadValuesAreRefusedNamingTheFlag) {
@@ -73,6 +76,7 @@ TEST(ServerConfig, BadValuesAreRefusedNamingTheFlag) {
            {"--authentication-token-webhook-cache-ttl=soon",
             "--authentication-token-webhook-cache-ttl"},
            {"--tls-cert-file=/only-the-cert", "--tls-private-key-file"},
+           {"--streaming-connection-idle-timeout=-1s", "--streaming-connection-idle-timeout"},
        }) {
     auto r = run({c.arg});
     ASSERT_FALSE(r) << c.arg;
@@ -95,6 +99,7 @@ tlsCertFile: /srv.crt
 tlsPrivateKeyFile: /srv.key
 tlsMinVersion: VersionTLS13
 tlsCipherSuites: [TLS_AES_256_GCM_SHA384]
+streamingConnectionIdleTimeout: 1h30m
 authentication:
   x509:
     clientCAFile: /ca.pem
@@ -125,13 +130,15 @@ authorization:
   EXPECT_EQ(s.authorization_mode, "AlwaysAllow");
   EXPECT_EQ(s.authz_cache_authorized_ttl, 60);
   EXPECT_EQ(s.authz_cache_unauthorized_ttl, 10);
+  EXPECT_EQ(s.streaming_idle_timeout, 5400);
 
   // /configz shows them with the same names.
   std::string z = server::configzJson(*c);
   for (const char* want :
        {"\"kubeletconfig\":{", "\"port\":0", "\"tlsMinVersion\":\"VersionTLS13\"",
         "\"cacheTTL\":\"3m0s\"", "\"clientCAFile\":\"/ca.pem\"", "\"mode\":\"AlwaysAllow\"",
-        "\"cacheUnauthorizedTTL\":\"10s\"", "\"anonymous\":{\"enabled\":true}"}) {
+        "\"cacheUnauthorizedTTL\":\"10s\"", "\"anonymous\":{\"enabled\":true}",
+        "\"streamingConnectionIdleTimeout\":\"1h30m0s\""}) {
     EXPECT_NE(z.find(want), std::string::npos) << want << " in " << z;
   }
 }
@@ -157,6 +164,7 @@ TEST(ServerConfig, BadFileFieldsAreRefusedByName) {
             "authorization.webhook.cacheAuthorizedTtl"},
            {"authentication:\n  anonymous: true\n", "authentication.anonymous"},
            {"authentication:\n  webhook:\n    cacheTTL: forever\n", "cacheTTL"},
+           {"streamingConnectionIdleTimeout: 4 hours\n", "streamingConnectionIdleTimeout"},
        }) {
     auto r = load(c.body);
     ASSERT_FALSE(r) << c.body;
