@@ -493,8 +493,8 @@ TEST_P(StreamsE2E, RunIRmWithoutATerminalEndsAtTheEndOfStdin) {
 TEST_P(StreamsE2E, ExecAndAttachIntoAnExitedContainerPrintTheKubeletsError) {
   bool done = false;
   std::string state = cluster->waitKubectl(
-      "get pod shared -o jsonpath={.status.containerStatuses[?(@.name==\"done\")].state."
-      "terminated.reason}",
+      "get pod shared -o 'jsonpath={.status.containerStatuses[?(@.name==\"done\")].state."
+      "terminated.reason}'",
       [](const std::string& s) { return s == "Completed"; }, done);
   ASSERT_TRUE(done) << state << context();
   Output e = kubectl("exec shared -c done -- true");
