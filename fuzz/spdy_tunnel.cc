@@ -8,8 +8,9 @@
 //      (some bytes of the current message at a time, a text message ends
 //      it), fed into a SPDY server session whose output is written back.
 // Whatever comes, nothing may crash; the negotiated protocol is one we
-// support; and the session must end in the same state as one fed the same
-// bytes in one piece (message boundaries mean nothing in the tunnel).
+// support; and the session must end with the same streams and unconsumed
+// bytes as one fed the same bytes in one piece (message boundaries mean
+// nothing in the tunnel).
 
 #include "agent/streams/spdy_tunnel.h"
 
@@ -93,7 +94,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   client.close();  // the reads end with the input
 
   kernelet::spdy::Session session(sessionOptions());
-  std::string fed, output;
+  std::string fed;
   bool failed = false;
   char buf[512];
   while (!failed) {
@@ -105,7 +106,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     failed = !session.receive(std::string_view(buf, n));
     (void)session.takeEvents();
     std::string out = session.takeOutput();
-    output += out;
     ws.write(boost::asio::buffer(out), ec);  // one message, as the link writes
     if (session.unconsumed() > fed.size() || session.streamCount() > 8) {
       std::abort();
@@ -114,8 +114,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   kernelet::spdy::Session whole(sessionOptions());
   (void)whole.receive(fed);
   (void)whole.takeEvents();
-  if (whole.takeOutput() != output || whole.streamCount() != session.streamCount() ||
-      whole.unconsumed() != session.unconsumed()) {
+  // Not the output: how many WINDOW_UPDATEs a session sends depends on how
+  // the data came in pieces, as with any TCP read size.
+  if (whole.streamCount() != session.streamCount() || whole.unconsumed() != session.unconsumed()) {
     std::abort();
   }
   return 0;
