@@ -168,7 +168,7 @@ class AttachRuntimeTest : public ::testing::Test {
     add("cat", "cat", true, false, false);
     add("tty", "exec sh", true, false, true);
     add("flood", "i=0; while :; do i=$((i+1)); echo line $i; done", false, false, false);
-    add("once", "cat; echo stdin-ended-$?", true, true, false);
+    add("once", "cat; echo stdin-ended-$?; exec sleep 3600", true, true, false);
     env_->rt = env_->runtime();
     env_->error = startPod();
   }
@@ -380,7 +380,8 @@ TEST_F(AttachRuntimeTest, StdinOnceClosesStdinWhenTheSessionEnds) {
   ASSERT_TRUE(env_->turnUntil([] {
     return env_->logOf("once").find(" stdout F stdin-ended-0\n") != std::string::npos;
   })) << env_->logOf("once");
-  // containerd's: a later session asking for stdin joins, without it.
+  // containerd's: a later session asking for stdin joins, without it (the
+  // container sleeps after its echo, so that it is still there to join).
   auto again = env_->rt->attach(handle("once"), {.stdin = true}, [] {});
   ASSERT_TRUE(again) << again.error().message();
   EXPECT_FALSE(again->stdin_fd);
