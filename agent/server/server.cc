@@ -20,6 +20,16 @@ void acceptLoop(const std::shared_ptr<ServerState>& state,
       return;
     }
     if (!ec) {
+      // As Go's net/http, which the kubelet serves with: TCP_NODELAY on every
+      // connection. Beast writes an answer's header and body as separate TLS
+      // records, each its own send(); with Nagle on, a small last segment
+      // may wait for the ACK of the one before, which a client delays by up
+      // to 40 ms. Streams (exec, attach) send keystrokes and echoes the same way.
+      boost::system::error_code nodelay_ec;
+      if (socket.set_option(tcp::no_delay(true), nodelay_ec)) {
+        // Slower, not wrong: the bytes still go, Nagle only batches them.
+        log::v(4, "TCP_NODELAY on a connection failed", {{"err", nodelay_ec.message()}});
+      }
       startSession(state, std::move(socket));
     } else {
       // EMFILE and the like: the listener keeps going; the client retries.

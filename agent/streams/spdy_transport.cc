@@ -25,14 +25,6 @@ namespace http = beast::http;
 
 namespace {
 
-// An error here (the socket closed already) changes nothing.
-void closeSocket(beast::ssl_stream<beast::tcp_stream>& stream) {
-  beast::error_code ec;
-  if (beast::get_lowest_layer(stream).socket().close(ec)) {
-    return;  // closed before: what we wanted anyway
-  }
-}
-
 // The SPDY upgrade's own link: the TLS stream, bytes as they come.
 class TlsLink : public ByteLink {
  public:

@@ -24,14 +24,6 @@ namespace websocket = beast::websocket;
 
 using WsStream = websocket::stream<beast::ssl_stream<beast::tcp_stream>&>;
 
-// A closed socket is what we want here: an error closing it changes nothing.
-void closeSocket(UpgradedConnection& conn) {
-  beast::error_code ec;
-  if (conn.stream.next_layer().socket().close(ec)) {
-    return;
-  }
-}
-
 // What a text message is reported as: the SPDY bytes come in binary ones only.
 const beast::error_code kTextMessage =
     boost::system::errc::make_error_code(boost::system::errc::protocol_error);
@@ -70,7 +62,7 @@ class WebSocketLink : public ByteLink {
                     [done = std::move(done)](beast::error_code) { done(); });
   }
 
-  void close() override { closeSocket(*conn_); }
+  void close() override { closeSocket(conn_->stream); }
 
   std::string describe(beast::error_code ec) override {
     if (ec == websocket::error::closed || ec == net::error::eof ||
@@ -152,7 +144,7 @@ void acceptSpdyTunnel(const std::shared_ptr<UpgradedConnection>& conn,
       // Beast answered the broken handshake (400, or 426 for a bad version).
       log::warning("SPDY-in-WebSocket upgrade refused",
                    {{"path", std::string(conn->request.target())}, {"error", ec.message()}});
-      closeSocket(*conn);
+      closeSocket(conn->stream);
       return done(std::unexpected(
           UpgradeError{ec == websocket::error::bad_sec_version ? 426 : 400, ec.message()}));
     }

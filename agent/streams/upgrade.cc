@@ -16,17 +16,7 @@ namespace http = boost::beast::http;
 
 void acceptUpgrade(std::shared_ptr<UpgradedConnection> conn, const Protocols& protocols,
                    PlanFor plan, AcceptDone done) {
-  // As the kubelet: Go sets TCP_NODELAY on every connection. A stream's
-  // bytes go out as TLS records of at most 16 KiB, each its own send(), and
-  // Nagle may hold a small one back for an ACK (bench/run-streams' TLS floor
-  // shows no measurable cost for a bulk copy under the VM; interactive
-  // streams, a terminal's keystrokes and echoes, are what it would delay).
-  boost::beast::error_code nodelay_ec;
-  if (conn->stream.next_layer().socket().set_option(boost::asio::ip::tcp::no_delay(true),
-                                                    nodelay_ec)) {
-    // Slower, not wrong: the bytes still go, Nagle only batches them.
-    log::v(4, "TCP_NODELAY on a stream connection failed", {{"err", nodelay_ec.message()}});
-  }
+  // TCP_NODELAY is on already: the server sets it on every connection it accepts.
   std::string upgrade(conn->request[http::field::upgrade]);
   if (boost::beast::iequals(upgrade, "SPDY/3.1")) {
     return acceptSpdy(std::move(conn), protocols.spdy, std::move(done));
@@ -50,6 +40,11 @@ void acceptUpgrade(std::shared_ptr<UpgradedConnection> conn, const Protocols& pr
                       conn->stream.next_layer().socket().close(ec);  // done with it either way
                       done(std::unexpected(err));
                     });
+}
+
+void closeSocket(boost::beast::ssl_stream<boost::beast::tcp_stream>& stream) {
+  boost::beast::error_code ec;
+  boost::beast::get_lowest_layer(stream).socket().close(ec);
 }
 
 }  // namespace kernelet::agent::streams

@@ -43,6 +43,10 @@ struct UpgradedConnection {
   // of every live connection when it stops.
 };
 
+// Closes the socket under the TLS stream, ending whatever is pending on it.
+// One closed already is the state wanted, so an error is no news.
+void closeSocket(boost::beast::ssl_stream<boost::beast::tcp_stream>& stream);
+
 // Called on the server thread; the handler owns the connection from then on.
 using UpgradeHandler = std::function<void(server::Request, std::shared_ptr<UpgradedConnection>)>;
 

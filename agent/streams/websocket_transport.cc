@@ -27,14 +27,6 @@ using WsStream = websocket::stream<beast::ssl_stream<beast::tcp_stream>&>;
 
 constexpr std::chrono::seconds kCloseWait{30};
 
-// Closes the socket under the TLS stream; one already closed is the state wanted.
-void closeQuietly(beast::ssl_stream<beast::tcp_stream>& s) {
-  beast::error_code ec;
-  if (s.next_layer().socket().close(ec)) {
-    return;  // already closed: nothing to undo
-  }
-}
-
 struct Channel {
   size_t unconsumed = 0;     // given by data(), not yet consumed()
   bool half_closed = false;  // v5 CLOSE signal seen
@@ -383,7 +375,7 @@ class WebSocketTransport : public Transport,
   }
 
   void closeSocket() {
-    closeQuietly(conn_->stream);  // ends whatever is pending
+    streams::closeSocket(conn_->stream);  // ends whatever is pending
   }
 
   std::shared_ptr<UpgradedConnection> conn_;
@@ -423,7 +415,7 @@ void refuse(std::shared_ptr<UpgradedConnection> conn, UpgradeError err, AcceptDo
   http::async_write(
       stream, *res,
       [conn = std::move(conn), res, err, done = std::move(done)](beast::error_code, size_t) {
-        closeQuietly(conn->stream);  // done with it either way
+        streams::closeSocket(conn->stream);  // done with it either way
         done(std::unexpected(err));
       });
 }
