@@ -153,12 +153,23 @@ Result<std::optional<Probe>> probe(const Ctx& c, const YAML::Node& n, const std:
     TRY(p.port, port(c, n["tcpSocket"], field + ".tcpSocket", ports));
   }
   if (n["grpc"]) {
-    // Refused by the field table (pod_fields.cc) once the pod is decoded: an
-    // API pod with one is rejected at admission, a static one is an error.
-    return std::optional<Probe>();
+    kinds++;
+    p.kind = Probe::Kind::kGrpc;
+    const YAML::Node g = n["grpc"];
+    // GRPCAction.port is a number: no named ports, unlike httpGet and tcpSocket.
+    TRY(auto number, opt<int>(c, g, "port", field + ".grpc"));
+    if (!number) {
+      return c.error(g, field + ".grpc.port", "required");
+    }
+    if (*number < 1 || *number > 65535) {
+      return c.error(g["port"], field + ".grpc.port", "must be between 1 and 65535");
+    }
+    p.port = *number;
+    TRY(auto service, opt<std::string>(c, g, "service", field + ".grpc"));
+    p.grpc_service = service.value_or("");
   }
   if (kinds != 1) {
-    return c.error(n, field, "must have exactly one of exec, httpGet or tcpSocket");
+    return c.error(n, field, "must have exactly one of exec, httpGet, tcpSocket or grpc");
   }
   struct Timing {
     const char* key;

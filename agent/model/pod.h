@@ -60,13 +60,14 @@ struct ContainerPort {
 // livenessProbe, readinessProbe, startupProbe. A named port is resolved
 // against the container's ports when the manifest is decoded.
 struct Probe {
-  enum class Kind { kExec, kHttpGet, kTcpSocket } kind = Kind::kExec;
+  enum class Kind { kExec, kHttpGet, kTcpSocket, kGrpc } kind = Kind::kExec;
   std::vector<std::string> command;               // exec
   std::string path = "/", host, scheme = "HTTP";  // httpGet; host empty: the pod's IP
   std::vector<std::pair<std::string, std::string>> headers;
   int port = 0;  // httpGet, tcpSocket
   int initial_delay_seconds = 0, period_seconds = 10, timeout_seconds = 1;
   int success_threshold = 1, failure_threshold = 3;
+  std::string grpc_service;  // grpc: the HealthCheckRequest's service ("" is the server's)
 };
 
 // lifecycle.postStart / preStop: exactly one action, as the API validates.

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "agent/prober/grpc_health.h"
 #include "sys/unique_fd.h"
 
 namespace kernelet::agent {
@@ -358,6 +359,137 @@ class SocketRun : public Run {
   std::string dial_, url_, request_, answer_;
 };
 
+// grpc: one call of grpc.health.v1.Health/Check over HTTP/2 to the pod's IP
+// (grpc_health.h). As grpc-go dialing with WithBlock, as the kubelet does, a
+// refused or broken connection is dialed again (after grpc-go's first
+// back-off, 1 s) until the probe's deadline, whose message then names it.
+class GrpcRun : public Run {
+ public:
+  using Run::Run;
+  ~GrpcRun() override { stop(); }
+
+  void start(const Probe& probe, const ProbeTarget& target) {
+    authority_ = target.ip + ":" + std::to_string(probe.port);
+    service_ = probe.grpc_service;
+    timeout_seconds_ = probe.timeout_seconds;
+    addr_.sin_family = AF_INET;
+    addr_.sin_port = htons(static_cast<uint16_t>(probe.port));
+    if (::inet_pton(AF_INET, target.ip.c_str(), &addr_.sin_addr) != 1) {
+      return finishSoon(false, "error: failed to connect service at \"" + authority_ +
+                                   "\": kernelet probes take an IP address as host");
+    }
+    armTimeout(probe.timeout_seconds);
+    dial();
+  }
+
+ private:
+  void dial() {
+    redial_ = 0;
+    check_ = std::make_unique<GrpcHealthCheck>(authority_, service_, timeout_seconds_);
+    out_ = check_->takeOutput();
+    fd_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd_) {
+      return dialLater();
+    }
+    if (::connect(fd_.get(), reinterpret_cast<sockaddr*>(&addr_), sizeof addr_) != 0 &&
+        errno != EINPROGRESS) {
+      return dialLater();
+    }
+    watch(EPOLLOUT);
+  }
+  void dialLater() {
+    unwatch();
+    fd_.reset();
+    redial_ = timers_.after(std::chrono::seconds(1), [this] { dial(); });
+  }
+  void unwatch() {
+    if (watching_) {
+      loop_.remove(fd_.get());
+      watching_ = false;
+    }
+  }
+  void watch(uint32_t events) {
+    unwatch();
+    watching_ = loop_.add(fd_.get(), events, [this](uint32_t ev) { ready(ev); }).has_value();
+  }
+  void ready(uint32_t events) {
+    if (!tcp_up_) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      ::getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err != 0) {
+        return dialLater();
+      }
+      tcp_up_ = true;
+    }
+    if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0 && !readAll()) {
+      return;
+    }
+    if (check_->outcome()) {
+      const auto& o = *check_->outcome();
+      return finish(o.success, o.message);
+    }
+    out_ += check_->takeOutput();
+    if (!out_.empty()) {
+      ssize_t n = ::send(fd_.get(), out_.data(), out_.size(), MSG_NOSIGNAL);
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        return lost();
+      }
+      out_.erase(0, n > 0 ? static_cast<size_t>(n) : 0);
+    }
+    watch(out_.empty() ? EPOLLIN : EPOLLIN | EPOLLOUT);
+  }
+  // Feeds what can be read to the session; false when the connection is
+  // gone or broken (handled).
+  bool readAll() {
+    char buf[4096];
+    for (;;) {
+      ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+      if (n > 0) {
+        if (!check_->receive(std::string_view(buf, static_cast<size_t>(n)))) {
+          lost();
+          return false;
+        }
+        if (check_->outcome()) {
+          return true;
+        }
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        return true;
+      }
+      lost();  // EOF or a reset
+      return false;
+    }
+  }
+  // The connection ended before the call did: its outcome once READY, else
+  // a new dial (grpc-go's WithBlock).
+  void lost() {
+    check_->closed();
+    if (check_->outcome()) {
+      const auto& o = *check_->outcome();
+      return finish(o.success, o.message);
+    }
+    tcp_up_ = false;
+    dialLater();
+  }
+  void onTimeout() override { finish(false, check_->timeoutMessage()); }
+  void stop() override {
+    timers_.cancel(redial_);
+    redial_ = 0;
+    unwatch();
+    fd_.reset();
+  }
+
+  std::string authority_, service_, out_;
+  int timeout_seconds_ = 1;
+  sockaddr_in addr_{};
+  std::unique_ptr<GrpcHealthCheck> check_;
+  UniqueFd fd_;
+  bool watching_ = false, tcp_up_ = false;
+  TimerQueue::Id redial_ = 0;
+};
+
 }  // namespace
 
 std::unique_ptr<ProbeRun> startProbe(EventLoop& loop, TimerQueue& timers, const Probe& probe,
@@ -365,6 +497,11 @@ std::unique_ptr<ProbeRun> startProbe(EventLoop& loop, TimerQueue& timers, const 
                                      std::function<void(ProbeOutcome)> done) {
   if (probe.kind == Probe::Kind::kExec) {
     auto run = std::make_unique<ExecRun>(loop, timers, std::move(done));
+    run->start(probe, target);
+    return run;
+  }
+  if (probe.kind == Probe::Kind::kGrpc) {
+    auto run = std::make_unique<GrpcRun>(loop, timers, std::move(done));
     run->start(probe, target);
     return run;
   }

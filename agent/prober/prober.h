@@ -5,7 +5,9 @@
 //             capabilities, seccomp), success on exit code 0;
 //   httpGet   GET from the node to the pod's IP, success on 200-399 (HTTPS:
 //             the pod's certificate is not verified, as with the kubelet);
-//   tcpSocket a TCP connect to the pod's IP, success when it is accepted.
+//   tcpSocket a TCP connect to the pod's IP, success when it is accepted;
+//   grpc      grpc.health.v1.Health/Check over HTTP/2 to the pod's IP,
+//             success when it answers SERVING (grpc_health.h).
 // The failure messages are the kubelet's ("HTTP probe failed with statuscode:
 // 500", "dial tcp 10.88.0.5:8080: connect: connection refused").
 

@@ -256,7 +256,32 @@ TEST_F(AgentE2E, APodRunsAndItsContainersMeetOnLocalhost) {
                                 "http://127.0.0.1:8080/ && echo; sleep 1; done",
                                 "    env:\n    - name: MY_IP\n      valueFrom: {fieldRef: "
                                 "{fieldPath: status.podIP}}\n")));
+  // gRPC probes go from the node to the pod's IP, as httpGet: one server
+  // answers SERVING to a readiness probe, the other NOT_SERVING to a
+  // liveness probe, which restarts its container.
+  std::string grpc_probe = "grpc: {port: PORT}, periodSeconds: 1, failureThreshold: 1}\n";
+  auto grpcCtr = [&](const std::string& name, const std::string& port, const std::string& answer,
+                     const std::string& probe) {
+    std::string p = grpc_probe;
+    p.replace(p.find("PORT"), 4, port);
+    return "  - name: " + name + "\n    image: " + kImage +
+           "\n    imagePullPolicy: Never\n    command: [kt-grpc, '" + port + "', " + answer +
+           "]\n    " + probe + ": {" + p;
+  };
+  writeManifest("grpc.yaml",
+                podYaml("grpc", "  terminationGracePeriodSeconds: 1\n  containers:\n" +
+                                    grpcCtr("healthy", "9000", "SERVING", "readinessProbe") +
+                                    grpcCtr("sick", "9001", "NOT_SERVING", "livenessProbe")));
   startAgent();
+  PodSummary g = waitFor(
+      "grpc",
+      [](const PodSummary& s) {
+        const ContainerStatus* healthy = statusOf(s, "healthy");
+        const ContainerStatus* sick = statusOf(s, "sick");
+        return healthy != nullptr && healthy->ready && sick != nullptr && sick->restart_count >= 1;
+      },
+      "the SERVING container ready and the NOT_SERVING one restarted");
+  EXPECT_EQ(statusOf(g, "sick")->last_state.kind, Kind::kTerminated);
   PodSummary p = waitFor(
       "web",
       [](const PodSummary& s) {

@@ -298,6 +298,10 @@ spec:
     startupProbe:
       tcpSocket: {port: 8080}
       initialDelaySeconds: 3
+  - name: g
+    image: i
+    livenessProbe: {grpc: {port: 9000, service: my.Health}}
+    readinessProbe: {grpc: {port: 9001}}
 )",
                              "p.yaml");
   ASSERT_TRUE(pods) << pods.error().message();
@@ -313,6 +317,12 @@ spec:
   EXPECT_EQ(c.liveness_probe->period_seconds, 10);
   ASSERT_TRUE(c.startup_probe);
   EXPECT_EQ(c.startup_probe->initial_delay_seconds, 3);
+  const Container& g = (*pods)[0].pod.containers[1];
+  ASSERT_TRUE(g.liveness_probe && g.readiness_probe);
+  EXPECT_EQ(g.liveness_probe->kind, Probe::Kind::kGrpc);
+  EXPECT_EQ(g.liveness_probe->port, 9000);
+  EXPECT_EQ(g.liveness_probe->grpc_service, "my.Health");
+  EXPECT_EQ(g.readiness_probe->grpc_service, "");
 
   auto error = [](const std::string& probe) {
     auto r = parseManifests(
@@ -328,11 +338,19 @@ spec:
   EXPECT_NE(error("    livenessProbe: {exec: {command: [x]}, successThreshold: 2}\n")
                 .find("livenessProbe.successThreshold: must be 1"),
             std::string::npos);
-  EXPECT_NE(error("    readinessProbe: {grpc: {port: 9000}}\n")
-                .find("spec.containers[0].readinessProbe.grpc: not supported by kernelet"),
+  EXPECT_NE(error("    readinessProbe: {grpc: {port: http}}\n").find("readinessProbe.grpc.port"),
+            std::string::npos);
+  EXPECT_NE(error("    readinessProbe: {grpc: {service: x}}\n")
+                .find("readinessProbe.grpc.port: required"),
+            std::string::npos);
+  EXPECT_NE(error("    readinessProbe: {grpc: {port: 70000}}\n")
+                .find("readinessProbe.grpc.port: must be between 1 and 65535"),
+            std::string::npos);
+  EXPECT_NE(error("    readinessProbe: {grpc: {port: 9000}, tcpSocket: {port: 9000}}\n")
+                .find("must have exactly one of"),
             std::string::npos);
   EXPECT_NE(error("    readinessProbe: {periodSeconds: 3}\n")
-                .find("must have exactly one of exec, httpGet or tcpSocket"),
+                .find("must have exactly one of exec, httpGet, tcpSocket or grpc"),
             std::string::npos);
 }
 

@@ -268,9 +268,10 @@ TEST(PodFields, ARefusedFieldIsAnErrorNamingFileLineAndTheConcreteField) {
   EXPECT_NE(error("  imagePullSecrets: [{name: regcred}]\n  containers: [{name: a, image: i}]\n")
                 .find("line 5: spec.imagePullSecrets: not supported by kernelet"),
             std::string::npos);
-  EXPECT_NE(error("  initContainers: [{name: i, image: i, readinessProbe: {grpc: {port: 1}}}]\n"
-                  "  containers: [{name: a, image: i}]\n")
-                .find("spec.initContainers[0].readinessProbe.grpc: not supported by kernelet"),
+  EXPECT_NE(error("  initContainers: [{name: i, image: i, readinessProbe: {tcpSocket: {port: 1, "
+                  "host: h}}}]\n  containers: [{name: a, image: i}]\n")
+                .find("spec.initContainers[0].readinessProbe.tcpSocket.host: not supported by "
+                      "kernelet"),
             std::string::npos);
   EXPECT_NE(error("  os: {name: windows}\n  containers: [{name: a, image: i}]\n")
                 .find("spec.os.name: not supported by kernelet"),
