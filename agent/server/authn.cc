@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <memory>
 
 namespace kernelet::agent::server {
@@ -24,6 +25,23 @@ Authenticator::Authenticator(AuthnOptions options, Post post, Clock clock)
   if (!clock_) {
     clock_ = [] { return std::chrono::steady_clock::now(); };
   }
+  bucket_ = options_.review_burst;
+  refilled_ = clock_();
+}
+
+bool Authenticator::takeReview() {
+  if (options_.review_qps <= 0) {
+    return true;
+  }
+  auto now = clock_();
+  std::chrono::duration<double> since = now - refilled_;
+  refilled_ = now;
+  bucket_ = std::min<double>(options_.review_burst, bucket_ + since.count() * options_.review_qps);
+  if (bucket_ < 1) {
+    return false;
+  }
+  bucket_ -= 1;
+  return true;
 }
 
 void Authenticator::remember(const std::string& key, const TokenAnswer& answer) {
@@ -69,20 +87,38 @@ void Authenticator::authenticate(const Credentials& creds, std::function<void(Au
       }
       cache_.erase(it);
     }
+    if (auto it = waiting_.find(key); it != waiting_.end()) {
+      it->second.push_back(std::move(done));  // answered with the review in flight
+      return;
+    }
+    if (!takeReview()) {
+      done({std::nullopt, "too many token reviews", true});
+      return;
+    }
     reviews_++;
-    auto shared_done = std::make_shared<std::function<void(AuthnResult)>>(std::move(done));
-    options_.tokens->review(*creds.bearer, [this, key, shared_done](Result<TokenAnswer> r) {
-      post_([this, key, shared_done, r = std::move(r)] {
+    waiting_[key].push_back(std::move(done));
+    options_.tokens->review(*creds.bearer, [this, key](Result<TokenAnswer> r) {
+      post_([this, key, r = std::move(r)] {
+        AuthnResult result;
         if (!r) {
-          (*shared_done)({std::nullopt, "token review failed: " + r.error().message()});
+          result = {std::nullopt, "token review failed: " + r.error().message()};
+        } else {
+          remember(key, *r);
+          result = r->authenticated
+                       ? AuthnResult{r->user, ""}
+                       : AuthnResult{std::nullopt,
+                                     "invalid bearer token" +
+                                         (r->error.empty() ? std::string() : ": " + r->error)};
+        }
+        auto it = waiting_.find(key);
+        if (it == waiting_.end()) {
           return;
         }
-        remember(key, *r);
-        (*shared_done)(r->authenticated
-                           ? AuthnResult{r->user, ""}
-                           : AuthnResult{std::nullopt,
-                                         "invalid bearer token" +
-                                             (r->error.empty() ? std::string() : ": " + r->error)});
+        auto waiters = std::move(it->second);
+        waiting_.erase(it);
+        for (auto& w : waiters) {
+          w(result);
+        }
       });
     });
     return;

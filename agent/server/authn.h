@@ -57,12 +57,22 @@ struct AuthnOptions {
   std::chrono::seconds cache_ttl{120};   // webhook.cacheTTL: authenticated answers
   std::chrono::seconds failure_ttl{10};  // "not authenticated" answers (shorter)
   size_t cache_size = 4096;              // entries at most
+  // TokenReviews for tokens not in the cache: a bucket of `review_burst`
+  // refilled at `review_qps`. Beyond the kubelet, which asks for every new
+  // token: the reviews share the agent's API client and its QPS with status
+  // updates, so a client sending many distinct bad tokens could starve the
+  // node's own traffic. Over the budget the answer is 429 with Retry-After,
+  // as the API server's max-in-flight filter answers. 0: no limit.
+  double review_qps = 10;
+  int review_burst = 20;
 };
 
-// nullopt: unauthenticated (401, with the reason for the log).
+// nullopt: unauthenticated (401, with the reason for the log), or, with
+// `throttled`, not asked because the review budget is spent (429).
 struct AuthnResult {
   std::optional<UserInfo> user;
   std::string reason;
+  bool throttled = false;
 };
 
 class Authenticator {
@@ -76,7 +86,7 @@ class Authenticator {
   void authenticate(const Credentials& creds, std::function<void(AuthnResult)> done);
 
   size_t cacheEntries() const { return cache_.size(); }
-  size_t reviews() const { return reviews_; }
+  size_t reviews() const { return reviews_; }  // asked of the reviewer
 
  private:
   struct Entry {
@@ -84,11 +94,18 @@ class Authenticator {
     std::chrono::steady_clock::time_point expires;
   };
   void remember(const std::string& key, const TokenAnswer& answer);
+  // Takes one review from the bucket; false when it is empty.
+  bool takeReview();
 
   AuthnOptions options_;
   Post post_;
   Clock clock_;
   std::map<std::string, Entry> cache_;  // by SHA-256 of the token
+  // Requests waiting for a review in flight, by the token's key: the same
+  // token sent many times at once is reviewed once.
+  std::map<std::string, std::vector<std::function<void(AuthnResult)>>> waiting_;
+  double bucket_ = 0;  // reviews left (refilled by time since refilled_)
+  std::chrono::steady_clock::time_point refilled_{};
   size_t reviews_ = 0;
 };
 

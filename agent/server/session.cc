@@ -231,6 +231,13 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closed_) {
       return;
     }
+    if (!a.user && a.throttled) {
+      log::v(2, "Request throttled", {{"path", route_->path}, {"reason", a.reason}});
+      keep_alive_ = false;
+      Response r = Response::error(429, "Too Many Requests");
+      r.headers.emplace_back("Retry-After", "1");
+      return respond(std::move(r));
+    }
     if (!a.user) {
       log::v(2, "Unauthorized request", {{"path", route_->path}, {"reason", a.reason}});
       // Closed after the answer: a client without credentials must not hold

@@ -27,14 +27,23 @@ class FakeTokens : public TokenReviewer {
   std::map<std::string, TokenAnswer> known;
   bool fail = false;
   int calls = 0;
+  bool hold = false;
+  std::deque<std::function<void()>> later;  // held answers
   void review(const std::string& token, std::function<void(Result<TokenAnswer>)> done) override {
     calls++;
-    if (fail) {
-      done(makeError("TokenReview", "", "connection refused"));
-      return;
+    auto answer = [this, token, done] {
+      if (fail) {
+        done(makeError("TokenReview", "", "connection refused"));
+        return;
+      }
+      auto it = known.find(token);
+      done(it != known.end() ? it->second : TokenAnswer{false, {}, "token not known"});
+    };
+    if (hold) {
+      later.push_back(answer);
+    } else {
+      answer();
     }
-    auto it = known.find(token);
-    done(it != known.end() ? it->second : TokenAnswer{false, {}, "token not known"});
   }
 };
 
@@ -145,12 +154,65 @@ TEST(ServerAuthn, TokenAnswersAreCachedForTheirTtlFailuresShorterErrorsNot) {
 
 TEST(ServerAuthn, TheCacheIsBounded) {
   FakeTokens tokens;
-  Authenticator a({.tokens = &tokens, .cache_size = 16}, inlinePost());
+  Authenticator a({.tokens = &tokens, .cache_size = 16, .review_qps = 0}, inlinePost());
   for (int i = 0; i < 1000; i++) {
     tokens.known["t" + std::to_string(i)] = {true, {"u", {}}, ""};
     EXPECT_TRUE(authn(a, {.bearer = "t" + std::to_string(i)}).user);
   }
   EXPECT_LE(a.cacheEntries(), 16u);
+}
+
+TEST(ServerAuthn, DistinctUnknownTokensSpendABoundedReviewBudget) {
+  FakeTokens tokens;
+  FakeClock clock;
+  tokens.known["good"] = {true, {"alice", {}}, ""};
+  Authenticator a({.tokens = &tokens, .review_qps = 2, .review_burst = 4}, inlinePost(),
+                  clock.fn());
+  // A client sending a new bad token each time: the burst, then 429s that
+  // ask nothing of the API server.
+  for (int i = 0; i < 4; i++) {
+    AuthnResult r = authn(a, {.bearer = "bad" + std::to_string(i)});
+    EXPECT_FALSE(r.user);
+    EXPECT_FALSE(r.throttled);
+  }
+  AuthnResult over = authn(a, {.bearer = "bad-next"});
+  EXPECT_FALSE(over.user);
+  EXPECT_TRUE(over.throttled);
+  EXPECT_EQ(tokens.calls, 4);
+  // Cached answers cost nothing: a known-bad token is still a 401, not a 429.
+  AuthnResult cached = authn(a, {.bearer = "bad0"});
+  EXPECT_FALSE(cached.user);
+  EXPECT_FALSE(cached.throttled);
+  // The bucket refills at review_qps: half a second is one more review.
+  clock.now += 500ms;
+  EXPECT_TRUE(authn(a, {.bearer = "good"}).user);
+  EXPECT_TRUE(authn(a, {.bearer = "bad-later"}).throttled);
+  clock.now += 10s;  // never more than the burst
+  for (int i = 0; i < 4; i++) {
+    EXPECT_FALSE(authn(a, {.bearer = "x" + std::to_string(i)}).throttled);
+  }
+  EXPECT_TRUE(authn(a, {.bearer = "x-over"}).throttled);
+  EXPECT_EQ(tokens.calls, 9);
+}
+
+TEST(ServerAuthn, OneTokenSentManyTimesAtOnceIsReviewedOnce) {
+  FakeTokens tokens;
+  tokens.hold = true;
+  tokens.known["good"] = {true, {"alice", {}}, ""};
+  Authenticator a({.tokens = &tokens}, inlinePost());
+  std::vector<AuthnResult> got;
+  for (int i = 0; i < 50; i++) {
+    a.authenticate({.bearer = "good"}, [&](AuthnResult r) { got.push_back(std::move(r)); });
+  }
+  EXPECT_EQ(tokens.calls, 1);
+  ASSERT_EQ(tokens.later.size(), 1u);
+  tokens.later.front()();
+  ASSERT_EQ(got.size(), 50u);
+  for (const auto& r : got) {
+    ASSERT_TRUE(r.user);
+    EXPECT_EQ(r.user->name, "alice");
+  }
+  EXPECT_EQ(a.reviews(), 1u);
 }
 
 AuthzResult authz(Authorizer& z, const std::string& user, const AccessAttributes& attrs) {
