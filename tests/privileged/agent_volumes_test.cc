@@ -213,10 +213,9 @@ TEST_F(AgentVolumes, SubPathsMountWhatIsInsideTheVolumeAndNeverTheHostsRoot) {
           "  volumes: [{name: shared, emptyDir: {}}]\n");
   startAgent();
 
-  std::string out = waitOutput("files", "done", seconds(180));
-  EXPECT_NE(out.find("hello-conf\nis-file\nno-other\ndrwxrwxrwx\nlogs-ok\n1\ndone"),
-            std::string::npos)
-      << out;
+  auto app = agent_->logsWith("files", "app", "done", seconds(180));
+  EXPECT_EQ(app.out, "hello-conf\nis-file\nno-other\ndrwxrwxrwx\nlogs-ok\n1\ndone\n")
+      << app.err << agent_->log();
   auto files = agent_->pod("files");
   ASSERT_TRUE(files);
   std::string data = root_ + "/pods/" + files->uid + "/volumes/kubernetes.io~empty-dir/data";
