@@ -179,9 +179,16 @@ mount_attr bindAttributes(const MountStep& m) {
 // container that swaps a directory of a shared volume cannot redirect the
 // read-only flag or the propagation to another mount (a bind then a remount
 // by path could be).
+//
+// A subPath's tree comes made (m.tree): the agent resolved it inside the
+// volume and cloned it in its own mount namespace, where the inode it found
+// is mounted (open_tree clones only from the caller's namespace, and ours is
+// a copy by now).
 void bindOnto(int target, const MountStep& m) {
   unsigned recursive = (m.flags & MS_REC) != 0 ? AT_RECURSIVE : 0;
-  int tree = sys::openTree(AT_FDCWD, m.source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | recursive);
+  int tree = m.tree >= 0 ? m.tree
+                         : sys::openTree(AT_FDCWD, m.source,
+                                         OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | recursive);
   if (tree < 0) {
     fail("open_tree", m.source);
   }
@@ -360,8 +367,8 @@ void writeProcFile(const char* path, const char* value, const char* op) {
 // 5.9, EINVAL for CLOSE_RANGE_CLOEXEC before 5.11) the same fd by fd up to
 // the open-file limit. Any other failure fails the start: a descriptor of the
 // agent must not reach the container.
-void closeFrom(unsigned first, unsigned flags) {
-  if (::syscall(SYS_close_range, first, ~0U, flags) == 0) {
+void closeRange(unsigned first, unsigned last, unsigned flags) {
+  if (::syscall(SYS_close_range, first, last, flags) == 0) {
     return;
   }
   if (errno != ENOSYS && errno != EINVAL) {
@@ -371,13 +378,27 @@ void closeFrom(unsigned first, unsigned flags) {
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {
     fail("getrlimit", "RLIMIT_NOFILE");
   }
-  for (rlim_t fd = first; fd < limit.rlim_cur; fd++) {
+  for (rlim_t fd = first; fd < limit.rlim_cur && fd <= last; fd++) {
     if ((flags & CLOSE_RANGE_CLOEXEC) != 0) {
       ::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);  // EBADF: not open
     } else {
       ::close(static_cast<int>(fd));
     }
   }
+}
+
+void closeFrom(unsigned first, unsigned flags) { closeRange(first, ~0U, flags); }
+
+// closeFrom(first), but the detached mounts the mounts step attaches stay
+// (plan.tree_fds: sorted, all above first).
+void closeFromExceptTrees(const ChildPlan& plan, unsigned first) {
+  for (int fd : plan.tree_fds) {
+    if (static_cast<unsigned>(fd) > first) {
+      closeRange(first, static_cast<unsigned>(fd) - 1, 0);
+    }
+    first = static_cast<unsigned>(fd) + 1;
+  }
+  closeFrom(first, 0);
 }
 
 void switchUser(const ChildPlan& plan) {
@@ -549,7 +570,7 @@ void waitForStart(const ChildPlan& plan) {
   if (console >= 0 && ::dup3(console, kConsoleFd, O_CLOEXEC) < 0) {
     fail("dup3 console socket", "");
   }
-  closeFrom(console >= 0 ? kConsoleFd + 1 : kConsoleFd, 0);
+  closeFromExceptTrees(plan, console >= 0 ? kConsoleFd + 1 : kConsoleFd);
 
   // A session keyring of its own, for a container and for an exec into one.
   joinNewSessionKeyring();

@@ -30,6 +30,7 @@ struct MountStep {
   bool readonly;       // a bind with "ro": read-only before it is attached
   bool source_is_dir;  // creates a directory (else a file) as the mount point
   bool is_dev;         // the /dev tmpfs: populate the standard devices
+  int tree;            // a bind's detached mount to attach (Mount::source_fd), or -1
 };
 
 struct SysctlStep {
@@ -62,6 +63,11 @@ struct ChildPlan {
   bool readonly_rootfs = false;
   unsigned long rootfs_propagation = 0;
   std::vector<MountStep> mounts;
+  // The detached mounts of MountStep::tree: our copies, numbered above the
+  // report pipe and console socket the child moves to 3 and 4, and sorted,
+  // so that the child can close everything else around them.
+  std::vector<UniqueFd> trees;
+  std::vector<int> tree_fds;
   std::vector<const char*> masked_paths;
   std::vector<const char*> readonly_paths;
   std::vector<SysctlStep> sysctls;

@@ -18,6 +18,11 @@ struct Mount {
   std::string type;         // "bind", "proc", "tmpfs", "sysfs", "devpts", "mqueue", "cgroup"...
   std::string source;
   std::vector<std::string> options;  // OCI/mount(8) words: "ro", "nosuid", "rbind", "mode=755"
+  // A bind whose source the caller resolved itself: a detached mount
+  // (open_tree OPEN_TREE_CLONE) that is attached instead of `source` being
+  // opened by path, which then only names it in messages. The caller keeps
+  // it open until the start is reported and closes it after; one start only.
+  int source_fd = -1;
 };
 
 enum class Namespace { kPid, kMount, kUts, kIpc, kNet, kCgroup, kUser };

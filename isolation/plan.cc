@@ -121,6 +121,7 @@ Result<void> planMount(ChildPlan& plan, const Mount& m, size_t index) {
     return makeError("container spec", field + ".destination", "must not contain '..'");
   }
   MountStep s{};
+  s.tree = -1;
   std::string dest = cleanPath(m.destination);
   s.destination = plan.keep(dest);
   s.relative = plan.keep(dest == "/" ? "." : dest.substr(1));
@@ -149,7 +150,21 @@ Result<void> planMount(ChildPlan& plan, const Mount& m, size_t index) {
       return makeError("container spec", field + ".source", "a bind mount needs a source");
     }
     struct stat st {};
-    if (::stat(m.source.c_str(), &st) != 0) {
+    if (m.source_fd >= 0) {
+      // What the mount point must be is what the detached mount's root is.
+      if (::fstat(m.source_fd, &st) != 0) {
+        return addContext<void>(sysError("fstat", m.source), field + ".source");
+      }
+      // Above 4: the child's report pipe and console socket go to 3 and 4.
+      UniqueFd tree(::fcntl(m.source_fd, F_DUPFD_CLOEXEC, 5));
+      if (!tree) {
+        return addContext<void>(sysError("dup", m.source), field + ".source");
+      }
+      s.tree = tree.get();
+      plan.tree_fds.insert(std::upper_bound(plan.tree_fds.begin(), plan.tree_fds.end(), s.tree),
+                           s.tree);
+      plan.trees.push_back(std::move(tree));
+    } else if (::stat(m.source.c_str(), &st) != 0) {
       return addContext<void>(sysError("stat", m.source), field + ".source");
     }
     s.source_is_dir = S_ISDIR(st.st_mode);
@@ -159,6 +174,9 @@ Result<void> planMount(ChildPlan& plan, const Mount& m, size_t index) {
   } else {
     if (type.empty()) {
       return makeError("container spec", field + ".type", "missing");
+    }
+    if (m.source_fd >= 0) {
+      return makeError("container spec", field + ".source", "a detached mount is only for a bind");
     }
     // On a cgroup v2 host the "cgroup" filesystem of the OCI spec is cgroup2.
     s.fstype = plan.keep(type == "cgroup" ? "cgroup2" : type);

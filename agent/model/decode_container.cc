@@ -3,6 +3,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <set>
@@ -82,6 +83,26 @@ Result<void> httpGet(const Ctx& c, const YAML::Node& h, const std::string& field
 }
 
 namespace {
+
+// The API's validateLocalDescendingPath: a subPath stays inside its volume,
+// as written (symlinks are the runtime's concern: agent/runtime/subpath.h).
+Result<void> localDescendingPath(const Ctx& c, const YAML::Node& n, const std::string& field,
+                                 const std::string& path) {
+  auto invalid = [&](const std::string& why) {
+    return c.error(n, field, "Invalid value: \"" + path + "\": " + why);
+  };
+  if (path.starts_with('/')) {
+    return invalid("must be a relative path");
+  }
+  for (size_t at = 0; at <= path.size();) {
+    size_t end = std::min(path.find('/', at), path.size());
+    if (path.compare(at, end - at, "..") == 0) {
+      return invalid("must not contain '..'");
+    }
+    at = end + 1;
+  }
+  return {};
+}
 
 Result<ResourceList> resources(const Ctx& c, const YAML::Node& n, const std::string& field) {
   ResourceList out;
@@ -339,6 +360,20 @@ Result<Container> container(const Ctx& c, const YAML::Node& n, const std::string
       vm.read_only = ro.value_or(false);
       if (vm.mount_path.empty() || vm.mount_path[0] != '/') {
         return c.error(m, mf + ".mountPath", "must be an absolute path");
+      }
+      TRY(vm.sub_path, str(c, m, "subPath", mf));
+      TRY(vm.sub_path_expr, str(c, m, "subPathExpr", mf));
+      // The API's validation (ValidateVolumeMounts), in its order and words.
+      if (!vm.sub_path.empty()) {
+        TRY_VOID(localDescendingPath(c, m["subPath"], mf + ".subPath", vm.sub_path));
+      }
+      if (!vm.sub_path_expr.empty()) {
+        if (!vm.sub_path.empty()) {
+          return c.error(m["subPathExpr"], mf + ".subPathExpr",
+                         "Invalid value: \"" + vm.sub_path_expr +
+                             "\": subPathExpr and subPath are mutually exclusive");
+        }
+        TRY_VOID(localDescendingPath(c, m["subPathExpr"], mf + ".subPathExpr", vm.sub_path_expr));
       }
       k.volume_mounts.push_back(std::move(vm));
     }

@@ -41,6 +41,10 @@ struct VolumeMount {
   std::string name;
   std::string mount_path;
   bool read_only = false;
+  // Where in the volume the mount starts: relative, without "..". At most one
+  // of them is set; sub_path_expr has $(VAR) of the container's env expanded
+  // when the container starts (agent/runtime/subpath.h).
+  std::string sub_path, sub_path_expr;
 };
 
 struct SecurityContext {

@@ -181,8 +181,8 @@ constexpr auto kFields = std::to_array<PodField>({
     {"spec.containers[].volumeMounts[].readOnly", kImplemented},
     // the default
     {"spec.containers[].volumeMounts[].recursiveReadOnly", kRefused, "Disabled"},
-    {"spec.containers[].volumeMounts[].subPath", kRefused},
-    {"spec.containers[].volumeMounts[].subPathExpr", kRefused},
+    {"spec.containers[].volumeMounts[].subPath", kImplemented},
+    {"spec.containers[].volumeMounts[].subPathExpr", kImplemented},
     {"spec.containers[].workingDir", kImplemented},
     {"spec.dnsConfig", kRefused},
     {"spec.dnsPolicy", kImplemented},
@@ -263,7 +263,9 @@ constexpr auto kFields = std::to_array<PodField>({
     {"spec.ephemeralContainers[].volumeMounts[].readOnly", kImplemented},
     // the default
     {"spec.ephemeralContainers[].volumeMounts[].recursiveReadOnly", kRefused, "Disabled"},
+    // the API forbids it in an ephemeral container; the decoder says so first
     {"spec.ephemeralContainers[].volumeMounts[].subPath", kRefused},
+    // the API forbids it in an ephemeral container; the decoder says so first
     {"spec.ephemeralContainers[].volumeMounts[].subPathExpr", kRefused},
     {"spec.ephemeralContainers[].workingDir", kImplemented},
     {"spec.hostAliases", kRefused},
@@ -418,8 +420,8 @@ constexpr auto kFields = std::to_array<PodField>({
     {"spec.initContainers[].volumeMounts[].readOnly", kImplemented},
     // the default
     {"spec.initContainers[].volumeMounts[].recursiveReadOnly", kRefused, "Disabled"},
-    {"spec.initContainers[].volumeMounts[].subPath", kRefused},
-    {"spec.initContainers[].volumeMounts[].subPathExpr", kRefused},
+    {"spec.initContainers[].volumeMounts[].subPath", kImplemented},
+    {"spec.initContainers[].volumeMounts[].subPathExpr", kImplemented},
     {"spec.initContainers[].workingDir", kImplemented},
     {"spec.nodeName", kImplemented},
     {"spec.nodeSelector", kNoEffect},

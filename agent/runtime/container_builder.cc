@@ -1,5 +1,6 @@
 #include "agent/runtime/container_builder.h"
 
+#include <fcntl.h>
 #include <sys/capability.h>
 #include <sys/mount.h>
 
@@ -7,6 +8,8 @@
 #include <cctype>
 #include <set>
 
+#include "agent/log/log.h"
+#include "agent/runtime/subpath.h"
 #include "sys/fileio.h"
 
 namespace kernelet::agent {
@@ -69,11 +72,17 @@ Result<std::vector<std::string>> capabilities(const SecurityContext& sc, bool pr
   return caps;
 }
 
-Result<std::vector<std::string>> environment(const ContainerInput& in) {
+struct Environment {
+  std::vector<std::string> env;                  // KEY=value, what the process gets
+  std::map<std::string, std::string> container;  // the pod spec's alone (envFrom, env)
+};
+
+Result<Environment> environment(const ContainerInput& in) {
   // The image's env, then HOSTNAME, then the container's, each replacing
   // a variable of the same name; $(VAR) refers to the ones defined before it.
   std::vector<std::pair<std::string, std::string>> env;
   std::map<std::string, std::string> vars;
+  Environment out;
   auto set = [&](const std::string& k, const std::string& v) {
     auto it = std::find_if(env.begin(), env.end(), [&](const auto& e) { return e.first == k; });
     if (it != env.end()) {
@@ -88,6 +97,12 @@ Result<std::vector<std::string>> environment(const ContainerInput& in) {
     set(kv.substr(0, eq), eq == std::string::npos ? "" : kv.substr(eq + 1));
   }
   set("HOSTNAME", in.sandbox->hostname());
+  // From here on the container's own: what the kubelet expands a subPathExpr
+  // with (its RunContainerOptions.Envs), without the image's.
+  auto set_own = [&](const std::string& k, const std::string& v) {
+    set(k, v);
+    out.container[k] = v;
+  };
   const Container& c = *in.container;
   const std::string& ns = in.pod->namespace_;
   // envFrom first, then env: an explicit variable wins over an imported one.
@@ -101,7 +116,7 @@ Result<std::vector<std::string>> environment(const ContainerInput& in) {
       std::string name = f.prefix + key;
       if (!name.empty() && name.find('=') == std::string::npos &&
           std::all_of(name.begin(), name.end(), [](char ch) { return ch > ' ' && ch < 127; })) {
-        set(name, value);
+        set_own(name, value);
       }
     }
   }
@@ -132,11 +147,10 @@ Result<std::vector<std::string>> environment(const ContainerInput& in) {
     } else {
       value = expandVars(e.value, vars);
     }
-    set(e.name, value);
+    set_own(e.name, value);
   }
-  std::vector<std::string> out;
   for (const auto& [k, v] : env) {
-    out.push_back(k + "=" + v);
+    out.env.push_back(k + "=" + v);
   }
   return out;
 }
@@ -185,6 +199,37 @@ bool apiDataVolume(const Pod& pod, const std::string& name) {
   }
 }
 
+// A subPath's detached mount. The user sees the kubelet's words, which name
+// the mount and the container but not the cause: that would tell a pod about
+// the host's filesystem. The cause goes to the agent's log, as the kubelet's.
+Result<UniqueFd> subPathMount(const std::string& volume_dir, const std::string& sub_path,
+                              const std::string& mount, const std::string& container) {
+  auto failed = [&](const char* what, const Error& e) {
+    log::error(std::string(what) + " for volumeMount of the container",
+               {{"containerName", container}, {"volumeMountName", mount}, {"err", e.message()}});
+    std::string words =
+        std::string(what) + " for volumeMount \"" + mount + "\" of container \"" + container + "\"";
+    words[0] = 'f';  // the log's "Failed", the message's "failed"
+    return std::unexpected(Error{.op = words});
+  };
+  UniqueFd dir(::open(volume_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dir) {
+    return failed("Failed to prepare subPath", sysError("open", volume_dir).error());
+  }
+  if (auto made = makeSubPathDirs(dir.get(), sub_path); !made) {
+    return failed("Failed to create subPath directory", made.error());
+  }
+  auto fd = openSubPath(dir.get(), sub_path);
+  if (!fd) {
+    return failed("Failed to prepare subPath", fd.error());
+  }
+  auto tree = detachedMount(fd->get(), true);
+  if (!tree) {
+    return failed("Failed to prepare subPath", tree.error());
+  }
+  return std::move(*tree);
+}
+
 }  // namespace
 
 Result<isolation::ContainerSpec> buildContainerSpec(const ContainerInput& in) {
@@ -195,7 +240,8 @@ Result<isolation::ContainerSpec> buildContainerSpec(const ContainerInput& in) {
   SecurityContext sc = effective(pod.security_context, c.security_context);
   bool privileged = sc.privileged.value_or(false);
 
-  TRY(s.env, environment(in));
+  TRY(Environment env, environment(in));
+  s.env = std::move(env.env);
   std::map<std::string, std::string> vars;
   for (const auto& kv : s.env) {
     vars[kv.substr(0, kv.find('='))] = kv.substr(kv.find('=') + 1);
@@ -276,7 +322,20 @@ Result<isolation::ContainerSpec> buildContainerSpec(const ContainerInput& in) {
     }
     bool read_only = m.read_only || apiDataVolume(pod, m.name);
     std::vector<std::string> options = {"rbind", "rprivate", read_only ? "ro" : "rw"};
-    s.mounts.push_back({m.mount_path, "bind", *host, options});
+    TRY(std::string sub_path, mountSubPath(m, env.container));
+    if (sub_path.empty()) {
+      s.mounts.push_back({m.mount_path, "bind", *host, options});
+      continue;
+    }
+    // The source path only names the mount in messages: what is bound is
+    // the detached mount of the inode resolved here.
+    isolation::Mount mount{m.mount_path, "bind", *host + "/" + sub_path, options};
+    if (in.subpath_mounts != nullptr) {
+      TRY(UniqueFd tree, subPathMount(*host, sub_path, m.name, c.name));
+      mount.source_fd = tree.get();
+      in.subpath_mounts->push_back(std::move(tree));
+    }
+    s.mounts.push_back(std::move(mount));
   }
 
   TRY(std::vector<std::string> caps, capabilities(sc, privileged));

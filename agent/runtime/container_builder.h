@@ -5,6 +5,7 @@
 // volumes and /etc files, and the QoS class's oom_score_adj.
 
 #include <string>
+#include <vector>
 
 #include "agent/model/field_refs.h"
 #include "agent/model/pod.h"
@@ -15,6 +16,7 @@
 #include "images/image_config.h"
 #include "isolation/container_spec.h"
 #include "sys/result.h"
+#include "sys/unique_fd.h"
 
 namespace kernelet::agent {
 
@@ -32,11 +34,17 @@ struct ContainerInput {
   bool seccomp_default = false;   // seccompDefault: RuntimeDefault when the pod sets none
   std::string pid_ns;             // shareProcessNamespace: a running container's pid ns
   PodObjects* objects = nullptr;  // ConfigMaps and Secrets for env; null without an API server
+  // Where the detached mounts of subPath volume mounts go (Mount::source_fd
+  // names them), for the one start they are made for: the caller closes them
+  // once the container's child has its copies. Null: none are made (a spec
+  // for execs, which join the running container's mounts).
+  std::vector<UniqueFd>* subpath_mounts = nullptr;
 };
 
 // An error here is the kubelet's CreateContainerConfigError (runAsNonRoot
 // violated, a bad fieldRef, an unknown capability, a missing seccomp profile,
-// a ConfigMap or Secret key the env needs that is not there).
+// a ConfigMap or Secret key the env needs that is not there, a subPath that
+// cannot be mounted safely).
 Result<isolation::ContainerSpec> buildContainerSpec(const ContainerInput& in);
 
 }  // namespace kernelet::agent

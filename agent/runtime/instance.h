@@ -25,6 +25,7 @@
 #include "isolation/isolation.h"
 #include "sys/event_loop.h"
 #include "sys/timer_queue.h"
+#include "sys/unique_fd.h"
 
 namespace kernelet::agent::runtime {
 
@@ -47,7 +48,10 @@ struct Instance {
   bool has_cgroup = false;
   isolation::Process proc;
   isolation::ContainerSpec spec;  // what it was started from: an exec runs the same way
-  bool has_spec = true;           // false: adopted, built on the first exec from spec_source
+  // The detached mounts of the spec's subPath mounts, from create() until
+  // the start has handed them to the child (spec.mounts[].source_fd).
+  std::vector<UniqueFd> subpath_mounts;
+  bool has_spec = true;  // false: adopted, built on the first exec from spec_source
   // An adopted run's exec spec is built on its first exec (most containers
   // are never exec'd into) from the pod's spec as it was adopted: building it
   // reads and parses the image config, which made adopting a pod slower.

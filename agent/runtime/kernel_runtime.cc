@@ -347,6 +347,7 @@ std::expected<std::unique_ptr<Instance>, StartFailure> KernelRuntime::create(
   if (Instance* other = find(r.share_pid_with)) {
     in.pid_ns = "/proc/" + std::to_string(other->proc.pid()) + "/ns/pid";
   }
+  in.subpath_mounts = &inst->subpath_mounts;
   auto spec = buildContainerSpec(in);
   if (!spec) {
     return fail("CreateContainerConfigError", spec.error());
@@ -445,6 +446,12 @@ void KernelRuntime::startContainer(const ContainerRequest& r,
   auto pending = isolation::beginStart(spec);
   // The child has its own copies of the write ends (or none): ours go now, so
   // that the log pump sees EOF when the container's last writer is gone.
+  // So do the subPath mounts: a child that attached one keeps it in its
+  // namespace, one that did not (or never ran) takes it down with its copy.
+  inst->subpath_mounts.clear();
+  for (auto& m : inst->spec.mounts) {
+    m.source_fd = -1;  // closed: an exec's spec must not name it
+  }
   out_w.reset();
   err_w.reset();
   stdio->stdin_r.reset();

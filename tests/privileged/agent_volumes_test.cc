@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <thread>
 
@@ -135,6 +136,131 @@ TEST_F(AgentVolumes, ApiDataVolumesAreReadOnlyInTheContainerWhateverTheMountSays
     }
   }
   EXPECT_EQ(volumes, 1);
+}
+
+bool waitingWith(const std::optional<agent::PodSummary>& p, const std::string& container,
+                 const std::string& reason) {
+  const agent::ContainerStatus* c = p ? StaticAgent::statusOf(*p, container) : nullptr;
+  return c != nullptr && c->state.kind == agent::ContainerState::Kind::kWaiting &&
+         c->state.reason == reason;
+}
+
+// volumeMounts[].subPath and subPathExpr (issue #19): one agent, two pods.
+// "files": an init container writes a config file into an emptyDir; the app
+// mounts that one file (a file, not the directory), a subPath the agent
+// creates, and a per-pod directory from subPathExpr $(POD_NAME).
+// "attack": containers sharing an emptyDir plant `evil -> /` and flip `swap`
+// between a directory and a link to /; the victim's subPath mount of evil
+// fails as the kubelet's does (CreateContainerConfigError), the racer gets
+// either the directory or the same error, never the node's /, and the
+// bystander runs on.
+TEST_F(AgentVolumes, SubPathsMountWhatIsInsideTheVolumeAndNeverTheHostsRoot) {
+  std::string pod_dir_mark = agent_->base();  // exists on the node, not in any image
+  writeManifest(
+      "files.yaml",
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: files}\nspec:\n"
+      "  terminationGracePeriodSeconds: 1\n  initContainers:\n"
+      "  - name: init\n    image: " +
+          kImage +
+          "\n    imagePullPolicy: Never\n"
+          "    command: [sh, -c, 'mkdir -p /data/conf && echo hello-conf > /data/conf/app.conf && "
+          "echo x > /data/conf/other']\n"
+          "    volumeMounts: [{name: data, mountPath: /data}]\n"
+          "  containers:\n  - name: app\n    image: " +
+          kImage +
+          "\n    imagePullPolicy: Never\n"
+          "    env:\n    - name: POD_NAME\n      valueFrom: {fieldRef: {fieldPath: "
+          "metadata.name}}\n"
+          "    command: [sh, -c, 'exec 2>&1; cat /etc/app.conf; [ -f /etc/app.conf ] && echo "
+          "is-file; [ -e /etc/other ] || echo no-other; ls -ld /made | cut -c1-10; "
+          "echo per-pod > /logs/out && echo logs-ok; grep -c \" /etc/app.conf \" /proc/mounts; "
+          "echo done; exec kt-sleep 600']\n"
+          "    volumeMounts:\n"
+          "    - {name: data, mountPath: /etc/app.conf, subPath: conf/app.conf}\n"
+          "    - {name: data, mountPath: /made, subPath: made/by/agent}\n"
+          "    - {name: data, mountPath: /logs, subPathExpr: \"logs/$(POD_NAME)\"}\n"
+          "  volumes: [{name: data, emptyDir: {}}]\n");
+  std::string probe = "test -e /mnt" + pod_dir_mark + " && echo ESCAPED; test -e /mnt/inside && " +
+                      "echo got-inside; echo contained; exec kt-sleep 600";
+  writeManifest(
+      "attack.yaml",
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: attack}\nspec:\n"
+      "  terminationGracePeriodSeconds: 1\n  initContainers:\n"
+      "  - name: plant\n    image: " +
+          kImage +
+          "\n    imagePullPolicy: Never\n"
+          "    command: [sh, -c, 'ln -s / /shared/evil && mkdir /shared/swap && touch "
+          "/shared/swap/inside']\n"
+          "    volumeMounts: [{name: shared, mountPath: /shared}]\n"
+          "  - name: flipper\n    image: " +
+          kImage +
+          "\n    imagePullPolicy: Never\n    restartPolicy: Always\n"
+          "    command: [sh, -c, 'cd /shared; while :; do rm -rf swap; ln -s / swap; rm -f swap; "
+          "mkdir swap; touch swap/inside; done']\n"
+          "    volumeMounts: [{name: shared, mountPath: /shared}]\n"
+          "  containers:\n  - name: victim\n    image: " +
+          kImage + "\n    imagePullPolicy: Never\n    command: [sh, -c, '" + probe +
+          "']\n"
+          "    volumeMounts: [{name: shared, mountPath: /mnt, subPath: evil}]\n"
+          "  - name: racer\n    image: " +
+          kImage + "\n    imagePullPolicy: Never\n    command: [sh, -c, '" + probe +
+          "']\n"
+          "    volumeMounts: [{name: shared, mountPath: /mnt, subPath: swap}]\n"
+          "  - name: bystander\n    image: " +
+          kImage +
+          "\n    imagePullPolicy: Never\n    command: [sh, -c, 'echo alive; exec kt-sleep 600']\n"
+          "    volumeMounts: [{name: shared, mountPath: /shared}]\n"
+          "  volumes: [{name: shared, emptyDir: {}}]\n");
+  startAgent();
+
+  auto app = agent_->logsWith("files", "app", "done", seconds(180));
+  EXPECT_EQ(app.out, "hello-conf\nis-file\nno-other\ndrwxrwxrwx\nlogs-ok\n1\ndone\n")
+      << app.err << agent_->log();
+  auto files = agent_->pod("files");
+  ASSERT_TRUE(files);
+  std::string data = root_ + "/pods/" + files->uid + "/volumes/kubernetes.io~empty-dir/data";
+  EXPECT_EQ(readFile(data + "/logs/files-node1/out").value_or(""), "per-pod\n");
+  EXPECT_TRUE(fs::is_directory(data + "/made/by/agent"));
+
+  auto attack = agent_->waitFor(
+      "attack",
+      [](const agent::PodSummary& p) {
+        return waitingWith(p, "victim", "CreateContainerConfigError");
+      },
+      seconds(180));
+  ASSERT_TRUE(attack) << agent_->log();
+  EXPECT_EQ(StaticAgent::statusOf(*attack, "victim")->state.message,
+            "failed to prepare subPath for volumeMount \"shared\" of container \"victim\"");
+  std::string log = agent_->log();
+  EXPECT_NE(log.find("resolves outside of the volume"), std::string::npos) << log;
+  EXPECT_EQ(agent_->logs("attack", "victim").out, "");  // it never ran
+  EXPECT_NE(agent_->logsWith("attack", "bystander", "alive", seconds(60)).out.find("alive"),
+            std::string::npos);
+  // The racer: whichever it met, the directory or the link, never the node's /.
+  auto raced = agent_->waitFor(
+      "attack",
+      [&](const agent::PodSummary& p) {
+        return waitingWith(p, "racer", "CreateContainerConfigError") ||
+               agent_->logs("attack", "racer").out.find("contained") != std::string::npos;
+      },
+      seconds(120));
+  EXPECT_TRUE(raced) << agent_->log();
+  EXPECT_EQ(agent_->logs("attack", "racer").out.find("ESCAPED"), std::string::npos);
+
+  // Deleted, the pods leave no mount behind in the agent's namespace (their
+  // subPath mounts lived only in the containers' namespaces).
+  fs::remove(agent_->base() + "/manifests/files.yaml");
+  fs::remove(agent_->base() + "/manifests/attack.yaml");
+  auto deadline = steady_clock::now() + seconds(120);
+  while ((agent_->pod("files") || agent_->pod("attack")) && steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(300));
+  }
+  EXPECT_FALSE(agent_->pod("files") || agent_->pod("attack")) << agent_->log();
+  std::ifstream mounts("/proc/self/mountinfo");
+  for (std::string line; std::getline(mounts, line);) {
+    EXPECT_EQ(line.find(root_ + "/pods/"), std::string::npos) << "mount left: " << line;
+    EXPECT_EQ(line.find(root_ + "/containers/"), std::string::npos) << "mount left: " << line;
+  }
 }
 
 }  // namespace

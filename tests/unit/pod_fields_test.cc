@@ -256,11 +256,11 @@ TEST(PodFields, ARefusedFieldIsAnErrorNamingFileLineAndTheConcreteField) {
   EXPECT_EQ(error(R"(  containers:
   - name: a
     image: busybox
-    volumeMounts: [{name: v, mountPath: /v, subPath: x}]
+    volumeMounts: [{name: v, mountPath: /v, mountPropagation: HostToContainer}]
   volumes: [{name: v, emptyDir: {}}]
 )"),
-            "parse manifest `/m/web.yaml`: line 8: spec.containers[0].volumeMounts[0].subPath: not "
-            "supported by kernelet");
+            "parse manifest `/m/web.yaml`: line 8: "
+            "spec.containers[0].volumeMounts[0].mountPropagation: not supported by kernelet");
   EXPECT_NE(error("  containers: [{name: a, image: i}]\n"
                   "  volumes: [{name: v, nfs: {server: s, path: /}}]\n")
                 .find("line 6: spec.volumes[0].nfs: not supported by kernelet"),
