@@ -79,11 +79,11 @@ TEST_F(ImagePull, FailedPullsBackOff10sDoublingWithTheKubeletsEventsAndReasons) 
   }
   std::string quoted = "\"" + image + "\"";
   for (const std::string& e :
-       {"Normal Pulling app: Pulling image " + quoted,
-        "Warning Failed app: Failed to pull image " + quoted + ": manifest unknown",
-        "Warning Failed app: Error: ErrImagePull",
-        "Normal BackOff app: Back-off pulling image " + quoted,
-        "Warning Failed app: Error: ImagePullBackOff"}) {
+       Strings{"Normal Pulling app: Pulling image " + quoted,
+               "Warning Failed app: Failed to pull image " + quoted + ": manifest unknown",
+               "Warning Failed app: Error: ErrImagePull",
+               "Normal BackOff app: Back-off pulling image " + quoted,
+               "Warning Failed app: Error: ImagePullBackOff"}) {
     EXPECT_TRUE(sawEvent(e)) << e;
   }
   EXPECT_TRUE(sawEvent("Normal Pulled app: Successfully pulled image " + quoted + " in 1.5s ("));
