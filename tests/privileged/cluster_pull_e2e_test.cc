@@ -152,8 +152,8 @@ TEST_F(ClusterPullE2E, APrivateImageNeedsThePodsPullSecret) {
   std::string described = kubectl("describe pod nocreds");
   for (const std::string& e :
        {"Pulling image \"" + image_ + "\"", "Failed to pull image \"" + image_ + "\"",
-        "Error: ErrImagePull", "Back-off pulling image \"" + image_ + "\"",
-        "Error: ImagePullBackOff"}) {
+        std::string("Error: ErrImagePull"), "Back-off pulling image \"" + image_ + "\"",
+        std::string("Error: ImagePullBackOff")}) {
     EXPECT_NE(described.find(e), std::string::npos) << e << "\n" << described;
   }
 
