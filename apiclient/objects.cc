@@ -210,6 +210,18 @@ Result<std::map<std::string, std::string>> decodeSecretData(const std::string& j
   return out;
 }
 
+Result<std::string> decodeSecretType(const std::string& json, const std::string& where) {
+  TRY(rapidjson::Document d, parse(json, where));
+  auto it = d.FindMember("type");
+  if (it == d.MemberEnd() || it->value.IsNull()) {
+    return std::string("Opaque");
+  }
+  if (!it->value.IsString()) {
+    return makeError("decode", where, "type: must be a string");
+  }
+  return std::string(it->value.GetString(), it->value.GetStringLength());
+}
+
 std::string encodeEvent(const EventSpec& e) {
   rapidjson::StringBuffer sb;
   Writer w(sb);

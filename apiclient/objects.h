@@ -47,6 +47,8 @@ Result<std::map<std::string, std::string>> decodeConfigMapData(const std::string
                                                                const std::string& where);
 Result<std::map<std::string, std::string>> decodeSecretData(const std::string& json,
                                                             const std::string& where);
+// A Secret's type ("Opaque" when not set, as the API defaults it).
+Result<std::string> decodeSecretType(const std::string& json, const std::string& where);
 
 struct EventSpec {
   std::string namespace_, name;  // the Event's own (name: <object>.<unique suffix>)

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "images/digest.h"
+#include "images/keyring.h"
 #include "images/reference.h"
 #include "images/unpack.h"
 #include "sys/fileio.h"
@@ -410,7 +411,10 @@ Result<ImageRecord> ImageStore::pull(const std::string& ref, const RegistryOptio
   // One download per reference at a time: later callers wait for the first.
   static std::mutex mu;
   static std::map<std::string, std::shared_future<Result<ImageRecord>>> inflight;
-  std::string key = root_ + "|" + parsed.str();
+  // Pulls with other credentials are other pulls: one that fails for want of
+  // credentials must not fail a pod that has them, nor may a pod's
+  // credentials end up in another's pull. The key holds a digest of them only.
+  std::string key = root_ + "|" + parsed.str() + "|" + credentialsFingerprint(options.credentials);
   std::promise<Result<ImageRecord>> promise;
   std::shared_future<Result<ImageRecord>> future;
   bool mine = false;
@@ -428,11 +432,50 @@ Result<ImageRecord> ImageStore::pull(const std::string& ref, const RegistryOptio
   if (!mine) {
     return future.get();
   }
-  auto result = pullOnce(parsed.str(), options, progress);
+  auto result = pullWithEachCredential(parsed, options, progress);
   promise.set_value(result);
   std::lock_guard lock(mu);
   inflight.erase(key);
   return result;
+}
+
+Result<ImageRecord> ImageStore::pullWithEachCredential(const Reference& ref,
+                                                       const RegistryOptions& options,
+                                                       const Progress& progress) {
+  // The pod's credentials first, then the node's, each match in turn until one
+  // pull works (the kubelet's PullImage over a union keyring).
+  std::vector<RegistryCredentials> tries = options.credentials;
+  if (!options.docker_config.empty()) {
+    TRY(DockerAuths auths, loadDockerAuthFile(options.docker_config));
+    DockerKeyring node;
+    node.add(auths);
+    auto more = node.lookup(ref.domain + "/" + ref.repository);
+    tries.insert(tries.end(), more.begin(), more.end());
+  }
+  RegistryOptions one = options;
+  one.docker_config.clear();
+  one.credentials.clear();
+  if (tries.empty()) {
+    return pullOnce(ref.str(), one, progress);
+  }
+  std::vector<Error> errors;
+  for (const auto& c : tries) {
+    one.credentials = {c};
+    auto r = pullOnce(ref.str(), one, progress);
+    if (r) {
+      return r;
+    }
+    errors.push_back(r.error());
+  }
+  if (errors.size() == 1) {
+    return std::unexpected(errors.front());
+  }
+  // As utilerrors.NewAggregate prints several: "[first, second]".
+  std::string all;
+  for (const auto& e : errors) {
+    all += (all.empty() ? "" : ", ") + e.message();
+  }
+  return std::unexpected(Error{.op = "[" + all + "]"});
 }
 
 Result<ImageRecord> ImageStore::pullOnce(const std::string& ref, const RegistryOptions& options,

@@ -81,6 +81,8 @@ class ImageStore {
   };
   Result<ImageRecord> recordManifest(const std::string& digest, const std::string& name,
                                      BlobSource& source);
+  Result<ImageRecord> pullWithEachCredential(const Reference& ref, const RegistryOptions& options,
+                                             const Progress& progress);
   Result<ImageRecord> pullOnce(const std::string& ref, const RegistryOptions& options,
                                const Progress& progress);
   // Read-modify-write of images.json under a lock (threads and processes).

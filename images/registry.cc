@@ -4,6 +4,7 @@
 
 #include "apiclient/base64.h"
 #include "images/digest.h"
+#include "images/keyring.h"
 #include "sys/fileio.h"
 #include "sys/json.h"
 
@@ -90,10 +91,14 @@ Result<std::map<std::string, RegistryCredentials>> loadDockerConfig(const std::s
 
 Result<Registry> Registry::open(const Reference& ref, const RegistryOptions& options) {
   std::optional<RegistryCredentials> creds;
-  if (!options.docker_config.empty()) {
-    TRY(auto all, loadDockerConfig(options.docker_config));
-    if (auto it = all.find(ref.domain); it != all.end()) {
-      creds = it->second;
+  if (!options.credentials.empty()) {
+    creds = options.credentials.front();
+  } else if (!options.docker_config.empty()) {
+    TRY(DockerAuths auths, loadDockerAuthFile(options.docker_config));
+    DockerKeyring keyring;
+    keyring.add(auths);
+    if (auto found = keyring.lookup(ref.domain + "/" + ref.repository); !found.empty()) {
+      creds = found.front();
     }
   }
   return Registry(ref, options, creds);
@@ -117,7 +122,7 @@ Result<void> Registry::authenticate(const std::string& challenge) {
     if (!creds_) {
       return makeError("authenticate to", ref_.domain,
                        "the registry wants credentials (Basic) and "
-                       "the auth file has none for this host");
+                       "none were given for this host");
     }
     std::lock_guard lock(*auth_mutex_);
     authorization_ = basic;

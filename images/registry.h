@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "apiclient/http_client.h"
 #include "images/content_store.h"
@@ -28,8 +29,12 @@ Result<std::map<std::string, RegistryCredentials>> loadDockerConfig(const std::s
 
 struct RegistryOptions {
   apiclient::TlsOptions tls;
-  std::string docker_config;  // auth file; empty: none
-  bool plain_http = false;    // talk http:// (tests, and registries that ask for it)
+  std::string docker_config;  // the node's auth file; empty: none
+  // A pod's credentials for this image (from its imagePullSecrets), tried in
+  // order before the auth file's; a pull with credentials never falls back to
+  // an anonymous one, as the kubelet's.
+  std::vector<RegistryCredentials> credentials;
+  bool plain_http = false;  // talk http:// (tests, and registries that ask for it)
 };
 
 struct FetchedManifest {
@@ -40,6 +45,8 @@ struct FetchedManifest {
 
 class Registry {
  public:
+  // Talks to the registry with the first of options.credentials, else the
+  // auth file's first match for the image (see keyring.h), else anonymously.
   static Result<Registry> open(const Reference& ref, const RegistryOptions& options);
 
   // `tag_or_digest` as in the reference; a digest is verified against the bytes.

@@ -198,10 +198,19 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
   TRY(images::ImageStore store, images::ImageStore::open(config.root_dir + "/images"));
   a->images_ = std::make_unique<images::ImageStore>(std::move(store));
   images::RegistryOptions registry;
-  if (const char* home = ::getenv("HOME"); home != nullptr) {
-    std::string docker = std::string(home) + "/.docker/config.json";
-    if (::access(docker.c_str(), R_OK) == 0) {
-      registry.docker_config = docker;
+  // The node's credentials, used after a pod's imagePullSecrets: the first
+  // auth file found where the kubelet looks (its root dir, the working
+  // directory being left out here, ~/.docker, /.docker), config.json before
+  // the old .dockercfg.
+  const char* home = ::getenv("HOME");
+  std::string home_dir = home != nullptr ? home : "";
+  for (const std::string& path :
+       {config.root_dir + "/config.json", home_dir + "/.docker/config.json",
+        std::string("/.docker/config.json"), config.root_dir + "/.dockercfg",
+        home_dir + "/.dockercfg", std::string("/.dockercfg")}) {
+    if (::access(path.c_str(), R_OK) == 0) {
+      registry.docker_config = path;
+      break;
     }
   }
   TRY(a->puller_, ImagePuller::create(*a->loop_, *a->images_, registry));

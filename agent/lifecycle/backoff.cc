@@ -20,6 +20,19 @@ std::chrono::seconds Backoff::next(const std::string& key, Clock::time_point sta
   return wait;
 }
 
+std::chrono::seconds Backoff::pullFailed(const std::string& key, Clock::time_point now,
+                                         Clock::duration second) {
+  auto [it, first] = pulls_.try_emplace(key);
+  PullEntry& e = it->second;
+  if (first || now - e.last > 2 * max_.count() * second) {
+    e.delay = initial_;
+  } else {
+    e.delay = std::min(e.delay * 2, max_);
+  }
+  e.last = now;
+  return e.delay;
+}
+
 void Backoff::resume(const std::string& key, int restarts) {
   if (restarts <= 0) {
     return;  // no failure yet: the first restarts at once

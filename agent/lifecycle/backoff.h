@@ -27,12 +27,25 @@ class Backoff {
   // restarting at once as a fresh back-off does.
   void resume(const std::string& key, int restarts);
 
+  // The kubelet's image pull back-off (flowcontrol.Backoff's Next, keyed by
+  // pod and image): a failed pull of `key` at `now` waits 10 s, then each
+  // further failure doubles it to at most 300 s. A success does not reset it
+  // (the kubelet's GC only drops entries): it starts over once no failure
+  // came for twice the maximum. `second` is how long a second lasts (tests).
+  std::chrono::seconds pullFailed(const std::string& key, Clock::time_point now,
+                                  Clock::duration second = std::chrono::seconds(1));
+
  private:
   struct Entry {
     std::chrono::seconds delay{0};
   };
   std::chrono::seconds initial_, max_, reset_after_;
   std::map<std::string, Entry> entries_;
+  struct PullEntry {
+    std::chrono::seconds delay{0};
+    Clock::time_point last;
+  };
+  std::map<std::string, PullEntry> pulls_;
 };
 
 }  // namespace kernelet::agent

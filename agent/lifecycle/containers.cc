@@ -264,7 +264,12 @@ void PodWorker::armRetry(Ctr& c, std::chrono::seconds delay, bool restart) {
     // sync of the pod (a second later) ImagePullBackOff until the retry.
     c.timer = after(1, [index, delay, due](PodWorker& w) {
       Ctr& k = w.ctrs_[index];
-      w.setWaiting(k, "ImagePullBackOff", "Back-off pulling image \"" + k.spec->image + "\"");
+      // As the kubelet from 1.30: the waiting message keeps the failed pull's error.
+      w.setWaiting(k, "ImagePullBackOff",
+                   "Back-off pulling image \"" + k.spec->image +
+                       "\": ErrImagePull: " + k.status.state.message);
+      w.emit(&k, "Normal", "BackOff", "Back-off pulling image \"" + k.spec->image + "\"");
+      w.emit(&k, "Warning", "Failed", "Error: ImagePullBackOff");
       k.timer = w.after(static_cast<double>(delay.count() - 1), due);
       w.publish();
     });
@@ -281,10 +286,11 @@ void PodWorker::startContainer(Ctr& c) {
   bool outer = in_image_call_;
   in_image_call_ = true;
   ctx_.runtime->ensureImage(
-      ref, c.spec->image_pull_policy,
+      ref, c.spec->image_pull_policy, pullCredentials(ref),
       [this, &ref, &c] {
         log::info("Pulling image", {{"pod", who()}, {"image", ref}});
         emit(&c, "Normal", "Pulling", "Pulling image \"" + ref + "\"");
+        c.pull_started = Clock::now();
       },
       [self, index](const runtime::ImageOutcome& o) {
         if (auto w = self.lock()) {
@@ -292,44 +298,6 @@ void PodWorker::startContainer(Ctr& c) {
         }
       });
   in_image_call_ = outer;
-}
-
-void PodWorker::onImage(size_t index, const runtime::ImageOutcome& o, bool async) {
-  Ctr& c = ctrs_[index];
-  if (async && stopping()) {
-    transition(c, idle(c.started_once), "pod stopping");
-    maybeCleanUp();
-    return;
-  }
-  if (!o.ok) {
-    setWaiting(c, o.reason, o.message);
-    if (async) {
-      emit(&c, "Warning", "Failed", "Failed to pull image \"" + c.spec->image + "\": " + o.message);
-      log::error("Failed to pull image", {{"image", c.spec->image}, {"err", o.message}});
-      retryLater(c);
-      publish();
-      return;
-    }
-    log::error("Failed to get image", {{"pod", who()},
-                                       {"container", c.spec->name},
-                                       {"reason", o.reason},
-                                       {"message", o.message}});
-    retryLater(c);
-    resync_ = true;
-    return;
-  }
-  c.image = o.image;
-  if (o.pulled) {
-    log::info("Successfully pulled image", {{"image", c.spec->image}});
-    emit(&c, "Normal", "Pulled", "Successfully pulled image \"" + c.spec->image + "\"");
-  } else {
-    emit(&c, "Normal", "Pulled",
-         "Container image \"" + c.spec->image + "\" already present on machine");
-  }
-  runContainer(c);
-  if (async) {
-    sync();
-  }
 }
 
 std::string PodWorker::logDir(const Ctr& c) const {

@@ -167,6 +167,7 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
     // the status never shows the new count beside the old back-off.
     bool restarting = false;
     Clock::time_point last_started;
+    Clock::time_point pull_started;  // the last Pulling event
     std::optional<runtime::ImageInfo> image;
     int stop_signal = 15;  // SIGTERM, or the image's StopSignal
     // Stopping for a new image: started again once exited, whatever the policy.
@@ -237,6 +238,10 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   // More containers wait to start than one turn takes: sync again on the next.
   void paceStarts();
   void startContainer(Ctr& c);
+  // image_pulls.cc: the pod's pull secrets' credentials for `image` (a
+  // FailedToRetrieveImagePullSecret event for those it cannot have; an error
+  // for one that is malformed), and what a pull's outcome does to the container.
+  Result<std::vector<images::RegistryCredentials>> pullCredentials(const std::string& image);
   void onImage(size_t index, const runtime::ImageOutcome& o, bool async);
   void runContainer(Ctr& c);
   void onStarted(size_t index, runtime::StartResult r, bool async);

@@ -73,6 +73,29 @@ Result<std::vector<int64_t>> supplementalGroups(const Ctx& c, const YAML::Node& 
   return out;
 }
 
+Result<std::vector<std::string>> imagePullSecrets(const Ctx& c, const YAML::Node& list) {
+  std::vector<std::string> out;
+  const std::string f = "spec.imagePullSecrets";
+  if (!list || list.IsNull()) {
+    return out;
+  }
+  if (!list.IsSequence()) {
+    return c.error(list, f, "must be a list of {name: SECRET}");
+  }
+  size_t i = 0;
+  for (const auto& ref : list) {
+    std::string at = f + "[" + std::to_string(i++) + "]";
+    if (!ref.IsMap()) {
+      return c.error(ref, at, "must be an object with a name");
+    }
+    TRY(std::string name, str(c, ref, "name", at));
+    if (!name.empty()) {
+      out.push_back(std::move(name));
+    }
+  }
+  return out;
+}
+
 Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
   if (!doc.IsMap()) {
     return c.error(doc, "(document)", "not a mapping");
@@ -168,6 +191,7 @@ Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
   if (p.service_account_name.empty()) {
     TRY(p.service_account_name, str(c, spec, "serviceAccount", "spec"));  // deprecated alias
   }
+  TRY(p.image_pull_secrets, imagePullSecrets(c, spec["imagePullSecrets"]));
   TRY(p.priority_class_name, str(c, spec, "priorityClassName", "spec"));
   TRY(p.priority, opt<int32_t>(c, spec, "priority", "spec"));
   TRY(p.security_context,

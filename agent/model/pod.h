@@ -175,6 +175,9 @@ struct Pod {
   bool host_network = false, share_process_namespace = false;
   std::string dns_policy = "ClusterFirst", hostname, subdomain, node_name;
   std::string service_account_name;
+  // spec.imagePullSecrets[].name, in order; entries with no name are dropped
+  // (the API allowed them; the kubelet skips them).
+  std::vector<std::string> image_pull_secrets;
   // Which pods a node shutdown stops last (agent/node/shutdown_manager.h).
   std::string priority_class_name;
   std::optional<int32_t> priority;

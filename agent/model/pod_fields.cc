@@ -276,7 +276,7 @@ constexpr auto kFields = std::to_array<PodField>({
     {"spec.hostUsers", kRefused, "true"},
     {"spec.hostname", kImplemented},
     {"spec.hostnameOverride", kRefused},
-    {"spec.imagePullSecrets", kRefused},
+    {"spec.imagePullSecrets[].name", kImplemented},
     {"spec.initContainers[].args", kImplemented},
     {"spec.initContainers[].command", kImplemented},
     {"spec.initContainers[].envFrom[].configMapRef.name", kImplemented},

@@ -5,13 +5,17 @@
 
 #include <algorithm>
 
+#include "images/keyring.h"
+
 namespace kernelet::agent {
 
 // One reference being pulled or waiting for a worker.
 struct PullJob {
+  std::string key;  // ref and the credentials' digest
   std::string ref;
+  ImagePuller::Credentials creds;
   bool running = false;
-  std::map<uint64_t, ImagePuller::Done> waiters;  // by ticket id, in request order
+  std::map<uint64_t, ImagePuller::TimedDone> waiters;  // by ticket id, in request order
 };
 
 class ImagePuller::State {
@@ -21,7 +25,7 @@ class ImagePuller::State {
   std::mutex mu;
   std::condition_variable work;  // a job was queued, or stopping
   // Everything below is guarded by mu.
-  std::map<std::string, std::shared_ptr<PullJob>> jobs;  // queued or running, by ref
+  std::map<std::string, std::shared_ptr<PullJob>> jobs;  // queued or running, by key
   std::deque<std::shared_ptr<PullJob>> queue;            // not started, oldest first
   size_t running = 0;
   uint64_t next_id = 1;
@@ -32,7 +36,7 @@ ImagePuller::Ticket& ImagePuller::Ticket::operator=(Ticket&& other) noexcept {
   if (this != &other) {
     withdraw();
     state_ = std::move(other.state_);
-    ref_ = std::move(other.ref_);
+    key_ = std::move(other.key_);
     id_ = std::exchange(other.id_, 0);
   }
   return *this;
@@ -44,9 +48,9 @@ void ImagePuller::Ticket::withdraw() {
   if (!state || id_ == 0) {
     return;
   }
-  Done dropped;  // destroyed outside the lock: it may own anything
+  TimedDone dropped;  // destroyed outside the lock: it may own anything
   std::lock_guard lock(state->mu);
-  auto it = state->jobs.find(ref_);
+  auto it = state->jobs.find(key_);
   if (it == state->jobs.end()) {
     return;  // finished already
   }
@@ -67,8 +71,10 @@ Result<std::unique_ptr<ImagePuller>> ImagePuller::create(EventLoop& loop, images
                                                          int workers) {
   return create(
       loop,
-      [&store, options = std::move(options)](const std::string& ref) {
-        return store.pull(ref, options);
+      [&store, options = std::move(options)](const std::string& ref, const Credentials& creds) {
+        images::RegistryOptions with = options;
+        with.credentials = creds;
+        return store.pull(ref, with);
       },
       workers);
 }
@@ -103,7 +109,7 @@ ImagePuller::~ImagePuller() {
     state_->stopping = true;
     dropped.swap(state_->queue);
     for (const auto& job : dropped) {
-      state_->jobs.erase(job->ref);
+      state_->jobs.erase(job->key);
     }
   }
   state_->work.notify_all();
@@ -113,23 +119,27 @@ ImagePuller::~ImagePuller() {
   // done_ goes after the workers: a result they posted is dropped with it.
 }
 
-ImagePuller::Ticket ImagePuller::request(const std::string& ref, Done done) {
+ImagePuller::Ticket ImagePuller::request(const std::string& ref, const Credentials& creds,
+                                         TimedDone done) {
+  std::string key = ref + "|" + images::credentialsFingerprint(creds);
   std::lock_guard lock(state_->mu);
   uint64_t id = state_->next_id++;
-  auto& job = state_->jobs[ref];
+  auto& job = state_->jobs[key];
   if (!job) {
     job = std::make_shared<PullJob>();
+    job->key = key;
     job->ref = ref;
+    job->creds = creds;
     state_->queue.push_back(job);
     state_->work.notify_one();
   }
   job->waiters.emplace(id, std::move(done));
-  return Ticket(state_, ref, id);
+  return Ticket(state_, key, id);
 }
 
-void ImagePuller::pull(const std::string& ref, Done done) {
+void ImagePuller::pull(const std::string& ref, const Credentials& creds, TimedDone done) {
   // Not withdrawn: its waiter stays until the pull ends (or the puller goes).
-  request(ref, std::move(done)).release();
+  request(ref, creds, std::move(done)).release();
 }
 
 ImagePuller::Counts ImagePuller::counts() const {
@@ -151,24 +161,26 @@ void ImagePuller::work() {
       job->running = true;
       state_->running++;
     }
-    auto result = std::make_shared<Result<images::ImageRecord>>(state_->pull(job->ref));
+    auto began = std::chrono::steady_clock::now();
+    auto result = std::make_shared<Result<images::ImageRecord>>(state_->pull(job->ref, job->creds));
+    std::chrono::nanoseconds took = std::chrono::steady_clock::now() - began;
     {
       std::lock_guard lock(state_->mu);
       state_->running--;
     }
     // On the loop: the job ends there, so a request() after this point starts
     // a new pull instead of joining one whose waiters were already called.
-    done_->post([state = state_, job, result] {
-      std::map<uint64_t, Done> waiters;
+    done_->post([state = state_, job, result, took] {
+      std::map<uint64_t, TimedDone> waiters;
       {
         std::lock_guard lock(state->mu);
-        if (auto it = state->jobs.find(job->ref); it != state->jobs.end() && it->second == job) {
+        if (auto it = state->jobs.find(job->key); it != state->jobs.end() && it->second == job) {
           state->jobs.erase(it);
         }
         waiters.swap(job->waiters);
       }
       for (auto& [id, done] : waiters) {
-        done(*result);
+        done(*result, took);
       }
     });
   }

@@ -5,12 +5,17 @@
 //
 // The kubelet pulls one image at a time by default (serializeImagePulls) or
 // at most maxParallelImagePulls at once; here the pool's size is that bound.
-// One pull per image reference at a time: every waiter for the reference
-// shares it. A pull whose waiters have all gone (their pods were deleted) is
-// dropped if it has not started; one that has started runs to its end (a pull
-// cannot be stopped midway) and lands in the store for the next pod. No thread
-// outlives the puller: the destructor joins the pool.
+// One pull per image reference and set of credentials at a time: every
+// waiter for both shares it. Pulls of one image with other credentials (a pod
+// with imagePullSecrets, a pod without) are separate pulls, as the kubelet's
+// are per pod: a pull that fails for want of credentials does not fail a pod
+// that has them, and no pod's credentials are used for another's pull. (What
+// one pod pulled is on the node for the next, as with the kubelet.) A pull whose waiters have all
+// gone (their pods were deleted) is dropped if it has not started; one that has started runs to its
+// end (a pull cannot be stopped midway) and lands in the store for the next pod. No thread outlives
+// the puller: the destructor joins the pool.
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -23,6 +28,7 @@
 #include <vector>
 
 #include "images/image_store.h"
+#include "images/registry.h"
 #include "sys/event_loop.h"
 #include "sys/loop_queue.h"
 #include "sys/result.h"
@@ -32,8 +38,13 @@ namespace kernelet::agent {
 class ImagePuller {
  public:
   using Done = std::function<void(Result<images::ImageRecord>)>;
+  // With how long the pull itself took (its wait for a worker not counted),
+  // for the kubelet's Pulled event.
+  using TimedDone = std::function<void(Result<images::ImageRecord>, std::chrono::nanoseconds)>;
   // What a worker runs for one reference (ImageStore::pull, or a fake in tests).
-  using PullFn = std::function<Result<images::ImageRecord>(const std::string& ref)>;
+  using Credentials = std::vector<images::RegistryCredentials>;
+  using PullFn =
+      std::function<Result<images::ImageRecord>(const std::string& ref, const Credentials& creds)>;
   static constexpr int kDefaultWorkers = 3;
 
   class State;  // shared by the puller, its workers and its tickets
@@ -42,8 +53,8 @@ class ImagePuller {
   class Ticket {
    public:
     Ticket() = default;
-    Ticket(std::weak_ptr<State> state, std::string ref, uint64_t id)
-        : state_(std::move(state)), ref_(std::move(ref)), id_(id) {}
+    Ticket(std::weak_ptr<State> state, std::string key, uint64_t id)
+        : state_(std::move(state)), key_(std::move(key)), id_(id) {}
     Ticket(Ticket&& other) noexcept { *this = std::move(other); }
     Ticket& operator=(Ticket&& other) noexcept;
     ~Ticket() { withdraw(); }
@@ -56,7 +67,7 @@ class ImagePuller {
 
    private:
     std::weak_ptr<State> state_;
-    std::string ref_;
+    std::string key_;  // the job's: reference and credentials' digest
     uint64_t id_ = 0;
   };
 
@@ -72,10 +83,21 @@ class ImagePuller {
 
   // `done` runs on the loop, once, unless the ticket is gone by then. Called
   // on the loop's thread only (as are the tickets' destructors).
-  [[nodiscard]] Ticket request(const std::string& ref, Done done);
+  // `creds` are the pod's, tried in order (then the node's auth file's).
+  [[nodiscard]] Ticket request(const std::string& ref, const Credentials& creds, TimedDone done);
+  [[nodiscard]] Ticket request(const std::string& ref, const Credentials& creds, Done done) {
+    return request(
+        ref, creds,
+        TimedDone([done = std::move(done)](Result<images::ImageRecord> r,
+                                           std::chrono::nanoseconds) { done(std::move(r)); }));
+  }
+  [[nodiscard]] Ticket request(const std::string& ref, Done done) {
+    return request(ref, {}, std::move(done));
+  }
   // As request(), with the waiter kept until the pull ends: callers whose
   // interest may end first pass a callback that checks a weak pointer.
-  void pull(const std::string& ref, Done done);
+  void pull(const std::string& ref, const Credentials& creds, TimedDone done);
+  void pull(const std::string& ref, Done done) { request(ref, std::move(done)).release(); }
 
   // What the pool is doing, for tests and metrics.
   struct Counts {

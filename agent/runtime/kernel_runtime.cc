@@ -58,7 +58,8 @@ std::string imageId(const images::ImageRecord& r) {
 constexpr int kLogPipeSize = 1 << 20;
 
 ImageOutcome found(const images::ImageRecord& r, bool pulled) {
-  return {.ok = true, .pulled = pulled, .image = {.name = r.name, .id = imageId(r)}};
+  return {
+      .ok = true, .pulled = pulled, .image = {.name = r.name, .id = imageId(r)}, .size = r.size};
 }
 
 }  // namespace
@@ -243,6 +244,7 @@ void KernelRuntime::destroySandbox(const std::string& pod_uid, std::function<voi
 }
 
 void KernelRuntime::ensureImage(const std::string& ref, const std::string& pull_policy,
+                                const Result<std::vector<images::RegistryCredentials>>& creds,
                                 std::function<void()> pulling,
                                 std::function<void(ImageOutcome)> done) {
   auto policy = images::pullPolicy(pull_policy, ref);
@@ -262,13 +264,21 @@ void KernelRuntime::ensureImage(const std::string& ref, const std::string& pull_
       break;
   }
   pulling();
-  puller_.pull(ref, [this, done = std::move(done)](Result<images::ImageRecord> r) {
-    if (!r) {
-      return done({.reason = "ErrImagePull", .message = r.error().message()});
-    }
-    records_[r->name] = *r;
-    done(found(*r, true));
-  });
+  if (!creds) {
+    // A pull secret that cannot be read fails the pull, as MakeDockerKeyring's error does.
+    return done({.reason = "ErrImagePull", .message = creds.error().message()});
+  }
+  puller_.pull(
+      ref, *creds,
+      [this, done = std::move(done)](Result<images::ImageRecord> r, std::chrono::nanoseconds took) {
+        if (!r) {
+          return done({.reason = "ErrImagePull", .message = r.error().message()});
+        }
+        records_[r->name] = *r;
+        ImageOutcome o = found(*r, true);
+        o.pull_time = took;
+        done(o);
+      });
 }
 
 std::expected<std::unique_ptr<Instance>, StartFailure> KernelRuntime::create(

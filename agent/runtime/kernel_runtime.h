@@ -57,6 +57,7 @@ class KernelRuntime : public PodRuntime {
   void destroySandbox(const std::string& pod_uid, std::function<void()> done) override;
 
   void ensureImage(const std::string& ref, const std::string& pull_policy,
+                   const Result<std::vector<images::RegistryCredentials>>& creds,
                    std::function<void()> pulling, std::function<void(ImageOutcome)> done) override;
 
   void startContainer(const ContainerRequest& request,

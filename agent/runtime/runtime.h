@@ -26,6 +26,7 @@
 #include "agent/model/pod.h"
 #include "agent/model/qos.h"
 #include "agent/sources/pod_objects.h"
+#include "images/registry.h"
 #include "sys/result.h"
 #include "sys/unique_fd.h"
 
@@ -61,6 +62,8 @@ struct ImageOutcome {
   bool ok = false;
   bool pulled = false;  // ok: it came from a registry now, not from the store
   ImageInfo image;
+  int64_t size = 0;                      // pulled: the image's bytes (its layers, compressed)
+  std::chrono::nanoseconds pull_time{};  // pulled: the pull's own time, its queueing not counted
   // Not ok: the kubelet's waiting reason (InvalidImageName, ErrImageNeverPull,
   // ErrImagePull) and the error.
   std::string reason, message;
@@ -238,9 +241,13 @@ class PodRuntime {
 
   // ---- images -------------------------------------------------------------
   // Finds `ref` or pulls it, as `pull_policy` (Always, IfNotPresent, Never or
-  // empty for the default) says. `pulling` runs (synchronously) when a pull
-  // starts; `done` runs once, synchronously when no pull was needed.
+  // empty for the default) says, with `creds` (the pod's pull secrets'
+  // matches, tried in order before the node's; an error, such as a malformed
+  // secret, fails a pull when one is needed, with that message). `pulling` runs
+  // (synchronously) when a pull starts; `done` runs once, synchronously when
+  // no pull was needed.
   virtual void ensureImage(const std::string& ref, const std::string& pull_policy,
+                           const Result<std::vector<images::RegistryCredentials>>& creds,
                            std::function<void()> pulling,
                            std::function<void(ImageOutcome)> done) = 0;
 

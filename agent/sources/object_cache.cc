@@ -131,6 +131,14 @@ void ObjectCache::onEvent(const ObjectRef& ref, const apiclient::ObjectEvent& e)
       log::error("Decode object", {{"err", data.error().message()}});
       return;  // the pods keep what they had
     }
+    if (ref.kind == ObjectRef::Kind::kSecret) {
+      auto type = apiclient::decodeSecretType(e.object, where);
+      if (!type) {
+        log::error("Decode object", {{"err", type.error().message()}});
+        return;
+      }
+      d.type = std::move(*type);
+    }
     d.found = true;
     d.data = std::move(*data);
   }

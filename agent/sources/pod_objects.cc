@@ -38,6 +38,9 @@ PodRefs podRefs(const Pod& pod) {
       }
     }
   }
+  for (const auto& name : pod.image_pull_secrets) {
+    add(ObjectRef::Kind::kSecret, name);
+  }
   std::vector<const Container*> all;
   for (const auto* list : {&pod.init_containers, &pod.containers}) {
     for (const auto& c : *list) {

@@ -1,6 +1,6 @@
 #pragma once
 // The API objects a pod refers to: ConfigMaps and Secrets (volumes, env,
-// envFrom) and service-account tokens (projected volumes). The agent's loop
+// envFrom, imagePullSecrets) and service-account tokens (projected volumes). The agent's loop
 // asks; the answers come from caches kept up to date off the loop, so a
 // lookup never blocks: what is not known yet is "pending", and the agent is
 // told when it arrives or changes (see ObjectCache for the cluster's side).
@@ -28,6 +28,7 @@ struct ObjectRef {
 struct ObjectData {
   bool found = false;
   std::map<std::string, std::string> data;  // ConfigMap data+binaryData, Secret data, decoded
+  std::string type;                         // a Secret's ("kubernetes.io/dockerconfigjson")
 };
 
 struct TokenRef {

@@ -1119,8 +1119,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def admit_service_account(self, pod, ns):
         """The ServiceAccount admission plugin: the pod runs as a ServiceAccount
-        that must exist, and unless automount is off it gets the kube-api-access
-        projected volume mounted in every container. Under the store lock."""
+        that must exist, takes its imagePullSecrets when it names none, and
+        unless automount is off it gets the kube-api-access projected volume
+        mounted in every container. Under the store lock."""
         meta, spec = pod["metadata"], pod["spec"]
         if MIRROR_ANNOTATION in meta.get("annotations", {}):
             return
@@ -1132,6 +1133,11 @@ class Handler(BaseHTTPRequestHandler):
                            f'pods "{meta["name"]}" is forbidden: error looking up service '
                            f'account {ns}/{name}: serviceaccount "{name}" not found',
                            {"name": meta["name"], "kind": "pods"})
+        # A pod that names no imagePullSecrets gets its ServiceAccount's: the
+        # kubelet only ever sees spec.imagePullSecrets.
+        if not spec.get("imagePullSecrets") and sa.get("imagePullSecrets"):
+            spec["imagePullSecrets"] = [{"name": s.get("name", "")}
+                                        for s in sa["imagePullSecrets"]]
         automount = spec.get("automountServiceAccountToken",
                              sa.get("automountServiceAccountToken", True))
         containers = spec.get("containers", []) + spec.get("initContainers", [])

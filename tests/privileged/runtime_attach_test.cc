@@ -184,7 +184,7 @@ class AttachRuntimeTest : public ::testing::Test {
     for (const Container& c : p.containers) {
       std::optional<ImageOutcome> image;
       rt.ensureImage(
-          c.image, "Never", [] {}, [&](ImageOutcome o) { image = o; });
+          c.image, "Never", {}, [] {}, [&](ImageOutcome o) { image = o; });
       if (!image || !image->ok) {
         return "image: " + (image ? image->message : "no answer");
       }
@@ -402,7 +402,7 @@ TEST_F(AttachRuntimeTest, ReviewAFloodingProcessLeftInASharedPidNamespaceDoesNot
   const_cast<Container&>(leaver).image_pull_policy = "Never";
   std::optional<ImageOutcome> image;
   rt.ensureImage(
-      leaver.image, "Never", [] {}, [&](ImageOutcome o) { image = o; });
+      leaver.image, "Never", {}, [] {}, [&](ImageOutcome o) { image = o; });
   ASSERT_TRUE(image && image->ok);
   std::optional<StartResult> started;
   ContainerRequest req{.pod = &env_->pod,

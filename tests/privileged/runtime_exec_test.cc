@@ -183,7 +183,7 @@ class RuntimeExecTest : public ::testing::Test {
     EXPECT_TRUE(v) << v.error().message();
     std::optional<ImageOutcome> image;
     rt_->ensureImage(
-        c.image, "Never", [] {}, [&](ImageOutcome o) { image = o; });
+        c.image, "Never", {}, [] {}, [&](ImageOutcome o) { image = o; });
     EXPECT_TRUE(image && image->ok);
     std::optional<StartResult> started;
     ContainerRequest req{.pod = &p,

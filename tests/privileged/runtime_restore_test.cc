@@ -221,7 +221,7 @@ class LiveRestoreTest : public ::testing::Test {
     for (const Container& c : p.containers) {
       std::optional<ImageOutcome> image;
       rt.ensureImage(
-          c.image, "Never", [] {}, [&](ImageOutcome o) { image = o; });
+          c.image, "Never", {}, [] {}, [&](ImageOutcome o) { image = o; });
       EXPECT_TRUE(image && image->ok) << (image ? image->message : "no answer");
       std::optional<StartResult> started;
       ContainerRequest req{.pod = &p,

@@ -135,6 +135,7 @@ void FakeRuntime::destroySandbox(const std::string& pod_uid, std::function<void(
 }
 
 void FakeRuntime::ensureImage(const std::string& ref, const std::string& pull_policy,
+                              const Result<std::vector<images::RegistryCredentials>>& creds,
                               std::function<void()> pulling,
                               std::function<void(rt::ImageOutcome)> done) {
   rt::ImageOutcome ok{.ok = true, .image = {.name = ref, .id = ref + "@sha256:fake"}};
@@ -147,8 +148,15 @@ void FakeRuntime::ensureImage(const std::string& ref, const std::string& pull_po
         {.reason = "ErrImageNeverPull",
          .message = "Container image \"" + ref + "\" is not present with pull policy of Never"});
   }
-  calls_.push_back("pull " + ref);
+  std::string with;
+  for (const auto& c : creds ? *creds : std::vector<images::RegistryCredentials>{}) {
+    with += (with.empty() ? " with " : ",") + c.username;
+  }
+  calls_.push_back("pull " + ref + with);
   pulling();
+  if (!creds) {
+    return done({.reason = "ErrImagePull", .message = creds.error().message()});
+  }
   pending_.push_back(timers_.after(std::chrono::seconds(0), [this, ref, ok, done] {
     auto& [times, message] = pull_failures_[ref];
     if (times > 0) {
@@ -158,6 +166,8 @@ void FakeRuntime::ensureImage(const std::string& ref, const std::string& pull_po
     present_.insert(ref);
     rt::ImageOutcome pulled = ok;
     pulled.pulled = true;
+    pulled.size = 1234;
+    pulled.pull_time = std::chrono::milliseconds(1500);
     done(pulled);
   }));
 }

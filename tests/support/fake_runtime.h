@@ -104,6 +104,7 @@ class FakeRuntime : public rt::PodRuntime {
                               agent::PodObjects* objects) override;
   void destroySandbox(const std::string& pod_uid, std::function<void()> done) override;
   void ensureImage(const std::string& ref, const std::string& pull_policy,
+                   const Result<std::vector<images::RegistryCredentials>>& creds,
                    std::function<void()> pulling,
                    std::function<void(rt::ImageOutcome)> done) override;
   void startContainer(const rt::ContainerRequest& request,

@@ -1,10 +1,11 @@
-// ImagePuller with a fake pull: the pool's bound, one pull per reference shared
-// by its waiters, cancellation of pulls nobody waits for, and a shutdown that
+// ImagePuller with a fake pull: the pool's bound, one pull per reference (and
+// credentials) shared by its waiters, cancellation of pulls nobody waits for, and a shutdown that
 // joins every worker.
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -37,9 +38,14 @@ int threadCount() {
 // which references were pulled and how many ran at once.
 class FakeRegistry {
  public:
-  Result<images::ImageRecord> pull(const std::string& ref) {
+  Result<images::ImageRecord> pull(const std::string& ref, const ImagePuller::Credentials& creds) {
     std::unique_lock lock(mu_);
     calls_[ref]++;
+    std::string who;
+    for (const auto& c : creds) {
+      who += (who.empty() ? "" : ",") + c.username;
+    }
+    with_[ref].push_back(who);
     running_++;
     max_running_ = std::max(max_running_, running_);
     changed_.notify_all();
@@ -47,6 +53,9 @@ class FakeRegistry {
     running_--;
     if (ref.starts_with("bad")) {
       return makeError("pull", ref, "manifest unknown");
+    }
+    if (ref.starts_with("private") && creds.empty()) {
+      return makeError("pull", ref, "access denied");
     }
     return images::ImageRecord{.name = ref};
   }
@@ -64,6 +73,11 @@ class FakeRegistry {
     std::lock_guard lock(mu_);
     return calls_[ref];
   }
+  // Whose credentials each pull of `ref` had ("" for none), in order.
+  std::vector<std::string> with(const std::string& ref) {
+    std::lock_guard lock(mu_);
+    return with_[ref];
+  }
   int maxRunning() {
     std::lock_guard lock(mu_);
     return max_running_;
@@ -75,6 +89,7 @@ class FakeRegistry {
   bool open_ = false;
   int running_ = 0, max_running_ = 0;
   std::map<std::string, int> calls_;
+  std::map<std::string, std::vector<std::string>> with_;
 };
 
 class ImagePullerTest : public ::testing::Test {
@@ -86,7 +101,11 @@ class ImagePullerTest : public ::testing::Test {
   }
   std::unique_ptr<ImagePuller> makePuller(int workers) {
     auto p = ImagePuller::create(
-        *loop_, [this](const std::string& ref) { return registry_.pull(ref); }, workers);
+        *loop_,
+        [this](const std::string& ref, const ImagePuller::Credentials& creds) {
+          return registry_.pull(ref, creds);
+        },
+        workers);
     EXPECT_TRUE(p) << p.error().message();
     return p ? std::move(*p) : nullptr;
   }
@@ -144,7 +163,8 @@ TEST_F(ImagePullerTest, WaitersForOneReferenceShareOnePull) {
   // One joins the running pull, the legacy pull() too, and one waits for a
   // pull that fails: they all hear its one result.
   auto t2 = puller->request("busybox", record);
-  puller->pull("busybox", record);
+  puller->pull("busybox", {},
+               [&record](Result<images::ImageRecord> r, std::chrono::nanoseconds) { record(r); });
   auto t3 = puller->request("bad", record);
   auto t4 = puller->request("bad", record);
   registry_.open();
@@ -159,6 +179,35 @@ TEST_F(ImagePullerTest, WaitersForOneReferenceShareOnePull) {
   auto t5 = puller->request("busybox", record);
   runUntil([&] { return got.size() == 6; });
   EXPECT_EQ(registry_.calls("busybox"), 2);
+}
+
+// Pods with other credentials do not share a pull: the one without fails for
+// want of them, the one with them is not failed by it, and no pod's
+// credentials go into another's pull.
+TEST_F(ImagePullerTest, PullsWithOtherCredentialsAreOtherPulls) {
+  auto puller = makePuller(3);
+  ASSERT_TRUE(puller);
+  std::map<std::string, std::vector<std::string>> got;
+  auto record = [&got](const std::string& pod) {
+    return [&got, pod](Result<images::ImageRecord> r) {
+      got[pod].push_back(r ? "ok" : r.error().message());
+    };
+  };
+  ImagePuller::Credentials alice = {{"alice", "a"}}, bob = {{"bob", "b"}};
+  auto anon = puller->request("private/app", record("anon"));
+  auto a1 = puller->request("private/app", alice, record("a1"));
+  auto a2 = puller->request("private/app", alice, record("a2"));
+  auto b = puller->request("private/app", bob, record("b"));
+  ASSERT_TRUE(registry_.waitRunning(3));
+  registry_.open();
+  runUntil([&] { return got.size() == 4; });
+  EXPECT_EQ(got["anon"], std::vector<std::string>{"pull `private/app`: access denied"});
+  for (const char* pod : {"a1", "a2", "b"}) {
+    EXPECT_EQ(got[pod], std::vector<std::string>{"ok"}) << pod;
+  }
+  auto with = registry_.with("private/app");
+  std::sort(with.begin(), with.end());
+  EXPECT_EQ(with, (std::vector<std::string>{"", "alice", "bob"})) << "alice's pods share one";
 }
 
 TEST_F(ImagePullerTest, APullNobodyWaitsForAnyMoreNeverStarts) {
@@ -255,7 +304,11 @@ TEST_F(ImagePullerTest, WorkersTakeNoSignals) {
 
 TEST_F(ImagePullerTest, APoolNeedsAWorker) {
   auto p = ImagePuller::create(
-      *loop_, [](const std::string&) -> Result<images::ImageRecord> { return {}; }, 0);
+      *loop_,
+      [](const std::string&, const ImagePuller::Credentials&) -> Result<images::ImageRecord> {
+        return {};
+      },
+      0);
   ASSERT_FALSE(p);
   EXPECT_EQ(p.error().message(), "image puller: needs at least one worker, got 0");
 }

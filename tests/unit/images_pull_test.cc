@@ -146,8 +146,7 @@ TEST_F(PullTest, MissingCredentialsAreAClearError) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().message(),
             "authenticate to `" + registry_->host() +
-                "`: the registry wants credentials (Basic) and the auth file has none for this "
-                "host");
+                "`: the registry wants credentials (Basic) and none were given for this host");
 }
 
 TEST_F(PullTest, AWrongCaFailsTheHandshake) {
@@ -229,6 +228,83 @@ TEST_F(PullTest, BearerTokenFromTheRealmTheChallengeNames) {
       << denied.error().message();
   EXPECT_NE(denied.error().message().find("HTTP 401"), std::string::npos)
       << denied.error().message();
+}
+
+// A pod's pull secrets: every matching credential is tried in order until one
+// works, and an anonymous pull is never tried once there are credentials.
+TEST_F(PullTest, PodCredentialsAreTriedInOrderUntilOneWorks) {
+  options_.docker_config.clear();
+  options_.credentials = {{"user", "wrong"}, {"user", "secret"}};
+  auto img = store_->pull(ref("busybox:v1"), options_);
+  ASSERT_TRUE(img) << img.error().message();
+  ASSERT_TRUE(store_->remove(ref("busybox:v1")));
+  // All wrong: the kubelet's aggregate of each try's error, and no password in it.
+  options_.credentials = {{"user", "wrong"}, {"other", "nope"}};
+  auto denied = store_->pull(ref("busybox:v1"), options_);
+  ASSERT_FALSE(denied);
+  std::string one = "pull `" + ref("busybox:v1") + "`: access denied: HTTP 401";
+  std::string msg = denied.error().message();
+  EXPECT_TRUE(msg.starts_with("[" + one)) << msg;
+  EXPECT_EQ(countMatches(msg, one), 2) << msg;
+  EXPECT_EQ(msg.find("wrong"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("nope"), std::string::npos) << msg;
+}
+
+// The pod's credentials come before the node's auth file's.
+TEST_F(PullTest, PodCredentialsComeBeforeTheNodes) {
+  options_.docker_config = *dir_ + "/wrong-node-auth.json";
+  std::ofstream(options_.docker_config)
+      << R"({"auths":{")" << registry_->host() << R"(":{"username":"user","password":"bad"}}})";
+  options_.credentials = {{"user", "secret"}};
+  size_t before = registry_->log().size();
+  auto img = store_->pull(ref("busybox:v1"), options_);
+  ASSERT_TRUE(img) << img.error().message();
+  // The node's wrong password was never needed: no 401 after the first challenge.
+  std::string after = logAfter(*registry_, before, "/manifests/v1 HTTP/1.1\" 200");
+  EXPECT_EQ(countMatches(after, "/manifests/v1 HTTP/1.1\" 401"), 1) << after;
+}
+
+// A pull without credentials that fails for want of them runs beside, not
+// instead of, one with them: concurrent pods of one image each get their own.
+TEST_F(PullTest, PullsWithOtherCredentialsAreNotShared) {
+  options_.docker_config.clear();
+  RegistryOptions with = options_;
+  with.credentials = {{"user", "secret"}};
+  std::vector<Result<ImageRecord>> results(6, makeError("", "", "not run"));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 6; i++) {
+    threads.emplace_back(
+        [&, i] { results[i] = store_->pull(ref("layered:v1"), i % 2 == 0 ? options_ : with); });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  for (int i = 0; i < 6; i++) {
+    if (i % 2 == 1) {
+      EXPECT_TRUE(results[i]) << results[i].error().message();
+    } else {
+      // Anonymous: refused, even with the image in the store by then (its
+      // manifest still needs credentials).
+      ASSERT_FALSE(results[i]);
+      EXPECT_NE(results[i].error().message().find("wants credentials"), std::string::npos)
+          << results[i].error().message();
+    }
+  }
+}
+
+TEST_F(PullTest, BearerTokenWithThePodsCredentials) {
+  auto token_registry = kernelet::testing::RegistryServer::start(
+      *dir_ + "/token-registry-pod", kernelet::testing::RegistryServer::Auth::kToken);
+  ASSERT_TRUE(token_registry) << token_registry.error().message();
+  fs::copy(registry_->storage(), token_registry->storage(),
+           fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  options_.tls.ca_file = token_registry->caFile();
+  options_.docker_config.clear();
+  options_.credentials = {{"user", "not-this"}, {"user", "secret"}};
+  std::string name = token_registry->host() + "/fixtures/busybox:v1";
+  auto img = store_->pull(name, options_);
+  ASSERT_TRUE(img) << img.error().message() << "\n" << token_registry->log();
+  EXPECT_EQ(img->layers.size(), 1u);
 }
 
 // Blobs often come from storage the registry redirects to; credentials must not

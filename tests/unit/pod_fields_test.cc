@@ -265,8 +265,8 @@ TEST(PodFields, ARefusedFieldIsAnErrorNamingFileLineAndTheConcreteField) {
                   "  volumes: [{name: v, nfs: {server: s, path: /}}]\n")
                 .find("line 6: spec.volumes[0].nfs: not supported by kernelet"),
             std::string::npos);
-  EXPECT_NE(error("  imagePullSecrets: [{name: regcred}]\n  containers: [{name: a, image: i}]\n")
-                .find("line 5: spec.imagePullSecrets: not supported by kernelet"),
+  EXPECT_NE(error("  hostnameOverride: other\n  containers: [{name: a, image: i}]\n")
+                .find("line 5: spec.hostnameOverride: not supported by kernelet"),
             std::string::npos);
   EXPECT_NE(error("  initContainers: [{name: i, image: i, readinessProbe: {tcpSocket: {port: 1, "
                   "host: h}}}]\n  containers: [{name: a, image: i}]\n")
