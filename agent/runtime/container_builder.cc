@@ -278,6 +278,11 @@ Result<isolation::ContainerSpec> buildContainerSpec(const ContainerInput& in) {
     std::vector<std::string> options = {"rbind", "rprivate", read_only ? "ro" : "rw"};
     s.mounts.push_back({m.mount_path, "bind", *host, options});
   }
+  if (!in.termination_file.empty() && !c.termination_message_path.empty()) {
+    // After the volumes, as the kubelet's makeMounts appends it.
+    s.mounts.push_back(
+        {c.termination_message_path, "bind", in.termination_file, {"rbind", "rprivate", "rw"}});
+  }
 
   TRY(std::vector<std::string> caps, capabilities(sc, privileged));
   s.capabilities.bounding = caps;

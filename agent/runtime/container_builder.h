@@ -32,6 +32,9 @@ struct ContainerInput {
   bool seccomp_default = false;   // seccompDefault: RuntimeDefault when the pod sets none
   std::string pid_ns;             // shareProcessNamespace: a running container's pid ns
   PodObjects* objects = nullptr;  // ConfigMaps and Secrets for env; null without an API server
+  // The run's termination-message file on the host, bind-mounted read-write at
+  // the container's terminationMessagePath; empty: none.
+  std::string termination_file;
 };
 
 // An error here is the kubelet's CreateContainerConfigError (runAsNonRoot

@@ -216,12 +216,15 @@ void KernelRuntime::destroySandbox(const std::string& pod_uid, std::function<voi
   std::optional<PodSandbox> sandbox = std::move(it->second.sandbox);
   pods_.erase(it);
   // The volumes go once the pod's processes are gone: they may still be writing.
-  auto finish = [volumes, pod_uid, done = std::move(done)] {
+  auto finish = [volumes, pod_uid, dir = terminationDir(config_.root_dir, pod_uid),
+                 done = std::move(done)] {
     if (*volumes) {
       if (auto r = (*volumes)->tearDown(); !r) {
         log::error("Remove pod volumes", {{"uid", pod_uid}, {"err", r.error().message()}});
       }
     }
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);  // the termination-message files
     if (done) {
       done();
     }
@@ -346,6 +349,22 @@ std::expected<std::unique_ptr<Instance>, StartFailure> KernelRuntime::create(
   in.seccomp_default = config_.seccomp_default;
   if (Instance* other = find(r.share_pid_with)) {
     in.pid_ns = "/proc/" + std::to_string(other->proc.pid()) + "/ns/pid";
+  }
+  if (!r.container->termination_message_path.empty()) {
+    // A fresh file per run, so that a message of a run before never shows as
+    // this one's. As the kubelet, a file that cannot be made is logged and
+    // the container runs without it.
+    auto file = createTerminationFile(terminationDir(config_.root_dir, r.pod->uid) + "/" +
+                                      r.container->name);
+    if (file) {
+      in.termination_file = *file;
+      inst->run.termination_file = *file;
+      inst->run.fallback_to_logs =
+          r.container->termination_message_policy == "FallbackToLogsOnError";
+    } else {
+      log::error("Create termination-log file",
+                 {{"container", r.container->name}, {"err", file.error().message()}});
+    }
   }
   auto spec = buildContainerSpec(in);
   if (!spec) {
@@ -593,6 +612,12 @@ void KernelRuntime::onExited(ContainerHandle h, ContainerExit exit) {
   inst->release(loop_);
   if (keeper_ != nullptr) {
     keeper_->forget(inst->id);  // its pipes are drained
+  }
+  // Its log is complete now: the termination message may come from it.
+  addTerminationMessage(inst->run);
+  if (inst->run.message != exit.message) {
+    exit.message = inst->run.message;
+    recordRun(*inst);
   }
   if (inst->on_exit) {
     inst->on_exit(std::move(exit));
