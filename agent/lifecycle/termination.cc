@@ -82,7 +82,10 @@ void PodWorker::onDeadline() {
              {"activeDeadlineSeconds", std::to_string(pod_.active_deadline_seconds.value_or(0))}});
   // The kubelet's activeDeadlineHandler records a Normal event.
   emit(nullptr, "Normal", "DeadlineExceeded", kDeadlineExceededMessage);
-  // No container runs again; the running ones stop within the grace period.
+  // No container runs again, nor does a sandbox retry; the running ones stop
+  // within the grace period.
+  ctx_.timers->cancel(retry_timer_);
+  retry_timer_ = 0;
   for (auto& c : ctrs_) {
     if (c.state == CtrState::kBackOff) {
       ctx_.timers->cancel(c.timer);

@@ -344,6 +344,7 @@ AdoptedContainer KernelRuntime::adoptRun(AdoptInput& in, const std::string& name
     }
     in.entry->record.containers[name].latest = run;
     in.changed = true;
+    dropTerminationFile(run);  // its message is in the record now
     return out;
   }
   // Alive: exec (probes) needs the spec it runs under, rebuilt from the

@@ -5,6 +5,7 @@
 // exits. Not for other code: the seam is runtime.h.
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <functional>
 #include <memory>
@@ -135,6 +136,13 @@ inline void addTerminationMessage(RunRecord& run) {
                                     .file = run.termination_file,
                                     .fallback_to_logs = run.fallback_to_logs,
                                     .log_path = run.log_path});
+}
+// Once its message is recorded (or the run never ran), a run's file goes:
+// the next run has a fresh one, and a retried start does not pile them up.
+inline void dropTerminationFile(const RunRecord& run) {
+  if (!run.termination_file.empty()) {
+    ::unlink(run.termination_file.c_str());  // gone already is fine
+  }
 }
 // The host directory of a pod's containers' termination-message files.
 inline std::string terminationDir(const std::string& root_dir, const std::string& pod_uid) {

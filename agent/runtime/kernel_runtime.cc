@@ -288,6 +288,7 @@ std::expected<std::unique_ptr<Instance>, StartFailure> KernelRuntime::create(
   inst->run.rootfs_dir = config_.root_dir + "/containers/" + inst->id;
   auto fail = [&](const std::string& reason, const Error& e) {
     inst->release(loop_);
+    dropTerminationFile(inst->run);
     return std::unexpected(StartFailure{.reason = reason, .message = e.message()});
   };
   auto record = records_.find(r.image.name);
@@ -415,12 +416,14 @@ void KernelRuntime::startContainer(const ContainerRequest& r,
   auto start_error = [&](const Error& e) {
     // The runtime's StartError: a run that failed, counted and backed off like a crash.
     inst->release(loop_);
+    dropTerminationFile(inst->run);
     done(std::unexpected(
         StartFailure{.reason = "StartError", .message = e.message(), .id = inst->id}));
   };
   int out[2], err[2];
   if (::pipe2(out, O_CLOEXEC) != 0) {
     inst->release(loop_);
+    dropTerminationFile(inst->run);
     return done(
         std::unexpected(StartFailure{.reason = "CreateContainerError",
                                      .message = sysError("pipe", r.log_dir).error().message()}));
@@ -429,6 +432,7 @@ void KernelRuntime::startContainer(const ContainerRequest& r,
     ::close(out[0]);
     ::close(out[1]);
     inst->release(loop_);
+    dropTerminationFile(inst->run);
     return done(
         std::unexpected(StartFailure{.reason = "CreateContainerError",
                                      .message = sysError("pipe", r.log_dir).error().message()}));
@@ -453,6 +457,7 @@ void KernelRuntime::startContainer(const ContainerRequest& r,
   auto stdio = inst->stdio.prepare(*r.container, spec, devnull.get());
   if (!stdio) {
     inst->release(loop_);
+    dropTerminationFile(inst->run);
     return done(std::unexpected(
         StartFailure{.reason = "CreateContainerError", .message = stdio.error().message()}));
   }
@@ -504,6 +509,7 @@ void KernelRuntime::started(uint64_t id, Result<isolation::Process> proc) {
   auto fail = [&](const Error& e) {
     // The runtime's StartError: a run that failed, counted and backed off like a crash.
     inst->release(loop_);
+    dropTerminationFile(inst->run);
     s->done(std::unexpected(
         StartFailure{.reason = "StartError", .message = e.message(), .id = inst->id}));
   };
@@ -619,6 +625,7 @@ void KernelRuntime::onExited(ContainerHandle h, ContainerExit exit) {
     exit.message = inst->run.message;
     recordRun(*inst);
   }
+  dropTerminationFile(inst->run);
   if (inst->on_exit) {
     inst->on_exit(std::move(exit));
   }

@@ -106,6 +106,7 @@ void FakeRuntime::exitLater(rt::ContainerHandle h, int code, const std::string& 
                                           .file = run.termination_file,
                                           .fallback_to_logs = run.fallback_to_logs,
                                           .log_path = run.log_path});
+        ::unlink(run.termination_file.c_str());  // as the runtime: read once, then gone
       }
       run.on_exit(
           {.exit_code = code, .reason = why, .message = message, .oom_killed = why == "OOMKilled"});
