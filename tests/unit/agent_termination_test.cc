@@ -138,8 +138,8 @@ TEST_F(Termination, WhatTheContainerWroteIsItsTerminatedMessage) {
   ASSERT_TRUE(until([&] { return terminated("termination-demo-container"); }));
   EXPECT_EQ(ctr("termination-demo-container").state.message, "Sleep expired\n");
   EXPECT_EQ(ctr("termination-demo-container").state.reason, "Completed");
-  EXPECT_NE(podStatusJson(worker_->status()).find("\"message\":\"Sleep expired\\n\""),
-            std::string::npos);
+  std::string json = podStatusJson(worker_->status());
+  EXPECT_NE(json.find("Sleep expired\\n"), std::string::npos) << json;
 }
 
 TEST_F(Termination, FallbackToLogsOnErrorTakesTheLogOnlyForAFailureWithAnEmptyFile) {
