@@ -55,7 +55,8 @@ std::string pickNodeIp(const std::string& flag, const std::string& bridge) {
 // Images, labels or annotations differ, or ephemeral containers were added
 // (what a running pod takes without a restart).
 bool changedInPlace(const Pod& running, const Pod& wanted) {
-  if (running.labels != wanted.labels || running.annotations != wanted.annotations) {
+  if (running.labels != wanted.labels || running.annotations != wanted.annotations ||
+      running.active_deadline_seconds != wanted.active_deadline_seconds) {
     return true;
   }
   auto images = [](const Pod& p) {

@@ -79,6 +79,8 @@ void PodWorker::adopt(const runtime::AdoptedPod& a) {
   }
   if (last && !last->start_time.empty()) {
     status_.start_time = last->start_time;  // the pod started then, not now
+    active_since_ = steadyAt(last->start_time);
+    armDeadline();  // activeDeadlineSeconds counts from then too
   }
   int running = 0;
   for (const auto& ac : a.containers) {

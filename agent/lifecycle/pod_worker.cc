@@ -75,6 +75,7 @@ PodWorker::~PodWorker() {
   }
   ctx_.timers->cancel(kill_timer_);
   ctx_.timers->cancel(retry_timer_);
+  ctx_.timers->cancel(deadline_timer_);
   ctx_.timers->cancel(pace_timer_);
   ctx_.timers->cancel(publish_timer_);
   // An agent leaving its pods running leaves their sandboxes to the next one.
@@ -131,6 +132,10 @@ void PodWorker::reject(const std::string& reason, const std::string& message) {
 void PodWorker::start() {
   if (status_.start_time.empty()) {
     status_.start_time = created_;
+  }
+  if (!active_since_) {
+    active_since_ = Clock::now();
+    armDeadline();
   }
   if (!adopt_asked_ && !sandbox_) {
     // A previous agent may have left the pod running: it is taken over as it
@@ -193,6 +198,7 @@ void PodWorker::update(const Pod& pod) {
   }
   std::vector<EphemeralContainer> ephemeral = mergeEphemeral(pod);
   size_t had = pod_.ephemeral_containers.size();
+  bool deadline_changed = pod.active_deadline_seconds != pod_.active_deadline_seconds;
   pod_ = pod;
   pod_.ephemeral_containers = std::move(ephemeral);
   // ctrs_ point into pod_'s lists: point them at the new ones.
@@ -228,6 +234,9 @@ void PodWorker::update(const Pod& pod) {
     if (auto r = ctx_.runtime->refreshVolumes(pod_, runtimeInfo(), objects()); !r) {
       log::error("Update volumes", {{"pod", who()}, {"err", r.error().message()}});
     }
+  }
+  if (deadline_changed) {
+    armDeadline();
   }
   if (pod_.ephemeral_containers.size() > had) {
     sync();  // starts the new ones (and publishes)
@@ -351,6 +360,7 @@ void PodWorker::publish() {
     }
     (c.init ? s.init_container_statuses : s.container_statuses).push_back(c.status);
   }
+  capTerminationMessages(s, pod_.containers.size() + pod_.init_containers.size());
   computeConditions(pod_, s, sandbox_.has_value(), &status_, runtime::nowRfc3339());
   if (state_ == PodState::kTerminated) {
     // A pod that was terminated ends in a terminal phase, as the kubelet
@@ -361,6 +371,12 @@ void PodWorker::publish() {
       all_ok = all_ok && c.state.kind == Kind::kTerminated && c.state.exit_code == 0;
     }
     s.phase = all_ok ? "Succeeded" : "Failed";
+  }
+  if (deadline_exceeded_) {
+    // Failed from the moment the deadline passed, while its containers stop.
+    s.phase = "Failed";
+    s.reason = "DeadlineExceeded";
+    s.message = kDeadlineExceededMessage;
   }
   if (!start_counted_ && s.phase == "Running") {
     // kubelet_pod_start_duration_seconds: first seen -> first Running, image

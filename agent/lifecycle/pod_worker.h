@@ -75,6 +75,10 @@ struct NodeContext {
   std::function<std::optional<PodStatus>(const std::string& uid)> last_status;
 };
 
+// The kubelet's words for a pod past its activeDeadlineSeconds.
+inline constexpr const char* kDeadlineExceededMessage =
+    "Pod was active on the node longer than the specified deadline";
+
 class PodWorker : public std::enable_shared_from_this<PodWorker> {
  public:
   PodWorker(NodeContext& ctx, Pod pod, std::string hash);
@@ -268,6 +272,12 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   int64_t cappedGrace(int64_t grace) const;
 
   // termination.cc
+  // spec.activeDeadlineSeconds (the kubelet's activeDeadlineHandler): a timer
+  // at start time + the deadline, set again when an update changes it; when
+  // it fires on a pod still syncing, the pod fails with DeadlineExceeded and
+  // its containers are stopped as for a completed pod.
+  void armDeadline();
+  void onDeadline();
   void finishPod();
   void killAll();
   // The pod's SIGKILL time came: every live container is killed but those
@@ -332,6 +342,10 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   // within the call is folded into the sync running, a later one syncs.
   bool in_image_call_ = false, in_start_call_ = false;
   TimerQueue::Id kill_timer_ = 0, retry_timer_ = 0;
+  // activeDeadlineSeconds counts from here (the pod's start, in steady time)
+  TimerQueue::Id deadline_timer_ = 0;
+  std::optional<Clock::time_point> active_since_;
+  bool deadline_exceeded_ = false;
   // When kill_timer_ fires (Completed or Terminating): what preStops are given.
   std::optional<Clock::time_point> kill_due_;
   // Containers started in this turn of the loop: a pod of hundreds starts

@@ -56,6 +56,48 @@ void PodWorker::killOverdue() {
   }
 }
 
+void PodWorker::armDeadline() {
+  ctx_.timers->cancel(deadline_timer_);
+  deadline_timer_ = 0;
+  if (!pod_.active_deadline_seconds || !active_since_ || state_ != PodState::kSyncing) {
+    return;
+  }
+  // What is left of it, in the pod's seconds; passed already: now.
+  double ran = std::chrono::duration<double>(Clock::now() - *active_since_) /
+               std::chrono::duration<double>(ctx_.second);
+  double left = std::max(static_cast<double>(*pod_.active_deadline_seconds) - ran, 0.0);
+  deadline_timer_ = after(left, [](PodWorker& w) {
+    w.deadline_timer_ = 0;
+    w.onDeadline();
+  });
+}
+
+void PodWorker::onDeadline() {
+  if (state_ != PodState::kSyncing || deadline_exceeded_) {
+    return;  // done already, or on its way out for another reason
+  }
+  deadline_exceeded_ = true;
+  log::info("Pod exceeded its active deadline",
+            {{"pod", who()},
+             {"activeDeadlineSeconds", std::to_string(pod_.active_deadline_seconds.value_or(0))}});
+  // The kubelet's activeDeadlineHandler records a Normal event.
+  emit(nullptr, "Normal", "DeadlineExceeded", kDeadlineExceededMessage);
+  // No container runs again, nor does a sandbox retry; the running ones stop
+  // within the grace period.
+  ctx_.timers->cancel(retry_timer_);
+  retry_timer_ = 0;
+  for (auto& c : ctrs_) {
+    if (c.state == CtrState::kBackOff) {
+      ctx_.timers->cancel(c.timer);
+      c.timer = 0;
+      transition(c, c.started_once ? CtrState::kExited : CtrState::kWaiting, "deadline exceeded");
+    }
+    stopProbes(c);
+  }
+  finishPod();
+  publish();
+}
+
 void PodWorker::finishPod() {
   if (state_ != PodState::kSyncing) {
     return;

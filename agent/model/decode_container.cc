@@ -331,6 +331,33 @@ Result<Container> container(const Ctx& c, const YAML::Node& n, const std::string
   k.stdin = in.value_or(false);
   k.stdin_once = once.value_or(false);
   k.tty = tty.value_or(false);
+  // Unset or empty is the API's default, as for a static pod the kubelet defaults.
+  TRY(auto term_path, opt<std::string>(c, n, "terminationMessagePath", field));
+  if (term_path && !term_path->empty()) {
+    k.termination_message_path = *term_path;
+  }
+  if (k.termination_message_path[0] != '/' ||
+      k.termination_message_path.find('\0') != std::string::npos) {
+    return c.error(n, field + ".terminationMessagePath", "must be an absolute path");
+  }
+  for (std::string_view rest = k.termination_message_path; !rest.empty();) {
+    size_t slash = rest.find('/');
+    if (rest.substr(0, slash) == "..") {
+      return c.error(n, field + ".terminationMessagePath", "must not contain '..'");
+    }
+    rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+  }
+  TRY(auto term_policy, opt<std::string>(c, n, "terminationMessagePolicy", field));
+  if (term_policy && !term_policy->empty()) {
+    k.termination_message_policy = *term_policy;
+  }
+  if (k.termination_message_policy != "File" &&
+      k.termination_message_policy != "FallbackToLogsOnError") {
+    // The API's words.
+    return c.error(n, field + ".terminationMessagePolicy",
+                   "Unsupported value: \"" + k.termination_message_policy +
+                       "\": supported values: \"File\", \"FallbackToLogsOnError\"");
+  }
   if (n["env"] && n["env"].IsSequence()) {
     TRY(k.env, env(c, n["env"], field));
   }

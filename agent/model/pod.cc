@@ -177,6 +177,11 @@ Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
   if (p.termination_grace_period_seconds < 0) {
     return c.error(spec, "spec.terminationGracePeriodSeconds", "must not be negative");
   }
+  TRY(p.active_deadline_seconds, opt<int64_t>(c, spec, "activeDeadlineSeconds", "spec"));
+  if (p.active_deadline_seconds && *p.active_deadline_seconds <= 0) {
+    // The API's validation: a positive number of seconds.
+    return c.error(spec, "spec.activeDeadlineSeconds", "must be greater than or equal to 1");
+  }
   TRY_VOID(decode::checkSleepHooks(c, spec, p));
   TRY(auto host_net, opt<bool>(c, spec, "hostNetwork", "spec"));
   p.host_network = host_net.value_or(false);

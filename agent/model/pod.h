@@ -108,6 +108,11 @@ struct Container {
   // and 2 (its output is the log's stdout); `stdin_once` closes stdin for
   // good when the first attach session that sent stdin ends.
   bool stdin = false, stdin_once = false, tty = false;
+  // Where the container writes why it ended (a fresh empty file from the pod's
+  // dir, bind-mounted rw), read into state.terminated.message; empty: no file.
+  // FallbackToLogsOnError: an empty file and a failed run take the log's tail.
+  std::string termination_message_path = "/dev/termination-log";
+  std::string termination_message_policy = "File";
 };
 
 // spec.ephemeralContainers[]: a container added to a running pod through the
@@ -172,6 +177,9 @@ struct Pod {
   std::vector<Volume> volumes;
   std::string restart_policy = "Always";
   int64_t termination_grace_period_seconds = 30;
+  // Seconds from status.startTime after which the pod is failed and killed
+  // (the kubelet's activeDeadlineHandler): DeadlineExceeded.
+  std::optional<int64_t> active_deadline_seconds;
   bool host_network = false, share_process_namespace = false;
   std::string dns_policy = "ClusterFirst", hostname, subdomain, node_name;
   std::string service_account_name;

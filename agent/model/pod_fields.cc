@@ -34,7 +34,7 @@ constexpr auto kFields = std::to_array<PodField>({
     {"metadata.resourceVersion", kNoEffect},
     {"metadata.selfLink", kNoEffect},
     {"metadata.uid", kImplemented},
-    {"spec.activeDeadlineSeconds", kRefused},
+    {"spec.activeDeadlineSeconds", kImplemented},
     {"spec.affinity", kNoEffect},
     // the API server mounts the token
     {"spec.automountServiceAccountToken", kNoEffect},
@@ -168,10 +168,8 @@ constexpr auto kFields = std::to_array<PodField>({
     {"spec.containers[].startupProbe.timeoutSeconds", kImplemented},
     {"spec.containers[].stdin", kImplemented},
     {"spec.containers[].stdinOnce", kImplemented},
-    // the API's default, on every pod
-    {"spec.containers[].terminationMessagePath", kRefused, "/dev/termination-log"},
-    // the API's default, on every pod
-    {"spec.containers[].terminationMessagePolicy", kRefused, "File"},
+    {"spec.containers[].terminationMessagePath", kImplemented},
+    {"spec.containers[].terminationMessagePolicy", kImplemented},
     {"spec.containers[].tty", kImplemented},
     {"spec.containers[].volumeDevices", kRefused},
     {"spec.containers[].volumeMounts[].mountPath", kImplemented},
@@ -250,10 +248,8 @@ constexpr auto kFields = std::to_array<PodField>({
     {"spec.ephemeralContainers[].stdin", kImplemented},
     {"spec.ephemeralContainers[].stdinOnce", kImplemented},
     {"spec.ephemeralContainers[].targetContainerName", kImplemented},
-    // the API's default, on every pod
-    {"spec.ephemeralContainers[].terminationMessagePath", kRefused, "/dev/termination-log"},
-    // the API's default, on every pod
-    {"spec.ephemeralContainers[].terminationMessagePolicy", kRefused, "File"},
+    {"spec.ephemeralContainers[].terminationMessagePath", kImplemented},
+    {"spec.ephemeralContainers[].terminationMessagePolicy", kImplemented},
     {"spec.ephemeralContainers[].tty", kImplemented},
     {"spec.ephemeralContainers[].volumeDevices", kRefused},
     {"spec.ephemeralContainers[].volumeMounts[].mountPath", kImplemented},
@@ -407,10 +403,8 @@ constexpr auto kFields = std::to_array<PodField>({
     {"spec.initContainers[].startupProbe.timeoutSeconds", kImplemented},
     {"spec.initContainers[].stdin", kImplemented},
     {"spec.initContainers[].stdinOnce", kImplemented},
-    // the API's default, on every pod
-    {"spec.initContainers[].terminationMessagePath", kRefused, "/dev/termination-log"},
-    // the API's default, on every pod
-    {"spec.initContainers[].terminationMessagePolicy", kRefused, "File"},
+    {"spec.initContainers[].terminationMessagePath", kImplemented},
+    {"spec.initContainers[].terminationMessagePolicy", kImplemented},
     {"spec.initContainers[].tty", kImplemented},
     {"spec.initContainers[].volumeDevices", kRefused},
     {"spec.initContainers[].volumeMounts[].mountPath", kImplemented},

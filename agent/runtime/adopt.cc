@@ -166,6 +166,10 @@ void KernelRuntime::recordRun(const Instance& inst) {
   }
   ContainerRecord& c = it->second.record.containers[inst.name];
   if (c.latest && c.latest->id != inst.run.id) {
+    if (c.previous && !c.previous->termination_file.empty()) {
+      // Only the latest run and the one before are shown: older files go.
+      ::unlink(c.previous->termination_file.c_str());
+    }
     c.previous = std::move(c.latest);
   }
   c.latest = inst.run;
@@ -332,13 +336,15 @@ AdoptedContainer KernelRuntime::adoptRun(AdoptInput& in, const std::string& name
   }
   inst->run = run;
   if (!alive) {
+    inst->release(loop_);        // drains what it wrote before it ended into its log
+    addTerminationMessage(run);  // read now, as the agent that saw the exit would have
     out.ended = runEnd(run);
-    inst->release(loop_);  // drains what it wrote before it ended into its log
     if (keeper_ != nullptr) {
       keeper_->forget(run.id);
     }
     in.entry->record.containers[name].latest = run;
     in.changed = true;
+    dropTerminationFile(run);  // its message is in the record now
     return out;
   }
   // Alive: exec (probes) needs the spec it runs under, rebuilt from the

@@ -337,6 +337,11 @@ Result<isolation::ContainerSpec> buildContainerSpec(const ContainerInput& in) {
     }
     s.mounts.push_back(std::move(mount));
   }
+  if (!in.termination_file.empty() && !c.termination_message_path.empty()) {
+    // After the volumes, as the kubelet's makeMounts appends it.
+    s.mounts.push_back(
+        {c.termination_message_path, "bind", in.termination_file, {"rbind", "rprivate", "rw"}});
+  }
 
   TRY(std::vector<std::string> caps, capabilities(sc, privileged));
   s.capabilities.bounding = caps;

@@ -39,6 +39,9 @@ struct ContainerInput {
   // once the container's child has its copies. Null: none are made (a spec
   // for execs, which join the running container's mounts).
   std::vector<UniqueFd>* subpath_mounts = nullptr;
+  // The run's termination-message file on the host, bind-mounted read-write at
+  // the container's terminationMessagePath; empty: none.
+  std::string termination_file;
 };
 
 // An error here is the kubelet's CreateContainerConfigError (runAsNonRoot

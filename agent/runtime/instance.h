@@ -5,6 +5,7 @@
 // exits. Not for other code: the seam is runtime.h.
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <functional>
 #include <memory>
@@ -18,6 +19,7 @@
 #include "agent/runtime/run_keeper.h"
 #include "agent/runtime/run_records.h"
 #include "agent/runtime/runtime.h"
+#include "agent/runtime/termination_message.h"
 #include "cgroups/cgroups.h"
 #include "images/rootfs.h"
 #include "isolation/container_spec.h"
@@ -128,6 +130,28 @@ struct LeftoverStop {
 
 // "Completed", "Error" or "OOMKilled" and the shell status, from a wait(2) status.
 ContainerExit exitFromWaitStatus(int wait_status, bool oom_killed);
+// An ended run's message with its termination message (or log tail) added,
+// as the kubelet reads it once the container exited. Its log must be complete
+// (the run released).
+inline void addTerminationMessage(RunRecord& run) {
+  run.message = terminationMessage({.message = run.message,
+                                    .exit_code = run.exit_code,
+                                    .reason = run.reason,
+                                    .file = run.termination_file,
+                                    .fallback_to_logs = run.fallback_to_logs,
+                                    .log_path = run.log_path});
+}
+// Once its message is recorded (or the run never ran), a run's file goes:
+// the next run has a fresh one, and a retried start does not pile them up.
+inline void dropTerminationFile(const RunRecord& run) {
+  if (!run.termination_file.empty()) {
+    ::unlink(run.termination_file.c_str());  // gone already is fine
+  }
+}
+// The host directory of a pod's containers' termination-message files.
+inline std::string terminationDir(const std::string& root_dir, const std::string& pod_uid) {
+  return root_dir + "/pods/" + pod_uid + "/containers";
+}
 // An existing cgroup by its absolute path.
 Result<cgroups::Cgroup> openCgroup(const std::string& path);
 PodSandbox::Layout sandboxLayout(const PodRecord& r);

@@ -217,12 +217,15 @@ void KernelRuntime::destroySandbox(const std::string& pod_uid, std::function<voi
   std::optional<PodSandbox> sandbox = std::move(it->second.sandbox);
   pods_.erase(it);
   // The volumes go once the pod's processes are gone: they may still be writing.
-  auto finish = [volumes, pod_uid, done = std::move(done)] {
+  auto finish = [volumes, pod_uid, dir = terminationDir(config_.root_dir, pod_uid),
+                 done = std::move(done)] {
     if (*volumes) {
       if (auto r = (*volumes)->tearDown(); !r) {
         log::error("Remove pod volumes", {{"uid", pod_uid}, {"err", r.error().message()}});
       }
     }
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);  // the termination-message files
     if (done) {
       done();
     }
@@ -295,6 +298,7 @@ std::expected<std::unique_ptr<Instance>, StartFailure> KernelRuntime::create(
   inst->run.rootfs_dir = config_.root_dir + "/containers/" + inst->id;
   auto fail = [&](const std::string& reason, const Error& e) {
     inst->release(loop_);
+    dropTerminationFile(inst->run);
     return std::unexpected(StartFailure{.reason = reason, .message = e.message()});
   };
   auto record = records_.find(r.image.name);
@@ -358,6 +362,22 @@ std::expected<std::unique_ptr<Instance>, StartFailure> KernelRuntime::create(
     in.pid_ns = "/proc/" + std::to_string(other->proc.pid()) + "/ns/pid";
   }
   in.subpath_mounts = &inst->subpath_mounts;
+  if (!r.container->termination_message_path.empty()) {
+    // A fresh file per run, so that a message of a run before never shows as
+    // this one's. As the kubelet, a file that cannot be made is logged and
+    // the container runs without it.
+    auto file = createTerminationFile(terminationDir(config_.root_dir, r.pod->uid) + "/" +
+                                      r.container->name);
+    if (file) {
+      in.termination_file = *file;
+      inst->run.termination_file = *file;
+      inst->run.fallback_to_logs =
+          r.container->termination_message_policy == "FallbackToLogsOnError";
+    } else {
+      log::error("Create termination-log file",
+                 {{"container", r.container->name}, {"err", file.error().message()}});
+    }
+  }
   auto spec = buildContainerSpec(in);
   if (!spec) {
     return fail("CreateContainerConfigError", spec.error());
@@ -407,12 +427,14 @@ void KernelRuntime::startContainer(const ContainerRequest& r,
   auto start_error = [&](const Error& e) {
     // The runtime's StartError: a run that failed, counted and backed off like a crash.
     inst->release(loop_);
+    dropTerminationFile(inst->run);
     done(std::unexpected(
         StartFailure{.reason = "StartError", .message = e.message(), .id = inst->id}));
   };
   int out[2], err[2];
   if (::pipe2(out, O_CLOEXEC) != 0) {
     inst->release(loop_);
+    dropTerminationFile(inst->run);
     return done(
         std::unexpected(StartFailure{.reason = "CreateContainerError",
                                      .message = sysError("pipe", r.log_dir).error().message()}));
@@ -421,6 +443,7 @@ void KernelRuntime::startContainer(const ContainerRequest& r,
     ::close(out[0]);
     ::close(out[1]);
     inst->release(loop_);
+    dropTerminationFile(inst->run);
     return done(
         std::unexpected(StartFailure{.reason = "CreateContainerError",
                                      .message = sysError("pipe", r.log_dir).error().message()}));
@@ -445,6 +468,7 @@ void KernelRuntime::startContainer(const ContainerRequest& r,
   auto stdio = inst->stdio.prepare(*r.container, spec, devnull.get());
   if (!stdio) {
     inst->release(loop_);
+    dropTerminationFile(inst->run);
     return done(std::unexpected(
         StartFailure{.reason = "CreateContainerError", .message = stdio.error().message()}));
   }
@@ -502,6 +526,7 @@ void KernelRuntime::started(uint64_t id, Result<isolation::Process> proc) {
   auto fail = [&](const Error& e) {
     // The runtime's StartError: a run that failed, counted and backed off like a crash.
     inst->release(loop_);
+    dropTerminationFile(inst->run);
     s->done(std::unexpected(
         StartFailure{.reason = "StartError", .message = e.message(), .id = inst->id}));
   };
@@ -611,6 +636,13 @@ void KernelRuntime::onExited(ContainerHandle h, ContainerExit exit) {
   if (keeper_ != nullptr) {
     keeper_->forget(inst->id);  // its pipes are drained
   }
+  // Its log is complete now: the termination message may come from it.
+  addTerminationMessage(inst->run);
+  if (inst->run.message != exit.message) {
+    exit.message = inst->run.message;
+    recordRun(*inst);
+  }
+  dropTerminationFile(inst->run);
   if (inst->on_exit) {
     inst->on_exit(std::move(exit));
   }

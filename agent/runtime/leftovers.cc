@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 
 #include "agent/runtime/instance.h"
 #include "agent/runtime/kernel_runtime.h"
@@ -180,6 +181,8 @@ void KernelRuntime::removeNow(const PodRecord& r) {
       }
     }
   }
+  std::error_code ec;
+  std::filesystem::remove_all(terminationDir(config_.root_dir, r.uid), ec);
   if (!r.volumes_dir.empty()) {
     PodVolumes v = PodVolumes::adopt({.dir = r.volumes_dir,
                                       .paths = r.volume_paths,

@@ -55,6 +55,15 @@ void writeRun(Writer& w, const RunRecord& r) {
     }
     w.EndObject();
   }
+  if (!r.termination_file.empty()) {
+    // Only then, as stdio: a record without one reads as it always did.
+    w.Key("terminationLog");
+    w.StartObject();
+    str(w, "path", r.termination_file);
+    w.Key("fallbackToLogs");
+    w.Bool(r.fallback_to_logs);
+    w.EndObject();
+  }
   if (r.ended) {
     w.Key("end");
     w.StartObject();
@@ -93,7 +102,8 @@ Result<void> absolutePath(const json::Cursor& c, const std::string& v, const cha
 
 Result<RunRecord> readRun(const json::Cursor& c) {
   TRY_VOID(c.onlyKeys({"id", "pid", "startTime", "startedAt", "restartCount", "imageName",
-                       "imageId", "stopSignal", "logPath", "rootfsDir", "cgroup", "stdio", "end"}));
+                       "imageId", "stopSignal", "logPath", "rootfsDir", "cgroup", "stdio",
+                       "terminationLog", "end"}));
   RunRecord r;
   TRY(r.id, c.str("id"));
   if (r.id.size() != 64 || !std::all_of(r.id.begin(), r.id.end(), [](char ch) {
@@ -130,6 +140,13 @@ Result<RunRecord> readRun(const json::Cursor& c) {
     TRY(r.stdin_once, stdio->optBool("stdinOnce"));
     TRY(r.tty, stdio->optBool("tty"));
     TRY(r.stdin_closed, stdio->optBool("stdinClosed"));
+  }
+  TRY(std::optional<json::Cursor> term, c.optObject("terminationLog"));
+  if (term) {
+    TRY_VOID(term->onlyKeys({"path", "fallbackToLogs"}));
+    TRY(r.termination_file, term->str("path"));
+    TRY_VOID(absolutePath(*term, r.termination_file, "path", false));
+    TRY(r.fallback_to_logs, term->optBool("fallbackToLogs"));
   }
   TRY(std::optional<json::Cursor> end, c.optObject("end"));
   if (end) {

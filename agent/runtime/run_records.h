@@ -39,6 +39,11 @@ struct RunRecord {
   // Its stdio beyond the log pipes (ContainerStdio): what the keeper's fds
   // for it are, and whether stdinOnce closed stdin for good.
   bool stdin = false, stdin_once = false, tty = false, stdin_closed = false;
+  // Its termination-message file on the host (termination_message.h), empty
+  // for none, and whether its policy is FallbackToLogsOnError: what an agent
+  // that learns of its end reads its message from.
+  std::string termination_file;
+  bool fallback_to_logs = false;
   // Set once the run ended (the agent saw it, or learnt it at adoption).
   bool ended = false;
   int exit_code = 0;

@@ -442,4 +442,18 @@ Result<PodSummary> parsePodJson(const std::string& json, const std::string& wher
   return p;
 }
 
+void capTerminationMessages(PodStatus& status, size_t containers) {
+  size_t per_status = kMaxPodTerminationMessageLength / std::max<size_t>(containers, 1);
+  for (auto* list : {&status.init_container_statuses, &status.container_statuses,
+                     &status.ephemeral_container_statuses}) {
+    for (auto& c : *list) {
+      for (auto* st : {&c.state, &c.last_state}) {
+        if (st->kind == ContainerState::Kind::kTerminated && st->message.size() > per_status) {
+          st->message.resize(per_status);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace kernelet::agent

@@ -51,6 +51,14 @@ std::string podPhase(const Pod& pod, const std::vector<ContainerStatus>& init,
 void computeConditions(const Pod& pod, PodStatus& status, bool sandbox_ready,
                        const PodStatus* previous, const std::string& now);
 
+// The pod's termination messages share 12 KiB (the kubelet's
+// MaxPodTerminationMessageLogLength), split evenly over its containers and
+// init containers as the status manager's normalizeStatus splits it: each
+// terminated state's message (state and lastState, ephemeral containers'
+// too) is cut to its first `12 KiB / containers` bytes.
+constexpr size_t kMaxPodTerminationMessageLength = 12 * 1024;
+void capTerminationMessages(PodStatus& status, size_t containers);
+
 // The v1.PodStatus object, and a whole v1.Pod with the metadata and the
 // containers' names and images (what `kernelet pods` reads back).
 std::string podStatusJson(const PodStatus& status);

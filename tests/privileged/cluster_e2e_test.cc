@@ -284,6 +284,48 @@ TEST_F(ClusterE2E, ACrashingContainerShowsCrashLoopBackOffInKubectl) {
   EXPECT_NE(oom.find("Memory cgroup out of memory"), std::string::npos) << oom;
 }
 
+TEST_F(ClusterE2E, TerminationMessagesAndTheActiveDeadlineShowInKubectl) {
+  startAgent();
+  // The Kubernetes docs' termination-demo ("Determine the Reason for Pod
+  // Failure"), busybox swapped for the fixture image and the sleep shortened.
+  apply("termination-demo",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: termination-demo}\n"
+        "spec:\n  nodeName: node1\n  containers:\n"
+        "  - name: termination-demo-container\n    image: " +
+            kImage +
+            "\n    imagePullPolicy: Never\n    command: [\"/bin/sh\"]\n"
+            "    args: [\"-c\", \"sleep 1 && echo Sleep expired > "
+            "/dev/termination-log\"]\n");
+  apply("fallback", podYaml("fallback", "echo starting; echo it went wrong >&2; exit 3",
+                            "  restartPolicy: Never\n") +
+                        "    terminationMessagePolicy: FallbackToLogsOnError\n");
+  apply("deadline", podYaml("deadline", "exec sleep 600", "  activeDeadlineSeconds: 2\n"));
+  // The docs' command, verbatim: the message of the run before the restart.
+  std::string demo = waitKubectl(
+      "get pod termination-demo -o go-template='{{range .status.containerStatuses}}"
+      "{{.lastState.terminated.message}}{{end}}'",
+      has("Sleep expired"), "the termination message in lastState");
+  EXPECT_EQ(demo, "Sleep expired\n") << demo;
+  std::string fallback = waitKubectl(
+      "get pod fallback -o jsonpath={.status.containerStatuses[0].state.terminated.message}",
+      has("it went wrong"), "the log's tail as the message");
+  EXPECT_NE(fallback.find("starting\nit went wrong"), std::string::npos) << fallback;
+  waitKubectl("get pod deadline -o jsonpath={.status.reason}", has("DeadlineExceeded"),
+              "DeadlineExceeded");
+  EXPECT_EQ(kubectl("get pod deadline -o jsonpath={.status.phase}"), "Failed");
+  EXPECT_EQ(kubectl("get pod deadline -o jsonpath={.status.message}"),
+            "Pod was active on the node longer than the specified deadline");
+  waitKubectl(
+      "get events --field-selector involvedObject.name=deadline,reason=DeadlineExceeded "
+      "-o jsonpath={.items[*].type}",
+      has("Normal"), "the DeadlineExceeded event");
+  // Its container is stopped, not restarted.
+  waitKubectl("get pod deadline -o jsonpath={.status.containerStatuses[0].state.terminated.reason}",
+              has("Error"), "the deadline pod's container stopped");
+  EXPECT_EQ(kubectl("get pod deadline -o jsonpath={.status.containerStatuses[0].restartCount}"),
+            "0");
+}
+
 TEST_F(ClusterE2E, AStaticPodHasAMirrorPodThatComesBackWhenDeleted) {
   std::ofstream(manifests_ + "/static.yaml")
       << "apiVersion: v1\nkind: Pod\nmetadata: {name: stat}\nspec:\n  containers:\n  - name: "

@@ -389,6 +389,56 @@ TEST_F(LiveRestoreTest, AdoptsWhatThePreviousRuntimeLeftThenStopsItAsALeftover) 
 // A run whose log pipes the keeper lost cannot be kept (its output would go
 // nowhere): it is killed and reported unknown. A pod whose sandbox lost a
 // namespace is not adopted at all but removed, so that it starts anew.
+TEST_F(LiveRestoreTest, ARunThatEndedWhileNoAgentWatchedHasItsTerminationMessage) {
+  const std::string wait = "while [ ! -e /tmp/go ]; do sleep 0.05; done; ";
+  Pod p = pod("lr-uid-tm", {{"writer", wait + "echo gone for good > /dev/termination-log; exit 3"},
+                            {"logger", wait + "echo last words; exit 4"}});
+  p.containers[1].termination_message_policy = "FallbackToLogsOnError";
+  auto a = env_->runtime();
+  auto started = startPod(*a, p);
+  ASSERT_EQ(started.size(), 2u);
+  // Each run's file: fresh, empty, writable by anyone, under the pod's dir.
+  std::string dir = env_->config.root_dir + "/pods/" + p.uid + "/containers";
+  std::vector<std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file()) {
+      files.push_back(e.path().string());
+      EXPECT_EQ(fs::file_size(e.path()), 0u);
+      EXPECT_EQ(fs::status(e.path()).permissions() & fs::perms::all, static_cast<fs::perms>(0666));
+    }
+  }
+  EXPECT_EQ(files.size(), 2u);
+  a->leaveRunning();
+  a.reset();
+  for (const auto& [name, run] : started) {
+    std::ofstream(env_->config.root_dir + "/containers/" + run.id + "/rootfs/tmp/go") << "";
+  }
+  ASSERT_TRUE(waitExited(started["writer"].pid));
+  ASSERT_TRUE(waitExited(started["logger"].pid));
+
+  auto b = env_->runtime();
+  auto adopted = b->adopt(p, QosClass::kBestEffort, {}, nullptr);
+  ASSERT_TRUE(adopted);
+  ASSERT_EQ(adopted->containers.size(), 2u);
+  for (const auto& c : adopted->containers) {
+    ASSERT_TRUE(c.ended) << c.name;
+    if (c.name == "writer") {
+      EXPECT_EQ(c.ended->exit.exit_code, 3);
+      EXPECT_EQ(c.ended->exit.message, "gone for good\n");
+    } else {
+      EXPECT_EQ(c.ended->exit.exit_code, 4);
+      EXPECT_EQ(c.ended->exit.message, "last words\n") << "the log's tail";
+    }
+  }
+  for (const auto& f : files) {
+    EXPECT_FALSE(fs::exists(f)) << "read once, then removed: " << f;
+  }
+  bool done = false;
+  b->destroySandbox(p.uid, [&] { done = true; });
+  ASSERT_TRUE(env_->turnUntil([&] { return done; }));
+  EXPECT_FALSE(fs::exists(dir));
+}
+
 TEST_F(LiveRestoreTest, WhatCannotBeKeptIsKilledOrRemoved) {
   Pod p = pod("lr-uid-3", {{"sleeper", "sleep 1000"}});
   Pod q = pod("lr-uid-4", {{"sleeper", "sleep 1000"}});

@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "agent/runtime/termination_message.h"
 #include "sys/unique_fd.h"
 
 namespace kernelet::testing {
@@ -98,7 +99,17 @@ void FakeRuntime::exitLater(rt::ContainerHandle h, int code, const std::string& 
     calls_.push_back("exited " + run.name + " " + std::to_string(code));
     endSessions(run);
     if (run.on_exit) {
-      run.on_exit({.exit_code = code, .reason = why, .oom_killed = why == "OOMKilled"});
+      std::string message;
+      if (!run.termination_file.empty()) {
+        message = rt::terminationMessage({.exit_code = code,
+                                          .reason = why,
+                                          .file = run.termination_file,
+                                          .fallback_to_logs = run.fallback_to_logs,
+                                          .log_path = run.log_path});
+        ::unlink(run.termination_file.c_str());  // as the runtime: read once, then gone
+      }
+      run.on_exit(
+          {.exit_code = code, .reason = why, .message = message, .oom_killed = why == "OOMKilled"});
     }
   }));
 }
@@ -182,7 +193,12 @@ void FakeRuntime::startContainer(const rt::ContainerRequest& request,
   std::string uid = request.pod->uid;
   bool stdin = request.container->stdin, stdin_once = request.container->stdin_once,
        tty = request.container->tty;
-  auto answer = [this, name, uid, stdin, stdin_once, tty, done = std::move(done)] {
+  std::string log_path = request.log_dir + "/" + std::to_string(request.restart_count) + ".log";
+  bool fallback = request.container->termination_message_policy == "FallbackToLogsOnError";
+  bool wants_file =
+      !termination_dir_.empty() && !request.container->termination_message_path.empty();
+  auto answer = [this, name, uid, stdin, stdin_once, tty, log_path, fallback, wants_file,
+                 done = std::move(done)] {
     auto& failures = start_failures_[name];
     std::string id = std::string(64 - std::to_string(next_).size(), '0') + std::to_string(next_);
     if (!failures.empty()) {
@@ -193,12 +209,21 @@ void FakeRuntime::startContainer(const rt::ContainerRequest& request,
           .reason = reason, .message = message, .id = reason == "StartError" ? id : ""}));
     }
     rt::ContainerHandle h = next_++;
+    std::string file;
+    if (wants_file) {
+      auto made = rt::createTerminationFile(termination_dir_ + "/" + uid + "/" + name);
+      file = made ? *made : "";
+      termination_files_[name] = file;
+    }
     runs_[h] = {.name = name,
                 .pod_uid = uid,
                 .id = id,
                 .stdin = stdin,
                 .stdin_once = stdin_once,
-                .tty = tty};
+                .tty = tty,
+                .termination_file = file,
+                .log_path = log_path,
+                .fallback_to_logs = fallback};
     done(rt::StartedContainer{.handle = h,
                               .id = id,
                               .started_at = rt::nowRfc3339(),

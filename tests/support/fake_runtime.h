@@ -44,6 +44,17 @@ class FakeRuntime : public rt::PodRuntime {
   // Container starts answer asynchronously (on the next loop turn), as a
   // real asynchronous start does; by default they answer within the call.
   void setAsyncStarts(bool async) { async_starts_ = async; }
+  // Termination messages as the real runtime makes them: each start of a
+  // container with a terminationMessagePath gets a fresh empty file under
+  // `dir`/<pod uid>/<name>/, and its exit's message is read from it (and
+  // from the run's log, LOG_DIR/<restartCount>.log, which the test writes)
+  // with runtime::terminationMessage. Unset: no files, no messages.
+  void setTerminationDir(const std::string& dir) { termination_dir_ = dir; }
+  // The file of the latest start of `name` ("" if none).
+  std::string terminationFile(const std::string& name) const {
+    auto it = termination_files_.find(name);
+    return it == termination_files_.end() ? "" : it->second;
+  }
   // What an exec in container `name` exits with and prints.
   void setExec(const std::string& name, int exit_code, const std::string& output = "");
 
@@ -143,6 +154,8 @@ class FakeRuntime : public rt::PodRuntime {
     std::function<void(rt::ContainerExit)> on_exit;
     bool exiting = false;
     bool stdin = false, stdin_once = false, tty = false;
+    std::string termination_file, log_path;
+    bool fallback_to_logs = false;
     UniqueFd stdin_r, stdin_w;  // its stdin, a pipe the sessions write to
     std::map<uint64_t, Session> sessions;
   };
@@ -166,6 +179,8 @@ class FakeRuntime : public rt::PodRuntime {
   std::map<std::string, ExecResult> execs_;
   std::map<std::string, int> starts_;
   std::map<std::string, std::string> shared_pid_;
+  std::string termination_dir_;
+  std::map<std::string, std::string> termination_files_;
   std::map<rt::ContainerHandle, Run> runs_;
   std::vector<TimerQueue::Id> pending_;  // answers not yet given: cancelled on destruction
   struct Left {

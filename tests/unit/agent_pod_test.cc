@@ -112,6 +112,35 @@ TEST(Manifest, ErrorsNameFileLineAndField) {
       "limit");
 }
 
+TEST(Manifest, TerminationMessageFieldsAndTheActiveDeadlineAreCheckedAsTheApiDoes) {
+  const std::string head = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n";
+  auto pods = parseManifests(head +
+                                 "  activeDeadlineSeconds: 30\n  containers:\n"
+                                 "  - {name: c, image: i}\n"
+                                 "  - {name: d, image: i, terminationMessagePath: /tmp/why, "
+                                 "terminationMessagePolicy: FallbackToLogsOnError}\n"
+                                 "  - {name: e, image: i, terminationMessagePath: \"\"}\n",
+                             "/m/p.yaml");
+  ASSERT_TRUE(pods) << pods.error().message();
+  const Pod& p = (*pods)[0].pod;
+  EXPECT_EQ(p.active_deadline_seconds, 30);
+  EXPECT_EQ(p.containers[0].termination_message_path, "/dev/termination-log");
+  EXPECT_EQ(p.containers[0].termination_message_policy, "File");
+  EXPECT_EQ(p.containers[1].termination_message_path, "/tmp/why");
+  EXPECT_EQ(p.containers[1].termination_message_policy, "FallbackToLogsOnError");
+  EXPECT_EQ(p.containers[2].termination_message_path, "/dev/termination-log") << "the default";
+  expectError(head + "  containers:\n  - {name: c, image: i, terminationMessagePath: log}\n",
+              "line 6: spec.containers[0].terminationMessagePath: must be an absolute path");
+  expectError(
+      head + "  containers:\n  - {name: c, image: i, terminationMessagePath: /x/../etc/p}\n",
+      "line 6: spec.containers[0].terminationMessagePath: must not contain '..'");
+  expectError(head + "  containers:\n  - {name: c, image: i, terminationMessagePolicy: Logs}\n",
+              "line 6: spec.containers[0].terminationMessagePolicy: Unsupported value: \"Logs\": "
+              "supported values: \"File\", \"FallbackToLogsOnError\"");
+  expectError(head + "  activeDeadlineSeconds: 0\n  containers: [{name: c, image: i}]\n",
+              "line 5: spec.activeDeadlineSeconds: must be greater than or equal to 1");
+}
+
 std::string podWithAnnotation(const std::string& value) {
   return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  annotations:\n    big: " + value +
          "\n  labels: {n: " + value +

@@ -249,9 +249,9 @@ TEST(PodFields, ARefusedFieldIsAnErrorNamingFileLineAndTheConcreteField) {
     image: busybox
   - name: b
     image: busybox
-    terminationMessagePolicy: FallbackToLogsOnError
+    volumeDevices: [{name: v, devicePath: /dev/xvda}]
 )"),
-            "parse manifest `/m/web.yaml`: line 10: spec.containers[1].terminationMessagePolicy: "
+            "parse manifest `/m/web.yaml`: line 10: spec.containers[1].volumeDevices: "
             "not supported by kernelet");
   EXPECT_EQ(error(R"(  containers:
   - name: a
