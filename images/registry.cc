@@ -191,7 +191,10 @@ Result<apiclient::HttpResponse> Registry::get(const std::string& path, const std
         resp.status == 308) {
       TRY(apiclient::Url from, apiclient::parseUrl(url));
       TRY(apiclient::Url to, apiclient::resolveUrl(from, resp.header("location")));
-      same_host = same_host && to.host == from.host && to.port == from.port;
+      // Credentials follow a redirect only to the same scheme, host and port:
+      // never to another host, never down from https to cleartext.
+      same_host =
+          same_host && to.scheme == from.scheme && to.host == from.host && to.port == from.port;
       url = to.str();
       continue;
     }

@@ -132,10 +132,12 @@ void PodWorker::onImage(size_t index, const runtime::ImageOutcome& o, bool async
              goDuration(total) + " including waiting). Image size: " + std::to_string(o.size) +
              " bytes.");
   } else {
-    // 1.35's wording (the image credential verification's).
-    emit(&c, "Normal", "Pulled",
-         "Container image \"" + image +
-             "\" already present on machine and can be accessed by the pod");
+    // The kubelet's wording without its image credential verification
+    // (KEP-2535), which kernelet does not do: an image on the node serves
+    // every pod, whoever pulled it with which secret, as with the kubelet's
+    // default before 1.35. 1.35 says "... and can be accessed by the pod"
+    // only after that check.
+    emit(&c, "Normal", "Pulled", "Container image \"" + image + "\" already present on machine");
   }
   runContainer(c);
   if (async) {

@@ -430,6 +430,13 @@ class GrpcRun : public Run {
       return finish(o.success, o.message);
     }
     out_ += check_->takeOutput();
+    if (out_.size() > kMaxGrpcPending) {
+      // A server that sends (PINGs, SETTINGS) and never reads what it is
+      // answered: the answers pile up here, not in nghttp2, so bound them.
+      return finish(false,
+                    "error: health rpc probe failed: rpc error: code = Unavailable desc = the "
+                    "server does not read what the probe sends");
+    }
     if (!out_.empty()) {
       ssize_t n = ::send(fd_.get(), out_.data(), out_.size(), MSG_NOSIGNAL);
       if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -443,9 +450,22 @@ class GrpcRun : public Run {
   // gone or broken (handled).
   bool readAll() {
     char buf[4096];
-    for (;;) {
+    // At most kMaxGrpcRead a round: the loop is level-triggered, so the rest
+    // comes next round, after the probe's timer has had its chance. A
+    // server that keeps sending what nghttp2 takes without an answer
+    // (unknown frame types) would otherwise hold the loop here.
+    for (size_t round = 0; round < kMaxGrpcRead; round += sizeof buf) {
       ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
       if (n > 0) {
+        received_ += static_cast<size_t>(n);
+        if (received_ > kMaxGrpcReceived) {
+          // A health answer is a few hundred bytes.
+          finish(false,
+                 "error: health rpc probe failed: rpc error: code = ResourceExhausted desc = the "
+                 "server sent more than " +
+                     std::to_string(kMaxGrpcReceived) + " bytes");
+          return false;
+        }
         if (!check_->receive(std::string_view(buf, static_cast<size_t>(n)))) {
           lost();
           return false;
@@ -461,6 +481,7 @@ class GrpcRun : public Run {
       lost();  // EOF or a reset
       return false;
     }
+    return true;
   }
   // The connection ended before the call did: its outcome once READY, else
   // a new dial (grpc-go's WithBlock).
@@ -481,7 +502,10 @@ class GrpcRun : public Run {
     fd_.reset();
   }
 
+  static constexpr size_t kMaxGrpcRead = 64 * 1024, kMaxGrpcReceived = 1024 * 1024,
+                          kMaxGrpcPending = 64 * 1024;
   std::string authority_, service_, out_;
+  size_t received_ = 0;  // over every connection of this run
   int timeout_seconds_ = 1;
   sockaddr_in addr_{};
   std::unique_ptr<GrpcHealthCheck> check_;

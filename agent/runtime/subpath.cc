@@ -23,11 +23,17 @@ int openBeneath(int dir, const std::string& rel, int flags) {
   open_how how{};
   how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-  int fd;
-  do {
+  int fd = -1;
+  // EAGAIN: a rename or mount elsewhere on the system raced a ".." of the
+  // lookup. A few tries, not more: a container that renames in a loop while
+  // its symlinks make each lookup slow could otherwise hold the agent's loop
+  // here for good; the start fails instead and is retried with back-off.
+  for (int tries = 0; tries < 16; tries++) {
     fd = static_cast<int>(::syscall(SYS_openat2, dir, rel.c_str(), &how, sizeof how));
-    // EAGAIN: a rename elsewhere on the system raced the lookup; try again.
-  } while (fd < 0 && errno == EAGAIN);
+    if (fd >= 0 || errno != EAGAIN) {
+      break;
+    }
+  }
   return fd;
 }
 
