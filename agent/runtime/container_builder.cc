@@ -7,6 +7,7 @@
 #include <cctype>
 #include <set>
 
+#include "agent/model/service_env.h"
 #include "sys/fileio.h"
 
 namespace kernelet::agent {
@@ -69,9 +70,32 @@ Result<std::vector<std::string>> capabilities(const SecurityContext& sc, bool pr
   return caps;
 }
 
-Result<std::vector<std::string>> environment(const ContainerInput& in) {
-  // The image's env, then HOSTNAME, then the container's, each replacing
-  // a variable of the same name; $(VAR) refers to the ones defined before it.
+// The kubelet's service variables for this container (none without an API
+// server). A static pod does not wait for the Services' first list, as in
+// the kubelet: it may be what brings the API server up.
+Result<EnvList> serviceVars(const ContainerInput& in) {
+  if (in.services == nullptr) {
+    return EnvList{};
+  }
+  auto services = in.services->services();
+  if (!services) {
+    auto source = in.pod->annotations.find("kubernetes.io/config.source");
+    if (source == in.pod->annotations.end() || source->second != "file") {
+      return std::unexpected(Error{.op = kServicesNotSynced});
+    }
+    services.emplace();
+  }
+  return serviceEnv(*services, in.pod->namespace_, in.pod->enable_service_links);
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> containerEnvironment(const ContainerInput& in,
+                                                      const std::string& hostname) {
+  // The image's env, then HOSTNAME, then the service variables, then the
+  // container's, each replacing a variable of the same name: the container's
+  // own win over the services' as in the kubelet; $(VAR) refers to the ones
+  // defined before it, services included.
   std::vector<std::pair<std::string, std::string>> env;
   std::map<std::string, std::string> vars;
   auto set = [&](const std::string& k, const std::string& v) {
@@ -87,7 +111,11 @@ Result<std::vector<std::string>> environment(const ContainerInput& in) {
     size_t eq = kv.find('=');
     set(kv.substr(0, eq), eq == std::string::npos ? "" : kv.substr(eq + 1));
   }
-  set("HOSTNAME", in.sandbox->hostname());
+  set("HOSTNAME", hostname);
+  TRY(EnvList services, serviceVars(in));
+  for (const auto& [k, v] : services) {
+    set(k, v);
+  }
   const Container& c = *in.container;
   const std::string& ns = in.pod->namespace_;
   // envFrom first, then env: an explicit variable wins over an imported one.
@@ -140,6 +168,8 @@ Result<std::vector<std::string>> environment(const ContainerInput& in) {
   }
   return out;
 }
+
+namespace {
 
 Result<isolation::SeccompProfile> seccomp(const ContainerInput& in, const SecurityContext& sc,
                                           bool privileged) {
@@ -195,7 +225,7 @@ Result<isolation::ContainerSpec> buildContainerSpec(const ContainerInput& in) {
   SecurityContext sc = effective(pod.security_context, c.security_context);
   bool privileged = sc.privileged.value_or(false);
 
-  TRY(s.env, environment(in));
+  TRY(s.env, containerEnvironment(in, sb.hostname()));
   std::map<std::string, std::string> vars;
   for (const auto& kv : s.env) {
     vars[kv.substr(0, kv.find('='))] = kv.substr(kv.find('=') + 1);

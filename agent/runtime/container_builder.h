@@ -32,11 +32,21 @@ struct ContainerInput {
   bool seccomp_default = false;   // seccompDefault: RuntimeDefault when the pod sets none
   std::string pid_ns;             // shareProcessNamespace: a running container's pid ns
   PodObjects* objects = nullptr;  // ConfigMaps and Secrets for env; null without an API server
+  // The Services for the service variables; null without an API server (then
+  // there are none, as with a kubelet that has no API client).
+  const ServiceLister* services = nullptr;
 };
 
 // An error here is the kubelet's CreateContainerConfigError (runAsNonRoot
 // violated, a bad fieldRef, an unknown capability, a missing seccomp profile,
-// a ConfigMap or Secret key the env needs that is not there).
+// a ConfigMap or Secret key the env needs that is not there, the Services
+// not listed yet).
 Result<isolation::ContainerSpec> buildContainerSpec(const ContainerInput& in);
+
+// The container's environment ("NAME=value"): the image's, HOSTNAME, the
+// service variables, envFrom and env with $(VAR) expanded. Needs no sandbox
+// (`hostname` is its), nor `in.volumes` or `in.rootfs`.
+Result<std::vector<std::string>> containerEnvironment(const ContainerInput& in,
+                                                      const std::string& hostname);
 
 }  // namespace kernelet::agent
