@@ -52,7 +52,7 @@ TEST(ServiceEnv, DashesMultiplePortsUdpAndUnnamedPorts) {
   EXPECT_EQ(env["MY_SVC_PORT_53_UDP_PROTO"], "udp");
   EXPECT_EQ(env["MY_SVC_PORT_53_UDP_PORT"], "53");
   EXPECT_EQ(env["MY_SVC_PORT_53_UDP_ADDR"], "10.96.0.20");
-  EXPECT_EQ(env.size(), 13u);  // host, port, one named port, link, 2 x 4 per port
+  EXPECT_EQ(env.size(), 12u);  // host, port, one named port, link, 4 per port
   // IPv6: the link URL brackets the address.
   auto v6 = asMap(serviceEnv({svc("web", "six", "fd00::10", {{.port = 80}})}, "web", true));
   EXPECT_EQ(v6["SIX_PORT"], "tcp://[fd00::10]:80");
@@ -138,11 +138,13 @@ TEST(ContainerEnvironment, ServiceVariablesMeetTheContainersOwn) {
             "services have not yet been read at least once, cannot construct envvars");
   pod.annotations["kubernetes.io/config.source"] = "file";
   env = envOf(in);
-  EXPECT_FALSE(env.contains("KUBERNETES_SERVICE_HOST"));
+  EXPECT_EQ(env["KUBERNETES_SERVICE_HOST"], "image");  // none listed: the image's stays
+  EXPECT_FALSE(env.contains("KUBERNETES_SERVICE_PORT"));
 
   // No API server: no service variables at all.
   in.services = nullptr;
   pod.annotations.clear();
+  in.image.env = {"PATH=/bin"};
   env = envOf(in);
   EXPECT_FALSE(std::any_of(env.begin(), env.end(),
                            [](const auto& kv) { return kv.first.starts_with("KUBERNETES_"); }));
