@@ -4,6 +4,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "apiclient/json_fields.h"
+
 namespace kernelet::apiclient {
 
 namespace {
@@ -148,6 +150,54 @@ Result<std::string> twoWayMergePatch(const std::string& old_json, const std::str
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   patch.Accept(w);
   return std::string(buf.GetString(), buf.GetSize());
+}
+
+Result<std::string> keepForeignConditions(const std::string& api, const std::string& ours,
+                                          const std::set<std::string>& owned) {
+  TRY(Document from, parseApiJson(api, "the API's pod status"));
+  TRY(Document to, parseApiJson(ours, "pod status"));
+  if (!to.IsObject()) {
+    return makeError("merge conditions", "pod status", "not a JSON object");
+  }
+  Alloc& a = to.GetAllocator();
+  auto typeOf = [](const Value& c) -> std::string {
+    return c.IsObject() && c.HasMember("type") && c["type"].IsString() ? c["type"].GetString() : "";
+  };
+  Value mine(rapidjson::kArrayType);
+  if (to.HasMember("conditions") && to["conditions"].IsArray()) {
+    mine = to["conditions"].Move();
+    to.RemoveMember("conditions");
+  }
+  // The API's conditions we do not own, in its order; one we set too (a
+  // shared one: DisruptionTarget) is ours. Then the rest of ours.
+  Value kept(rapidjson::kArrayType);
+  std::set<std::string> placed;
+  const Value* status = from.IsObject() && from.HasMember("status") ? &from["status"] : nullptr;
+  if (status != nullptr && status->IsObject() && status->HasMember("conditions") &&
+      (*status)["conditions"].IsArray()) {
+    for (const auto& c : (*status)["conditions"].GetArray()) {
+      std::string type = typeOf(c);
+      if (type.empty() || owned.contains(type) || !placed.insert(type).second) {
+        continue;
+      }
+      const Value* same = nullptr;
+      for (const auto& m : mine.GetArray()) {
+        if (typeOf(m) == type) {
+          same = &m;
+        }
+      }
+      kept.PushBack(copy(same != nullptr ? *same : c, a), a);
+    }
+  }
+  for (auto& m : mine.GetArray()) {
+    if (!placed.contains(typeOf(m))) {
+      kept.PushBack(copy(m, a), a);
+    }
+  }
+  if (!kept.Empty()) {
+    to.AddMember("conditions", kept, a);
+  }
+  return serialize(to);
 }
 
 }  // namespace kernelet::apiclient

@@ -6,6 +6,7 @@
 // removed ones, and other lists are replaced whole.
 
 #include <map>
+#include <set>
 #include <string>
 
 #include "sys/result.h"
@@ -25,5 +26,13 @@ const MergeKeys& podStatusMergeKeys();
 // JSON objects; errors name which one is not.
 Result<std::string> twoWayMergePatch(const std::string& old_json, const std::string& new_json,
                                      const MergeKeys& keys);
+
+// `ours` (a v1.PodStatus) with, first, the conditions of `api` (an object
+// with the API's "status") whose type is not in `owned`: the kubelet keeps
+// the conditions other controllers set (readiness gates) and writes only its
+// own, so a status patch never deletes or reverts them. A type both have and
+// `owned` lacks (DisruptionTarget, shared) is taken from `ours`.
+Result<std::string> keepForeignConditions(const std::string& api, const std::string& ours,
+                                          const std::set<std::string>& owned);
 
 }  // namespace kernelet::apiclient

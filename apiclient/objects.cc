@@ -222,6 +222,47 @@ Result<std::string> decodeSecretType(const std::string& json, const std::string&
   return std::string(it->value.GetString(), it->value.GetStringLength());
 }
 
+Result<Service> decodeService(const std::string& json, const std::string& where) {
+  TRY(rapidjson::Document d, parse(json, where));
+  TRY(ObjectMeta meta, decodeMeta(json, where));
+  Service s{.namespace_ = meta.namespace_, .name = meta.name};
+  auto spec = d.FindMember("spec");
+  if (spec == d.MemberEnd() || spec->value.IsNull()) {
+    return s;
+  }
+  if (!spec->value.IsObject()) {
+    return makeError("decode", where, "spec: must be an object");
+  }
+  const rapidjson::Value& sp = spec->value;
+  if (sp.HasMember("clusterIP") && !sp["clusterIP"].IsString() && !sp["clusterIP"].IsNull()) {
+    return makeError("decode", where, "spec.clusterIP: must be a string");
+  }
+  s.cluster_ip = stringField(sp, "clusterIP");
+  auto ports = sp.FindMember("ports");
+  if (ports == sp.MemberEnd() || ports->value.IsNull()) {
+    return s;
+  }
+  if (!ports->value.IsArray()) {
+    return makeError("decode", where, "spec.ports: must be a list");
+  }
+  for (const auto& p : ports->value.GetArray()) {
+    std::string at = "spec.ports[" + std::to_string(s.ports.size()) + "]";
+    if (!p.IsObject()) {
+      return makeError("decode", where, at + ": must be an object");
+    }
+    if (!p.HasMember("port") || !p["port"].IsInt() || p["port"].GetInt() < 1 ||
+        p["port"].GetInt() > 65535) {
+      return makeError("decode", where, at + ".port: must be a number from 1 to 65535");
+    }
+    ServicePort port{.name = stringField(p, "name"), .port = p["port"].GetInt()};
+    if (std::string proto = stringField(p, "protocol"); !proto.empty()) {
+      port.protocol = proto;
+    }
+    s.ports.push_back(std::move(port));
+  }
+  return s;
+}
+
 std::string encodeEvent(const EventSpec& e) {
   rapidjson::StringBuffer sb;
   Writer w(sb);

@@ -1,6 +1,6 @@
 #pragma once
 // The parts of API objects the agent reads (metadata, ConfigMap,
-// Secret), objects it writes (Lease, Event), and the API's time formats.
+// Secret, Service), objects it writes (Lease, Event), and the API's time formats.
 // Objects read are kept as JSON text: a write-back edits fields in that text
 // (withString, withInt), so fields this code does not know survive.
 
@@ -49,6 +49,19 @@ Result<std::map<std::string, std::string>> decodeSecretData(const std::string& j
                                                             const std::string& where);
 // A Secret's type ("Opaque" when not set, as the API defaults it).
 Result<std::string> decodeSecretType(const std::string& json, const std::string& where);
+
+// What the kubelet reads of a v1.Service for the containers' environment
+// (pkg/kubelet/envvars): its name, clusterIP ("None" or "" for a headless
+// one) and ports, the protocol defaulted to TCP as the API server does.
+struct ServicePort {
+  std::string name, protocol = "TCP";
+  int32_t port = 0;
+};
+struct Service {
+  std::string namespace_, name, cluster_ip;
+  std::vector<ServicePort> ports;
+};
+Result<Service> decodeService(const std::string& json, const std::string& where);
 
 struct EventSpec {
   std::string namespace_, name;  // the Event's own (name: <object>.<unique suffix>)

@@ -1,5 +1,5 @@
 // API objects as the agent decodes them (apiclient/objects.h): metadata,
-// ConfigMap and Secret data, times, in-place edits of an object's JSON,
+// ConfigMap, Secret and Service data, times, in-place edits of an object's JSON,
 // and the strategic merge patch between two versions (apiclient/merge_patch.h).
 // Input: two JSON documents separated by a "#--#" line.
 
@@ -18,6 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)api::decodeMeta(json, "fuzz");
   (void)api::decodeConfigMapData(json, "fuzz");
   (void)api::decodeSecretData(json, "fuzz");
+  (void)api::decodeService(json, "fuzz");
+  (void)api::keepForeignConditions(json, parts[1], {"Ready", "PodScheduled"});
   (void)api::parseTime(parts[1]);
   (void)api::withString(json, {"metadata", "annotations", "kernelet"}, parts[1]);
   (void)api::withInt(json, {"spec", "leaseDurationSeconds"}, 40);

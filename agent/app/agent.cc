@@ -55,8 +55,10 @@ std::string pickNodeIp(const std::string& flag, const std::string& bridge) {
 // Images, labels or annotations differ, or ephemeral containers were added
 // (what a running pod takes without a restart).
 bool changedInPlace(const Pod& running, const Pod& wanted) {
+  // A readiness gate's condition changed: Ready is computed again.
   if (running.labels != wanted.labels || running.annotations != wanted.annotations ||
-      running.active_deadline_seconds != wanted.active_deadline_seconds) {
+      running.active_deadline_seconds != wanted.active_deadline_seconds ||
+      running.gate_conditions != wanted.gate_conditions) {
     return true;
   }
   auto images = [](const Pod& p) {
@@ -293,6 +295,13 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
                                            }
                                          }));
     ctx.objects = a->objects_.get();
+    TRY(a->services_, ServiceCache::create(a->cluster_->client(), *a->net_, *a->loop_, [self] {
+          // Containers that could not start for want of the Services start now.
+          for (auto& [uid, w] : self->workers_) {
+            w->objectsChanged();
+          }
+        }));
+    ctx.services = a->services_.get();
     ctx.node_event = [self](const std::string& type, const std::string& reason,
                             const std::string& message) {
       self->cluster_->event({.involved_kind = "Node",
@@ -351,6 +360,8 @@ Agent::~Agent() {
   shutdown_.reset();  // its callbacks reach the workers
   ctx_.objects = nullptr;
   objects_.reset();  // its watches use the cluster's client
+  ctx_.services = nullptr;
+  services_.reset();
   cluster_.reset();  // its threads may post to the loop: stopped first
   net_.reset();      // joins the network thread, once nothing lives on it
   manifests_.reset();

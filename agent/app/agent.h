@@ -27,6 +27,7 @@
 #include "agent/server/server.h"
 #include "agent/sources/manifest_source.h"
 #include "agent/sources/object_cache.h"
+#include "agent/sources/service_cache.h"
 #include "agent/status/snapshot.h"
 #include "agent/status/status_files.h"
 #include "agent/streams/pod_access.h"
@@ -123,6 +124,7 @@ class Agent {
   std::unique_ptr<apiclient::ApiLoop> net_;  // with --kubeconfig: the network thread
   std::unique_ptr<ClusterSync> cluster_;     // with --kubeconfig
   std::unique_ptr<ObjectCache> objects_;     // with --kubeconfig: ConfigMaps, Secrets, tokens
+  std::unique_ptr<ServiceCache> services_;   // with --kubeconfig: the Services, for env
   std::map<std::string, ApiPod> api_pods_;   // the API's pods for this node, by uid
   // The static pods last given to ClusterSync, uid -> hash (the hash covers the
   // whole manifest): their mirror pods are built again only when this changes.

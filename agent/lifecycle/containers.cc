@@ -311,6 +311,7 @@ void PodWorker::runContainer(Ctr& c) {
                               .qos = qos_,
                               .info = runtimeInfo(),
                               .objects = objects(),
+                              .services = ctx_.services,
                               .image = *c.image,
                               .restart_count = c.status.restart_count + (c.restarting ? 1 : 0),
                               .log_dir = logDir(c)};

@@ -52,6 +52,9 @@ struct NodeContext {
   std::string node_ip;
   // ConfigMaps, Secrets and tokens from the API server; null when there is none.
   PodObjects* objects = nullptr;
+  // The cluster's Services (the containers' service variables); null when
+  // there is no API server.
+  const ServiceLister* services = nullptr;
   // How long one of the pod's seconds lasts (back-offs, grace periods, probe
   // periods and delays): a second, except in tests that must not sleep.
   std::chrono::steady_clock::duration second = std::chrono::seconds(1);

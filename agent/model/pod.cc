@@ -96,6 +96,29 @@ Result<std::vector<std::string>> imagePullSecrets(const Ctx& c, const YAML::Node
   return out;
 }
 
+// spec.readinessGates: the condition types, each once.
+Result<std::vector<std::string>> readinessGates(const Ctx& c, const YAML::Node& list) {
+  std::vector<std::string> out;
+  if (!list || list.IsNull()) {
+    return out;
+  }
+  if (!list.IsSequence()) {
+    return c.error(list, "spec.readinessGates", "must be a list");
+  }
+  for (const auto& g : list) {
+    std::string f = "spec.readinessGates[" + std::to_string(out.size()) + "]";
+    if (!g.IsMap()) {
+      return c.error(g, f, "must be an object");
+    }
+    TRY(std::string type, str(c, g, "conditionType", f));
+    if (type.empty()) {
+      return c.error(g, f + ".conditionType", "Required value");
+    }
+    out.push_back(std::move(type));
+  }
+  return out;
+}
+
 Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
   if (!doc.IsMap()) {
     return c.error(doc, "(document)", "not a mapping");
@@ -187,6 +210,9 @@ Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
   p.host_network = host_net.value_or(false);
   TRY(auto share, opt<bool>(c, spec, "shareProcessNamespace", "spec"));
   p.share_process_namespace = share.value_or(false);
+  TRY(auto links, opt<bool>(c, spec, "enableServiceLinks", "spec"));
+  p.enable_service_links = links.value_or(true);
+  TRY(p.readiness_gates, readinessGates(c, spec["readinessGates"]));
   TRY(auto dns, opt<std::string>(c, spec, "dnsPolicy", "spec"));
   p.dns_policy = dns.value_or("ClusterFirst");
   TRY(p.hostname, str(c, spec, "hostname", "spec"));

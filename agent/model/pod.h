@@ -192,6 +192,15 @@ struct Pod {
   SecurityContext security_context;  // pod level
   std::optional<int64_t> fs_group;
   std::vector<int64_t> supplemental_groups;
+  // enableServiceLinks (the API defaults it to true): the Services of the
+  // pod's namespace as environment variables, besides the master service's.
+  bool enable_service_links = true;
+  // readinessGates: condition types that must be True for the pod to be Ready.
+  std::vector<std::string> readiness_gates;
+  // API pods: those conditions as the pod's status in the API has them (type
+  // -> "True", "False", "Unknown"). Other controllers set them, through the
+  // status subresource; they are no part of the spec.
+  std::map<std::string, std::string> gate_conditions;
   // API pods only: the first field set to something kernelet refuses
   // ("spec.containers[1].lifecycle: not supported by kernelet"). Admission
   // rejects the pod with it, so that it shows in the pod's status.

@@ -184,8 +184,7 @@ constexpr auto kFields = std::to_array<PodField>({
     {"spec.containers[].workingDir", kImplemented},
     {"spec.dnsConfig", kRefused},
     {"spec.dnsPolicy", kImplemented},
-    // true: the API's default on every pod; service variables are not set yet
-    {"spec.enableServiceLinks", kRefused, "false|true"},
+    {"spec.enableServiceLinks", kImplemented},
     {"spec.ephemeralContainers[].args", kImplemented},
     {"spec.ephemeralContainers[].command", kImplemented},
     {"spec.ephemeralContainers[].envFrom[].configMapRef.name", kImplemented},
@@ -425,7 +424,7 @@ constexpr auto kFields = std::to_array<PodField>({
     {"spec.preemptionPolicy", kNoEffect},
     {"spec.priority", kImplemented},
     {"spec.priorityClassName", kImplemented},
-    {"spec.readinessGates", kRefused},
+    {"spec.readinessGates[].conditionType", kImplemented},
     {"spec.resourceClaims", kRefused},
     {"spec.resources", kRefused},
     {"spec.restartPolicy", kImplemented},

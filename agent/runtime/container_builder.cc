@@ -9,6 +9,7 @@
 #include <set>
 
 #include "agent/log/log.h"
+#include "agent/model/service_env.h"
 #include "agent/runtime/subpath.h"
 #include "sys/fileio.h"
 
@@ -72,14 +73,34 @@ Result<std::vector<std::string>> capabilities(const SecurityContext& sc, bool pr
   return caps;
 }
 
+// The kubelet's service variables for this container (none without an API
+// server). A static pod does not wait for the Services' first list, as in
+// the kubelet: it may be what brings the API server up.
+Result<EnvList> serviceVars(const ContainerInput& in) {
+  if (in.services == nullptr) {
+    return EnvList{};
+  }
+  auto services = in.services->services();
+  if (!services) {
+    auto source = in.pod->annotations.find("kubernetes.io/config.source");
+    if (source == in.pod->annotations.end() || source->second != "file") {
+      return std::unexpected(Error{.op = kServicesNotSynced});
+    }
+    services.emplace();
+  }
+  return serviceEnv(*services, in.pod->namespace_, in.pod->enable_service_links);
+}
+
 struct Environment {
   std::vector<std::string> env;                  // KEY=value, what the process gets
-  std::map<std::string, std::string> container;  // the pod spec's alone (envFrom, env)
+  std::map<std::string, std::string> container;  // the kubelet's own: services, envFrom, env
 };
 
-Result<Environment> environment(const ContainerInput& in) {
-  // The image's env, then HOSTNAME, then the container's, each replacing
-  // a variable of the same name; $(VAR) refers to the ones defined before it.
+Result<Environment> environment(const ContainerInput& in, const std::string& hostname) {
+  // The image's env, then HOSTNAME, then the service variables, then the
+  // container's, each replacing a variable of the same name: the container's
+  // own win over the services' as in the kubelet; $(VAR) refers to the ones
+  // defined before it, services included.
   std::vector<std::pair<std::string, std::string>> env;
   std::map<std::string, std::string> vars;
   Environment out;
@@ -96,13 +117,18 @@ Result<Environment> environment(const ContainerInput& in) {
     size_t eq = kv.find('=');
     set(kv.substr(0, eq), eq == std::string::npos ? "" : kv.substr(eq + 1));
   }
-  set("HOSTNAME", in.sandbox->hostname());
-  // From here on the container's own: what the kubelet expands a subPathExpr
-  // with (its RunContainerOptions.Envs), without the image's.
+  set("HOSTNAME", hostname);
+  // From here on what the kubelet makes (makeEnvironmentVariables: the
+  // service variables, envFrom, env): what it expands a subPathExpr with,
+  // without the image's.
   auto set_own = [&](const std::string& k, const std::string& v) {
     set(k, v);
     out.container[k] = v;
   };
+  TRY(EnvList services, serviceVars(in));
+  for (const auto& [k, v] : services) {
+    set_own(k, v);
+  }
   const Container& c = *in.container;
   const std::string& ns = in.pod->namespace_;
   // envFrom first, then env: an explicit variable wins over an imported one.
@@ -154,6 +180,16 @@ Result<Environment> environment(const ContainerInput& in) {
   }
   return out;
 }
+
+}  // namespace
+
+Result<std::vector<std::string>> containerEnvironment(const ContainerInput& in,
+                                                      const std::string& hostname) {
+  TRY(Environment env, environment(in, hostname));
+  return std::move(env.env);
+}
+
+namespace {
 
 Result<isolation::SeccompProfile> seccomp(const ContainerInput& in, const SecurityContext& sc,
                                           bool privileged) {
@@ -240,7 +276,7 @@ Result<isolation::ContainerSpec> buildContainerSpec(const ContainerInput& in) {
   SecurityContext sc = effective(pod.security_context, c.security_context);
   bool privileged = sc.privileged.value_or(false);
 
-  TRY(Environment env, environment(in));
+  TRY(Environment env, environment(in, sb.hostname()));
   s.env = std::move(env.env);
   std::map<std::string, std::string> vars;
   for (const auto& kv : s.env) {

@@ -42,12 +42,21 @@ struct ContainerInput {
   // The run's termination-message file on the host, bind-mounted read-write at
   // the container's terminationMessagePath; empty: none.
   std::string termination_file;
+  // The Services for the service variables; null without an API server (then
+  // there are none, as with a kubelet that has no API client).
+  const ServiceLister* services = nullptr;
 };
 
 // An error here is the kubelet's CreateContainerConfigError (runAsNonRoot
 // violated, a bad fieldRef, an unknown capability, a missing seccomp profile,
 // a ConfigMap or Secret key the env needs that is not there, a subPath that
-// cannot be mounted safely).
+// cannot be mounted safely, the Services not listed yet).
 Result<isolation::ContainerSpec> buildContainerSpec(const ContainerInput& in);
+
+// The container's environment ("NAME=value"): the image's, HOSTNAME, the
+// service variables, envFrom and env with $(VAR) expanded. Needs no sandbox
+// (`hostname` is its), nor `in.volumes` or `in.rootfs`.
+Result<std::vector<std::string>> containerEnvironment(const ContainerInput& in,
+                                                      const std::string& hostname);
 
 }  // namespace kernelet::agent

@@ -356,6 +356,7 @@ std::expected<std::unique_ptr<Instance>, StartFailure> KernelRuntime::create(
   in.node_memory = node_.capacity_memory;
   in.info = r.info;
   in.objects = r.objects;
+  in.services = r.services;
   in.seccomp_dir = config_.root_dir + "/seccomp";
   in.seccomp_default = config_.seccomp_default;
   if (Instance* other = find(r.share_pid_with)) {

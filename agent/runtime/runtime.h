@@ -77,6 +77,8 @@ struct ContainerRequest {
   QosClass qos = QosClass::kBestEffort;
   PodRuntimeInfo info;
   PodObjects* objects = nullptr;  // null for static pods
+  // The Services for the environment; null without an API server.
+  const ServiceLister* services = nullptr;
   ImageInfo image;
   int restart_count = 0;  // names the log file: LOG_DIR/<restartCount>.log
   std::string log_dir;

@@ -1,5 +1,7 @@
 #include "agent/sources/api_pods.h"
 
+#include <algorithm>
+
 #include "agent/log/log.h"
 #include "apiclient/json_fields.h"
 #include "apiclient/objects.h"
@@ -43,6 +45,27 @@ std::string specHash(rapidjson::Document& d) {
     }
   }
   return images::digestHex(images::sha256Of(apiclient::serialize(spec))).substr(0, 32);
+}
+
+// The status of the conditions the pod's readiness gates name, as the API has
+// them (other controllers set them through the status subresource).
+std::map<std::string, std::string> gateConditions(const rapidjson::Document& pod,
+                                                  const std::vector<std::string>& gates) {
+  std::map<std::string, std::string> out;
+  if (gates.empty() || !pod.HasMember("status") || !pod["status"].IsObject()) {
+    return out;
+  }
+  const rapidjson::Value& status = pod["status"];
+  if (!status.HasMember("conditions") || !status["conditions"].IsArray()) {
+    return out;
+  }
+  for (const auto& c : status["conditions"].GetArray()) {
+    std::string type = apiclient::stringField(c, "type");
+    if (std::find(gates.begin(), gates.end(), type) != gates.end()) {
+      out[type] = apiclient::stringField(c, "status");
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -115,9 +138,18 @@ void ApiPodSource::onPodEvent(const apiclient::ObjectEvent& e) {
     status_.apiPodGone(e.uid);
   } else if (std::string fp = fingerprint(d); pod_fingerprint_[e.uid] == fp) {
     // Only the status (or resourceVersion) moved, as after each of our own
-    // patches: the pod as decoded stays, and the loop need not hear of it.
+    // patches: the pod as decoded stays, and the loop need not hear of it,
+    // unless a readiness gate's condition changed.
     status_.apiStatus(e.uid, apiclient::statusOf(d), false);
-    return;
+    auto it = pods_.find(e.uid);
+    if (it == pods_.end()) {
+      return;
+    }
+    auto gates = gateConditions(d, it->second.pod.readiness_gates);
+    if (gates == it->second.pod.gate_conditions) {
+      return;
+    }
+    it->second.pod.gate_conditions = std::move(gates);
   } else {
     pod_fingerprint_[e.uid] = std::move(fp);
     // A field kernelet refuses does not stop the decode: admission rejects
@@ -131,6 +163,7 @@ void ApiPodSource::onPodEvent(const apiclient::ObjectEvent& e) {
     }
     ApiPod p;
     p.pod = std::move((*manifests)[0].pod);
+    p.pod.gate_conditions = gateConditions(d, p.pod.readiness_gates);
     p.json = std::make_shared<const std::string>(std::move((*manifests)[0].json));
     std::string status = apiclient::statusOf(d);
     p.hash = specHash(d);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "agent/model/pod.h"
+#include "apiclient/objects.h"
 #include "sys/result.h"
 
 namespace kernelet::agent {
@@ -45,6 +46,14 @@ class PodObjects {
   virtual std::optional<ObjectData> object(const ObjectRef& ref) = 0;
   // Nothing while the first token is being requested; an error when the API refused it.
   virtual std::optional<Result<std::string>> token(const TokenRef& ref) = 0;
+};
+
+// The cluster's Services, for the containers' service variables (ServiceCache).
+class ServiceLister {
+ public:
+  virtual ~ServiceLister() = default;
+  // Every Service of the cluster; nothing until they were listed once.
+  virtual std::optional<std::vector<apiclient::Service>> services() const = 0;
 };
 
 // Everything `pod` refers to, each once.

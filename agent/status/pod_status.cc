@@ -148,11 +148,33 @@ void computeConditions(const Pod& pod, PodStatus& status, bool sandbox_ready,
   std::string ready_reason = status.phase == "Succeeded" ? "PodCompleted" : "ContainersNotReady";
   std::string ready_message =
       status.phase == "Succeeded" ? "" : "containers with unready status: " + joinNames(unready);
+  PodCondition ready = make("Ready", unready.empty(), ready_reason, ready_message);
+  if (unready.empty()) {
+    // With the containers ready, the readiness gates' conditions (set by
+    // other controllers) decide, in the kubelet's words
+    // (pkg/kubelet/status/generate.go GeneratePodReadyCondition).
+    std::string gates;
+    for (const auto& type : pod.readiness_gates) {
+      auto c = pod.gate_conditions.find(type);
+      std::string why;
+      if (c == pod.gate_conditions.end()) {
+        why = "corresponding condition of pod readiness gate \"" + type + "\" does not exist.";
+      } else if (c->second != "True") {
+        why = "the status of pod readiness gate \"" + type + "\" is not \"True\", but " + c->second;
+      }
+      if (!why.empty()) {
+        gates += (gates.empty() ? "" : ", ") + why;
+      }
+    }
+    if (!gates.empty()) {
+      ready = make("Ready", false, "ReadinessGatesNotReady", gates);
+    }
+  }
   status.conditions = {
       make("PodReadyToStartContainers", sandbox_ready, "", ""),
       make("Initialized", incomplete.empty(), "ContainersNotInitialized",
            "containers with incomplete status: " + joinNames(incomplete)),
-      make("Ready", unready.empty(), ready_reason, ready_message),
+      ready,
       make("ContainersReady", unready.empty(), ready_reason, ready_message),
       make("PodScheduled", true, "", ""),
   };

@@ -94,8 +94,13 @@ bool StatusWriter::writeStatus(const std::string& uid) {
     auto b = api_status_.find(target_uid);
     base = b != api_status_.end() ? b->second : "{}";
   }
-  auto patch = apiclient::twoWayMergePatch(base, "{\"status\":" + p.status + "}",
-                                           apiclient::podStatusMergeKeys());
+  // The conditions other controllers own (readiness gates) stay as the API
+  // has them, as the kubelet's mergePodStatus keeps them.
+  static const std::set<std::string> kOwned = {"PodScheduled", "Ready", "Initialized",
+                                               "ContainersReady", "PodReadyToStartContainers"};
+  auto status = apiclient::keepForeignConditions(base, p.status, kOwned);
+  auto patch = apiclient::twoWayMergePatch(
+      base, "{\"status\":" + (status ? *status : p.status) + "}", apiclient::podStatusMergeKeys());
   if (!patch) {
     log::error("Compute status patch",
                {{"pod", p.namespace_ + "/" + p.name}, {"err", patch.error().message()}});

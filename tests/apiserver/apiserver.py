@@ -24,8 +24,10 @@ pods/NAME/exec, attach and portforward go to the node's /exec, /attach and
 /portForward with the client's upgrade headers, and once the kubelet has
 upgraded, the bytes are relayed both ways (streamrelay.py).
 
-Every namespace holds the "default" ServiceAccount and the kube-root-ca.crt
-ConfigMap; pods pass the ServiceAccount admission (the kube-api-access
+Services get a cluster IP from SERVICE_CIDR unless they name one (or "None");
+the "kubernetes" Service in "default" is there from the start, at 10.96.0.1:443,
+as in a real cluster. Every namespace holds the "default" ServiceAccount and
+the kube-root-ca.crt ConfigMap; pods pass the ServiceAccount admission (the kube-api-access
 projected volume) and serviceaccounts/NAME/token issues bound tokens.
 
 Prints "listening on PORT" once it accepts connections. Control endpoints for
@@ -80,6 +82,7 @@ RESOURCES = {
     ("", "v1", "configmaps"): ("ConfigMap", True, ["cm"]),
     ("", "v1", "secrets"): ("Secret", True, []),
     ("", "v1", "serviceaccounts"): ("ServiceAccount", True, ["sa"]),
+    ("", "v1", "services"): ("Service", True, ["svc"]),
     ("coordination.k8s.io", "v1", "leases"): ("Lease", True, []),
 }
 STATUS_SUBRESOURCE = {"pods", "nodes", "namespaces"}
@@ -91,6 +94,9 @@ NODE_PROXY_PATH = re.compile(r"^/api/v1/nodes/[^/]+/proxy(/|$)")
 REVIEWS = {"authentication.k8s.io": {"tokenreviews": "TokenReview"},
            "authorization.k8s.io": {"subjectaccessreviews": "SubjectAccessReview"}}
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+# The service cluster IP range (kube-apiserver --service-cluster-ip-range);
+# its first address is the "kubernetes" Service's.
+SERVICE_CIDR = ("10.96.0.0", 16)
 SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
@@ -321,6 +327,21 @@ class Server:
                          "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}},
                         "", rv)
                     self.namespace_contents(ns)
+        key = ("", "services", "default", "kubernetes")
+        if key not in self.store.objects:
+            with self.store.lock:
+                svc = {"apiVersion": "v1", "kind": "Service",
+                       "metadata": {"name": "kubernetes",
+                                    "labels": {"component": "apiserver",
+                                               "provider": "kubernetes"}},
+                       "spec": {"clusterIP": service_ip(1),
+                                "ports": [{"name": "https", "port": 443, "protocol": "TCP",
+                                           "targetPort": args.port or 6443}],
+                                "sessionAffinity": "None", "type": "ClusterIP"}}
+                service_defaults(svc, self.store)
+                self.new_meta(svc, "default", self.store.next_rv())
+                self.store.objects[key] = svc
+                self.store.record("ADDED", key, svc)
 
     def lookup_token(self, token, reviews=False):
         """{"username", "uid", "groups", "mode"} of a bearer token, or None.
@@ -391,6 +412,53 @@ def pod_defaults(pod):
     status = pod.setdefault("status", {})
     status.setdefault("phase", "Pending")
     status.setdefault("qosClass", qos_class(spec))
+
+
+def service_ip(n):
+    """The n-th address of SERVICE_CIDR."""
+    base = sum(int(b) << (8 * (3 - i)) for i, b in enumerate(SERVICE_CIDR[0].split(".")))
+    a = base + n
+    return ".".join(str((a >> s) & 255) for s in (24, 16, 8, 0))
+
+
+def service_defaults(svc, store):
+    """The API server's defaults and cluster IP allocation for a Service, and
+    the errors of its validation that tests meet. Under the store lock."""
+    name = svc.get("metadata", {}).get("name", "")
+    spec = svc.setdefault("spec", {})
+    spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    ports = spec.get("ports") or []
+    if not isinstance(ports, list):
+        raise invalid("Service", name, ["spec.ports: Invalid value: must be a list"])
+    headless = spec.get("clusterIP") == "None"
+    if not ports and not headless:
+        raise invalid("Service", name, ["spec.ports: Required value"])
+    for i, port in enumerate(ports):
+        if not isinstance(port, dict) or not isinstance(port.get("port"), int) \
+                or not 1 <= port["port"] <= 65535:
+            raise invalid("Service", name, [f"spec.ports[{i}].port: Invalid value: "
+                                            f"{port.get('port') if isinstance(port, dict) else port}"
+                                            f": must be between 1 and 65535, inclusive"])
+        if len(ports) > 1 and not port.get("name"):
+            raise invalid("Service", name, [f"spec.ports[{i}].name: Required value"])
+        port.setdefault("protocol", "TCP")
+        port.setdefault("targetPort", port["port"])
+    taken = {o.get("spec", {}).get("clusterIP") for k, o in store.objects.items()
+             if k[1] == "services"}
+    ip = spec.get("clusterIP") or ""
+    if not ip:
+        size = 1 << (32 - SERVICE_CIDR[1])
+        ip = next((service_ip(n) for n in range(1, size - 1) if service_ip(n) not in taken), "")
+        if not ip:
+            raise ApiError(500, "InternalError", "Internal error occurred: failed to allocate a "
+                           "serviceIP: range is full")
+    elif ip != "None" and ip in taken:
+        raise invalid("Service", name, [f'spec.clusterIPs: Invalid value: []string{{"{ip}"}}: '
+                                        f"failed to allocate IP {ip}: provided IP is already "
+                                        f"allocated"])
+    spec["clusterIP"] = ip
+    spec["clusterIPs"] = [ip]
 
 
 def qos_class(spec):
@@ -1099,6 +1167,8 @@ class Handler(BaseHTTPRequestHandler):
         with store.lock:
             if kind == "Pod":
                 self.admit_service_account(obj, ns)
+            if kind == "Service" and key not in store.objects:  # else 409 below
+                service_defaults(obj, store)
             if namespaced and ("", "namespaces", "", ns) not in store.objects:
                 raise ApiError(404, "NotFound", f'namespaces "{ns}" not found',
                                {"name": ns, "kind": "namespaces"})

@@ -14,6 +14,7 @@ KINDS = {
     ("", "v1", "Namespace"): "io.k8s.api.core.v1.Namespace",
     ("", "v1", "ConfigMap"): "io.k8s.api.core.v1.ConfigMap",
     ("", "v1", "Secret"): "io.k8s.api.core.v1.Secret",
+    ("", "v1", "Service"): "io.k8s.api.core.v1.Service",
     ("coordination.k8s.io", "v1", "Lease"): "io.k8s.api.coordination.v1.Lease",
 }
 

@@ -484,6 +484,10 @@ TEST_F(ClusterE2E, ProbesDecideReadinessAndRestartAnUnhealthyContainer) {
       "\n    imagePullPolicy: Never\n    command: [kt-sleep, '600']\n"
       "    readinessProbe: {tcpSocket: {port: 9999}, periodSeconds: 1}\n";
   apply("probed", yaml);
+  // A readiness gate: Running, its container ready, but the pod not Ready
+  // until another controller sets the gate's condition True.
+  apply("gated", podYaml("gated", "exec kt-sleep 600",
+                         "  readinessGates: [{conditionType: example.com/lb-ready}]\n"));
   waitKubectl(
       "get pod probed -o 'jsonpath={.status.containerStatuses[?(@.name==\"web\")].ready}'",
       [](const std::string& s) { return s == "true"; }, "web ready");
@@ -516,8 +520,42 @@ TEST_F(ClusterE2E, ProbesDecideReadinessAndRestartAnUnhealthyContainer) {
   std::string ready =
       kubectl("get pod probed -o 'jsonpath={.status.conditions[?(@.type==\"Ready\")].status}'");
   EXPECT_EQ(ready, "False");
+
+  auto condition = [&](const std::string& type, const std::string& field) {
+    return kubectl("get pod gated -o 'jsonpath={.status.conditions[?(@.type==\"" + type + "\")]." +
+                   field + "}'");
+  };
+  waitKubectl(
+      "get pod gated -o 'jsonpath={.status.conditions[?(@.type==\"ContainersReady\")].status}'",
+      [](const std::string& s) { return s == "True"; }, "gated's containers ready");
+  EXPECT_EQ(kubectl("get pod gated -o jsonpath={.status.phase}"), "Running");
+  EXPECT_EQ(condition("Ready", "status"), "False");
+  EXPECT_EQ(condition("Ready", "reason"), "ReadinessGatesNotReady");
+  EXPECT_EQ(condition("Ready", "message"),
+            "corresponding condition of pod readiness gate \"example.com/lb-ready\" does not "
+            "exist.");
+  // The condition, as a load balancer controller sets it: through the status subresource.
+  auto setGate = [&](const std::string& status) {
+    std::string out = kubectl(
+        "patch pod gated --subresource=status -p "
+        "'{\"status\":{\"conditions\":[{\"type\":\"example.com/lb-ready\",\"status\":\"" +
+        status + "\"}]}}'");
+    EXPECT_NE(out.find("patched"), std::string::npos) << out;
+  };
+  setGate("False");
+  waitKubectl(
+      "get pod gated -o 'jsonpath={.status.conditions[?(@.type==\"Ready\")].message}'",
+      has("the status of pod readiness gate \"example.com/lb-ready\" is not \"True\", but False"),
+      "the gate's False");
+  setGate("True");
+  waitKubectl(
+      "get pod gated -o 'jsonpath={.status.conditions[?(@.type==\"Ready\")].status}'",
+      [](const std::string& s) { return s == "True"; }, "gated Ready");
+  // The agent's own patches left the controller's condition alone.
+  EXPECT_EQ(condition("example.com/lb-ready", "status"), "True");
 }
 
+// And the service variables (KUBERNETES_SERVICE_*, enableServiceLinks).
 TEST_F(ClusterE2E, ConfigMapsSecretsAndTokensReachTheContainerAndStayCurrent) {
   startAgent();
   // (kubectl create configmap sends protobuf, which the test server does not speak.)
@@ -529,7 +567,11 @@ TEST_F(ClusterE2E, ConfigMapsSecretsAndTokensReachTheContainerAndStayCurrent) {
         "aHVudGVyMg==}\n");
   const std::string sa = "/var/run/secrets/kubernetes.io/serviceaccount";
   // Prints the env, the files, and each new value of the level and the token.
+  apply("my-svc",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: my-svc}\nspec:\n  ports:\n  - {port: "
+        "8080}\n");
   std::string command =
+      "env | grep -E \"KUBERNETES_SERVICE|KUBERNETES_PORT|MY_SVC\" | sort; "
       "echo LEVEL=$LEVEL PASSWORD=$PASSWORD CFG_color=$CFG_color; echo secret=$(cat "
       "/etc/sec/password) ns=$(cat " +
       sa + "/namespace) ca=$(head -1 " + sa +
@@ -548,6 +590,26 @@ TEST_F(ClusterE2E, ConfigMapsSecretsAndTokensReachTheContainerAndStayCurrent) {
   waitKubectl("get pods", has("cfg    1/1     Running"), "cfg Running");
   std::string out = waitOutput("cfg", "level=debug", seconds(30));
   EXPECT_NE(out.find("LEVEL=debug PASSWORD=hunter2 CFG_color=blue"), std::string::npos) << out;
+  // The service variables: the API server's (10.96.0.1:443) and my-svc's,
+  // a Service of the pod's namespace made before the pod.
+  std::string svc_ip = kubectl("get service my-svc -o jsonpath={.spec.clusterIP}");
+  ASSERT_TRUE(svc_ip.starts_with("10.96.")) << svc_ip;
+  for (const std::string& var :
+       {std::string("KUBERNETES_SERVICE_HOST=10.96.0.1"),
+        std::string("KUBERNETES_SERVICE_PORT=443"),
+        std::string("KUBERNETES_SERVICE_PORT_HTTPS=443"),
+        std::string("KUBERNETES_PORT_443_TCP=tcp://10.96.0.1:443"), "MY_SVC_SERVICE_HOST=" + svc_ip,
+        std::string("MY_SVC_SERVICE_PORT=8080"), "MY_SVC_PORT_8080_TCP_ADDR=" + svc_ip}) {
+    EXPECT_NE(out.find(var + "\n"), std::string::npos) << var << " not in " << out;
+  }
+  // enableServiceLinks: false: the API server's variables, not the namespace's.
+  apply("nolinks", podYaml("nolinks",
+                           "env | grep -E \"KUBERNETES_SERVICE|MY_SVC\"; echo end-of-env; "
+                           "exec sleep 600",
+                           "  enableServiceLinks: false\n"));
+  std::string nolinks = waitOutput("nolinks", "end-of-env", seconds(60));
+  EXPECT_NE(nolinks.find("KUBERNETES_SERVICE_HOST=10.96.0.1"), std::string::npos) << nolinks;
+  EXPECT_EQ(nolinks.find("MY_SVC"), std::string::npos) << nolinks;
   EXPECT_NE(out.find("secret=hunter2 ns=default ca=-----BEGIN CERTIFICATE-----"), std::string::npos)
       << out;
   // The token is the one the API server issued for this pod.
@@ -598,7 +660,7 @@ TEST_F(ClusterE2E, ConfigMapsSecretsAndTokensReachTheContainerAndStayCurrent) {
     EXPECT_NE(watches.find(std::string("metadata.name%3D") + name), std::string::npos)
         << name << " not watched: " << watches;
   }
-  kubectl("delete pod cfg late --wait=true");
+  kubectl("delete pod cfg late nolinks --wait=true");
   auto gone = steady_clock::now() + seconds(10);
   while (steady_clock::now() < gone) {
     watches = server_->control("watches", "", false).value_or("");

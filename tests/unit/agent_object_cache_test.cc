@@ -1,4 +1,4 @@
-// The agent's ObjectCache against the test API server: a hundred ConfigMaps
+// The agent's ObjectCache and ServiceCache against the test API server: a hundred ConfigMaps
 // and a hundred Secrets, each on a watch of its own, and service-account
 // tokens, all served by one network thread (the process' thread count does
 // not grow with them); destroying the cache with requests in flight returns
@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "agent/sources/object_cache.h"
+#include "agent/sources/service_cache.h"
 #include "apiclient/api_loop.h"
 #include "apiclient/base64.h"
 #include "apiclient/objects.h"
@@ -198,6 +199,70 @@ TEST_F(ObjectCacheTest, DestroyedWithRequestsInFlightItReturnsAtOnceAndCallsNoth
   ASSERT_TRUE(server_->control("stall", "seconds=0"));
   runUntil([] { return false; }, seconds(3));  // past the stalled answers
   EXPECT_EQ(calls, 0);
+}
+
+// The Services as the agent's ServiceCache has them from the test API server:
+// nothing until the first list, then the "kubernetes" Service a cluster
+// starts with, and each Service created (its cluster IP allocated, protocol
+// defaulted) or deleted, through the watch.
+TEST_F(ObjectCacheTest, ServicesAreListedOnceThenWatched) {
+  apiclient::ApiLoop net;
+  net.start();
+  bool synced = false;
+  auto cache = ServiceCache::create(*client_, net, *loop_, [&] { synced = true; });
+  ASSERT_TRUE(cache) << cache.error().message();
+  ASSERT_TRUE(runUntil([&] { return synced; }));
+  auto find = [&](const std::string& ns, const std::string& name) {
+    std::optional<apiclient::Service> out;
+    for (const auto& s : (*cache)->services().value_or(std::vector<apiclient::Service>{})) {
+      if (s.namespace_ == ns && s.name == name) {
+        out = s;
+      }
+    }
+    return out;
+  };
+  auto master = find("default", "kubernetes");
+  ASSERT_TRUE(master);
+  EXPECT_EQ(master->cluster_ip, "10.96.0.1");
+  ASSERT_EQ(master->ports.size(), 1u);
+  EXPECT_EQ(master->ports[0].name, "https");
+  EXPECT_EQ(master->ports[0].port, 443);
+  EXPECT_EQ(master->ports[0].protocol, "TCP");
+
+  auto made = client_->create("/api/v1/namespaces/default/services",
+                              R"({"metadata":{"name":"my-svc"},"spec":{"ports":[{"port":8080}]}})");
+  ASSERT_TRUE(made) << made.error().str();
+  EXPECT_NE(made->find(R"("clusterIP": "10.96.0.2")"), std::string::npos) << *made;
+  EXPECT_NE(made->find(R"("protocol": "TCP")"), std::string::npos) << *made;
+  ASSERT_TRUE(runUntil([&] { return find("default", "my-svc").has_value(); }));
+  EXPECT_EQ(find("default", "my-svc")->cluster_ip, "10.96.0.2");
+  create("services", R"({"metadata":{"name":"headless"},"spec":{"clusterIP":"None",
+      "ports":[{"port":80}]}})");
+  ASSERT_TRUE(runUntil([&] { return find("default", "headless").has_value(); }));
+  EXPECT_EQ(find("default", "headless")->cluster_ip, "None");
+
+  // The API server's validation: an address taken, ports missing or unnamed.
+  auto taken = client_->create("/api/v1/namespaces/default/services",
+                               R"({"metadata":{"name":"dup"},"spec":{"clusterIP":"10.96.0.2",
+                                   "ports":[{"port":80}]}})");
+  ASSERT_FALSE(taken);
+  EXPECT_EQ(taken.error().code, 422);
+  EXPECT_NE(taken.error().message.find("provided IP is already allocated"), std::string::npos)
+      << taken.error().message;
+  auto portless = client_->create("/api/v1/namespaces/default/services",
+                                  R"({"metadata":{"name":"np"},"spec":{}})");
+  ASSERT_FALSE(portless);
+  EXPECT_NE(portless.error().message.find("spec.ports: Required value"), std::string::npos);
+  auto unnamed =
+      client_->create("/api/v1/namespaces/default/services",
+                      R"({"metadata":{"name":"un"},"spec":{"ports":[{"port":80},{"port":81}]}})");
+  ASSERT_FALSE(unnamed);
+  EXPECT_NE(unnamed.error().message.find("spec.ports[0].name: Required value"), std::string::npos)
+      << unnamed.error().message;
+
+  ASSERT_TRUE(client_->remove("/api/v1/namespaces/default/services/my-svc"));
+  ASSERT_TRUE(runUntil([&] { return !find("default", "my-svc").has_value(); }));
+  cache->reset();
 }
 
 }  // namespace

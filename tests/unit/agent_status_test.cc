@@ -116,6 +116,52 @@ TEST(PodConditions, ReasonsAndMessagesAsTheKubeletWritesThem) {
   EXPECT_EQ(done.conditions[2].reason, "PodCompleted");
 }
 
+// readinessGates: with the containers ready, Ready waits for each gate's
+// condition (set by another controller) to be True, in the kubelet's words;
+// with containers not ready, Ready says that alone.
+TEST(PodConditions, ReadinessGatesHoldReadyUntilTheirConditionsAreTrue) {
+  Pod p = pod("Always", {}, {"a"});
+  p.readiness_gates = {"example.com/lb", "example.com/dns"};
+  auto ready = [&](const std::vector<ContainerStatus>& ctrs) {
+    PodStatus s;
+    s.container_statuses = ctrs;
+    computeConditions(p, s, true, nullptr, "t");
+    EXPECT_EQ(s.conditions[3].type, "ContainersReady");
+    return std::pair(s.conditions[2], s.conditions[3]);
+  };
+  auto [r, c] = ready({running("a")});
+  EXPECT_EQ(r.type, "Ready");
+  EXPECT_EQ(r.status, "False");
+  EXPECT_EQ(r.reason, "ReadinessGatesNotReady");
+  EXPECT_EQ(r.message,
+            "corresponding condition of pod readiness gate \"example.com/lb\" does not exist., "
+            "corresponding condition of pod readiness gate \"example.com/dns\" does not exist.");
+  EXPECT_EQ(c.status, "True");  // the containers are ready all the same
+
+  p.gate_conditions = {{"example.com/lb", "False"}, {"example.com/dns", "True"}};
+  std::tie(r, c) = ready({running("a")});
+  EXPECT_EQ(r.status, "False");
+  EXPECT_EQ(r.reason, "ReadinessGatesNotReady");
+  EXPECT_EQ(r.message,
+            "the status of pod readiness gate \"example.com/lb\" is not \"True\", but False");
+
+  p.gate_conditions["example.com/lb"] = "Unknown";
+  EXPECT_EQ(ready({running("a")}).first.message,
+            "the status of pod readiness gate \"example.com/lb\" is not \"True\", but Unknown");
+
+  // Containers not ready: their message, not the gates'.
+  std::tie(r, c) = ready({waiting("a", "ContainerCreating")});
+  EXPECT_EQ(r.status, "False");
+  EXPECT_EQ(r.reason, "ContainersNotReady");
+  EXPECT_EQ(r.message, "containers with unready status: [a]");
+
+  p.gate_conditions["example.com/lb"] = "True";
+  std::tie(r, c) = ready({running("a")});
+  EXPECT_EQ(r.status, "True");
+  EXPECT_EQ(r.reason, "");
+  EXPECT_EQ(r.message, "");
+}
+
 TEST(PodJson, RoundTripsWhatKernletPodsShows) {
   Pod p = pod("Always", {}, {"a"});
   p.namespace_ = "ns";

@@ -87,5 +87,39 @@ TEST(MergePatch, NodeAddressesGoWholeWithTheReplaceDirective) {
             "merge patch `old object`: not a JSON object");
 }
 
+// A condition another controller set in the API (a readiness gate's) stays
+// as the API has it: kept first, in the API's order, so that the status
+// patch neither deletes nor reverts it; a shared one both have is ours.
+TEST(KeepForeignConditions, TheApisOwnStayAndThePatchLeavesThemAlone) {
+  const std::set<std::string> owned = {"PodScheduled", "Ready", "Initialized", "ContainersReady",
+                                       "PodReadyToStartContainers"};
+  std::string api = R"({"status": {"conditions": [
+    {"type": "example.com/gate", "status": "True"},
+    {"type": "Ready", "status": "False"},
+    {"type": "DisruptionTarget", "status": "False", "reason": "Theirs"}]}})";
+  std::string ours = R"({"phase": "Running", "conditions": [
+    {"type": "Ready", "status": "True"},
+    {"type": "DisruptionTarget", "status": "True", "reason": "TerminationByKubelet"}]})";
+  auto got = keepForeignConditions(api, ours, owned);
+  ASSERT_TRUE(got) << got.error().message();
+  expectJson(*got, R"({"phase": "Running", "conditions": [
+    {"type": "example.com/gate", "status": "True"},
+    {"type": "DisruptionTarget", "status": "True", "reason": "TerminationByKubelet"},
+    {"type": "Ready", "status": "True"}]})");
+  // The patch from the API's status to that one does not touch the gate.
+  auto p = twoWayMergePatch(api, "{\"status\":" + *got + "}", podStatusMergeKeys());
+  ASSERT_TRUE(p) << p.error().message();
+  EXPECT_EQ(p->find("\"$patch\""), std::string::npos) << *p;
+  EXPECT_EQ(p->find("\"status\":\"True\",\"type\":\"example.com/gate\""), std::string::npos) << *p;
+
+  // Nothing in the API yet: ours as they are.
+  got = keepForeignConditions("{}", ours, owned);
+  ASSERT_TRUE(got);
+  expectJson(*got, ours);
+  // Broken input is an error, not a crash.
+  EXPECT_FALSE(keepForeignConditions("{", ours, owned));
+  EXPECT_FALSE(keepForeignConditions("{}", "[]", owned));
+}
+
 }  // namespace
 }  // namespace kernelet::apiclient

@@ -123,5 +123,35 @@ TEST(ApiObjects, ConfigMapAndSecretData) {
   EXPECT_NE(broken.error().message().find("data.user: not base64"), std::string::npos);
 }
 
+TEST(ApiObjects, ServiceClusterIpAndPorts) {
+  auto s = decodeService(R"({"metadata":{"name":"my-svc","namespace":"web"},"spec":{
+      "clusterIP":"10.96.0.20","ports":[{"name":"http","port":8080,"targetPort":80},
+      {"name":"dns","port":53,"protocol":"UDP"}]}})",
+                         "service web/my-svc");
+  ASSERT_TRUE(s) << s.error().message();
+  EXPECT_EQ(s->namespace_, "web");
+  EXPECT_EQ(s->name, "my-svc");
+  EXPECT_EQ(s->cluster_ip, "10.96.0.20");
+  ASSERT_EQ(s->ports.size(), 2u);
+  EXPECT_EQ(s->ports[0].name, "http");
+  EXPECT_EQ(s->ports[0].port, 8080);
+  EXPECT_EQ(s->ports[0].protocol, "TCP");  // the API's default
+  EXPECT_EQ(s->ports[1].protocol, "UDP");
+  // Headless, no ports: decoded, and left out later (agent/model/service_env).
+  auto headless = decodeService(R"({"metadata":{"name":"h","namespace":"web"},
+      "spec":{"clusterIP":"None"}})",
+                                "service web/h");
+  ASSERT_TRUE(headless);
+  EXPECT_EQ(headless->cluster_ip, "None");
+  EXPECT_TRUE(headless->ports.empty());
+  auto bad = decodeService(R"({"metadata":{"name":"b"},"spec":{"ports":[{"port":"x"}]}})",
+                           "service web/b");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("spec.ports[0].port"), std::string::npos)
+      << bad.error().message();
+  EXPECT_FALSE(decodeService(R"({"metadata":{"name":"b"},"spec":{"ports":{}}})", "s"));
+  EXPECT_FALSE(decodeService("[]", "s"));
+}
+
 }  // namespace
 }  // namespace kernelet::apiclient
