@@ -666,7 +666,8 @@ TEST_F(AgentE2E, SysctlsHostAliasesDnsConfigAndFqdnHostname) {
   PodSummary sem = waitFor(
       "sem", [](const PodSummary& s) { return s.status.phase == "Failed"; }, "Failed");
   EXPECT_EQ(sem.status.reason, "SysctlForbidden");
-  EXPECT_EQ(sem.status.message, "forbidden sysctl: \"kernel.sem\" not allowlisted");
+  EXPECT_EQ(sem.status.message,
+            "Pod was rejected: forbidden sysctl: \"kernel.sem\" not allowlisted");
 
   std::string fqdn = std::string(40, 'h') + ".backend.default.svc.cluster.local";
   PodSummary long_pod = waitFor(
