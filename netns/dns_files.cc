@@ -10,9 +10,45 @@ namespace kernelet::netns {
 
 namespace {
 
-// The kubelet's limits: 3 nameservers, 32 search domains.
+// The kubelet's limits (from glibc's resolver): 3 nameservers, 32 search
+// domains of at most 253 characters (longer ones made some glibc abort),
+// 2048 characters in the search line.
 constexpr size_t kMaxNameservers = 3;
 constexpr size_t kMaxSearches = 32;
+constexpr size_t kMaxSearchLength = 253;
+constexpr size_t kMaxSearchLineChars = 2048;
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) {
+    out += (out.empty() ? "" : " ") + s;
+  }
+  return out;
+}
+
+// The kubelet's formDNSSearchFitsLimits: first 32, then without the overlong
+// ones, then whole domains off the end until the line fits.
+bool fitSearches(std::vector<std::string>& searches) {
+  bool exceeded = false;
+  if (searches.size() > kMaxSearches) {
+    searches.resize(kMaxSearches);
+    exceeded = true;
+  }
+  auto overlong = [](const std::string& s) { return s.size() > kMaxSearchLength; };
+  if (std::any_of(searches.begin(), searches.end(), overlong)) {
+    std::erase_if(searches, overlong);
+    exceeded = true;
+  }
+  size_t line = joined(searches).size();
+  if (line > kMaxSearchLineChars) {
+    while (!searches.empty() && line > kMaxSearchLineChars) {
+      line -= std::min(line, searches.back().size() + 1);
+      searches.pop_back();
+    }
+    exceeded = true;
+  }
+  return exceeded;
+}
 
 std::vector<std::string> uniqueInOrder(const std::vector<std::string>& in) {
   std::vector<std::string> out;
@@ -107,7 +143,7 @@ std::string hostsFile(const HostsInput& in) {
   return out.str();
 }
 
-Result<std::string> resolvConf(const DnsInput& in) {
+Result<std::string> resolvConf(const DnsInput& in, std::vector<std::string>* warnings) {
   enum { kCluster, kHost, kNone } type;
   if (in.policy == "None") {
     type = kNone;
@@ -144,8 +180,21 @@ Result<std::string> resolvConf(const DnsInput& in) {
   r.searches.insert(r.searches.end(), in.searches.begin(), in.searches.end());
   r.searches = uniqueInOrder(r.searches);
   mergeOptions(r.options, in.options);
-  r.nameservers.resize(std::min(r.nameservers.size(), kMaxNameservers));
-  r.searches.resize(std::min(r.searches.size(), kMaxSearches));
+  if (r.nameservers.size() > kMaxNameservers) {
+    r.nameservers.resize(kMaxNameservers);
+    if (warnings != nullptr) {
+      warnings->push_back(
+          "Nameserver limits were exceeded, some nameservers have been omitted, the applied "
+          "nameserver line is: " +
+          joined(r.nameservers));
+    }
+  }
+  if (fitSearches(r.searches) && warnings != nullptr) {
+    warnings->push_back(
+        "Search Line limits were exceeded, some search paths have been omitted, the applied "
+        "search line is: " +
+        joined(r.searches));
+  }
 
   std::ostringstream out;
   for (const auto& n : r.nameservers) {
@@ -161,7 +210,8 @@ Result<std::string> resolvConf(const DnsInput& in) {
   if (!r.options.empty()) {
     out << "options";
     for (const auto& o : r.options) {
-      out << " " << o.name << (o.value ? ":" + *o.value : "");
+      // An empty value is no value, as the kubelet writes options.
+      out << " " << o.name << (o.value && !o.value->empty() ? ":" + *o.value : "");
     }
     out << "\n";
   }

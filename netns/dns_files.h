@@ -47,8 +47,12 @@ struct DnsInput {
   std::vector<DnsOption> options;
 };
 
-// Errors name the field: an unknown policy, None without nameservers.
-Result<std::string> resolvConf(const DnsInput& in);
+// Errors name the field: an unknown policy, None without nameservers. What
+// the merge gives beyond the resolver's limits (3 nameservers; 32 search
+// domains, none over 253 characters, 2048 characters in all) is left out as
+// the kubelet leaves it out, each time with a line in `warnings` (the text of
+// its DNSConfigForming event).
+Result<std::string> resolvConf(const DnsInput& in, std::vector<std::string>* warnings = nullptr);
 
 // Writes `content` to DIR/NAME atomically (mode 0644) and returns the path.
 Result<std::string> writePodFile(const std::string& dir, const std::string& name,

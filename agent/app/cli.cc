@@ -6,6 +6,7 @@
 #include "agent/app/agent.h"
 #include "agent/app/pods_cli.h"
 #include "agent/config/config.h"
+#include "agent/lifecycle/sysctl_allowlist.h"
 #include "agent/log/log.h"
 #include "agent/version.h"
 #include "images/images_cli.h"
@@ -150,6 +151,11 @@ void addRunFlags(CLI::App* run, RunFlags& f) {
       ->capture_default_str();
   run->add_option("--resolv-conf", c.resolv_conf, "the node resolv.conf for dnsPolicy Default")
       ->capture_default_str();
+  run->add_option("--allowed-unsafe-sysctls", c.allowed_unsafe_sysctls,
+                  "comma-separated unsafe sysctls or sysctl patterns (ending in *) pods may set "
+                  "beyond the safe set, e.g. 'kernel.msg*,net.core.somaxconn' "
+                  "(allowedUnsafeSysctls; use at your own risk)")
+      ->delimiter(',');
   run->add_option("--kube-reserved", f.kube_reserved,
                   "resources set aside for Kubernetes daemons, e.g. cpu=100m,memory=256Mi,"
                   "ephemeral-storage=1Gi (kubeReserved)");
@@ -212,6 +218,7 @@ Configured configure(CLI::App* run, const RunFlags& flags) {
   if (given("--cluster-dns")) config.cluster_dns = f.cluster_dns;
   if (given("--cluster-domain")) config.cluster_domain = f.cluster_domain;
   if (given("--resolv-conf")) config.resolv_conf = f.resolv_conf;
+  if (given("--allowed-unsafe-sysctls")) config.allowed_unsafe_sysctls = f.allowed_unsafe_sysctls;
   if (given("--seccomp-default")) config.seccomp_default = f.seccomp_default;
   if (given("-v")) config.verbosity = f.verbosity;
   if (given("--oom-score-adj")) {
@@ -239,6 +246,12 @@ Configured configure(CLI::App* run, const RunFlags& flags) {
       !flagValue("--shutdown-grace-period-critical-pods", flags.shutdown_grace_critical,
                  parseDurationSeconds, config.shutdown_grace_critical_seconds)) {
     out.status = kUsageError;
+    return out;
+  }
+  // A bad pattern stops the agent, as it stops the kubelet.
+  if (auto r = SysctlAllowlist::create(config.allowed_unsafe_sysctls); !r) {
+    out.status = kUsageError;
+    out.error = r.error().message();
     return out;
   }
   if (auto r = validateServiceSettings(config); !r) {

@@ -339,6 +339,18 @@ Result<void> loadKubeletConfiguration(const std::string& file, AgentConfig& conf
       config.cluster_dns.push_back(s.as<std::string>(""));
     }
   }
+  if (YAML::Node n = root["allowedUnsafeSysctls"]; n) {
+    if (!n.IsSequence()) {
+      return fieldError(file, n, "allowedUnsafeSysctls", "must be a list of sysctl patterns");
+    }
+    config.allowed_unsafe_sysctls.clear();
+    for (const auto& s : n) {
+      if (!s.IsScalar()) {
+        return fieldError(file, s, "allowedUnsafeSysctls", "must be a list of sysctl patterns");
+      }
+      config.allowed_unsafe_sysctls.push_back(s.Scalar());
+    }
+  }
   for (auto [key, out] : {std::pair{"systemReserved", &config.system_reserved},
                           std::pair{"kubeReserved", &config.kube_reserved}}) {
     YAML::Node n = root[key];

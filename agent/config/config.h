@@ -74,6 +74,9 @@ struct AgentConfig {
   std::vector<std::string> cluster_dns;
   std::string cluster_domain = "cluster.local";
   std::string resolv_conf = "/etc/resolv.conf";
+  // allowedUnsafeSysctls: sysctls or prefixes ("kernel.msg*") pods may set
+  // beyond the safe set (agent/lifecycle/sysctl_allowlist.h).
+  std::vector<std::string> allowed_unsafe_sysctls;
   std::string pod_cidr = "10.88.0.0/16";
   Reserved system_reserved, kube_reserved;
   std::map<std::string, Threshold> eviction_hard = defaultEvictionHard();

@@ -63,6 +63,8 @@ NodeResources nodeResources(int64_t capacity_milli_cpu, int64_t capacity_memory,
   n.allocatable_memory =
       std::max<int64_t>(capacity_memory - kube.memory - system.memory - evict, 0);
   n.max_pods = config.max_pods;
+  auto sysctls = SysctlAllowlist::forNode(config.allowed_unsafe_sysctls);
+  n.sysctls = sysctls ? std::move(*sysctls) : SysctlAllowlist::forNode({}).value();
   return n;
 }
 
@@ -109,6 +111,14 @@ Admission admit(const Pod& pod, const std::vector<const Pod*>& running, const No
             "spec.containers: Too many: " + std::to_string(containers) +
                 " containers (init containers included): must have at most " +
                 std::to_string(kMaxContainersPerPod)};
+  }
+  // The kubelet's sysctl admit handler runs before its resource fit: a pod
+  // that may not set a sysctl fails whether or not it fits. hostIPC pods do
+  // not exist here (spec.hostIPC is refused), so only hostNetwork matters.
+  for (const Sysctl& s : pod.sysctls) {
+    if (auto why = node.sysctls.check(s.name, pod.host_network, false)) {
+      return {false, std::string(kSysctlForbidden), "forbidden sysctl: " + *why};
+    }
   }
   if (static_cast<int>(running.size()) + 1 > node.max_pods) {
     return outOf("pods", 1, static_cast<int64_t>(running.size()), node.max_pods);

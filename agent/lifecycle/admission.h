@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "agent/config/config.h"
+#include "agent/lifecycle/sysctl_allowlist.h"
 #include "agent/model/pod.h"
 
 namespace kernelet::agent {
@@ -31,11 +32,15 @@ struct NodeResources {
   int max_pods = 110;
   // Containers the agent's open-file limit has room for; 0: not bounded.
   int64_t max_containers = 0;
+  // The sysctls pods may set: the safe set and allowedUnsafeSysctls.
+  SysctlAllowlist sysctls;
 };
 
 // Capacity from the CPUs this process may run on and /proc/meminfo's MemTotal;
 // allocatable is what the kubelet computes: capacity - kubeReserved -
 // systemReserved - the hard eviction threshold (memory.available for memory).
+// The sysctl allowlist from the running kernel and allowedUnsafeSysctls
+// (checked when the configuration was read; a bad pattern leaves the safe set).
 // max_containers from the hard RLIMIT_NOFILE (the agent raises its soft limit to it).
 NodeResources readNodeResources(const AgentConfig& config);
 // The same from a given capacity.
@@ -53,7 +58,8 @@ constexpr std::string_view kUnsupportedPodSpec = "UnsupportedPodSpec";
 
 struct Admission {
   bool admitted = true;
-  // FailedValidation, UnsupportedPodSpec, OutOfcpu, OutOfmemory, OutOfpods, OutOfdescriptors
+  // FailedValidation, UnsupportedPodSpec, SysctlForbidden, OutOfcpu, OutOfmemory, OutOfpods,
+  // OutOfdescriptors
   std::string reason;
   std::string message;  // "Node didn't have enough resource: cpu, requested: 500, used: ..."
 };

@@ -155,6 +155,9 @@ void PodWorker::start() {
       // The kubelet's FailedCreatePodSandBox.
       return retryStart("sandbox", "Failed to create pod sandbox", sb.error());
     }
+    for (const std::string& w : sb->dns_warnings) {
+      emit(nullptr, "Warning", "DNSConfigForming", w);
+    }
     sandbox_ = *sb;
     status_.pod_ip = sb->ip;
   }
@@ -293,8 +296,9 @@ void PodWorker::objectsChanged() {
 // again after a back-off of its own (at least a second).
 void PodWorker::retryStart(const std::string& step, const std::string& what, const Error& e) {
   status_.message = e.message();
+  // The kubelet's words: "Failed to create pod sandbox: <error>".
   emit(nullptr, "Warning", step == "sandbox" ? "FailedCreatePodSandBox" : "FailedMount",
-       e.message());
+       step == "sandbox" ? what + ": " + e.message() : e.message());
   log::error(what, {{"pod", who()}, {"err", status_.message}});
   auto delay = std::max(backoff(step, Clock::now()), std::chrono::seconds(1));
   retry_timer_ = after(static_cast<double>(delay.count()), [](PodWorker& w) {

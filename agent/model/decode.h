@@ -1,8 +1,8 @@
 #pragma once
 // Internal to agent/model's pod decoder (pod.cc, decode_container.cc,
-// decode_ephemeral.cc, decode_lifecycle.cc, decode_volumes.cc): the error context and the readers
-// they share. Not for use outside agent/model; the public entry point is
-// parseManifests (pod.h).
+// decode_dns.cc, decode_ephemeral.cc, decode_lifecycle.cc, decode_sysctls.cc,
+// decode_volumes.cc): the error context and the readers they share. Not for
+// use outside agent/model; the public entry point is parseManifests (pod.h).
 
 #include <yaml-cpp/yaml.h>
 
@@ -86,6 +86,15 @@ Result<void> checkSleepHooks(const Ctx& c, const YAML::Node& spec, const Pod& po
 // decode_ephemeral.cc: spec.ephemeralContainers[i] at `field`.
 Result<EphemeralContainer> ephemeralContainer(const Ctx& c, const YAML::Node& n,
                                               const std::string& field);
+
+// decode_dns.cc: spec.dnsConfig (from the pod's spec node, with its
+// dnsPolicy: None requires it) and spec.hostAliases (the list node).
+Result<std::optional<PodDnsConfig>> dnsConfig(const Ctx& c, const YAML::Node& spec,
+                                              const std::string& policy);
+Result<std::vector<HostAlias>> hostAliases(const Ctx& c, const YAML::Node& list);
+
+// decode_sysctls.cc: spec.securityContext.sysctls (the list node).
+Result<std::vector<Sysctl>> sysctls(const Ctx& c, const YAML::Node& list);
 
 // decode_volumes.cc: the pod's spec.volumes, a sequence.
 Result<std::vector<Volume>> volumes(const Ctx& c, const YAML::Node& list);

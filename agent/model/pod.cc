@@ -217,6 +217,10 @@ Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
   p.dns_policy = dns.value_or("ClusterFirst");
   TRY(p.hostname, str(c, spec, "hostname", "spec"));
   TRY(p.subdomain, str(c, spec, "subdomain", "spec"));
+  TRY(p.dns_config, decode::dnsConfig(c, spec, p.dns_policy));
+  TRY(p.host_aliases, decode::hostAliases(c, spec["hostAliases"]));
+  TRY(auto fqdn, opt<bool>(c, spec, "setHostnameAsFQDN", "spec"));
+  p.set_hostname_as_fqdn = fqdn.value_or(false);
   TRY(p.node_name, str(c, spec, "nodeName", "spec"));
   TRY(p.service_account_name, str(c, spec, "serviceAccountName", "spec"));
   if (p.service_account_name.empty()) {
@@ -231,6 +235,7 @@ Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
     TRY(p.fs_group, opt<int64_t>(c, spec["securityContext"], "fsGroup", "spec.securityContext"));
     TRY(p.supplemental_groups,
         supplementalGroups(c, spec["securityContext"]["supplementalGroups"]));
+    TRY(p.sysctls, decode::sysctls(c, spec["securityContext"]["sysctls"]));
   }
   if (spec["volumes"] && spec["volumes"].IsSequence()) {
     TRY(p.volumes, decode::volumes(c, spec["volumes"]));

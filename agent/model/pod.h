@@ -169,6 +169,28 @@ struct Volume {
   std::string source;  // kOther: the kind named in the manifest ("iscsi")
 };
 
+// spec.securityContext.sysctls[]: `name` as written (dotted or slash form).
+struct Sysctl {
+  std::string name, value;
+};
+
+// spec.hostAliases[]: lines the kubelet appends to the pod's /etc/hosts.
+struct HostAlias {
+  std::string ip;
+  std::vector<std::string> hostnames;
+};
+
+struct PodDnsOption {
+  std::string name;
+  std::optional<std::string> value;
+};
+
+// spec.dnsConfig: merged into what dnsPolicy gives (all of it with None).
+struct PodDnsConfig {
+  std::vector<std::string> nameservers, searches;
+  std::vector<PodDnsOption> options;
+};
+
 struct Pod {
   std::string name, namespace_ = "default", uid;
   std::map<std::string, std::string> labels, annotations;
@@ -182,6 +204,10 @@ struct Pod {
   std::optional<int64_t> active_deadline_seconds;
   bool host_network = false, share_process_namespace = false;
   std::string dns_policy = "ClusterFirst", hostname, subdomain, node_name;
+  std::optional<PodDnsConfig> dns_config;
+  std::vector<HostAlias> host_aliases;
+  // With a subdomain: the UTS hostname is the pod's FQDN, not its short name.
+  bool set_hostname_as_fqdn = false;
   std::string service_account_name;
   // spec.imagePullSecrets[].name, in order; entries with no name are dropped
   // (the API allowed them; the kubelet skips them).
@@ -201,6 +227,7 @@ struct Pod {
   // -> "True", "False", "Unknown"). Other controllers set them, through the
   // status subresource; they are no part of the spec.
   std::map<std::string, std::string> gate_conditions;
+  std::vector<Sysctl> sysctls;  // written into the pod's namespaces once, for all containers
   // API pods only: the first field set to something kernelet refuses
   // ("spec.containers[1].lifecycle: not supported by kernelet"). Admission
   // rejects the pod with it, so that it shows in the pod's status.

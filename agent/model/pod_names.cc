@@ -1,5 +1,7 @@
 #include "agent/model/pod_names.h"
 
+#include <algorithm>
+
 namespace kernelet::agent {
 namespace {
 
@@ -45,6 +47,102 @@ bool isDnsSubdomain(const std::string& s) {
     at = end + 1;
   }
   return true;
+}
+
+namespace {
+
+bool sysctlChar(char c) { return alnum(c) || c == '-' || c == '_'; }
+
+// The API's sysctl grammar, hand-written for the reason label() is; with
+// `pattern` the last segment is ([a-z0-9][-_a-z0-9]*)?[a-z0-9*] instead.
+bool sysctlGrammar(const std::string& s, bool pattern) {
+  if (s.empty() || s.size() > 253) {
+    return false;
+  }
+  size_t at = 0;
+  while (true) {
+    size_t end = std::min(s.find_first_of("./", at), s.size());
+    bool last = end == s.size();
+    if (pattern && last) {
+      if (s.back() == '*') {
+        end--;  // "*" alone, or a segment start followed by '*'
+        if (at == end) {
+          return true;
+        }
+        if (!alnum(s[at])) {
+          return false;
+        }
+        for (size_t i = at; i < end; i++) {
+          if (!sysctlChar(s[i])) {
+            return false;
+          }
+        }
+        return true;
+      }
+    }
+    if (at >= end || !alnum(s[at]) || !alnum(s[end - 1])) {
+      return false;
+    }
+    for (size_t i = at; i < end; i++) {
+      if (!sysctlChar(s[i])) {
+        return false;
+      }
+    }
+    if (last) {
+      return true;
+    }
+    at = end + 1;
+  }
+}
+
+}  // namespace
+
+bool isSysctlName(const std::string& s) { return sysctlGrammar(s, false); }
+bool isSysctlPattern(const std::string& s) { return sysctlGrammar(s, true); }
+
+std::string normalizeSysctlName(const std::string& s) {
+  size_t first = s.find_first_of("./");
+  if (first == std::string::npos || s[first] == '.') {
+    return s;
+  }
+  std::string out = s;
+  for (char& c : out) {
+    c = c == '.' ? '/' : c == '/' ? '.' : c;
+  }
+  return out;
+}
+
+PodHostName podHostName(const Pod& pod, const std::string& cluster_domain) {
+  PodHostName out;
+  out.hostname = pod.hostname.empty() ? pod.name : pod.hostname;
+  if (out.hostname.size() > 63) {
+    out.hostname.resize(63);
+    while (!out.hostname.empty() && (out.hostname.back() == '-' || out.hostname.back() == '.')) {
+      out.hostname.pop_back();
+    }
+  }
+  if (!pod.subdomain.empty()) {
+    out.domain = pod.subdomain + "." + pod.namespace_ + ".svc." + cluster_domain;
+  }
+  return out;
+}
+
+Result<std::string> podKernelHostname(const Pod& pod, const std::string& cluster_domain) {
+  PodHostName h = podHostName(pod, cluster_domain);
+  if (!pod.set_hostname_as_fqdn || h.domain.empty()) {
+    return h.hostname;
+  }
+  // The nodename field of struct utsname holds 64 characters and its NUL.
+  constexpr size_t kFqdnMaxLen = 64;
+  std::string fqdn = h.hostname + "." + h.domain;
+  if (fqdn.size() > kFqdnMaxLen) {
+    // The whole of the kubelet's error, which its FailedCreatePodSandBox event carries.
+    return makeError("failed to construct FQDN from pod hostname and cluster domain, FQDN " + fqdn +
+                         " is too long (64 characters is the max, " + std::to_string(fqdn.size()) +
+                         " characters requested)",
+                     "", "");
+  }
+  return fqdn;
 }
 
 std::optional<std::string> invalidPodName(const Pod& pod) {

@@ -150,7 +150,9 @@ Result<SandboxInfo> KernelRuntime::createSandbox(const Pod& pod, QosClass qos,
     r.hostname = l.hostname;
     saveRecord(p);
   }
-  return SandboxInfo{.ip = p.sandbox->ip(), .netns_path = p.sandbox->netnsPath()};
+  return SandboxInfo{.ip = p.sandbox->ip(),
+                     .netns_path = p.sandbox->netnsPath(),
+                     .dns_warnings = p.sandbox->dnsWarnings()};
 }
 
 void KernelRuntime::saveRecord(PodEntry& pod) {

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <thread>
 
+#include "agent/model/pod_names.h"
+#include "agent/runtime/pod_sysctls.h"
 #include "netns/dns_files.h"
 #include "sys/fileio.h"
 
@@ -135,7 +137,7 @@ Result<PodSandbox> PodSandbox::create(const Pod& pod, QosClass qos, const Sandbo
   PodSandbox sb;
   sb.pod_id_ = pod.uid;
   sb.run_dir_ = env.config->run_dir + "/pods/" + pod.uid;
-  sb.hostname_ = pod.hostname.empty() ? pod.name.substr(0, 63) : pod.hostname;
+  PodHostName names = podHostName(pod, env.config->cluster_domain);
   auto fail = [&sb](Error e) -> Result<PodSandbox> {
     if (auto c = sb.destroy(); !c) {
       e.cleanup.push_back(c.error().message());
@@ -148,6 +150,9 @@ Result<PodSandbox> PodSandbox::create(const Pod& pod, QosClass qos, const Sandbo
     }
     return std::nullopt;
   };
+  // Before anything is made: a pod whose FQDN does not fit the kernel's
+  // hostname fails here, as the kubelet fails to generate its sandbox config.
+  TRY(sb.hostname_, podKernelHostname(pod, env.config->cluster_domain));
   std::error_code ec;
   std::filesystem::create_directories(sb.run_dir_, ec);
   if (ec) {
@@ -186,21 +191,34 @@ Result<PodSandbox> PodSandbox::create(const Pod& pod, QosClass qos, const Sandbo
     sb.netns_path_ = net->ns_path;
     sb.ip_ = net->ip;
   }
+  if (auto e = step(writePodSysctls(pod.sysctls, sb.ipcPath(), sb.netns_path_), "pod sysctls")) {
+    return fail(*e);
+  }
 
   netns::HostsInput hosts{.host_network = pod.host_network,
                           .node_hosts = env.node_hosts,
                           .pod_ip = sb.ip_,
-                          .hostname = sb.hostname_,
+                          .hostname = names.hostname,
                           .subdomain = pod.subdomain,
                           .pod_namespace = pod.namespace_,
                           .cluster_domain = env.config->cluster_domain};
+  for (const HostAlias& a : pod.host_aliases) {
+    hosts.host_aliases.push_back({a.ip, a.hostnames});
+  }
   netns::DnsInput dns{.policy = pod.dns_policy,
                       .host_network = pod.host_network,
                       .node_resolv_conf = env.node_resolv_conf,
                       .cluster_dns = env.config->cluster_dns,
                       .cluster_domain = env.config->cluster_domain,
                       .pod_namespace = pod.namespace_};
-  auto resolv = netns::resolvConf(dns);
+  if (pod.dns_config) {
+    dns.nameservers = pod.dns_config->nameservers;
+    dns.searches = pod.dns_config->searches;
+    for (const PodDnsOption& o : pod.dns_config->options) {
+      dns.options.push_back({o.name, o.value});
+    }
+  }
+  auto resolv = netns::resolvConf(dns, &sb.dns_warnings_);
   if (!resolv) {
     return fail(withContext(resolv.error(), "pod dns"));
   }

@@ -2,12 +2,13 @@
 // What the containers of one pod share, made before the first container and
 // taken down after the last (the kubelet's "sandbox", without a pause process):
 // the pod cgroup under its QoS class, the network namespace with its address,
-// IPC and UTS namespaces held by bind mounts, and the pod's /etc/hosts,
-// /etc/resolv.conf and /etc/hostname files.
+// IPC and UTS namespaces held by bind mounts with the pod's sysctls written
+// into them, and the pod's /etc/hosts, /etc/resolv.conf and /etc/hostname files.
 
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "agent/config/config.h"
 #include "agent/model/pod.h"
@@ -70,12 +71,16 @@ class PodSandbox {
   std::string hostsFile() const { return run_dir_ + "/hosts"; }
   std::string resolvConf() const { return run_dir_ + "/resolv.conf"; }
   std::string hostnameFile() const { return run_dir_ + "/hostname"; }
+  // What create() left out of the pod's resolv.conf to fit the resolver's
+  // limits: the messages of the kubelet's DNSConfigForming events.
+  const std::vector<std::string>& dnsWarnings() const { return dns_warnings_; }
 
  private:
   std::string pod_id_, run_dir_, netns_path_, ip_, hostname_;
   netns::Network* network_ = nullptr;
   cgroups::Cgroup cgroup_;
   bool has_cgroup_ = false, has_ns_ = false;
+  std::vector<std::string> dns_warnings_;
 };
 
 // A sandbox being taken down on the loop: see PodSandbox::destroyAsync.

@@ -50,6 +50,9 @@ struct SandboxInfo {
   // Its network namespace (a bind-mounted file, where port-forward dials);
   // empty for hostNetwork pods: the node's.
   std::string netns_path;
+  // Made just now with a resolv.conf cut to the resolver's limits: the
+  // kubelet's DNSConfigForming warnings, one event each.
+  std::vector<std::string> dns_warnings;
 };
 
 // An image ready to run.

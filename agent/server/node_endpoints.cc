@@ -170,6 +170,9 @@ std::string configzJson(const AgentConfig& c) {
   putStrings(w, "clusterDNS", c.cluster_dns);
   put(w, "clusterDomain", c.cluster_domain);
   put(w, "resolvConf", c.resolv_conf);
+  if (!c.allowed_unsafe_sysctls.empty()) {  // omitempty, as the kubelet's
+    putStrings(w, "allowedUnsafeSysctls", c.allowed_unsafe_sysctls);
+  }
   w.Key("maxPods");
   w.Int(c.max_pods);
   put(w, "containerLogMaxSize",

@@ -619,6 +619,94 @@ TEST_F(AgentE2E, APodThatDoesNotFitIsRejectedWithOutOfcpu) {
       << p.status.message;
 }
 
+// Issue #19 part D in one pod, as a user sees it: sysctls (safe ones and one
+// allowed by --allowed-unsafe-sysctls) in both containers and not on the node,
+// the docs' hostAliases and dnsConfig examples, setHostnameAsFQDN; beside it a
+// pod with a sysctl the node does not allow (SysctlForbidden) and one whose
+// FQDN is too long for the kernel (its sandbox is never made).
+TEST_F(AgentE2E, SysctlsHostAliasesDnsConfigAndFqdnHostname) {
+  auto nodeValue = [](const char* path) { return readFile(path).value_or("(unreadable)"); };
+  const std::string node_range = nodeValue("/proc/sys/net/ipv4/ip_local_port_range");
+  const std::string node_rmid = nodeValue("/proc/sys/kernel/shm_rmid_forced");
+  const std::string node_msgmax = nodeValue("/proc/sys/kernel/msgmax");
+  const std::string show =
+      "cat /proc/sys/net/ipv4/ip_local_port_range /proc/sys/kernel/shm_rmid_forced "
+      "/proc/sys/kernel/msgmax; ";
+  writeManifest(
+      "net.yaml",
+      podYaml("net",
+              "  hostname: db\n  subdomain: backend\n  setHostnameAsFQDN: true\n"
+              "  securityContext:\n    sysctls:\n"
+              "    - {name: net.ipv4.ip_local_port_range, value: \"1024 65000\"}\n"
+              "    - {name: kernel/shm_rmid_forced, value: \"1\"}\n"
+              "    - {name: kernel.msgmax, value: \"12345\"}\n"
+              "  hostAliases:\n  - ip: 127.0.0.1\n    hostnames: [foo.local, bar.local]\n"
+              "  - ip: 10.1.2.3\n    hostnames: [foo.remote, bar.remote]\n"
+              "  dnsPolicy: None\n  dnsConfig:\n    nameservers: [192.0.2.1]\n"
+              "    searches: [ns1.svc.cluster-domain.example, my.dns.search.suffix]\n"
+              "    options:\n    - {name: ndots, value: \"2\"}\n    - name: edns0\n"
+              "  containers:\n" +
+                  ctr("a", show + "echo; hostname; cat /etc/hosts /etc/resolv.conf; echo END; "
+                                  "exec kt-sleep 600") +
+                  ctr("b", show + "echo END; exec kt-sleep 600")));
+  writeManifest(
+      "sem.yaml",
+      podYaml("sem",
+              "  securityContext:\n    sysctls: [{name: kernel.sem, value: \"1 2 3 4\"}]\n"
+              "  containers:\n" +
+                  ctr("app", "true")));
+  writeManifest("long.yaml", podYaml("long", "  hostname: " + std::string(40, 'h') +
+                                                 "\n  subdomain: backend\n  setHostnameAsFQDN: "
+                                                 "true\n  containers:\n" +
+                                                 ctr("app", "true")));
+  startAgent({"--allowed-unsafe-sysctls", "kernel.msg*"});
+  PodSummary net = waitFor(
+      "net", [](const PodSummary& s) { return s.status.phase == "Running"; }, "Running");
+  const std::string sysctls = "1024\t65000\n1\n12345\n";
+  Cmd a = logsWith("net", "a", "END");
+  EXPECT_EQ(a.out, sysctls + "\ndb.backend.default.svc.cluster.local\n" +
+                       "# Kubernetes-managed hosts file.\n"
+                       "127.0.0.1\tlocalhost\n"
+                       "::1\tlocalhost ip6-localhost ip6-loopback\n"
+                       "fe00::0\tip6-localnet\n"
+                       "fe00::0\tip6-mcastprefix\n"
+                       "fe00::1\tip6-allnodes\n"
+                       "fe00::2\tip6-allrouters\n" +
+                       net.status.pod_ip + "\tdb.backend.default.svc.cluster.local\tdb\n" +
+                       "\n# Entries added by HostAliases.\n"
+                       "127.0.0.1\tfoo.local\tbar.local\n"
+                       "10.1.2.3\tfoo.remote\tbar.remote\n"
+                       "nameserver 192.0.2.1\n"
+                       "search ns1.svc.cluster-domain.example my.dns.search.suffix\n"
+                       "options ndots:2 edns0\n"
+                       "END\n")
+      << a.err;
+  Cmd b = logsWith("net", "b", "END");
+  EXPECT_EQ(b.out, sysctls + "END\n") << b.err;
+  // The node's own values are untouched.
+  EXPECT_EQ(nodeValue("/proc/sys/net/ipv4/ip_local_port_range"), node_range);
+  EXPECT_EQ(nodeValue("/proc/sys/kernel/shm_rmid_forced"), node_rmid);
+  EXPECT_EQ(nodeValue("/proc/sys/kernel/msgmax"), node_msgmax);
+
+  PodSummary sem = waitFor(
+      "sem", [](const PodSummary& s) { return s.status.phase == "Failed"; }, "Failed");
+  EXPECT_EQ(sem.status.reason, "SysctlForbidden");
+  EXPECT_EQ(sem.status.message,
+            "Pod was rejected: forbidden sysctl: \"kernel.sem\" not allowlisted");
+
+  std::string fqdn = std::string(40, 'h') + ".backend.default.svc.cluster.local";
+  PodSummary long_pod = waitFor(
+      "long",
+      [](const PodSummary& s) {
+        return s.status.message.find("failed to construct FQDN") != std::string::npos;
+      },
+      "its sandbox refused");
+  EXPECT_EQ(long_pod.status.message,
+            "failed to construct FQDN from pod hostname and cluster domain, FQDN " + fqdn +
+                " is too long (64 characters is the max, 74 characters requested)");
+  EXPECT_EQ(long_pod.status.phase, "Pending");
+}
+
 // Node allocatable is enforced on kubepods, as the kubelet does by default:
 // pods together cannot use what the reservations set aside.
 TEST_F(AgentE2E, ReservationsLimitTheKubepodsCgroupAndAPodThatAsksTooMuchIsRejected) {

@@ -388,7 +388,10 @@ TEST_F(Lifecycle, ASandboxThatCannotBeCreatedIsRetried) {
   runtime_->addImage("busybox");
   runtime_->failSandbox(1, "netlink: busy");
   run("spec:\n  containers: [{name: app, image: busybox}]\n");
-  EXPECT_TRUE(sawEvent("Warning FailedCreatePodSandBox : create sandbox `u1`: netlink: busy"))
+  EXPECT_TRUE(
+      sawEvent("Warning FailedCreatePodSandBox : Failed to create pod sandbox: create sandbox "
+               "`u1`: netlink: "
+               "busy"))
       << events_[0];
   EXPECT_EQ(worker_->status().message, "create sandbox `u1`: netlink: busy");
   ASSERT_TRUE(until([&] { return running("app"); }));

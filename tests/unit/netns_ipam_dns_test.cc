@@ -150,5 +150,88 @@ TEST(ResolvConf, DnsConfigMergesAndNoneNeedsANameserver) {
   EXPECT_EQ(bad.error().message(), "pod DNS `spec.dnsPolicy`: unknown policy \"Sometimes\"");
 }
 
+// Since the kubelet reads the node's file for them, hostNetwork pods get their
+// aliases after it too.
+TEST(HostsFile, HostNetworkPodsGetTheirAliasesAfterTheNodesFile) {
+  HostsInput host{.host_network = true,
+                  .node_hosts = "127.0.0.1 localhost\n",
+                  .host_aliases = {{"127.0.0.1", {"foo.local", "bar.local"}},
+                                   {"10.1.2.3", {"foo.remote", "bar.remote"}}}};
+  EXPECT_EQ(hostsFile(host),
+            "# Kubernetes-managed hosts file (host network).\n127.0.0.1 localhost\n"
+            "\n# Entries added by HostAliases.\n"
+            "127.0.0.1\tfoo.local\tbar.local\n"
+            "10.1.2.3\tfoo.remote\tbar.remote\n");
+}
+
+// The docs' example (dns-pod-service: "Pod's DNS Config").
+TEST(ResolvConf, TheDocsDnsConfigExample) {
+  DnsInput in{.policy = "None",
+              .nameservers = {"192.0.2.1"},
+              .searches = {"ns1.svc.cluster-domain.example", "my.dns.search.suffix"},
+              .options = {{"ndots", "2"}, {"edns0", std::nullopt}}};
+  std::vector<std::string> warnings;
+  EXPECT_EQ(resolvConf(in, &warnings).value(),
+            "nameserver 192.0.2.1\n"
+            "search ns1.svc.cluster-domain.example my.dns.search.suffix\n"
+            "options ndots:2 edns0\n");
+  EXPECT_TRUE(warnings.empty());
+  // An empty value is written as no value.
+  DnsInput empty{.policy = "None", .nameservers = {"192.0.2.1"}, .options = {{"edns0", ""}}};
+  EXPECT_EQ(resolvConf(empty).value(), "nameserver 192.0.2.1\noptions edns0\n");
+}
+
+TEST(ResolvConf, BeyondTheLimitsTheKubeletTrimsAndWarns) {
+  DnsInput in{.node_resolv_conf = kNodeResolv,
+              .cluster_dns = {"10.96.0.10"},
+              .pod_namespace = "shop",
+              .nameservers = {"1.1.1.1", "2.2.2.2", "3.3.3.3"}};
+  for (int i = 0; i < 30; i++) {
+    in.searches.push_back("d" + std::to_string(i) + ".example");
+  }
+  std::vector<std::string> warnings;
+  std::string text = resolvConf(in, &warnings).value();
+  EXPECT_NE(text.find("nameserver 10.96.0.10\nnameserver 1.1.1.1\nnameserver 2.2.2.2\nsearch "),
+            std::string::npos)
+      << text;
+  ASSERT_EQ(warnings.size(), 2u);
+  EXPECT_EQ(warnings[0],
+            "Nameserver limits were exceeded, some nameservers have been omitted, the applied "
+            "nameserver line is: 10.96.0.10 1.1.1.1 2.2.2.2");
+  // 4 of the cluster's and the node's + 30: the first 32 stay.
+  std::string line =
+      "shop.svc.cluster.local svc.cluster.local cluster.local lan d0.example d1.example";
+  for (int i = 2; i < 28; i++) {
+    line += " d" + std::to_string(i) + ".example";
+  }
+  EXPECT_EQ(warnings[1],
+            "Search Line limits were exceeded, some search paths have been omitted, the applied "
+            "search line is: " +
+                line);
+  EXPECT_NE(text.find("search " + line + "\n"), std::string::npos) << text;
+
+  // Too many characters: whole domains go from the end until the line fits 2048.
+  DnsInput wide{.policy = "None", .nameservers = {"192.0.2.1"}};
+  for (int i = 0; i < 10; i++) {
+    wide.searches.push_back(std::string(240, 'a' + i) + ".example");  // 248 each
+  }
+  warnings.clear();
+  text = resolvConf(wide, &warnings).value();
+  ASSERT_EQ(warnings.size(), 1u);
+  std::string kept;
+  for (int i = 0; i < 8; i++) {  // 8 * 249 - 1 = 1991 <= 2048 < 2240
+    kept += (i ? " " : "") + std::string(240, 'a' + i) + ".example";
+  }
+  EXPECT_NE(warnings[0].find("the applied search line is: " + kept), std::string::npos);
+  EXPECT_EQ(warnings[0].size(), warnings[0].find(kept) + kept.size());
+
+  // Overlong domains (more than 253 characters) are dropped.
+  DnsInput overlong{
+      .policy = "None", .nameservers = {"192.0.2.1"}, .searches = {std::string(254, 'x'), "ok"}};
+  warnings.clear();
+  EXPECT_EQ(resolvConf(overlong, &warnings).value(), "nameserver 192.0.2.1\nsearch ok\n");
+  EXPECT_EQ(warnings.size(), 1u);
+}
+
 }  // namespace
 }  // namespace kernelet::netns
