@@ -25,22 +25,63 @@ Authenticator::Authenticator(AuthnOptions options, Post post, Clock clock)
   if (!clock_) {
     clock_ = [] { return std::chrono::steady_clock::now(); };
   }
-  bucket_ = options_.review_burst;
-  refilled_ = clock_();
+  shared_ = {static_cast<double>(options_.review_burst), clock_()};
 }
 
-bool Authenticator::takeReview() {
+namespace {
+
+// Refills a bucket up to `burst` at `qps` for the time since it was last refilled.
+void refill(double& tokens, std::chrono::steady_clock::time_point& refilled,
+            std::chrono::steady_clock::time_point now, double qps, int burst) {
+  std::chrono::duration<double> since = now - refilled;
+  refilled = now;
+  tokens = std::min<double>(burst, tokens + since.count() * qps);
+}
+
+}  // namespace
+
+Authenticator::Bucket& Authenticator::peerBucket(const std::string& peer,
+                                                 std::chrono::steady_clock::time_point now) {
+  if (auto it = peers_.find(peer); it != peers_.end()) {
+    return it->second;
+  }
+  if (peers_.size() >= options_.peer_buckets) {
+    // A bucket that has refilled to its burst holds nothing a new one would
+    // not: those go first; if none has, one is dropped, so the map stays
+    // bounded however many addresses a client uses (it only gains a burst).
+    std::erase_if(peers_, [&](const auto& kv) {
+      std::chrono::duration<double> since = now - kv.second.refilled;
+      return kv.second.tokens + since.count() * options_.peer_review_qps >=
+             options_.peer_review_burst;
+    });
+    if (peers_.size() >= options_.peer_buckets) {
+      peers_.erase(peers_.begin());
+    }
+  }
+  return peers_[peer] = {static_cast<double>(options_.peer_review_burst), now};
+}
+
+bool Authenticator::takeReview(const std::string& peer) {
   if (options_.review_qps <= 0) {
-    return true;
+    return true;  // no budget at all
   }
   auto now = clock_();
-  std::chrono::duration<double> since = now - refilled_;
-  refilled_ = now;
-  bucket_ = std::min<double>(options_.review_burst, bucket_ + since.count() * options_.review_qps);
-  if (bucket_ < 1) {
+  Bucket* mine = nullptr;
+  if (options_.peer_review_qps > 0) {
+    mine = &peerBucket(peer, now);
+    refill(mine->tokens, mine->refilled, now, options_.peer_review_qps, options_.peer_review_burst);
+    if (mine->tokens < 1) {
+      return false;
+    }
+  }
+  refill(shared_.tokens, shared_.refilled, now, options_.review_qps, options_.review_burst);
+  if (shared_.tokens < 1) {
     return false;
   }
-  bucket_ -= 1;
+  shared_.tokens -= 1;
+  if (mine != nullptr) {
+    mine->tokens -= 1;
+  }
   return true;
 }
 
@@ -91,7 +132,7 @@ void Authenticator::authenticate(const Credentials& creds, std::function<void(Au
       it->second.push_back(std::move(done));  // answered with the review in flight
       return;
     }
-    if (!takeReview()) {
+    if (!takeReview(creds.peer)) {
       done({std::nullopt, "too many token reviews", true});
       return;
     }

@@ -34,6 +34,7 @@ struct Credentials {
   std::string cert_cn;
   std::vector<std::string> cert_orgs;
   std::optional<std::string> bearer;  // from "Authorization: Bearer ..."
+  std::string peer;                   // the client's address, for its own review budget
 };
 
 struct TokenAnswer {
@@ -62,9 +63,16 @@ struct AuthnOptions {
   // token: the reviews share the agent's API client and its QPS with status
   // updates, so a client sending many distinct bad tokens could starve the
   // node's own traffic. Over the budget the answer is 429 with Retry-After,
-  // as the API server's max-in-flight filter answers. 0: no limit.
+  // as the API server's max-in-flight filter answers. 0: no limit (and
+  // no client bucket either).
   double review_qps = 10;
   int review_burst = 20;
+  // And each client address its own smaller bucket in front of that one, so
+  // one client cannot spend the whole budget and lock out the others (a
+  // scraper whose token expired while a bad client sends new tokens). 0: none.
+  double peer_review_qps = 5;
+  int peer_review_burst = 10;
+  size_t peer_buckets = 1024;  // client addresses remembered at most
 };
 
 // nullopt: unauthenticated (401, with the reason for the log), or, with
@@ -87,15 +95,23 @@ class Authenticator {
 
   size_t cacheEntries() const { return cache_.size(); }
   size_t reviews() const { return reviews_; }  // asked of the reviewer
+  size_t peerBuckets() const { return peers_.size(); }
 
  private:
   struct Entry {
     TokenAnswer answer;
     std::chrono::steady_clock::time_point expires;
   };
+  // A token bucket: `tokens` left, refilled by the time since `refilled`.
+  struct Bucket {
+    double tokens = 0;
+    std::chrono::steady_clock::time_point refilled{};
+  };
   void remember(const std::string& key, const TokenAnswer& answer);
-  // Takes one review from the bucket; false when it is empty.
-  bool takeReview();
+  // Takes one review from the client's bucket and the shared one; false,
+  // taking nothing, when either is empty.
+  bool takeReview(const std::string& peer);
+  Bucket& peerBucket(const std::string& peer, std::chrono::steady_clock::time_point now);
 
   AuthnOptions options_;
   Post post_;
@@ -104,8 +120,8 @@ class Authenticator {
   // Requests waiting for a review in flight, by the token's key: the same
   // token sent many times at once is reviewed once.
   std::map<std::string, std::vector<std::function<void(AuthnResult)>>> waiting_;
-  double bucket_ = 0;  // reviews left (refilled by time since refilled_)
-  std::chrono::steady_clock::time_point refilled_{};
+  Bucket shared_;
+  std::map<std::string, Bucket> peers_;  // by client address, bounded by peer_buckets
   size_t reviews_ = 0;
 };
 

@@ -50,6 +50,11 @@ class Session : public std::enable_shared_from_this<Session> {
                                 return self->close();
                               }
                               self->creds_ = peerCredentials(self->stream_.native_handle());
+                              beast::error_code peer_ec;
+                              auto peer = self->tcp().socket().remote_endpoint(peer_ec);
+                              if (!peer_ec) {
+                                self->creds_.peer = peer.address().to_string();
+                              }
                               self->readRequest();
                             });
   }

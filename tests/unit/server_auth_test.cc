@@ -195,6 +195,42 @@ TEST(ServerAuthn, DistinctUnknownTokensSpendABoundedReviewBudget) {
   EXPECT_EQ(tokens.calls, 9);
 }
 
+TEST(ServerAuthn, OneClientCannotSpendTheWholeReviewBudget) {
+  FakeTokens tokens;
+  FakeClock clock;
+  tokens.known["scraper"] = {true, {"prometheus", {}}, ""};
+  Authenticator a({.tokens = &tokens,
+                   .review_qps = 10,
+                   .review_burst = 20,
+                   .peer_review_qps = 1,
+                   .peer_review_burst = 3,
+                   .peer_buckets = 2},
+                  inlinePost(), clock.fn());
+  // A bad client gets its own burst, then 429s, while the shared budget
+  // still has room for everyone else.
+  for (int i = 0; i < 3; i++) {
+    EXPECT_FALSE(authn(a, {.bearer = "bad" + std::to_string(i), .peer = "10.0.0.66"}).throttled);
+  }
+  EXPECT_TRUE(authn(a, {.bearer = "bad-over", .peer = "10.0.0.66"}).throttled);
+  AuthnResult other = authn(a, {.bearer = "scraper", .peer = "10.0.0.7"});
+  ASSERT_TRUE(other.user);
+  EXPECT_EQ(other.user->name, "prometheus");
+  EXPECT_EQ(tokens.calls, 4);
+  // A refused request takes nothing from the shared bucket: 20 - 4 left.
+  clock.now += 1s;  // one more for the bad client
+  EXPECT_FALSE(authn(a, {.bearer = "bad-later", .peer = "10.0.0.66"}).throttled);
+  EXPECT_TRUE(authn(a, {.bearer = "bad-later2", .peer = "10.0.0.66"}).throttled);
+  // Remembered addresses are bounded: many clients do not grow the map, and
+  // a client that was dropped only gets a fresh burst.
+  for (int i = 0; i < 10; i++) {
+    EXPECT_FALSE(
+        authn(a, {.bearer = "n" + std::to_string(i), .peer = "10.1.0." + std::to_string(i)})
+            .throttled);
+  }
+  EXPECT_LE(a.peerBuckets(), 2u);
+  EXPECT_EQ(tokens.calls, 15);
+}
+
 TEST(ServerAuthn, OneTokenSentManyTimesAtOnceIsReviewedOnce) {
   FakeTokens tokens;
   tokens.hold = true;
