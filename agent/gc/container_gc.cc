@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 
 namespace kernelet::agent::gc {
 

@@ -58,7 +58,8 @@ class ImageGcTest : public ::testing::Test {
   }
   std::vector<std::string> names() {
     std::vector<std::string> out;
-    for (const auto& r : store_->list().value()) {
+    std::vector<ImageRecord> all = store_->list().value();
+    for (const auto& r : all) {
       out.push_back(r.name);
     }
     return out;
