@@ -13,6 +13,7 @@
 #include "agent/config/config.h"
 #include "agent/gc/container_gc.h"
 #include "agent/gc/gc_manager.h"
+#include "agent/server/node_endpoints.h"
 #include "support/temp_dir.h"
 #include "sys/event_loop.h"
 #include "sys/timer_queue.h"
@@ -230,6 +231,17 @@ TEST(GcSettings, TheKubeletsFlagsWinOverTheFile) {
   ASSERT_FALSE(ttl);
   EXPECT_NE(ttl.error().message().find("--minimum-image-ttl-duration"), std::string::npos)
       << ttl.error().message();
+}
+
+TEST(GcSettings, ConfigzShowsTheImageGcFields) {
+  AgentConfig c;
+  c.image_gc.max_age_seconds = 7 * 24 * 3600;
+  std::string z = server::configzJson(c);
+  for (const char* field :
+       {R"("imageGCHighThresholdPercent":85)", R"("imageGCLowThresholdPercent":80)",
+        R"("imageMinimumGCAge":"2m0s")", R"("imageMaximumGCAge":"168h0m0s")"}) {
+    EXPECT_NE(z.find(field), std::string::npos) << field << " in " << z;
+  }
 }
 
 }  // namespace
