@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <ctime>
 #include <filesystem>
 #include <future>
 #include <map>
@@ -89,6 +90,21 @@ Result<void> extractLayoutTar(const std::string& tar, const std::string& dir) {
   return {};
 }
 
+// Puts `r` in the list in place of the record of its name. Pulled or imported
+// now counts as used now; an image the store already had (by id) keeps when
+// it was first detected, so a re-pull does not make it young again.
+void record(std::vector<ImageRecord>& all, ImageRecord r, int64_t now) {
+  r.first_detected = now;
+  for (const auto& x : all) {
+    if (x.config_digest == r.config_digest && x.first_detected > 0) {
+      r.first_detected = std::min(r.first_detected, x.first_detected);
+    }
+  }
+  r.last_used = now;
+  std::erase_if(all, [&](const ImageRecord& x) { return x.name == r.name; });
+  all.push_back(std::move(r));
+}
+
 }  // namespace
 
 Result<ImageStore> ImageStore::open(const std::string& root) {
@@ -118,8 +134,11 @@ Result<std::vector<ImageRecord>> ImageStore::list() const {
     TRY(r.config_digest, v.str("config"));
     TRY(auto size, v.optInt64("size"));
     TRY(auto last_used, v.optInt64("lastUsed"));
+    TRY(auto first_detected, v.optInt64("firstDetected"));
     r.size = size.value_or(0);
     r.last_used = last_used.value_or(0);
+    // A store older than the field: first seen when last used, at worst.
+    r.first_detected = first_detected.value_or(r.last_used);
     TRY(auto layers, v.optArray("layers"));
     if (layers) {
       TRY_VOID(layers->each([&](const json::Cursor& l) -> Result<void> {
@@ -152,6 +171,8 @@ void writeRecord(Writer& w, const ImageRecord& r) {
   w.String(r.config_digest.c_str());
   w.Key("size");
   w.Int64(r.size);
+  w.Key("firstDetected");
+  w.Int64(r.first_detected);
   w.Key("lastUsed");
   w.Int64(r.last_used);
   w.Key("layers");
@@ -343,8 +364,7 @@ Result<std::vector<ImageRecord>> ImageStore::importLayout(const std::string& pat
     }
     TRY_VOID(update([&](std::vector<ImageRecord>& all) {
       for (const auto& r : imported) {
-        std::erase_if(all, [&](const ImageRecord& x) { return x.name == r.name; });
-        all.push_back(r);
+        record(all, r, ::time(nullptr));
       }
     }));
     return imported;
@@ -373,14 +393,6 @@ Result<ImageRecord> ImageStore::find(const std::string& ref) const {
   return makeError("find image", ref, "no such image");
 }
 
-Result<void> ImageStore::remove(const std::string& ref) {
-  TRY(ImageRecord r, find(ref));
-  TRY_VOID(update([&](std::vector<ImageRecord>& all) {
-    std::erase_if(all, [&](const ImageRecord& x) { return x.name == r.name; });
-  }));
-  return collectGarbage();
-}
-
 Result<void> ImageStore::touch(const std::string& ref, int64_t now) {
   TRY(ImageRecord r, find(ref));
   return update([&](std::vector<ImageRecord>& all) {
@@ -403,6 +415,20 @@ Result<void> ImageStore::update(const std::function<void(std::vector<ImageRecord
   TRY(std::vector<ImageRecord> all, list());
   change(all);
   return save(all);
+}
+
+Result<void> ImageStore::touchAll(const std::vector<std::string>& names, int64_t now) {
+  if (names.empty()) {
+    return {};
+  }
+  std::set<std::string> wanted(names.begin(), names.end());
+  return update([&](std::vector<ImageRecord>& all) {
+    for (auto& x : all) {
+      if (wanted.contains(x.name)) {
+        x.last_used = std::max(x.last_used, now);
+      }
+    }
+  });
 }
 
 Result<ImageRecord> ImageStore::pull(const std::string& ref, const RegistryOptions& options,
@@ -529,37 +555,9 @@ Result<ImageRecord> ImageStore::pullOnce(const std::string& ref, const RegistryO
   TRY(ImageRecord r, recordManifest(top.digest, parsed.str(), from_registry));
   // An image pulled by tag is known by its top digest (the index's, if any).
   r.manifest_digest = top.digest;
-  TRY_VOID(update([&](std::vector<ImageRecord>& all) {
-    std::erase_if(all, [&](const ImageRecord& x) { return x.name == r.name; });
-    all.push_back(r);
-  }));
+  TRY_VOID(update([&](std::vector<ImageRecord>& all) { record(all, r, ::time(nullptr)); }));
   say("pulled " + parsed.str());
   return r;
-}
-
-Result<void> ImageStore::collectGarbage() {
-  TRY(std::vector<ImageRecord> all, list());
-  std::set<std::string> blobs, layers;
-  for (const auto& r : all) {
-    blobs.insert(digestHex(r.manifest_digest));
-    blobs.insert(digestHex(r.config_digest));
-    for (const auto& l : r.layers) {
-      blobs.insert(digestHex(l.digest));
-      layers.insert(digestHex(l.diff_id));
-    }
-  }
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(content_.root() + "/blobs/sha256", ec)) {
-    if (!blobs.contains(e.path().filename())) {
-      fs::remove(e.path(), ec);
-    }
-  }
-  for (const auto& e : fs::directory_iterator(root_ + "/layers", ec)) {
-    if (!layers.contains(e.path().filename())) {
-      fs::remove_all(e.path(), ec);
-    }
-  }
-  return {};
 }
 
 std::vector<std::string> ImageStore::lowerDirs(const ImageRecord& image) const {

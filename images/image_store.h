@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,7 +31,12 @@ struct ImageRecord {
   std::string config_digest;        // the image id
   std::vector<LayerRecord> layers;  // lowest first
   int64_t size = 0;                 // compressed bytes of all layers
-  int64_t last_used = 0;            // unix seconds, for garbage collection
+  // Unix seconds, kept in images.json so that a restarted agent does not take
+  // every image for a young one (image_gc.h): when the store first had this
+  // image (the kubelet's firstDetected, for imageMinimumGCAge) and when a
+  // container last used it (lastUsed, for the LRU order and imageMaximumGCAge).
+  int64_t first_detected = 0;
+  int64_t last_used = 0;
 };
 
 class ImageStore {
@@ -56,10 +62,27 @@ class ImageStore {
   // By name (normalized: "busybox" finds docker.io/library/busybox:latest), or
   // by config or manifest digest.
   Result<ImageRecord> find(const std::string& ref) const;
+  // `kernelet images rm`: removeImage, then collectGarbage.
   Result<void> remove(const std::string& ref);
   Result<void> touch(const std::string& ref, int64_t now);
-  // Removes blobs and layer dirs no image refers to.
+  // lastUsed = now for each image named (by its normalized name), in one write.
+  Result<void> touchAll(const std::vector<std::string>& names, int64_t now);
+
+  // ---- removal (image_remove.cc) ------------------------------------------
+  // Deletes the image named `name` (its normalized name) and what only it
+  // used: its manifest, config and layer blobs and its unpacked layers that no
+  // other image refers to and no overlay mounts now (a container whose image
+  // was re-tagged away still runs on them). Returns the bytes that freed (the
+  // blocks of the files removed). Touches nothing else, so a pull writing its
+  // blobs meanwhile loses none.
+  Result<int64_t> removeImage(const std::string& name);
+  // Removes blobs and layer dirs no image refers to, but layers mounted now
+  // and unpacks in progress (`*.tmp`): `kernelet images rm`, never the agent,
+  // whose pulls may have stored blobs not recorded yet.
   Result<void> collectGarbage();
+  // The layer dirs (diff_id hex) some overlay in this mount namespace has as
+  // a lower dir, from /proc/self/mountinfo.
+  std::set<std::string> mountedLayers() const;
 
   // The unpacked layer dirs of an image, highest first: overlayfs lowerdir order.
   std::vector<std::string> lowerDirs(const ImageRecord& image) const;

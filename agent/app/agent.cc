@@ -344,6 +344,7 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
                              [self](bool critical, int64_t grace, std::function<void()> done) {
                                self->shutDownNode(critical, grace, std::move(done));
                              });
+  a->startGarbageCollection();
   log::info("Node ready", {{"node", config.node_name},
                            {"nodeIP", ctx.node_ip},
                            {"allocatableCPU", std::to_string(ctx.node.allocatable_milli_cpu) + "m"},
@@ -353,6 +354,7 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
 }
 
 Agent::~Agent() {
+  gc_.reset();  // its timers and hooks reach the workers, the store and the puller
   // First: its handlers read the snapshots and ask the reviewers.
   server_.reset();
   access_reviewer_.reset();  // their calls live on the network thread

@@ -18,6 +18,7 @@
 #include "agent/app/last_status.h"
 #include "agent/app/sd_notify.h"
 #include "agent/config/config.h"
+#include "agent/gc/gc_manager.h"
 #include "agent/lifecycle/pod_worker.h"
 #include "agent/node/shutdown_manager.h"
 #include "agent/runtime/holder_keeper.h"
@@ -104,6 +105,11 @@ class Agent {
   // until the node goes down: their last status is what the API keeps.
   void shutDownNode(bool critical, int64_t grace_seconds, std::function<void()> done);
 
+  // Garbage collection (agent_gc.cc): the collector and what it asks of the agent.
+  void startGarbageCollection();
+  std::vector<std::string> imagesInUse() const;
+  std::vector<gc::ContainerRuns> containerRuns() const;
+
   // In cluster mode, READY=1 waits at most this long for the API server's
   // pods: the first list usually answers in well under a second, and a node
   // whose API server is away still runs its adopted and static pods.
@@ -120,6 +126,7 @@ class Agent {
   std::unique_ptr<netns::Network> network_;
   std::unique_ptr<runtime::HolderKeeper> keeper_;    // null: no live restore
   std::unique_ptr<runtime::KernelRuntime> runtime_;  // uses the five above
+  std::unique_ptr<gc::GarbageCollector> gc_;         // images and dead containers' logs
   std::unique_ptr<ManifestSource> manifests_;
   std::unique_ptr<apiclient::ApiLoop> net_;  // with --kubeconfig: the network thread
   std::unique_ptr<ClusterSync> cluster_;     // with --kubeconfig

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "agent/app/agent.h"
+#include "agent/app/gc_flags.h"
 #include "agent/app/pods_cli.h"
 #include "agent/config/config.h"
 #include "agent/lifecycle/sysctl_allowlist.h"
@@ -26,6 +27,7 @@ struct RunFlags {
   std::string shutdown_grace, shutdown_grace_critical;        // Go durations
   std::string authn_cache_ttl, authz_authorized_ttl, authz_unauthorized_ttl;  // Go durations
   std::string streaming_idle_timeout;                                         // a Go duration
+  GcFlags gc;                                                                 // gc_flags.h
   AgentConfig config;
 };
 
@@ -174,6 +176,7 @@ void addRunFlags(CLI::App* run, RunFlags& f) {
                   "of that, the part kept for critical pods, terminated last "
                   "(shutdownGracePeriodCriticalPods)");
   addServerFlags(run, f);
+  addGcFlags(run, f.gc);
   run->add_option("-v,--v", c.verbosity, "log verbosity");
   run->add_flag("--seccomp-default", c.seccomp_default,
                 "RuntimeDefault seccomp for containers that set no profile (seccompDefault; "
@@ -255,6 +258,11 @@ Configured configure(CLI::App* run, const RunFlags& flags) {
     return out;
   }
   if (auto r = validateServiceSettings(config); !r) {
+    out.status = kUsageError;
+    out.error = r.error().message();
+    return out;
+  }
+  if (auto r = applyGcFlags(run, flags.gc, config); !r) {
     out.status = kUsageError;
     out.error = r.error().message();
     return out;

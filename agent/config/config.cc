@@ -387,6 +387,7 @@ Result<void> loadKubeletConfiguration(const std::string& file, AgentConfig& conf
     config.eviction_hard = std::move(hard);
   }
   TRY_VOID(readNodeShutdown(file, root, config));
+  TRY_VOID(readImageGcFields(file, root, config.image_gc));
   TRY_VOID(readServer(file, root, config.server));
   if (config.max_pods <= 0) {
     return fieldError(file, root["maxPods"], "maxPods", "must be positive");

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/config/gc_settings.h"
 #include "sys/result.h"
 
 namespace kernelet::agent {
@@ -102,6 +103,9 @@ struct AgentConfig {
   // shutdownGracePeriodCriticalPods): 0 disables it, as with the kubelet.
   int64_t shutdown_grace_seconds = 0, shutdown_grace_critical_seconds = 0;
   ServerSettings server;
+  // Garbage collection (gc_settings.h).
+  images::ImageGcPolicy image_gc;
+  ContainerGcPolicy container_gc;
 };
 
 // Reads a KubeletConfiguration (YAML or JSON) over `config`. Errors name the

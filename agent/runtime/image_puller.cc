@@ -147,6 +147,15 @@ ImagePuller::Counts ImagePuller::counts() const {
   return {state_->queue.size(), state_->running};
 }
 
+std::vector<std::string> ImagePuller::pulling() const {
+  std::lock_guard lock(state_->mu);
+  std::vector<std::string> out;
+  for (const auto& [key, job] : state_->jobs) {
+    out.push_back(job->ref);
+  }
+  return out;
+}
+
 void ImagePuller::work() {
   for (;;) {
     std::shared_ptr<PullJob> job;

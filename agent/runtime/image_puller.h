@@ -105,6 +105,8 @@ class ImagePuller {
     size_t running = 0;
   };
   Counts counts() const;
+  // The references queued or being pulled: image GC keeps what they name.
+  std::vector<std::string> pulling() const;
 
  private:
   ImagePuller(std::shared_ptr<State> state, std::unique_ptr<LoopQueue> done)

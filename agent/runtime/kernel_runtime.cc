@@ -6,8 +6,10 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 
+#include "agent/gc/container_gc.h"
 #include "agent/log/log.h"
 #include "agent/runtime/container_builder.h"
 #include "agent/runtime/instance.h"
@@ -395,15 +397,20 @@ std::expected<std::unique_ptr<Instance>, StartFailure> KernelRuntime::create(
   return inst;
 }
 
-// The log: DIR/<restartCount>.log; the previous run's stays for --previous.
+// The log: DIR/<restartCount>.log. The container's dead runs beyond what
+// container GC keeps (--maximum-dead-containers-per-container, 1 by default:
+// the previous run's stays for --previous) go now, rotations and all, rather
+// than at the next GC pass: a container crash-looping fast leaves no pile.
 Result<std::unique_ptr<isolation::CriLogWriter>> KernelRuntime::openLog(const ContainerRequest& r) {
   std::error_code ec;
   std::filesystem::create_directories(r.log_dir, ec);
-  for (int old = r.restart_count - 2; old >= 0; old--) {
-    std::string stale = r.log_dir + "/" + std::to_string(old) + ".log";
-    if (::unlink(stale.c_str()) != 0) {
-      break;
-    }
+  ContainerGcPolicy per_container = config_.container_gc;
+  per_container.max_containers = -1;  // the node-wide limit is the GC pass's
+  gc::Removed pruned =
+      gc::collectContainers({{.dir = r.log_dir, .latest = r.restart_count, .latest_ended = false}},
+                            per_container, ::time(nullptr));
+  for (const auto& e : pruned.errors) {
+    log::error("Remove a dead container's log", {{"err", e}});
   }
   TRY(isolation::CriLogWriter writer,
       isolation::CriLogWriter::open(r.log_dir + "/" + std::to_string(r.restart_count) + ".log"));

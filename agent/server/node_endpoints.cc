@@ -186,6 +186,12 @@ std::string configzJson(const AgentConfig& c) {
   w.Int(c.oom_score_adj);
   put(w, "shutdownGracePeriod", goDuration(c.shutdown_grace_seconds));
   put(w, "shutdownGracePeriodCriticalPods", goDuration(c.shutdown_grace_critical_seconds));
+  w.Key("imageGCHighThresholdPercent");
+  w.Int(c.image_gc.high_threshold_percent);
+  w.Key("imageGCLowThresholdPercent");
+  w.Int(c.image_gc.low_threshold_percent);
+  put(w, "imageMinimumGCAge", goDuration(c.image_gc.min_age_seconds));
+  put(w, "imageMaximumGCAge", goDuration(c.image_gc.max_age_seconds));
   w.Key("evictionHard");
   w.StartObject();
   for (const auto& [signal, t] : c.eviction_hard) {
