@@ -276,8 +276,8 @@ TEST(PodFields, ARefusedFieldIsAnErrorNamingFileLineAndTheConcreteField) {
   EXPECT_NE(error("  os: {name: windows}\n  containers: [{name: a, image: i}]\n")
                 .find("spec.os.name: not supported by kernelet"),
             std::string::npos);
-  EXPECT_NE(error("  hostPID: true\n  containers: [{name: a, image: i}]\n")
-                .find("spec.hostPID: not supported by kernelet"),
+  EXPECT_NE(error("  hostUsers: false\n  containers: [{name: a, image: i}]\n")
+                .find("spec.hostUsers: not supported by kernelet"),
             std::string::npos);
 }
 
