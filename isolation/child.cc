@@ -192,9 +192,19 @@ void bindOnto(int target, const MountStep& m) {
   if (tree < 0) {
     fail("open_tree", m.source);
   }
+  // ro, nosuid, nodev, noexec and atime go on the mount itself, as runc's
+  // remount of a bind sets them (submounts keep theirs); "rro" makes every
+  // submount read-only too.
   mount_attr attr = bindAttributes(m);
-  if (attr.attr_set != 0 && sys::mountSetattr(tree, "", AT_EMPTY_PATH | recursive, &attr) != 0) {
+  if (attr.attr_set != 0 && sys::mountSetattr(tree, "", AT_EMPTY_PATH, &attr) != 0) {
     fail("mount_setattr", m.destination);
+  }
+  if (m.recursive_readonly) {
+    mount_attr rro{};
+    rro.attr_set = MOUNT_ATTR_RDONLY;
+    if (sys::mountSetattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &rro) != 0) {
+      fail("mount_setattr recursive read-only", m.destination);
+    }
   }
   if (sys::moveMount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) !=
       0) {

@@ -27,10 +27,11 @@ struct MountStep {
   unsigned long propagation;  // MS_PRIVATE, MS_SHARED, ... with MS_REC, or 0
   const char* data;
   bool bind;
-  bool readonly;       // a bind with "ro": read-only before it is attached
-  bool source_is_dir;  // creates a directory (else a file) as the mount point
-  bool is_dev;         // the /dev tmpfs: populate the standard devices
-  int tree;            // a bind's detached mount to attach (Mount::source_fd), or -1
+  bool readonly;            // a bind with "ro": read-only before it is attached
+  bool recursive_readonly;  // "rro": its submounts too (mount_setattr AT_RECURSIVE)
+  bool source_is_dir;       // creates a directory (else a file) as the mount point
+  bool is_dev;              // the /dev tmpfs: populate the standard devices
+  int tree;                 // a bind's detached mount to attach (Mount::source_fd), or -1
 };
 
 struct SysctlStep {

@@ -23,6 +23,10 @@ struct Mount {
   // opened by path, which then only names it in messages. The caller keeps
   // it open until the start is reported and closes it after; one start only.
   int source_fd = -1;
+  // The source path must never be opened (a subPath: the caller resolved it
+  // safely and only source_fd names what it found): without source_fd the
+  // mount is refused, not bound by path.
+  bool source_fd_only = false;
 };
 
 enum class Namespace { kPid, kMount, kUts, kIpc, kNet, kCgroup, kUser };

@@ -126,8 +126,13 @@ Result<void> planMount(ChildPlan& plan, const Mount& m, size_t index) {
   s.destination = plan.keep(dest);
   s.relative = plan.keep(dest == "/" ? "." : dest.substr(1));
   std::string data;
+  bool rro = false;
   for (const std::string& o : m.options) {
-    if (auto f = mountFlags().find(o); f != mountFlags().end()) {
+    if (o == "rro") {
+      // runc's recursive read-only: "ro" for the mount and every submount.
+      rro = true;
+      s.flags |= MS_RDONLY;
+    } else if (auto f = mountFlags().find(o); f != mountFlags().end()) {
       s.flags = f->second.clear ? s.flags & ~f->second.flag : s.flags | f->second.flag;
     } else if (auto p = propagationFlags().find(o); p != propagationFlags().end()) {
       s.propagation = p->second;
@@ -164,11 +169,17 @@ Result<void> planMount(ChildPlan& plan, const Mount& m, size_t index) {
       plan.tree_fds.insert(std::upper_bound(plan.tree_fds.begin(), plan.tree_fds.end(), s.tree),
                            s.tree);
       plan.trees.push_back(std::move(tree));
+    } else if (m.source_fd_only) {
+      return makeError("container spec", field + ".source",
+                       "\"" + m.source +
+                           "\" may only be bound through its resolved fd, and none "
+                           "was given");
     } else if (::stat(m.source.c_str(), &st) != 0) {
       return addContext<void>(sysError("stat", m.source), field + ".source");
     }
     s.source_is_dir = S_ISDIR(st.st_mode);
     s.readonly = (s.flags & MS_RDONLY) != 0;
+    s.recursive_readonly = rro && s.readonly;
     s.flags &= ~MS_RDONLY;  // applied with mount_setattr, not mount(2)
     s.fstype = nullptr;
   } else {
@@ -177,6 +188,9 @@ Result<void> planMount(ChildPlan& plan, const Mount& m, size_t index) {
     }
     if (m.source_fd >= 0) {
       return makeError("container spec", field + ".source", "a detached mount is only for a bind");
+    }
+    if (rro) {
+      return makeError("container spec", field + ".options", "\"rro\" is only for a bind mount");
     }
     // On a cgroup v2 host the "cgroup" filesystem of the OCI spec is cgroup2.
     s.fstype = plan.keep(type == "cgroup" ? "cgroup2" : type);

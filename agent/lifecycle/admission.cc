@@ -113,10 +113,10 @@ Admission admit(const Pod& pod, const std::vector<const Pod*>& running, const No
                 std::to_string(kMaxContainersPerPod)};
   }
   // The kubelet's sysctl admit handler runs before its resource fit: a pod
-  // that may not set a sysctl fails whether or not it fits. hostIPC pods do
-  // not exist here (spec.hostIPC is refused), so only hostNetwork matters.
+  // that may not set a sysctl fails whether or not it fits; a namespaced one
+  // of a namespace the pod shares with the node is forbidden too.
   for (const Sysctl& s : pod.sysctls) {
-    if (auto why = node.sysctls.check(s.name, pod.host_network, false)) {
+    if (auto why = node.sysctls.check(s.name, pod.host_network, pod.host_ipc)) {
       return {false, std::string(kSysctlForbidden), "forbidden sysctl: " + *why};
     }
   }

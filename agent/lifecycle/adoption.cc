@@ -139,6 +139,12 @@ void PodWorker::adoptContainer(Ctr& c, const runtime::AdoptedContainer& a,
   c.started_once = true;
   c.image = a.image;
   c.stop_signal = a.stop_signal;
+  c.status.stop_signal = effectiveStopSignal(c);
+  c.status.volume_mounts = volumeMountStatuses(*c.spec);
+  if (a.user) {
+    c.status.user = LinuxContainerUser{
+        .uid = a.user->uid, .gid = a.user->gid, .supplemental_groups = a.user->groups};
+  }
   c.status.image = a.image.name;
   c.status.image_id = a.image.id;
   c.status.restart_count = a.restart_count;

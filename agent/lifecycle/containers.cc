@@ -4,6 +4,7 @@
 
 #include "agent/lifecycle/pod_worker.h"
 #include "agent/log/log.h"
+#include "agent/model/stop_signal.h"
 #include "agent/stats/metrics.h"
 
 namespace kernelet::agent {
@@ -305,6 +306,25 @@ std::string PodWorker::logDir(const Ctr& c) const {
          c.spec->name;
 }
 
+std::vector<VolumeMountStatus> PodWorker::volumeMountStatuses(const Container& spec) {
+  std::vector<VolumeMountStatus> out;
+  for (const VolumeMount& m : spec.volume_mounts) {
+    VolumeMountStatus s{.name = m.name, .mount_path = m.mount_path, .read_only = m.read_only};
+    if (m.read_only) {
+      // The kubelet's resolveRecursiveReadOnly: IfPossible is Enabled on a
+      // runtime that can (mount_setattr, which kernelet needs anyway).
+      s.recursive_read_only = m.recursiveReadOnly() ? "Enabled" : "Disabled";
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::string PodWorker::effectiveStopSignal(const Ctr& c) {
+  const std::string& spec = c.spec->lifecycle.stop_signal;
+  return spec.empty() ? stopSignalName(c.stop_signal) : spec;
+}
+
 void PodWorker::runContainer(Ctr& c) {
   runtime::ContainerRequest r{.pod = &pod_,
                               .container = c.spec,
@@ -422,6 +442,10 @@ void PodWorker::onRunning(Ctr& c, const runtime::StartedContainer& run) {
   c.status.container_id = "kernelet://" + run.id;
   c.status.image = c.image->name;
   c.status.image_id = c.image->id;
+  c.status.stop_signal = effectiveStopSignal(c);
+  c.status.volume_mounts = volumeMountStatuses(*c.spec);
+  c.status.user = LinuxContainerUser{
+      .uid = run.user.uid, .gid = run.user.gid, .supplemental_groups = run.user.groups};
   transition(c, CtrState::kRunning, "started");
   emit(&c, "Normal", "Created", "Created container: " + c.spec->name);
   emit(&c, "Normal", "Started", "Started container " + c.spec->name);

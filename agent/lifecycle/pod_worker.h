@@ -266,6 +266,11 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   void setWaiting(Ctr& c, const std::string& reason, const std::string& message);
   bool shouldRestart(const Ctr& c) const;
   std::string logDir(const Ctr& c) const;
+  // containerStatuses[].stopSignal: the spec's name as written (SIGIOT stays
+  // SIGIOT), else the name of the signal the runtime chose.
+  static std::string effectiveStopSignal(const Ctr& c);
+  // containerStatuses[].volumeMounts, from the spec.
+  static std::vector<VolumeMountStatus> volumeMountStatuses(const Container& spec);
 
   // adoption.cc: takes over what adopt() found, instead of a new start.
   void adopt(const runtime::AdoptedPod& a);

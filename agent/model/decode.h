@@ -61,6 +61,36 @@ inline Result<std::string> str(const Ctx& c, const YAML::Node& parent, const cha
   return v.value_or("");
 }
 
+// What forEachEntry says of a list that is not one, and of an entry that is
+// not a map (some fields have words of their own).
+struct EntryWords {
+  const char* not_list = "must be a list";
+  const char* not_map = "must be a mapping";
+};
+
+// The walk of a list of objects at `field`: absent or null has no entries;
+// each entry, a map, goes to fn(entry, "FIELD[i]") in order, and the first
+// error (fn's or the shape's) ends the walk.
+template <typename Fn>
+Result<void> forEachEntry(const Ctx& c, const YAML::Node& list, const std::string& field, Fn&& fn,
+                          EntryWords words = {}) {
+  if (!list || list.IsNull()) {
+    return {};
+  }
+  if (!list.IsSequence()) {
+    return c.error(list, field, words.not_list);
+  }
+  for (size_t i = 0; i < list.size(); i++) {
+    const YAML::Node entry = list[i];
+    const std::string at = field + "[" + std::to_string(i) + "]";
+    if (!entry.IsMap()) {
+      return c.error(entry, at, words.not_map);
+    }
+    TRY_VOID(fn(entry, at));
+  }
+  return {};
+}
+
 // decode_container.cc
 // A list of strings at parent[key] (exec commands, args); absent: empty.
 Result<std::vector<std::string>> strings(const Ctx& c, const YAML::Node& parent, const char* key,
@@ -76,12 +106,16 @@ Result<SecurityContext> securityContext(const Ctx& c, const YAML::Node& n,
                                         const std::string& field);
 Result<Container> container(const Ctx& c, const YAML::Node& n, const std::string& field);
 
-// decode_lifecycle.cc: a container's lifecycle at `field` (postStart, preStop).
+// decode_lifecycle.cc: a container's lifecycle at `field` (postStart, preStop, stopSignal).
 Result<ContainerLifecycle> lifecycle(const Ctx& c, const YAML::Node& n, const std::string& field,
                                      const std::vector<ContainerPort>& ports);
 // Every sleep action of the pod's containers fits its grace period, as the
 // API validates (spec: the pod's spec node, for the errors' lines).
 Result<void> checkSleepHooks(const Ctx& c, const YAML::Node& spec, const Pod& pod);
+// Every container's stopSignal is one of `os`'s (spec.os.name, which must be
+// set), as the API validates.
+Result<void> checkStopSignals(const Ctx& c, const YAML::Node& spec, const Pod& pod,
+                              const std::string& os);
 
 // decode_ephemeral.cc: spec.ephemeralContainers[i] at `field`.
 Result<EphemeralContainer> ephemeralContainer(const Ctx& c, const YAML::Node& n,

@@ -104,6 +104,42 @@ Result<void> localDescendingPath(const Ctx& c, const YAML::Node& n, const std::s
   return {};
 }
 
+// The API's validateMountPropagation and validateMountRecursiveReadOnly, in
+// their order and words (the supported values sorted, as sets.List gives them).
+Result<void> mountModes(const Ctx& c, const YAML::Node& m, const std::string& field,
+                        const VolumeMount& vm, bool privileged) {
+  const std::string& p = vm.mount_propagation;
+  const std::string pf = field + ".mountPropagation";
+  if (p != "None" && p != "HostToContainer" && p != "Bidirectional") {
+    return c.error(m["mountPropagation"], pf,
+                   "Unsupported value: \"" + p +
+                       "\": supported values: \"Bidirectional\", \"HostToContainer\", \"None\"");
+  }
+  if (p == "Bidirectional" && !privileged) {
+    return c.error(m["mountPropagation"], pf,
+                   "Forbidden: Bidirectional mount propagation is available only to privileged "
+                   "containers");
+  }
+  const std::string& rro = vm.recursive_read_only;
+  const std::string rf = field + ".recursiveReadOnly";
+  if (rro == "Enabled" || rro == "IfPossible") {
+    if (!vm.read_only) {
+      return c.error(m["recursiveReadOnly"], rf,
+                     "Forbidden: may only be specified when readOnly is true");
+    }
+    if (p != "None") {
+      return c.error(m["recursiveReadOnly"], rf,
+                     "Forbidden: may only be specified when mountPropagation is None or not "
+                     "specified");
+    }
+  } else if (!rro.empty() && rro != "Disabled") {
+    return c.error(m["recursiveReadOnly"], rf,
+                   "Unsupported value: \"" + rro +
+                       "\": supported values: \"Disabled\", \"Enabled\", \"IfPossible\"");
+  }
+  return {};
+}
+
 Result<ResourceList> resources(const Ctx& c, const YAML::Node& n, const std::string& field) {
   ResourceList out;
   if (!n || n.IsNull()) {
@@ -402,10 +438,17 @@ Result<Container> container(const Ctx& c, const YAML::Node& n, const std::string
         }
         TRY_VOID(localDescendingPath(c, m["subPathExpr"], mf + ".subPathExpr", vm.sub_path_expr));
       }
+      TRY(auto propagation, opt<std::string>(c, m, "mountPropagation", mf));
+      vm.mount_propagation = propagation.value_or("None");
+      TRY(vm.recursive_read_only, str(c, m, "recursiveReadOnly", mf));
       k.volume_mounts.push_back(std::move(vm));
     }
   }
   TRY(k.security_context, securityContext(c, n["securityContext"], field + ".securityContext"));
+  for (size_t i = 0; i < k.volume_mounts.size(); i++) {
+    TRY_VOID(mountModes(c, n["volumeMounts"][i], field + ".volumeMounts[" + std::to_string(i) + "]",
+                        k.volume_mounts[i], k.security_context.privileged.value_or(false)));
+  }
   if (n["ports"] && n["ports"].IsSequence()) {
     size_t i = 0;
     for (const auto& pn : n["ports"]) {

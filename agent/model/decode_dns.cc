@@ -31,18 +31,7 @@ const char* kSubdomainRule =
 Result<std::vector<PodDnsOption>> options(const Ctx& c, const YAML::Node& n,
                                           const std::string& field) {
   std::vector<PodDnsOption> out;
-  if (!n || n.IsNull()) {
-    return out;
-  }
-  if (!n.IsSequence()) {
-    return c.error(n, field, "must be a list");
-  }
-  for (size_t i = 0; i < n.size(); i++) {
-    const YAML::Node o = n[i];
-    std::string f = field + "[" + std::to_string(i) + "]";
-    if (!o.IsMap()) {
-      return c.error(o, f, "must be a mapping");
-    }
+  auto entry = [&](const YAML::Node& o, const std::string& f) -> Result<void> {
     PodDnsOption option;
     TRY(option.name, str(c, o, "name", f));
     TRY(option.value, opt<std::string>(c, o, "value", f));
@@ -50,7 +39,9 @@ Result<std::vector<PodDnsOption>> options(const Ctx& c, const YAML::Node& n,
       return c.error(o, f, "Required value: must not be empty");
     }
     out.push_back(std::move(option));
-  }
+    return {};
+  };
+  TRY_VOID(forEachEntry(c, n, field, entry));
   return out;
 }
 
@@ -115,19 +106,7 @@ Result<std::optional<PodDnsConfig>> dnsConfig(const Ctx& c, const YAML::Node& sp
 
 Result<std::vector<HostAlias>> hostAliases(const Ctx& c, const YAML::Node& list) {
   std::vector<HostAlias> out;
-  const std::string f = "spec.hostAliases";
-  if (!list || list.IsNull()) {
-    return out;
-  }
-  if (!list.IsSequence()) {
-    return c.error(list, f, "must be a list");
-  }
-  for (size_t i = 0; i < list.size(); i++) {
-    const YAML::Node a = list[i];
-    std::string at = f + "[" + std::to_string(i) + "]";
-    if (!a.IsMap()) {
-      return c.error(a, at, "must be a mapping");
-    }
+  auto entry = [&](const YAML::Node& a, const std::string& at) -> Result<void> {
     HostAlias h;
     TRY(h.ip, str(c, a, "ip", at));
     if (!isIp(h.ip)) {
@@ -141,7 +120,9 @@ Result<std::vector<HostAlias>> hostAliases(const Ctx& c, const YAML::Node& list)
       }
     }
     out.push_back(std::move(h));
-  }
+    return {};
+  };
+  TRY_VOID(forEachEntry(c, list, "spec.hostAliases", entry));
   return out;
 }
 

@@ -1,6 +1,7 @@
-// Decoding a container's lifecycle hooks (postStart, preStop) with the API
-// server's validation: exactly one action per hook, exec with a command,
-// httpGet with a port, sleep within the pod's grace period.
+// Decoding a container's lifecycle (postStart, preStop, stopSignal) with the
+// API server's validation: exactly one action per hook, exec with a command,
+// httpGet with a port, sleep within the pod's grace period, a stop signal
+// the pod's os has.
 
 #include <yaml-cpp/yaml.h>
 
@@ -10,6 +11,7 @@
 
 #include "agent/model/decode.h"
 #include "agent/model/pod.h"
+#include "agent/model/stop_signal.h"
 
 namespace kernelet::agent::decode {
 
@@ -86,11 +88,40 @@ Result<ContainerLifecycle> lifecycle(const Ctx& c, const YAML::Node& n, const st
   if (!n.IsMap()) {
     return c.error(n, field, "must be a map");
   }
-  // stopSignal (the ContainerStopSignals feature) is refused by the field
-  // table (pod_fields.cc), so an API pod with it is rejected at admission.
   TRY(l.post_start, handler(c, n["postStart"], field + ".postStart", ports));
   TRY(l.pre_stop, handler(c, n["preStop"], field + ".preStop", ports));
+  // Checked against the pod's os by checkStopSignals; an init container's is
+  // refused by the field table (pod_fields.cc).
+  TRY(l.stop_signal, str(c, n, "stopSignal", field));
   return l;
+}
+
+Result<void> checkStopSignals(const Ctx& c, const YAML::Node& spec, const Pod& pod,
+                              const std::string& os) {
+  const YAML::Node nodes = spec["containers"];
+  for (size_t i = 0; i < pod.containers.size() && nodes && i < nodes.size(); i++) {
+    const std::string& signal = pod.containers[i].lifecycle.stop_signal;
+    if (signal.empty()) {
+      continue;
+    }
+    const YAML::Node at = nodes[i]["lifecycle"]["stopSignal"];
+    const std::string f = "spec.containers[" + std::to_string(i) + "].lifecycle.stopSignal";
+    // The API's validateStopSignal, in its words.
+    if (os.empty()) {
+      return c.error(at, f, "Forbidden: may not be set for containers with empty `spec.os.name`");
+    }
+    if (os == "windows" && signal != "SIGKILL" && signal != "SIGTERM") {
+      return c.error(
+          at, f,
+          "Unsupported value: \"" + signal + "\": supported values: \"SIGKILL\", \"SIGTERM\"");
+    }
+    if (os == "linux" && !linuxStopSignal(signal)) {
+      return c.error(
+          at, f,
+          "Unsupported value: \"" + signal + "\": supported values: " + linuxStopSignalList());
+    }
+  }
+  return {};
 }
 
 Result<void> checkSleepHooks(const Ctx& c, const YAML::Node& spec, const Pod& pod) {

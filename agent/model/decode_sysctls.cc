@@ -12,20 +12,8 @@ namespace kernelet::agent::decode {
 
 Result<std::vector<Sysctl>> sysctls(const Ctx& c, const YAML::Node& list) {
   std::vector<Sysctl> out;
-  const std::string f = "spec.securityContext.sysctls";
-  if (!list || list.IsNull()) {
-    return out;
-  }
-  if (!list.IsSequence()) {
-    return c.error(list, f, "must be a list");
-  }
   std::set<std::string> names;
-  for (size_t i = 0; i < list.size(); i++) {
-    const YAML::Node s = list[i];
-    std::string at = f + "[" + std::to_string(i) + "]";
-    if (!s.IsMap()) {
-      return c.error(s, at, "must be a mapping");
-    }
+  auto entry = [&](const YAML::Node& s, const std::string& at) -> Result<void> {
     Sysctl k;
     TRY(k.name, str(c, s, "name", at));
     if (k.name.empty()) {
@@ -46,7 +34,9 @@ Result<std::vector<Sysctl>> sysctls(const Ctx& c, const YAML::Node& list) {
     }
     k.value = *value;
     out.push_back(std::move(k));
-  }
+    return {};
+  };
+  TRY_VOID(forEachEntry(c, list, "spec.securityContext.sysctls", entry));
   return out;
 }
 

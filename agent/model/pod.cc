@@ -75,47 +75,31 @@ Result<std::vector<int64_t>> supplementalGroups(const Ctx& c, const YAML::Node& 
 
 Result<std::vector<std::string>> imagePullSecrets(const Ctx& c, const YAML::Node& list) {
   std::vector<std::string> out;
-  const std::string f = "spec.imagePullSecrets";
-  if (!list || list.IsNull()) {
-    return out;
-  }
-  if (!list.IsSequence()) {
-    return c.error(list, f, "must be a list of {name: SECRET}");
-  }
-  size_t i = 0;
-  for (const auto& ref : list) {
-    std::string at = f + "[" + std::to_string(i++) + "]";
-    if (!ref.IsMap()) {
-      return c.error(ref, at, "must be an object with a name");
-    }
+  auto entry = [&](const YAML::Node& ref, const std::string& at) -> Result<void> {
     TRY(std::string name, str(c, ref, "name", at));
     if (!name.empty()) {
       out.push_back(std::move(name));
     }
-  }
+    return {};
+  };
+  TRY_VOID(forEachEntry(c, list, "spec.imagePullSecrets", entry,
+                        {.not_list = "must be a list of {name: SECRET}",
+                         .not_map = "must be an object with a name"}));
   return out;
 }
 
 // spec.readinessGates: the condition types, each once.
 Result<std::vector<std::string>> readinessGates(const Ctx& c, const YAML::Node& list) {
   std::vector<std::string> out;
-  if (!list || list.IsNull()) {
-    return out;
-  }
-  if (!list.IsSequence()) {
-    return c.error(list, "spec.readinessGates", "must be a list");
-  }
-  for (const auto& g : list) {
-    std::string f = "spec.readinessGates[" + std::to_string(out.size()) + "]";
-    if (!g.IsMap()) {
-      return c.error(g, f, "must be an object");
-    }
+  auto entry = [&](const YAML::Node& g, const std::string& f) -> Result<void> {
     TRY(std::string type, str(c, g, "conditionType", f));
     if (type.empty()) {
       return c.error(g, f + ".conditionType", "Required value");
     }
     out.push_back(std::move(type));
-  }
+    return {};
+  };
+  TRY_VOID(forEachEntry(c, list, "spec.readinessGates", entry, {.not_map = "must be an object"}));
   return out;
 }
 
@@ -206,10 +190,25 @@ Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
     return c.error(spec, "spec.activeDeadlineSeconds", "must be greater than or equal to 1");
   }
   TRY_VOID(decode::checkSleepHooks(c, spec, p));
+  std::string os;  // anything but linux is refused by the field table, after the decode
+  if (spec["os"] && spec["os"].IsMap()) {
+    TRY(os, str(c, spec["os"], "name", "spec.os"));
+  }
+  TRY_VOID(decode::checkStopSignals(c, spec, p, os));
   TRY(auto host_net, opt<bool>(c, spec, "hostNetwork", "spec"));
   p.host_network = host_net.value_or(false);
   TRY(auto share, opt<bool>(c, spec, "shareProcessNamespace", "spec"));
   p.share_process_namespace = share.value_or(false);
+  TRY(auto host_pid, opt<bool>(c, spec, "hostPID", "spec"));
+  p.host_pid = host_pid.value_or(false);
+  TRY(auto host_ipc, opt<bool>(c, spec, "hostIPC", "spec"));
+  p.host_ipc = host_ipc.value_or(false);
+  if (p.host_pid && p.share_process_namespace) {
+    // The API's validateShareProcessNamespace, which sees both in the
+    // internal PodSecurityContext: hence its path.
+    return c.error(spec["shareProcessNamespace"], "spec.securityContext.shareProcessNamespace",
+                   "Invalid value: true: ShareProcessNamespace and HostPID cannot both be enabled");
+  }
   TRY(auto links, opt<bool>(c, spec, "enableServiceLinks", "spec"));
   p.enable_service_links = links.value_or(true);
   TRY(p.readiness_gates, readinessGates(c, spec["readinessGates"]));

@@ -45,6 +45,17 @@ struct VolumeMount {
   // of them is set; sub_path_expr has $(VAR) of the container's env expanded
   // when the container starts (agent/runtime/subpath.h).
   std::string sub_path, sub_path_expr;
+  // mountPropagation: None (rprivate, also when unset), HostToContainer
+  // (rslave: mounts made later under the source on the node show inside),
+  // Bidirectional (rshared, privileged containers only).
+  std::string mount_propagation = "None";
+  // recursiveReadOnly of a readOnly mount: Disabled (also when unset; only
+  // the mount itself is read-only, submounts stay as they are), IfPossible
+  // and Enabled (every submount too; this kernel always can).
+  std::string recursive_read_only;
+  bool recursiveReadOnly() const {
+    return read_only && (recursive_read_only == "Enabled" || recursive_read_only == "IfPossible");
+  }
 };
 
 struct SecurityContext {
@@ -86,6 +97,9 @@ struct LifecycleHandler {
 
 struct ContainerLifecycle {
   std::optional<LifecycleHandler> post_start, pre_stop;
+  // stopSignal (containers only): the signal's API name, sent at stop instead
+  // of the image's STOPSIGNAL or SIGTERM; empty: not set.
+  std::string stop_signal;
 };
 
 struct Container {
@@ -203,6 +217,10 @@ struct Pod {
   // (the kubelet's activeDeadlineHandler): DeadlineExceeded.
   std::optional<int64_t> active_deadline_seconds;
   bool host_network = false, share_process_namespace = false;
+  // hostPID / hostIPC: the containers stay in the node's PID / IPC namespace
+  // (the agent's), as CRI's NamespaceMode NODE; hostPID wins over an
+  // ephemeral container's target, as with the kubelet.
+  bool host_pid = false, host_ipc = false;
   std::string dns_policy = "ClusterFirst", hostname, subdomain, node_name;
   std::optional<PodDnsConfig> dns_config;
   std::vector<HostAlias> host_aliases;

@@ -83,7 +83,7 @@ constexpr auto kFields = std::to_array<PodField>({
     {"spec.containers[].lifecycle.preStop.sleep.seconds", kImplemented},
     {"spec.containers[].lifecycle.preStop.tcpSocket.host", kImplemented},
     {"spec.containers[].lifecycle.preStop.tcpSocket.port", kImplemented},
-    {"spec.containers[].lifecycle.stopSignal", kRefused},
+    {"spec.containers[].lifecycle.stopSignal", kImplemented},
     {"spec.containers[].livenessProbe.exec.command", kImplemented},
     {"spec.containers[].livenessProbe.failureThreshold", kImplemented},
     {"spec.containers[].livenessProbe.grpc.port", kImplemented},
@@ -174,11 +174,11 @@ constexpr auto kFields = std::to_array<PodField>({
     {"spec.containers[].volumeDevices", kRefused},
     {"spec.containers[].volumeMounts[].mountPath", kImplemented},
     // kernelet's mounts are private
-    {"spec.containers[].volumeMounts[].mountPropagation", kRefused, "None"},
+    {"spec.containers[].volumeMounts[].mountPropagation", kImplemented},
     {"spec.containers[].volumeMounts[].name", kImplemented},
     {"spec.containers[].volumeMounts[].readOnly", kImplemented},
     // the default
-    {"spec.containers[].volumeMounts[].recursiveReadOnly", kRefused, "Disabled"},
+    {"spec.containers[].volumeMounts[].recursiveReadOnly", kImplemented},
     {"spec.containers[].volumeMounts[].subPath", kImplemented},
     {"spec.containers[].volumeMounts[].subPathExpr", kImplemented},
     {"spec.containers[].workingDir", kImplemented},
@@ -268,9 +268,9 @@ constexpr auto kFields = std::to_array<PodField>({
     {"spec.ephemeralContainers[].workingDir", kImplemented},
     {"spec.hostAliases[].hostnames", kImplemented},
     {"spec.hostAliases[].ip", kImplemented},
-    {"spec.hostIPC", kRefused, "false"},
+    {"spec.hostIPC", kImplemented},
     {"spec.hostNetwork", kImplemented},
-    {"spec.hostPID", kRefused, "false"},
+    {"spec.hostPID", kImplemented},
     // no user namespaces: the host's users
     {"spec.hostUsers", kRefused, "true"},
     {"spec.hostname", kImplemented},
@@ -412,11 +412,11 @@ constexpr auto kFields = std::to_array<PodField>({
     {"spec.initContainers[].volumeDevices", kRefused},
     {"spec.initContainers[].volumeMounts[].mountPath", kImplemented},
     // kernelet's mounts are private
-    {"spec.initContainers[].volumeMounts[].mountPropagation", kRefused, "None"},
+    {"spec.initContainers[].volumeMounts[].mountPropagation", kImplemented},
     {"spec.initContainers[].volumeMounts[].name", kImplemented},
     {"spec.initContainers[].volumeMounts[].readOnly", kImplemented},
     // the default
-    {"spec.initContainers[].volumeMounts[].recursiveReadOnly", kRefused, "Disabled"},
+    {"spec.initContainers[].volumeMounts[].recursiveReadOnly", kImplemented},
     {"spec.initContainers[].volumeMounts[].subPath", kImplemented},
     {"spec.initContainers[].volumeMounts[].subPathExpr", kImplemented},
     {"spec.initContainers[].workingDir", kImplemented},

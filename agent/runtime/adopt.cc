@@ -262,7 +262,8 @@ AdoptedContainer KernelRuntime::adoptRun(AdoptInput& in, const std::string& name
                        .restart_count = run.restart_count,
                        .started_at = run.started_at,
                        .image = {.name = run.image_name, .id = run.image_id},
-                       .stop_signal = run.stop_signal};
+                       .stop_signal = run.stop_signal,
+                       .user = run.user};
   if (c.previous && c.previous->ended) {
     out.previous = runEnd(*c.previous);
   }

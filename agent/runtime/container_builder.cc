@@ -10,6 +10,7 @@
 
 #include "agent/log/log.h"
 #include "agent/model/service_env.h"
+#include "agent/runtime/mount_propagation.h"
 #include "agent/runtime/subpath.h"
 #include "sys/fileio.h"
 
@@ -214,6 +215,11 @@ Result<isolation::SeccompProfile> seccomp(const ContainerInput& in, const Securi
   return isolation::SeccompProfile{.kind = Kind::kJson, .json = json, .origin = path};
 }
 
+// mountPropagation as the OCI mount option containerd gives it.
+std::string propagationOption(const std::string& mode) {
+  return mode == "HostToContainer" ? "rslave" : mode == "Bidirectional" ? "rshared" : "rprivate";
+}
+
 // configMap, secret, downwardAPI and projected volumes are mounted read-only
 // whatever the volumeMount's readOnly says, as the kubelet does since 1.10:
 // the agent rewrites them, so a container's writes would be undone, and a
@@ -305,6 +311,12 @@ Result<isolation::ContainerSpec> buildContainerSpec(const ContainerInput& in) {
   for (int64_t g : pod.supplemental_groups) {
     s.additional_gids.push_back(static_cast<gid_t>(g));
   }
+  // The primary group is a supplementary one too, first, as containerd's
+  // ensureAdditionalGids makes it (and containerStatuses[].user shows it).
+  if (std::find(s.additional_gids.begin(), s.additional_gids.end(), s.gid) ==
+      s.additional_gids.end()) {
+    s.additional_gids.insert(s.additional_gids.begin(), s.gid);
+  }
   if (sc.run_as_non_root.value_or(false)) {
     std::string image_user = in.image.user.substr(0, in.image.user.find(':'));
     if (!sc.run_as_user && !image_user.empty() &&
@@ -335,6 +347,18 @@ Result<isolation::ContainerSpec> buildContainerSpec(const ContainerInput& in) {
   } else {
     std::erase_if(s.namespaces, [](const auto& n) { return n.type == Namespace::kUts; });
   }
+  // hostPID / hostIPC: the node's namespaces are the agent's, so the
+  // container simply keeps them (CRI's NamespaceMode NODE). hostPID wins over
+  // shareProcessNamespace's and an ephemeral target's pid ns, as in the
+  // kubelet's pidNamespaceForPod. Without a pid ns of its own the container's
+  // main process is not an init: its leftovers die with its cgroup (release),
+  // as containerd's shim kills all on exit for such containers.
+  if (pod.host_pid) {
+    std::erase_if(s.namespaces, [](const auto& n) { return n.type == Namespace::kPid; });
+  }
+  if (pod.host_ipc) {
+    std::erase_if(s.namespaces, [](const auto& n) { return n.type == Namespace::kIpc; });
+  }
   s.mounts = isolation::defaultMounts();
   if (privileged) {
     for (auto& m : s.mounts) {
@@ -345,6 +369,15 @@ Result<isolation::ContainerSpec> buildContainerSpec(const ContainerInput& in) {
   } else {
     s.masked_paths = isolation::defaultMaskedPaths();
     s.readonly_paths = isolation::defaultReadonlyPaths();
+  }
+  if (pod.host_ipc) {
+    // POSIX shared memory is files in /dev/shm: the node's, as containerd
+    // binds it for a hostIPC pod (its SysV segments come with the IPC ns).
+    for (auto& m : s.mounts) {
+      if (m.destination == "/dev/shm") {
+        m = {"/dev/shm", "bind", "/dev/shm", {"rbind", "rprivate", "rw"}};
+      }
+    }
   }
   for (auto [dest, file] : {std::pair{"/etc/hosts", sb.hostsFile()},
                             {"/etc/resolv.conf", sb.resolvConf()},
@@ -357,15 +390,26 @@ Result<isolation::ContainerSpec> buildContainerSpec(const ContainerInput& in) {
       return makeError("mount volume", m.name, "no such volume in the pod");
     }
     bool read_only = m.read_only || apiDataVolume(pod, m.name);
-    std::vector<std::string> options = {"rbind", "rprivate", read_only ? "ro" : "rw"};
+    // containerd's translation of the CRI mount: propagation as rprivate,
+    // rslave or rshared on a source that can propagate; rro when asked.
+    TRY_VOID(checkPropagationSource(*host, m.mount_propagation));
+    std::vector<std::string> options = {"rbind", propagationOption(m.mount_propagation),
+                                        !read_only ? "rw" : (m.recursiveReadOnly() ? "rro" : "ro")};
+    if (m.mount_propagation == "Bidirectional") {
+      s.rootfs_propagation = MS_SHARED | MS_REC;
+    } else if (m.mount_propagation == "HostToContainer" && s.rootfs_propagation == 0) {
+      s.rootfs_propagation = MS_SLAVE | MS_REC;
+    }
     TRY(std::string sub_path, mountSubPath(m, env.container));
     if (sub_path.empty()) {
       s.mounts.push_back({m.mount_path, "bind", *host, options});
       continue;
     }
     // The source path only names the mount in messages: what is bound is
-    // the detached mount of the inode resolved here.
+    // the detached mount of the inode resolved here, and without it (a spec
+    // for execs, which mount nothing) planMount refuses the mount.
     isolation::Mount mount{m.mount_path, "bind", *host + "/" + sub_path, options};
+    mount.source_fd_only = true;
     if (in.subpath_mounts != nullptr) {
       TRY(UniqueFd tree, subPathMount(*host, sub_path, m.name, c.name));
       mount.source_fd = tree.get();

@@ -5,12 +5,14 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 
 #include "agent/gc/container_gc.h"
 #include "agent/log/log.h"
+#include "agent/model/stop_signal.h"
 #include "agent/runtime/container_builder.h"
 #include "agent/runtime/instance.h"
 #include "agent/runtime/pending_exec.h"
@@ -44,6 +46,18 @@ std::string newContainerId() {
     out += hex[b & 15];
   }
   return out;
+}
+
+// Who the process starts as: the spec's uid and gid, and its groups with the
+// primary gid first and each once, as containerd reports them in the CRI.
+ProcessUser processUser(const isolation::ContainerSpec& s) {
+  ProcessUser u{.uid = s.uid, .gid = s.gid, .groups = {s.gid}};
+  for (gid_t g : s.additional_gids) {
+    if (std::find(u.groups.begin(), u.groups.end(), g) == u.groups.end()) {
+      u.groups.push_back(g);
+    }
+  }
+  return u;
 }
 
 // docker.io/library/busybox:latest + sha256:... -> docker.io/library/busybox@sha256:...
@@ -316,7 +330,10 @@ std::expected<std::unique_ptr<Instance>, StartFailure> KernelRuntime::create(
   if (!image_config) {
     return fail("CreateContainerError", image_config.error());
   }
-  if (!image_config->stop_signal.empty()) {
+  // lifecycle.stopSignal > the image's STOPSIGNAL > SIGTERM (KEP-4960).
+  if (auto sig = linuxStopSignal(r.container->lifecycle.stop_signal)) {
+    inst->stop_signal = *sig;
+  } else if (!image_config->stop_signal.empty()) {
     if (auto sig = isolation::oci::parseSignal(image_config->stop_signal)) {
       inst->stop_signal = *sig;
     }
@@ -548,6 +565,7 @@ void KernelRuntime::started(uint64_t id, Result<isolation::Process> proc) {
   inst->run.start_time = isolation::processStartTime(inst->proc.pid());
   inst->run.started_at = nowRfc3339();
   inst->run.stop_signal = inst->stop_signal;
+  inst->run.user = processUser(inst->spec);
   inst->run.stdin = inst->stdio.stdin;
   inst->run.stdin_once = inst->stdio.stdin_once;
   inst->run.tty = inst->stdio.tty;
@@ -591,7 +609,8 @@ void KernelRuntime::started(uint64_t id, Result<isolation::Process> proc) {
                            .id = inst->id,
                            .started_at = inst->run.started_at,
                            .pid = inst->proc.pid(),
-                           .stop_signal = inst->stop_signal};
+                           .stop_signal = inst->stop_signal,
+                           .user = inst->run.user.value_or(ProcessUser{})};
   containers_[h] = std::move(inst);
   s->done(std::move(started));
 }

@@ -41,6 +41,21 @@ void writeRun(Writer& w, const RunRecord& r) {
   str(w, "imageId", r.image_id);
   w.Key("stopSignal");
   w.Int(r.stop_signal);
+  if (r.user) {
+    w.Key("user");
+    w.StartObject();
+    w.Key("uid");
+    w.Int64(r.user->uid);
+    w.Key("gid");
+    w.Int64(r.user->gid);
+    w.Key("groups");
+    w.StartArray();
+    for (int64_t g : r.user->groups) {
+      w.Int64(g);
+    }
+    w.EndArray();
+    w.EndObject();
+  }
   str(w, "logPath", r.log_path);
   str(w, "rootfsDir", r.rootfs_dir);
   str(w, "cgroup", r.cgroup);
@@ -102,7 +117,7 @@ Result<void> absolutePath(const json::Cursor& c, const std::string& v, const cha
 
 Result<RunRecord> readRun(const json::Cursor& c) {
   TRY_VOID(c.onlyKeys({"id", "pid", "startTime", "startedAt", "restartCount", "imageName",
-                       "imageId", "stopSignal", "logPath", "rootfsDir", "cgroup", "stdio",
+                       "imageId", "stopSignal", "user", "logPath", "rootfsDir", "cgroup", "stdio",
                        "terminationLog", "end"}));
   RunRecord r;
   TRY(r.id, c.str("id"));
@@ -126,6 +141,22 @@ Result<RunRecord> readRun(const json::Cursor& c) {
   TRY(r.stop_signal, c.number<int>("stopSignal"));
   if (r.stop_signal <= 0 || r.stop_signal > 64) {
     return c.errorAt("stopSignal", "not a signal");
+  }
+  TRY(std::optional<json::Cursor> user, c.optObject("user"));
+  if (user) {
+    TRY_VOID(user->onlyKeys({"uid", "gid", "groups"}));
+    ProcessUser u;
+    TRY(u.uid, user->number<uint32_t>("uid"));
+    TRY(u.gid, user->number<uint32_t>("gid"));
+    TRY(std::optional<json::Cursor> groups, user->optArray("groups"));
+    if (groups) {
+      TRY_VOID(groups->each([&u](const json::Cursor& g) -> Result<void> {
+        TRY(uint32_t gid, g.asNumber<uint32_t>());
+        u.groups.push_back(gid);
+        return {};
+      }));
+    }
+    r.user = std::move(u);
   }
   TRY(r.log_path, c.str("logPath"));
   TRY_VOID(absolutePath(c, r.log_path, "logPath", false));

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "agent/model/qos.h"
+#include "agent/runtime/process_user.h"
 #include "sys/result.h"
 
 namespace kernelet::agent::runtime {
@@ -33,6 +34,9 @@ struct RunRecord {
   int restart_count = 0;
   std::string image_name, image_id;
   int stop_signal = 15;
+  // The uid, gid and supplementary groups its process started with
+  // (containerStatuses[].user); none in a record of an older agent.
+  std::optional<ProcessUser> user;
   std::string log_path;    // the CRI log file the run writes to
   std::string rootfs_dir;  // ROOT/containers/<id>, the overlay is its rootfs/
   std::string cgroup;      // the run's cgroup, absolute

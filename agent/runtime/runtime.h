@@ -25,6 +25,7 @@
 #include "agent/model/field_refs.h"
 #include "agent/model/pod.h"
 #include "agent/model/qos.h"
+#include "agent/runtime/process_user.h"
 #include "agent/sources/pod_objects.h"
 #include "images/registry.h"
 #include "sys/result.h"
@@ -93,7 +94,8 @@ struct StartedContainer {
   std::string id;          // 64 hex digits
   std::string started_at;  // RFC 3339
   int pid = 0;
-  int stop_signal = 15;  // SIGTERM, or the image's StopSignal
+  int stop_signal = 15;  // lifecycle.stopSignal, the image's StopSignal, or SIGTERM
+  ProcessUser user;      // who its process started as
 };
 
 struct StartFailure {
@@ -134,6 +136,7 @@ struct AdoptedContainer {
   std::string started_at;  // RFC 3339
   ImageInfo image;
   int stop_signal = 15;
+  std::optional<ProcessUser> user;  // as recorded; none from an older agent
   // Non-zero: the run is still going and is this runtime's now, as if
   // startContainer had answered it (watchExit, signal, kill, exec work on it).
   ContainerHandle handle = 0;

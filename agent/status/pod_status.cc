@@ -225,6 +225,46 @@ void writeState(Writer& w, const ContainerState& s) {
   w.EndObject();
 }
 
+// user.linux and volumeMounts, as the kubelet's convertToAPIContainerStatuses
+// writes them (readOnly and recursiveReadOnly only when set).
+void writeUserAndMounts(Writer& w, const ContainerStatus& c) {
+  if (c.user) {
+    w.Key("user");
+    w.StartObject();
+    w.Key("linux");
+    w.StartObject();
+    w.Key("uid");
+    w.Int64(c.user->uid);
+    w.Key("gid");
+    w.Int64(c.user->gid);
+    w.Key("supplementalGroups");
+    w.StartArray();
+    for (int64_t g : c.user->supplemental_groups) {
+      w.Int64(g);
+    }
+    w.EndArray();
+    w.EndObject();
+    w.EndObject();
+  }
+  if (c.volume_mounts.empty()) {
+    return;
+  }
+  w.Key("volumeMounts");
+  w.StartArray();
+  for (const VolumeMountStatus& m : c.volume_mounts) {
+    w.StartObject();
+    putIfSet(w, "name", m.name);
+    putIfSet(w, "mountPath", m.mount_path);
+    if (m.read_only) {
+      w.Key("readOnly");
+      w.Bool(true);
+    }
+    putIfSet(w, "recursiveReadOnly", m.recursive_read_only);
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
 void writeContainers(Writer& w, const char* key, const std::vector<ContainerStatus>& list) {
   if (list.empty()) {
     return;
@@ -250,6 +290,8 @@ void writeContainers(Writer& w, const char* key, const std::vector<ContainerStat
       w.Key("started");
       w.Bool(*c.started);
     }
+    putIfSet(w, "stopSignal", c.stop_signal);
+    writeUserAndMounts(w, c);
     w.EndObject();
   }
   w.EndArray();
@@ -340,6 +382,41 @@ ContainerState readState(const rapidjson::Value& v) {
   return s;
 }
 
+// What writeUserAndMounts wrote; what is not there (or of another type) stays unset.
+void readUserAndMounts(const rapidjson::Value& c, ContainerStatus& s) {
+  auto user = c.FindMember("user");
+  if (user != c.MemberEnd() && user->value.IsObject()) {
+    auto lx = user->value.FindMember("linux");
+    if (lx != user->value.MemberEnd() && lx->value.IsObject()) {
+      const rapidjson::Value& l = lx->value;
+      LinuxContainerUser u;
+      u.uid = l.HasMember("uid") && l["uid"].IsInt64() ? l["uid"].GetInt64() : 0;
+      u.gid = l.HasMember("gid") && l["gid"].IsInt64() ? l["gid"].GetInt64() : 0;
+      if (l.HasMember("supplementalGroups") && l["supplementalGroups"].IsArray()) {
+        for (const auto& g : l["supplementalGroups"].GetArray()) {
+          if (g.IsInt64()) {
+            u.supplemental_groups.push_back(g.GetInt64());
+          }
+        }
+      }
+      s.user = std::move(u);
+    }
+  }
+  auto mounts = c.FindMember("volumeMounts");
+  if (mounts != c.MemberEnd() && mounts->value.IsArray()) {
+    for (const auto& m : mounts->value.GetArray()) {
+      if (!m.IsObject()) {
+        continue;
+      }
+      s.volume_mounts.push_back({.name = stringField(m, "name"),
+                                 .mount_path = stringField(m, "mountPath"),
+                                 .read_only = m.HasMember("readOnly") && m["readOnly"].IsBool() &&
+                                              m["readOnly"].GetBool(),
+                                 .recursive_read_only = stringField(m, "recursiveReadOnly")});
+    }
+  }
+}
+
 std::vector<ContainerStatus> readContainers(const rapidjson::Value& status, const char* key) {
   std::vector<ContainerStatus> out;
   auto it = status.FindMember(key);
@@ -351,6 +428,8 @@ std::vector<ContainerStatus> readContainers(const rapidjson::Value& status, cons
     s.name = stringField(c, "name");
     s.image = stringField(c, "image");
     s.container_id = stringField(c, "containerID");
+    s.stop_signal = stringField(c, "stopSignal");
+    readUserAndMounts(c, s);
     if (c.HasMember("state")) {
       s.state = readState(c["state"]);
     }

@@ -18,12 +18,32 @@ struct ContainerState {
   std::string container_id;
 };
 
+// containerStatuses[].volumeMounts[]: a mount as the spec asked for it, and
+// for a read-only one whether it is recursively so (Disabled / Enabled).
+struct VolumeMountStatus {
+  std::string name, mount_path;
+  bool read_only = false;
+  std::string recursive_read_only;
+};
+
+// containerStatuses[].user.linux: who the process started as.
+struct LinuxContainerUser {
+  int64_t uid = 0, gid = 0;
+  std::vector<int64_t> supplemental_groups;
+};
+
 struct ContainerStatus {
   std::string name, image, image_id, container_id;
   ContainerState state, last_state;
   bool ready = false;
   std::optional<bool> started;
   int restart_count = 0;
+  // The effective stop signal of its latest run (lifecycle.stopSignal, the
+  // image's STOPSIGNAL or SIGTERM) by its API name; empty until it ran.
+  std::string stop_signal;
+  // From its first start on: what the kubelet reports of a created container.
+  std::vector<VolumeMountStatus> volume_mounts;
+  std::optional<LinuxContainerUser> user;
 };
 
 struct PodCondition {

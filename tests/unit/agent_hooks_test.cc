@@ -111,7 +111,8 @@ TEST(HookManifest, ErrorsNameTheFieldAsTheApiServerDoes) {
       "line 7: spec.containers[0].lifecycle.postStart.sleep.seconds: Invalid value: -1: must be "
       "non-negative and less than terminationGracePeriodSeconds (5)");
   expectError("  containers:\n  - {name: c, image: i, lifecycle: {stopSignal: SIGUSR1}}\n",
-              "line 6: spec.containers[0].lifecycle.stopSignal: not supported by kernelet");
+              "line 6: spec.containers[0].lifecycle.stopSignal: Forbidden: may not be set for "
+              "containers with empty `spec.os.name`");
   expectError("  containers:\n  - {name: c, image: i, lifecycle: {preStop: [sleep]}}\n",
               "line 6: spec.containers[0].lifecycle.preStop: must be a map");
 }

@@ -428,7 +428,7 @@ TEST_F(Lifecycle, APodWithARefusedFieldIsRejectedWithAWarningEvent) {
   auto pods = parseManifests(R"({"apiVersion": "v1", "kind": "Pod",
     "metadata": {"name": "web", "uid": "u1"},
     "spec": {"containers": [{"name": "app", "image": "busybox",
-      "lifecycle": {"stopSignal": "SIGUSR1"}}]}})",
+      "volumeDevices": [{"name": "v", "devicePath": "/dev/xvda"}]}]}})",
                              "pod default/web", RefusedFields::kRecord);
   ASSERT_TRUE(pods) << pods.error().message();
   worker_ = std::make_shared<PodWorker>(ctx_, (*pods)[0].pod, "hash");
@@ -438,10 +438,10 @@ TEST_F(Lifecycle, APodWithARefusedFieldIsRejectedWithAWarningEvent) {
   EXPECT_EQ(worker_->status().phase, "Failed");
   EXPECT_EQ(worker_->status().reason, "UnsupportedPodSpec");
   EXPECT_EQ(worker_->status().message,
-            "Pod was rejected: spec.containers[0].lifecycle.stopSignal: not supported by kernelet");
+            "Pod was rejected: spec.containers[0].volumeDevices: not supported by kernelet");
   EXPECT_TRUE(
-      sawEvent("Warning UnsupportedPodSpec : spec.containers[0].lifecycle.stopSignal: not "
-               "supported by kernelet"))
+      sawEvent("Warning UnsupportedPodSpec : spec.containers[0].volumeDevices: not supported by "
+               "kernelet"))
       << (events_.empty() ? "(no events)" : events_[0]);
   EXPECT_TRUE(runtime_->calls().empty());
 }

@@ -256,11 +256,11 @@ TEST(PodFields, ARefusedFieldIsAnErrorNamingFileLineAndTheConcreteField) {
   EXPECT_EQ(error(R"(  containers:
   - name: a
     image: busybox
-    volumeMounts: [{name: v, mountPath: /v, mountPropagation: HostToContainer}]
+    securityContext: {procMount: Unmasked}
   volumes: [{name: v, emptyDir: {}}]
 )"),
             "parse manifest `/m/web.yaml`: line 8: "
-            "spec.containers[0].volumeMounts[0].mountPropagation: not supported by kernelet");
+            "spec.containers[0].securityContext.procMount: not supported by kernelet");
   EXPECT_NE(error("  containers: [{name: a, image: i}]\n"
                   "  volumes: [{name: v, nfs: {server: s, path: /}}]\n")
                 .find("line 6: spec.volumes[0].nfs: not supported by kernelet"),
@@ -276,8 +276,8 @@ TEST(PodFields, ARefusedFieldIsAnErrorNamingFileLineAndTheConcreteField) {
   EXPECT_NE(error("  os: {name: windows}\n  containers: [{name: a, image: i}]\n")
                 .find("spec.os.name: not supported by kernelet"),
             std::string::npos);
-  EXPECT_NE(error("  hostPID: true\n  containers: [{name: a, image: i}]\n")
-                .find("spec.hostPID: not supported by kernelet"),
+  EXPECT_NE(error("  hostUsers: false\n  containers: [{name: a, image: i}]\n")
+                .find("spec.hostUsers: not supported by kernelet"),
             std::string::npos);
 }
 
@@ -348,12 +348,12 @@ TEST(PodFields, AnApiPodKeepsItsRefusedFieldForAdmission) {
     image: i
   - name: b
     image: i
-    lifecycle: {stopSignal: SIGUSR1}
+    volumeDevices: [{name: v, devicePath: /dev/xvda}]
 )",
                     RefusedFields::kRecord);
   ASSERT_TRUE(pods) << pods.error().message();
   const Pod& refused = (*pods)[0].pod;
-  EXPECT_EQ(refused.refused, "spec.containers[1].lifecycle.stopSignal: not supported by kernelet");
+  EXPECT_EQ(refused.refused, "spec.containers[1].volumeDevices: not supported by kernelet");
 
   auto other = parse("  containers: [{name: a, image: i}]\n", RefusedFields::kRecord);
   ASSERT_TRUE(other);
@@ -363,7 +363,7 @@ TEST(PodFields, AnApiPodKeepsItsRefusedFieldForAdmission) {
   Admission a = admit(refused, {&beside}, node);
   EXPECT_FALSE(a.admitted);
   EXPECT_EQ(a.reason, "UnsupportedPodSpec");
-  EXPECT_EQ(a.message, "spec.containers[1].lifecycle.stopSignal: not supported by kernelet");
+  EXPECT_EQ(a.message, "spec.containers[1].volumeDevices: not supported by kernelet");
   // The pod beside it is admitted as if the refused one were not there.
   EXPECT_TRUE(admit(beside, {}, node).admitted);
 }
