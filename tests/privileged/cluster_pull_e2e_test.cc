@@ -4,125 +4,56 @@
 // a kubernetes.io/dockerconfigjson Secret in imagePullSecrets, or its
 // ServiceAccount's, it runs.
 
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <chrono>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <functional>
-#include <thread>
+#include <optional>
+#include <string>
 
-#include "support/api_server.h"
+#include "support/e2e_cluster.h"
 #include "support/privileged.h"
-#include "support/process_util.h"
 #include "support/registry_server.h"
-#include "sys/fileio.h"
 
 namespace kernelet {
 namespace {
 
-namespace fs = std::filesystem;
-using namespace std::chrono;
+using testing::has;
 
-class ClusterPullE2E : public ::testing::Test {
+class ClusterPullE2E : public testing::E2eClusterTest {
  protected:
+  // No image imported: the pods pull theirs.
+  testing::E2eCluster::Options options() const override {
+    return {.name = "pull", .server = {.validate_agent = "admin"}, .images = {}};
+  }
+
   void SetUp() override {
     KERNELET_REQUIRE_PRIVILEGED();
-    if (::access("/usr/bin/kubectl", X_OK) != 0 ||
-        ::access("/usr/bin/docker-registry", X_OK) != 0) {
-      GTEST_SKIP() << "kubectl or docker-registry is not installed";
+    KERNELET_REQUIRE_TOOLS("/usr/bin/docker-registry");
+    E2eClusterTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) {
+      return;
     }
-    base_ = "/tmp/kernelet-pull-" + std::to_string(::getpid());
-    fs::create_directories(base_ + "/manifests");
-    auto s = testing::ApiServer::start(base_ + "/api", {.validate_agent = "admin"});
-    ASSERT_TRUE(s) << s.error().message();
-    server_.emplace(std::move(*s));
-    auto r = testing::RegistryServer::start(base_ + "/registry");
+    auto r = testing::RegistryServer::start(c_->base() + "/registry");
     ASSERT_TRUE(r) << r.error().message();
     registry_.emplace(std::move(*r));
     auto pushed =
         registry_->push(std::string(KERNELET_FIXTURES) + "/oci/busybox", "private/busybox", "v1");
     ASSERT_TRUE(pushed) << pushed.error().message();
     image_ = registry_->host() + "/private/busybox:v1";
-    started_ = true;
   }
 
   void TearDown() override {
-    if (!started_) {
-      return;
+    if (c_ != nullptr) {
+      c_->stopAgent();  // before its registry goes
     }
-    if (agent_ > 0) {
-      ::kill(agent_, SIGTERM);
-      int st;
-      ::waitpid(agent_, &st, 0);
-    }
-    EXPECT_EQ(server_->control("violations", "", false).value_or("?"), "[]")
-        << "the agent sent what the schema refuses";
     registry_.reset();
-    server_.reset();
-    fs::remove_all(base_);
-    for (const char* q : {"/kubepods/burstable", "/kubepods/besteffort", "/kubepods", ""}) {
-      ::rmdir(
-          (std::string("/sys/fs/cgroup/kernelet-pull-") + std::to_string(::getpid()) + q).c_str());
-    }
+    E2eClusterTest::TearDown();
   }
 
   void startAgent() {
-    std::string pid = std::to_string(::getpid());
     // The registry's certificate is trusted as the system's store would be
     // (OpenSSL's SSL_CERT_FILE); the API server's CA is the kubeconfig's own.
     ::setenv("SSL_CERT_FILE", registry_->caFile().c_str(), 1);
-    agent_ = testing::spawnLogged({KERNELET_BINARY,
-                                   "run",
-                                   "--port=0",
-                                   "--kubeconfig",
-                                   server_->kubeconfig(),
-                                   "--pod-manifest-path",
-                                   base_ + "/manifests",
-                                   "--root-dir",
-                                   base_ + "/root",
-                                   "--pod-log-dir",
-                                   base_ + "/logs",
-                                   "--run-dir",
-                                   "/run/kernelet-pull-" + pid,
-                                   "--cgroup-root",
-                                   "/kernelet-pull-" + pid,
-                                   "--hostname-override",
-                                   "node1",
-                                   "-v",
-                                   "2",
-                                   "--stop-pods-on-exit"},
-                                  base_ + "/agent.log");
+    c_->startAgent();
     ::unsetenv("SSL_CERT_FILE");
-  }
-
-  std::string kubectl(const std::string& args) { return server_->kubectl(args); }
-
-  std::string waitKubectl(const std::string& args,
-                          const std::function<bool(const std::string&)>& ok,
-                          const std::string& what, seconds timeout = seconds(90)) {
-    auto deadline = steady_clock::now() + timeout;
-    std::string out;
-    while (steady_clock::now() < deadline) {
-      out = kubectl(args);
-      if (ok(out)) {
-        return out;
-      }
-      std::this_thread::sleep_for(milliseconds(300));
-    }
-    ADD_FAILURE() << what << " not seen in " << timeout.count() << " s; last: " << out << "\n"
-                  << readFile(base_ + "/agent.log").value_or("");
-    return out;
-  }
-
-  void apply(const std::string& name, const std::string& yaml) {
-    std::string file = base_ + "/" + name + ".yaml";
-    std::ofstream(file) << yaml;
-    std::string out = kubectl("apply -f " + file);
-    ASSERT_NE(out.find("created"), std::string::npos) << out;
   }
 
   std::string pod(const std::string& name, const std::string& extra) {
@@ -132,16 +63,9 @@ class ClusterPullE2E : public ::testing::Test {
            "\n    command: [sh, -c, 'echo pulled; sleep 3600']\n";
   }
 
-  std::string base_, image_;
-  std::optional<testing::ApiServer> server_;
+  std::string image_;
   std::optional<testing::RegistryServer> registry_;
-  pid_t agent_ = -1;
-  bool started_ = false;
 };
-
-auto has(const std::string& needle) {
-  return [needle](const std::string& s) { return s.find(needle) != std::string::npos; };
-}
 
 TEST_F(ClusterPullE2E, APrivateImageNeedsThePodsPullSecret) {
   startAgent();
@@ -174,7 +98,7 @@ TEST_F(ClusterPullE2E, APrivateImageNeedsThePodsPullSecret) {
             std::string::npos)
       << described;
   // The agent never logs a credential.
-  std::string log = readFile(base_ + "/agent.log").value_or("");
+  std::string log = c_->agentLog();
   EXPECT_EQ(log.find("dXNlcjpzZWNyZXQ="), std::string::npos);
   EXPECT_EQ(log.find("user:secret"), std::string::npos);
 }

@@ -3,31 +3,24 @@
 // token), mean 200 watches and 100 token renewals, all on the agent's one
 // network thread. Prints the agent's thread count at 0, 10 and 100 pods.
 
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
-#include <sstream>
+#include <memory>
 #include <thread>
 
 #include "apiclient/api_client.h"
 #include "apiclient/base64.h"
-#include "support/api_server.h"
+#include "support/e2e_cluster.h"
 #include "support/privileged.h"
-#include "support/process_util.h"
 #include "sys/fileio.h"
 
 namespace kernelet {
 namespace {
 
-namespace fs = std::filesystem;
 using namespace std::chrono;
 
-const std::string kImage = "fixtures.kernelet.test/busybox:latest";
+const std::string kImage = testing::kFixtureImage;
 const std::string kNs = "/api/v1/namespaces/default/";
 
 // This build's kernelet, or $KERNELET_UNDER_TEST (to measure another build).
@@ -64,66 +57,16 @@ class ClusterThreads : public ::testing::Test {
  protected:
   void SetUp() override {
     KERNELET_REQUIRE_PRIVILEGED();
-    std::string id = std::to_string(::getpid());
-    base_ = "/tmp/kernelet-threads-" + id;
-    run_ = "/run/kernelet-threads-" + id;
-    cgroup_root_ = "/kernelet-threads-" + id;
-    fs::create_directories(base_ + "/manifests");
-    auto s = testing::ApiServer::start(base_ + "/api", {});
-    ASSERT_TRUE(s) << s.error().message();
-    server_.emplace(std::move(*s));
-    apiclient::ClusterAccess a;
-    a.server = server_->url();
-    a.ca_pem = readFile(server_->caFile()).value_or("");
-    a.token = "admin-token";
-    auto c = apiclient::ApiClient::create(a, {.qps = 0});
+    auto c = testing::E2eCluster::start({.name = "threads", .binary = kernelet(), .verbosity = 1});
     ASSERT_TRUE(c) << c.error().message();
-    client_ = std::move(*c);
-    std::string import = kernelet() + " images --root-dir " + base_ + "/root import " +
-                         KERNELET_FIXTURES + "/oci/busybox >/dev/null 2>&1";
-    ASSERT_EQ(std::system(import.c_str()), 0);
-    started_ = true;
-  }
-
-  void TearDown() override {
-    if (!started_) {
-      return;
-    }
-    if (agent_ > 0) {
-      ::kill(agent_, SIGTERM);
-      int st;
-      ::waitpid(agent_, &st, 0);
-    }
-    server_.reset();
-    fs::remove_all(base_);
-    std::string top = "/sys/fs/cgroup" + cgroup_root_;
-    for (const char* q : {"/kubepods/burstable", "/kubepods/besteffort", "/kubepods", ""}) {
-      ::rmdir((top + q).c_str());
-    }
-  }
-
-  void startAgent() {
-    agent_ = testing::spawnLogged({kernelet(),
-                                   "run",
-                                   "--stop-pods-on-exit",
-                                   "--port=0",
-                                   "--kubeconfig",
-                                   server_->kubeconfig(),
-                                   "--pod-manifest-path",
-                                   base_ + "/manifests",
-                                   "--root-dir",
-                                   base_ + "/root",
-                                   "--pod-log-dir",
-                                   base_ + "/logs",
-                                   "--run-dir",
-                                   run_,
-                                   "--cgroup-root",
-                                   cgroup_root_,
-                                   "--hostname-override",
-                                   "node1",
-                                   "-v",
-                                   "1"},
-                                  base_ + "/agent.log");
+    cluster_ = std::move(*c);
+    apiclient::ClusterAccess a;
+    a.server = cluster_->server().url();
+    a.ca_pem = readFile(cluster_->server().caFile()).value_or("");
+    a.token = "admin-token";
+    auto client = apiclient::ApiClient::create(a, {.qps = 0});
+    ASSERT_TRUE(client) << client.error().message();
+    client_ = std::move(*client);
   }
 
   // Pod i with its ConfigMap cm-i and Secret s-i.
@@ -152,35 +95,32 @@ class ClusterThreads : public ::testing::Test {
     while (running() < n && steady_clock::now() < deadline) {
       std::this_thread::sleep_for(seconds(1));
     }
-    ASSERT_EQ(running(), n) << readFile(base_ + "/agent.log").value_or("");
+    ASSERT_EQ(running(), n) << cluster_->agentLog();
     std::this_thread::sleep_for(seconds(3));
   }
 
-  std::string base_, run_, cgroup_root_;
-  std::optional<testing::ApiServer> server_;
+  std::unique_ptr<testing::E2eCluster> cluster_;
   std::unique_ptr<apiclient::ApiClient> client_;
-  int agent_ = -1;
-  bool started_ = false;
 };
 
 TEST_F(ClusterThreads, TheAgentsThreadsDoNotGrowWithItsPodsConfigMapsAndSecrets) {
-  startAgent();
+  cluster_->startAgent();
   auto deadline = steady_clock::now() + seconds(60);
   while (!client_->get("/api/v1/nodes/node1") && steady_clock::now() < deadline) {
     std::this_thread::sleep_for(milliseconds(300));
   }
   std::this_thread::sleep_for(seconds(3));
-  int at0 = threadsOf(agent_);
+  int at0 = threadsOf(cluster_->agentPid());
   for (int i = 0; i < 10; i++) {
     createPod(i);
   }
   waitRunning(10, seconds(300));
-  int at10 = threadsOf(agent_);
+  int at10 = threadsOf(cluster_->agentPid());
   for (int i = 10; i < 100; i++) {
     createPod(i);
   }
   waitRunning(100, seconds(1500));
-  int at100 = threadsOf(agent_);
+  int at100 = threadsOf(cluster_->agentPid());
   std::printf(
       "agent threads: %d at 0 pods, %d at 10, %d at 100 (each pod: its own ConfigMap, "
       "Secret and token)\n",

@@ -38,9 +38,8 @@
 #include <thread>
 #include <vector>
 
-#include "support/api_server.h"
+#include "support/e2e_cluster.h"
 #include "support/privileged.h"
-#include "support/process_util.h"
 #include "sys/fileio.h"
 
 namespace kernelet {
@@ -49,7 +48,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono;
 
-const std::string kImage = "fixtures.kernelet.test/busybox:latest";
+const std::string kImage = testing::kFixtureImage;
 const std::string kSpdyOnly =
     "KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false KUBECTL_PORT_FORWARD_WEBSOCKETS=false ";
 
@@ -78,196 +77,83 @@ Output run(const std::string& cmd, const std::string& scratch) {
   return o;
 }
 
-// The API server, the agent and the pods every case shares.
-struct Cluster {
-  std::string base, root, run_dir, cgroup_root;
-  std::unique_ptr<testing::ApiServer> server;
-  pid_t agent = -1;
-  std::string setup_error;
+// The API server, the agent and the pods every case shares; why they are
+// not there, if they are not.
+std::unique_ptr<testing::E2eCluster> cluster;
+std::string setup_error;
 
-  ~Cluster() {
-    if (agent > 0) {
-      ::kill(agent, SIGTERM);
-      ::waitpid(agent, nullptr, 0);
-    }
-    server.reset();
-    std::error_code ec;
-    fs::remove_all(base, ec);
-    std::string top = "/sys/fs/cgroup" + cgroup_root;
-    for (const char* q : {"/kubepods/burstable", "/kubepods/besteffort", "/kubepods", ""}) {
-      ::rmdir((top + q).c_str());
-    }
+// Writes NAME.yaml with `spec` for node1 and applies it.
+void applyPod(const std::string& name, const std::string& spec) {
+  auto r = cluster->apply(name, "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name +
+                                    "}\nspec:\n  nodeName: node1\n"
+                                    "  terminationGracePeriodSeconds: 1\n" +
+                                    spec);
+  if (!r) {
+    setup_error += r.error().message();
   }
+}
 
-  std::string kubectl(const std::string& args) const { return server->kubectl(args); }
-  std::string agentLog() const { return readFile(base + "/agent.log").value_or(""); }
-  // `ENV kubectl ARGS` (ENV: variables for kubectl), bounded by `timeout`.
-  std::string command(const std::string& env, const std::string& args, int timeout = 180,
-                      bool foreground = false) const {
-    return "KUBECONFIG=" + server->kubeconfig() + " " + env + "timeout " +
-           (foreground ? "--foreground " : "") + std::to_string(timeout) + " kubectl " + args;
+void startCluster() {
+  auto c = testing::E2eCluster::start(
+      {.name = "streams", .server = {.validate_agent = "admin"}, .webhook_auth = true});
+  if (!c) {
+    setup_error = c.error().message();
+    return;
   }
-
-  bool agentExited() {
-    int status = 0;
-    if (agent > 0 && ::waitpid(agent, &status, WNOHANG) == agent) {
-      agent = -1;
-      return true;
-    }
-    return agent <= 0;
+  cluster = std::move(*c);
+  fs::create_directories(cluster->base() + "/scratch");
+  cluster->startAgent();
+  applyPod("shell", "  containers:\n  - name: app\n    image: " + kImage +
+                        "\n    imagePullPolicy: Never\n    command: [sh, -c, 'exec sleep 3600']\n");
+  applyPod("web",
+           "  volumes: [{name: www, emptyDir: {}}]\n  containers:\n  - name: app\n"
+           "    image: " +
+               kImage +
+               "\n    imagePullPolicy: Never\n    volumeMounts: [{name: www, mountPath: "
+               "/www}]\n    command: [sh, -c, 'echo hello-from-pod > /www/index.html; "
+               "exec httpd -f -p 8080 -h /www']\n");
+  applyPod("tty", "  containers:\n  - name: app\n    image: " + kImage +
+                      "\n    imagePullPolicy: Never\n    stdin: true\n    tty: true\n"
+                      "    command: [sh]\n");
+  applyPod("shared", "  restartPolicy: Never\n  containers:\n  - name: app\n    image: " + kImage +
+                         "\n    imagePullPolicy: Never\n    command: [sh, -c, 'exec sleep 3600']\n"
+                         "  - name: done\n    image: " +
+                         kImage + "\n    imagePullPolicy: Never\n    command: ['true']\n");
+  if (!setup_error.empty()) {
+    return;
   }
-
-  // Polls `kubectl ARGS` until `ok`; the last output either way.
-  std::string waitKubectl(const std::string& args,
-                          const std::function<bool(const std::string&)>& ok, bool& seen) {
-    auto deadline = steady_clock::now() + seconds(240);
-    std::string out;
-    seen = false;
-    while (steady_clock::now() < deadline) {
-      out = kubectl(args);
-      if (ok(out)) {
-        seen = true;
-        return out;
-      }
-      if (agentExited()) {
-        return out + "\n(the agent has exited)";
-      }
-      std::this_thread::sleep_for(milliseconds(300));
-    }
-    return out;
+  if (auto r = cluster->waitRunning({"shell", "web", "tty", "shared"}); !r) {
+    setup_error = r.error().message();
   }
-
-  void start() {
-    std::string id = std::to_string(::getpid());
-    base = "/tmp/kernelet-streams-" + id;
-    root = base + "/root";
-    run_dir = "/run/kernelet-streams-" + id;
-    cgroup_root = "/kernelet-streams-" + id;
-    fs::create_directories(base + "/manifests");
-    fs::create_directories(base + "/scratch");
-    testing::ApiServer::Options options;
-    options.validate_agent = "admin";
-    auto s = testing::ApiServer::start(base + "/api", options);
-    if (!s) {
-      setup_error = s.error().message();
-      return;
-    }
-    server = std::make_unique<testing::ApiServer>(std::move(*s));
-    Output imported = run(std::string(KERNELET_BINARY) + " images --root-dir " + root + " import " +
-                              KERNELET_FIXTURES + "/oci/busybox",
-                          base + "/scratch");
-    if (imported.rc != 0) {
-      setup_error = "image import: " + imported.out + imported.err;
-      return;
-    }
-    agent = testing::spawnLogged({KERNELET_BINARY,
-                                  "run",
-                                  "--kubeconfig",
-                                  server->kubeconfig(),
-                                  "--pod-manifest-path",
-                                  base + "/manifests",
-                                  "--root-dir",
-                                  root,
-                                  "--pod-log-dir",
-                                  base + "/logs",
-                                  "--run-dir",
-                                  run_dir,
-                                  "--cgroup-root",
-                                  cgroup_root,
-                                  "--hostname-override",
-                                  "node1",
-                                  "--node-ip",
-                                  "127.0.0.1",
-                                  "--port=0",
-                                  "--client-ca-file",
-                                  server->caFile(),
-                                  "--authentication-token-webhook",
-                                  "--authorization-mode",
-                                  "Webhook",
-                                  "--stop-pods-on-exit",
-                                  "-v",
-                                  "2"},
-                                 base + "/agent.log");
-    apply("shell", "  containers:\n  - name: app\n    image: " + kImage +
-                       "\n    imagePullPolicy: Never\n    command: [sh, -c, 'exec sleep 3600']\n");
-    apply("web",
-          "  volumes: [{name: www, emptyDir: {}}]\n  containers:\n  - name: app\n"
-          "    image: " +
-              kImage +
-              "\n    imagePullPolicy: Never\n    volumeMounts: [{name: www, mountPath: "
-              "/www}]\n    command: [sh, -c, 'echo hello-from-pod > /www/index.html; "
-              "exec httpd -f -p 8080 -h /www']\n");
-    apply("tty", "  containers:\n  - name: app\n    image: " + kImage +
-                     "\n    imagePullPolicy: Never\n    stdin: true\n    tty: true\n"
-                     "    command: [sh]\n");
-    apply("shared", "  restartPolicy: Never\n  containers:\n  - name: app\n    image: " + kImage +
-                        "\n    imagePullPolicy: Never\n    command: [sh, -c, 'exec sleep 3600']\n"
-                        "  - name: done\n    image: " +
-                        kImage + "\n    imagePullPolicy: Never\n    command: ['true']\n");
-    for (const char* pod : {"shell", "web", "tty", "shared"}) {
-      bool seen = false;
-      std::string phase = waitKubectl(
-          std::string("get pod ") + pod + " -o jsonpath={.status.phase}",
-          [](const std::string& s) { return s == "Running"; }, seen);
-      if (!seen) {
-        setup_error += std::string(pod) + " not Running: " + phase + "\n" + agentLog();
-        return;
-      }
-    }
-  }
-
-  void apply(const std::string& name, const std::string& spec) {
-    std::string file = base + "/" + name + ".yaml";
-    std::ofstream(file) << "apiVersion: v1\nkind: Pod\nmetadata: {name: " << name
-                        << "}\nspec:\n  nodeName: node1\n  terminationGracePeriodSeconds: 1\n"
-                        << spec;
-    std::string out = kubectl("apply -f " + file);
-    if (out.find("created") == std::string::npos) {
-      setup_error += "apply " + name + ": " + out;
-    }
-  }
-};
-
-Cluster* cluster = nullptr;
+}
 
 // The parameter: true for kubectl's defaults (WebSocket first), false for SPDY only.
 class StreamsE2E : public ::testing::TestWithParam<bool> {
  protected:
-  static void TearDownTestSuite() {
-    delete cluster;
-    cluster = nullptr;
-  }
+  static void TearDownTestSuite() { cluster.reset(); }
 
   void SetUp() override {
     KERNELET_REQUIRE_PRIVILEGED();
-    for (const char* tool : {"/usr/bin/kubectl", "/usr/bin/curl"}) {
-      if (::access(tool, X_OK) != 0) {
-        if (std::getenv("CI") != nullptr || testing::inTestVm()) {
-          FAIL() << tool << " is not installed";
-        }
-        GTEST_SKIP() << tool << " is not installed";
-      }
+    KERNELET_REQUIRE_TOOLS("/usr/bin/kubectl", "/usr/bin/curl");
+    if (!cluster && setup_error.empty()) {
+      startCluster();
     }
-    if (cluster == nullptr) {
-      cluster = new Cluster();
-      cluster->start();
-    }
-    ASSERT_TRUE(cluster->setup_error.empty()) << cluster->setup_error;
-    scratch_ = cluster->base + "/scratch/" + (GetParam() ? "ws" : "spdy");
+    ASSERT_TRUE(setup_error.empty()) << setup_error;
+    scratch_ = cluster->base() + "/scratch/" + (GetParam() ? "ws" : "spdy");
     fs::create_directories(scratch_);
     requests_before_ = requests().size();
   }
 
   std::string env() const { return GetParam() ? "" : kSpdyOnly; }
   Output kubectl(const std::string& args, const std::string& stdin_from = "") {
-    std::string cmd = cluster->command(env(), args);
+    std::string cmd = cluster->kubectlCommand(env(), args);
     if (!stdin_from.empty()) {
       cmd = stdin_from + " | " + cmd;
     }
     return run(cmd, scratch_);
   }
   std::string requests() {
-    auto r = cluster->server->control("requests", "", false);
+    auto r = cluster->server().control("requests", "", false);
     return r ? *r : "";
   }
   // The framing kubectl asked for since the case began: a WebSocket upgrade
@@ -389,7 +275,7 @@ class Terminal {
 TEST_P(StreamsE2E, TerminalRunsAShellThatSeesTypingAndResizes) {
   // --foreground: kubectl stays in the terminal's foreground group (timeout
   // would otherwise put it in a group of its own, stopped at its first read).
-  Terminal t(cluster->command(env(), "exec -it shell -- sh", 180, true));
+  Terminal t(cluster->kubectlCommand(env(), "exec -it shell -- sh", 180, true));
   ASSERT_TRUE(t.started()) << "forkpty";
   ASSERT_TRUE(t.shows("# ")) << "no prompt: " << t.seen() << context();
   ASSERT_TRUE(t.type("echo typed-$((6*7))\r"));
@@ -416,7 +302,7 @@ TEST_P(StreamsE2E, TerminalRunsAShellThatSeesTypingAndResizes) {
 // looks - and what the shell prints is in the container's log as stdout.
 TEST_P(StreamsE2E, AttachJoinsAContainersTerminalWhoseOutputIsLogged) {
   std::string mark = GetParam() ? "ws" : "spdy";
-  Terminal t(cluster->command(env(), "attach -it tty", 180, true));
+  Terminal t(cluster->kubectlCommand(env(), "attach -it tty", 180, true));
   ASSERT_TRUE(t.started()) << "forkpty";
   // Typed before the session is up, the line waits in kubectl's terminal
   // and goes out once it is; typed again if it was not (none is lost twice).
@@ -427,10 +313,9 @@ TEST_P(StreamsE2E, AttachJoinsAContainersTerminalWhoseOutputIsLogged) {
     shown = t.shows(want, 0, seconds(i == 0 ? 60 : 20));
   }
   ASSERT_TRUE(shown) << t.seen() << context();
-  bool logged = false;
-  std::string logs = cluster->waitKubectl(
-      "logs tty", [&](const std::string& s) { return s.find(want) != std::string::npos; }, logged);
-  EXPECT_TRUE(logged) << logs;
+  auto logs = cluster->poll(
+      "logs tty", [&](const std::string& s) { return s.find(want) != std::string::npos; });
+  EXPECT_TRUE(logs.seen) << logs.out;
   expectFraming("attach");
 }
 
@@ -439,7 +324,7 @@ TEST_P(StreamsE2E, AttachJoinsAContainersTerminalWhoseOutputIsLogged) {
 // container's code.
 TEST_P(StreamsE2E, RunItRmAttachesThenDeletesThePodAndExitsWithItsCode) {
   std::string name = GetParam() ? "runws" : "runspdy";  // expectFraming: [a-z]+
-  Terminal t(cluster->command(
+  Terminal t(cluster->kubectlCommand(
       env(),
       "run " + name + " -it --rm --restart=Never --image=" + kImage +
           " --image-pull-policy=Never --overrides='{\"apiVersion\": \"v1\", \"spec\": "
@@ -455,11 +340,10 @@ TEST_P(StreamsE2E, RunItRmAttachesThenDeletesThePodAndExitsWithItsCode) {
   ASSERT_TRUE(t.type("exit 5\r"));
   EXPECT_EQ(t.wait(), 5) << t.seen() << context();
   EXPECT_NE(t.seen().find("pod \"" + name + "\" deleted"), std::string::npos) << t.seen();
-  bool gone = false;
-  std::string left = cluster->waitKubectl(
-      "get pod " + name + " -o name",
-      [](const std::string& s) { return s.find("NotFound") != std::string::npos; }, gone);
-  EXPECT_TRUE(gone) << left;
+  auto left = cluster->poll("get pod " + name + " -o name", [](const std::string& s) {
+    return s.find("NotFound") != std::string::npos;
+  });
+  EXPECT_TRUE(left.seen) << left.out;
   expectFraming("attach");
 }
 
@@ -479,11 +363,10 @@ TEST_P(StreamsE2E, RunIRmWithoutATerminalEndsAtTheEndOfStdin) {
   EXPECT_NE(o.out.find("piped-data\ncat-ended\n"), std::string::npos) << o.out << o.err;
   EXPECT_NE((o.out + o.err).find("pod \"" + name + "\" deleted"), std::string::npos)
       << o.out << o.err;
-  bool gone = false;
-  std::string left = cluster->waitKubectl(
-      "get pod " + name + " -o name",
-      [](const std::string& s) { return s.find("NotFound") != std::string::npos; }, gone);
-  EXPECT_TRUE(gone) << left;
+  auto left = cluster->poll("get pod " + name + " -o name", [](const std::string& s) {
+    return s.find("NotFound") != std::string::npos;
+  });
+  EXPECT_TRUE(left.seen) << left.out;
   expectFraming("attach");
 }
 
@@ -491,12 +374,11 @@ TEST_P(StreamsE2E, RunIRmWithoutATerminalEndsAtTheEndOfStdin) {
 // exited): the kubelet's 500 before any upgrade, which kubectl prints (after
 // its WebSocket attempt failed the same way, through its SPDY fallback).
 TEST_P(StreamsE2E, ExecAndAttachIntoAnExitedContainerPrintTheKubeletsError) {
-  bool done = false;
-  std::string state = cluster->waitKubectl(
+  auto state = cluster->poll(
       "get pod shared -o 'jsonpath={.status.containerStatuses[?(@.name==\"done\")].state."
       "terminated.reason}'",
-      [](const std::string& s) { return s == "Completed"; }, done);
-  ASSERT_TRUE(done) << state << context();
+      [](const std::string& s) { return s == "Completed"; });
+  ASSERT_TRUE(state.seen) << state.out << context();
   Output e = kubectl("exec shared -c done -- true");
   EXPECT_NE(e.rc, 0) << e.out << e.err;
   EXPECT_NE(e.err.find("container not found (\"done\")"), std::string::npos) << e.err << context();
@@ -517,11 +399,11 @@ TEST_P(StreamsE2E, ExecAndAttachIntoAnExitedContainerPrintTheKubeletsError) {
 // namespace, and kubectl attaches to it: its shell sees the target's sleep.
 TEST_P(StreamsE2E, DebugItAttachesToAnEphemeralShellThatSeesTheTarget) {
   std::string name = GetParam() ? "dbgws" : "dbgspdy";
-  Terminal t(cluster->command(env(),
-                              "debug -it shell --image=" + kImage +
-                                  " --image-pull-policy=Never --target=app --container=" + name +
-                                  " -- sh",
-                              240, true));
+  Terminal t(cluster->kubectlCommand(
+      env(),
+      "debug -it shell --image=" + kImage +
+          " --image-pull-policy=Never --target=app --container=" + name + " -- sh",
+      240, true));
   ASSERT_TRUE(t.started()) << "forkpty";
   bool shown = false;
   for (int i = 0; i < 5 && !shown; i++) {
@@ -534,12 +416,11 @@ TEST_P(StreamsE2E, DebugItAttachesToAnEphemeralShellThatSeesTheTarget) {
       << "the target's sleep is not in its PID namespace: " << t.seen();
   ASSERT_TRUE(t.type("exit\r"));
   (void)t.wait();
-  bool ended = false;
-  std::string state = cluster->waitKubectl(
-      "get pod shell -o jsonpath='{.status.ephemeralContainerStatuses[?(@.name==\"" + name +
-          "\")].state.terminated.exitCode}'",
-      [](const std::string& s) { return s == "0"; }, ended);
-  EXPECT_TRUE(ended) << state << context();
+  auto state =
+      cluster->poll("get pod shell -o jsonpath='{.status.ephemeralContainerStatuses[?(@.name==\"" +
+                        name + "\")].state.terminated.exitCode}'",
+                    [](const std::string& s) { return s == "0"; });
+  EXPECT_TRUE(state.seen) << state.out << context();
   expectFraming("attach");
 }
 
@@ -550,7 +431,7 @@ TEST_P(StreamsE2E, PortForwardServesTwentyConcurrentRequests) {
   if (pf == 0) {
     ::setpgid(0, 0);  // a group of its own: the end of the case ends all of it
     std::string cmd =
-        cluster->command(env(), "port-forward pod/web :8080", 600) + " >" + log + " 2>&1";
+        cluster->kubectlCommand(env(), "port-forward pod/web :8080", 600) + " >" + log + " 2>&1";
     ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }

@@ -18,6 +18,7 @@
 #include "agent/prober/grpc_health.h"
 #include "agent/prober/prober.h"
 #include "support/free_port.h"
+#include "support/probe_loop.h"
 #include "support/temp_dir.h"
 
 namespace kernelet::agent {
@@ -61,34 +62,17 @@ class HealthServer {
   int port_ = 0;
 };
 
-class GrpcProbeTest : public ::testing::Test {
+class GrpcProbeTest : public testing::ProbeLoop {
  protected:
-  void SetUp() override {
-    auto l = EventLoop::create();
-    ASSERT_TRUE(l);
-    loop_.emplace(std::move(*l));
-    auto t = TimerQueue::create(*loop_);
-    ASSERT_TRUE(t);
-    timers_ = std::move(*t);
-  }
   void answer(const std::string& word) { std::ofstream(answer_file_) << word << "\n"; }
   ProbeOutcome probe(int port, const std::string& service = "", int timeout = 1) {
     Probe p{.kind = Probe::Kind::kGrpc, .port = port, .timeout_seconds = timeout};
     p.grpc_service = service;
-    std::optional<ProbeOutcome> out;
-    auto run =
-        startProbe(*loop_, *timers_, p, {.ip = "127.0.0.1"}, [&](ProbeOutcome o) { out = o; });
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!out && std::chrono::steady_clock::now() < deadline) {
-      (void)loop_->runOnce(std::chrono::milliseconds(100));
-    }
-    return out.value_or(ProbeOutcome{false, "no outcome within 10 s"});
+    return runProbe(p, {.ip = "127.0.0.1"}).value_or(ProbeOutcome{false, "no outcome within 10 s"});
   }
 
   testing::TempDir dir_;
   std::string answer_file_ = dir_.path() + "/answer";
-  std::optional<EventLoop> loop_;
-  std::unique_ptr<TimerQueue> timers_;
 };
 
 TEST_F(GrpcProbeTest, TheServersAnswersAreTheOutcomes) {

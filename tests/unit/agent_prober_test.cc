@@ -17,6 +17,7 @@
 #include "agent/prober/prober.h"
 #include "agent/runtime/process_exec.h"
 #include "support/free_port.h"
+#include "support/probe_loop.h"
 #include "support/temp_dir.h"
 
 namespace kernelet::agent {
@@ -75,28 +76,12 @@ class Server {
   std::vector<int> held_;
 };
 
-class ProberTest : public ::testing::Test {
+class ProberTest : public testing::ProbeLoop {
  protected:
-  void SetUp() override {
-    auto l = EventLoop::create();
-    ASSERT_TRUE(l);
-    loop_.emplace(std::move(*l));
-    auto t = TimerQueue::create(*loop_);
-    ASSERT_TRUE(t);
-    timers_ = std::move(*t);
-  }
   // Runs one probe to its outcome (or 10 s).
   std::optional<ProbeOutcome> probe(const Probe& p, ProbeTarget target = {.ip = "127.0.0.1"}) {
-    std::optional<ProbeOutcome> out;
-    auto run = startProbe(*loop_, *timers_, p, target, [&](ProbeOutcome o) { out = o; });
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!out && std::chrono::steady_clock::now() < deadline) {
-      (void)loop_->runOnce(std::chrono::milliseconds(100));
-    }
-    return out;
+    return runProbe(p, target);
   }
-  std::optional<EventLoop> loop_;
-  std::unique_ptr<TimerQueue> timers_;
 };
 
 TEST_F(ProberTest, TcpSocketAcceptedOrRefused) {
