@@ -151,6 +151,13 @@ void Agent::startEviction(const std::string& cgroup_mount) {
       node_reclaim_(signal);
     }
   };
+  hooks.refresh_disk = [this] {
+    // Blocks the loop for at most a second, only when a disk threshold is
+    // met and pods are about to be ranked on their usage.
+    if (!eviction_disk_->refreshAndWait(std::chrono::seconds(1))) {
+      log::v(2, "Eviction manager: disk usage not measured anew within 1 s");
+    }
+  };
   hooks.pressure = [](const eviction::Pressure& p) { publishPressure(p.memory, p.disk, p.pid); };
   eviction::Settings settings;
   settings.cgroup_mount = cgroup_mount;

@@ -30,7 +30,17 @@ std::unique_ptr<EvictionManager> EvictionManager::start(EventLoop& loop, TimerQu
                                                         Settings settings, Hooks hooks) {
   std::unique_ptr<EvictionManager> m(
       new EvictionManager(loop, timers, config, std::move(settings), std::move(hooks)));
-  m->armMonitoring();
+  // A first cycle at once: the conditions the node reports are the
+  // manager's from the start.
+  EvictionManager* raw = m.get();
+  m->monitor_timer_ = timers.after(std::chrono::milliseconds(0), [raw] {
+    raw->monitor_timer_ = 0;
+    raw->synchronize();
+    raw->armMonitoring();
+  });
+  if (raw->hooks_.pressure) {
+    raw->hooks_.pressure(raw->pressure_);
+  }
   if (m->has_memory_rule_) {
     m->armMemoryCheck();
     m->armPsiTrigger();
@@ -88,6 +98,7 @@ Observations EvictionManager::observe() const {
 void EvictionManager::armMonitoring() {
   monitor_timer_ = timers_.after(settings_.monitoring, [this] {
     monitor_timer_ = 0;
+    nothing_to_evict_ = false;
     synchronize();
     armMonitoring();
   });
@@ -131,7 +142,7 @@ void EvictionManager::armPsiTrigger() {
 }
 
 void EvictionManager::checkMemory(const char* by) {
-  if (in_cycle_ || Clock::now() - last_cycle_ < settings_.memory_check) {
+  if (in_cycle_ || nothing_to_evict_ || Clock::now() - last_cycle_ < settings_.memory_check) {
     return;
   }
   Observations obs;
@@ -222,7 +233,11 @@ void EvictionManager::synchronize() {
       return;
     }
   }
-  evictFor(*rule, obs, pods);
+  if (resource != "memory" && resource != "pids" && hooks_.refresh_disk) {
+    hooks_.refresh_disk();
+    pods = hooks_.pods();
+  }
+  nothing_to_evict_ = !evictFor(*rule, obs, pods);
 }
 
 bool EvictionManager::evictLocalStorage(std::vector<PodUsage>& pods) {

@@ -55,6 +55,10 @@ struct Hooks {
   // images, dead containers); may be empty. The signals are measured again
   // after it, and no pod goes if it was enough.
   std::function<void(const std::string& signal)> reclaim;
+  // Disk figures measured now (a walk that ended after this call, waited
+  // for a bounded time): the pods are ranked for a disk signal on them, not
+  // on figures from before the pressure; may be empty.
+  std::function<void()> refresh_disk;
   // The pressure conditions changed.
   std::function<void(const Pressure&)> pressure;
 };
@@ -102,6 +106,9 @@ class EvictionManager {
   Clock::time_point waiting_since_;
   Clock::time_point last_cycle_;
   bool in_cycle_ = false;
+  // The last cycle found no pod to evict: the notifier waits for the next
+  // monitoring period instead of measuring every pod twice a second.
+  bool nothing_to_evict_ = false;
 };
 
 }  // namespace kernelet::agent::eviction
