@@ -1,5 +1,6 @@
 // The KubeletConfiguration file (agent/config/config.h) and the flag values
-// --kube-reserved/--system-reserved and --eviction-hard, and the file's
+// --kube-reserved/--system-reserved, --eviction-hard (and --eviction-soft),
+// --eviction-soft-grace-period and --eviction-minimum-reclaim, and the file's
 // allowedUnsafeSysctls as the agent checks them (the sysctl allowlist). Input:
 // the file, then (after a "#--#" line) a flag value.
 
@@ -30,5 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   (void)kernelet::agent::parseReserved(parts[1], "--kube-reserved");
   (void)kernelet::agent::parseEvictionHard(parts[1], "--eviction-hard");
+  (void)kernelet::agent::parseEvictionGracePeriods(parts[1], "--eviction-soft-grace-period");
+  (void)kernelet::agent::parseEvictionMinimumReclaim(parts[1], "--eviction-minimum-reclaim");
   return 0;
 }

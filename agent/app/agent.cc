@@ -336,6 +336,7 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
   if (config.kubeconfig.empty()) {
     TRY_VOID(a->startServer(nullptr));
   }
+  a->startEviction(h.mount);
   a->shutdown_ =
       ShutdownManager::start(*a->loop_, *a->timers_,
                              {.grace_seconds = config.shutdown_grace_seconds,
@@ -359,7 +360,9 @@ Agent::~Agent() {
   server_.reset();
   access_reviewer_.reset();  // their calls live on the network thread
   token_reviewer_.reset();
-  shutdown_.reset();  // its callbacks reach the workers
+  shutdown_.reset();       // its callbacks reach the workers
+  eviction_.reset();       // so do its
+  eviction_disk_.reset();  // joins its thread, which reads the snapshots
   ctx_.objects = nullptr;
   objects_.reset();  // its watches use the cluster's client
   ctx_.services = nullptr;
@@ -581,6 +584,10 @@ void Agent::reconcile() {
       w->reject(adm.reason, adm.message);
       continue;
     }
+    if (auto why = pressureRejection(w->pod())) {
+      w->reject("Evicted", *why);
+      continue;
+    }
     w->start();
     if (want.deleting || w->state() == PodState::kTerminating) {
       // Adopted from a previous agent while the API deletes it, or while that
@@ -667,9 +674,7 @@ void Agent::writeStatus(const std::string& uid) {
   }
   const PodWorker& w = *it->second;
   PodStatus status = w.status();
-  if (auto down = shut_down_.find(uid); down != shut_down_.end()) {
-    markShutDown(status, down->second);
-  }
+  markNodeDecisions(uid, status);
   PodSnapshot snap = podSnapshot(w.pod(), status, w.created(),
                                  podCgroup(ctx_.config.cgroup_root, w.pod(), status));
   if (auto src = source_json_.find(uid); src != source_json_.end()) {
@@ -687,9 +692,7 @@ void Agent::writeStatus(const std::string& uid) {
     }
     const PodWorker& w = *it->second;
     PodStatus status = w.status();
-    if (auto down = shut_down_.find(uid); down != shut_down_.end()) {
-      markShutDown(status, down->second);
-    }
+    markNodeDecisions(uid, status);
     const std::string& phase = status.phase;
     return StatusFiles::Content{podJson(w.pod(), status, w.created()),
                                 phase == "Succeeded" || phase == "Failed"};
@@ -718,6 +721,7 @@ void Agent::removePod(const std::string& uid) {
   terminating_.erase(uid);
   refused_updates_.erase(uid);
   shut_down_.erase(uid);
+  evicted_.erase(uid);
   snapshots_.remove(uid);
   retainObjects();
 }

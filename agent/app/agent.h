@@ -18,6 +18,7 @@
 #include "agent/app/last_status.h"
 #include "agent/app/sd_notify.h"
 #include "agent/config/config.h"
+#include "agent/eviction/eviction_manager.h"
 #include "agent/gc/gc_manager.h"
 #include "agent/lifecycle/pod_worker.h"
 #include "agent/node/shutdown_manager.h"
@@ -29,6 +30,9 @@
 #include "agent/sources/manifest_source.h"
 #include "agent/sources/object_cache.h"
 #include "agent/sources/service_cache.h"
+#include "agent/stats/cpu_sampler.h"
+#include "agent/stats/fs_usage.h"
+#include "agent/stats/summary.h"
 #include "agent/status/snapshot.h"
 #include "agent/status/status_files.h"
 #include "agent/streams/pod_access.h"
@@ -55,6 +59,13 @@ class Agent {
 
   // The pods as of the last loop turn, for readers on any thread.
   const SnapshotPublisher& snapshots() const { return snapshots_; }
+
+  // Node-level reclaim the eviction manager calls, on the loop, before it
+  // evicts pods for a disk signal (nodefs.* or imagefs.*, named): unused
+  // images and dead containers go first, as with the kubelet. Unset: none.
+  void setNodeReclaim(std::function<void(const std::string& signal)> reclaim) {
+    node_reclaim_ = std::move(reclaim);
+  }
 
  private:
   Agent() = default;
@@ -110,6 +121,17 @@ class Agent {
   std::vector<std::string> imagesInUse() const;
   std::vector<gc::ContainerRuns> containerRuns() const;
 
+  // The eviction manager (agent_eviction.cc): started in create(); the pods'
+  // usage from their specs and Summary stats; an eviction (the pod stops
+  // within `grace`, Failed with reason Evicted and `message`); what the
+  // node's decisions (shutdown, eviction) change in a pod's status.
+  void startEviction(const std::string& cgroup_mount);
+  std::vector<eviction::PodUsage> podUsages();
+  bool evictPod(const std::string& uid, int64_t grace, const std::string& message);
+  void markNodeDecisions(const std::string& uid, PodStatus& status) const;
+  // Under pressure, the kubelet's eviction admission: why `pod` is refused.
+  std::optional<std::string> pressureRejection(const Pod& pod) const;
+
   // In cluster mode, READY=1 waits at most this long for the API server's
   // pods: the first list usually answers in well under a second, and a node
   // whose API server is away still runs its adopted and static pods.
@@ -151,6 +173,16 @@ class Agent {
   std::set<std::string> leftovers_stopping_;  // uids of a previous agent's pods being stopped
   // Pods stopped for a node shutdown, uid -> when: their status says so.
   std::map<std::string, std::string> shut_down_;
+  // Pods evicted, uid -> the message and when: their status says so.
+  struct Evicted {
+    std::string message, time;
+  };
+  std::map<std::string, Evicted> evicted_;
+  std::unique_ptr<stats::SummarySources> eviction_sources_;
+  std::unique_ptr<stats::CpuSampler> eviction_cpu_;
+  std::unique_ptr<stats::FsUsageCache> eviction_disk_;  // its thread reads snapshots_
+  std::unique_ptr<eviction::EvictionManager> eviction_;
+  std::function<void(const std::string& signal)> node_reclaim_;
   bool api_delivered_ = false;  // the API's pods arrived once (or kApiReadyWait passed)
   // The pods' source documents by uid (static manifests and API objects), for /pods.
   std::map<std::string, std::shared_ptr<const std::string>> source_json_;

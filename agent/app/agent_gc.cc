@@ -1,6 +1,9 @@
 // The agent's side of garbage collection (agent/gc/gc_manager.h): what is in
 // use, as only the agent knows it, and the Node events.
+#include <limits>
+
 #include "agent/app/agent.h"
+#include "agent/log/log.h"
 #include "agent/status/pod_status.h"
 
 namespace kernelet::agent {
@@ -20,6 +23,25 @@ void Agent::startGarbageCollection() {
   gc_ = std::make_unique<gc::GarbageCollector>(
       *timers_, *images_, images::ImageGarbageCollector::Options{.policy = ctx_.config.image_gc},
       ctx_.config.container_gc, std::move(hooks));
+  // The eviction manager's node-level reclaim, before it ranks pods for a
+  // disk signal (the kubelet's reclaimNodeLevelResources with the image store
+  // on the node's filesystem): dead containers first, then every unused image
+  // old enough (its DeleteUnusedImages). Synchronous: the manager measures
+  // again right after.
+  setNodeReclaim([this](const std::string& signal) {
+    if (!signal.starts_with("nodefs.") && !signal.starts_with("imagefs.")) {
+      return;
+    }
+    gc_->collectDeadContainers();
+    auto freed = gc_->freeImageSpace(std::numeric_limits<int64_t>::max());
+    if (!freed) {
+      log::error("Eviction manager: could not delete unused images",
+                 {{"signal", signal}, {"err", freed.error().message()}});
+      return;
+    }
+    log::info("Eviction manager: reclaimed node-level resources",
+              {{"signal", signal}, {"imageBytesFreed", std::to_string(*freed)}});
+  });
 }
 
 std::vector<std::string> Agent::imagesInUse() const {

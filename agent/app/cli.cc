@@ -24,7 +24,9 @@ constexpr int kUsageError = 2;
 struct RunFlags {
   std::string config_file, kubeconfig;
   std::string kube_reserved, system_reserved, eviction_hard;  // parsed after the file
-  std::string shutdown_grace, shutdown_grace_critical;        // Go durations
+  std::string eviction_soft, eviction_soft_grace, eviction_minimum_reclaim;
+  std::string eviction_transition;                                            // a Go duration
+  std::string shutdown_grace, shutdown_grace_critical;                        // Go durations
   std::string authn_cache_ttl, authz_authorized_ttl, authz_unauthorized_ttl;  // Go durations
   std::string streaming_idle_timeout;                                         // a Go duration
   GcFlags gc;                                                                 // gc_flags.h
@@ -166,6 +168,23 @@ void addRunFlags(CLI::App* run, RunFlags& f) {
   run->add_option("--eviction-hard", f.eviction_hard,
                   "hard eviction thresholds, e.g. memory.available<100Mi,nodefs.available<10% "
                   "(evictionHard; the signals left out get none)");
+  run->add_option("--eviction-soft", f.eviction_soft,
+                  "soft eviction thresholds, same form, e.g. memory.available<1.5Gi "
+                  "(evictionSoft; each needs --eviction-soft-grace-period)");
+  run->add_option("--eviction-soft-grace-period", f.eviction_soft_grace,
+                  "how long a soft threshold must hold before a pod is evicted, e.g. "
+                  "memory.available=1m30s (evictionSoftGracePeriod)");
+  run->add_option("--eviction-max-pod-grace-period", c.eviction_max_pod_grace_seconds,
+                  "the most grace, in seconds, a pod evicted for a soft threshold gets "
+                  "(evictionMaxPodGracePeriod)")
+      ->capture_default_str();
+  run->add_option("--eviction-minimum-reclaim", f.eviction_minimum_reclaim,
+                  "how much beyond its threshold must be free before a met threshold is "
+                  "resolved, e.g. memory.available=0Mi,nodefs.available=500Mi "
+                  "(evictionMinimumReclaim)");
+  run->add_option("--eviction-pressure-transition-period", f.eviction_transition,
+                  "how long a pressure condition stays True after its threshold was last met "
+                  "(evictionPressureTransitionPeriod, default 5m0s)");
   run->add_option("--oom-score-adj", c.oom_score_adj,
                   "the agent's own oom_score_adj, in [-1000, 1000] (oomScoreAdj)")
       ->capture_default_str();
@@ -227,6 +246,9 @@ Configured configure(CLI::App* run, const RunFlags& flags) {
   if (given("--oom-score-adj")) {
     config.oom_score_adj = f.oom_score_adj;
   }
+  if (given("--eviction-max-pod-grace-period")) {
+    config.eviction_max_pod_grace_seconds = f.eviction_max_pod_grace_seconds;
+  }
   // The kubelet's reservation and threshold flags, over the file's.
   auto flagValue = [&](const char* name, const std::string& text, auto parse, auto& target) {
     if (!given(name)) {
@@ -244,6 +266,13 @@ Configured configure(CLI::App* run, const RunFlags& flags) {
       !flagValue("--system-reserved", flags.system_reserved, parseReserved,
                  config.system_reserved) ||
       !flagValue("--eviction-hard", flags.eviction_hard, parseEvictionHard, config.eviction_hard) ||
+      !flagValue("--eviction-soft", flags.eviction_soft, parseEvictionHard, config.eviction_soft) ||
+      !flagValue("--eviction-soft-grace-period", flags.eviction_soft_grace,
+                 parseEvictionGracePeriods, config.eviction_soft_grace_seconds) ||
+      !flagValue("--eviction-minimum-reclaim", flags.eviction_minimum_reclaim,
+                 parseEvictionMinimumReclaim, config.eviction_minimum_reclaim) ||
+      !flagValue("--eviction-pressure-transition-period", flags.eviction_transition,
+                 parseDurationSeconds, config.eviction_pressure_transition_seconds) ||
       !flagValue("--shutdown-grace-period", flags.shutdown_grace, parseDurationSeconds,
                  config.shutdown_grace_seconds) ||
       !flagValue("--shutdown-grace-period-critical-pods", flags.shutdown_grace_critical,
@@ -253,6 +282,11 @@ Configured configure(CLI::App* run, const RunFlags& flags) {
   }
   // A bad pattern stops the agent, as it stops the kubelet.
   if (auto r = SysctlAllowlist::create(config.allowed_unsafe_sysctls); !r) {
+    out.status = kUsageError;
+    out.error = r.error().message();
+    return out;
+  }
+  if (auto r = validateEvictionSettings(config); !r) {
     out.status = kUsageError;
     out.error = r.error().message();
     return out;

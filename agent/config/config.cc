@@ -78,6 +78,46 @@ Result<void> addThreshold(std::map<std::string, Threshold>& out, const std::stri
   return {};
 }
 
+// evictionSoftGracePeriod's value: a Go duration, not negative.
+Result<void> addGrace(std::map<std::string, int64_t>& out, const std::string& signal,
+                      const std::string& value) {
+  if (!evictionSignals().contains(signal)) {
+    return makeError("parse eviction grace period", signal,
+                     "unknown signal (memory.available, nodefs.available, nodefs.inodesFree, "
+                     "imagefs.available, imagefs.inodesFree, pid.available)");
+  }
+  if (!value.empty() && value.front() == '-') {
+    return makeError("parse eviction grace period", value, "must be a positive value");
+  }
+  TRY(out[signal], parseDurationSeconds(value, signal));
+  return {};
+}
+
+// A map field of the file (evictionSoft, evictionSoftGracePeriod,
+// evictionMinimumReclaim): each entry through `add`, errors naming FIELD.SIGNAL.
+template <typename Map, typename Add>
+Result<void> readSignalMap(const std::string& file, const YAML::Node& root, const char* key,
+                           Map& out, Add add) {
+  YAML::Node n = root[key];
+  if (!n || n.IsNull()) {
+    return {};
+  }
+  if (!n.IsMap()) {
+    return fieldError(file, n, key, "must be a map of signal to value");
+  }
+  out.clear();
+  for (const auto& kv : n) {
+    std::string signal = kv.first.as<std::string>("");
+    if (!kv.second.IsScalar()) {
+      return fieldError(file, kv.second, std::string(key) + "." + signal, "must be a string");
+    }
+    if (auto r = add(out, signal, kv.second.Scalar()); !r) {
+      return fieldError(file, kv.second, std::string(key) + "." + signal, r.error().detail);
+    }
+  }
+  return {};
+}
+
 Result<void> addReserved(Reserved& r, const std::string& name, const std::string& value) {
   auto q = apiclient::Quantity::parse(value);
   if (!q || q->value() < 0) {
@@ -386,6 +426,17 @@ Result<void> loadKubeletConfiguration(const std::string& file, AgentConfig& conf
     }
     config.eviction_hard = std::move(hard);
   }
+  TRY_VOID(readSignalMap(file, root, "evictionSoft", config.eviction_soft, addThreshold));
+  TRY_VOID(readSignalMap(file, root, "evictionSoftGracePeriod", config.eviction_soft_grace_seconds,
+                         addGrace));
+  TRY_VOID(readSignalMap(file, root, "evictionMinimumReclaim", config.eviction_minimum_reclaim,
+                         addThreshold));
+  TRY_VOID(read(file, root, "evictionMaxPodGracePeriod", config.eviction_max_pod_grace_seconds));
+  TRY_VOID(readDuration(file, root, "evictionPressureTransitionPeriod",
+                        config.eviction_pressure_transition_seconds));
+  if (auto r = validateEvictionSettings(config); !r) {
+    return fieldError(file, root, r.error().op, r.error().detail);
+  }
   TRY_VOID(readNodeShutdown(file, root, config));
   TRY_VOID(readImageGcFields(file, root, config.image_gc));
   TRY_VOID(readServer(file, root, config.server));
@@ -428,6 +479,42 @@ Result<std::map<std::string, Threshold>> parseEvictionHard(const std::string& te
     return addThreshold(out, signal, value);
   }));
   return out;
+}
+
+Result<std::map<std::string, int64_t>> parseEvictionGracePeriods(const std::string& text,
+                                                                 const std::string& what) {
+  std::map<std::string, int64_t> out;
+  TRY_VOID(forEachPair(text, '=', what, [&](const std::string& signal, const std::string& value) {
+    return addGrace(out, signal, value);
+  }));
+  return out;
+}
+
+Result<std::map<std::string, Threshold>> parseEvictionMinimumReclaim(const std::string& text,
+                                                                     const std::string& what) {
+  std::map<std::string, Threshold> out;
+  TRY_VOID(forEachPair(text, '=', what, [&](const std::string& signal, const std::string& value) {
+    return addThreshold(out, signal, value);
+  }));
+  return out;
+}
+
+Result<void> validateEvictionSettings(const AgentConfig& config) {
+  for (const auto& [signal, threshold] : config.eviction_soft) {
+    if (!config.eviction_soft_grace_seconds.contains(signal)) {
+      return makeError("evictionSoftGracePeriod (--eviction-soft-grace-period)", "",
+                       "grace period must be specified for the soft eviction threshold " + signal);
+    }
+  }
+  if (config.eviction_max_pod_grace_seconds < 0) {
+    return makeError("evictionMaxPodGracePeriod (--eviction-max-pod-grace-period)", "",
+                     "must not be negative");
+  }
+  if (config.eviction_pressure_transition_seconds < 0) {
+    return makeError("evictionPressureTransitionPeriod (--eviction-pressure-transition-period)", "",
+                     "must not be negative");
+  }
+  return {};
 }
 
 std::string nodeName(const std::string& override_name) {

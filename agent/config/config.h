@@ -81,6 +81,18 @@ struct AgentConfig {
   std::string pod_cidr = "10.88.0.0/16";
   Reserved system_reserved, kube_reserved;
   std::map<std::string, Threshold> eviction_hard = defaultEvictionHard();
+  // The eviction manager's other settings (agent/eviction), the kubelet's
+  // names and defaults: soft thresholds act once met for their grace period
+  // (every soft threshold needs one); a soft eviction gives a pod at most
+  // evictionMaxPodGracePeriod (0: its own terminationGracePeriodSeconds is
+  // capped at 0 too, as the kubelet's min()); a met threshold stays met
+  // until evictionMinimumReclaim more is free; a pressure condition stays
+  // True for evictionPressureTransitionPeriod after its last observation.
+  std::map<std::string, Threshold> eviction_soft;
+  std::map<std::string, int64_t> eviction_soft_grace_seconds;
+  int64_t eviction_max_pod_grace_seconds = 0;
+  std::map<std::string, Threshold> eviction_minimum_reclaim;
+  int64_t eviction_pressure_transition_seconds = 300;
   // seccompDefault: RuntimeDefault for containers that set no profile.
   // kernelet's default is true, unlike the kubelet's: Unconfined let any
   // container create a user namespace with CAP_SYS_ADMIN over a new mount
@@ -117,6 +129,16 @@ Result<void> loadKubeletConfiguration(const std::string& file, AgentConfig& conf
 Result<Reserved> parseReserved(const std::string& text, const std::string& what);
 Result<std::map<std::string, Threshold>> parseEvictionHard(const std::string& text,
                                                            const std::string& what);
+
+// evictionSoftGracePeriod ("memory.available=1m30s,...") and
+// evictionMinimumReclaim ("memory.available=0Mi,nodefs.available=500Mi").
+Result<std::map<std::string, int64_t>> parseEvictionGracePeriods(const std::string& text,
+                                                                 const std::string& what);
+Result<std::map<std::string, Threshold>> parseEvictionMinimumReclaim(const std::string& text,
+                                                                     const std::string& what);
+// The kubelet's checks across the eviction settings: each soft threshold has
+// a grace period, no grace period or maximum is negative. The op names the field.
+Result<void> validateEvictionSettings(const AgentConfig& config);
 
 // oomScoreAdj in [-1000, 1000], shutdownGracePeriodCriticalPods at most
 // shutdownGracePeriod; the error's op names the field.

@@ -81,6 +81,10 @@ void GarbageCollector::imagePass() {
 
 void GarbageCollector::containerPass() {
   container_timer_ = timers_.after(kContainerPeriod, [this] { containerPass(); });
+  collectDeadContainers();
+}
+
+void GarbageCollector::collectDeadContainers() {
   if (!hooks_.containers) {
     return;
   }

@@ -55,7 +55,10 @@ class GarbageCollector {
   // For the eviction manager (on the loop): deletes least recently used
   // unused images until at least `bytes` are freed; returns the bytes freed.
   Result<int64_t> freeImageSpace(int64_t bytes);
-  // One pass of each, now (the timers call these; so may tests).
+  // For the eviction manager too: dead containers' runs beyond the policy, now.
+  void collectDeadContainers();
+  // One pass of each, now, and the next one armed (the timers call these;
+  // so may tests).
   void imagePass();
   void containerPass();
 

@@ -5,6 +5,7 @@
 #include <sys/statvfs.h>
 #include <sys/utsname.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -20,6 +21,9 @@ namespace {
 
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 using apiclient::put;
+
+// publishPressure()'s word: bit 0 memory, 1 disk, 2 pid; -1 until published.
+std::atomic<int> published_pressure{-1};
 
 std::string firstLine(const std::string& path) {
   std::ifstream in(path);
@@ -245,7 +249,18 @@ NodeSignals nodeSignals(const NodeUsage& u, const std::map<std::string, Threshol
 }
 
 NodeSignals readNodeSignals(const AgentConfig& config) {
+  if (int p = published_pressure.load(); p >= 0) {
+    NodeSignals s;
+    s.memory_pressure = (p & 1) != 0;
+    s.disk_pressure = (p & 2) != 0;
+    s.pid_pressure = (p & 4) != 0;
+    return s;
+  }
   return nodeSignals(readNodeUsage(config.root_dir), config.eviction_hard);
+}
+
+void publishPressure(bool memory, bool disk, bool pid) {
+  published_pressure.store((memory ? 1 : 0) | (disk ? 2 : 0) | (pid ? 4 : 0));
 }
 
 std::string nodeJson(const NodeFacts& f, const NodeSignals& s, const std::string& now) {

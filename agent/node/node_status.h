@@ -46,7 +46,13 @@ struct NodeSignals {
 };
 // The conditions as the kubelet's eviction manager sets them from evictionHard.
 NodeSignals nodeSignals(const NodeUsage& u, const std::map<std::string, Threshold>& eviction_hard);
+// The conditions: the eviction manager's once it published them (with its
+// grace and transition periods), else the signals against evictionHard.
 NodeSignals readNodeSignals(const AgentConfig& config);
+// The eviction manager's pressure conditions. It decides on the agent's loop
+// and the node heartbeat reads on its own thread, so they are kept in one
+// atomic word of the process (one agent per process).
+void publishPressure(bool memory, bool disk, bool pid);
 
 // A Node for POST /api/v1/nodes: labels, annotation, and the status.
 std::string nodeJson(const NodeFacts& f, const NodeSignals& s, const std::string& now);
