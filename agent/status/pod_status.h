@@ -24,6 +24,11 @@ struct ContainerStatus {
   bool ready = false;
   std::optional<bool> started;
   int restart_count = 0;
+  // In-place resize (1.35): the requests the node allocated to the container
+  // (allocatedResources), and the requests and limits its cgroup has now
+  // (resources); unset for containers that set no resources.
+  std::optional<ResourceList> allocated_resources;
+  std::optional<ContainerResources> resources;
 };
 
 struct PodCondition {
