@@ -117,7 +117,7 @@ def resource_errors(path, c):
     for res in RESIZABLE:
         if ("requests", res) in values and ("limits", res) in values:
             (req, req_text), (lim, lim_text) = values[("requests", res)], values[("limits", res)]
-            if req > lim:
+            if req > lim >= 0:  # a negative one is reported once, above
                 errors.append(f'{path}.resources.requests: Invalid value: "{req_text}": must be '
                               f'less than or equal to {res} limit of {lim_text}')
     return errors
