@@ -236,6 +236,15 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config) {
   ctx.node_ip = pickNodeIp(config.node_ip, net.bridge);
   Agent* self = a.get();
   ctx.status_changed = [self](const std::string& uid) { self->writeStatus(uid); };
+  ctx.admitted_pods = [self](const std::string& uid) {
+    std::vector<const Pod*> out;
+    for (const auto& [other, w] : self->workers_) {
+      if (other != uid && w->active()) {
+        out.push_back(&w->pod());
+      }
+    }
+    return out;
+  };
   ctx.last_status = [self](const std::string& uid) -> std::optional<PodStatus> {
     auto it = self->last_statuses_.find(uid);
     if (it == self->last_statuses_.end()) {
@@ -535,7 +544,7 @@ void Agent::reconcile() {
       continue;
     }
     if (!gone && !deleting && it->second.hash == w->hash() && !terminating_.contains(uid) &&
-        changedInPlace(w->pod(), *it->second.pod)) {
+        (changedInPlace(w->pod(), *it->second.pod) || w->resourcesChanged(*it->second.pod))) {
       log::v(2, "SyncLoop UPDATE (in place)", {{"pod", w->pod().namespace_ + "/" + w->pod().name}});
       w->update(*it->second.pod);
       continue;
@@ -724,6 +733,10 @@ void Agent::removePod(const std::string& uid) {
   evicted_.erase(uid);
   snapshots_.remove(uid);
   retainObjects();
+  // Its resources are free: resizes Deferred for lack of them are tried again.
+  for (auto& [other, w] : workers_) {
+    w->retryResize();
+  }
 }
 
 }  // namespace kernelet::agent

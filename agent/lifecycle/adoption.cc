@@ -131,6 +131,9 @@ void PodWorker::adopt(const runtime::AdoptedPod& a) {
       log::error("Record the pod's new spec", {{"pod", who()}, {"err", r.error().message()}});
     }
   }
+  // A resize the previous agent had allocated, or the API asked for while
+  // no agent ran, is admitted and applied now, once.
+  resize();
   sync();
 }
 
@@ -156,6 +159,10 @@ void PodWorker::adoptContainer(Ctr& c, const runtime::AdoptedContainer& a,
   backoff_.resume(c.spec->name, a.restart_count);
   if (a.handle != 0) {
     c.handle = a.handle;
+    // A previous agent that resized it checkpointed what its cgroup has;
+    // else it has what is allocated (pod_resize.cc).
+    auto actuated = restored_actuated_.find(c.spec->name);
+    c.actual = actuated != restored_actuated_.end() ? actuated->second : c.spec->resources;
     c.last_started = steadyAt(a.started_at);
     c.status.state = {.kind = Kind::kRunning, .started_at = a.started_at};
     transition(c, CtrState::kRunning, "adopted");

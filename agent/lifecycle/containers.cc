@@ -432,6 +432,7 @@ void PodWorker::resyncAfter(bool async) {
 void PodWorker::onRunning(Ctr& c, const runtime::StartedContainer& run) {
   c.handle = run.handle;
   c.stop_signal = run.stop_signal;
+  c.actual = c.spec->resources;  // its cgroup was made from what is allocated
   watchRun(c);
   // With a postStart hook it is not Running until the hook returned (hooks.cc).
   bool post_start = c.spec->lifecycle.post_start && !c.ephemeral && !stopping();
@@ -476,6 +477,7 @@ void PodWorker::onExit(size_t index, const runtime::ContainerExit& exit) {
     return;
   }
   c.handle = 0;
+  c.actual.reset();
   // Its hooks end with it (the kubelet aborts a handler whose container exited).
   cancelHook(c);
   c.post_start = false;

@@ -12,6 +12,8 @@ using Kind = ContainerState::Kind;
 
 PodWorker::PodWorker(NodeContext& ctx, Pod pod, std::string hash)
     : ctx_(ctx), pod_(std::move(pod)), hash_(std::move(hash)), created_(runtime::nowRfc3339()) {
+  keepAllocated({});  // what the API wants is allocated, unless a checkpoint says otherwise
+  loadAllocation();
   std::vector<ContainerResources> resources;
   for (const auto* list : {&pod_.init_containers, &pod_.containers}) {
     for (const auto& c : *list) {
@@ -202,7 +204,9 @@ void PodWorker::update(const Pod& pod) {
   std::vector<EphemeralContainer> ephemeral = mergeEphemeral(pod);
   size_t had = pod_.ephemeral_containers.size();
   bool deadline_changed = pod.active_deadline_seconds != pod_.active_deadline_seconds;
+  std::map<std::string, ContainerResources> allocated = allocatedResources();
   pod_ = pod;
+  keepAllocated(allocated);  // a change of resources is a resize, admitted below
   pod_.ephemeral_containers = std::move(ephemeral);
   // ctrs_ point into pod_'s lists: point them at the new ones.
   size_t i = 0;
@@ -241,6 +245,7 @@ void PodWorker::update(const Pod& pod) {
   if (deadline_changed) {
     armDeadline();
   }
+  resize();
   if (pod_.ephemeral_containers.size() > had) {
     sync();  // starts the new ones (and publishes)
     return;
@@ -366,6 +371,7 @@ void PodWorker::publish() {
   }
   capTerminationMessages(s, pod_.containers.size() + pod_.init_containers.size());
   computeConditions(pod_, s, sandbox_.has_value(), &status_, runtime::nowRfc3339());
+  resizeStatus(s);
   if (state_ == PodState::kTerminated) {
     // A pod that was terminated ends in a terminal phase, as the kubelet
     // reports it before the final delete: Succeeded only if every container

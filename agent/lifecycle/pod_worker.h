@@ -76,6 +76,9 @@ struct NodeContext {
   // adopted container keeps its `ready` from it until its readiness probe says
   // otherwise, so a restart of the agent does not flap the pod's Ready.
   std::function<std::optional<PodStatus>(const std::string& uid)> last_status;
+  // The other admitted pods, with what is allocated to them: what an
+  // in-place resize is admitted beside (pod_resize.cc). Null: none.
+  std::function<std::vector<const Pod*>(const std::string& uid)> admitted_pods;
 };
 
 // The kubelet's words for a pod past its activeDeadlineSeconds.
@@ -102,7 +105,15 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   // annotations (downwardAPI files follow), and ephemeral containers (new
   // ones are started; the others are left as they are). Same containers,
   // same order.
+  // Container cpu and memory requests and limits are not taken from `pod`
+  // as they are: they are a resize (pod_resize.cc), admitted against the
+  // node and then applied, while pod() keeps what is allocated.
   void update(const Pod& pod);
+  // In-place resize (pod_resize.cc): whether `wanted` asks other cpu or
+  // memory of a container than the API asked last (update() takes it).
+  bool resourcesChanged(const Pod& wanted) const;
+  // Another pod ended: a resize Deferred for lack of room is tried again.
+  void retryResize();
   // A ConfigMap, Secret or token changed or arrived: a pod waiting for its
   // volumes tries again, one running gets its volumes rewritten, containers
   // held by CreateContainerConfigError are retried now.
@@ -179,6 +190,9 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
     int stop_signal = 15;  // SIGTERM, or the image's StopSignal
     // Stopping for a new image: started again once exited, whatever the policy.
     bool replace = false;
+    // What its running instance's cgroup has (in-place resize): what it
+    // started with, then what resizes applied; unset when not running.
+    std::optional<ContainerResources> actual;
     // Adopted after exiting while no agent watched: when it exited, so its
     // first back-off counts from then (used once).
     std::optional<Clock::time_point> exited_at;
@@ -227,6 +241,21 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   TimerQueue::Id after(double seconds, std::function<void(PodWorker&)> fn);
   // The restart back-off of `key` for a run that started at `started`.
   std::chrono::seconds backoff(const std::string& key, Clock::time_point started);
+
+  // pod_resize.cc (the kubelet's allocation manager and resize actuation)
+  // The resources per container pod_ has now (what is allocated).
+  std::map<std::string, ContainerResources> allocatedResources() const;
+  // After pod_ took a new spec: what it asks is remembered as wanted, and
+  // its containers' cpu and memory are set back to `allocated`.
+  void keepAllocated(const std::map<std::string, ContainerResources>& allocated);
+  // Admits what the API wants (Deferred, Infeasible) and applies what is allocated.
+  void resize();
+  void actuateResize();
+  void saveAllocation();
+  // Reads the checkpoint a previous agent left (in the constructor).
+  void loadAllocation();
+  // The allocatedResources and resources of the status, and the resize conditions.
+  void resizeStatus(PodStatus& s) const;
 
   // containers.cc: decides what to start or restart next (the kubelet's
   // computePodActions); re-entrant calls are folded into one more round.
@@ -381,6 +410,15 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   std::chrono::steady_clock::time_point seen_ = std::chrono::steady_clock::now();
   bool start_counted_ = false;
   const char* sync_kind_ = "create";
+  // In-place resize (pod_resize.cc). pod_'s containers have what is
+  // allocated; this is what the API asked last, by container name.
+  std::map<std::string, ContainerResources> wanted_resources_;
+  // What a previous agent's checkpoint says each container's cgroup had.
+  std::map<std::string, ContainerResources> restored_actuated_;
+  // PodResizePending (Deferred, Infeasible) and the PodResizeInProgress
+  // Error (a limit not applied), each with its reason and message.
+  std::optional<PodCondition> resize_pending_, resize_error_;
+  bool resized_ = false;  // a resize was allocated: the checkpoint is kept
 };
 
 }  // namespace kernelet::agent

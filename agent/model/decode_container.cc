@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -342,6 +343,50 @@ Result<SecurityContext> securityContext(const Ctx& c, const YAML::Node& n,
   return s;
 }
 
+namespace {
+
+// resizePolicy[]: at most one entry per resource, cpu or memory, each
+// NotRequired or RestartContainer, in the API's words (validateResizePolicy).
+Result<std::map<std::string, std::string>> resizePolicy(const Ctx& c, const YAML::Node& n,
+                                                        const std::string& field) {
+  std::map<std::string, std::string> out;
+  const YAML::Node list = n["resizePolicy"];
+  if (!list || list.IsNull()) {
+    return out;
+  }
+  if (!list.IsSequence()) {
+    return c.error(list, field + ".resizePolicy", "must be a list");
+  }
+  size_t i = 0;
+  for (const auto& p : list) {
+    std::string pf = field + ".resizePolicy[" + std::to_string(i++) + "]";
+    if (!p.IsMap()) {
+      return c.error(p, pf, "must be a map");
+    }
+    TRY(std::string resource, str(c, p, "resourceName", pf));
+    TRY(std::string policy, str(c, p, "restartPolicy", pf));
+    if (resource != "cpu" && resource != "memory") {
+      return c.error(p, pf + ".resourceName",
+                     resource.empty() ? "Required value"
+                                      : "Unsupported value: \"" + resource +
+                                            "\": supported values: \"cpu\", \"memory\"");
+    }
+    if (policy != "NotRequired" && policy != "RestartContainer") {
+      return c.error(p, pf + ".restartPolicy",
+                     policy.empty() ? "Required value"
+                                    : "Unsupported value: \"" + policy +
+                                          "\": supported values: \"NotRequired\", "
+                                          "\"RestartContainer\"");
+    }
+    if (!out.emplace(resource, policy).second) {
+      return c.error(p, pf, "Duplicate value: \"" + resource + "\"");
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<Container> container(const Ctx& c, const YAML::Node& n, const std::string& field) {
   Container k;
   if (!n.IsMap()) {
@@ -412,6 +457,7 @@ Result<Container> container(const Ctx& c, const YAML::Node& n, const std::string
       }
     }
   }
+  TRY(k.resize_policy, resizePolicy(c, n, field));
   if (n["volumeMounts"] && n["volumeMounts"].IsSequence()) {
     size_t i = 0;
     for (const auto& m : n["volumeMounts"]) {

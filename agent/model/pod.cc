@@ -162,6 +162,12 @@ Result<Pod> pod(const Ctx& c, const YAML::Node& doc) {
     for (const auto& n : cs) {
       std::string f = std::string("spec.") + list + "[" + std::to_string(i++) + "]";
       TRY(Container k, decode::container(c, n, f));
+      if (std::string(list) == "initContainers" && !k.resize_policy.empty() &&
+          k.restart_policy != "Always") {
+        // The API allows it on restartable (sidecar) init containers only.
+        return c.error(n["resizePolicy"], f + ".resizePolicy",
+                       "Forbidden: must not be set for init containers");
+      }
       if (!names.insert(k.name).second) {
         return c.error(n, f + ".name", "duplicate container name \"" + k.name + "\"");
       }

@@ -110,6 +110,10 @@ struct Container {
   std::vector<EnvVar> env;
   std::vector<EnvFromSource> env_from;
   ContainerResources resources;
+  // resizePolicy: resource ("cpu", "memory") -> "NotRequired" or
+  // "RestartContainer"; a resource not named is NotRequired, as the API
+  // defaults it. Says whether an in-place resize restarts the container.
+  std::map<std::string, std::string> resize_policy;
   std::vector<VolumeMount> volume_mounts;
   SecurityContext security_context;
   std::string image_pull_policy;

@@ -16,6 +16,7 @@ using ResourceList = std::map<std::string, apiclient::Quantity>;  // "cpu", "mem
 struct ContainerResources {
   ResourceList requests;
   ResourceList limits;
+  bool operator==(const ContainerResources&) const = default;
 };
 
 enum class QosClass { kGuaranteed, kBurstable, kBestEffort };

@@ -70,6 +70,10 @@ class KernelRuntime : public PodRuntime {
                                             const ExecIo& io,
                                             std::chrono::milliseconds setup_timeout) override;
   Result<ContainerStats> stats(ContainerHandle h) override;
+  // resize.cc
+  Result<void> resizeContainer(ContainerHandle h, const ContainerResources& resources) override;
+  Result<void> resizePod(const Pod& pod) override;
+  Result<uint64_t> podMemoryUsage(const std::string& pod_uid) override;
   // attach.cc
   Result<AttachedIo> attach(ContainerHandle h, const AttachIo& io,
                             std::function<void()> ended) override;

@@ -282,6 +282,16 @@ class PodRuntime {
                                                     const ExecIo& io,
                                                     std::chrono::milliseconds setup_timeout) = 0;
   virtual Result<ContainerStats> stats(ContainerHandle h) = 0;
+  // In-place resize (agent/lifecycle/pod_resize.cc): the running container's
+  // cgroup takes the cpu.weight, cpu.max and memory.max of `resources`, with
+  // no restart. Limits the node does not enforce (--limits-unenforced) are
+  // not written, as at a start.
+  virtual Result<void> resizeContainer(ContainerHandle h, const ContainerResources& resources) = 0;
+  // The pod cgroup takes the limits of `pod`'s containers as allocated now.
+  virtual Result<void> resizePod(const Pod& pod) = 0;
+  // memory.current of the pod cgroup: the kubelet does not lower the pod's
+  // memory limit below it.
+  virtual Result<uint64_t> podMemoryUsage(const std::string& pod_uid) = 0;
   // Joins the stdio container `h` was started with (its spec's stdin and
   // tty). `ended` runs once, on the loop, when the run ended (after its last
   // output went to the session's pipes, which are closed then) or the runtime

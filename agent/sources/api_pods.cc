@@ -24,7 +24,8 @@ std::string fingerprint(const rapidjson::Document& pod) {
 }
 
 // The hash of a pod's spec less what the API lets change in a bound pod:
-// container images (the worker restarts just those containers), tolerations,
+// container images (the worker restarts just those containers), containers'
+// cpu and memory (an in-place resize, the worker's to apply), tolerations,
 // activeDeadlineSeconds and ephemeral containers (added through their
 // subresource, started by the worker without touching the others). Edits `d`.
 std::string specHash(rapidjson::Document& d) {
@@ -38,8 +39,19 @@ std::string specHash(rapidjson::Document& d) {
   for (const char* list : {"initContainers", "containers"}) {
     if (spec.HasMember(list) && spec[list].IsArray()) {
       for (auto& c : spec[list].GetArray()) {
-        if (c.IsObject()) {
-          c.RemoveMember("image");
+        if (!c.IsObject()) {
+          continue;
+        }
+        c.RemoveMember("image");
+        // In-place resize (pods/resize) changes these in a running pod.
+        if (c.HasMember("resources") && c["resources"].IsObject()) {
+          for (const char* kind : {"requests", "limits"}) {
+            rapidjson::Value& r = c["resources"];
+            if (r.HasMember(kind) && r[kind].IsObject()) {
+              r[kind].RemoveMember("cpu");
+              r[kind].RemoveMember("memory");
+            }
+          }
         }
       }
     }

@@ -292,6 +292,29 @@ void writeContainers(Writer& w, const char* key, const std::vector<ContainerStat
     }
     putIfSet(w, "stopSignal", c.stop_signal);
     writeUserAndMounts(w, c);
+    auto list = [&w](const char* name, const ResourceList& l) {
+      w.Key(name);
+      w.StartObject();
+      for (const auto& [resource, q] : l) {
+        w.Key(resource.c_str());
+        w.String(q.str().c_str());
+      }
+      w.EndObject();
+    };
+    if (c.allocated_resources) {
+      list("allocatedResources", *c.allocated_resources);
+    }
+    if (c.resources) {
+      w.Key("resources");
+      w.StartObject();
+      if (!c.resources->limits.empty()) {
+        list("limits", c.resources->limits);
+      }
+      if (!c.resources->requests.empty()) {
+        list("requests", c.resources->requests);
+      }
+      w.EndObject();
+    }
     w.EndObject();
   }
   w.EndArray();

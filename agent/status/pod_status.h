@@ -44,6 +44,11 @@ struct ContainerStatus {
   // From its first start on: what the kubelet reports of a created container.
   std::vector<VolumeMountStatus> volume_mounts;
   std::optional<LinuxContainerUser> user;
+  // In-place resize (1.35): the requests the node allocated to the container
+  // (allocatedResources), and the requests and limits its cgroup has now
+  // (resources); unset for containers that set no resources.
+  std::optional<ResourceList> allocated_resources;
+  std::optional<ContainerResources> resources;
 };
 
 struct PodCondition {

@@ -96,8 +96,13 @@ bool StatusWriter::writeStatus(const std::string& uid) {
   }
   // The conditions other controllers own (readiness gates) stay as the API
   // has them, as the kubelet's mergePodStatus keeps them.
-  static const std::set<std::string> kOwned = {"PodScheduled", "Ready", "Initialized",
-                                               "ContainersReady", "PodReadyToStartContainers"};
+  static const std::set<std::string> kOwned = {"PodScheduled",
+                                               "Ready",
+                                               "Initialized",
+                                               "ContainersReady",
+                                               "PodReadyToStartContainers",
+                                               "PodResizePending",
+                                               "PodResizeInProgress"};
   auto status = apiclient::keepForeignConditions(base, p.status, kOwned);
   auto patch = apiclient::twoWayMergePatch(
       base, "{\"status\":" + (status ? *status : p.status) + "}", apiclient::podStatusMergeKeys());

@@ -62,6 +62,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import access  # noqa: E402
 import ephemeral  # noqa: E402
+import resize  # noqa: E402
 import nodeproxy  # noqa: E402
 import patch as patches  # noqa: E402
 import schema as schemas_mod  # noqa: E402
@@ -112,6 +113,23 @@ class ApiError(Exception):
         if self.details:
             s["details"] = self.details
         return s
+
+
+def invalid_fields(kind, name, problems):
+    """422 Invalid as the real server sends a field.ErrorList: each cause has
+    its field and reason apart, so kubectl prints 'The Pod "web" is invalid:
+    spec...: Invalid value: ...'."""
+    reasons = {"Invalid value": "FieldValueInvalid", "Forbidden": "FieldValueForbidden",
+               "Required value": "FieldValueRequired", "Not found": "FieldValueNotFound",
+               "Unsupported value": "FieldValueNotSupported"}
+    causes = []
+    for p in problems:
+        field, _, message = p.partition(": ")
+        reason = next((r for k, r in reasons.items() if message.startswith(k)), "FieldValueInvalid")
+        causes.append({"reason": reason, "message": message, "field": field})
+    what = problems[0] if len(problems) == 1 else "[" + ", ".join(problems) + "]"
+    return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {what}',
+                    {"name": name, "kind": kind, "causes": causes})
 
 
 def invalid(kind, name, problems):
@@ -728,6 +746,11 @@ class Handler(BaseHTTPRequestHandler):
             self.authorize(user, groups, mode, attrs)
             ctx = (group, version, plural, kind, namespaced, namespace, name, sub, user)
             return self.ephemeral_containers(ctx, method)
+        if plural == "pods" and sub == "resize" and len(rest) == 3 and \
+                method in ("GET", "PUT", "PATCH"):
+            self.authorize(user, groups, mode, attrs)
+            ctx = (group, version, plural, kind, namespaced, namespace, name, sub, user)
+            return self.pod_resize(ctx, method)
         if plural == "pods" and sub == "log" and method == "GET" and len(rest) == 3:
             self.authorize(user, groups, mode, attrs)
             return self.pod_log(namespace, name, query)
@@ -1015,6 +1038,9 @@ class Handler(BaseHTTPRequestHandler):
                 resources.append({"name": "pods/log", "singularName": "", "namespaced": True,
                                   "kind": "Pod", "verbs": ["get"]})
                 resources.append({"name": "pods/ephemeralcontainers", "singularName": "",
+                                  "namespaced": True, "kind": "Pod",
+                                  "verbs": ["get", "patch", "update"]})
+                resources.append({"name": "pods/resize", "singularName": "",
                                   "namespaced": True, "kind": "Pod",
                                   "verbs": ["get", "patch", "update"]})
             if plural == "pods":
@@ -1331,13 +1357,24 @@ class Handler(BaseHTTPRequestHandler):
         self.validate(ctx, obj)
         if obj.get("metadata", {}).get("name") not in (None, ctx[6]):
             raise ApiError(400, "BadRequest", "the name of the object does not match the URL")
+        self.check_pod_update(ctx, obj)
         self.send_json(200, self.write(ctx, obj, obj.get("metadata", {}).get("resourceVersion")))
+
+    def check_pod_update(self, ctx, new):
+        """The main pods update may not change resources: pods/resize does."""
+        if ctx[2] != "pods" or ctx[7] is not None:
+            return
+        cur = self.get_obj(ctx)
+        problems = resize.update_errors(new, cur)
+        if problems:
+            raise invalid_fields("Pod", ctx[6], problems)
 
     def patch(self, ctx):
         body = self.read_body()
         cur = self.get_obj(ctx)
         new = self.patched(ctx, cur, body)
         self.validate(ctx, new)
+        self.check_pod_update(ctx, new)
         expected = (body or {}).get("metadata", {}).get("resourceVersion") \
             if isinstance(body, dict) else None
         self.send_json(200, self.write(ctx, new, expected))
@@ -1364,6 +1401,34 @@ class Handler(BaseHTTPRequestHandler):
             if problems:
                 raise invalid("Pod", name, problems)
             self.validate(ctx, new)
+            try:
+                out = self.write(ctx, new, given_rv or cur["metadata"]["resourceVersion"])
+            except ApiError as e:
+                if e.code != 409 or given_rv or attempt == 4:
+                    raise
+                continue
+            return self.send_json(200, out)
+
+    def pod_resize(self, ctx, method):
+        """GET, PUT or PATCH pods/NAME/resize: the Pod, of which only the
+        containers' cpu and memory requests and limits change (resize.py)."""
+        name = ctx[6]
+        if method == "GET":
+            return self.send_json(200, self.get_obj(ctx))
+        body = self.read_body()
+        if method == "PUT" and not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", "the body must be an object")
+        meta = body.get("metadata") if isinstance(body, dict) else None
+        meta = meta if isinstance(meta, dict) else {}
+        if method == "PUT" and meta.get("name") not in (None, name):
+            raise ApiError(400, "BadRequest", "the name of the object does not match the URL")
+        given_rv = meta.get("resourceVersion")
+        for attempt in range(5):
+            cur = self.get_obj(ctx)
+            wanted = body if method == "PUT" else self.patched(ctx, cur, body)
+            new, problems = resize.update(wanted, cur)
+            if problems:
+                raise invalid_fields("Pod", name, problems)
             try:
                 out = self.write(ctx, new, given_rv or cur["metadata"]["resourceVersion"])
             except ApiError as e:

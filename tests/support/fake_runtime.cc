@@ -312,8 +312,38 @@ Result<rt::ContainerStats> FakeRuntime::stats(rt::ContainerHandle h) {
   if (!runs_.contains(h)) {
     return makeError("container stats", std::to_string(h), "no such container");
   }
+  auto mem = memory_.find(runs_.at(h).name);
+  uint64_t current = mem == memory_.end() ? 8192 : mem->second;
   return rt::ContainerStats{
-      .cpu_usage_usec = 1000, .memory_working_set = 4096, .memory_current = 8192};
+      .cpu_usage_usec = 1000, .memory_working_set = 4096, .memory_current = current};
+}
+
+Result<void> FakeRuntime::resizeContainer(rt::ContainerHandle h,
+                                          const agent::ContainerResources& resources) {
+  auto it = runs_.find(h);
+  if (it == runs_.end()) {
+    return makeError("resize container", std::to_string(h), "no such container");
+  }
+  calls_.push_back("resize " + it->second.name);
+  std::string text;
+  for (const char* r : {"cpu", "memory"}) {
+    if (auto l = resources.limits.find(r); l != resources.limits.end()) {
+      text += (text.empty() ? "" : " ") + std::string(r) + "=" + l->second.str();
+    }
+  }
+  resized_[it->second.name] = text;
+  return {};
+}
+
+Result<void> FakeRuntime::resizePod(const agent::Pod& pod) {
+  (void)pod;
+  calls_.push_back("resizePod");
+  return {};
+}
+
+Result<uint64_t> FakeRuntime::podMemoryUsage(const std::string& pod_uid) {
+  (void)pod_uid;
+  return pod_memory_;
 }
 
 void FakeRuntime::leave(const std::string& uid, rt::AdoptedPod pod, const std::string& namespace_,

@@ -55,6 +55,17 @@ class FakeRuntime : public rt::PodRuntime {
     auto it = termination_files_.find(name);
     return it == termination_files_.end() ? "" : it->second;
   }
+  // memory.current of container `name`'s cgroup and of every pod's (8192 and
+  // 0 unless set): what a resize that lowers a memory limit is checked against.
+  void setMemoryUsage(const std::string& name, uint64_t bytes) { memory_[name] = bytes; }
+  void setPodMemoryUsage(uint64_t bytes) { pod_memory_ = bytes; }
+  // The cpu and memory limits each container was last resized to
+  // ("cpu=500m memory=128Mi"), by name; resizes are also calls ("resize app",
+  // "resizePod").
+  std::string resized(const std::string& name) const {
+    auto it = resized_.find(name);
+    return it == resized_.end() ? "" : it->second;
+  }
   // What an exec in container `name` exits with and prints.
   void setExec(const std::string& name, int exit_code, const std::string& output = "");
 
@@ -130,6 +141,10 @@ class FakeRuntime : public rt::PodRuntime {
                                                 const rt::ExecIo& io,
                                                 std::chrono::milliseconds setup_timeout) override;
   Result<rt::ContainerStats> stats(rt::ContainerHandle h) override;
+  Result<void> resizeContainer(rt::ContainerHandle h,
+                               const agent::ContainerResources& resources) override;
+  Result<void> resizePod(const agent::Pod& pod) override;
+  Result<uint64_t> podMemoryUsage(const std::string& pod_uid) override;
   Result<rt::AttachedIo> attach(rt::ContainerHandle h, const rt::AttachIo& io,
                                 std::function<void()> ended) override;
   void detach(rt::ContainerHandle h, uint64_t session) override;
@@ -178,6 +193,9 @@ class FakeRuntime : public rt::PodRuntime {
   std::string sandbox_error_;
   std::map<std::string, ExecResult> execs_;
   std::map<std::string, int> starts_;
+  std::map<std::string, uint64_t> memory_;
+  std::map<std::string, std::string> resized_;
+  uint64_t pod_memory_ = 0;
   std::map<std::string, std::string> shared_pid_;
   std::string termination_dir_;
   std::map<std::string, std::string> termination_files_;

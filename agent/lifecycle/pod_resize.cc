@@ -1,0 +1,278 @@
+// In-place pod resize in the pod worker (KEP 1287, as the kubelet 1.35 does
+// it): the API asks a running pod's containers for other cpu or memory
+// (pods/resize); the worker admits that against the node (resize.h:
+// Deferred, Infeasible), allocates it (pod_ takes it, checkpointed), then
+// actuates it: a container whose resizePolicy says RestartContainer for a
+// changed resource is restarted with it; the others' cgroups and the pod's
+// take the new limits live. A memory limit below what the container uses is
+// not applied and is reported. Status: allocatedResources and resources per
+// container, and the PodResizePending and PodResizeInProgress conditions.
+
+#include <algorithm>
+
+#include "agent/lifecycle/allocation_checkpoint.h"
+#include "agent/lifecycle/pod_worker.h"
+#include "agent/lifecycle/resize.h"
+#include "agent/log/log.h"
+
+namespace kernelet::agent {
+
+std::map<std::string, ContainerResources> PodWorker::allocatedResources() const {
+  std::map<std::string, ContainerResources> out;
+  for (const auto* list : {&pod_.init_containers, &pod_.containers}) {
+    for (const auto& c : *list) {
+      out[c.name] = c.resources;
+    }
+  }
+  return out;
+}
+
+void PodWorker::keepAllocated(const std::map<std::string, ContainerResources>& allocated) {
+  for (auto* list : {&pod_.init_containers, &pod_.containers}) {
+    for (auto& c : *list) {
+      wanted_resources_[c.name] = c.resources;
+      if (auto it = allocated.find(c.name); it != allocated.end()) {
+        c.resources = withResizable(c.resources, it->second);
+      }
+    }
+  }
+}
+
+bool PodWorker::resourcesChanged(const Pod& wanted) const {
+  for (const auto* list : {&wanted.init_containers, &wanted.containers}) {
+    for (const auto& c : *list) {
+      auto it = wanted_resources_.find(c.name);
+      if (it != wanted_resources_.end() && resourcesDiffer(it->second, c.resources)) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+void PodWorker::retryResize() {
+  if (resize_pending_ && resize_pending_->reason == kResizeDeferred) {
+    resize();
+    publish();
+  }
+}
+
+void PodWorker::resize() {
+  if (state_ != PodState::kSyncing) {
+    return;  // a pod that stops is not resized
+  }
+  Pod candidate = pod_;
+  bool differs = false;
+  for (auto* list : {&candidate.init_containers, &candidate.containers}) {
+    for (auto& c : *list) {
+      auto it = wanted_resources_.find(c.name);
+      if (it != wanted_resources_.end() && resourcesDiffer(c.resources, it->second)) {
+        differs = true;
+        c.resources = withResizable(c.resources, it->second);
+      }
+    }
+  }
+  if (!differs) {
+    resize_pending_.reset();
+  } else {
+    std::vector<const Pod*> others;
+    if (ctx_.admitted_pods) {
+      others = ctx_.admitted_pods(pod_.uid);
+    }
+    ResizeAdmission verdict = admitResize(candidate, others, ctx_.node);
+    if (verdict.verdict != ResizeAdmission::Verdict::kAccepted) {
+      const char* reason = verdict.verdict == ResizeAdmission::Verdict::kDeferred
+                               ? kResizeDeferred
+                               : kResizeInfeasible;
+      if (!resize_pending_ || resize_pending_->message != verdict.message) {
+        log::info("Pod resize pending",
+                  {{"pod", who()}, {"reason", reason}, {"message", verdict.message}});
+      }
+      resize_pending_ = PodCondition{.type = kPodResizePending,
+                                     .status = "True",
+                                     .reason = reason,
+                                     .message = verdict.message};
+    } else {
+      resize_pending_.reset();
+      // ctrs_ point into pod_'s lists: the resources change in place.
+      for (auto [to, from] : {std::pair{&pod_.init_containers, &candidate.init_containers},
+                              {&pod_.containers, &candidate.containers}}) {
+        for (size_t i = 0; i < to->size(); i++) {
+          (*to)[i].resources = (*from)[i].resources;
+        }
+      }
+      resized_ = true;
+      log::info("Pod resize allocated", {{"pod", who()}});
+    }
+  }
+  actuateResize();
+}
+
+void PodWorker::actuateResize() {
+  resize_error_.reset();
+  Pod actual = pod_;  // the pod as its cgroups are once this round is done
+  bool changed = false;
+  auto apply = [&](Ctr& c, const ContainerResources& target) {
+    if (auto r = ctx_.runtime->resizeContainer(c.handle, target); !r) {
+      log::error("Resize container",
+                 {{"pod", who()}, {"container", c.spec->name}, {"err", r.error().message()}});
+      resize_error_ = PodCondition{.type = kPodResizeInProgress,
+                                   .status = "True",
+                                   .reason = kResizeError,
+                                   .message = r.error().message()};
+      return;
+    }
+    c.actual = target;
+    changed = true;
+  };
+  // The containers to give new limits live, and those to restart.
+  for (auto& c : ctrs_) {
+    if (c.ephemeral || c.state != CtrState::kRunning || !c.actual || c.replace ||
+        !resourcesDiffer(*c.actual, c.spec->resources)) {
+      continue;
+    }
+    if (resizeRestarts(*c.spec, *c.actual, c.spec->resources)) {
+      log::info("Container resize requires a restart",
+                {{"pod", who()}, {"container", c.spec->name}});
+      stopContainer(c, "Container " + c.spec->name + " resize requires restart", true);
+      changed = true;  // the pod cgroup makes room for what it restarts with
+      continue;
+    }
+    ContainerResources target = c.spec->resources;
+    // The kubelet does not lower a memory limit below what the container
+    // uses: the rest of the resize is applied, the memory limit is not.
+    std::optional<int64_t> old_limit = memoryLimit(*c.actual), new_limit = memoryLimit(target);
+    if (new_limit && (!old_limit || *new_limit < *old_limit)) {
+      auto stats = ctx_.runtime->stats(c.handle);
+      uint64_t usage = stats ? stats->memory_current : 0;
+      if (auto why =
+              memoryLimitBelowUsage("container " + c.spec->name, old_limit, new_limit, usage)) {
+        log::warning("Pod resize not applied", {{"pod", who()}, {"message", *why}});
+        resize_error_ = PodCondition{.type = kPodResizeInProgress,
+                                     .status = "True",
+                                     .reason = kResizeError,
+                                     .message = *why};
+        if (old_limit) {
+          target.limits.insert_or_assign("memory", c.actual->limits.at("memory"));
+        } else {
+          target.limits.erase("memory");
+        }
+        if (!resourcesDiffer(*c.actual, target)) {
+          continue;
+        }
+      }
+    }
+    apply(c, target);
+  }
+  if (changed) {
+    for (auto* list : {&actual.init_containers, &actual.containers}) {
+      for (auto& k : *list) {
+        auto it = std::find_if(ctrs_.begin(), ctrs_.end(), [&](const Ctr& c) {
+          return !c.ephemeral && c.spec->name == k.name;
+        });
+        // A container restarting for the resize has what is allocated.
+        if (it != ctrs_.end() && it->actual && !it->replace) {
+          k.resources = *it->actual;
+        }
+      }
+    }
+    if (auto r = ctx_.runtime->resizePod(actual); !r) {
+      log::error("Resize pod cgroup", {{"pod", who()}, {"err", r.error().message()}});
+      resize_error_ = PodCondition{.type = kPodResizeInProgress,
+                                   .status = "True",
+                                   .reason = kResizeError,
+                                   .message = r.error().message()};
+    } else {
+      log::info("Pod resize applied", {{"pod", who()}});
+    }
+  }
+  if (resized_) {
+    saveAllocation();
+  }
+}
+
+void PodWorker::saveAllocation() {
+  PodAllocation a;
+  for (const auto& c : ctrs_) {
+    if (c.ephemeral) {
+      continue;
+    }
+    a.containers[c.spec->name] = {.allocated = c.spec->resources, .actuated = c.actual};
+  }
+  if (auto r = writeAllocation(allocationPath(ctx_.config.root_dir, pod_.uid), a); !r) {
+    log::error("Write allocation checkpoint", {{"pod", who()}, {"err", r.error().message()}});
+  }
+}
+
+void PodWorker::loadAllocation() {
+  if (pod_.uid.empty() || pod_.uid.find('/') != std::string::npos || pod_.uid.starts_with(".")) {
+    return;  // admission rejects such a uid before any path is built from it
+  }
+  auto found = readAllocation(allocationPath(ctx_.config.root_dir, pod_.uid));
+  if (!found) {
+    log::error("Read allocation checkpoint", {{"pod", who()}, {"err", found.error().message()}});
+    return;  // what the API wants is taken as allocated, as for a new pod
+  }
+  if (!*found) {
+    return;
+  }
+  std::map<std::string, ContainerResources> allocated;
+  for (const auto& [name, c] : (*found)->containers) {
+    allocated[name] = c.allocated;
+    if (c.actuated) {
+      restored_actuated_[name] = *c.actuated;
+    }
+  }
+  keepAllocated(allocated);
+  resized_ = true;
+}
+
+void PodWorker::resizeStatus(PodStatus& s) const {
+  auto fill = [this](std::vector<ContainerStatus>& list) {
+    for (auto& st : list) {
+      auto it = std::find_if(ctrs_.begin(), ctrs_.end(),
+                             [&](const Ctr& c) { return !c.ephemeral && c.spec->name == st.name; });
+      if (it == ctrs_.end()) {
+        continue;
+      }
+      const ContainerResources& allocated = it->spec->resources;
+      if (allocated.requests.empty() && allocated.limits.empty()) {
+        continue;
+      }
+      // The kubelet reports the allocated requests, and the limits and
+      // requests the runtime has (the allocated ones while not running).
+      st.allocated_resources = allocated.requests;
+      st.resources = it->actual && live(*it) ? *it->actual : allocated;
+    }
+  };
+  fill(s.init_container_statuses);
+  fill(s.container_statuses);
+  auto condition = [&](PodCondition c) {
+    // The transition time is kept while the condition says the same.
+    for (const auto& old : status_.conditions) {
+      if (old.type == c.type && old.status == c.status && old.reason == c.reason) {
+        c.last_transition_time = old.last_transition_time;
+      }
+    }
+    if (c.last_transition_time.empty()) {
+      c.last_transition_time = runtime::nowRfc3339();
+    }
+    s.conditions.push_back(std::move(c));
+  };
+  if (resize_pending_) {
+    condition(*resize_pending_);
+  }
+  bool in_progress = false;
+  for (const auto& c : ctrs_) {
+    in_progress = in_progress || (!c.ephemeral && c.state == CtrState::kRunning && c.actual &&
+                                  resourcesDiffer(*c.actual, c.spec->resources));
+    in_progress = in_progress || (!c.ephemeral && c.replace && resized_);
+  }
+  if (resize_error_) {
+    condition(*resize_error_);
+  } else if (in_progress) {
+    condition(PodCondition{.type = kPodResizeInProgress, .status = "True"});
+  }
+}
+
+}  // namespace kernelet::agent
