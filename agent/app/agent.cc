@@ -709,9 +709,8 @@ void Agent::writeStatus(const std::string& uid) {
   log::v(3, "Pod status",
          {{"pod", w.pod().namespace_ + "/" + w.pod().name}, {"phase", status.phase}});
   if (cluster_) {
-    auto source = w.pod().annotations.find("kubernetes.io/config.source");
-    bool is_static = source != w.pod().annotations.end() && source->second == "file";
-    cluster_->podStatus(uid, w.pod().namespace_, w.pod().name, podStatusJson(status), is_static);
+    cluster_->podStatus(uid, w.pod().namespace_, w.pod().name, podStatusJson(status),
+                        isStaticPod(w.pod()));
   }
 }
 

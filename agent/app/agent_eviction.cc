@@ -228,8 +228,7 @@ std::optional<std::string> Agent::pressureRejection(const Pod& pod) const {
       resources.push_back(c.resources);
     }
   }
-  auto source = pod.annotations.find("kubernetes.io/config.source");
-  bool is_static = source != pod.annotations.end() && source->second == "file";
+  bool is_static = isStaticPod(pod);
   return eviction::admissionRejection(eviction_->pressure(),
                                       podQos(resources) == QosClass::kBestEffort,
                                       is_static || isCriticalPod(pod));

@@ -12,6 +12,7 @@ void Agent::startGarbageCollection() {
   gc::GarbageCollector::Hooks hooks;
   hooks.images_in_use = [this] { return imagesInUse(); };
   hooks.containers = [this] { return containerRuns(); };
+  hooks.pull_in_flight = [this] { return !puller_->pulling().empty(); };
   hooks.node_event = [this](const std::string& type, const std::string& reason,
                             const std::string& message) {
     if (ctx_.node_event) {

@@ -25,7 +25,18 @@ GarbageCollector::~GarbageCollector() {
   timers_.cancel(container_timer_);
 }
 
+bool GarbageCollector::pullInFlight() const {
+  if (hooks_.pull_in_flight && hooks_.pull_in_flight()) {
+    log::v(2, "Image garbage collection deferred: a pull is in flight");
+    return true;
+  }
+  return false;
+}
+
 Result<int64_t> GarbageCollector::freeImageSpace(int64_t bytes) {
+  if (pullInFlight()) {
+    return 0;
+  }
   std::vector<std::string> in_use =
       hooks_.images_in_use ? hooks_.images_in_use() : std::vector<std::string>{};
   auto freed = images_.freeSpace(bytes, in_use, hooks_.now());
@@ -38,6 +49,9 @@ Result<int64_t> GarbageCollector::freeImageSpace(int64_t bytes) {
 
 void GarbageCollector::imagePass() {
   image_timer_ = timers_.after(kImagePeriod, [this] { imagePass(); });
+  if (pullInFlight()) {
+    return;
+  }
   std::vector<std::string> in_use =
       hooks_.images_in_use ? hooks_.images_in_use() : std::vector<std::string>{};
   images::ImageGarbageCollector::Pass pass;

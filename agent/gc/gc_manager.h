@@ -40,6 +40,10 @@ class GarbageCollector {
     std::function<std::vector<ContainerRuns>()> containers;
     // A Node event (type, reason, message); may be empty (standalone).
     std::function<void(const std::string&, const std::string&, const std::string&)> node_event;
+    // Whether a pull is in flight: its layers are checked and unpacked before
+    // its image is recorded, so removing images then could take a layer the
+    // new image is about to use. Image removal waits for the next pass.
+    std::function<bool()> pull_in_flight;
     // Unix seconds now (tests).
     std::function<int64_t()> now;
   };
@@ -63,6 +67,8 @@ class GarbageCollector {
   void containerPass();
 
  private:
+  bool pullInFlight() const;
+
   TimerQueue& timers_;
   images::ImageGarbageCollector images_;
   ContainerGcPolicy container_policy_;

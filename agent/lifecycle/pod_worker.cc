@@ -254,9 +254,7 @@ void PodWorker::update(const Pod& pod) {
 }
 
 PodObjects* PodWorker::objects() const {
-  auto source = pod_.annotations.find("kubernetes.io/config.source");
-  bool is_static = source != pod_.annotations.end() && source->second == "file";
-  return is_static ? nullptr : ctx_.objects;
+  return isStaticPod(pod_) ? nullptr : ctx_.objects;
 }
 
 PodRuntimeInfo PodWorker::runtimeInfo() const {

@@ -256,6 +256,14 @@ struct Pod {
   std::string refused;
 };
 
+// A static pod: from the manifest directory. Sources set the annotation, as
+// the kubelet's config sources do; the API source overwrites what an API pod
+// says of itself ("api"), so a pod cannot claim to be static.
+inline bool isStaticPod(const Pod& pod) {
+  auto source = pod.annotations.find("kubernetes.io/config.source");
+  return source != pod.annotations.end() && source->second == "file";
+}
+
 struct ManifestPod {
   Pod pod;
   int line = 0;          // where its document starts, 1-based

@@ -175,7 +175,10 @@ constexpr auto kFields = std::to_array<PodField>({
     {"spec.containers[].volumeDevices", kRefused},
     {"spec.containers[].volumeMounts[].mountPath", kImplemented},
     // kernelet's mounts are private
-    {"spec.containers[].volumeMounts[].mountPropagation", kImplemented},
+    // Bidirectional: the container's root is a slave before pivot_root, so its
+    // mounts would not reach the node (runc keeps it shared and makes the
+    // rootfs parent private); refused until that is done.
+    {"spec.containers[].volumeMounts[].mountPropagation", kRefused, "None|HostToContainer"},
     {"spec.containers[].volumeMounts[].name", kImplemented},
     {"spec.containers[].volumeMounts[].readOnly", kImplemented},
     // the default
@@ -414,7 +417,7 @@ constexpr auto kFields = std::to_array<PodField>({
     {"spec.initContainers[].volumeDevices", kRefused},
     {"spec.initContainers[].volumeMounts[].mountPath", kImplemented},
     // kernelet's mounts are private
-    {"spec.initContainers[].volumeMounts[].mountPropagation", kImplemented},
+    {"spec.initContainers[].volumeMounts[].mountPropagation", kRefused, "None|HostToContainer"},
     {"spec.initContainers[].volumeMounts[].name", kImplemented},
     {"spec.initContainers[].volumeMounts[].readOnly", kImplemented},
     // the default

@@ -83,8 +83,7 @@ Result<EnvList> serviceVars(const ContainerInput& in) {
   }
   auto services = in.services->services();
   if (!services) {
-    auto source = in.pod->annotations.find("kubernetes.io/config.source");
-    if (source == in.pod->annotations.end() || source->second != "file") {
+    if (!isStaticPod(*in.pod)) {
       return std::unexpected(Error{.op = kServicesNotSynced});
     }
     services.emplace();

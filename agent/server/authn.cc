@@ -1,5 +1,7 @@
 #include "agent/server/authn.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -18,6 +20,22 @@ std::string sha256Hex(const std::string& s) {
     out += kHex[md[i] & 0xf];
   }
   return out;
+}
+
+std::string clientKey(const std::string& address) {
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, address.c_str(), &v6) != 1) {
+    return address;  // IPv4, or not an address at all
+  }
+  if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+    char v4[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, &v6.s6_addr[12], v4, sizeof v4);
+    return v4;
+  }
+  std::fill(&v6.s6_addr[8], &v6.s6_addr[16], 0);
+  char text[INET6_ADDRSTRLEN] = {};
+  ::inet_ntop(AF_INET6, &v6, text, sizeof text);
+  return std::string(text) + "/64";
 }
 
 Authenticator::Authenticator(AuthnOptions options, Post post, Clock clock)
@@ -54,7 +72,7 @@ Authenticator::Bucket& Authenticator::peerBucket(const std::string& peer,
       return kv.second.tokens + since.count() * options_.peer_review_qps >=
              options_.peer_review_burst;
     });
-    if (peers_.size() >= options_.peer_buckets) {
+    if (!peers_.empty() && peers_.size() >= options_.peer_buckets) {
       peers_.erase(peers_.begin());
     }
   }

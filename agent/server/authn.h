@@ -125,6 +125,10 @@ class Authenticator {
   size_t reviews_ = 0;
 };
 
+// Whose review bucket a client address spends: an IPv4 address (also when
+// IPv4-mapped), or an IPv6 address's /64, which one client holds whole.
+std::string clientKey(const std::string& address);
+
 // The SHA-256 of `s`, hex: what the cache keeps instead of a token.
 std::string sha256Hex(const std::string& s);
 

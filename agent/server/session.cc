@@ -53,7 +53,7 @@ class Session : public std::enable_shared_from_this<Session> {
                               beast::error_code peer_ec;
                               auto peer = self->tcp().socket().remote_endpoint(peer_ec);
                               if (!peer_ec) {
-                                self->creds_.peer = peer.address().to_string();
+                                self->creds_.peer = clientKey(peer.address().to_string());
                               }
                               self->readRequest();
                             });

@@ -175,6 +175,10 @@ void ApiPodSource::onPodEvent(const apiclient::ObjectEvent& e) {
     }
     ApiPod p;
     p.pod = std::move((*manifests)[0].pod);
+    // Where the pod came from is the source's to say, as the kubelet's
+    // config source sets it: an API pod that writes "file" there is not
+    // static (admitted under pressure, not evicted, no API objects).
+    p.pod.annotations["kubernetes.io/config.source"] = "api";
     p.pod.gate_conditions = gateConditions(d, p.pod.readiness_gates);
     p.json = std::make_shared<const std::string>(std::move((*manifests)[0].json));
     std::string status = apiclient::statusOf(d);

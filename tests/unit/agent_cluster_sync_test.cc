@@ -186,10 +186,12 @@ TEST_F(ClusterSyncTest, APodWithARefusedFieldReachesTheLoopWithTheFieldNamed) {
   auto refused = client_->create(kPods,
                                  R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"hooks"},
           "spec":{"nodeName":"node1","containers":[{"name":"c","image":"busybox"},
-            {"name":"d","image":"busybox","lifecycle":{"stopSignal":"SIGUSR1"}}]}})");
+            {"name":"d","image":"busybox",
+             "volumeDevices":[{"name":"disk","devicePath":"/dev/xvda"}]}]}})");
   ASSERT_TRUE(refused) << refused.error().str();
   auto plain = client_->create(kPods,
-                               R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"web"},
+                               R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"web",
+            "annotations":{"kubernetes.io/config.source":"file"}},
           "spec":{"nodeName":"node1","containers":[{"name":"c","image":"busybox"}]}})");
   ASSERT_TRUE(plain) << plain.error().str();
   std::string refused_uid = at(*refused, {"metadata", "uid"});
@@ -198,8 +200,11 @@ TEST_F(ClusterSyncTest, APodWithARefusedFieldReachesTheLoopWithTheFieldNamed) {
   ASSERT_TRUE(
       until([&] { return api_pods_.contains(refused_uid) && api_pods_.contains(plain_uid); }));
   EXPECT_EQ(api_pods_[refused_uid].pod.refused,
-            "spec.containers[1].lifecycle.stopSignal: not supported by kernelet");
+            "spec.containers[1].volumeDevices: not supported by kernelet");
   EXPECT_EQ(api_pods_[plain_uid].pod.refused, "");
+  // An API pod that says it came from a manifest is still an API pod.
+  EXPECT_EQ(api_pods_[plain_uid].pod.annotations["kubernetes.io/config.source"], "api");
+  EXPECT_FALSE(isStaticPod(api_pods_[plain_uid].pod));
 }
 
 // The agent stops a previous agent's pods that no source wants only once the

@@ -244,5 +244,34 @@ TEST(GcSettings, ConfigzShowsTheImageGcFields) {
   }
 }
 
+TEST(GarbageCollectorEvents, ImageRemovalWaitsWhileAPullIsInFlight) {
+  TempDir d;
+  auto store = images::ImageStore::open(d.path() + "/images");
+  ASSERT_TRUE(store);
+  auto loop = EventLoop::create();
+  ASSERT_TRUE(loop);
+  auto timers = TimerQueue::create(*loop);
+  ASSERT_TRUE(timers);
+  std::vector<std::string> events;
+  bool pulling = true;
+  gc::GarbageCollector::Hooks hooks;
+  hooks.node_event = [&](const std::string& type, const std::string& reason, const std::string&) {
+    events.push_back(type + " " + reason);
+  };
+  hooks.pull_in_flight = [&] { return pulling; };
+  images::ImageGarbageCollector::Options options{.usage = []() -> Result<images::FsUsage> {
+    return images::FsUsage{.capacity = 1000, .available = 50};
+  }};
+  gc::GarbageCollector collector(**timers, *store, options, {}, hooks);
+  // A pull's layers are not recorded yet: nothing is looked at, not even the
+  // usage, until it ends.
+  collector.imagePass();
+  EXPECT_TRUE(events.empty());
+  EXPECT_EQ(collector.freeImageSpace(100).value(), 0);
+  pulling = false;
+  collector.imagePass();
+  EXPECT_EQ(events, std::vector<std::string>{"Warning FreeDiskSpaceFailed"});
+}
+
 }  // namespace
 }  // namespace kernelet::agent

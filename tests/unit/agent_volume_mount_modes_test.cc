@@ -41,15 +41,18 @@ TEST(VolumeMountModesDecode, DefaultsAndValues) {
   EXPECT_FALSE(m.recursiveReadOnly());
   auto set = parse(
       "{name: v, mountPath: /a, readOnly: true, recursiveReadOnly: IfPossible}\n"
-      "    - {name: v, mountPath: /b, mountPropagation: HostToContainer}\n"
-      "    - {name: v, mountPath: /c, mountPropagation: Bidirectional}",
+      "    - {name: v, mountPath: /b, mountPropagation: HostToContainer}",
       true);
   ASSERT_TRUE(set) << set.error().message();
   const auto& mounts = (*set)[0].pod.containers[0].volume_mounts;
   EXPECT_TRUE(mounts[0].recursiveReadOnly());
   EXPECT_EQ(mounts[1].mount_propagation, "HostToContainer");
-  EXPECT_EQ(mounts[2].mount_propagation, "Bidirectional");
   EXPECT_EQ((*set)[0].pod.refused, "");
+  // Bidirectional would not reach the node yet (the root is a slave before
+  // pivot_root): refused by name, even where the API allows it.
+  EXPECT_EQ(error("{name: v, mountPath: /c, mountPropagation: Bidirectional}", true),
+            "parse manifest `/m/p.yaml`: line 11: "
+            "spec.containers[0].volumeMounts[0].mountPropagation: not supported by kernelet");
 }
 
 // validateMountPropagation and validateMountRecursiveReadOnly, their words.
@@ -143,12 +146,6 @@ TEST_F(MountModesSpec, OptionsAndRootPropagation) {
   ASSERT_TRUE(h2c) << h2c.error().message();
   EXPECT_EQ(mountAt(*h2c, "/a")->options, (std::vector<std::string>{"rbind", "rslave", "rw"}));
   EXPECT_EQ(h2c->rootfs_propagation, static_cast<unsigned long>(MS_SLAVE | MS_REC));
-  auto both = specOf(
-      "{name: v, mountPath: /a, mountPropagation: HostToContainer}\n"
-      "    - {name: v, mountPath: /b, mountPropagation: Bidirectional}");
-  ASSERT_TRUE(both) << both.error().message();
-  EXPECT_EQ(mountAt(*both, "/b")->options, (std::vector<std::string>{"rbind", "rshared", "rw"}));
-  EXPECT_EQ(both->rootfs_propagation, static_cast<unsigned long>(MS_SHARED | MS_REC));
 }
 
 // containerd's ensureShared / ensureSharedOrSlave, on a source whose mount

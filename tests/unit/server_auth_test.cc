@@ -231,6 +231,15 @@ TEST(ServerAuthn, OneClientCannotSpendTheWholeReviewBudget) {
   EXPECT_EQ(tokens.calls, 15);
 }
 
+TEST(ServerAuthn, AClientIsItsIpv4AddressOrItsIpv6Slash64) {
+  EXPECT_EQ(clientKey("10.0.0.7"), "10.0.0.7");
+  EXPECT_EQ(clientKey("::ffff:10.0.0.7"), "10.0.0.7");
+  EXPECT_EQ(clientKey("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::/64");
+  EXPECT_EQ(clientKey("2001:db8:1:2::1"), clientKey("2001:db8:1:2:ffff::9"));
+  EXPECT_NE(clientKey("2001:db8:1:2::1"), clientKey("2001:db8:1:3::1"));
+  EXPECT_EQ(clientKey("::1"), "::/64");
+}
+
 TEST(ServerAuthn, OneTokenSentManyTimesAtOnceIsReviewedOnce) {
   FakeTokens tokens;
   tokens.hold = true;
