@@ -1,5 +1,7 @@
 #include "agent/lifecycle/resize.h"
 
+#include "agent/model/saturating.h"
+
 namespace kernelet::agent {
 namespace {
 
@@ -35,8 +37,8 @@ ResizeAdmission admitResize(const Pod& wanted, const std::vector<const Pod*>& ot
   }
   int64_t used_cpu = 0, used_memory = 0;
   for (const Pod* p : others) {
-    used_cpu += podRequestMilliCpu(*p);
-    used_memory += podRequestMemory(*p);
+    used_cpu = saturatingAdd(used_cpu, podRequestMilliCpu(*p));
+    used_memory = saturatingAdd(used_memory, podRequestMemory(*p));
   }
   auto deferred = [](const char* resource, int64_t requested, int64_t used, int64_t capacity) {
     return ResizeAdmission{ResizeAdmission::Verdict::kDeferred,
@@ -45,10 +47,10 @@ ResizeAdmission admitResize(const Pod& wanted, const std::vector<const Pod*>& ot
                                std::to_string(used) + ", capacity: " + std::to_string(capacity)};
   };
   // The scheduler's fit (the kubelet's canAdmitPod), cpu first as it checks.
-  if (cpu > 0 && used_cpu + cpu > node.allocatable_milli_cpu) {
+  if (cpu > 0 && saturatingAdd(used_cpu, cpu) > node.allocatable_milli_cpu) {
     return deferred("cpu", cpu, used_cpu, node.allocatable_milli_cpu);
   }
-  if (memory > 0 && used_memory + memory > node.allocatable_memory) {
+  if (memory > 0 && saturatingAdd(used_memory, memory) > node.allocatable_memory) {
     return deferred("memory", memory, used_memory, node.allocatable_memory);
   }
   return {};

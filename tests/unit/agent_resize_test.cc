@@ -8,6 +8,7 @@
 
 #include "agent/lifecycle/allocation_checkpoint.h"
 #include "agent/lifecycle/resize.h"
+#include "agent/runtime/pod_sandbox.h"
 #include "support/temp_dir.h"
 #include "unit/lifecycle_fixture.h"
 
@@ -66,6 +67,40 @@ TEST(ResizeAdmit, MoreThanTheNodeHasIsInfeasibleInTheKubeletsWords) {
   EXPECT_EQ(v.message,
             "Node didn't have enough capacity: memory, requested: 1125899906842624, "
             "capacity: 4294967296");
+}
+
+TEST(ResizeAdmit, SumsThatWouldOverflowAreInfeasibleNotWrapped) {
+  Pod two = onePod(res("100m", "", "8Ei", "8Ei"));
+  two.containers.push_back(two.containers[0]);
+  two.containers[1].name = "side";
+  auto v = admitResize(two, {}, node2cpu());
+  EXPECT_EQ(v.verdict, ResizeAdmission::Verdict::kInfeasible);
+  EXPECT_EQ(v.message,
+            "Node didn't have enough capacity: memory, requested: 9223372036854775807, capacity: "
+            "4294967296");
+  two = onePod(res("8Ei", "8Ei", "", ""));
+  two.containers.push_back(two.containers[0]);
+  two.containers[1].name = "side";
+  v = admitResize(two, {}, node2cpu());
+  EXPECT_EQ(v.verdict, ResizeAdmission::Verdict::kInfeasible);
+  EXPECT_EQ(v.message,
+            "Node didn't have enough capacity: cpu, requested: 9223372036854775807, capacity: 2000");
+  // The others' sum saturates too: a small resize beside them is Deferred.
+  Pod huge = onePod(res("8Ei", "", "", ""));
+  v = admitResize(onePod(res("1", "1", "", "")), {&huge, &huge}, node2cpu());
+  EXPECT_EQ(v.verdict, ResizeAdmission::Verdict::kDeferred);
+}
+
+TEST(ResizePodCgroup, LimitsThatOverflowWhenSummedSaturate) {
+  Pod two = onePod(res("8Ei", "8Ei", "8Ei", "8Ei"));
+  two.containers.push_back(two.containers[0]);
+  two.containers[1].name = "side";
+  cgroups::Limits l = runtime::podCgroupLimits(two);
+  ASSERT_TRUE(l.memory_max);
+  EXPECT_EQ(*l.memory_max, INT64_MAX);
+  ASSERT_TRUE(l.cpu_max);
+  EXPECT_EQ(l.cpu_max->quota_us, -1) << "a quota past int64 is no quota (cpu.max \"max\")";
+  EXPECT_EQ(*l.cpu_weight, 10000u);
 }
 
 TEST(ResizeAdmit, NoRoomBesideTheOthersNowIsDeferred) {
