@@ -1,5 +1,7 @@
 #include "agent/lifecycle/resize.h"
 
+#include <string_view>
+
 #include "agent/model/saturating.h"
 
 namespace kernelet::agent {
@@ -89,6 +91,29 @@ bool resizeRestarts(const Container& spec, const ContainerResources& from,
     }
   }
   return false;
+}
+
+ContainerResources widest(const ContainerResources& a, const ContainerResources& b) {
+  // cpu in millicores, memory in bytes (its millis would clamp past 8 PiB).
+  auto less = [](const char* name, const apiclient::Quantity* x, const apiclient::Quantity* y) {
+    return std::string_view(name) == "cpu" ? x->milliValue() < y->milliValue()
+                                           : x->value() < y->value();
+  };
+  ContainerResources out = b;
+  for (const char* name : kResizableResources) {
+    const apiclient::Quantity *x = find(a.requests, name), *y = find(b.requests, name);
+    if (x != nullptr && (y == nullptr || less(name, y, x))) {
+      out.requests.insert_or_assign(name, *x);
+    }
+    x = find(a.limits, name);
+    y = find(b.limits, name);
+    if (x == nullptr || y == nullptr) {
+      out.limits.erase(name);  // no limit on either side: none while both may run
+    } else if (less(name, y, x)) {
+      out.limits.insert_or_assign(name, *x);
+    }
+  }
+  return out;
 }
 
 std::optional<int64_t> memoryLimit(const ContainerResources& r) {

@@ -98,8 +98,9 @@ TEST(Admission, RequestsThatOverflowWhenSummedAreRefusedNotWrapped) {
   Admission a = admit(memory, {}, node);
   EXPECT_FALSE(a.admitted);
   EXPECT_EQ(a.reason, "OutOfmemory");
-  EXPECT_EQ(a.message, "Node didn't have enough resource: memory, requested: 9223372036854775807, "
-                       "used: 0, capacity: 1073741824");
+  EXPECT_EQ(a.message,
+            "Node didn't have enough resource: memory, requested: 9223372036854775807, "
+            "used: 0, capacity: 1073741824");
   Pod cpu = withRequests("8Ei", "1Mi");
   cpu.init_containers.push_back(cpu.containers[0]);
   cpu.init_containers[0].name = "side";
