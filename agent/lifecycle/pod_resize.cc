@@ -133,11 +133,18 @@ void PodWorker::actuateResize() {
     resize_error_ = PodCondition{
         .type = kPodResizeInProgress, .status = "True", .reason = kResizeError, .message = message};
   };
+  if (!sandbox_) {
+    // No pod cgroup yet: it is made from what is allocated (pod_worker.cc).
+    pod_cgroup_.reset();
+    if (resized_) {
+      saveAllocation();
+    }
+    return;
+  }
   if (!pod_cgroup_) {
     pod_cgroup_ = resourcesOf(podAsApplied());  // adopted: what its containers have
   }
-  // The pod as its cgroup's limits were last set, with each container's
-  // resources replaced by `of`'s where it has them.
+  // pod_ with each container's cpu and memory taken from `of` where it has them.
   auto podWith = [this](const std::map<std::string, ContainerResources>& of) {
     Pod p = pod_;
     for (auto* list : {&p.init_containers, &p.containers}) {
