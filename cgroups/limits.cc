@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "cgroups/cgroups.h"
 
@@ -34,6 +35,10 @@ uint64_t sharesToWeight(uint64_t shares) {
 
 int64_t milliCpuToQuota(int64_t milli_cpu, int64_t period_us) {
   if (milli_cpu <= 0) {
+    return -1;
+  }
+  // A limit so large its quota would not fit an int64 limits nothing: no quota.
+  if (period_us > 0 && milli_cpu > std::numeric_limits<int64_t>::max() / period_us) {
     return -1;
   }
   int64_t quota = milli_cpu * period_us / 1000;

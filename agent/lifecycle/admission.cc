@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "agent/model/pod_names.h"
+#include "agent/model/saturating.h"
 
 namespace kernelet::agent {
 namespace {
@@ -26,15 +27,15 @@ int64_t podRequest(const Pod& pod, const char* resource, bool milli) {
   int64_t sum = 0, init_max = 0, sidecars = 0;
   for (const auto& c : pod.init_containers) {
     if (c.restart_policy == "Always") {
-      sidecars += request(c, resource, milli);
+      sidecars = saturatingAdd(sidecars, request(c, resource, milli));
     }
     // An init container runs beside the sidecars started before it.
-    init_max = std::max(init_max, sidecars + request(c, resource, milli));
+    init_max = std::max(init_max, saturatingAdd(sidecars, request(c, resource, milli)));
   }
   for (const auto& c : pod.containers) {
-    sum += request(c, resource, milli);
+    sum = saturatingAdd(sum, request(c, resource, milli));
   }
-  return std::max(sum + sidecars, init_max);
+  return std::max(saturatingAdd(sum, sidecars), init_max);
 }
 
 Admission outOf(const std::string& resource, int64_t requested, int64_t used, int64_t capacity) {
@@ -125,8 +126,8 @@ Admission admit(const Pod& pod, const std::vector<const Pod*>& running, const No
   }
   int64_t cpu = 0, memory = 0, containers_used = 0;
   for (const Pod* p : running) {
-    cpu += podRequestMilliCpu(*p);
-    memory += podRequestMemory(*p);
+    cpu = saturatingAdd(cpu, podRequestMilliCpu(*p));
+    memory = saturatingAdd(memory, podRequestMemory(*p));
     containers_used += static_cast<int64_t>(p->init_containers.size() + p->containers.size());
   }
   // Past its open-file limit the agent could neither start a container nor
@@ -138,10 +139,10 @@ Admission admit(const Pod& pod, const std::vector<const Pod*>& running, const No
                  node.max_containers * kDescriptorsPerContainer);
   }
   int64_t want_cpu = podRequestMilliCpu(pod), want_memory = podRequestMemory(pod);
-  if (want_cpu > 0 && cpu + want_cpu > node.allocatable_milli_cpu) {
+  if (want_cpu > 0 && saturatingAdd(cpu, want_cpu) > node.allocatable_milli_cpu) {
     return outOf("cpu", want_cpu, cpu, node.allocatable_milli_cpu);
   }
-  if (want_memory > 0 && memory + want_memory > node.allocatable_memory) {
+  if (want_memory > 0 && saturatingAdd(memory, want_memory) > node.allocatable_memory) {
     return outOf("memory", want_memory, memory, node.allocatable_memory);
   }
   return {};

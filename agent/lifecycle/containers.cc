@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "agent/lifecycle/pod_worker.h"
+#include "agent/lifecycle/resize.h"
 #include "agent/log/log.h"
 #include "agent/model/stop_signal.h"
 #include "agent/stats/metrics.h"
@@ -432,7 +433,9 @@ void PodWorker::resyncAfter(bool async) {
 void PodWorker::onRunning(Ctr& c, const runtime::StartedContainer& run) {
   c.handle = run.handle;
   c.stop_signal = run.stop_signal;
-  c.actual = c.spec->resources;  // its cgroup was made from what is allocated
+  // Its cgroup was made from what was allocated when the start was asked
+  // for; a resize allocated since then is applied below, not assumed.
+  c.actual = run.resources;
   watchRun(c);
   // With a postStart hook it is not Running until the hook returned (hooks.cc).
   bool post_start = c.spec->lifecycle.post_start && !c.ephemeral && !stopping();
@@ -461,6 +464,15 @@ void PodWorker::onRunning(Ctr& c, const runtime::StartedContainer& run) {
     transition(c, CtrState::kStopping, "pod stopping");
     stopGracefully(c, graceLeft(), false);
     return;
+  }
+  if (resourcesDiffer(*c.actual, c.spec->resources) || pod_cgroup_pending_) {
+    // actuateResize skipped it while it started: its limits are set now, or
+    // (a resizePolicy of RestartContainer) it is restarted with them; and a
+    // pod cgroup that kept room for its old process is lowered.
+    actuateResize();
+    if (c.state != CtrState::kRunning || c.replace) {
+      return;
+    }
   }
   if (post_start) {
     c.status.started = false;

@@ -14,17 +14,36 @@
 #include "agent/lifecycle/pod_worker.h"
 #include "agent/lifecycle/resize.h"
 #include "agent/log/log.h"
+#include "agent/runtime/pod_sandbox.h"
 
 namespace kernelet::agent {
+namespace {
 
-std::map<std::string, ContainerResources> PodWorker::allocatedResources() const {
+std::map<std::string, ContainerResources> resourcesOf(const Pod& pod) {
   std::map<std::string, ContainerResources> out;
-  for (const auto* list : {&pod_.init_containers, &pod_.containers}) {
+  for (const auto* list : {&pod.init_containers, &pod.containers}) {
     for (const auto& c : *list) {
       out[c.name] = c.resources;
     }
   }
   return out;
+}
+
+// `r` with the memory limit of `other` (none if it has none).
+ContainerResources withMemoryOf(const ContainerResources& r, const ContainerResources& other) {
+  ContainerResources out = r;
+  if (auto it = other.limits.find("memory"); it != other.limits.end()) {
+    out.limits.insert_or_assign("memory", it->second);
+  } else {
+    out.limits.erase("memory");
+  }
+  return out;
+}
+
+}  // namespace
+
+std::map<std::string, ContainerResources> PodWorker::allocatedResources() const {
+  return resourcesOf(pod_);
 }
 
 void PodWorker::keepAllocated(const std::map<std::string, ContainerResources>& allocated) {
@@ -110,21 +129,50 @@ void PodWorker::resize() {
 
 void PodWorker::actuateResize() {
   resize_error_.reset();
-  Pod actual = pod_;  // the pod as its cgroups are once this round is done
-  bool changed = false;
-  auto apply = [&](Ctr& c, const ContainerResources& target) {
-    if (auto r = ctx_.runtime->resizeContainer(c.handle, target); !r) {
-      log::error("Resize container",
-                 {{"pod", who()}, {"container", c.spec->name}, {"err", r.error().message()}});
-      resize_error_ = PodCondition{.type = kPodResizeInProgress,
-                                   .status = "True",
-                                   .reason = kResizeError,
-                                   .message = r.error().message()};
-      return;
-    }
-    c.actual = target;
-    changed = true;
+  auto fail = [this](const std::string& message) {
+    resize_error_ = PodCondition{
+        .type = kPodResizeInProgress, .status = "True", .reason = kResizeError, .message = message};
   };
+  if (!sandbox_) {
+    // No pod cgroup yet: it is made from what is allocated (pod_worker.cc).
+    pod_cgroup_.reset();
+    if (resized_) {
+      saveAllocation();
+    }
+    return;
+  }
+  if (!pod_cgroup_) {
+    pod_cgroup_ = resourcesOf(podAsApplied());  // adopted: what its containers have
+  }
+  // pod_ with each container's cpu and memory taken from `of` where it has them.
+  auto podWith = [this](const std::map<std::string, ContainerResources>& of) {
+    Pod p = pod_;
+    for (auto* list : {&p.init_containers, &p.containers}) {
+      for (auto& k : *list) {
+        if (auto it = of.find(k.name); it != of.end()) {
+          k.resources = withResizable(k.resources, it->second);
+        }
+      }
+    }
+    return p;
+  };
+  // Raise before, lower after, as the kubelet orders pod and container
+  // cgroup updates: the pod cgroup first makes room for both the limits it
+  // was set from and those allocated, so no container is held by its pod
+  // below what it is given; it is lowered once the containers have theirs.
+  Pod room = podWith(*pod_cgroup_);
+  for (auto [to, from] : {std::pair{&room.init_containers, &pod_.init_containers},
+                          {&room.containers, &pod_.containers}}) {
+    for (size_t i = 0; i < to->size(); i++) {
+      (*to)[i].resources = widest((*to)[i].resources, (*from)[i].resources);
+    }
+  }
+  if (!applyPodCgroup(room)) {
+    if (resized_) {
+      saveAllocation();
+    }
+    return;
+  }
   // The containers to give new limits live, and those to restart.
   for (auto& c : ctrs_) {
     if (c.ephemeral || c.state != CtrState::kRunning || !c.actual || c.replace ||
@@ -135,7 +183,6 @@ void PodWorker::actuateResize() {
       log::info("Container resize requires a restart",
                 {{"pod", who()}, {"container", c.spec->name}});
       stopContainer(c, "Container " + c.spec->name + " resize requires restart", true);
-      changed = true;  // the pod cgroup makes room for what it restarts with
       continue;
     }
     ContainerResources target = c.spec->resources;
@@ -148,10 +195,7 @@ void PodWorker::actuateResize() {
       if (auto why =
               memoryLimitBelowUsage("container " + c.spec->name, old_limit, new_limit, usage)) {
         log::warning("Pod resize not applied", {{"pod", who()}, {"message", *why}});
-        resize_error_ = PodCondition{.type = kPodResizeInProgress,
-                                     .status = "True",
-                                     .reason = kResizeError,
-                                     .message = *why};
+        fail(*why);
         if (old_limit) {
           target.limits.insert_or_assign("memory", c.actual->limits.at("memory"));
         } else {
@@ -162,33 +206,84 @@ void PodWorker::actuateResize() {
         }
       }
     }
-    apply(c, target);
+    if (auto r = ctx_.runtime->resizeContainer(c.handle, target); !r) {
+      log::error("Resize container",
+                 {{"pod", who()}, {"container", c.spec->name}, {"err", r.error().message()}});
+      fail(r.error().message());
+      continue;
+    }
+    c.actual = target;
   }
-  if (changed) {
-    for (auto* list : {&actual.init_containers, &actual.containers}) {
-      for (auto& k : *list) {
-        auto it = std::find_if(ctrs_.begin(), ctrs_.end(), [&](const Ctr& c) {
-          return !c.ephemeral && c.spec->name == k.name;
-        });
-        // A container restarting for the resize has what is allocated.
-        if (it != ctrs_.end() && it->actual && !it->replace) {
-          k.resources = *it->actual;
+  // Then the pod cgroup is lowered to what its containers have now; a
+  // container restarting for the resize keeps room for its old process until
+  // it runs again, and the pod's memory limit, like a container's, is not
+  // lowered below what the pod uses.
+  Pod lowered = podAsApplied();
+  pod_cgroup_pending_ = false;
+  for (const auto& c : ctrs_) {
+    pod_cgroup_pending_ = pod_cgroup_pending_ || (!c.ephemeral && c.replace);
+  }
+  std::optional<int64_t> old_limit = podCgroupLimits(room).memory_max,
+                         new_limit = podCgroupLimits(lowered).memory_max;
+  if (new_limit && (!old_limit || *new_limit < *old_limit)) {
+    // Unreadable (no memory controller), it counts as nothing, as a
+    // container's does.
+    auto usage = ctx_.runtime->podMemoryUsage(pod_.uid);
+    if (auto why =
+            memoryLimitBelowUsage("pod " + pod_.name, old_limit, new_limit, usage ? *usage : 0)) {
+      log::warning("Pod resize not applied", {{"pod", who()}, {"message", *why}});
+      fail(*why);
+      pod_cgroup_pending_ = true;  // tried again when a container (re)starts
+      for (auto [to, from] : {std::pair{&lowered.init_containers, &room.init_containers},
+                              {&lowered.containers, &room.containers}}) {
+        for (size_t i = 0; i < to->size(); i++) {
+          (*to)[i].resources = withMemoryOf((*to)[i].resources, (*from)[i].resources);
         }
       }
     }
-    if (auto r = ctx_.runtime->resizePod(actual); !r) {
-      log::error("Resize pod cgroup", {{"pod", who()}, {"err", r.error().message()}});
-      resize_error_ = PodCondition{.type = kPodResizeInProgress,
-                                   .status = "True",
-                                   .reason = kResizeError,
-                                   .message = r.error().message()};
-    } else {
-      log::info("Pod resize applied", {{"pod", who()}});
-    }
   }
+  applyPodCgroup(lowered);
   if (resized_) {
     saveAllocation();
   }
+}
+
+Pod PodWorker::podAsApplied() const {
+  Pod p = pod_;
+  for (auto* list : {&p.init_containers, &p.containers}) {
+    for (auto& k : *list) {
+      auto it = std::find_if(ctrs_.begin(), ctrs_.end(),
+                             [&](const Ctr& c) { return !c.ephemeral && c.spec->name == k.name; });
+      if (it == ctrs_.end() || !it->actual) {
+        continue;  // not running: what it will start with, what is allocated
+      }
+      k.resources = it->replace ? widest(*it->actual, k.resources) : *it->actual;
+    }
+  }
+  return p;
+}
+
+bool PodWorker::applyPodCgroup(const Pod& pod) {
+  std::map<std::string, ContainerResources> from = resourcesOf(pod);
+  bool same = pod_cgroup_ && pod_cgroup_->size() == from.size();
+  for (auto k = from.begin(); same && k != from.end(); ++k) {
+    auto it = pod_cgroup_->find(k->first);
+    same = it != pod_cgroup_->end() && !resourcesDiffer(it->second, k->second);
+  }
+  if (same) {
+    return true;
+  }
+  if (auto r = ctx_.runtime->resizePod(pod); !r) {
+    log::error("Resize pod cgroup", {{"pod", who()}, {"err", r.error().message()}});
+    resize_error_ = PodCondition{.type = kPodResizeInProgress,
+                                 .status = "True",
+                                 .reason = kResizeError,
+                                 .message = r.error().message()};
+    return false;
+  }
+  log::info("Pod resize applied", {{"pod", who()}});
+  pod_cgroup_ = std::move(from);
+  return true;
 }
 
 void PodWorker::saveAllocation() {

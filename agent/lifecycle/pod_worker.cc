@@ -162,6 +162,7 @@ void PodWorker::start() {
     }
     sandbox_ = *sb;
     status_.pod_ip = sb->ip;
+    pod_cgroup_ = allocatedResources();  // its limits were made from these (resize)
   }
   if (!volumes_ready_) {
     if (waitingForObjects()) {

@@ -251,6 +251,13 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   // Admits what the API wants (Deferred, Infeasible) and applies what is allocated.
   void resize();
   void actuateResize();
+  // The pod the pod cgroup's limits are set from: each container as its
+  // cgroup has it, a container restarting for a resize with the larger of
+  // what its old process has and what it restarts with.
+  Pod podAsApplied() const;
+  // Sets the pod cgroup's limits from `pod` unless they are those already
+  // set (pod_cgroup_); false, with resize_error_, if that failed.
+  bool applyPodCgroup(const Pod& pod);
   void saveAllocation();
   // Reads the checkpoint a previous agent left (in the constructor).
   void loadAllocation();
@@ -419,6 +426,13 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   // Error (a limit not applied), each with its reason and message.
   std::optional<PodCondition> resize_pending_, resize_error_;
   bool resized_ = false;  // a resize was allocated: the checkpoint is kept
+  // Each container's resources the pod cgroup's limits were last set from
+  // (unset until a resize: what the sandbox was made with, the actuals).
+  std::optional<std::map<std::string, ContainerResources>> pod_cgroup_;
+  // The pod cgroup keeps room for a restarting container's old process, or
+  // a memory limit that could not be lowered yet: it is set again once a
+  // container (re)starts.
+  bool pod_cgroup_pending_ = false;
 };
 
 }  // namespace kernelet::agent

@@ -1,5 +1,9 @@
 #include "agent/lifecycle/resize.h"
 
+#include <string_view>
+
+#include "agent/model/saturating.h"
+
 namespace kernelet::agent {
 namespace {
 
@@ -35,8 +39,8 @@ ResizeAdmission admitResize(const Pod& wanted, const std::vector<const Pod*>& ot
   }
   int64_t used_cpu = 0, used_memory = 0;
   for (const Pod* p : others) {
-    used_cpu += podRequestMilliCpu(*p);
-    used_memory += podRequestMemory(*p);
+    used_cpu = saturatingAdd(used_cpu, podRequestMilliCpu(*p));
+    used_memory = saturatingAdd(used_memory, podRequestMemory(*p));
   }
   auto deferred = [](const char* resource, int64_t requested, int64_t used, int64_t capacity) {
     return ResizeAdmission{ResizeAdmission::Verdict::kDeferred,
@@ -45,10 +49,10 @@ ResizeAdmission admitResize(const Pod& wanted, const std::vector<const Pod*>& ot
                                std::to_string(used) + ", capacity: " + std::to_string(capacity)};
   };
   // The scheduler's fit (the kubelet's canAdmitPod), cpu first as it checks.
-  if (cpu > 0 && used_cpu + cpu > node.allocatable_milli_cpu) {
+  if (cpu > 0 && saturatingAdd(used_cpu, cpu) > node.allocatable_milli_cpu) {
     return deferred("cpu", cpu, used_cpu, node.allocatable_milli_cpu);
   }
-  if (memory > 0 && used_memory + memory > node.allocatable_memory) {
+  if (memory > 0 && saturatingAdd(used_memory, memory) > node.allocatable_memory) {
     return deferred("memory", memory, used_memory, node.allocatable_memory);
   }
   return {};
@@ -87,6 +91,29 @@ bool resizeRestarts(const Container& spec, const ContainerResources& from,
     }
   }
   return false;
+}
+
+ContainerResources widest(const ContainerResources& a, const ContainerResources& b) {
+  // cpu in millicores, memory in bytes (its millis would clamp past 8 PiB).
+  auto less = [](const char* name, const apiclient::Quantity* x, const apiclient::Quantity* y) {
+    return std::string_view(name) == "cpu" ? x->milliValue() < y->milliValue()
+                                           : x->value() < y->value();
+  };
+  ContainerResources out = b;
+  for (const char* name : kResizableResources) {
+    const apiclient::Quantity *x = find(a.requests, name), *y = find(b.requests, name);
+    if (x != nullptr && (y == nullptr || less(name, y, x))) {
+      out.requests.insert_or_assign(name, *x);
+    }
+    x = find(a.limits, name);
+    y = find(b.limits, name);
+    if (x == nullptr || y == nullptr) {
+      out.limits.erase(name);  // no limit on either side: none while both may run
+    } else if (less(name, y, x)) {
+      out.limits.insert_or_assign(name, *x);
+    }
+  }
+  return out;
 }
 
 std::optional<int64_t> memoryLimit(const ContainerResources& r) {

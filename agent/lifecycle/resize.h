@@ -55,6 +55,11 @@ ContainerResources withResizable(const ContainerResources& from, const Container
 bool resizeRestarts(const Container& spec, const ContainerResources& from,
                     const ContainerResources& to);
 
+// Per resource (cpu, memory), the larger of `a`'s and `b`'s requests and
+// limits, a missing limit being the largest: what a cgroup needs while a
+// process started with `a` may still run where one with `b` will.
+ContainerResources widest(const ContainerResources& a, const ContainerResources& b);
+
 // The memory limit in bytes `r` sets, or nullopt (no limit).
 std::optional<int64_t> memoryLimit(const ContainerResources& r);
 

@@ -69,6 +69,9 @@ struct Instance {
   PumpedPipe pipes[2];
   ContainerStdio stdio;  // stdin, the terminal, attach sessions
   int stop_signal = 15;
+  // The cpu and memory its cgroup was made with: the pod worker records
+  // them as applied (a resize during the start is applied after it).
+  ContainerResources resources;
   // Started by a previous agent: not our child, so its exit status may have
   // to come from the keeper.
   bool adopted = false;

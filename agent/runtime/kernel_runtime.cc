@@ -361,8 +361,9 @@ std::expected<std::unique_ptr<Instance>, StartFailure> KernelRuntime::create(
       !d) {
     return fail("CreateContainerError", d.error());
   }
+  inst->resources = r.container->resources;
   if (sandbox_env_.enforce_limits) {
-    if (auto l = inst->cgroup.apply(containerCgroupLimits(r.container->resources)); !l) {
+    if (auto l = inst->cgroup.apply(containerCgroupLimits(inst->resources)); !l) {
       return fail("CreateContainerError", l.error());
     }
   }
@@ -610,6 +611,7 @@ void KernelRuntime::started(uint64_t id, Result<isolation::Process> proc) {
                            .started_at = inst->run.started_at,
                            .pid = inst->proc.pid(),
                            .stop_signal = inst->stop_signal,
+                           .resources = inst->resources,
                            .user = inst->run.user.value_or(ProcessUser{})};
   containers_[h] = std::move(inst);
   s->done(std::move(started));

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "agent/model/pod_names.h"
+#include "agent/model/saturating.h"
 #include "agent/runtime/pod_sysctls.h"
 #include "netns/dns_files.h"
 #include "sys/fileio.h"
@@ -85,7 +86,7 @@ int64_t sumOrMissing(const Pod& pod, const char* resource, bool limits, bool mil
       all = false;
       continue;
     }
-    sum += milli ? it->second.milliValue() : it->second.value();
+    sum = saturatingAdd(sum, milli ? it->second.milliValue() : it->second.value());
   }
   return sum;
 }

@@ -95,7 +95,10 @@ struct StartedContainer {
   std::string started_at;  // RFC 3339
   int pid = 0;
   int stop_signal = 15;  // lifecycle.stopSignal, the image's StopSignal, or SIGTERM
-  ProcessUser user;      // who its process started as
+  // What its cgroup was made with: the container's resources when the start
+  // was asked for, which a resize may have changed since.
+  ContainerResources resources;
+  ProcessUser user;  // who its process started as
 };
 
 struct StartFailure {

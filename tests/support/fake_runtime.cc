@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "agent/runtime/pod_sandbox.h"
 #include "agent/runtime/termination_message.h"
 #include "sys/unique_fd.h"
 
@@ -195,9 +196,12 @@ void FakeRuntime::startContainer(const rt::ContainerRequest& request,
        tty = request.container->tty;
   std::string log_path = request.log_dir + "/" + std::to_string(request.restart_count) + ".log";
   bool fallback = request.container->termination_message_policy == "FallbackToLogsOnError";
+  // Its cgroup is made now, from the resources asked for now (as the real
+  // runtime's create does), whenever the answer arrives.
+  agent::ContainerResources resources = request.container->resources;
   bool wants_file =
       !termination_dir_.empty() && !request.container->termination_message_path.empty();
-  auto answer = [this, name, uid, stdin, stdin_once, tty, log_path, fallback, wants_file,
+  auto answer = [this, name, uid, stdin, stdin_once, tty, log_path, fallback, wants_file, resources,
                  done = std::move(done)] {
     auto& failures = start_failures_[name];
     std::string id = std::string(64 - std::to_string(next_).size(), '0') + std::to_string(next_);
@@ -224,11 +228,13 @@ void FakeRuntime::startContainer(const rt::ContainerRequest& request,
                 .termination_file = file,
                 .log_path = log_path,
                 .fallback_to_logs = fallback};
+    cgroup_[name] = limitsText(resources);
     done(rt::StartedContainer{.handle = h,
                               .id = id,
                               .started_at = rt::nowRfc3339(),
                               .pid = static_cast<int>(1000 + h),
-                              .stop_signal = SIGTERM});
+                              .stop_signal = SIGTERM,
+                              .resources = resources});
   };
   if (async_starts_) {
     pending_.push_back(timers_.after(std::chrono::seconds(0), answer));
@@ -318,6 +324,16 @@ Result<rt::ContainerStats> FakeRuntime::stats(rt::ContainerHandle h) {
       .cpu_usage_usec = 1000, .memory_working_set = 4096, .memory_current = current};
 }
 
+std::string FakeRuntime::limitsText(const agent::ContainerResources& resources) {
+  std::string text;
+  for (const char* r : {"cpu", "memory"}) {
+    if (auto l = resources.limits.find(r); l != resources.limits.end()) {
+      text += (text.empty() ? "" : " ") + std::string(r) + "=" + l->second.str();
+    }
+  }
+  return text;
+}
+
 Result<void> FakeRuntime::resizeContainer(rt::ContainerHandle h,
                                           const agent::ContainerResources& resources) {
   auto it = runs_.find(h);
@@ -325,19 +341,17 @@ Result<void> FakeRuntime::resizeContainer(rt::ContainerHandle h,
     return makeError("resize container", std::to_string(h), "no such container");
   }
   calls_.push_back("resize " + it->second.name);
-  std::string text;
-  for (const char* r : {"cpu", "memory"}) {
-    if (auto l = resources.limits.find(r); l != resources.limits.end()) {
-      text += (text.empty() ? "" : " ") + std::string(r) + "=" + l->second.str();
-    }
-  }
-  resized_[it->second.name] = text;
+  resized_[it->second.name] = limitsText(resources);
+  cgroup_[it->second.name] = limitsText(resources);
   return {};
 }
 
 Result<void> FakeRuntime::resizePod(const agent::Pod& pod) {
-  (void)pod;
   calls_.push_back("resizePod");
+  // The limits the real runtime writes, from the same function.
+  cgroups::Limits l = agent::podCgroupLimits(pod);
+  pod_limits_ = "cpu=" + (l.cpu_max ? std::to_string(l.cpu_max->quota_us) : "max") +
+                " memory=" + (l.memory_max ? std::to_string(*l.memory_max) : "max");
   return {};
 }
 

@@ -66,6 +66,15 @@ class FakeRuntime : public rt::PodRuntime {
     auto it = resized_.find(name);
     return it == resized_.end() ? "" : it->second;
   }
+  // The cpu and memory limits container `name`'s cgroup has now, in the same
+  // form: those it was started with, or resized to since.
+  std::string cgroupLimits(const std::string& name) const {
+    auto it = cgroup_.find(name);
+    return it == cgroup_.end() ? "" : it->second;
+  }
+  // The pod cgroup's cpu.max quota and memory.max as the last resizePod set
+  // them ("cpu=70000 memory=268435456", "max" for none); "" before any.
+  const std::string& podLimits() const { return pod_limits_; }
   // What an exec in container `name` exits with and prints.
   void setExec(const std::string& name, int exit_code, const std::string& output = "");
 
@@ -176,6 +185,7 @@ class FakeRuntime : public rt::PodRuntime {
   };
   // The run ended or was let go: its sessions' pipes close, their `ended` runs.
   static void endSessions(Run& run);
+  static std::string limitsText(const agent::ContainerResources& resources);
   struct ExecResult {
     int code = 0;
     std::string output;
@@ -194,7 +204,8 @@ class FakeRuntime : public rt::PodRuntime {
   std::map<std::string, ExecResult> execs_;
   std::map<std::string, int> starts_;
   std::map<std::string, uint64_t> memory_;
-  std::map<std::string, std::string> resized_;
+  std::map<std::string, std::string> resized_, cgroup_;
+  std::string pod_limits_;
   uint64_t pod_memory_ = 0;
   std::map<std::string, std::string> shared_pid_;
   std::string termination_dir_;

@@ -88,6 +88,32 @@ Pod withRequests(const std::string& cpu, const std::string& memory) {
   return p;
 }
 
+// A Quantity clamps 8Ei (2^63) to INT64_MAX: two such requests summed as
+// plain int64 wrap negative and would fit any node.
+TEST(Admission, RequestsThatOverflowWhenSummedAreRefusedNotWrapped) {
+  NodeResources node{.allocatable_milli_cpu = 2000, .allocatable_memory = 1 << 30, .max_pods = 3};
+  Pod memory = withRequests("1m", "8Ei");
+  memory.containers.push_back(memory.containers[0]);
+  memory.containers[1].name = "d";
+  Admission a = admit(memory, {}, node);
+  EXPECT_FALSE(a.admitted);
+  EXPECT_EQ(a.reason, "OutOfmemory");
+  EXPECT_EQ(a.message,
+            "Node didn't have enough resource: memory, requested: 9223372036854775807, "
+            "used: 0, capacity: 1073741824");
+  Pod cpu = withRequests("8Ei", "1Mi");
+  cpu.init_containers.push_back(cpu.containers[0]);
+  cpu.init_containers[0].name = "side";
+  cpu.init_containers[0].restart_policy = "Always";
+  a = admit(cpu, {}, node);
+  EXPECT_FALSE(a.admitted);
+  EXPECT_EQ(a.reason, "OutOfcpu");
+  // Beside a running pod that asks for that much, a small pod does not fit either.
+  Pod small = withRequests("1m", "1Mi");
+  Pod huge = withRequests("8Ei", "8Ei");
+  EXPECT_EQ(admit(small, {&huge, &huge}, node).reason, "OutOfcpu");
+}
+
 TEST(Admission, RejectsWithTheKubeletsReasons) {
   NodeResources node{.allocatable_milli_cpu = 2000, .allocatable_memory = 1 << 30, .max_pods = 3};
   Pod a = withRequests("1500m", "100Mi");

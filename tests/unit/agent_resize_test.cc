@@ -8,6 +8,7 @@
 
 #include "agent/lifecycle/allocation_checkpoint.h"
 #include "agent/lifecycle/resize.h"
+#include "agent/runtime/pod_sandbox.h"
 #include "support/temp_dir.h"
 #include "unit/lifecycle_fixture.h"
 
@@ -66,6 +67,41 @@ TEST(ResizeAdmit, MoreThanTheNodeHasIsInfeasibleInTheKubeletsWords) {
   EXPECT_EQ(v.message,
             "Node didn't have enough capacity: memory, requested: 1125899906842624, "
             "capacity: 4294967296");
+}
+
+TEST(ResizeAdmit, SumsThatWouldOverflowAreInfeasibleNotWrapped) {
+  Pod two = onePod(res("100m", "", "8Ei", "8Ei"));
+  two.containers.push_back(two.containers[0]);
+  two.containers[1].name = "side";
+  auto v = admitResize(two, {}, node2cpu());
+  EXPECT_EQ(v.verdict, ResizeAdmission::Verdict::kInfeasible);
+  EXPECT_EQ(v.message,
+            "Node didn't have enough capacity: memory, requested: 9223372036854775807, capacity: "
+            "4294967296");
+  two = onePod(res("8Ei", "8Ei", "", ""));
+  two.containers.push_back(two.containers[0]);
+  two.containers[1].name = "side";
+  v = admitResize(two, {}, node2cpu());
+  EXPECT_EQ(v.verdict, ResizeAdmission::Verdict::kInfeasible);
+  EXPECT_EQ(
+      v.message,
+      "Node didn't have enough capacity: cpu, requested: 9223372036854775807, capacity: 2000");
+  // The others' sum saturates too: a small resize beside them is Deferred.
+  Pod huge = onePod(res("8Ei", "", "", ""));
+  v = admitResize(onePod(res("1", "1", "", "")), {&huge, &huge}, node2cpu());
+  EXPECT_EQ(v.verdict, ResizeAdmission::Verdict::kDeferred);
+}
+
+TEST(ResizePodCgroup, LimitsThatOverflowWhenSummedSaturate) {
+  Pod two = onePod(res("8Ei", "8Ei", "8Ei", "8Ei"));
+  two.containers.push_back(two.containers[0]);
+  two.containers[1].name = "side";
+  cgroups::Limits l = podCgroupLimits(two);
+  ASSERT_TRUE(l.memory_max);
+  EXPECT_EQ(*l.memory_max, INT64_MAX);
+  ASSERT_TRUE(l.cpu_max);
+  EXPECT_EQ(l.cpu_max->quota_us, -1) << "a quota past int64 is no quota (cpu.max \"max\")";
+  EXPECT_EQ(*l.cpu_weight, 10000u);
 }
 
 TEST(ResizeAdmit, NoRoomBesideTheOthersNowIsDeferred) {
@@ -246,7 +282,9 @@ TEST_F(Resize, CpuIsAppliedLiveWithoutARestart) {
   worker_->update(resized("app", res("300m", "500m", "64Mi", "128Mi")));
   ASSERT_TRUE(until([&] { return quantity(ctr("app").resources->limits, "cpu") == "500m"; }));
   EXPECT_EQ(runtime_->resized("app"), "cpu=500m memory=128Mi");
-  EXPECT_EQ(runtime_->calls("resize"), (Strings{"resize app", "resizePod"}));
+  // A raise: the pod cgroup first (as the kubelet orders it), then the container.
+  EXPECT_EQ(runtime_->calls("resize"), (Strings{"resizePod", "resize app"}));
+  EXPECT_EQ(runtime_->podLimits(), "cpu=70000 memory=268435456");
   EXPECT_EQ(runtime_->starts("app"), 1);
   EXPECT_EQ(ctr("app").restart_count, 0);
   EXPECT_EQ(quantity(*ctr("app").allocated_resources, "cpu"), "300m");
@@ -274,6 +312,32 @@ TEST_F(Resize, MemoryWithRestartContainerRestartsJustThatContainer) {
   EXPECT_EQ(quantity(ctr("app").resources->limits, "memory"), "256Mi");
   EXPECT_TRUE(sawEvent("Normal Killing app: Container app resize requires restart"));
   ASSERT_TRUE(until([&] { return cond(kPodResizeInProgress) == nullptr; }));
+}
+
+// A resize allocated while a container starts (its cgroup already made
+// from the old resources) is applied once it runs, not just reported.
+TEST_F(Resize, AResizeDuringAStartIsAppliedOnceItRuns) {
+  runtime_->setAsyncStarts(true);
+  run(kTwoContainers);
+  worker_->update(resized("app", res("300m", "500m", "64Mi", "128Mi")));
+  ASSERT_TRUE(until([&] { return running("app") && running("side"); }));
+  ASSERT_TRUE(until([&] { return cond(kPodResizeInProgress) == nullptr; }));
+  EXPECT_EQ(runtime_->cgroupLimits("app"), "cpu=500m memory=128Mi");
+  EXPECT_EQ(quantity(ctr("app").resources->limits, "cpu"), "500m");
+  EXPECT_EQ(runtime_->starts("app"), 1);
+  auto saved = readAllocation(allocationPath(dir_.path(), "u1"));
+  ASSERT_TRUE(saved && *saved);
+  EXPECT_EQ((*saved)->containers.at("app").actuated->limits.at("cpu"), q("500m"));
+}
+
+TEST_F(Resize, AResizeDuringAStartThatNeedsARestartRestartsItOnceItRuns) {
+  runtime_->setAsyncStarts(true);
+  run(kTwoContainers);
+  worker_->update(resized("app", res("100m", "200m", "64Mi", "256Mi")));
+  ASSERT_TRUE(until([&] { return runtime_->starts("app") == 2 && running("app"); }));
+  ASSERT_TRUE(until([&] { return cond(kPodResizeInProgress) == nullptr; }));
+  EXPECT_EQ(runtime_->cgroupLimits("app"), "cpu=200m memory=256Mi");
+  EXPECT_EQ(quantity(ctr("app").resources->limits, "memory"), "256Mi");
 }
 
 TEST_F(Resize, InfeasibleIsPendingAndNothingChanges) {
@@ -328,6 +392,51 @@ TEST_F(Resize, AMemoryLimitBelowUsageIsNotAppliedAndReported) {
   EXPECT_EQ(quantity(ctr("app").resources->limits, "memory"), "128Mi");
   EXPECT_EQ(quantity(ctr("app").resources->limits, "cpu"), "400m");
   EXPECT_EQ(runtime_->starts("app"), 1);
+}
+
+TEST_F(Resize, APodMemoryLimitBelowThePodsUsageIsNotApplied) {
+  run(kTwoContainers);
+  ASSERT_TRUE(until([&] { return running("app") && running("side"); }));
+  runtime_->setPodMemoryUsage(200 << 20);
+  worker_->update(resized("side", res("100m", "200m", "64Mi", "64Mi")));
+  ASSERT_NE(cond(kPodResizeInProgress), nullptr);
+  EXPECT_EQ(cond(kPodResizeInProgress)->reason, "Error");
+  EXPECT_EQ(cond(kPodResizeInProgress)->message,
+            "attempting to set pod web memory limit (201326592) below current usage (209715200)");
+  // The container's own limit is lowered (it uses little); the pod's is not.
+  EXPECT_EQ(runtime_->resized("side"), "cpu=200m memory=64Mi");
+  EXPECT_EQ(runtime_->calls("resizePod"), Strings{});
+  // Once the pod uses less, the next try (a container's start) lowers it.
+  runtime_->setPodMemoryUsage(100 << 20);
+  ASSERT_TRUE(runtime_->exit("app", 1));
+  ASSERT_TRUE(until([&] { return runtime_->podLimits() == "cpu=40000 memory=201326592"; }));
+}
+
+TEST_F(Resize, APodLimitIsLoweredOnlyOnceTheContainerRestartingForItRuns) {
+  run(kTwoContainers);
+  ASSERT_TRUE(until([&] { return running("app") && running("side"); }));
+  runtime_->ignoreStopSignal("app");  // the old process runs on for its grace period
+  worker_->update(resized("app", res("100m", "200m", "64Mi", "64Mi")));
+  EXPECT_EQ(runtime_->calls("resizePod"), Strings{})
+      << "the pod keeps room for app's old process and its 128Mi";
+  ASSERT_TRUE(until([&] { return runtime_->starts("app") == 2 && running("app"); }));
+  ASSERT_TRUE(until([&] { return runtime_->podLimits() == "cpu=40000 memory=201326592"; }));
+  Strings order;
+  for (const auto& call : runtime_->calls()) {
+    if (call.starts_with("start app") || call == "resizePod") {
+      order.push_back(call);
+    }
+  }
+  EXPECT_EQ(order, (Strings{"start app", "start app", "resizePod"}));
+  EXPECT_EQ(runtime_->cgroupLimits("app"), "cpu=200m memory=64Mi");
+  ASSERT_TRUE(until([&] { return cond(kPodResizeInProgress) == nullptr; }));
+}
+
+TEST(ResizeWidest, TheLargerOfEachAndNoLimitOverAny) {
+  EXPECT_EQ(widest(res("100m", "200m", "64Mi", "128Mi"), res("300m", "100m", "32Mi", "256Mi")),
+            res("300m", "200m", "64Mi", "256Mi"));
+  EXPECT_EQ(widest(res("100m", "", "64Mi", "128Mi"), res("100m", "1", "64Mi", "")),
+            res("100m", "", "64Mi", ""));
 }
 
 TEST_F(Resize, AnAgentRestartMidResizeNeitherLosesNorReappliesIt) {

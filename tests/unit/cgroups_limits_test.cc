@@ -39,6 +39,10 @@ TEST(Quota, FromMilliCpuWithTheKubeletsFloor) {
   EXPECT_EQ(milliCpuToQuota(1), 1000);  // at least 1 ms per period
   EXPECT_EQ(milliCpuToQuota(0), -1);    // no limit
   EXPECT_EQ(milliCpuToQuota(250, 50000), 12500);
+  // milli_cpu * period past int64: no quota ("max"), not a wrapped one.
+  EXPECT_EQ(milliCpuToQuota(INT64_MAX), -1);
+  EXPECT_EQ(milliCpuToQuota(INT64_MAX / 100000 + 1), -1);
+  EXPECT_EQ(milliCpuToQuota(INT64_MAX / 100000), INT64_MAX / 100000 * 100000 / 1000);
 }
 
 TEST(PodCgroup, LaidOutAsTheCgroupfsDriverDoes) {
