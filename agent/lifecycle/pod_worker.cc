@@ -254,9 +254,7 @@ void PodWorker::update(const Pod& pod) {
   publish();
 }
 
-PodObjects* PodWorker::objects() const {
-  return isStaticPod(pod_) ? nullptr : ctx_.objects;
-}
+PodObjects* PodWorker::objects() const { return isStaticPod(pod_) ? nullptr : ctx_.objects; }
 
 PodRuntimeInfo PodWorker::runtimeInfo() const {
   return {sandbox_ ? sandbox_->ip : "", ctx_.node_ip, ctx_.node.allocatable_milli_cpu,
